@@ -1,0 +1,326 @@
+"""The user's config: one TOML file, validated into typed settings.
+
+Every problem becomes a ``ConfigError`` whose message names the file, the key (and the line
+for TOML syntax errors) in one sentence. Unknown keys are errors, not silently ignored: a typo
+in ``pasword_command`` must not turn into "no password".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+from kittiwake.core.errors import ConfigError
+
+Security = Literal["tls", "starttls", "none"]
+_T = TypeVar("_T")
+
+_ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_DEFAULT_PORTS = {
+    "imap": {"tls": 993, "starttls": 143, "none": 143},
+    "pop3": {"tls": 995, "starttls": 110, "none": 110},
+    "smtp": {"tls": 465, "starttls": 587, "none": 587},
+}
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerConfig(_Strict):
+    """How to reach and log in to one server."""
+
+    host: str
+    port: int | None = None
+    """Defaults from ``security``: see ``_DEFAULT_PORTS``."""
+    security: Security = "tls"
+    """"tls" (implicit TLS), "starttls" (required, never downgraded) or "none" (plain text)."""
+    user: str | None = None
+    """Login name; defaults to the account's email address."""
+    password: str | None = None
+    """Inline password: discouraged, warned about when the file is readable by others."""
+    password_command: str | list[str] | None = None
+    """Run without a shell; the first line of its output is the password."""
+    password_env: str | None = None
+    """Name of an environment variable holding the password."""
+    oauth2_token_command: str | list[str] | None = None
+    """Prints an OAuth2 access token (XOAUTH2/OAUTHBEARER) instead of a password."""
+    ca_file: str | None = None
+    """An extra trust anchor (PEM), on top of the system store."""
+    timeout: float = 30.0
+    """Seconds to wait for any single server reply."""
+
+
+class ImapConfig(ServerConfig):
+    poll_every: str = "5m"
+    """Without NOTIFY, how often the folders not being watched by IDLE are checked."""
+
+
+class Pop3Config(ServerConfig):
+    keep_on_server: bool | int = True
+    """true: leave mail on the server; false: delete once stored; N: delete after N days."""
+    check_every: str = "5m"
+    maildir: str | None = None
+    """Where the local Maildir++ tree lives; default: the XDG data dir."""
+    deliver_to: str | None = None
+    """"ACCOUNT/FOLDER": append downloaded mail to a folder of an IMAP account instead."""
+
+
+class SmtpConfig(ServerConfig):
+    save_sent: bool = True
+    """Save a copy to Sent after sending; false when the server files sent mail itself."""
+
+
+class AccountConfig(_Strict):
+    email: str
+    name: str = ""
+    """Display name for From."""
+    imap: ImapConfig | None = None
+    pop3: Pop3Config | None = None
+    smtp: SmtpConfig | None = None
+    archive_folder: str | None = None
+    """Used by archive when the server marks no \\Archive folder."""
+    addresses: list[str] = []
+    """Other addresses that are yours (removed from reply-all)."""
+
+
+class UiConfig(_Strict):
+    theme: str = "kittiwake-dark"
+    bell: bool = False
+    """Ring the terminal bell when new mail arrives in an inbox."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """A validated account: exactly one receive section, ports resolved."""
+
+    key: str
+    email: str
+    name: str
+    imap: ImapConfig | None
+    pop3: Pop3Config | None
+    smtp: SmtpConfig | None
+    archive_folder: str | None
+    addresses: tuple[str, ...]
+
+    @property
+    def kind(self) -> Literal["imap", "pop3"]:
+        return "imap" if self.imap is not None else "pop3"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    accounts: dict[str, Account]
+    ui: UiConfig = field(default_factory=UiConfig)
+    keys: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def parse_duration(text: str) -> float:
+    """ "90s", "5m", "1h", "2d" or plain seconds, as seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration such as 30s, 5m or 1h")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the config file at ``path``."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {_toml_error(exc)}") from None
+    config = config_from_dict(data, where=str(path))
+    warnings = list(config.warnings)
+    if _readable_by_others(path):
+        for account in config.accounts.values():
+            for section in (account.imap, account.pop3, account.smtp):
+                if section is not None and section.password is not None:
+                    warnings.append(
+                        f"{path}: accounts.{account.key} has an inline password in a file "
+                        "other users can read; use password_command or chmod 600"
+                    )
+                    break
+    return Config(path, config.accounts, config.ui, config.keys, tuple(warnings))
+
+
+def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
+    """Validate already-parsed TOML. ``where`` prefixes every error message."""
+    known = {"accounts", "ui", "keys"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key '{key}' (expected one of: accounts, ui, keys)")
+    ui = _convert(data.get("ui", {}), UiConfig, where, "ui")
+    keys_raw = data.get("keys", {})
+    if not isinstance(keys_raw, dict):
+        raise ConfigError(f'{where}: keys: expected a table of action = "key"')
+    keys: dict[str, str] = {}
+    for action, keyspec in keys_raw.items():
+        if not isinstance(keyspec, str):
+            raise ConfigError(f'{where}: keys.{action}: expected a string such as "ctrl+r"')
+        keys[action] = keyspec
+    accounts_raw = data.get("accounts", {})
+    if not isinstance(accounts_raw, dict):
+        raise ConfigError(f"{where}: accounts: expected a table of [accounts.NAME] sections")
+    if not accounts_raw:
+        raise ConfigError(f"{where}: no accounts: add an [accounts.NAME] section")
+    accounts = {name: _account(name, value, where) for name, value in accounts_raw.items()}
+    _check_deliver_to(accounts, where)
+    return Config(None, accounts, ui, keys)
+
+
+def _account(name: str, value: Any, where: str) -> Account:
+    at = f"accounts.{name}"
+    if not _ACCOUNT_NAME.match(name):
+        raise ConfigError(
+            f"{where}: {at}: account names may use letters, digits, '.', '_' and '-' only"
+        )
+    cfg = _convert(value, AccountConfig, where, at)
+    if (cfg.imap is None) == (cfg.pop3 is None):
+        raise ConfigError(f"{where}: {at}: needs exactly one of [{at}.imap] or [{at}.pop3]")
+    if "@" not in cfg.email:
+        raise ConfigError(f"{where}: {at}.email: {cfg.email!r} is not an email address")
+    sections: dict[str, ServerConfig | None] = {
+        "imap": cfg.imap,
+        "pop3": cfg.pop3,
+        "smtp": cfg.smtp,
+    }
+    resolved: dict[str, Any] = {}
+    for proto, section in sections.items():
+        if section is None:
+            resolved[proto] = None
+            continue
+        _check_server(section, where, f"{at}.{proto}")
+        port = section.port or _DEFAULT_PORTS[proto][section.security]
+        user = section.user or cfg.email
+        resolved[proto] = msgspec.structs.replace(section, port=port, user=user)
+    if cfg.pop3 is not None:
+        _check_duration(cfg.pop3.check_every, where, f"{at}.pop3.check_every")
+        keep = cfg.pop3.keep_on_server
+        if not isinstance(keep, bool) and keep < 0:
+            raise ConfigError(f"{where}: {at}.pop3.keep_on_server: days cannot be negative")
+    if cfg.imap is not None:
+        _check_duration(cfg.imap.poll_every, where, f"{at}.imap.poll_every")
+    return Account(
+        key=name,
+        email=cfg.email,
+        name=cfg.name,
+        imap=resolved["imap"],
+        pop3=resolved["pop3"],
+        smtp=resolved["smtp"],
+        archive_folder=cfg.archive_folder,
+        addresses=tuple(cfg.addresses),
+    )
+
+
+def _check_server(section: ServerConfig, where: str, at: str) -> None:
+    sources = [
+        k
+        for k in ("password", "password_command", "password_env", "oauth2_token_command")
+        if getattr(section, k) is not None
+    ]
+    if len(sources) > 1:
+        raise ConfigError(f"{where}: {at}: set only one of {', '.join(sources)}")
+    if section.port is not None and not 0 < section.port < 65536:
+        raise ConfigError(f"{where}: {at}.port: {section.port} is not a TCP port")
+    if section.ca_file is not None and not Path(section.ca_file).expanduser().is_file():
+        raise ConfigError(f"{where}: {at}.ca_file: {section.ca_file} does not exist")
+    if section.timeout <= 0:
+        raise ConfigError(f"{where}: {at}.timeout: must be a positive number of seconds")
+    if not section.host.strip():
+        raise ConfigError(f"{where}: {at}.host: must not be empty")
+
+
+def _check_duration(text: str, where: str, at: str) -> None:
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {at}: {exc}") from None
+
+
+def _check_deliver_to(accounts: dict[str, Account], where: str) -> None:
+    for account in accounts.values():
+        target = account.pop3.deliver_to if account.pop3 else None
+        if target is None:
+            continue
+        at = f"accounts.{account.key}.pop3.deliver_to"
+        dest, _, folder = target.partition("/")
+        if not folder or dest not in accounts or accounts[dest].imap is None:
+            raise ConfigError(
+                f'{where}: {at}: {target!r} must be "ACCOUNT/FOLDER" naming an IMAP account'
+            )
+
+
+_TYPE_WORDS = {
+    "int": "a whole number",
+    "str": "a string",
+    "bool": "true or false",
+    "float": "a number",
+    "object": "a table",
+    "array": "a list",
+    "null": "nothing",
+}
+
+
+def _convert(value: Any, kind: type[_T], where: str, at: str) -> _T:
+    try:
+        return msgspec.convert(value, kind, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{where}: {_describe(str(exc), at)}") from None
+
+
+def _describe(msg: str, at: str) -> str:
+    """Turn msgspec's "Expected `int`, got `str` - at `$.imap.port`" into plain words."""
+    text, _, path = msg.partition(" - at `")
+    path = path.rstrip("`").removeprefix("$")
+    full = at + path if at else path.lstrip(".")
+    if m := re.match(r"Object contains unknown field `(.+)`", text):
+        return f"{full}: unknown key '{m.group(1)}'"
+    if m := re.match(r"Object missing required field `(.+)`", text):
+        return f"{full}: missing required key '{m.group(1)}'"
+    if m := re.match(r"Expected `(.+)`, got `(.+)`", text):
+        wanted = " or ".join(
+            _TYPE_WORDS.get(t.strip(), t.strip())
+            for t in m.group(1).split("|")
+            if t.strip() != "null"
+        )
+        return f"{full}: expected {wanted}, got {_TYPE_WORDS.get(m.group(2), m.group(2))}"
+    if m := re.match(r"Invalid enum value (.+)", text):
+        return f"{full}: {m.group(1)} is not one of the allowed values (tls, starttls, none)"
+    return f"{full}: {text}"
+
+
+def _toml_error(exc: tomllib.TOMLDecodeError) -> str:
+    """tomllib says "... (at line 3, column 5)"; lead with the line, as editors do."""
+    msg = str(exc)
+    if m := re.search(r"\(at line (\d+), column (\d+)\)$", msg):
+        return f"line {m.group(1)}, column {m.group(2)}: {msg[: m.start()].strip()}"
+    if m := re.search(r"\(at end of document\)$", msg):
+        return f"at the end: {msg[: m.start()].strip()}"
+    return msg
+
+
+def _readable_by_others(path: Path) -> bool:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return bool(mode & (stat.S_IRGRP | stat.S_IROTH))

@@ -1,0 +1,100 @@
+"""Error hierarchy of the engine.
+
+Every error the user may see carries ``message``: one plain sentence saying what went wrong
+and where (file and key, or server and port). Full detail goes to the log, never the screen.
+"""
+
+from __future__ import annotations
+
+
+class KittiwakeError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    recoverable: bool = False
+
+
+class ConfigError(KittiwakeError):
+    """The config file is missing, malformed or inconsistent."""
+
+
+class SecretError(KittiwakeError):
+    """A password could not be obtained (command failed, variable unset)."""
+
+
+# --- IMAP -------------------------------------------------------------------------------
+#
+# ``ConnectionLost`` is also a ``ConnectionError`` so generic network handling catches it;
+# ``CommandTimeout`` is a ``ConnectionLost`` (a timed-out connection is dropped, its stream
+# can no longer be trusted) and a ``TimeoutError``. ``AuthFailed`` is a ``CommandFailed``
+# (the server said NO/BAD to LOGIN/AUTHENTICATE) so ``except CommandFailed`` sees it too.
+
+
+class ImapError(KittiwakeError):
+    """Base of every IMAP error."""
+
+
+class ProtocolError(ImapError):
+    """The server sent something the client cannot make sense of (or too much of it)."""
+
+
+class ResponseTooLarge(ProtocolError):
+    """One response (line plus literals) exceeds the configured bound."""
+
+
+class TlsError(ImapError):
+    """TLS could not be set up: handshake or certificate failure, or STARTTLS unavailable."""
+
+
+class StartTlsUnavailable(TlsError):
+    """STARTTLS is required by the config but the server does not offer it."""
+
+
+class CommandFailed(ImapError):
+    """The server answered NO or BAD; ``status`` and ``text`` hold its words."""
+
+    def __init__(self, message: str, *, command: str = "", status: str = "", text: str = "") -> None:
+        super().__init__(message)
+        self.command = command
+        self.status = status
+        self.text = text
+
+
+class AuthFailed(CommandFailed):
+    """The server rejected the credentials (or authentication is impossible as configured).
+
+    ``detail`` may hold the server's decoded SASL error challenge (XOAUTH2).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: str = "",
+        status: str = "",
+        text: str = "",
+        detail: str = "",
+    ) -> None:
+        super().__init__(message, command=command, status=status, text=text)
+        self.detail = detail
+
+
+class ImapStateError(ImapError):
+    """A command was issued in a state that does not allow it (e.g. during IDLE)."""
+
+
+class ConnectionLost(ImapError, ConnectionError):
+    """The connection is gone; every pending command fails with this at once."""
+
+    recoverable = True
+
+
+class ConnectFailed(ConnectionLost):
+    """The connection could not be opened (refused, unreachable, timed out, bad greeting)."""
+
+
+class CommandTimeout(ConnectionLost, TimeoutError):
+    """The server stayed silent for longer than the command's timeout; the link is dropped."""

@@ -1,0 +1,171 @@
+"""Config validation: every mistake becomes one sentence naming the file and the key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kittiwake.core.config import config_from_dict, load_config, parse_duration
+from kittiwake.core.errors import ConfigError
+
+GOOD = """\
+[accounts.work]
+email = "alice@example.org"
+name = "Alice Example"
+
+[accounts.work.imap]
+host = "imap.example.org"
+user = "alice"
+password_command = "pass show mail/work"
+
+[accounts.work.smtp]
+host = "smtp.example.org"
+security = "starttls"
+password_env = "WORK_PW"
+
+[accounts.home]
+email = "me@home.example"
+[accounts.home.pop3]
+host = "pop.home.example"
+security = "starttls"
+keep_on_server = 14
+check_every = "10m"
+password = "inline"
+
+[ui]
+theme = "kittiwake-light"
+
+[keys]
+quit = "ctrl+q"
+"""
+
+
+def write(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    os.chmod(path, mode)
+    return path
+
+
+def test_good_config_resolves_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD))
+    work = config.accounts["work"]
+    assert work.kind == "imap"
+    assert work.imap is not None and work.imap.port == 993 and work.imap.user == "alice"
+    assert work.smtp is not None and work.smtp.port == 587
+    assert work.smtp.user == "alice@example.org"  # login defaults to the address
+    home = config.accounts["home"]
+    assert home.kind == "pop3"
+    assert home.pop3 is not None and home.pop3.port == 110 and home.pop3.keep_on_server == 14
+    assert config.ui.theme == "kittiwake-light"
+    assert config.keys == {"quit": "ctrl+q"}
+    assert config.warnings == ()
+
+
+def test_inline_password_in_readable_file_warns(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD, 0o644))
+    assert len(config.warnings) == 1
+    assert "accounts.home" in config.warnings[0] and "inline password" in config.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[accounts.work\n", "line 1, column 15"),
+        (
+            '[accounts.w]\nemail = "a@b"\n[accounts.w.imap]\nhost = "h"\nport = "x"\n',
+            "accounts.w.imap.port: expected a whole number, got a string",
+        ),
+        (
+            '[accounts.w]\nemail = "a@b"\n[accounts.w.imap]\nhost = "h"\npasword_command = "x"\n',
+            "accounts.w.imap: unknown key 'pasword_command'",
+        ),
+        (
+            '[accounts.w]\nemail = "a@b"\n[accounts.w.imap]\nport = 1\n',
+            "accounts.w.imap: missing required key 'host'",
+        ),
+        (
+            '[accounts.w]\nemail = "a@b"\n[accounts.w.imap]\nhost = "h"\nsecurity = "ssl"\n',
+            "accounts.w.imap.security: 'ssl' is not one of the allowed values",
+        ),
+        ('[accounts.w]\nemail = "a@b"\n', "accounts.w: needs exactly one of"),
+        (
+            '[accounts.w]\nemail = "a@b"\n[accounts.w.imap]\nhost="h"\n[accounts.w.pop3]\nhost="h"\n',
+            "accounts.w: needs exactly one of",
+        ),
+        ('[accounts."bad/name"]\nemail = "a@b"\n', "account names may use"),
+        ('[acounts.w]\nemail = "a@b"\n', "unknown key 'acounts'"),
+        ("", "no accounts"),
+        (
+            '[accounts.w]\nemail = "nobody"\n[accounts.w.imap]\nhost = "h"\n',
+            "accounts.w.email: 'nobody' is not an email address",
+        ),
+        (
+            '[accounts.w]\nemail = "a@b"\n[accounts.w.imap]\nhost = "h"\npassword = "p"\n'
+            'password_command = "c"\n',
+            "set only one of password, password_command",
+        ),
+        (
+            '[accounts.w]\nemail = "a@b"\n[accounts.w.pop3]\nhost = "h"\ncheck_every = "soon"\n',
+            "accounts.w.pop3.check_every: 'soon' is not a duration",
+        ),
+        (
+            '[accounts.w]\nemail = "a@b"\n[accounts.w.pop3]\nhost = "h"\nkeep_on_server = "yes"\n',
+            "accounts.w.pop3.keep_on_server: expected true or false or a whole number, got a string",
+        ),
+        (
+            '[accounts.w]\nemail = "a@b"\n[accounts.w.imap]\nhost = "h"\nport = 70000\n',
+            "accounts.w.imap.port: 70000 is not a TCP port",
+        ),
+        (
+            '[accounts.w]\nemail = "a@b"\n[accounts.w.imap]\nhost = "h"\nca_file = "/nope.pem"\n',
+            "accounts.w.imap.ca_file: /nope.pem does not exist",
+        ),
+        (
+            '[accounts.w]\nemail = "a@b"\n[accounts.w.pop3]\nhost = "h"\ndeliver_to = "x/INBOX"\n',
+            "accounts.w.pop3.deliver_to",
+        ),
+        (
+            '[ui]\ntheme = 3\n[accounts.w]\nemail = "a@b"\n[accounts.w.imap]\nhost = "h"\n',
+            "ui.theme: expected a string, got a whole number",
+        ),
+    ],
+)
+def test_errors_name_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = info.value.message
+    assert message.startswith(f"{path}: "), message
+    assert expected in message, message
+    assert "\n" not in message and "Traceback" not in message
+
+
+def test_missing_and_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "absent.toml")
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b"\xff\xfe bad")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(path)
+
+
+def test_deliver_to_must_name_an_imap_account() -> None:
+    data = {
+        "accounts": {
+            "mail": {"email": "a@b", "imap": {"host": "h"}},
+            "old": {"email": "o@b", "pop3": {"host": "p", "deliver_to": "mail/Old"}},
+        }
+    }
+    config = config_from_dict(data)
+    assert config.accounts["old"].pop3 is not None
+    assert config.accounts["old"].pop3.deliver_to == "mail/Old"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("5m", 300), ("1h", 3600), ("2d", 172800), ("45", 45)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds

@@ -1,0 +1,112 @@
+"""The ``kittiwake`` command: parses arguments, loads config, starts the app or a headless command.
+
+Textual is imported only when the app itself starts, so headless commands stay light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from kittiwake.core import __version__, paths
+from kittiwake.core.config import Config, load_config
+from kittiwake.core.errors import KittiwakeError
+from kittiwake.core.logsetup import setup_logging
+
+log = logging.getLogger(__name__)
+
+EXAMPLE_CONFIG = """\
+[accounts.work]
+email = "alice@example.org"
+name = "Alice Example"
+
+[accounts.work.imap]
+host = "imap.example.org"
+security = "tls"                  # "tls" (port 993), "starttls" (143) or "none"
+password_command = "pass show mail/work"
+
+[accounts.work.smtp]
+host = "smtp.example.org"
+security = "starttls"             # port 587
+password_command = "pass show mail/work"
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kittiwake",
+        description="A keyboard-driven terminal mail client for IMAP, POP3 and SMTP.",
+        epilog=f"Config: {paths.default_config_path()}  Log: {paths.log_path()}",
+    )
+    parser.add_argument("--version", action="version", version=f"kittiwake {__version__}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="config file (default: $KITTIWAKE_CONFIG or the XDG config dir)",
+    )
+    parser.add_argument("--debug", action="store_true", help="log protocol detail (no secrets)")
+    parser.set_defaults(func=run_app)
+    return parser
+
+
+def no_config_message(path: Path) -> str:
+    return (
+        f"Kittiwake has no config yet. It looks for {path}\n"
+        "(pass --config PATH or set KITTIWAKE_CONFIG to use another file).\n\n"
+        "Create that file with one section per account, for example:\n\n"
+        f"{EXAMPLE_CONFIG}\n"
+        "Each account needs exactly one of [accounts.NAME.imap] or [accounts.NAME.pop3] to\n"
+        "receive mail, and [accounts.NAME.smtp] to send it. Every key is described in the\n"
+        "README. Then run kittiwake again."
+    )
+
+
+def load_user_config(args: argparse.Namespace) -> Config | None:
+    """The config named by the arguments, or None (after explaining) when there is none yet."""
+    path: Path = args.config or paths.default_config_path()
+    if not path.exists() and args.config is None:
+        print(no_config_message(path))
+        return None
+    config = load_config(path)
+    for warning in config.warnings:
+        print(f"kittiwake: warning: {warning}", file=sys.stderr)
+    return config
+
+
+def run_app(args: argparse.Namespace) -> int:
+    config = load_user_config(args)
+    if config is None:
+        return 0
+    from kittiwake.tui.app import KittiwakeApp  # Textual loads only here
+
+    KittiwakeApp(config).run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(paths.log_path(), logging.DEBUG if args.debug else logging.INFO)
+    try:
+        return int(args.func(args))
+    except KittiwakeError as exc:
+        log.info("stopped: %s", exc.message)
+        print(f"kittiwake: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the user gets one sentence; the log gets the traceback
+        log.exception("unexpected error")
+        print(
+            f"kittiwake: unexpected {type(exc).__name__}; details are in {paths.log_path()}",
+            file=sys.stderr,
+        )
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())
