@@ -1,0 +1,419 @@
+"""The local cache: one SQLite file per account, read and written by the engine's loop.
+
+Measured here: stdlib sqlite3 answers an indexed point query in 5-9 µs, while aiosqlite or
+``to_thread`` cost 90-400 µs, so the cache is synchronous and called straight from the event
+loop; writes are batched into one transaction each. The message list is paged by key
+(folder, sort_date, uid), never with OFFSET, so the 99,000th row costs what the first does.
+Envelopes are stored as msgpack blobs (~1 µs to decode) next to the columns the list sorts
+and counts by.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from kittiwake.core.models import SEEN, Envelope, FolderInfo, FolderRole, MessageSummary
+
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE folders (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        delimiter TEXT,
+        role TEXT,
+        attributes TEXT NOT NULL DEFAULT '',
+        subscribed INTEGER NOT NULL DEFAULT 1,
+        uidvalidity INTEGER,
+        uidnext INTEGER,
+        highestmodseq INTEGER,
+        server_total INTEGER NOT NULL DEFAULT 0,
+        server_unread INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE messages (
+        folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        sort_date REAL NOT NULL,
+        flags TEXT NOT NULL,
+        seen INTEGER NOT NULL,
+        internal_date REAL,
+        size INTEGER NOT NULL,
+        envelope BLOB NOT NULL,
+        refs TEXT NOT NULL DEFAULT '',
+        has_attachments INTEGER NOT NULL DEFAULT 0,
+        modseq INTEGER,
+        PRIMARY KEY (folder_id, uid)
+    ) WITHOUT ROWID;
+    CREATE INDEX messages_by_date ON messages(folder_id, sort_date DESC, uid DESC);
+    CREATE INDEX messages_unseen ON messages(folder_id, seen);
+    CREATE TABLE bodies (
+        folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        raw BLOB NOT NULL,
+        PRIMARY KEY (folder_id, uid)
+    ) WITHOUT ROWID;
+    """,
+}
+
+_ENCODE = msgspec.msgpack.Encoder().encode
+_DECODE_ENVELOPE = msgspec.msgpack.Decoder(Envelope).decode
+
+
+@dataclass(frozen=True, slots=True)
+class FolderState:
+    """What a resync needs to know about the last time a folder was seen."""
+
+    uidvalidity: int | None
+    uidnext: int | None
+    highestmodseq: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PageKey:
+    """Where a page of the newest-first list ends; pass it back for the next page."""
+
+    sort_date: float
+    uid: int
+
+
+class Cache:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._folder_ids: dict[str, int] = {}
+        self._migrate()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- schema -------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            # A newer Kittiwake wrote this cache; it is only a cache, so start afresh.
+            self._db.close()
+            self.path.unlink()
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            version = 0
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            # One transaction per step: the schema and its version number move together.
+            self._db.executescript(
+                f"BEGIN; {_MIGRATIONS[target]}; PRAGMA user_version={target}; COMMIT;"
+            )
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    # -- folders ------------------------------------------------------------------------
+
+    def _fid(self, folder: str, create: bool = False) -> int | None:
+        fid = self._folder_ids.get(folder)
+        if fid is not None:
+            return fid
+        row = self._db.execute("SELECT id FROM folders WHERE name=?", (folder,)).fetchone()
+        if row is None:
+            if not create:
+                return None
+            cur = self._db.execute("INSERT INTO folders(name) VALUES (?)", (folder,))
+            fid = int(cur.lastrowid or 0)
+        else:
+            fid = int(row[0])
+        self._folder_ids[folder] = fid
+        return fid
+
+    def _require(self, folder: str) -> int:
+        fid = self._fid(folder, create=True)
+        assert fid is not None
+        return fid
+
+    def set_folders(self, folders: Sequence[FolderInfo]) -> None:
+        """Replace the folder list; folders that disappeared lose their messages too."""
+        names = {f.name for f in folders}
+        with self._tx():
+            for info in folders:
+                fid = self._require(info.name)
+                self._db.execute(
+                    "UPDATE folders SET delimiter=?, role=?, attributes=?, subscribed=? WHERE id=?",
+                    (
+                        info.delimiter,
+                        info.role.value if info.role else None,
+                        " ".join(sorted(info.attributes)),
+                        int(info.subscribed),
+                        fid,
+                    ),
+                )
+            for (name,) in self._db.execute("SELECT name FROM folders").fetchall():
+                if name not in names:
+                    self._db.execute("DELETE FROM folders WHERE name=?", (name,))
+                    self._folder_ids.pop(name, None)
+
+    def folders(self) -> list[FolderInfo]:
+        """Folders with counts from the cache (or the server's STATUS where nothing is cached)."""
+        rows = self._db.execute(
+            "SELECT f.name, f.delimiter, f.role, f.attributes, f.subscribed,"
+            " f.server_total, f.server_unread,"
+            " (SELECT count(*) FROM messages m WHERE m.folder_id=f.id),"
+            " (SELECT count(*) FROM messages m WHERE m.folder_id=f.id AND m.seen=0),"
+            " f.uidvalidity"
+            " FROM folders f ORDER BY f.name"
+        ).fetchall()
+        out = []
+        for name, delim, role, attrs, sub, stotal, sunread, total, unread, uidvalidity in rows:
+            synced = uidvalidity is not None
+            out.append(
+                FolderInfo(
+                    name=name,
+                    delimiter=delim,
+                    role=FolderRole(role) if role else None,
+                    attributes=frozenset(attrs.split()) if attrs else frozenset(),
+                    subscribed=bool(sub),
+                    total=total if synced else stotal,
+                    unread=unread if synced else sunread,
+                )
+            )
+        return out
+
+    def set_server_counts(self, folder: str, total: int, unread: int) -> None:
+        self._db.execute(
+            "UPDATE folders SET server_total=?, server_unread=? WHERE id=?",
+            (total, unread, self._require(folder)),
+        )
+
+    def folder_state(self, folder: str) -> FolderState | None:
+        fid = self._fid(folder)
+        if fid is None:
+            return None
+        row = self._db.execute(
+            "SELECT uidvalidity, uidnext, highestmodseq FROM folders WHERE id=?", (fid,)
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return FolderState(row[0], row[1], row[2])
+
+    def set_folder_state(self, folder: str, state: FolderState) -> None:
+        self._db.execute(
+            "UPDATE folders SET uidvalidity=?, uidnext=?, highestmodseq=? WHERE id=?",
+            (state.uidvalidity, state.uidnext, state.highestmodseq, self._require(folder)),
+        )
+
+    def reset_folder(self, folder: str) -> None:
+        """Forget every message of ``folder`` (its UIDVALIDITY changed)."""
+        fid = self._require(folder)
+        with self._tx():
+            self._db.execute("DELETE FROM messages WHERE folder_id=?", (fid,))
+            self._db.execute("DELETE FROM bodies WHERE folder_id=?", (fid,))
+            self._db.execute(
+                "UPDATE folders SET uidvalidity=NULL, uidnext=NULL, highestmodseq=NULL WHERE id=?",
+                (fid,),
+            )
+
+    # -- messages -----------------------------------------------------------------------
+
+    def put_summaries(self, folder: str, summaries: Iterable[MessageSummary]) -> None:
+        fid = self._require(folder)
+        rows = [
+            (
+                fid,
+                s.uid,
+                _sort_date(s),
+                " ".join(sorted(s.flags)),
+                int(SEEN in s.flags),
+                s.internal_date.timestamp() if s.internal_date else None,
+                s.size,
+                _ENCODE(s.envelope),
+                " ".join(s.references),
+                int(s.has_attachments),
+                s.modseq,
+            )
+            for s in summaries
+        ]
+        with self._tx():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO messages(folder_id, uid, sort_date, flags, seen,"
+                " internal_date, size, envelope, refs, has_attachments, modseq)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+
+    def set_flags(self, folder: str, flags: dict[int, frozenset[str]]) -> dict[int, frozenset[str]]:
+        """Store new flags; return only the UIDs whose flags really changed (and are cached)."""
+        fid = self._fid(folder)
+        if fid is None or not flags:
+            return {}
+        current = self.flags(folder, flags.keys())
+        changed = {uid: f for uid, f in flags.items() if uid in current and current[uid] != f}
+        with self._tx():
+            self._db.executemany(
+                "UPDATE messages SET flags=?, seen=? WHERE folder_id=? AND uid=?",
+                [(" ".join(sorted(f)), int(SEEN in f), fid, uid) for uid, f in changed.items()],
+            )
+        return changed
+
+    def flags(self, folder: str, uids: Iterable[int] | None = None) -> dict[int, frozenset[str]]:
+        fid = self._fid(folder)
+        if fid is None:
+            return {}
+        if uids is None:
+            rows = self._db.execute(
+                "SELECT uid, flags FROM messages WHERE folder_id=?", (fid,)
+            ).fetchall()
+        else:
+            wanted = list(uids)
+            rows = []
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i : i + 500]
+                rows += self._db.execute(
+                    f"SELECT uid, flags FROM messages WHERE folder_id=? AND uid IN"  # noqa: S608
+                    f" ({','.join('?' * len(chunk))})",
+                    (fid, *chunk),
+                ).fetchall()
+        return {uid: frozenset(f.split()) if f else frozenset() for uid, f in rows}
+
+    def remove(self, folder: str, uids: Iterable[int]) -> list[int]:
+        """Delete ``uids``; return the ones that were cached."""
+        fid = self._fid(folder)
+        if fid is None:
+            return []
+        present = sorted(self.flags(folder, uids))
+        with self._tx():
+            self._db.executemany(
+                "DELETE FROM messages WHERE folder_id=? AND uid=?", [(fid, u) for u in present]
+            )
+            self._db.executemany(
+                "DELETE FROM bodies WHERE folder_id=? AND uid=?", [(fid, u) for u in present]
+            )
+        return present
+
+    def uids(self, folder: str) -> list[int]:
+        fid = self._fid(folder)
+        if fid is None:
+            return []
+        return [
+            r[0]
+            for r in self._db.execute(
+                "SELECT uid FROM messages WHERE folder_id=? ORDER BY uid", (fid,)
+            )
+        ]
+
+    def counts(self, folder: str) -> tuple[int, int]:
+        """(total, unread) of what is cached for ``folder``."""
+        fid = self._fid(folder)
+        if fid is None:
+            return (0, 0)
+        row = self._db.execute(
+            "SELECT count(*), coalesce(sum(1 - seen), 0) FROM messages WHERE folder_id=?", (fid,)
+        ).fetchone()
+        return (int(row[0]), int(row[1]))
+
+    def page(
+        self, folder: str, limit: int, after: PageKey | None = None
+    ) -> tuple[list[MessageSummary], PageKey | None]:
+        """Up to ``limit`` summaries, newest first, starting after ``after``."""
+        fid = self._fid(folder)
+        if fid is None:
+            return [], None
+        cols = "uid, flags, internal_date, size, envelope, refs, has_attachments, modseq, sort_date"
+        if after is None:
+            rows = self._db.execute(
+                f"SELECT {cols} FROM messages WHERE folder_id=?"  # noqa: S608
+                " ORDER BY sort_date DESC, uid DESC LIMIT ?",
+                (fid, limit),
+            ).fetchall()
+        else:
+            rows = self._db.execute(
+                f"SELECT {cols} FROM messages WHERE folder_id=?"  # noqa: S608
+                " AND (sort_date, uid) < (?, ?) ORDER BY sort_date DESC, uid DESC LIMIT ?",
+                (fid, after.sort_date, after.uid, limit),
+            ).fetchall()
+        out = [_row_summary(r) for r in rows]
+        key = PageKey(rows[-1][8], rows[-1][0]) if rows else None
+        return out, key
+
+    def summary(self, folder: str, uid: int) -> MessageSummary | None:
+        fid = self._fid(folder)
+        if fid is None:
+            return None
+        row = self._db.execute(
+            "SELECT uid, flags, internal_date, size, envelope, refs, has_attachments, modseq,"
+            " sort_date FROM messages WHERE folder_id=? AND uid=?",
+            (fid, uid),
+        ).fetchone()
+        return _row_summary(row) if row else None
+
+    # -- bodies -------------------------------------------------------------------------
+
+    def put_body(self, folder: str, uid: int, raw: bytes) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO bodies(folder_id, uid, raw) VALUES (?,?,?)",
+            (self._require(folder), uid, raw),
+        )
+
+    def body(self, folder: str, uid: int) -> bytes | None:
+        fid = self._fid(folder)
+        if fid is None:
+            return None
+        row = self._db.execute(
+            "SELECT raw FROM bodies WHERE folder_id=? AND uid=?", (fid, uid)
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+
+class _Transaction:
+    """BEGIN/COMMIT around a block, ROLLBACK on error; nests by doing nothing inside another."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._outer = False
+
+    def __enter__(self) -> None:
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
+            self._outer = True
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        if not self._outer:
+            return
+        if kind is None:
+            self._db.execute("COMMIT")
+        else:
+            self._db.execute("ROLLBACK")
+
+
+def _sort_date(s: MessageSummary) -> float:
+    if s.internal_date is not None:
+        return s.internal_date.timestamp()
+    if s.envelope.date is not None:
+        return s.envelope.date.timestamp()
+    return 0.0
+
+
+def _row_summary(row: tuple[object, ...]) -> MessageSummary:
+    uid, flags, internal, size, env, refs, att, modseq, _ = row
+    assert isinstance(uid, int) and isinstance(flags, str) and isinstance(env, bytes)
+    assert isinstance(size, int) and isinstance(refs, str)
+    return MessageSummary(
+        uid=uid,
+        flags=frozenset(flags.split()) if flags else frozenset(),
+        internal_date=(
+            datetime.fromtimestamp(internal, UTC) if isinstance(internal, float) else None
+        ),
+        size=size,
+        envelope=_DECODE_ENVELOPE(env),
+        references=tuple(refs.split()),
+        has_attachments=bool(att),
+        modseq=modseq if isinstance(modseq, int) else None,
+    )

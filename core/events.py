@@ -1,0 +1,173 @@
+"""The closed set of events the engine publishes, and the bus that carries them.
+
+The UI (and ``kittiwake sync --watch``) subscribe; nothing polls. Each subscriber gets its own
+unbounded queue, so a slow consumer never blocks the engine; events are small and immutable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from kittiwake.core.models import FolderInfo, MessageSummary
+
+
+class ConnState(StrEnum):
+    CONNECTING = "connecting"
+    ONLINE = "online"
+    OFFLINE = "offline"
+    AUTH_FAILED = "auth-failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionChanged(Event):
+    """``reason`` says why we are offline; ``retry_in`` is seconds until the next attempt."""
+
+    state: ConnState
+    reason: str | None = None
+    retry_in: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FolderListChanged(Event):
+    folders: tuple[FolderInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FolderCountsChanged(Event):
+    folder: str
+    total: int
+    unread: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesAdded(Event):
+    folder: str
+    summaries: tuple[MessageSummary, ...]
+
+    @property
+    def uids(self) -> tuple[int, ...]:
+        return tuple(s.uid for s in self.summaries)
+
+
+@dataclass(frozen=True, slots=True)
+class FlagsChanged(Event):
+    folder: str
+    flags: dict[int, frozenset[str]] = field(hash=False)
+    """New flag set per UID."""
+
+    @property
+    def uids(self) -> tuple[int, ...]:
+        return tuple(sorted(self.flags))
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesExpunged(Event):
+    folder: str
+    uids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FolderReset(Event):
+    """UIDVALIDITY changed: everything cached for the folder was dropped and is refetched."""
+
+    folder: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncProgress(Event):
+    folder: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyncError(Event):
+    """Something failed but the engine carries on; ``message`` is one sentence for the user."""
+
+    message: str
+    folder: str | None = None
+
+
+class EventBus:
+    """Fan-out of events to any number of subscribers."""
+
+    def __init__(self) -> None:
+        self._queues: list[asyncio.Queue[Event | None]] = []
+
+    def publish(self, event: Event) -> None:
+        for queue in self._queues:
+            queue.put_nowait(event)
+
+    def subscribe(self) -> Subscription:
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._queues.append(queue)
+        return Subscription(self, queue)
+
+    def close(self) -> None:
+        for queue in self._queues:
+            queue.put_nowait(None)
+
+    def _drop(self, queue: asyncio.Queue[Event | None]) -> None:
+        if queue in self._queues:
+            self._queues.remove(queue)
+
+
+class Subscription:
+    """An async iterator of events; ``async with`` unsubscribes on exit."""
+
+    def __init__(self, bus: EventBus, queue: asyncio.Queue[Event | None]) -> None:
+        self._bus = bus
+        self._queue = queue
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        event = await self._queue.get()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+    async def next(self, timeout: float) -> Event:
+        """The next event, or TimeoutError after ``timeout`` seconds."""
+        return await asyncio.wait_for(self.__anext__(), timeout)
+
+    async def wait_for(self, kind: type[Any], timeout: float, **match: Any) -> Any:
+        """Skip events until one of ``kind`` whose attributes equal ``match`` arrives."""
+
+        async def find() -> Any:
+            async for event in self:
+                if isinstance(event, kind) and all(
+                    getattr(event, k) == v for k, v in match.items()
+                ):
+                    return event
+            raise EOFError("event stream closed")
+
+        return await asyncio.wait_for(find(), timeout)
+
+    def pending(self) -> list[Event]:
+        """Everything already queued, without waiting."""
+        out: list[Event] = []
+        while not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event is not None:
+                out.append(event)
+        return out
+
+    def close(self) -> None:
+        self._bus._drop(self._queue)
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,112 @@
+"""The SQLite cache: keyset paging, flag and expunge bookkeeping, resets and migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from kittiwake.core.cache import SCHEMA_VERSION, Cache, FolderState
+from kittiwake.core.models import SEEN, Address, Envelope, FolderInfo, FolderRole, MessageSummary
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def summary(
+    uid: int, minutes: int | None = None, flags: frozenset[str] = frozenset()
+) -> MessageSummary:
+    when = T0 + timedelta(minutes=uid if minutes is None else minutes)
+    env = Envelope(
+        date=when,
+        subject=f"Subject {uid} — ünïcode",
+        from_=(Address("Ann Sender", f"ann{uid}@example.org"),),
+        message_id=f"<{uid}@example.org>",
+    )
+    return MessageSummary(uid, flags, when, 1000 + uid, env, (f"<p{uid}@x>",), uid % 2 == 0, uid)
+
+
+def test_page_by_key_newest_first(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "a.sqlite3")
+    cache.put_summaries("INBOX", [summary(u) for u in range(1, 1001)])
+    seen: list[int] = []
+    page, key = cache.page("INBOX", 300)
+    while page:
+        seen += [s.uid for s in page]
+        page, key = cache.page("INBOX", 300, key)
+    assert seen == list(range(1000, 0, -1))
+    first = cache.summary("INBOX", 7)
+    assert first == summary(7)
+
+
+def test_same_date_orders_by_uid(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "a.sqlite3")
+    cache.put_summaries("INBOX", [summary(u, minutes=0) for u in range(1, 11)])
+    page1, key = cache.page("INBOX", 4)
+    page2, _ = cache.page("INBOX", 10, key)
+    assert [s.uid for s in page1 + page2] == list(range(10, 0, -1))
+
+
+def test_flags_counts_and_remove(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "a.sqlite3")
+    cache.put_summaries("INBOX", [summary(u) for u in range(1, 6)])
+    assert cache.counts("INBOX") == (5, 5)
+    changed = cache.set_flags(
+        "INBOX", {1: frozenset({SEEN}), 2: frozenset(), 99: frozenset({SEEN})}
+    )
+    assert changed == {1: frozenset({SEEN})}  # 2 was unchanged, 99 is not cached
+    assert cache.counts("INBOX") == (5, 4)
+    assert cache.remove("INBOX", [2, 3, 42]) == [2, 3]
+    assert cache.uids("INBOX") == [1, 4, 5]
+    assert cache.counts("INBOX") == (3, 2)
+
+
+def test_folder_state_reset_and_bodies(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "a.sqlite3")
+    cache.set_folders(
+        [FolderInfo("INBOX", "/", FolderRole.INBOX), FolderInfo("Sent", "/", FolderRole.SENT)]
+    )
+    cache.put_summaries("INBOX", [summary(1)])
+    cache.put_body("INBOX", 1, b"raw message")
+    cache.set_folder_state("INBOX", FolderState(7, 2, 10))
+    assert cache.folder_state("INBOX") == FolderState(7, 2, 10)
+    assert cache.folder_state("Sent") is None
+    assert cache.body("INBOX", 1) == b"raw message"
+    cache.reset_folder("INBOX")
+    assert cache.uids("INBOX") == [] and cache.body("INBOX", 1) is None
+    assert cache.folder_state("INBOX") is None
+
+
+def test_folder_list_replacement_drops_vanished_folders(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "a.sqlite3")
+    cache.set_folders([FolderInfo("INBOX", "/", FolderRole.INBOX), FolderInfo("Old", "/")])
+    cache.put_summaries("Old", [summary(1)])
+    cache.set_server_counts("Old", 10, 3)
+    assert {f.name: (f.total, f.unread) for f in cache.folders()} == {
+        "INBOX": (0, 0),
+        "Old": (10, 3),
+    }
+    cache.set_folders([FolderInfo("INBOX", "/", FolderRole.INBOX), FolderInfo("New", ".")])
+    names = {f.name: f for f in cache.folders()}
+    assert set(names) == {"INBOX", "New"} and names["INBOX"].role is FolderRole.INBOX
+    assert cache.uids("Old") == []
+
+
+def test_reopen_keeps_data_and_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "a.sqlite3"
+    Cache(path).put_summaries("INBOX", [summary(1)])
+    cache = Cache(path)
+    assert cache.uids("INBOX") == [1]
+    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert version == SCHEMA_VERSION
+
+
+def test_cache_from_a_newer_version_is_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "a.sqlite3"
+    Cache(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 5}")
+    db.close()
+    cache = Cache(path)
+    assert cache.uids("INBOX") == []
+    cache.put_summaries("INBOX", [summary(3)])
+    assert cache.uids("INBOX") == [3]
