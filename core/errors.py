@@ -54,13 +54,23 @@ class StartTlsUnavailable(TlsError):
 
 
 class CommandFailed(ImapError):
-    """The server answered NO or BAD; ``status`` and ``text`` hold its words."""
+    """The server answered NO or BAD; ``status``, ``code`` (e.g. "TRYCREATE") and ``text``
+    hold its words."""
 
-    def __init__(self, message: str, *, command: str = "", status: str = "", text: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: str = "",
+        status: str = "",
+        text: str = "",
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.command = command
         self.status = status
         self.text = text
+        self.code = code
 
 
 class AuthFailed(CommandFailed):
@@ -77,8 +87,9 @@ class AuthFailed(CommandFailed):
         status: str = "",
         text: str = "",
         detail: str = "",
+        code: str | None = None,
     ) -> None:
-        super().__init__(message, command=command, status=status, text=text)
+        super().__init__(message, command=command, status=status, text=text, code=code)
         self.detail = detail
 
 
