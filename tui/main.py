@@ -50,6 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="log protocol detail (no secrets)")
     parser.set_defaults(func=run_app)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    sync = commands.add_parser(
+        "sync",
+        help="synchronize accounts into the local cache, then exit (or --watch)",
+        description="Synchronize every folder of every (or the named) account into the cache.",
+    )
+    sync.add_argument(
+        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
+    )
+    sync.add_argument("--account", metavar="NAME", help="only this account")
+    sync.add_argument(
+        "--watch",
+        action="store_true",
+        help="stay connected and print one line per change until interrupted",
+    )
+    sync.set_defaults(func=run_sync_command)
     return parser
 
 
@@ -85,6 +101,20 @@ def run_app(args: argparse.Namespace) -> int:
 
     KittiwakeApp(config).run()
     return 0
+
+
+def run_sync_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from kittiwake.core.headless import run_sync
+
+    config = load_user_config(args)
+    if config is None:
+        return 1
+    try:
+        return asyncio.run(run_sync(config, args.account, args.watch))
+    except KeyboardInterrupt:
+        return 0 if args.watch else 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:

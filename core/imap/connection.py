@@ -226,6 +226,15 @@ class ImapConnection:
             self._protocol.on_untagged = callback
 
     @property
+    def bytes_in(self) -> int:
+        """IMAP bytes received so far (after TLS decryption)."""
+        return self._protocol.bytes_in if self._protocol is not None else 0
+
+    @property
+    def bytes_out(self) -> int:
+        return self._protocol.bytes_out if self._protocol is not None else 0
+
+    @property
     def label(self) -> str:
         return f"{self.host}:{self.port}"
 

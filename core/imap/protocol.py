@@ -250,6 +250,8 @@ class ImapProtocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]  # unt
         self.bye_text: str | None = None
         self.current: PendingCommand | None = None
         self.discarded_bytes = 0
+        self.bytes_in = 0  # IMAP bytes (inside TLS): for sync statistics and benchmarks
+        self.bytes_out = 0
         self._slot = asyncio.Lock()
         self._discard_input = False
         self._last_activity = loop.time()
@@ -270,6 +272,7 @@ class ImapProtocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]  # unt
 
     def data_received(self, data: bytes) -> None:
         self._last_activity = self._loop.time()
+        self.bytes_in += len(data)
         if self.lost is not None:
             return  # the stream is condemned; connection_lost follows
         if self._discard_input:
@@ -398,6 +401,7 @@ class ImapProtocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]  # unt
         if transport is None or transport.is_closing():
             return
         self._last_activity = self._loop.time()
+        self.bytes_out += len(data)
         transport.write(data)
 
     async def start(self, cmd: PendingCommand) -> None:

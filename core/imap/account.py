@@ -1,0 +1,635 @@
+"""One IMAP account kept in step with its server: sync into the cache, watch, reconnect.
+
+Two connections: a *command* connection that runs every sync and user command one at a time,
+and a *watch* connection that only listens (NOTIFY over every subscribed folder where the
+server has it, else IDLE on INBOX and on the folder the user has open, plus STATUS polls of
+the rest). Notifications do not carry enough to update the cache on their own, so each one
+marks its folder dirty and the command connection resyncs it; with QRESYNC a resync is one
+SELECT that reports what vanished and what changed, so this stays cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from kittiwake.core.cache import Cache, FolderState
+from kittiwake.core.config import Account, parse_duration
+from kittiwake.core.errors import (
+    AuthFailed,
+    CommandFailed,
+    ConnectionLost,
+    ImapError,
+    KittiwakeError,
+)
+from kittiwake.core.events import (
+    ConnectionChanged,
+    ConnState,
+    EventBus,
+    FlagsChanged,
+    FolderCountsChanged,
+    FolderListChanged,
+    FolderReset,
+    MessagesAdded,
+    MessagesExpunged,
+    SyncError,
+    SyncProgress,
+)
+from kittiwake.core.imap.client import ImapClient, SelectInfo
+from kittiwake.core.imap.connection import ImapConnection
+from kittiwake.core.imap.parser import (
+    Exists,
+    Expunge,
+    Fetch,
+    ListItem,
+    Status,
+    Untagged,
+    Vanished,
+)
+from kittiwake.core.imap.uidset import UidSet
+from kittiwake.core.models import FolderInfo, FolderRole
+from kittiwake.core.secrets import oauth2_token_for, password_for
+
+log = logging.getLogger(__name__)
+
+#: Messages fetched in the first round trip of a folder never synced: one screenful and then some.
+FIRST_WINDOW = 100
+#: Later batches: bounded so memory stays flat and user commands can get in between.
+BATCH = 2000
+#: RFC 2177: servers may drop an IDLE after 30 minutes; renew before.
+IDLE_RENEW = 25 * 60
+
+
+@dataclass
+class SyncStats:
+    folders: int = 0
+    messages: int = 0
+    fetched: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Tuning:
+    """Knobs tests turn down; defaults are for people."""
+
+    idle_renew: float = IDLE_RENEW
+    backoff_min: float = 1.0
+    backoff_max: float = 300.0
+    first_window: int = FIRST_WINDOW
+    batch: int = BATCH
+    poll_every: float | None = None
+    dead_after: float = 30.0
+
+
+def make_ssl_context(ca_file: str | None) -> ssl.SSLContext:
+    """System trust store plus the account's own CA: verification is never switched off."""
+    ctx = ssl.create_default_context()
+    if ca_file:
+        ctx.load_verify_locations(cafile=ca_file)
+    return ctx
+
+
+@dataclass
+class _Dirty:
+    folders: set[str] = field(default_factory=set)
+    folder_list: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def mark(self, folder: str | None) -> None:
+        if folder is not None:
+            self.folders.add(folder)
+            self.wake.set()
+
+    def mark_list(self) -> None:
+        self.folder_list = True
+        self.wake.set()
+
+
+class ImapAccount:
+    """The engine for one IMAP account. ``start()`` runs it until ``stop()``."""
+
+    def __init__(
+        self, account: Account, cache: Cache, bus: EventBus, tuning: Tuning | None = None
+    ) -> None:
+        assert account.imap is not None
+        self.account = account
+        self.cfg = account.imap
+        self.cache = cache
+        self.bus = bus
+        self.tuning = tuning or Tuning()
+        if self.tuning.poll_every is None:
+            self.tuning.poll_every = parse_duration(self.cfg.poll_every)
+        self.name = account.key
+        self.state = ConnState.OFFLINE
+        self.open_folder: str | None = None
+        self._client: ImapClient | None = None
+        self._lock = asyncio.Lock()
+        self._dirty = _Dirty()
+        self._task: asyncio.Task[None] | None = None
+        self._watchers: list[asyncio.Task[None]] = []
+        self._open_changed: asyncio.Event | None = None
+        self._idling: dict[str, asyncio.Event] = {}
+        self._watching = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._lost_reason: ConnectionLost | None = None
+        self._watch_conns: list[ImapConnection] = []
+        self._stopping = False
+        self._online = asyncio.Event()
+        self._synced = asyncio.Event()
+        self.stats = SyncStats()
+        self._bytes_done = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self._supervise(), name=f"imap:{self.name}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        tasks = [t for t in [self._task, *self._watchers] if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._task = None
+        self._watchers = []
+        await self._close_all()
+
+    async def wait_online(self, timeout: float) -> None:
+        await asyncio.wait_for(self._online.wait(), timeout)
+
+    async def wait_synced(self, timeout: float) -> None:
+        """Until the full sync after the latest (re)connect has finished."""
+        await asyncio.wait_for(self._synced.wait(), timeout)
+
+    def _set_state(
+        self, state: ConnState, reason: str | None = None, retry: float | None = None
+    ) -> None:
+        self.state = state
+        if state is ConnState.ONLINE:
+            self._online.set()
+        else:
+            self._online.clear()
+            self._synced.clear()
+        self.bus.publish(ConnectionChanged(self.name, state, reason, retry))
+
+    async def _supervise(self) -> None:
+        """Connect, sync, watch; on any loss, go offline, back off with jitter, and retry."""
+        failures = 0
+        while not self._stopping:
+            try:
+                self._set_state(ConnState.CONNECTING)
+                self._lost.clear()
+                self._lost_reason = None
+                self._client = await self._connect(self._on_unsolicited)
+                self._set_state(ConnState.ONLINE)
+                failures = 0
+                await self._run_until_failure()
+            except asyncio.CancelledError:
+                raise
+            except AuthFailed as exc:
+                # Retrying a wrong password only locks the account; wait for a long while.
+                self._set_state(ConnState.AUTH_FAILED, exc.message, self.tuning.backoff_max)
+                await self._close_all()
+                await asyncio.sleep(self.tuning.backoff_max)
+            except (ImapError, OSError, KittiwakeError) as exc:
+                failures += 1
+                delay = min(self.tuning.backoff_max, self.tuning.backoff_min * 2 ** (failures - 1))
+                delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+                reason = exc.message if isinstance(exc, KittiwakeError) else str(exc)
+                log.info("%s offline: %s (retry in %.1fs)", self.name, reason, delay)
+                self._set_state(ConnState.OFFLINE, reason, delay)
+                await self._close_all()
+                await asyncio.sleep(delay)
+
+    async def _run_until_failure(self) -> None:
+        """Watch first, then sync, then resync dirty folders, until something fails.
+
+        The watcher is listening before the full sync starts, so a change made on another
+        device while we sync is never missed: it marks its folder dirty and is resynced.
+        """
+        self._watching = asyncio.Event()
+        watch = asyncio.create_task(self._watch_main(), name=f"watch:{self.name}")
+        lost = asyncio.create_task(self._raise_when_lost(), name=f"lost:{self.name}")
+        self._watchers = [watch, lost]
+        try:
+            ready = asyncio.create_task(self._watching.wait())
+            done, _ = await asyncio.wait([watch, lost, ready], return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
+            for task in done - {ready}:
+                task.result()
+            await self.sync_all()
+            self._synced.set()
+            resync = asyncio.create_task(self._process_dirty_forever(), name=f"resync:{self.name}")
+            self._watchers.append(resync)
+            done, _ = await asyncio.wait(self._watchers, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            for task in self._watchers:
+                task.cancel()
+
+    def _note_lost(self, exc: ConnectionLost) -> None:
+        """Any of our connections died (seen even while idle): reconnect everything."""
+        self._lost_reason = exc
+        self._lost.set()
+
+    async def _raise_when_lost(self) -> None:
+        await self._lost.wait()
+        raise self._lost_reason or ConnectionLost(f"{self.cfg.host}: connection lost")
+
+    async def _close_all(self) -> None:
+        for task in self._watchers:
+            task.cancel()
+        for task in self._watchers:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._watchers = []
+        conns = [c.conn for c in [self._client] if c is not None] + self._watch_conns
+        self._client = None
+        self._watch_conns = []
+        for conn in conns:
+            self._bytes_done += conn.bytes_in + conn.bytes_out
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    @property
+    def traffic(self) -> int:
+        """IMAP bytes sent and received by this account so far, over all its connections."""
+        live = [c.conn for c in [self._client] if c is not None] + self._watch_conns
+        return self._bytes_done + sum(c.bytes_in + c.bytes_out for c in live)
+
+    # -- connecting ---------------------------------------------------------------------
+
+    async def _connect(
+        self, on_unsolicited: Callable[[str | None, Untagged], None] | None
+    ) -> ImapClient:
+        cfg = self.cfg
+        at = f"accounts.{self.name}.imap"
+        conn = ImapConnection(timeout=cfg.timeout, on_lost=self._note_lost)
+        await conn.connect(
+            cfg.host,
+            cfg.port or 993,
+            security=cfg.security,
+            ssl_context=make_ssl_context(cfg.ca_file) if cfg.security != "none" else None,
+        )
+        try:
+            user = cfg.user or self.account.email
+            token = oauth2_token_for(cfg, at)
+            if token is not None:
+                await conn.authenticate_oauth(user, token.reveal())
+            else:
+                await conn.login(user, password_for(cfg, at).reveal())
+            client = ImapClient(conn, on_unsolicited)
+            await client.enable_extensions()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.close()
+            raise
+        return client
+
+    # -- syncing ------------------------------------------------------------------------
+
+    @property
+    def client(self) -> ImapClient:
+        if self._client is None:
+            raise ConnectionLost(f"{self.cfg.host}:{self.cfg.port} is not connected")
+        return self._client
+
+    async def connect_once(self) -> None:
+        """Connect the command connection without the supervisor (``kittiwake sync``)."""
+        self._set_state(ConnState.CONNECTING)
+        try:
+            self._client = await self._connect(self._on_unsolicited)
+        except KittiwakeError as exc:
+            self._set_state(
+                ConnState.AUTH_FAILED if isinstance(exc, AuthFailed) else ConnState.OFFLINE,
+                exc.message,
+            )
+            raise
+        self._set_state(ConnState.ONLINE)
+
+    async def sync_all(self) -> SyncStats:
+        """Sync the folder list, then every selectable folder, INBOX first."""
+        started = time.monotonic()
+        folders, statuses = await self.sync_folder_list()
+        order = sorted(
+            (f for f in folders if f.selectable),
+            key=lambda f: (f.role is not FolderRole.INBOX, f.name != self.open_folder, f.name),
+        )
+        stats = SyncStats(folders=len(order))
+        for folder in order:
+            fetched = await self.sync_folder(folder.name, statuses.get(folder.name))
+            stats.fetched += fetched
+            stats.messages += self.cache.counts(folder.name)[0]
+        stats.seconds = time.monotonic() - started
+        self.stats = stats
+        return stats
+
+    async def sync_folder_list(self) -> tuple[list[FolderInfo], dict[str, Status]]:
+        async with self._lock:
+            folders, statuses = await self.client.list_folders()
+        before = {f.name for f in self.cache.folders()}
+        self.cache.set_folders(folders)
+        for name, st in statuses.items():
+            if st.messages is not None:
+                self.cache.set_server_counts(name, st.messages, st.unseen or 0)
+        now = self.cache.folders()
+        if {f.name for f in now} != before or not before:
+            self.bus.publish(FolderListChanged(self.name, tuple(now)))
+        return folders, statuses
+
+    async def sync_folder(self, folder: str, status: Status | None = None) -> int:
+        """Bring ``folder``'s cache in step with the server; return how many summaries came."""
+        async with self._lock:
+            return await self._sync_folder_locked(folder, status)
+
+    async def _sync_folder_locked(self, folder: str, status: Status | None) -> int:
+        log.debug("%s: syncing %s", self.name, folder)
+        client = self.client
+        state = self.cache.folder_state(folder)
+        if (
+            status is None
+            and state is not None
+            and state.uidnext is not None
+            and (folder != client.selected)
+        ):
+            status = await client.status(folder)
+        if (
+            state is not None
+            and status is not None
+            and _unchanged(state, status, self.cache.counts(folder)[0])
+        ):
+            return 0
+        qresync = None
+        if state is not None and state.highestmodseq and state.uidnext is not None:
+            known = UidSet.from_iterable(self.cache.uids(folder))
+            qresync = (state.uidvalidity or 0, state.highestmodseq, known if known else None)
+        sel = await client.select(folder, qresync=qresync)
+        if state is not None and sel.uidvalidity != state.uidvalidity:
+            log.info("%s/%s: UIDVALIDITY changed, refetching", self.name, folder)
+            self.cache.reset_folder(folder)
+            self.bus.publish(FolderReset(self.name, folder))
+            state = None
+            qresync = None
+        fetched = 0
+        if state is None or state.uidnext is None:
+            self.cache.set_folder_state(folder, FolderState(sel.uidvalidity, None, None))
+            fetched = await self._fill(folder, sel)
+        else:
+            await self._catch_up(folder, sel, state, used_qresync=qresync is not None)
+            if sel.uidnext is not None and sel.uidnext > state.uidnext:
+                fetched = await self._fetch_new(folder, state.uidnext)
+            await self._reconcile_expunges(folder, sel)
+        self.cache.set_folder_state(
+            folder, FolderState(sel.uidvalidity, sel.uidnext, sel.highestmodseq)
+        )
+        total, unread = self.cache.counts(folder)
+        self.cache.set_server_counts(folder, total, unread)
+        self.bus.publish(FolderCountsChanged(self.name, folder, total, unread))
+        return fetched
+
+    async def _fill(self, folder: str, sel: SelectInfo) -> int:
+        """First sync (or an interrupted one): newest first, in bounded batches."""
+        client = self.client
+        cached = self.cache.uids(folder)
+        fetched = 0
+        if not cached:
+            hi = sel.exists
+            window = self.tuning.first_window
+            while hi >= 1:
+                lo = max(1, hi - window + 1)
+                batch = await client.fetch_summaries(lo, hi)
+                self._store_new(folder, batch)
+                fetched += len(batch)
+                self.bus.publish(SyncProgress(self.name, folder, fetched, sel.exists))
+                hi = lo - 1
+                window = self.tuning.batch
+                await asyncio.sleep(0)  # let user commands and the UI in between batches
+        else:
+            server = await client.uid_search_all()
+            missing = server.difference(UidSet.from_iterable(cached))
+            gone = UidSet.from_iterable(cached).difference(server)
+            self._expunge(folder, list(gone))
+            for chunk in _descending_chunks(missing, self.tuning.batch):
+                batch = await client.uid_fetch_summaries(chunk)
+                self._store_new(folder, batch)
+                fetched += len(batch)
+                self.bus.publish(SyncProgress(self.name, folder, fetched, len(missing)))
+        await self._reconcile_expunges(folder, sel)
+        return fetched
+
+    async def _catch_up(
+        self, folder: str, sel: SelectInfo, state: FolderState, used_qresync: bool
+    ) -> None:
+        """Apply flag changes and expunges that happened since ``state``."""
+        if used_qresync:
+            self._expunge(folder, list(sel.vanished))
+            self._apply_flags(folder, sel.changed)
+            return
+        client = self.client
+        if client.condstore and state.highestmodseq and not sel.nomodseq:
+            if sel.highestmodseq != state.highestmodseq:
+                flags, _ = await client.uid_fetch_flags("1:*", changedsince=state.highestmodseq)
+                self._apply_flags(folder, flags)
+            return
+        # No CONDSTORE: every flag, every time (the only way to see changes).
+        flags, _ = await client.uid_fetch_flags("1:*")
+        self._apply_flags(folder, flags)
+        cached = self.cache.uids(folder)
+        self._expunge(folder, [u for u in cached if u not in flags and u < (state.uidnext or 0)])
+
+    async def _fetch_new(self, folder: str, since_uid: int) -> int:
+        batch = await self.client.uid_fetch_summaries(f"{since_uid}:*")
+        known = set(self.cache.uids(folder)) if batch else set()
+        fresh = [s for s in batch if s.uid not in known]
+        self._store_new(folder, fresh)
+        return len(fresh)
+
+    async def _reconcile_expunges(self, folder: str, sel: SelectInfo) -> None:
+        """If the cache holds more than the server, find out which are gone."""
+        exists = sel.exists
+        cached = self.cache.counts(folder)[0]
+        if cached == exists:
+            return
+        server = await self.client.uid_search_all()
+        gone = [u for u in self.cache.uids(folder) if u not in server]
+        self._expunge(folder, gone)
+        if self.cache.counts(folder)[0] < len(server):
+            missing = server.difference(UidSet.from_iterable(self.cache.uids(folder)))
+            for chunk in _descending_chunks(missing, self.tuning.batch):
+                self._store_new(folder, await self.client.uid_fetch_summaries(chunk))
+
+    # -- cache updates that publish events ----------------------------------------------
+
+    def _store_new(self, folder: str, summaries: list) -> None:  # type: ignore[type-arg]
+        if not summaries:
+            return
+        self.cache.put_summaries(folder, summaries)
+        self.bus.publish(MessagesAdded(self.name, folder, tuple(summaries)))
+
+    def _apply_flags(self, folder: str, flags: dict[int, frozenset[str]]) -> None:
+        changed = self.cache.set_flags(folder, flags)
+        if changed:
+            self.bus.publish(FlagsChanged(self.name, folder, changed))
+
+    def _expunge(self, folder: str, uids: list[int]) -> None:
+        if not uids:
+            return
+        removed = self.cache.remove(folder, uids)
+        if removed:
+            self.bus.publish(MessagesExpunged(self.name, folder, tuple(removed)))
+
+    # -- live updates -------------------------------------------------------------------
+
+    def _on_unsolicited(self, folder: str | None, item: Untagged) -> None:
+        """Another device changed something: have the folder resynced."""
+        log.debug("%s: unsolicited in %s: %r", self.name, folder, item)
+        if isinstance(item, Exists | Expunge | Vanished | Fetch):
+            self._dirty.mark(folder)
+        elif isinstance(item, Status):
+            self._dirty.mark(item.mailbox)
+        elif isinstance(item, ListItem):
+            self._dirty.mark_list()
+
+    async def _process_dirty_forever(self) -> None:
+        while True:
+            await self._dirty.wake.wait()
+            self._dirty.wake.clear()
+            if self._dirty.folder_list:
+                self._dirty.folder_list = False
+                await self.sync_folder_list()
+            while self._dirty.folders:
+                folder = self._dirty.folders.pop()
+                if folder in {f.name for f in self.cache.folders()}:
+                    try:
+                        await self.sync_folder(folder)
+                    except CommandFailed as exc:
+                        self.bus.publish(SyncError(self.name, exc.message, folder))
+
+    async def _watch_main(self) -> None:
+        """NOTIFY on every subscribed folder where offered; else IDLE on INBOX and on the
+        open folder, and STATUS polls of the rest."""
+        if self.client.has("NOTIFY"):
+            await self._watch_notify()
+            return
+        self._open_changed = open_changed = asyncio.Event()
+        tasks = [
+            asyncio.create_task(self._poll_others()),
+            asyncio.create_task(self._watch_idle("INBOX")),
+        ]
+        try:
+            while True:
+                follower = None
+                if self.open_folder not in (None, "INBOX"):
+                    follower = asyncio.create_task(self._watch_idle(self.open_folder))
+                    tasks.append(follower)
+                changed = asyncio.create_task(open_changed.wait())
+                done, _ = await asyncio.wait([*tasks, changed], return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is not changed:
+                        task.result()  # a watcher died: raise so the supervisor reconnects
+                open_changed.clear()
+                if follower is not None:
+                    follower.cancel()
+                    tasks.remove(follower)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    def set_open_folder(self, folder: str | None) -> None:
+        """The folder the user looks at: watched live even without NOTIFY."""
+        if folder != self.open_folder:
+            self.open_folder = folder
+            self._idling.pop(folder or "", None)
+            if self._open_changed is not None:
+                self._open_changed.set()
+
+    async def watch_folder(self, folder: str, timeout: float = 10.0) -> None:
+        """Make ``folder`` the open one and return once changes to it are pushed to us."""
+        self.set_open_folder(folder)
+        if self._client is not None and self.client.has("NOTIFY"):
+            return  # NOTIFY covers every subscribed folder already
+        ready = self._idling.setdefault(folder, asyncio.Event())
+        await asyncio.wait_for(ready.wait(), timeout)
+
+    async def _watch_notify(self) -> None:
+        client = await self._connect(self._on_unsolicited)
+        self._watch_conns.append(client.conn)
+        events = "(MessageNew MessageExpunge FlagChange)"
+        await client.conn.command(
+            "NOTIFY",
+            f"SET (inboxes {events}) (subscribed {events})"
+            " (personal (MailboxName SubscriptionChange))",
+        )
+        await self._idle_loop(client, "*")
+
+    async def _watch_idle(self, folder: str) -> None:
+        client = await self._connect(self._on_unsolicited)
+        self._watch_conns.append(client.conn)
+        await client.select(folder, readonly=True)
+        await self._idle_loop(client, folder)
+
+    async def _idle_loop(self, client: ImapClient, folder: str) -> None:
+        """IDLE, renewed before servers drop it; a DONE without answer means a dead link."""
+        conn = client.conn
+        while True:
+            await conn.idle_start()
+            self._watching.set()
+            self._idling.setdefault(folder, asyncio.Event()).set()
+            await asyncio.sleep(self.tuning.idle_renew)
+            await conn.idle_done(timeout=self.tuning.dead_after)
+
+    async def _poll_others(self) -> None:
+        """Without NOTIFY, other folders are checked with STATUS every ``poll_every``."""
+        assert self.tuning.poll_every is not None
+        while True:
+            await asyncio.sleep(self.tuning.poll_every)
+            for folder in self.cache.folders():
+                if folder.selectable and folder.name != "INBOX":
+                    self._dirty.mark(folder.name)
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def fetch_body(self, folder: str, uid: int) -> bytes | None:
+        cached = self.cache.body(folder, uid)
+        if cached is not None:
+            return cached
+        async with self._lock:
+            client = self.client
+            if client.selected != folder:
+                await client.select(folder)
+            raw = await client.uid_fetch_body(uid)
+        if raw is not None:
+            self.cache.put_body(folder, uid, raw)
+        return raw
+
+    async def run_locked(self, action: Callable[[ImapClient], Awaitable[object]]) -> object:
+        async with self._lock:
+            return await action(self.client)
+
+
+def _unchanged(state: FolderState, status: Status, cached: int) -> bool:
+    """STATUS says nothing happened since the last sync: skip SELECT entirely."""
+    return (
+        state.uidvalidity == status.uidvalidity
+        and state.uidnext == status.uidnext
+        and status.messages == cached
+        and (status.highestmodseq is None or status.highestmodseq == state.highestmodseq)
+        and status.highestmodseq is not None
+    )
+
+
+def _descending_chunks(uids: UidSet, size: int) -> list[UidSet]:
+    """``uids`` in chunks of at most ``size``, newest (highest) chunk first."""
+    values = sorted(uids, reverse=True)
+    return [UidSet.from_iterable(values[i : i + size]) for i in range(0, len(values), size)]

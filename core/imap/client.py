@@ -1,0 +1,458 @@
+"""Typed IMAP commands: what the sync engine asks of a server, with the fallbacks it needs.
+
+Sits on the hardened transport (``connection.py``) and the pure parser (``parser.py``).
+Every untagged response a command brings back is parsed here; the ones that are not the
+command's own answer (another device's EXISTS, EXPUNGE, FETCH FLAGS, VANISHED) are handed
+to ``on_unsolicited`` so no change is ever lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from kittiwake.core.errors import CommandFailed
+from kittiwake.core.imap import utf7
+from kittiwake.core.imap.connection import CommandResult, ImapConnection
+from kittiwake.core.imap.decode import summary_from_fetch
+from kittiwake.core.imap.parser import (
+    Bye,
+    Capability,
+    Enabled,
+    ESearch,
+    Exists,
+    Expunge,
+    Fetch,
+    Flags,
+    ListItem,
+    Ok,
+    Search,
+    Status,
+    Untagged,
+    Vanished,
+    parse_untagged,
+)
+from kittiwake.core.imap.uidset import UidSet
+from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
+
+log = logging.getLogger(__name__)
+
+#: Session-specific and gone from IMAP4rev2: never stored, never compared.
+RECENT = "\\Recent"
+
+#: What the message list needs; REFERENCES is fetched for threading.
+SUMMARY_ITEMS = (
+    "UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE"
+    " BODY.PEEK[HEADER.FIELDS (REFERENCES)]"
+)
+
+_FALLBACK_ROLES = {
+    "sent": FolderRole.SENT,
+    "sent items": FolderRole.SENT,
+    "sent messages": FolderRole.SENT,
+    "sent mail": FolderRole.SENT,
+    "[gmail]/sent mail": FolderRole.SENT,
+    "drafts": FolderRole.DRAFTS,
+    "[gmail]/drafts": FolderRole.DRAFTS,
+    "trash": FolderRole.TRASH,
+    "deleted items": FolderRole.TRASH,
+    "deleted messages": FolderRole.TRASH,
+    "[gmail]/trash": FolderRole.TRASH,
+    "[gmail]/bin": FolderRole.TRASH,
+    "junk": FolderRole.JUNK,
+    "junk e-mail": FolderRole.JUNK,
+    "junk email": FolderRole.JUNK,
+    "spam": FolderRole.JUNK,
+    "[gmail]/spam": FolderRole.JUNK,
+    "archive": FolderRole.ARCHIVE,
+    "archives": FolderRole.ARCHIVE,
+    "[gmail]/all mail": FolderRole.ALL,
+}
+
+
+def quote(text: str) -> str:
+    """An IMAP quoted string (astring), escaping backslash and double quote."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass
+class SelectInfo:
+    """What SELECT/EXAMINE told us, including QRESYNC's catch-up data."""
+
+    exists: int = 0
+    uidvalidity: int | None = None
+    uidnext: int | None = None
+    highestmodseq: int | None = None
+    nomodseq: bool = False
+    vanished: UidSet = field(default_factory=UidSet)
+    changed: dict[int, frozenset[str]] = field(default_factory=dict)
+    modseqs: dict[int, int] = field(default_factory=dict)
+    readonly: bool = False
+
+
+class ImapClient:
+    """One logged-in connection with typed commands. Not safe for concurrent commands."""
+
+    def __init__(
+        self,
+        conn: ImapConnection,
+        on_unsolicited: Callable[[str | None, Untagged], None] | None = None,
+    ) -> None:
+        self.conn = conn
+        self.on_unsolicited = on_unsolicited
+        self.selected: str | None = None
+        self.enabled: frozenset[str] = frozenset()
+        self._raw_names: dict[str, str] = {"INBOX": "INBOX"}
+        self._utf8 = False
+        self._busy = False
+        conn.on_untagged = self._on_raw
+
+    # -- capabilities -------------------------------------------------------------------
+
+    @property
+    def caps(self) -> frozenset[str]:
+        return self.conn.capabilities
+
+    def has(self, cap: str) -> bool:
+        return cap.upper() in self.caps
+
+    @property
+    def qresync(self) -> bool:
+        return "QRESYNC" in self.enabled
+
+    @property
+    def condstore(self) -> bool:
+        return "CONDSTORE" in self.enabled or self.qresync
+
+    async def enable_extensions(self) -> None:
+        """ENABLE QRESYNC (which implies CONDSTORE) where offered, and send ID."""
+        wanted = [c for c in ("QRESYNC", "CONDSTORE", "UTF8=ACCEPT") if self.has(c)]
+        if "QRESYNC" in wanted and "CONDSTORE" in wanted:
+            wanted.remove("CONDSTORE")
+        if "UTF8=ACCEPT" in wanted:
+            wanted.remove("UTF8=ACCEPT")  # names stay in modified UTF-7: simpler and universal
+        if self.has("ENABLE") and wanted:
+            responses, _ = await self.run("ENABLE " + " ".join(wanted))
+            for r in responses:
+                if isinstance(r, Enabled):
+                    self.enabled = self.enabled | r.capabilities
+        if self.has("CONDSTORE") and "CONDSTORE" not in self.enabled and not self.qresync:
+            # CONDSTORE is switched on by the first command that uses it; remember it is there.
+            self.enabled = self.enabled | {"CONDSTORE"}
+        if self.has("ID"):
+            try:
+                await self.run('ID ("name" "Kittiwake")')
+            except CommandFailed:
+                log.debug("server refused ID")
+
+    # -- running commands ---------------------------------------------------------------
+
+    async def run(
+        self, line: str, literal: bytes | None = None, claim: Callable[[Untagged], bool] = bool
+    ) -> tuple[list[Untagged], CommandResult]:
+        """Run one command; return the untagged responses it claims and the tagged result.
+
+        Responses that ``claim`` rejects (another device's EXISTS, EXPUNGE, VANISHED or FETCH
+        FLAGS that arrived during the command) go to ``on_unsolicited``.
+        """
+        self._busy = True
+        try:
+            result = await self.conn.execute(line, literal=literal)
+        finally:
+            self._busy = False
+        out: list[Untagged] = []
+        for raw in result.untagged:
+            try:
+                item = parse_untagged(raw, utf8_names=self._utf8)
+            except ValueError:
+                log.warning("unparseable response to %s", line.split(" ", 1)[0])
+                continue
+            if isinstance(item, Bye):
+                continue
+            if claim(item):
+                out.append(item)
+            elif self.on_unsolicited is not None:
+                self.on_unsolicited(self.selected, item)
+        if not result.ok:
+            verb = (
+                " ".join(line.split(" ", 2)[:2]) if line.startswith("UID ") else line.split(" ")[0]
+            )
+            raise CommandFailed(
+                f"{self.conn.label} refused {verb}: {result.text}",
+                command=verb,
+                status=result.status,
+                text=result.text,
+                code=result.code_name,
+            )
+        return out, result
+
+    def _on_raw(self, raw: bytes) -> None:
+        """Untagged data outside our own commands (IDLE, NOTIFY, or between commands)."""
+        if self._busy or self.on_unsolicited is None:
+            return  # run() sees these in the command's result
+        try:
+            item = parse_untagged(raw, utf8_names=self._utf8)
+        except ValueError:
+            return
+        self.on_unsolicited(self.selected, item)
+
+    def raw_name(self, folder: str) -> str:
+        return self._raw_names.get(folder) or utf7.encode(folder)
+
+    def mailbox_arg(self, folder: str) -> str:
+        return quote(self.raw_name(folder))
+
+    # -- folders ------------------------------------------------------------------------
+
+    async def list_folders(self) -> tuple[list[FolderInfo], dict[str, Status]]:
+        """All folders with roles and subscription; STATUS too when LIST-STATUS is offered."""
+        items: list[ListItem] = []
+        statuses: dict[str, Status] = {}
+        subscribed: set[str] | None = None
+        if self.has("LIST-EXTENDED") or self.has("LIST-STATUS"):
+            returns = ["SUBSCRIBED", "CHILDREN"]
+            if self.has("SPECIAL-USE"):
+                returns.append("SPECIAL-USE")
+            if self.has("LIST-STATUS"):
+                returns.append(f"STATUS ({self._status_items()})")
+            responses, _ = await self.run(
+                f'LIST "" "*" RETURN ({" ".join(returns)})',
+                claim=lambda r: isinstance(r, ListItem | Status),
+            )
+        else:
+            responses, _ = await self.run('LIST "" "*"', claim=lambda r: isinstance(r, ListItem))
+            lsub, _ = await self.run('LSUB "" "*"', claim=lambda r: isinstance(r, ListItem))
+            subscribed = {r.name_decoded for r in lsub if isinstance(r, ListItem)}
+        for r in responses:
+            if isinstance(r, ListItem) and r.command == "LIST":
+                items.append(r)
+            elif isinstance(r, Status):
+                statuses[r.mailbox] = r
+        folders: list[FolderInfo] = []
+        for item in items:
+            self._raw_names[item.name_decoded] = item.name_raw
+            info = item.folder_info(None if subscribed is None else item.name_decoded in subscribed)
+            if item.name_decoded == "INBOX":
+                info = FolderInfo(
+                    info.name, info.delimiter, FolderRole.INBOX, info.attributes, True
+                )
+            folders.append(info)
+        return _fill_fallback_roles(folders), statuses
+
+    def _status_items(self) -> str:
+        items = "MESSAGES UNSEEN UIDNEXT UIDVALIDITY"
+        return items + " HIGHESTMODSEQ" if self.has("CONDSTORE") else items
+
+    async def status(self, folder: str) -> Status:
+        responses, _ = await self.run(
+            f"STATUS {self.mailbox_arg(folder)} ({self._status_items()})",
+            claim=lambda r: isinstance(r, Status),
+        )
+        for r in responses:
+            if isinstance(r, Status):
+                return r
+        return Status(folder, folder, {})
+
+    async def create(self, folder: str) -> None:
+        await self.run(f"CREATE {quote(utf7.encode(folder))}")
+        await self.run(f"SUBSCRIBE {quote(utf7.encode(folder))}")
+
+    # -- selecting ----------------------------------------------------------------------
+
+    async def select(
+        self,
+        folder: str,
+        *,
+        readonly: bool = False,
+        qresync: tuple[int, int, UidSet | None] | None = None,
+    ) -> SelectInfo:
+        """SELECT (or EXAMINE) ``folder``; with ``qresync`` = (uidvalidity, modseq, known
+        uids) the server also reports what vanished and changed since (RFC 7162)."""
+        verb = "EXAMINE" if readonly else "SELECT"
+        args = ""
+        if qresync is not None and self.qresync:
+            uidvalidity, modseq, known = qresync
+            known_text = f" {known.format()}" if known else ""
+            args = f" (QRESYNC ({uidvalidity} {modseq}{known_text}))"
+        elif self.condstore:
+            args = " (CONDSTORE)"
+        self.selected = None
+        info = SelectInfo(readonly=readonly)
+
+        def claim(r: Untagged) -> bool:
+            return True  # everything during SELECT describes the new mailbox
+
+        responses, tagged = await self.run(f"{verb} {self.mailbox_arg(folder)}{args}", claim=claim)
+        self.selected = folder
+        for r in responses:
+            if isinstance(r, Exists):
+                info.exists = r.count
+            elif isinstance(r, Vanished):
+                info.vanished = info.vanished.union(r.uids)
+            elif isinstance(r, Fetch) and r.uid is not None:
+                flags = r.flags
+                if flags is not None:
+                    info.changed[r.uid] = flags
+                if r.modseq is not None:
+                    info.modseqs[r.uid] = r.modseq
+            elif isinstance(r, Ok) and r.code is not None:
+                code = r.code
+                if code.name == "UIDVALIDITY":
+                    info.uidvalidity = code.int_value
+                elif code.name == "UIDNEXT":
+                    info.uidnext = code.int_value
+                elif code.name == "HIGHESTMODSEQ":
+                    info.highestmodseq = code.int_value
+                elif code.name == "NOMODSEQ":
+                    info.nomodseq = True
+        if tagged.code_name == "READ-ONLY":
+            info.readonly = True
+        return info
+
+    # -- fetching -----------------------------------------------------------------------
+
+    def _summary_items(self) -> str:
+        return SUMMARY_ITEMS + (" MODSEQ" if self.condstore else "")
+
+    async def fetch_summaries(self, seq_lo: int, seq_hi: int) -> list[MessageSummary]:
+        """Summaries of messages ``seq_lo``..``seq_hi`` by sequence number."""
+        return await self._summaries(f"FETCH {seq_lo}:{seq_hi} ({self._summary_items()})", None)
+
+    async def uid_fetch_summaries(self, uids: UidSet | str) -> list[MessageSummary]:
+        text = uids.format() if isinstance(uids, UidSet) else uids
+        lowest = UidSet.parse(text, max_value=2**32 - 1).min if "*" not in text else None
+        out = await self._summaries(f"UID FETCH {text} ({self._summary_items()})", lowest)
+        if "*" in text:
+            # "n:*" returns the last message even when its UID is below n.
+            start = int(text.split(":", 1)[0])
+            out = [s for s in out if s.uid >= start]
+        return out
+
+    async def _summaries(self, line: str, _lowest: int | None) -> list[MessageSummary]:
+        flags_only: dict[int, frozenset[str]] = {}
+
+        def claim(r: Untagged) -> bool:
+            return isinstance(r, Fetch)
+
+        responses, _ = await self.run(line, claim=claim)
+        out: list[MessageSummary] = []
+        for r in responses:
+            assert isinstance(r, Fetch)
+            if r.get("ENVELOPE") is None:
+                # An unsolicited flag update from another device that arrived mid-command.
+                if r.uid is not None and r.flags is not None:
+                    flags_only[r.uid] = r.flags - {RECENT}
+                elif self.on_unsolicited is not None:
+                    self.on_unsolicited(self.selected, r)
+                continue
+            try:
+                summary = summary_from_fetch(r)
+                if RECENT in summary.flags:
+                    summary = dataclasses.replace(summary, flags=summary.flags - {RECENT})
+                out.append(summary)
+            except ValueError:
+                log.warning("skipping an unparseable FETCH response in %s", self.selected)
+        if flags_only and self.on_unsolicited is not None:
+            for uid, flags in flags_only.items():
+                self.on_unsolicited(self.selected, _flag_fetch(uid, flags))
+        return out
+
+    async def uid_fetch_flags(
+        self, uids: str = "1:*", changedsince: int | None = None
+    ) -> tuple[dict[int, frozenset[str]], dict[int, int]]:
+        """Flags (and modseqs) of ``uids``; with ``changedsince`` only what changed."""
+        items = "(UID FLAGS MODSEQ)" if self.condstore else "(UID FLAGS)"
+        mod = f" (CHANGEDSINCE {changedsince})" if changedsince is not None else ""
+        responses, _ = await self.run(
+            f"UID FETCH {uids} {items}{mod}", claim=lambda r: isinstance(r, Fetch)
+        )
+        flags: dict[int, frozenset[str]] = {}
+        modseqs: dict[int, int] = {}
+        for r in responses:
+            assert isinstance(r, Fetch)
+            if r.uid is None:
+                continue
+            f = r.flags
+            if f is not None:
+                flags[r.uid] = f - {RECENT}
+            if r.modseq is not None:
+                modseqs[r.uid] = r.modseq
+        return flags, modseqs
+
+    async def uid_search_all(self) -> UidSet:
+        """Every UID in the selected folder (ESEARCH keeps the answer compact)."""
+        if self.has("ESEARCH"):
+            responses, _ = await self.run(
+                "UID SEARCH RETURN (ALL) ALL", claim=lambda r: isinstance(r, ESearch)
+            )
+            for r in responses:
+                if isinstance(r, ESearch):
+                    return r.all or UidSet()
+            return UidSet()
+        responses, _ = await self.run("UID SEARCH ALL", claim=lambda r: isinstance(r, Search))
+        uids: list[int] = []
+        for r in responses:
+            if isinstance(r, Search):
+                uids.extend(r.uids)
+        return UidSet.from_iterable(uids)
+
+    async def uid_fetch_body(self, uid: int) -> bytes | None:
+        """The whole message, without setting \\Seen (BODY.PEEK)."""
+        responses, _ = await self.run(
+            f"UID FETCH {uid} (UID BODY.PEEK[])", claim=lambda r: isinstance(r, Fetch)
+        )
+        for r in responses:
+            if isinstance(r, Fetch) and r.uid == uid:
+                body = r.section("")
+                if body is not None:
+                    return body
+        return None
+
+    # -- changing -----------------------------------------------------------------------
+
+    async def uid_store(self, uids: Iterable[int], op: str, flags: Sequence[str]) -> None:
+        """``op`` is "+FLAGS", "-FLAGS" or "FLAGS"; .SILENT is added, changes come back by sync."""
+        uidset = UidSet.from_iterable(uids)
+        await self.run(
+            f"UID STORE {uidset.format()} {op}.SILENT ({' '.join(flags)})",
+            claim=lambda r: isinstance(r, Fetch),
+        )
+
+    async def append(self, folder: str, message: bytes, flags: Sequence[str] = ()) -> None:
+        await self.run(f"APPEND {self.mailbox_arg(folder)} ({' '.join(flags)})", literal=message)
+
+    async def noop(self) -> None:
+        await self.run("NOOP", claim=lambda r: False)
+
+    async def logout(self) -> None:
+        await self.conn.logout()
+
+
+def _flag_fetch(uid: int, flags: frozenset[str]) -> Fetch:
+    return Fetch(0, {"UID": uid, "FLAGS": [f for f in sorted(flags)]})
+
+
+def _fill_fallback_roles(folders: list[FolderInfo]) -> list[FolderInfo]:
+    """Where the server marks no SPECIAL-USE folder for a role, guess by common names."""
+    taken = {f.role for f in folders if f.role is not None}
+    out = []
+    for f in folders:
+        guess = _FALLBACK_ROLES.get(f.name.lower())
+        if f.role is None and guess is not None and guess not in taken and f.selectable:
+            f = FolderInfo(f.name, f.delimiter, guess, f.attributes, f.subscribed)
+            taken.add(guess)
+        out.append(f)
+    return out
+
+
+__all__ = [
+    "SUMMARY_ITEMS",
+    "Capability",
+    "Expunge",
+    "Flags",
+    "ImapClient",
+    "SelectInfo",
+    "quote",
+]

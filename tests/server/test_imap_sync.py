@@ -1,0 +1,411 @@
+"""The IMAP engine against the real Dovecot: first sync, resync, and live updates from another device."""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from harness import Dovecot, User
+from harness.clients import imap_device
+
+from kittiwake.core.cache import Cache
+from kittiwake.core.config import config_from_dict
+from kittiwake.core.events import (
+    ConnectionChanged,
+    ConnState,
+    EventBus,
+    FlagsChanged,
+    FolderListChanged,
+    FolderReset,
+    MessagesAdded,
+    MessagesExpunged,
+    Subscription,
+)
+from kittiwake.core.imap.account import ImapAccount, Tuning
+from kittiwake.core.models import FLAGGED, SEEN, FolderRole
+
+LIVE = 1.0  # seconds: the issue's bound for another device's change to reach the event stream
+
+
+def message(n: int, subject: str | None = None, sender: str = "Ann <ann@example.org>") -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = "me@example.test"
+    msg["Subject"] = subject if subject is not None else f"Message {n}"
+    msg["Message-ID"] = f"<m{n}.{time.monotonic_ns()}@example.org>"
+    msg["Date"] = "Thu, 26 Nov 2026 10:00:00 +0000"
+    msg.set_content(f"Body of message {n}\n")
+    return msg.as_bytes()
+
+
+def append_many(imap: imaplib.IMAP4, count: int, mailbox: str = "INBOX", start: int = 1) -> None:
+    for n in range(start, start + count):
+        typ, _ = imap.append(mailbox, "", None, message(n))
+        assert typ == "OK"
+
+
+EngineFactory = Callable[..., Awaitable[tuple[ImapAccount, Subscription]]]
+
+
+@pytest.fixture
+async def engine(tmp_path: Path, dovecot: Dovecot) -> AsyncIterator[EngineFactory]:
+    started: list[ImapAccount] = []
+
+    async def make(
+        user: User,
+        server: Dovecot | None = None,
+        *,
+        port: int | None = None,
+        host: str | None = None,
+        cache_name: str = "acct.sqlite3",
+        security: str = "tls",
+        tuning: Tuning | None = None,
+    ) -> tuple[ImapAccount, Subscription]:
+        srv = server or dovecot
+        config = config_from_dict(
+            {
+                "accounts": {
+                    "acct": {
+                        "email": user.email,
+                        "imap": {
+                            "host": host or srv.host,
+                            "port": port
+                            or (srv.ports.imaps if security == "tls" else srv.ports.imap),
+                            "security": security,
+                            "user": user.login,
+                            "password": user.password,
+                            "ca_file": str(srv.ca_file),
+                            "timeout": 5,
+                        },
+                    }
+                }
+            }
+        )
+        bus = EventBus()
+        sub = bus.subscribe()
+        account = ImapAccount(
+            config.accounts["acct"],
+            Cache(tmp_path / cache_name),
+            bus,
+            tuning or Tuning(backoff_min=0.05, backoff_max=0.5, first_window=100, batch=500),
+        )
+        started.append(account)
+        return account, sub
+
+    yield make
+    for account in started:
+        await account.stop()
+        account.cache.close()
+
+
+async def test_first_sync_newest_first_then_everything(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    device = imap_device(dovecot, user)
+    append_many(device, 1234)
+    account, events = await engine(user)
+    await account.connect_once()
+    stats = await account.sync_all()
+    assert account.cache.counts("INBOX") == (1234, 1234)
+    assert stats.fetched == 1234
+    added = [e for e in events.pending() if isinstance(e, MessagesAdded) and e.folder == "INBOX"]
+    # The first batch is the newest screenful; the rest streams in behind it, newest first.
+    assert sorted(added[0].uids) == list(range(1135, 1235))
+    assert max(added[1].uids) == 1134
+    assert sorted(u for e in added for u in e.uids) == list(range(1, 1235))
+    page, _ = account.cache.page("INBOX", 3)
+    assert [s.envelope.subject for s in page] == ["Message 1234", "Message 1233", "Message 1232"]
+    folders = {f.name: f for f in account.cache.folders()}
+    assert folders["Sent"].role is FolderRole.SENT and folders["INBOX"].role is FolderRole.INBOX
+
+
+async def test_restart_resyncs_with_qresync_and_fetches_nothing_known(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    device = imap_device(dovecot, user)
+    append_many(device, 300)
+    first, _ = await engine(user)
+    await first.connect_once()
+    await first.sync_all()
+    await first.stop()
+    first.cache.close()
+
+    device.select("INBOX")
+    device.store("1:5", "+FLAGS", "(\\Seen)")
+    device.store("10", "+FLAGS", "(\\Deleted)")
+    device.expunge()
+    append_many(device, 2, start=301)
+
+    second, events = await engine(user)
+    await second.connect_once()
+    assert second.client.qresync
+    stats = await second.sync_all()
+    assert stats.fetched == 2  # only the two new messages: nothing already cached came again
+    assert second.cache.counts("INBOX") == (301, 296)
+    assert 10 not in second.cache.uids("INBOX")
+    kinds = {type(e) for e in events.pending()}
+    assert {FlagsChanged, MessagesExpunged, MessagesAdded} <= kinds
+
+
+async def test_warm_restart_with_nothing_changed_selects_nothing(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    device = imap_device(dovecot, user)
+    append_many(device, 50)
+    first, _ = await engine(user)
+    await first.connect_once()
+    await first.sync_all()
+    await first.stop()
+    first.cache.close()
+    second, events = await engine(user)
+    await second.connect_once()
+    stats = await second.sync_all()
+    assert stats.fetched == 0
+    assert not [
+        e
+        for e in events.pending()
+        if isinstance(e, MessagesAdded | FlagsChanged | MessagesExpunged)
+    ]
+
+
+async def test_uidvalidity_change_drops_and_refetches(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    device = imap_device(dovecot, user)
+    device.create("Lists")
+    device.subscribe("Lists")
+    append_many(device, 5, "Lists")
+    account, events = await engine(user)
+    await account.connect_once()
+    await account.sync_all()
+    old = account.cache.folder_state("Lists")
+    assert old is not None and len(account.cache.uids("Lists")) == 5
+    device.delete("Lists")
+    device.create("Lists")
+    device.subscribe("Lists")
+    append_many(device, 3, "Lists", start=100)
+    await account.sync_all()
+    new = account.cache.folder_state("Lists")
+    assert new is not None and new.uidvalidity != old.uidvalidity
+    assert any(isinstance(e, FolderReset) and e.folder == "Lists" for e in events.pending())
+    subjects = sorted(s.envelope.subject for s in account.cache.page("Lists", 10)[0])
+    assert subjects == ["Message 100", "Message 101", "Message 102"]
+
+
+async def test_non_ascii_subjects_and_folder_names(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    device = imap_device(dovecot, user)
+    name = "Entwürfe/日本語"
+    from kittiwake.core.imap import utf7
+
+    wire = utf7.encode(name)
+    device.create(f'"{wire}"')
+    device.subscribe(f'"{wire}"')
+    raw_latin1 = (
+        b"From: =?ISO-8859-1?Q?J=F6rg_M=FCller?= <jm@example.org>\r\n"
+        b"Subject: =?ISO-8859-1?Q?Gr=FC=DFe_aus_K=F6ln?=\r\n"
+        b"Message-ID: <l1@example.org>\r\n\r\nhallo\r\n"
+    )
+    raw_utf8 = (
+        b"From: =?UTF-8?B?5bGx55Sw5aSq6YOO?= <yamada@example.jp>\r\n"
+        b"Subject: =?UTF-8?Q?caf=C3=A9?= =?UTF-8?Q?_na=C3=AFve?= =?utf-8?b?IOKcqA==?=\r\n"
+        b"Message-ID: <u1@example.org>\r\n\r\nhi\r\n"
+    )
+    for raw in (raw_latin1, raw_utf8):
+        assert device.append(f'"{wire}"', "", None, raw)[0] == "OK"
+    account, _ = await engine(user)
+    await account.connect_once()
+    await account.sync_all()
+    assert name in {f.name for f in account.cache.folders()}
+    page, _ = account.cache.page(name, 10)
+    got = {s.envelope.subject: s.envelope.from_[0].name for s in page}
+    assert got == {"Grüße aus Köln": "Jörg Müller", "café naïve ✨": "山田太郎"}
+
+
+async def wait_event(
+    events: Subscription, kind: type, timeout: float = LIVE, **match: object
+) -> object:
+    return await events.wait_for(kind, timeout, **match)
+
+
+async def wait_all(
+    events: Subscription, *wanted: tuple[type, dict[str, object]], timeout: float = LIVE
+) -> list[object]:
+    """Wait for one event matching each of ``wanted``, in any order."""
+    found: list[object | None] = [None] * len(wanted)
+
+    async def collect() -> None:
+        async for event in events:
+            for i, (kind, match) in enumerate(wanted):
+                if (
+                    found[i] is None
+                    and isinstance(event, kind)
+                    and all(getattr(event, k) == v for k, v in match.items())
+                ):
+                    found[i] = event
+                    break
+            if all(f is not None for f in found):
+                return
+
+    await asyncio.wait_for(collect(), timeout)
+    return list(found)
+
+
+async def test_two_devices_live(engine: EngineFactory, dovecot: Dovecot, user: User) -> None:
+    device = imap_device(dovecot, user)
+    append_many(device, 3)
+    device.create("Work")
+    device.subscribe("Work")
+    account, events = await engine(user)
+    account.start()
+    await account.wait_online(5)
+    await account.wait_synced(10)
+    assert account.cache.counts("INBOX")[0] == 3
+    events.pending()
+
+    device.select("INBOX")
+    device.uid("STORE", "2", "+FLAGS", "(\\Flagged \\Seen)")
+    ev = await wait_event(events, FlagsChanged, folder="INBOX")
+    assert ev.flags == {2: frozenset({FLAGGED, SEEN})}
+
+    device.uid("STORE", "2", "-FLAGS", "(\\Flagged)")
+    ev = await wait_event(events, FlagsChanged, folder="INBOX")
+    assert ev.flags == {2: frozenset({SEEN})}
+
+    device.append("INBOX", "", None, message(4, "Fresh news"))
+    ev = await wait_event(events, MessagesAdded, folder="INBOX")
+    assert [s.envelope.subject for s in ev.summaries] == ["Fresh news"]
+
+    device.uid("MOVE", "1", "Work")
+    gone, came = await wait_all(
+        events, (MessagesExpunged, {"folder": "INBOX"}), (MessagesAdded, {"folder": "Work"})
+    )
+    assert gone.uids == (1,)
+    assert [s.envelope.subject for s in came.summaries] == ["Message 1"]
+
+    device.uid("STORE", "3", "+FLAGS", "(\\Deleted)")
+    device.expunge()
+    ev = await wait_event(events, MessagesExpunged, folder="INBOX")
+    assert ev.uids == (3,)
+
+    device.create("Projects")
+    device.subscribe("Projects")
+    ev = await wait_event(events, FolderListChanged)
+    assert "Projects" in {f.name for f in ev.folders}
+
+    # A change in a folder that is not open and not INBOX is live too.
+    device.select("Work")
+    device.store("1", "+FLAGS", "(\\Seen)")
+    ev = await wait_event(events, FlagsChanged, folder="Work")
+    assert list(ev.flags.values()) == [frozenset({SEEN})]
+    assert account.cache.counts("INBOX") == (2, 1)
+
+
+async def test_server_restart_during_idle_reconnects_and_catches_up(
+    engine: EngineFactory, dovecot_factory: Callable[..., Dovecot]
+) -> None:
+    server = dovecot_factory()
+    user = server.add_user("carol")
+    device = imap_device(server, user)
+    append_many(device, 4)
+    device.logout()
+    account, events = await engine(user, server)
+    account.start()
+    await account.wait_online(5)
+    await account.wait_synced(10)
+    assert account.cache.counts("INBOX")[0] == 4
+    server.restart(graceful=False)
+    await events.wait_for(ConnectionChanged, 5, state=ConnState.OFFLINE)
+    device = imap_device(server, user)
+    append_many(device, 1, start=5)
+    await events.wait_for(ConnectionChanged, 10, state=ConnState.ONLINE)
+    await account.wait_synced(10)
+    assert account.cache.counts("INBOX")[0] == 5
+
+
+BARE_CAPS = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ UIDPLUS"
+
+
+async def test_without_condstore_qresync_notify_everything_still_syncs_live(
+    engine: EngineFactory, dovecot_factory: Callable[..., Dovecot]
+) -> None:
+    server = dovecot_factory(extra_conf=BARE_CAPS)
+    user = server.add_user("dora")
+    device = imap_device(server, user)
+    append_many(device, 6)
+    device.create("Work")
+    device.subscribe("Work")
+    append_many(device, 2, "Work", start=50)
+    account, events = await engine(
+        user, server, tuning=Tuning(backoff_min=0.05, backoff_max=0.5, poll_every=0.2)
+    )
+    account.start()
+    await account.wait_synced(10)
+    client = account.client
+    assert not client.condstore and not client.qresync and not client.has("NOTIFY")
+    assert account.cache.counts("INBOX") == (6, 6)
+    roles = {f.name: f.role for f in account.cache.folders()}
+    assert roles["Sent"] is FolderRole.SENT and roles["Trash"] is FolderRole.TRASH  # by name
+    events.pending()
+
+    device.select("INBOX")
+    device.store("2", "+FLAGS", "(\\Seen)")
+    ev = await wait_event(events, FlagsChanged, folder="INBOX")
+    assert ev.flags == {2: frozenset({SEEN})}
+    device.store("3", "+FLAGS", "(\\Deleted)")
+    device.expunge()
+    ev = await wait_event(events, MessagesExpunged, folder="INBOX")
+    assert ev.uids == (3,)
+    # Work is neither INBOX nor open: the STATUS poll finds the change.
+    append_many(device, 1, "Work", start=60)
+    ev = await wait_event(events, MessagesAdded, timeout=3, folder="Work")
+    assert [s.envelope.subject for s in ev.summaries] == ["Message 60"]
+
+
+async def test_without_notify_the_open_folder_is_watched_by_idle(
+    engine: EngineFactory, dovecot_factory: Callable[..., Dovecot]
+) -> None:
+    server = dovecot_factory(extra_conf=BARE_CAPS)
+    user = server.add_user("erin")
+    device = imap_device(server, user)
+    device.create("Work")
+    device.subscribe("Work")
+    append_many(device, 2, "Work")
+    # Polling is off: only IDLE on INBOX and on the open folder can report changes.
+    account, events = await engine(user, server, tuning=Tuning(poll_every=3600))
+    account.start()
+    await account.wait_synced(10)
+    await account.watch_folder("Work", timeout=5)
+    events.pending()
+    device.select("Work")
+    device.store("1", "+FLAGS", "(\\Flagged)")
+    ev = await wait_event(events, FlagsChanged, folder="Work")
+    assert ev.flags == {1: frozenset({FLAGGED})}
+
+
+async def test_connection_killed_mid_fetch_resumes_without_refetching(
+    engine: EngineFactory, dovecot: Dovecot, user: User, proxy_factory: Callable[..., object]
+) -> None:
+    device = imap_device(dovecot, user)
+    append_many(device, 1500)
+    proxy = proxy_factory(dovecot.host, dovecot.ports.imaps)
+    account, events = await engine(
+        user, port=proxy.port, host=proxy.host,  # type: ignore[attr-defined]
+        tuning=Tuning(backoff_min=0.05, backoff_max=0.2, first_window=100, batch=200),
+    )
+    account.start()
+    first = await events.wait_for(MessagesAdded, 10, folder="INBOX")
+    assert len(first.summaries) == 100
+    proxy.kill_connections()  # type: ignore[attr-defined]
+    await events.wait_for(ConnectionChanged, 5, state=ConnState.OFFLINE)
+    await account.wait_synced(20)
+    assert account.cache.uids("INBOX") == list(range(1, 1501))
+    fetched = [u for e in events.pending() if isinstance(e, MessagesAdded) for u in e.uids]
+    assert len(fetched) == len(set(fetched)), "a summary was fetched twice"
+    assert set(first.uids).isdisjoint(fetched)
