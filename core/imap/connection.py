@@ -618,11 +618,25 @@ class ImapConnection:
         await self._authenticated(result, timeout)
 
     async def authenticate_oauth(self, user: str, token: str, timeout: float | None = None) -> None:
-        """AUTHENTICATE XOAUTH2. A failure (error challenge) raises AuthFailed promptly."""
+        """AUTHENTICATE OAUTHBEARER (RFC 7628) or XOAUTH2, whichever the server offers.
+
+        A failure (the error challenge) raises AuthFailed promptly instead of hanging.
+        """
         self._check_can_authenticate()
-        if "AUTH=XOAUTH2" not in self._capabilities:
-            raise AuthFailed(f"{self.label} does not offer XOAUTH2.", command="AUTHENTICATE")
-        ir = base64.b64encode(f"user={user}\x01auth=Bearer {token}\x01\x01".encode())
+        if "AUTH=OAUTHBEARER" in self._capabilities:
+            mech = "OAUTHBEARER"
+            gs2 = "n,a=" + user.replace("=", "=3D").replace(",", "=2C") + ","
+            payload = (
+                f"{gs2}\x01host={self.host}\x01port={self.port}\x01auth=Bearer {token}\x01\x01"
+            )
+        elif "AUTH=XOAUTH2" in self._capabilities:
+            mech = "XOAUTH2"
+            payload = f"user={user}\x01auth=Bearer {token}\x01\x01"
+        else:
+            raise AuthFailed(
+                f"{self.label} offers neither OAUTHBEARER nor XOAUTH2.", command="AUTHENTICATE"
+            )
+        ir = base64.b64encode(payload.encode())
         sent_ir = "SASL-IR" in self._capabilities
         sent_token = sent_ir
         challenge_detail = ""
@@ -641,13 +655,13 @@ class ImapConnection:
                 challenge_detail = challenge.decode("utf-8", "replace")
             return b""
 
-        args: tuple[Arg, ...] = ("XOAUTH2", ir.decode("ascii")) if sent_ir else ("XOAUTH2",)
+        args: tuple[Arg, ...] = (mech, ir.decode("ascii")) if sent_ir else (mech,)
         cmd = self._new(
             "AUTHENTICATE", *args, timeout=timeout, sensitive=True, on_continuation=step
         )
         result = await self._run(cmd, check=False)
         if not result.ok:
-            raise self._auth_failed(result, "AUTHENTICATE XOAUTH2", challenge_detail)
+            raise self._auth_failed(result, f"AUTHENTICATE {mech}", challenge_detail)
         await self._authenticated(result, timeout)
 
     # -- typed wrappers ---------------------------------------------------------------------

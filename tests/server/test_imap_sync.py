@@ -396,7 +396,9 @@ async def test_connection_killed_mid_fetch_resumes_without_refetching(
     append_many(device, 1500)
     proxy = proxy_factory(dovecot.host, dovecot.ports.imaps)
     account, events = await engine(
-        user, port=proxy.port, host=proxy.host,  # type: ignore[attr-defined]
+        user,
+        port=proxy.port,
+        host=proxy.host,  # type: ignore[attr-defined]
         tuning=Tuning(backoff_min=0.05, backoff_max=0.2, first_window=100, batch=200),
     )
     account.start()
@@ -409,3 +411,80 @@ async def test_connection_killed_mid_fetch_resumes_without_refetching(
     fetched = [u for e in events.pending() if isinstance(e, MessagesAdded) for u in e.uids]
     assert len(fetched) == len(set(fetched)), "a summary was fetched twice"
     assert set(first.uids).isdisjoint(fetched)
+
+
+async def test_a_silently_dead_link_is_detected_and_replaced(
+    engine: EngineFactory, dovecot: Dovecot, user: User, proxy_factory: Callable[..., object]
+) -> None:
+    device = imap_device(dovecot, user)
+    append_many(device, 3)
+    proxy = proxy_factory(dovecot.host, dovecot.ports.imaps)
+    account, events = await engine(
+        user,
+        port=proxy.port,
+        host=proxy.host,  # type: ignore[attr-defined]
+        tuning=Tuning(backoff_min=0.05, backoff_max=0.2, idle_renew=0.3, dead_after=0.5),
+    )
+    account.start()
+    await account.wait_synced(10)
+    proxy.pause()  # type: ignore[attr-defined]  # packets vanish; no RST, no FIN
+    ev = await events.wait_for(ConnectionChanged, 5, state=ConnState.OFFLINE)
+    assert ev.reason
+    proxy.kill_connections()  # type: ignore[attr-defined]
+    proxy.resume()  # type: ignore[attr-defined]
+    await events.wait_for(ConnectionChanged, 10, state=ConnState.ONLINE)
+    await account.wait_synced(10)
+    device.select("INBOX")
+    device.store("1", "+FLAGS", "(\\Seen)")
+    ev = await wait_event(events, FlagsChanged, folder="INBOX")
+    assert ev.flags == {1: frozenset({SEEN})}
+
+
+async def test_unreachable_server_keeps_the_cache_readable_and_retries(
+    engine: EngineFactory, dovecot_factory: Callable[..., Dovecot]
+) -> None:
+    server = dovecot_factory()
+    user = server.add_user("fred")
+    append_many(imap_device(server, user), 7)
+    first, _ = await engine(user, server)
+    await first.connect_once()
+    await first.sync_all()
+    await first.stop()
+    first.cache.close()
+    server.stop()
+
+    account, events = await engine(user, server)
+    account.start()
+    offline = await events.wait_for(ConnectionChanged, 5, state=ConnState.OFFLINE)
+    assert str(server.ports.imaps) in offline.reason and offline.retry_in is not None
+    page, _ = account.cache.page("INBOX", 50)
+    assert len(page) == 7  # everything cached stays readable
+    again = await events.wait_for(ConnectionChanged, 5, state=ConnState.OFFLINE)
+    assert again.retry_in is not None  # and it keeps trying
+    server.start()
+    await events.wait_for(ConnectionChanged, 10, state=ConnState.ONLINE)
+    await account.wait_synced(10)
+
+
+async def test_starttls_required_but_not_offered_sends_no_credentials(
+    engine: EngineFactory,
+    dovecot_factory: Callable[..., Dovecot],
+    proxy_factory: Callable[..., object],
+) -> None:
+    server = dovecot_factory(tls=False)
+    user = server.add_user("gina")
+    proxy = proxy_factory(server.host, server.ports.imap)
+    account, events = await engine(
+        user,
+        server,
+        host=proxy.host,
+        port=proxy.port,
+        security="starttls",  # type: ignore[attr-defined]
+    )
+    account.start()
+    ev = await events.wait_for(ConnectionChanged, 5, state=ConnState.OFFLINE)
+    assert "STARTTLS" in ev.reason
+    sent = proxy.client_bytes()  # type: ignore[attr-defined]
+    assert b"LOGIN" not in sent.upper() and b"AUTHENTICATE" not in sent.upper()
+    for form in user.secret_forms():
+        assert form not in sent
