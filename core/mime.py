@@ -42,14 +42,14 @@ class Attachment:
         """The decoded content (base64/quoted-printable undone)."""
         if self.content_type == "message/rfc822":
             inner = self._part.get_payload()
-            if isinstance(inner, list) and inner:
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 try:
                     return bytes(inner[0].as_bytes())
-                except Exception:  # noqa: BLE001
+                except Exception:
                     return b""
         try:
             data = self._part.get_payload(decode=True)
-        except Exception:  # noqa: BLE001 - a broken part is saved as it came
+        except Exception:
             data = None
         if isinstance(data, bytes):
             return data
@@ -90,7 +90,7 @@ def header_text(raw: str) -> str:
     text = _FOLD.sub(" ", raw).strip()
     try:
         return decode_words(text)
-    except Exception:  # noqa: BLE001 - untrusted input; the raw text is still useful
+    except Exception:
         return text
 
 
@@ -99,7 +99,7 @@ def addresses(raw: str | None) -> tuple[Address, ...]:
         return ()
     try:
         pairs = getaddresses([_FOLD.sub(" ", raw)])
-    except Exception:  # noqa: BLE001
+    except Exception:
         return (Address(header_text(raw), ""),)
     return tuple(Address(header_text(name), addr) for name, addr in pairs if name or addr)
 
@@ -125,7 +125,7 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
 def parse_message(raw: bytes) -> ParsedMessage:
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     headers = tuple((str(k), header_text(str(v))) for k, v in _raw_items(msg))
-    first = {}
+    first: dict[str, str] = {}
     for key, value in _raw_items(msg):
         first.setdefault(key.lower(), value)
     date = None
@@ -155,29 +155,29 @@ def parse_message(raw: bytes) -> ParsedMessage:
 
 def _raw_items(msg: Message) -> list[tuple[str, str]]:
     try:
-        return [(k, v if isinstance(v, str) else str(v)) for k, v in msg.raw_items()]  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001
+        return [(k, v if isinstance(v, str) else str(v)) for k, v in msg.raw_items()]
+    except Exception:
         return []
 
 
 def _content_type(part: Message) -> str:
     try:
         return part.get_content_type()
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "application/octet-stream"
 
 
 def _text_of(part: Message) -> str:
     try:
         data = part.get_payload(decode=True)
-    except Exception:  # noqa: BLE001
+    except Exception:
         data = None
     if not isinstance(data, bytes):
         payload = part.get_payload()
         return payload if isinstance(payload, str) else ""
     try:
         charset = part.get_content_charset()
-    except Exception:  # noqa: BLE001
+    except Exception:
         charset = None
     return decode_bytes(data, charset)
 
@@ -185,7 +185,7 @@ def _text_of(part: Message) -> str:
 def _filename(part: Message) -> str | None:
     try:
         name = part.get_filename()
-    except Exception:  # noqa: BLE001
+    except Exception:
         name = None
     return header_text(name) if name else None
 
@@ -193,7 +193,7 @@ def _filename(part: Message) -> str | None:
 def _disposition(part: Message) -> str | None:
     try:
         return part.get_content_disposition()
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 
@@ -212,7 +212,7 @@ def _walk(msg: Message) -> tuple[str | None, str | None, list[Attachment], BodyP
             sec = section or "1"
             inner = part.get_payload()
             name = _filename(part)
-            if isinstance(inner, list) and inner:
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 first_inner: dict[str, str] = {}
                 for key, value in _raw_items(inner[0]):
                     first_inner.setdefault(key.lower(), value)
@@ -230,11 +230,14 @@ def _walk(msg: Message) -> tuple[str | None, str | None, list[Attachment], BodyP
             kids = tuple(
                 visit(child, sec, depth + 1, attached=True)
                 for child in (inner if isinstance(inner, list) else [])
+                if isinstance(child, Message)
             )
             return BodyPart(sec, maintype, subtype, children=kids)
         if part.is_multipart():
             payload = part.get_payload()
-            children = payload if isinstance(payload, list) else []
+            children = (
+                [c for c in payload if isinstance(c, Message)] if isinstance(payload, list) else []
+            )
             kids = tuple(
                 visit(child, f"{section}.{i}" if section else str(i), depth + 1, attached)
                 for i, child in enumerate(children, 1)

@@ -623,6 +623,21 @@ class ImapAccount:
             self.cache.put_body(folder, uid, raw)
         return raw
 
+    async def store_flags(
+        self, folder: str, uids: list[int], add: frozenset[str], remove: frozenset[str]
+    ) -> None:
+        """Change flags on the server, then in the cache (publishing FlagsChanged)."""
+        async with self._lock:
+            client = self.client
+            if client.selected != folder:
+                await client.select(folder)
+            if add:
+                await client.uid_store(uids, "+FLAGS", sorted(add))
+            if remove:
+                await client.uid_store(uids, "-FLAGS", sorted(remove))
+        current = self.cache.flags(folder, uids)
+        self._apply_flags(folder, {u: (f | add) - remove for u, f in current.items()})
+
     async def run_locked(self, action: Callable[[ImapClient], Awaitable[object]]) -> object:
         async with self._lock:
             return await action(self.client)

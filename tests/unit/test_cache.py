@@ -110,3 +110,14 @@ def test_cache_from_a_newer_version_is_rebuilt(tmp_path: Path) -> None:
     assert cache.uids("INBOX") == []
     cache.put_summaries("INBOX", [summary(3)])
     assert cache.uids("INBOX") == [3]
+
+
+def test_position_index_and_screenful_lookup(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "a.sqlite3")
+    cache.put_summaries("INBOX", [summary(u, minutes=(u * 7) % 13) for u in range(1, 40)])
+    order = cache.ordered_uids("INBOX")
+    page, _ = cache.page("INBOX", 100)
+    assert order == [s.uid for s in page]
+    rows = cache.summaries("INBOX", order[5:10] + [999])
+    assert set(rows) == set(order[5:10])
+    assert rows[order[5]] == summary(order[5], minutes=(order[5] * 7) % 13)

@@ -1,0 +1,142 @@
+"""The one face of the engine that the UI sees: reads from the cache, actions, and events.
+
+Reads (folders, the position index, a screenful of summaries) are synchronous: they are
+SQLite point queries of a few microseconds and must never make the UI wait on the network.
+Everything that may touch a server is async. The UI never sees a protocol object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from kittiwake.core.config import Config
+from kittiwake.core.engine import Engine
+from kittiwake.core.errors import ConnectionLost, ImapError, KittiwakeError
+from kittiwake.core.events import ConnectionChanged, ConnState, Event, Subscription
+from kittiwake.core.imap.account import ImapAccount
+from kittiwake.core.mime import ParsedMessage, parse_message
+from kittiwake.core.models import SEEN, FolderInfo, MessageSummary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    key: str
+    email: str
+    name: str
+    kind: str
+
+
+class MailApi:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.config: Config = engine.config
+        self._state: dict[str, ConnectionChanged] = {}
+        self._bodies: dict[tuple[str, str, int], asyncio.Task[ParsedMessage | None]] = {}
+        self._watch = engine.bus.subscribe()
+        self._tracker: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_config(cls, config: Config) -> MailApi:
+        return cls(Engine(config))
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start syncing every account in the background (call inside the running loop)."""
+        self._tracker = asyncio.create_task(self._track())
+        self.engine.start()
+
+    async def stop(self) -> None:
+        if self._tracker is not None:
+            self._tracker.cancel()
+        await self.engine.stop()
+
+    async def _track(self) -> None:
+        async for event in self._watch:
+            if isinstance(event, ConnectionChanged):
+                self._state[event.account] = event
+
+    def subscribe(self) -> Subscription:
+        return self.engine.bus.subscribe()
+
+    # -- reading from the cache -----------------------------------------------------------
+
+    def accounts(self) -> list[AccountInfo]:
+        return [AccountInfo(a.key, a.email, a.name, a.kind) for a in self.config.accounts.values()]
+
+    def connection(self, account: str) -> ConnectionChanged:
+        return self._state.get(account) or ConnectionChanged(account, ConnState.CONNECTING)
+
+    def _imap(self, account: str) -> ImapAccount:
+        return self.engine.imap[account]
+
+    def folders(self, account: str) -> list[FolderInfo]:
+        if account not in self.engine.imap:
+            return []
+        return self._imap(account).cache.folders()
+
+    def message_index(self, account: str, folder: str) -> list[int]:
+        """UIDs newest first: row ``i`` of the list is ``index[i]``."""
+        return self._imap(account).cache.ordered_uids(folder)
+
+    def summaries(self, account: str, folder: str, uids: list[int]) -> dict[int, MessageSummary]:
+        return self._imap(account).cache.summaries(folder, uids)
+
+    def counts(self, account: str, folder: str) -> tuple[int, int]:
+        return self._imap(account).cache.counts(folder)
+
+    # -- actions --------------------------------------------------------------------------
+
+    async def open_folder(self, account: str, folder: str) -> None:
+        """The user looks at ``folder``: keep it live and fresh."""
+        imap = self._imap(account)
+        imap.set_open_folder(folder)
+        if imap.state is ConnState.ONLINE:
+            try:
+                await imap.sync_folder(folder)
+            except KittiwakeError as exc:
+                log.info("resync of %s failed: %s", folder, exc.message)
+
+    async def message(self, account: str, folder: str, uid: int) -> ParsedMessage | None:
+        """The whole message, parsed (from the cache, else fetched once; concurrent calls share)."""
+        key = (account, folder, uid)
+        task = self._bodies.get(key)
+        if task is None or (task.done() and task.exception() is not None):
+            task = asyncio.create_task(self._load(account, folder, uid))
+            self._bodies[key] = task
+            if len(self._bodies) > 64:
+                for old in list(self._bodies)[:16]:
+                    if self._bodies[old].done():
+                        del self._bodies[old]
+        return await asyncio.shield(task)
+
+    async def _load(self, account: str, folder: str, uid: int) -> ParsedMessage | None:
+        raw = await self._imap(account).fetch_body(folder, uid)
+        if raw is None:
+            return None
+        return await asyncio.to_thread(parse_message, raw)
+
+    def prefetch(self, account: str, folder: str, uid: int) -> None:
+        """Start loading a message the user is likely to open next; errors are ignored."""
+        if (account, folder, uid) in self._bodies:
+            return
+        task = asyncio.create_task(self.message(account, folder, uid))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def mark_seen(self, account: str, folder: str, uid: int, seen: bool = True) -> None:
+        imap = self._imap(account)
+        flags = frozenset({SEEN})
+        try:
+            await imap.store_flags(
+                folder, [uid], flags if seen else frozenset(), frozenset() if seen else flags
+            )
+        except (ConnectionLost, ImapError) as exc:
+            # Offline: the action journal (triage) will queue this; until then it is skipped.
+            log.info("could not mark %s/%s read: %s", folder, uid, exc)
+
+
+__all__ = ["AccountInfo", "Event", "MailApi"]
