@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from kittiwake.core.config import Config
@@ -35,6 +36,7 @@ class MailApi:
         self.engine = engine
         self.config: Config = engine.config
         self._state: dict[str, ConnectionChanged] = {}
+        self._state_at: dict[str, float] = {}
         self._bodies: dict[tuple[str, str, int], asyncio.Task[ParsedMessage | None]] = {}
         self._watch = engine.bus.subscribe()
         self._tracker: asyncio.Task[None] | None = None
@@ -59,6 +61,7 @@ class MailApi:
         async for event in self._watch:
             if isinstance(event, ConnectionChanged):
                 self._state[event.account] = event
+                self._state_at[event.account] = time.monotonic()
 
     def subscribe(self) -> Subscription:
         return self.engine.bus.subscribe()
@@ -70,6 +73,18 @@ class MailApi:
 
     def connection(self, account: str) -> ConnectionChanged:
         return self._state.get(account) or ConnectionChanged(account, ConnState.CONNECTING)
+
+    def retry_in(self, account: str) -> float | None:
+        """Seconds until the next connection attempt, while offline."""
+        state = self._state.get(account)
+        if state is None or state.retry_in is None:
+            return None
+        return max(0.0, state.retry_in - (time.monotonic() - self._state_at[account]))
+
+    def synced(self, account: str) -> bool:
+        """The first full sync since the latest connect has finished (later mail is new)."""
+        imap = self.engine.imap.get(account)
+        return imap is not None and imap.is_synced
 
     def _imap(self, account: str) -> ImapAccount:
         return self.engine.imap[account]

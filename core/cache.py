@@ -429,11 +429,13 @@ class _Transaction:
 
 
 def _sort_date(s: MessageSummary) -> float:
-    if s.internal_date is not None:
-        return s.internal_date.timestamp()
-    if s.envelope.date is not None:
-        return s.envelope.date.timestamp()
-    return 0.0
+    """The Date header (what the list shows), unless it lies in the future relative to arrival
+    (spam floats itself to the top that way): then the arrival time."""
+    arrived = s.internal_date.timestamp() if s.internal_date is not None else None
+    sent = s.envelope.date.timestamp() if s.envelope.date is not None else None
+    if sent is not None and (arrived is None or sent <= arrived + 86400):
+        return sent
+    return arrived if arrived is not None else 0.0
 
 
 def _row_summary(row: tuple[object, ...]) -> MessageSummary:

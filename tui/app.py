@@ -1,27 +1,151 @@
-"""The Textual application."""
+"""The Textual application: themes, keymap, command palette, and the engine's lifetime."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
+from functools import partial
 from typing import ClassVar
 
-from textual.app import App, ComposeResult
-from textual.widgets import Footer, Header, Static
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.dom import DOMNode
+from textual.screen import Screen
 
+from kittiwake.core.api import MailApi
 from kittiwake.core.config import Config
+from kittiwake.core.events import MessagesAdded
+from kittiwake.core.models import FolderRole
+from kittiwake.core.sanitize import clean_line
+from kittiwake.tui.keymap import binding_ids, check_keymap
+from kittiwake.tui.screens.help import HelpScreen, binding_rows
+from kittiwake.tui.screens.mailbox import MailboxScreen
+from kittiwake.tui.screens.pickers import Picker
+from kittiwake.tui.screens.reader import ReaderScreen
+from kittiwake.tui.widgets.folder_tree import FolderTree
+from kittiwake.tui.widgets.message_list import MessageList
+
+log = logging.getLogger(__name__)
+
+#: Every class whose bindings the user may remap through [keys].
+KEYMAP_CLASSES: list[type[DOMNode]] = [MailboxScreen, ReaderScreen, MessageList, FolderTree, Picker, HelpScreen]
+
+
+class FolderCommands(Provider):
+    """The command palette offers every folder by fuzzy name."""
+
+    def _folders(self) -> list[tuple[str, str, str]]:
+        app = self.app
+        assert isinstance(app, KittiwakeApp)
+        out = []
+        for account in app.api.accounts():
+            for folder in app.api.folders(account.key):
+                if folder.selectable:
+                    out.append((account.key, folder.name, f"Go to {account.key}/{folder.name}"))
+        return out
+
+    async def discover(self) -> Hits:
+        for account, folder, label in self._folders():
+            yield DiscoveryHit(clean_line(label), partial(self._go, account, folder))
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for account, folder, label in self._folders():
+            score = matcher.match(label)
+            if score > 0:
+                yield Hit(
+                    score, matcher.highlight(clean_line(label)), partial(self._go, account, folder)
+                )
+
+    def _go(self, account: str, folder: str) -> None:
+        app = self.app
+        assert isinstance(app, KittiwakeApp)
+        while not isinstance(app.screen, MailboxScreen) and len(app.screen_stack) > 1:
+            app.pop_screen()
+        screen = app.screen
+        if isinstance(screen, MailboxScreen):
+            screen.show_folder(account, folder)
 
 
 class KittiwakeApp(App[None]):
-    """Placeholder shell until the mailbox screen lands: shows the configured accounts."""
-
     TITLE = "Kittiwake"
-    BINDINGS: ClassVar = [("q", "quit", "Quit")]
+    COMMANDS: ClassVar = App.COMMANDS | {FolderCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+p", "command_palette", "Commands", id="app.command_palette", show=False),
+    ]
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, api: MailApi | None = None) -> None:
         super().__init__()
         self.config = config
+        self.api = api or MailApi.from_config(config)
+        self.startup_warnings: list[str] = []
+        self._setup_theme()
+        keymap, warnings = check_keymap(
+            config.keys, binding_ids(KEYMAP_CLASSES), str(config.path or "config")
+        )
+        self.startup_warnings += warnings
+        self.set_keymap(keymap)
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        lines = [f"{a.key}: {a.email} ({a.kind})" for a in self.config.accounts.values()]
-        yield Static("\n".join(["Accounts:", *lines]), markup=False)
-        yield Footer()
+    def _setup_theme(self) -> None:
+        try:
+            from kittiwake.tui.themes import load_themes, pick_theme, register_themes
+        except ImportError:  # themes module not present yet
+            return
+        themes, warnings = load_themes()
+        self.startup_warnings += warnings
+        register_themes(self, themes)
+        warning = pick_theme(self, self.config.ui.theme, themes)
+        if warning:
+            self.startup_warnings.append(warning)
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        """Our semantic colours, for any theme that does not set them (e.g. Textual's own)."""
+        return {
+            "mail-unread": "#e8eaf0",
+            "mail-flagged": "#f0b45a",
+            "mail-dim": "#8a909c",
+            "mail-quote-1": "#8fbf7f",
+            "mail-quote-2": "#7fa8d8",
+            "mail-quote-3": "#c49ad8",
+            "mail-quote-4": "#d8a67f",
+            "mail-link": "#7fb4ff",
+            "mail-header-name": "#7fc8c8",
+            "mail-selected": "#f07fa8",
+            "mail-cursor-background": "#2f4a6e",
+        }
+
+    def on_mount(self) -> None:
+        self.api.start()
+        self.push_screen(MailboxScreen())
+        for warning in self.startup_warnings:
+            self.notify(warning, severity="warning", timeout=10)
+
+    async def on_unmount(self) -> None:
+        await self.api.stop()
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help", "Show every key of this screen", self.action_help)
+
+    def action_help(self) -> None:
+        screen = self.screen
+        title = {
+            MailboxScreen: "Keys: message list",
+            ReaderScreen: "Keys: reading a message",
+        }.get(type(screen), "Keys")
+        self.push_screen(HelpScreen(binding_rows(screen), title))
+
+    def new_mail(self, event: MessagesAdded) -> None:
+        """Tell the user about mail that arrives in an inbox after the first sync."""
+        if not self.api.synced(event.account):
+            return
+        inboxes = {f.name for f in self.api.folders(event.account) if f.role is FolderRole.INBOX}
+        if event.folder not in inboxes or not event.summaries:
+            return
+        first = event.summaries[0].envelope
+        sender = first.from_[0].name or first.from_[0].addr if first.from_ else "someone"
+        more = f" (+{len(event.summaries) - 1} more)" if len(event.summaries) > 1 else ""
+        self.notify(f"{clean_line(sender)}: {clean_line(first.subject)}{more}", title="New mail")
+        if self.config.ui.bell:
+            self.bell()

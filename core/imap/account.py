@@ -169,6 +169,10 @@ class ImapAccount:
     async def wait_online(self, timeout: float) -> None:
         await asyncio.wait_for(self._online.wait(), timeout)
 
+    @property
+    def is_synced(self) -> bool:
+        return self._synced.is_set()
+
     async def wait_synced(self, timeout: float) -> None:
         """Until the full sync after the latest (re)connect has finished."""
         await asyncio.wait_for(self._synced.wait(), timeout)

@@ -135,12 +135,13 @@ def decode_bytes(raw: bytes, charset: str | None = None) -> str:
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s*]{1,40})(?:\*[^?\s]{0,20})?\?([bBqQ])\?([^?\s]*+)\?=")
 _BLANK = re.compile(r"[ \t\r\n]*")
+_B64_CHARS = re.compile(r"[A-Za-z0-9+/]*")
 
 
 def _word_bytes(enc: str, payload: str) -> bytes | None:
     if enc in "bB":
-        data = re.sub(r"[^A-Za-z0-9+/]", "", payload)
-        if len(data) % 4 == 1:
+        data = payload.rstrip("=")
+        if _B64_CHARS.fullmatch(data) is None or len(data) % 4 == 1:
             return None
         try:
             return binascii.a2b_base64(data + "=" * (-len(data) % 4))
@@ -172,9 +173,9 @@ def decode_words(text: str) -> str:
 
     for m in _ENCODED_WORD.finditer(text):
         gap = text[pos : m.start()]
-        if after_word and _BLANK.fullmatch(gap):
-            gap = ""
         raw = _word_bytes(m.group(2), m.group(3))
+        if after_word and raw is not None and _BLANK.fullmatch(gap):
+            gap = ""
         if raw is None:  # broken: keep the word as written
             flush()
             out.append(gap + m.group())

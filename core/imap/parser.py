@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import ClassVar, TypeAlias
+from typing import ClassVar, TypeAlias, cast
 
 from kittiwake.core.imap import utf7
 from kittiwake.core.imap.parseerror import DecodeError, ParseError
@@ -612,7 +612,7 @@ class Fetch:
     the server wrote them, e.g. ``BODY[HEADER.FIELDS (REFERENCES)]``) to raw values."""
 
     seq: int
-    items: dict[str, Value] = field(default_factory=dict)
+    items: dict[str, Value] = field(default_factory=dict, hash=False)
 
     def get(self, name: str) -> Value:
         return self.items.get(name.upper())
@@ -763,7 +763,7 @@ class ListItem:
     name_raw: str
     command: str = "LIST"
     childinfo: frozenset[str] = frozenset()
-    extended: dict[str, Value] = field(default_factory=dict)
+    extended: dict[str, Value] = field(default_factory=dict, hash=False)
 
     @property
     def attributes_lower(self) -> frozenset[str]:
@@ -805,7 +805,7 @@ class Status:
 
     mailbox: str
     mailbox_raw: str
-    values: dict[str, int] = field(default_factory=dict)
+    values: dict[str, int] = field(default_factory=dict, hash=False)
 
     @property
     def messages(self) -> int | None:
@@ -851,7 +851,7 @@ class ESearch:
     min: int | None = None
     max: int | None = None
     modseq: int | None = None
-    extra: dict[str, Value] = field(default_factory=dict)
+    extra: dict[str, Value] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -924,12 +924,11 @@ def _fetch(seq: int, data: bytes, pos: int) -> Fetch:
     lst = _single_list(data, pos, "FETCH")
     if len(lst) % 2:
         raise ParseError("The server sent a FETCH response with an odd number of items.")
-    items: dict[str, Value] = {}
-    it = iter(lst)
-    for key in it:
-        if not isinstance(key, str):
-            raise ParseError("The server sent a FETCH item name that is not an atom.")
-        items[key if key.isupper() else key.upper()] = next(it)
+    keys = lst[0::2]
+    if not set(map(type, keys)) <= {str}:
+        raise ParseError("The server sent a FETCH item name that is not an atom.")
+    names = map(str.upper, cast("list[str]", keys))  # checked just above
+    items: dict[str, Value] = dict(zip(names, lst[1::2], strict=True))
     return Fetch(seq, items)
 
 

@@ -118,6 +118,6 @@ def test_position_index_and_screenful_lookup(tmp_path: Path) -> None:
     order = cache.ordered_uids("INBOX")
     page, _ = cache.page("INBOX", 100)
     assert order == [s.uid for s in page]
-    rows = cache.summaries("INBOX", order[5:10] + [999])
+    rows = cache.summaries("INBOX", [*order[5:10], 999])
     assert set(rows) == set(order[5:10])
     assert rows[order[5]] == summary(order[5], minutes=(order[5] * 7) % 13)

@@ -1,0 +1,15 @@
+"""``S`` with several attachments: choose which one to save."""
+
+from __future__ import annotations
+
+from kittiwake.core.mime import Attachment
+from kittiwake.core.sanitize import clean_line
+from kittiwake.tui.screens.pickers import Picker
+
+
+class AttachmentPicker(Picker[Attachment]):
+    def __init__(self, attachments: list[Attachment]) -> None:
+        items = [
+            (f"{a.index}. {clean_line(a.filename)} ({a.content_type})", a) for a in attachments
+        ]
+        super().__init__("Save which attachment?", items)

@@ -1,0 +1,298 @@
+"""The main screen: folder sidebar, message list, status bar; follows the engine's events live."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Static, Tree
+
+from kittiwake.core.events import (
+    ConnectionChanged,
+    ConnState,
+    Event,
+    FlagsChanged,
+    FolderCountsChanged,
+    FolderListChanged,
+    FolderReset,
+    MessagesAdded,
+    MessagesExpunged,
+    SyncError,
+    SyncProgress,
+)
+from kittiwake.core.models import FolderRole
+from kittiwake.core.sanitize import clean_line
+from kittiwake.tui.widgets.folder_tree import FolderRef, FolderTree
+from kittiwake.tui.widgets.message_list import MessageList
+
+if TYPE_CHECKING:
+    from kittiwake.tui.app import KittiwakeApp
+
+NARROW = 100  # below this many columns the sidebar folds away
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar {
+        height: 1;
+        background: $panel;
+        color: $foreground;
+        padding: 0 1;
+    }
+    """
+
+
+class MailboxScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("J", "next_folder", "Next folder", id="mailbox.next_folder", show=False),
+        Binding("K", "previous_folder", "Prev folder", id="mailbox.previous_folder", show=False),
+        Binding("o", "go_folder", "Go to", id="mailbox.go_folder"),
+        Binding("b", "toggle_sidebar", "Sidebar", id="mailbox.toggle_sidebar"),
+        Binding("tab", "switch_pane", "Pane", id="mailbox.switch_pane", show=False),
+        Binding("?", "help", "Help", id="app.help"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    DEFAULT_CSS = """
+    MailboxScreen FolderTree {
+        width: 28;
+        dock: left;
+        border-right: vkey $panel-lighten-2;
+    }
+    MailboxScreen.-narrow FolderTree {
+        display: none;
+    }
+    MailboxScreen.-narrow.-sidebar FolderTree {
+        display: block;
+        width: 24;
+    }
+    MailboxScreen.-wide.-no-sidebar FolderTree {
+        display: none;
+    }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.account: str | None = None
+        self.folder: str | None = None
+        self._progress: dict[str, tuple[int, int]] = {}
+        self._pending_reload = False
+        self._pending_flags: set[int] = set()
+        self._pending_forget: set[int] = set()
+
+    @property
+    def kw(self) -> KittiwakeApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            yield FolderTree(id="folders")
+            yield MessageList(self.kw.api, id="messages")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._apply_width(self.app.size.width)
+        tree = self.query_one(FolderTree)
+        for info in self.kw.api.accounts():
+            tree.set_account(info.key, info.name or info.email, self.kw.api.folders(info.key))
+        first = self.kw.api.accounts()
+        if first:
+            self.show_folder(first[0].key, self._inbox_of(first[0].key))
+        self.query_one(MessageList).focus()
+        self.follow_events()
+        self.set_interval(1.0, self._tick)
+
+    def _inbox_of(self, account: str) -> str:
+        for f in self.kw.api.folders(account):
+            if f.role is FolderRole.INBOX:
+                return f.name
+        return "INBOX"
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def on_resize(self) -> None:
+        self._apply_width(self.app.size.width)
+
+    def _apply_width(self, width: int) -> None:
+        self.set_class(width < NARROW, "-narrow")
+        self.set_class(width >= NARROW, "-wide")
+
+    def action_toggle_sidebar(self) -> None:
+        if self.has_class("-narrow"):
+            self.toggle_class("-sidebar")
+            if self.has_class("-sidebar"):
+                self.query_one(FolderTree).focus()
+            else:
+                self.query_one(MessageList).focus()
+        else:
+            self.toggle_class("-no-sidebar")
+
+    def action_switch_pane(self) -> None:
+        tree, messages = self.query_one(FolderTree), self.query_one(MessageList)
+        if messages.has_focus and tree.display:
+            tree.focus()
+        else:
+            messages.focus()
+
+    # -- folders --------------------------------------------------------------------------
+
+    def show_folder(self, account: str, folder: str) -> None:
+        self.account, self.folder = account, folder
+        role = next((f.role for f in self.kw.api.folders(account) if f.name == folder), None)
+        self.query_one(MessageList).show_folder(
+            account, folder, show_recipients=role in (FolderRole.SENT, FolderRole.DRAFTS)
+        )
+        self.query_one(FolderTree).select_folder(account, folder, move_only=True)
+        self._refresh_status()
+        self.run_worker(self.kw.api.open_folder(account, folder), group="open", exclusive=True)
+
+    @on(Tree.NodeSelected, "#folders")
+    def _folder_chosen(self, event: Tree.NodeSelected[FolderRef]) -> None:
+        ref = event.node.data
+        if ref is not None and ref.folder is not None and ref.selectable:
+            self.show_folder(ref.account, ref.folder)
+            if self.has_class("-narrow"):
+                self.remove_class("-sidebar")
+            self.query_one(MessageList).focus()
+
+    def _step_folder(self, step: int) -> None:
+        refs = self.query_one(FolderTree).folder_refs()
+        if not refs:
+            return
+        current = next(
+            (i for i, r in enumerate(refs) if (r.account, r.folder) == (self.account, self.folder)),
+            -1,
+        )
+        target = refs[(current + step) % len(refs)]
+        if target.folder is not None:
+            self.show_folder(target.account, target.folder)
+
+    def action_next_folder(self) -> None:
+        self._step_folder(1)
+
+    def action_previous_folder(self) -> None:
+        self._step_folder(-1)
+
+    def action_go_folder(self) -> None:
+        from kittiwake.tui.screens.folder_picker import FolderPicker
+
+        refs = self.query_one(FolderTree).folder_refs()
+
+        def chosen(ref: FolderRef | None) -> None:
+            if ref is not None and ref.folder is not None:
+                self.show_folder(ref.account, ref.folder)
+
+        self.app.push_screen(FolderPicker(refs), chosen)
+
+    def action_help(self) -> None:
+        self.kw.action_help()
+
+    async def action_quit(self) -> None:
+        await self.app.action_quit()
+
+    # -- reading --------------------------------------------------------------------------
+
+    @on(MessageList.Opened)
+    def _open(self, event: MessageList.Opened) -> None:
+        from kittiwake.tui.screens.reader import ReaderScreen
+
+        if self.account is None or self.folder is None:
+            return
+        self.app.push_screen(ReaderScreen(self.account, self.folder, self.query_one(MessageList)))
+
+    @on(MessageList.Highlighted)
+    def _highlighted(self, event: MessageList.Highlighted) -> None:
+        self._refresh_status()
+
+    # -- live events ----------------------------------------------------------------------
+
+    @work(exclusive=True, group="events", exit_on_error=False)
+    async def follow_events(self) -> None:
+        async with self.kw.api.subscribe() as events:
+            async for event in events:
+                self.on_engine_event(event)
+
+    def on_engine_event(self, event: Event) -> None:
+        tree = self.query_one(FolderTree)
+        here = event.account == self.account and getattr(event, "folder", None) == self.folder
+        match event:
+            case FolderListChanged(folders=folders):
+                acct = next(a for a in self.kw.api.accounts() if a.key == event.account)
+                tree.set_account(event.account, acct.name or acct.email, list(folders))
+                if self.folder is None:
+                    self.show_folder(event.account, self._inbox_of(event.account))
+            case FolderCountsChanged(folder=folder):
+                for info in self.kw.api.folders(event.account):
+                    if info.name == folder:
+                        tree.update_counts(event.account, info)
+                self._progress.pop(f"{event.account}/{folder}", None)
+            case MessagesAdded() | FolderReset() if here:
+                self._schedule_reload()
+            case MessagesExpunged(uids=uids) if here:
+                self._pending_forget.update(uids)
+                self._schedule_reload()
+            case FlagsChanged(flags=flags) if here:
+                self._pending_flags.update(flags)
+                self._schedule_reload()
+            case SyncProgress(folder=folder, done=done, total=total):
+                self._progress[f"{event.account}/{folder}"] = (done, total)
+            case SyncError(message=message):
+                self.notify(clean_line(message), severity="warning")
+            case ConnectionChanged():
+                pass
+        if isinstance(event, MessagesAdded):
+            self.kw.new_mail(event)
+        self._refresh_status()
+
+    def _schedule_reload(self) -> None:
+        """Coalesce bursts (a first sync sends a batch every few milliseconds)."""
+        if not self._pending_reload:
+            self._pending_reload = True
+            self.set_timer(0.05, self._reload_now)
+
+    def _reload_now(self) -> None:
+        self._pending_reload = False
+        messages = self.query_one(MessageList)
+        messages.reload(forget=frozenset(self._pending_forget | self._pending_flags))
+        self._pending_forget.clear()
+        self._pending_flags.clear()
+        self._refresh_status()
+
+    # -- status ---------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        self._refresh_status()
+
+    def _refresh_status(self) -> None:
+        if self.account is None:
+            return
+        api = self.kw.api
+        total, unread = api.counts(self.account, self.folder or "")
+        state = api.connection(self.account)
+        parts = [f"{self.account}", clean_line(self.folder or ""), f"{total:,} messages"]
+        if unread:
+            parts.append(f"{unread:,} unread")
+        conn = _describe_connection(state, api.retry_in(self.account))
+        syncing = [v for k, v in self._progress.items() if k.startswith(self.account + "/")]
+        if syncing and state.state is ConnState.ONLINE:
+            done, total_sync = syncing[-1]
+            conn = f"syncing {done:,}/{total_sync:,}"
+        parts.append(conn)
+        self.query_one(StatusBar).update(" · ".join(parts))
+
+
+def _describe_connection(state: ConnectionChanged, retry_in: float | None) -> str:
+    if state.state is ConnState.ONLINE:
+        return "online"
+    if state.state is ConnState.CONNECTING:
+        return "connecting…"
+    word = "login failed" if state.state is ConnState.AUTH_FAILED else "offline"
+    text = f"{word}: {clean_line(state.reason or '')}" if state.reason else word
+    if retry_in is not None:
+        text += f" (retry in {retry_in:.0f}s)"
+    return text

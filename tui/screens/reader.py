@@ -1,0 +1,374 @@
+"""Reading one message: headers, the body as text, attachments; J/K walk the list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from kittiwake.core import paths
+from kittiwake.core.body import BodyLine, analyse
+from kittiwake.core.html import html_to_text
+from kittiwake.core.mime import Attachment, ParsedMessage
+from kittiwake.core.models import SEEN, Address
+from kittiwake.core.sanitize import clean_line, clean_text
+
+if TYPE_CHECKING:
+    from kittiwake.tui.app import KittiwakeApp
+    from kittiwake.tui.widgets.message_list import MessageList
+
+
+def _addresses(addrs: tuple[Address, ...]) -> str:
+    return ", ".join(clean_line(str(a)) for a in addrs)
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def unique_path(directory: Path, name: str) -> Path:
+    """``directory/name``, or ``name (1)``, ``name (2)``... : never overwrite a file."""
+    candidate = directory / name
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    n = 1
+    while candidate.exists():
+        candidate = directory / (f"{stem} ({n}).{ext}" if ext else f"{stem} ({n})")
+        n += 1
+    return candidate
+
+
+def save_attachment(attachment: Attachment, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    target = unique_path(directory, attachment.filename)
+    with open(target, "xb") as fh:  # "x": fail rather than overwrite, even in a race
+        fh.write(attachment.payload())
+    return target
+
+
+class MessageBody(Static):
+    """The body text; its component classes carry the theme's mail colours to Rich styles."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "body--quote-1",
+        "body--quote-2",
+        "body--quote-3",
+        "body--quote-4",
+        "body--dim",
+        "body--link",
+        "body--header-name",
+    }
+
+    DEFAULT_CSS = """
+    MessageBody > .body--quote-1 { color: $mail-quote-1; }
+    MessageBody > .body--quote-2 { color: $mail-quote-2; }
+    MessageBody > .body--quote-3 { color: $mail-quote-3; }
+    MessageBody > .body--quote-4 { color: $mail-quote-4; }
+    MessageBody > .body--dim { color: $mail-dim; }
+    MessageBody > .body--link { color: $mail-link; text-style: underline; }
+    MessageBody > .body--header-name { color: $mail-header-name; text-style: bold; }
+    """
+
+    def style_of(self, name: str) -> Style:
+        return self.get_component_rich_style(f"body--{name}", partial=True)
+
+
+class ReaderScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "back", "Back", id="reader.back"),
+        Binding("J", "next_message", "Next", id="reader.next"),
+        Binding("K", "previous_message", "Previous", id="reader.previous"),
+        Binding("j,down", "scroll_down", "Down", id="reader.down", show=False),
+        Binding("k,up", "scroll_up", "Up", id="reader.up", show=False),
+        Binding("space,pagedown", "page_down", "Page", id="reader.page_down", show=False),
+        Binding("pageup,b", "page_up", "Page up", id="reader.page_up", show=False),
+        Binding("g,home", "top", "Top", id="reader.top", show=False),
+        Binding("G,end", "bottom", "Bottom", id="reader.bottom", show=False),
+        Binding("H", "toggle_headers", "Headers", id="reader.headers"),
+        Binding("S", "save_attachment", "Save", id="reader.save"),
+        Binding("V", "toggle_source", "Source", id="reader.source"),
+        Binding("?", "help", "Help", id="app.help"),
+    ]
+
+    DEFAULT_CSS = """
+    ReaderScreen #headers {
+        background: $panel;
+        padding: 0 1;
+        height: auto;
+        max-height: 50%;
+    }
+    ReaderScreen #body-scroll {
+        padding: 0 1;
+    }
+    ReaderScreen #attachments {
+        height: auto;
+        padding: 0 1;
+        color: $mail-dim;
+    }
+    """
+
+    def __init__(self, account: str, folder: str, messages: MessageList) -> None:
+        super().__init__()
+        self.account = account
+        self.folder = folder
+        self.messages = messages
+        self.uid: int | None = messages.current_uid
+        self.parsed: ParsedMessage | None = None
+        self.all_headers = False
+        self.source = False
+
+    @property
+    def kw(self) -> KittiwakeApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="headers")
+        with VerticalScroll(id="body-scroll"):
+            yield MessageBody(id="body")
+        yield Static(id="attachments")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    # -- loading --------------------------------------------------------------------------
+
+    def load(self) -> None:
+        self.parsed = None
+        self.query_one("#headers", Static).update(self._summary_headers())
+        self.query_one("#body", Static).update(Text("Loading…", style="dim"))
+        self.query_one("#attachments", Static).update("")
+        self.fetch()
+
+    def _summary_headers(self) -> Text:
+        """What the cache already knows, shown at once while the body loads."""
+        text = Text()
+        if self.uid is None:
+            return text
+        s = self.messages.summary(self.uid)
+        if s is None:
+            return text
+        env = s.envelope
+        self._header_line(text, "From", _addresses(env.from_))
+        self._header_line(text, "Subject", clean_line(env.subject))
+        return text
+
+    @work(exclusive=True, group="load", exit_on_error=False)
+    async def fetch(self) -> None:
+        uid = self.uid
+        if uid is None:
+            return
+        api = self.kw.api
+        try:
+            parsed = await api.message(self.account, self.folder, uid)
+        except Exception as exc:  # network or parse trouble: one sentence, app keeps running
+            message = (
+                getattr(exc, "message", None)
+                or f"could not load this message ({type(exc).__name__})"
+            )
+            self.query_one("#body", Static).update(Text(clean_line(message), style="bold"))
+            return
+        if uid != self.uid:
+            return
+        if parsed is None:
+            self.query_one("#body", Static).update(
+                Text("This message is no longer on the server.", style="dim")
+            )
+            return
+        self.parsed = parsed
+        body_text, links = await self._body_text(parsed)
+        if uid != self.uid:
+            return
+        self.render_message(body_text, links)
+        summary = self.messages.summary(uid)
+        if summary is not None and SEEN not in summary.flags:
+            self.run_worker(api.mark_seen(self.account, self.folder, uid), group="seen")
+        position = self.messages.index.index(uid) if uid in self.messages.index else -1
+        if 0 <= position + 1 < len(self.messages.index):
+            api.prefetch(self.account, self.folder, self.messages.index[position + 1])
+
+    async def _body_text(self, parsed: ParsedMessage) -> tuple[str, list[str]]:
+        import asyncio
+
+        if parsed.text is not None and parsed.text.strip():
+            return parsed.text, []
+        if parsed.html is not None:
+            return await asyncio.to_thread(html_to_text, parsed.html)
+        return "", []
+
+    # -- rendering ------------------------------------------------------------------------
+
+    def _style(self, name: str) -> Style:
+        return self.query_one("#body", MessageBody).style_of(name)
+
+    def _header_line(self, text: Text, name: str, value: str) -> None:
+        if not value:
+            return
+        text.append(f"{name}: ", style=self._style("header-name"))
+        text.append(value + "\n")
+
+    def render_message(self, body: str, links: list[str]) -> None:
+        parsed = self.parsed
+        assert parsed is not None
+        headers = Text()
+        if self.all_headers:
+            for name, value in parsed.headers:
+                self._header_line(headers, clean_line(name), clean_line(value))
+        else:
+            self._header_line(headers, "From", _addresses(parsed.from_))
+            self._header_line(headers, "To", _addresses(parsed.to))
+            self._header_line(headers, "Cc", _addresses(parsed.cc))
+            if parsed.date is not None:
+                self._header_line(
+                    headers, "Date", parsed.date.astimezone().strftime("%a, %d %b %Y %H:%M")
+                )
+            self._header_line(headers, "Subject", clean_line(parsed.subject))
+        headers.rstrip()
+        self.query_one("#headers", Static).update(headers)
+        if self.source:
+            raw = parsed.raw.decode("utf-8", "replace")
+            self.query_one("#body", Static).update(Text(clean_text(raw)))
+        else:
+            self.query_one("#body", Static).update(self._body(body, links))
+        if parsed.attachments:
+            lines = [
+                f"[{a.index}] {clean_line(a.filename)}  {a.content_type}  {human_size(a.size)}"
+                for a in parsed.attachments
+            ]
+            self.query_one("#attachments", Static).update(Text("\n".join(lines)))
+        else:
+            self.query_one("#attachments", Static).update("")
+        self.query_one("#body-scroll").scroll_home(animate=False)
+
+    def _body(self, body: str, links: list[str]) -> Text:
+        lines, urls = analyse(clean_text(body), links)
+        quote_styles = [self._style(f"quote-{n}") for n in range(1, 5)]
+        dim = self._style("dim")
+        link = self._style("link")
+        text = Text()
+        for line in lines:
+            text.append_text(self._line(line, urls, quote_styles, dim, link))
+            text.append("\n")
+        if urls:
+            text.append("\n")
+            for n, url in enumerate(urls, 1):
+                text.append(f"[{n}] ", style=dim)
+                text.append(clean_line(url), style=link + Style(link=clean_line(url)))
+                text.append("\n")
+        text.rstrip()
+        return text
+
+    def _line(
+        self, line: BodyLine, urls: list[str], quotes: list[Style], dim: Style, link: Style
+    ) -> Text:
+        base = Style()
+        if line.signature:
+            base = dim
+        elif line.quote_depth:
+            base = quotes[min(line.quote_depth, len(quotes)) - 1]
+        text = Text(line.text, style=base)
+        for span in line.links:
+            url = urls[span.number - 1]
+            text.stylize(link + Style(link=clean_line(url)), span.start, span.end)
+        out = Text(style=base)
+        last = 0
+        for span in line.links:
+            out.append_text(text[last : span.end])
+            out.append(f"[{span.number}]", style=dim)
+            last = span.end
+        out.append_text(text[last:])
+        return out
+
+    # -- actions --------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def _step(self, step: int) -> None:
+        messages = self.messages
+        target = messages.cursor + step
+        if 0 <= target < len(messages.index):
+            messages.cursor = target
+            self.uid = messages.current_uid
+            self.load()
+
+    def action_next_message(self) -> None:
+        self._step(1)
+
+    def action_previous_message(self) -> None:
+        self._step(-1)
+
+    def action_scroll_down(self) -> None:
+        self.query_one("#body-scroll").scroll_down(animate=False)
+
+    def action_scroll_up(self) -> None:
+        self.query_one("#body-scroll").scroll_up(animate=False)
+
+    def action_page_down(self) -> None:
+        self.query_one("#body-scroll").scroll_page_down(animate=False)
+
+    def action_page_up(self) -> None:
+        self.query_one("#body-scroll").scroll_page_up(animate=False)
+
+    def action_top(self) -> None:
+        self.query_one("#body-scroll").scroll_home(animate=False)
+
+    def action_bottom(self) -> None:
+        self.query_one("#body-scroll").scroll_end(animate=False)
+
+    def _rerender(self) -> None:
+        if self.parsed is not None:
+            self.run_worker(self._rerender_async(), exclusive=True, group="render")
+
+    async def _rerender_async(self) -> None:
+        if self.parsed is not None:
+            body, links = await self._body_text(self.parsed)
+            self.render_message(body, links)
+
+    def action_toggle_headers(self) -> None:
+        self.all_headers = not self.all_headers
+        self._rerender()
+
+    def action_toggle_source(self) -> None:
+        self.source = not self.source
+        self._rerender()
+
+    def action_save_attachment(self) -> None:
+        parsed = self.parsed
+        if parsed is None or not parsed.attachments:
+            self.notify("This message has no attachments.", severity="warning")
+            return
+        if len(parsed.attachments) == 1:
+            self._save(parsed.attachments[0])
+            return
+        from kittiwake.tui.screens.attachment_picker import AttachmentPicker
+
+        def chosen(attachment: Attachment | None) -> None:
+            if attachment is not None:
+                self._save(attachment)
+
+        self.app.push_screen(AttachmentPicker(list(parsed.attachments)), chosen)
+
+    def _save(self, attachment: Attachment) -> None:
+        try:
+            path = save_attachment(attachment, paths.download_dir())
+        except OSError as exc:
+            self.notify(f"Could not save {attachment.filename}: {exc.strerror}", severity="error")
+            return
+        self.notify(f"Saved {path}")
+
+    def action_help(self) -> None:
+        self.kw.action_help()

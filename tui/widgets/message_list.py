@@ -1,0 +1,310 @@
+"""The message list: a virtual list on Textual's Line API that stays instant at 100,000 rows.
+
+Only the visible rows are rendered, and their summaries are read from the cache a screenful
+at a time. The list holds just the folder's position index (UIDs newest first, under 1 MB at
+100,000) and a small row cache; it never mounts a widget per message.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from rich.segment import Segment
+from textual.binding import Binding, BindingType
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from kittiwake.core.api import MailApi
+from kittiwake.core.models import ANSWERED, FLAGGED, SEEN, MessageSummary
+from kittiwake.core.sanitize import clean_line
+
+_ROW_CACHE = 600
+
+
+def compact_date(when: datetime | None, now: datetime | None = None) -> str:
+    """Time today, weekday this week, day and month this year, else the full date."""
+    if when is None:
+        return ""
+    now = now or datetime.now().astimezone()
+    local = when.astimezone(now.tzinfo)
+    if local.date() == now.date():
+        return local.strftime("%H:%M")
+    if timedelta(0) <= now - local < timedelta(days=6):
+        return local.strftime("%a")
+    if local.year == now.year:
+        return local.strftime("%b %d")
+    return local.strftime("%Y-%m-%d")
+
+
+def _fit(text: str, width: int) -> str:
+    """Cut or pad ``text`` to exactly ``width`` cells."""
+    from rich.cells import cell_len, set_cell_size
+
+    if width <= 0:
+        return ""
+    if cell_len(text) > width:
+        return set_cell_size(text, width - 1) + "…"
+    return set_cell_size(text, width)
+
+
+class MessageList(ScrollView, can_focus=True):
+    """Newest first; one row per message with markers, sender, subject and a compact date."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j,down", "cursor_down", "Next", id="list.next", show=False),
+        Binding("k,up", "cursor_up", "Previous", id="list.previous", show=False),
+        Binding("g,home", "first", "First", id="list.first", show=False),
+        Binding("G,end", "last", "Last", id="list.last", show=False),
+        Binding("pagedown,ctrl+f,space", "page_down", "Page down", id="list.page_down", show=False),
+        Binding("pageup,ctrl+b", "page_up", "Page up", id="list.page_up", show=False),
+        Binding("enter", "open", "Open", id="list.open"),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "message-list--cursor",
+        "message-list--unread",
+        "message-list--read",
+        "message-list--flagged",
+        "message-list--marker",
+        "message-list--date",
+    }
+
+    DEFAULT_CSS = """
+    MessageList {
+        background: $surface;
+        scrollbar-size-vertical: 1;
+    }
+    MessageList > .message-list--cursor {
+        background: $mail-cursor-background;
+    }
+    MessageList:focus > .message-list--cursor {
+        background: $mail-cursor-background;
+        text-style: bold;
+    }
+    MessageList > .message-list--unread {
+        color: $mail-unread;
+        text-style: bold;
+    }
+    MessageList > .message-list--read {
+        color: $mail-dim;
+    }
+    MessageList > .message-list--flagged {
+        color: $mail-flagged;
+    }
+    MessageList > .message-list--marker {
+        color: $accent;
+    }
+    MessageList > .message-list--date {
+        color: $mail-dim;
+    }
+    """
+
+    cursor: reactive[int] = reactive(0, always_update=True, init=False)
+    """Row index of the highlighted message."""
+
+    class Highlighted(Message):
+        """The cursor moved to another message."""
+
+        def __init__(self, uid: int | None) -> None:
+            super().__init__()
+            self.uid = uid
+
+    class Opened(Message):
+        """The user asked to read the message under the cursor."""
+
+        def __init__(self, uid: int) -> None:
+            super().__init__()
+            self.uid = uid
+
+    def __init__(self, api: MailApi, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.api = api
+        self.account: str | None = None
+        self.folder: str | None = None
+        self.show_recipients = False
+        self.index: list[int] = []
+        self._moved = False
+        self._rows: OrderedDict[int, MessageSummary] = OrderedDict()
+
+    # -- data -----------------------------------------------------------------------------
+
+    def show_folder(self, account: str, folder: str, show_recipients: bool = False) -> None:
+        self.account, self.folder = account, folder
+        self.show_recipients = show_recipients
+        self._rows.clear()
+        self.index = self.api.message_index(account, folder)
+        self.virtual_size = Size(self.size.width, len(self.index))
+        self.scroll_to(y=0, animate=False)
+        self._moved = False
+        self.cursor = 0
+        self.refresh()
+
+    def reload(self, *, forget: frozenset[int] = frozenset()) -> None:
+        """Re-read the index after a change, keeping the cursor on the same message (or the
+        one that took its place when it vanished)."""
+        if self.account is None or self.folder is None:
+            return
+        current = self.current_uid
+        old_pos = self.cursor
+        if not self._moved:
+            current = None  # untouched: stay on the newest message while the folder fills
+        self.index = self.api.message_index(self.account, self.folder)
+        for uid in forget:
+            self._rows.pop(uid, None)
+        self.virtual_size = Size(self.size.width, len(self.index))
+        if current is not None and current in self.index:
+            position = self.index.index(current)
+        else:
+            position = min(old_pos, max(0, len(self.index) - 1))
+        self.set_reactive(MessageList.cursor, position)
+        self._follow_cursor()
+        self.refresh()
+
+    def update_rows(self, uids: set[int]) -> None:
+        """Some messages changed (flags): forget their cached rows and repaint."""
+        for uid in uids:
+            self._rows.pop(uid, None)
+        self.refresh()
+
+    @property
+    def current_uid(self) -> int | None:
+        if 0 <= self.cursor < len(self.index):
+            return self.index[self.cursor]
+        return None
+
+    def summary(self, uid: int) -> MessageSummary | None:
+        return self._load([uid]).get(uid)
+
+    def _load(self, uids: list[int]) -> dict[int, MessageSummary]:
+        missing = [u for u in uids if u not in self._rows]
+        if missing and self.account and self.folder:
+            fetched = self.api.summaries(self.account, self.folder, missing)
+            for uid, summary in fetched.items():
+                self._rows[uid] = summary
+            while len(self._rows) > _ROW_CACHE:
+                self._rows.popitem(last=False)
+        return {u: self._rows[u] for u in uids if u in self._rows}
+
+    # -- rendering ------------------------------------------------------------------------
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.size.width, len(self.index))
+
+    def render_line(self, y: int) -> Strip:
+        top = self.scroll_offset.y
+        row = top + y
+        width = self.scrollable_content_region.width
+        if row >= len(self.index):
+            return Strip.blank(width, self.rich_style)
+        uid = self.index[row]
+        if uid not in self._rows:
+            # One query for the whole visible window, not one per line.
+            self._load(self.index[top : top + self.size.height + 1])
+        summary = self._rows.get(uid)
+        return self._render_row(summary, row == self.cursor, width)
+
+    def _render_row(self, s: MessageSummary | None, is_cursor: bool, width: int) -> Strip:
+        base = self.rich_style
+        if s is None:
+            return Strip.blank(width, base)
+        unread = SEEN not in s.flags
+        style = base + self.get_component_rich_style(
+            "message-list--unread" if unread else "message-list--read"
+        )
+        if FLAGGED in s.flags:
+            style += self.get_component_rich_style("message-list--flagged")
+        if is_cursor:
+            style += self.get_component_rich_style("message-list--cursor")
+        marker_style = style + self.get_component_rich_style("message-list--marker")
+        date_style = (
+            (style + self.get_component_rich_style("message-list--date")) if not unread else style
+        )
+        markers = (
+            ("N" if unread else " ")
+            + ("!" if FLAGGED in s.flags else " ")
+            + ("r" if ANSWERED in s.flags else " ")
+            + ("+" if s.has_attachments else " ")
+        )
+        env = s.envelope
+        people = env.to if self.show_recipients else env.from_
+        who = ", ".join(a.name or a.addr for a in people) if people else ""
+        if self.show_recipients:
+            who = "To " + who
+        date = compact_date(env.date or s.internal_date)
+        date_w = 10
+        who_w = max(8, min(24, width // 4))
+        subject_w = max(0, width - len(markers) - who_w - date_w - 3)
+        segments = [
+            Segment(markers, marker_style),
+            Segment(" ", style),
+            Segment(_fit(clean_line(who), who_w), style),
+            Segment(" ", style),
+            Segment(_fit(clean_line(env.subject) or "(no subject)", subject_w), style),
+            Segment(" ", style),
+            Segment(_fit(date, date_w).rjust(date_w), date_style),
+        ]
+        strip = Strip(segments)
+        return strip.adjust_cell_length(width, style)
+
+    # -- cursor ---------------------------------------------------------------------------
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        if self.index:
+            clamped = max(0, min(new, len(self.index) - 1))
+            if clamped != new:
+                self.cursor = clamped
+                return
+        self._follow_cursor()
+        self.refresh()
+        self.post_message(self.Highlighted(self.current_uid))
+
+    def _follow_cursor(self) -> None:
+        region = Region(0, self.cursor, self.size.width, 1)
+        self.scroll_to_region(region, animate=False, immediate=True)
+
+    def action_cursor_down(self) -> None:
+        self._moved = True
+        if self.cursor < len(self.index) - 1:
+            self.cursor += 1
+
+    def action_cursor_up(self) -> None:
+        self._moved = True
+        if self.cursor > 0:
+            self.cursor -= 1
+
+    def action_first(self) -> None:
+        self._moved = True
+        self.cursor = 0
+
+    def action_last(self) -> None:
+        self._moved = True
+        self.cursor = max(0, len(self.index) - 1)
+
+    def action_page_down(self) -> None:
+        self._moved = True
+        step = max(1, self.size.height - 1)
+        self.scroll_to(y=self.scroll_offset.y + step, animate=False, immediate=True)
+        self.cursor = min(len(self.index) - 1, self.cursor + step)
+
+    def action_page_up(self) -> None:
+        self._moved = True
+        step = max(1, self.size.height - 1)
+        self.scroll_to(y=max(0, self.scroll_offset.y - step), animate=False, immediate=True)
+        self.cursor = max(0, self.cursor - step)
+
+    def action_open(self) -> None:
+        uid = self.current_uid
+        if uid is not None:
+            self.post_message(self.Opened(uid))
+
+    def on_click(self, event: object) -> None:
+        y = getattr(event, "y", None)
+        if isinstance(y, int):
+            row = self.scroll_offset.y + y
+            if 0 <= row < len(self.index):
+                self.cursor = row
