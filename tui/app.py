@@ -29,7 +29,14 @@ from kittiwake.tui.widgets.message_list import MessageList
 log = logging.getLogger(__name__)
 
 #: Every class whose bindings the user may remap through [keys].
-KEYMAP_CLASSES: list[type[DOMNode]] = [MailboxScreen, ReaderScreen, MessageList, FolderTree, Picker, HelpScreen]
+KEYMAP_CLASSES: list[type[DOMNode]] = [
+    MailboxScreen,
+    ReaderScreen,
+    MessageList,
+    FolderTree,
+    Picker,
+    HelpScreen,
+]
 
 
 class FolderCommands(Provider):

@@ -1,0 +1,81 @@
+"""Helpers for TUI tests: generated mail, app configs, and waiting for the screen."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+from email.utils import format_datetime
+from typing import Any
+
+from kittiwake.core.config import Config, config_from_dict
+
+from .dovecot import Dovecot, User
+
+SENDERS = [
+    "Ann Lee <ann@example.org>",
+    "Jörg Müller <jm@example.de>",
+    "Zoë Martin <zoe@example.fr>",
+]
+
+
+def message(
+    n: int, subject: str | None = None, *, attach: bool = False, day: int | None = None
+) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = SENDERS[n % len(SENDERS)]
+    msg["To"] = "Me <me@example.test>"
+    msg["Subject"] = subject if subject is not None else f"Message {n}"
+    msg["Message-ID"] = f"<tui{n}@example.org>"
+    # Old, distinct, increasing dates: the list shows full dates, stable for snapshots.
+    when = datetime(2025, 3, 1, tzinfo=UTC) + timedelta(hours=day * 24 if day is not None else n)
+    msg["Date"] = format_datetime(when)
+    msg.set_content(
+        f"Hello,\n\nthis is message {n}.\n\n> quoted once\n>> quoted twice\n\n"
+        f"Details: https://example.org/m/{n}\n-- \nAnn\n"
+    )
+    if attach:
+        msg.add_attachment(
+            b"%PDF-1.4 test", maintype="application", subtype="pdf", filename="report.pdf"
+        )
+    return msg.as_bytes()
+
+
+def app_config(dovecot: Dovecot, user: User, **extra: Any) -> Config:
+    data: dict[str, Any] = {
+        "accounts": {
+            "mine": {
+                "email": user.email,
+                "name": "Me",
+                "imap": {
+                    "host": dovecot.host,
+                    "port": dovecot.ports.imaps,
+                    "user": user.login,
+                    "password": user.password,
+                    "ca_file": str(dovecot.ca_file),
+                    "timeout": 5,
+                },
+            }
+        },
+        **extra,
+    }
+    return config_from_dict(data)
+
+
+async def until(pilot: Any, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until the screen reflects a change (checked after each message-processing pass)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("the screen did not reach the expected state in time")
+        await pilot.pause(0.02)
+
+
+async def synced(app: Any, timeout: float = 15.0) -> None:
+    """The engine has finished its first full sync of every account."""
+    for account in app.api.engine.imap.values():
+        await account.wait_synced(timeout)

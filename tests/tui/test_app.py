@@ -1,0 +1,223 @@
+"""The app as a user drives it, against the real Dovecot: navigation, reading, live updates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from harness import Dovecot, User
+from harness.clients import imap_device
+from harness.ui import message, synced, until
+
+from kittiwake.core.config import Config
+from kittiwake.tui.app import KittiwakeApp
+from kittiwake.tui.screens.help import HelpScreen
+from kittiwake.tui.screens.mailbox import MailboxScreen
+from kittiwake.tui.screens.reader import ReaderScreen
+from kittiwake.tui.widgets.message_list import MessageList
+
+
+def list_of(app: KittiwakeApp) -> MessageList:
+    mailbox = next(s for s in app.screen_stack if isinstance(s, MailboxScreen))
+    return mailbox.query_one(MessageList)
+
+
+def row_text(app: KittiwakeApp, row: int) -> str:
+    """What the list shows on screen line ``row`` (relative to its scroll position)."""
+    return list_of(app).render_line(row).text
+
+
+async def test_list_navigation_and_reader(xdg: Path, mailbox: Callable[..., Config]) -> None:
+    app = KittiwakeApp(mailbox(60))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        messages = list_of(app)
+        await until(pilot, lambda: len(messages.index) == 60)
+        assert "Message 60" in row_text(app, 0)
+        assert row_text(app, 0).startswith("N")  # unread marker
+        await pilot.press("j", "j")
+        assert messages.cursor == 2
+        await pilot.press("G")
+        assert (
+            messages.cursor == 59
+            and "Message 1 " in row_text(app, messages.cursor - messages.scroll_offset.y) + " "
+        )
+        await pilot.press("g")
+        assert messages.cursor == 0
+        await pilot.press("pagedown")
+        assert messages.cursor > 10
+        await pilot.press("g", "j", "enter")
+        await until(
+            pilot, lambda: isinstance(app.screen, ReaderScreen) and app.screen.parsed is not None
+        )
+        reader = app.screen
+        assert isinstance(reader, ReaderScreen)
+        body = str(reader.query_one("#body").render())
+        assert "this is message 59." in body
+        assert "https://example.org/m/59[1]" in body
+        headers = str(reader.query_one("#headers").render())
+        assert "Subject: Message 59" in headers and "From: Zoë Martin <zoe@example.fr>" in headers
+        await pilot.press("H")
+        await until(
+            pilot,
+            lambda: "Message-ID: <tui59@example.org>" in str(reader.query_one("#headers").render()),
+        )
+        await pilot.press("V")
+        await until(
+            pilot, lambda: "Content-Type: text/plain" in str(reader.query_one("#body").render())
+        )
+        await pilot.press("J")
+        await until(
+            pilot, lambda: reader.parsed is not None and reader.parsed.subject == "Message 58"
+        )
+        assert messages.cursor == 2
+        await pilot.press("escape")
+        assert isinstance(app.screen, MailboxScreen)
+        await pilot.press("q")
+    assert app.return_code == 0 or app.return_code is None
+
+
+async def test_opening_marks_read_on_the_server(
+    xdg: Path, mailbox: Callable[..., Config], dovecot: Dovecot, user: User
+) -> None:
+    app = KittiwakeApp(mailbox(10))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        await until(pilot, lambda: len(list_of(app).index) == 10)
+        await pilot.press("enter")  # message 10, unread
+        await until(pilot, lambda: not row_text(app, 0).startswith("N"))
+    device = imap_device(dovecot, user)
+    device.select("INBOX", readonly=True)
+    _, data = device.uid("FETCH", "10", "(FLAGS)")
+    assert b"\\Seen" in data[0]
+
+
+async def test_attachment_is_saved_without_overwriting(
+    xdg: Path, mailbox: Callable[..., Config]
+) -> None:
+    app = KittiwakeApp(mailbox(10))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        await until(pilot, lambda: len(list_of(app).index) == 10)
+        await pilot.press("enter")  # message 10 has report.pdf
+        await until(
+            pilot, lambda: isinstance(app.screen, ReaderScreen) and app.screen.parsed is not None
+        )
+        assert "report.pdf" in str(app.screen.query_one("#attachments").render())
+        await pilot.press("S")
+        await pilot.press("S")
+        downloads = xdg / "downloads"
+        await until(pilot, lambda: len(list(downloads.glob("report*.pdf"))) == 2)
+        assert sorted(p.name for p in downloads.iterdir()) == ["report (1).pdf", "report.pdf"]
+        assert (downloads / "report.pdf").read_bytes() == b"%PDF-1.4 test"
+
+
+async def test_folders_sidebar_and_picker(xdg: Path, mailbox: Callable[..., Config]) -> None:
+    app = KittiwakeApp(mailbox(5))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await synced(app)
+        screen = app.screen
+        assert isinstance(screen, MailboxScreen)
+        assert screen.has_class("-narrow")  # the sidebar folds away under 100 columns
+        assert not screen.query_one("#folders").display
+        await pilot.press("b")
+        assert screen.query_one("#folders").display
+        await pilot.press("b")
+        await pilot.press("o")
+        await pilot.press(*"work", "enter")
+        await until(pilot, lambda: screen.folder == "Work" and len(list_of(app).index) == 1)
+        assert "Work item" in row_text(app, 0)
+        await pilot.press("J")
+        assert screen.folder != "Work"
+        await pilot.press("K")
+        assert screen.folder == "Work"
+
+
+async def test_help_lists_every_binding_of_the_screen(
+    xdg: Path, mailbox: Callable[..., Config]
+) -> None:
+    app = KittiwakeApp(mailbox(3))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        ids = {row[2] for row in app.screen.rows}
+        assert {
+            "list.next",
+            "list.open",
+            "mailbox.go_folder",
+            "mailbox.toggle_sidebar",
+            "app.quit",
+        } <= ids
+        await pilot.press("escape")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ReaderScreen))
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        ids = {row[2] for row in app.screen.rows}
+        assert {
+            "reader.next",
+            "reader.headers",
+            "reader.save",
+            "reader.source",
+            "reader.back",
+        } <= ids
+
+
+async def test_user_keymap_overrides(xdg: Path, mailbox: Callable[..., Config]) -> None:
+    config = mailbox(5, keys={"list.next": "n", "list.nxet": "x"})
+    app = KittiwakeApp(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        await until(pilot, lambda: len(list_of(app).index) == 5)
+        await pilot.press("n")
+        assert list_of(app).cursor == 1
+        assert any("keys.list.nxet: no such action" in w for w in app.startup_warnings)
+
+
+async def test_another_device_changes_show_live(
+    xdg: Path, mailbox: Callable[..., Config], dovecot: Dovecot, user: User
+) -> None:
+    app = KittiwakeApp(mailbox(8))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        messages = list_of(app)
+        await until(pilot, lambda: len(messages.index) == 8)
+        await pilot.press("j", "j")  # on message 6
+        assert "Message 6" in row_text(app, 2)
+        device = imap_device(dovecot, user)
+        device.select("INBOX")
+        device.uid("STORE", "6", "+FLAGS", "(\\Flagged)")
+        await until(pilot, lambda: row_text(app, 2)[1] == "!", timeout=1.5)
+        device.append("INBOX", "", None, message(100, "Breaking news", day=300))
+        await until(pilot, lambda: len(messages.index) == 9, timeout=1.5)
+        assert messages.current_uid == 6  # the cursor stays on the same message
+        device.uid("STORE", "6", "+FLAGS", "(\\Deleted)")
+        device.expunge()
+        await until(pilot, lambda: len(messages.index) == 8, timeout=1.5)
+        assert messages.current_uid is not None and messages.current_uid != 6
+
+
+async def test_hostile_subjects_are_shown_literally(
+    xdg: Path, mailbox: Callable[..., Config]
+) -> None:
+    evil = (
+        b"From: =?utf-8?q?Evil=1B]0;pwned=07?= <evil@example.org>\r\n"
+        b"Subject: [bold red]hi[/] \x1b[31mred\x1b[0m \xe2\x80\xaereversed\r\n"
+        b"Date: 27 Mar 2025 10:00:00 +0000\r\n\r\nbody \x1b[2J here\r\n"
+    )
+    app = KittiwakeApp(mailbox(2, extra=[evil]))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await synced(app)
+        await until(pilot, lambda: len(list_of(app).index) == 3)
+        line = row_text(app, 0)
+        assert "[bold red]hi[/]" in line and "red" in line
+        assert "\x1b" not in line and "\u202e" not in line
+        await pilot.press("enter")
+        await until(
+            pilot, lambda: isinstance(app.screen, ReaderScreen) and app.screen.parsed is not None
+        )
+        body = str(app.screen.query_one("#body").render())
+        assert "\x1b" not in body and "body  here" in body
+        headers = str(app.screen.query_one("#headers").render())
+        assert "[bold red]hi[/]" in headers and "\x1b" not in headers and "\x07" not in headers
