@@ -83,6 +83,7 @@ class MailboxScreen(Screen[None]):
         self._pending_reload = False
         self._pending_flags: set[int] = set()
         self._pending_forget: set[int] = set()
+        self._counts: dict[tuple[str, str], tuple[int, int]] = {}
 
     @property
     def kw(self) -> KittiwakeApp:
@@ -219,6 +220,9 @@ class MailboxScreen(Screen[None]):
 
     def on_engine_event(self, event: Event) -> None:
         tree = self.query_one(FolderTree)
+        folder_of = getattr(event, "folder", None)
+        if folder_of is not None:
+            self._counts.pop((event.account, folder_of), None)
         here = event.account == self.account and getattr(event, "folder", None) == self.folder
         match event:
             case FolderListChanged(folders=folders):
@@ -272,7 +276,10 @@ class MailboxScreen(Screen[None]):
         if self.account is None:
             return
         api = self.kw.api
-        total, unread = api.counts(self.account, self.folder or "")
+        key = (self.account, self.folder or "")
+        if key not in self._counts:
+            self._counts[key] = api.counts(*key)
+        total, unread = self._counts[key]
         state = api.connection(self.account)
         parts = [f"{self.account}", clean_line(self.folder or ""), f"{total:,} messages"]
         if unread:

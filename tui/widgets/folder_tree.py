@@ -104,7 +104,7 @@ class FolderTree(Tree[FolderRef]):
             name = info.name.rsplit(info.delimiter, 1)[-1] if info.delimiter else info.name
         text = Text(clean_line(name), style="" if info.selectable else "dim")
         if info.unread:
-            text.append(f" {info.unread:,}", style="bold")
+            text.append(f" ({info.unread:,})", style="bold")
         return text
 
     def update_counts(self, account: str, info: FolderInfo) -> None:

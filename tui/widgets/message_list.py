@@ -259,8 +259,14 @@ class MessageList(ScrollView, can_focus=True):
             if clamped != new:
                 self.cursor = clamped
                 return
+        top = self.scroll_offset.y
         self._follow_cursor()
-        self.refresh()
+        if self.scroll_offset.y == top:
+            # Only two rows changed: repaint just those (a key costs a few ms, not a screen).
+            self.refresh_line(old - top)
+            self.refresh_line(new - top)
+        else:
+            self.refresh()
         self.post_message(self.Highlighted(self.current_uid))
 
     def _follow_cursor(self) -> None:

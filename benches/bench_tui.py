@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""The reading UI on a 100,000-message folder from a warm cache.
+
+Measures, as a user would feel it:
+- process start to the first painted message list (a real terminal: tmux, polled every 5 ms);
+- cursor down, page down and jump to end: key to repaint (Textual's Pilot, headless, median
+  and max over repetitions);
+- peak memory (RSS) of the app process.
+
+The cache is filled directly with generated summaries and the account points at a closed
+port, so the app paints from the cache while the engine retries in the background.
+
+    .venv/bin/python benches/bench_tui.py --messages 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fill_cache(path: Path, count: int) -> None:
+    from kittiwake.core.cache import Cache
+    from kittiwake.core.models import Address, Envelope, FolderInfo, FolderRole, MessageSummary
+
+    cache = Cache(path)
+    cache.set_folders(
+        [FolderInfo("INBOX", "/", FolderRole.INBOX), FolderInfo("Sent", "/", FolderRole.SENT)]
+    )
+    t0 = datetime(2020, 1, 1, tzinfo=UTC)
+    batch = []
+    names = ["Ann Lee", "Jörg Müller", "山田太郎", "Zoë Martin", "GitHub"]
+    for uid in range(1, count + 1):
+        when = t0 + timedelta(minutes=uid * 7)
+        env = Envelope(
+            date=when,
+            subject=f"Subject number {uid} about the quarterly planning",
+            from_=(Address(names[uid % 5], f"user{uid % 97}@example.org"),),
+            to=(Address("Me", "me@example.test"),),
+            message_id=f"<{uid}@example.org>",
+        )
+        flags = frozenset({"\\Seen"}) if uid < count - 50 else frozenset()
+        batch.append(MessageSummary(uid, flags, when, 4000, env, (), uid % 9 == 0, uid))
+        if len(batch) == 5000:
+            cache.put_summaries("INBOX", batch)
+            batch = []
+    cache.put_summaries("INBOX", batch)
+    from kittiwake.core.cache import FolderState
+
+    cache.set_folder_state("INBOX", FolderState(1, count + 1, count))
+    cache.close()
+
+
+def write_config(path: Path) -> None:
+    path.write_text(
+        '[accounts.bench]\nemail = "me@example.test"\n'
+        '[accounts.bench.imap]\nhost = "127.0.0.1"\nport = 9\npassword = "x"\nsecurity = "tls"\n'
+    )
+    path.chmod(0o600)
+
+
+def env_for(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "KITTIWAKE"))}
+    env.update(
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / "cache"),
+        XDG_STATE_HOME=str(home / "state"),
+        XDG_CONFIG_HOME=str(home / "config"),
+        TERM="xterm-256color",
+    )
+    return env
+
+
+def capture(escapes: bool = False) -> str:
+    args = ["tmux", "capture-pane", "-p", "-t", "kwbench"] + (["-e"] if escapes else [])
+    return subprocess.run(args, capture_output=True, text=True).stdout
+
+
+def key_latency(key: str, reps: int) -> list[float]:
+    """Seconds from tmux send-keys to a changed screen (colours included), polled every 2 ms."""
+    out = []
+    for _ in range(reps):
+        before = capture(True)
+        start = time.perf_counter()
+        subprocess.run(["tmux", "send-keys", "-t", "kwbench", key], check=True)
+        while capture(True) == before:
+            if time.perf_counter() - start > 5:
+                raise SystemExit(f"screen did not change after {key}")
+            time.sleep(0.002)
+        out.append(time.perf_counter() - start)
+        time.sleep(0.05)  # let the app go idle before the next key
+    return out
+
+
+def first_paint(
+    home: Path, config: Path, runs: int, keys_after: int = 0
+) -> tuple[list[float], dict[str, list[float]]]:
+    """Seconds from spawning ``kittiwake`` in tmux to the newest subject on screen; then, in
+    the last run, key latencies as the terminal shows them."""
+    out = []
+    lat: dict[str, list[float]] = {}
+    kittiwake = str(ROOT / ".venv" / "bin" / "kittiwake")
+    marker = "Subject number"
+    for _ in range(runs):
+        subprocess.run(["tmux", "kill-session", "-t", "kwbench"], capture_output=True)
+        env = env_for(home)
+        cmd = " ".join(f"{k}={v!s}" for k, v in env.items() if k.startswith(("XDG_", "HOME")))
+        start = time.perf_counter()
+        subprocess.run(
+            [
+                "tmux",
+                "new",
+                "-d",
+                "-s",
+                "kwbench",
+                "-x",
+                "100",
+                "-y",
+                "30",
+                f"env {cmd} {kittiwake} --config {config}",
+            ],
+            check=True,
+        )
+        while True:
+            screen = subprocess.run(
+                ["tmux", "capture-pane", "-p", "-t", "kwbench"], capture_output=True, text=True
+            ).stdout
+            if marker in screen:
+                out.append(time.perf_counter() - start)
+                break
+            if time.perf_counter() - start > 20:
+                raise SystemExit(f"no list painted within 20 s:\n{screen}")
+            time.sleep(0.005)
+        if keys_after and len(out) == runs:
+            time.sleep(0.5)
+            lat["j"] = key_latency("j", keys_after)
+            lat["PageDown"] = key_latency("PageDown", keys_after)
+            lat["G/g"] = [
+                t for _ in range(keys_after // 2) for t in key_latency("G", 1) + key_latency("g", 1)
+            ]
+        subprocess.run(["tmux", "kill-session", "-t", "kwbench"], capture_output=True)
+    return out, lat
+
+
+async def keys(config_path: Path, reps: int) -> dict[str, list[float]]:
+    from kittiwake.core.config import load_config
+    from kittiwake.tui.app import KittiwakeApp
+    from kittiwake.tui.widgets.message_list import MessageList
+
+    app = KittiwakeApp(load_config(config_path))
+    timings: dict[str, list[float]] = {}
+    async with app.run_test(size=(100, 30)) as pilot:
+        messages = app.screen.query_one(MessageList)
+        while len(messages.index) == 0:
+            await pilot.pause(0.01)
+        await pilot.pause()
+        for _ in range(reps):
+            for name, key in (("down", "j"), ("pagedown", "pagedown"), ("end", "G"), ("home", "g")):
+                cpu = time.process_time()
+                await pilot.press(key)
+                await pilot.pause()  # until the repaint has been processed
+                timings.setdefault(name + " cpu", []).append(time.process_time() - cpu)
+    return timings
+
+
+def child_keys(config: str, reps: int) -> None:
+    timings = asyncio.run(keys(Path(config), reps))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"timings": timings, "rss_mb": rss}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--child-keys", metavar="CONFIG")
+    parser.add_argument("--reps", type=int, default=30)
+    args = parser.parse_args()
+    if args.child_keys:
+        child_keys(args.child_keys, args.reps)
+        return
+    home = Path(tempfile.mkdtemp(prefix="kw-bench-tui-"))
+    try:
+        config = home / "config.toml"
+        write_config(config)
+        t = time.perf_counter()
+        fill_cache(home / "cache" / "kittiwake" / "bench.sqlite3", args.messages)
+        print(f"cache filled with {args.messages:,} summaries in {time.perf_counter() - t:.1f} s")
+        if shutil.which("tmux"):
+            paints, lat = first_paint(home, config, args.runs, keys_after=args.reps)
+            print(
+                f"process start to first painted list (warm cache): median {statistics.median(paints) * 1000:.0f} ms,"
+                f" max {max(paints) * 1000:.0f} ms over {len(paints)} runs (goal < 500 ms)"
+            )
+            for name, values in lat.items():
+                print(
+                    f"terminal: key {name:9s} to changed screen: median {statistics.median(values) * 1000:5.1f} ms,"
+                    f" max {max(values) * 1000:5.1f} ms (includes tmux polling; goal < 30 ms)"
+                )
+        out = subprocess.run(
+            [sys.executable, __file__, "--child-keys", str(config), "--reps", str(args.reps)],
+            capture_output=True,
+            text=True,
+            env=env_for(home),
+            check=True,
+        )
+        data = json.loads(out.stdout.strip().splitlines()[-1])
+        for name, values in data["timings"].items():
+            print(
+                f"headless (Pilot) {name:12s} per key: median {statistics.median(values) * 1000:5.1f} ms, max {max(values) * 1000:5.1f} ms (goal < 30 ms)"
+            )
+        print(f"peak RSS of the app process: {data['rss_mb']:.0f} MB (goal < 100 MB)")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", "kwbench"], capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
