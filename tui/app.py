@@ -23,6 +23,7 @@ from kittiwake.tui.screens.help import HelpScreen, binding_rows
 from kittiwake.tui.screens.mailbox import MailboxScreen
 from kittiwake.tui.screens.pickers import Picker
 from kittiwake.tui.screens.reader import ReaderScreen
+from kittiwake.tui.themes import load_themes, pick_theme, register_themes
 from kittiwake.tui.widgets.folder_tree import FolderTree
 from kittiwake.tui.widgets.message_list import MessageList
 
@@ -95,32 +96,12 @@ class KittiwakeApp(App[None]):
         self.set_keymap(keymap)
 
     def _setup_theme(self) -> None:
-        try:
-            from kittiwake.tui.themes import load_themes, pick_theme, register_themes
-        except ImportError:  # themes module not present yet
-            return
         themes, warnings = load_themes()
         self.startup_warnings += warnings
         register_themes(self, themes)
         warning = pick_theme(self, self.config.ui.theme, themes)
         if warning:
             self.startup_warnings.append(warning)
-
-    def get_theme_variable_defaults(self) -> dict[str, str]:
-        """Our semantic colours, for any theme that does not set them (e.g. Textual's own)."""
-        return {
-            "mail-unread": "#e8eaf0",
-            "mail-flagged": "#f0b45a",
-            "mail-dim": "#8a909c",
-            "mail-quote-1": "#8fbf7f",
-            "mail-quote-2": "#7fa8d8",
-            "mail-quote-3": "#c49ad8",
-            "mail-quote-4": "#d8a67f",
-            "mail-link": "#7fb4ff",
-            "mail-header-name": "#7fc8c8",
-            "mail-selected": "#f07fa8",
-            "mail-cursor-background": "#2f4a6e",
-        }
 
     def on_mount(self) -> None:
         self.api.start()

@@ -97,7 +97,10 @@ def run_app(args: argparse.Namespace) -> int:
     config = load_user_config(args)
     if config is None:
         return 0
-    from kittiwake.tui.app import KittiwakeApp  # Textual loads only here
+    from kittiwake.tui.themes import normalise_no_color  # Textual loads only here
+
+    normalise_no_color()  # an empty NO_COLOR means "not set", by the convention
+    from kittiwake.tui.app import KittiwakeApp
 
     KittiwakeApp(config).run()
     return 0
