@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
 import grp
 import imaplib
 import io
@@ -59,7 +60,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,7 @@ _NON_ASCII_SUBJECTS = [
     "Fête de fin d'année 🎉", "Año nuevo, vida nueva", "Überweisung bestätigt",
 ]  # fmt: skip
 _LIST_TAGS = ["[kittiwake-dev] ", "[python-ideas] ", "[ops] ", "[announce] "]
-_WORDS = (
+_WORDS = (  # noqa: SIM905 - prose is easier to edit as one string
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt "
     "ut labore et dolore magna aliqua enim ad minim veniam quis nostrud exercitation "
     "ullamco laboris nisi aliquip ex ea commodo consequat duis aute irure in reprehenderit "
@@ -272,9 +273,9 @@ class MailFactory:
         headers = [
             "Return-Path: <" + from_addr + ">",
             "Delivered-To: me@example.test",
-            f"Received: from mx{rng.randrange(1, 9)}.example.net (mx.example.net [192.0.2."
-            f"{rng.randrange(1, 255)}])\n\tby mx.example.test with ESMTPS id {rng.getrandbits(40):x}"
-            f"\n\tfor <me@example.test>; {date}",
+            f"Received: from mx{rng.randrange(1, 9)}.example.net (mx.example.net "
+            f"[192.0.2.{rng.randrange(1, 255)}])\n\tby mx.example.test with ESMTPS id "
+            f"{rng.getrandbits(40):x}\n\tfor <me@example.test>; {date}",
         ]
         subject_hdr: str
         refs: tuple[str, ...] = ()
@@ -315,7 +316,8 @@ class MailFactory:
         if rng.random() < 0.5:
             headers.append(
                 "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.org; s=s1;\n"
-                f"\th=from:to:subject:date:message-id; bh={base64.b64encode(rng.randbytes(32)).decode()};\n"
+                "\th=from:to:subject:date:message-id; "
+                f"bh={base64.b64encode(rng.randbytes(32)).decode()};\n"
                 f"\tb={self.b64[:76]}\n\t {self.b64[77:153]}"
             )
         headers += ["MIME-Version: 1.0", f"X-Mailer: Bench/{n % 7}.0"]
@@ -332,12 +334,13 @@ class MailFactory:
                 disp = f'attachment; filename="{fname}"'
             else:
                 enc = "".join(
-                    c if c.isascii() and c.isalnum() or c in ".-_" else "".join(
-                        f"%{b:02X}" for b in c.encode()
-                    )
+                    c
+                    if (c.isascii() and c.isalnum()) or c in ".-_"
+                    else "".join(f"%{b:02X}" for b in c.encode())
                     for c in fname
                 )
                 disp = f"attachment; filename*=UTF-8''{enc}"
+            shown_name = fname if fname.isascii() else "file"
             text = self._prose(min(1500, budget // 4))
             lines = max(1, (budget - len(text) - 300) // 77)
             start = rng.randrange(0, len(self.b64) // 77 - lines - 1) * 77 if lines < 1500 else 0
@@ -347,7 +350,7 @@ class MailFactory:
                 "This is a multi-part message in MIME format.\n\n"
                 f"--{boundary}\nContent-Type: text/plain; charset=utf-8\n"
                 f"Content-Transfer-Encoding: 7bit\n\n{text}\n"
-                f'--{boundary}\nContent-Type: {ctype}; name="{fname if fname.isascii() else "file"}"\n'
+                f'--{boundary}\nContent-Type: {ctype}; name="{shown_name}"\n'
                 f"Content-Disposition: {disp}\nContent-Transfer-Encoding: base64\n\n"
                 f"{data}\n--{boundary}--\n"
             )
@@ -436,13 +439,17 @@ def verify_fill(dovecot: Any, user: Any, count: int) -> dict[str, Any]:
     started = now()
     device = imap_device(dovecot, user)
     device.socket().settimeout(1800)
-    typ, data = device.select("INBOX", readonly=True)
-    exists = int(data[0])
+    _typ, data = device.select("INBOX", readonly=True)
+    exists = int(data[0] or 0)
     took = now() - started
     if exists != count:
         raise RuntimeError(f"INBOX holds {exists} messages, expected {count}")
-    typ, data = device.uid("FETCH", f"1,2,{count - 1},{count}", "(UID INTERNALDATE)")
-    stamps = [imaplib.Internaldate2tuple(d) for d in data if isinstance(d, bytes)]
+    _typ, data = device.uid("FETCH", f"1,2,{count - 1},{count}", "(UID INTERNALDATE)")
+    stamps = [
+        time.mktime(t)
+        for d in data
+        if isinstance(d, bytes) and (t := imaplib.Internaldate2tuple(d))
+    ]
     device.logout()
     if len(stamps) != 4 or not (stamps[0] < stamps[1] and stamps[2] < stamps[3]):
         raise RuntimeError(f"UIDs are not in date order: {data!r}")
@@ -470,7 +477,7 @@ class CountingIMAP(imaplib.IMAP4_SSL):
         self.bytes_in += len(line)
         return line
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes) -> None:  # type: ignore[override]
         self.bytes_out += len(data)
         super().send(data)
 
@@ -486,6 +493,7 @@ def child_plain(p: dict[str, Any]) -> dict[str, Any]:
     """Baseline: login, EXAMINE INBOX, one UID FETCH 1:* with imaplib (or raw reads)."""
     rss_base = peak_rss_mb()
     items = p["items"]
+    cpu0 = cpu_seconds()
     t0 = now()
     imap = _imaplib_connect(p)
     t_login = now()
@@ -499,7 +507,7 @@ def child_plain(p: dict[str, Any]) -> dict[str, Any]:
         tag = b"BNCH1"
         line = tag + b" UID FETCH 1:* (" + items.encode() + b")\r\n"
         imap.send(line)
-        read1 = imap.file.read1
+        read1 = imap.file.read1  # type: ignore[attr-defined]
         end_marker = b"\r\n" + tag + b" "
         tail = b""
         got = 0
@@ -525,6 +533,7 @@ def child_plain(p: dict[str, Any]) -> dict[str, Any]:
             if isinstance(head, bytes) and first.match(head):
                 count += 1
     t_fetch = now()
+    cpu_timed = cpu_seconds() - cpu0
     fetch_bytes = imap.bytes_in + imap.bytes_out - bytes_before
     total_bytes = imap.bytes_in + imap.bytes_out
     imap.logout()
@@ -538,8 +547,17 @@ def child_plain(p: dict[str, Any]) -> dict[str, Any]:
         "count": count,
         "rss": peak_rss_mb(),
         "rss_base": rss_base,
-        "cpu": cpu_seconds(),
+        "cpu": cpu_timed,
     }
+
+
+def _preload() -> None:
+    """Import everything the engine needs before any clock or profiler starts (a real app
+    has imported it long before the first login)."""
+    import kittiwake.core.cache
+    import kittiwake.core.config
+    import kittiwake.core.events
+    import kittiwake.core.imap.account  # noqa: F401
 
 
 def _make_account(p: dict[str, Any], bus: Any, cache_path: str) -> Any:
@@ -611,12 +629,14 @@ async def _cold_sync(p: dict[str, Any]) -> dict[str, Any]:
             mark["inbox_done"] = t
 
     bus.hooks.append(hook)
+    cpu0 = cpu_seconds()
     t0 = now()
     await account.connect_once()
     t_login = now()
     login_bytes = account.traffic
     stats = await account.sync_all()
     t_end = now()
+    cpu_timed = cpu_seconds() - cpu0
     traffic = account.traffic
     state = account.cache.folder_state("INBOX")
     cached = account.cache.counts("INBOX")[0]
@@ -639,10 +659,12 @@ async def _cold_sync(p: dict[str, Any]) -> dict[str, Any]:
         "cached": cached,
         "fetched": stats.fetched,
         "events": dict(bus.counts),
+        "cpu": cpu_timed,
     }
 
 
 def child_cold(p: dict[str, Any]) -> dict[str, Any]:
+    _preload()
     rss_base = peak_rss_mb()
     profiler = p.get("profiler", "none")
     out: dict[str, Any]
@@ -650,22 +672,22 @@ def child_cold(p: dict[str, Any]) -> dict[str, Any]:
         import cProfile
         import pstats
 
-        prof = cProfile.Profile()
-        prof.enable()
+        cprof = cProfile.Profile()
+        cprof.enable()
         out = asyncio.run(_cold_sync(p))
-        prof.disable()
-        out["profile"] = _cprofile_report(pstats.Stats(prof))
+        cprof.disable()
+        out["profile"] = _cprofile_report(pstats.Stats(cprof))
     elif profiler == "pyinstrument":
         from pyinstrument import Profiler
 
-        prof = Profiler(interval=0.0005, async_mode="disabled")
-        prof.start()
+        iprof = Profiler(interval=0.0005, async_mode="disabled")
+        iprof.start()
         out = asyncio.run(_cold_sync(p))
-        prof.stop()
-        out["profile"] = _pyinstrument_report(prof)
+        iprof.stop()
+        out["profile"] = _pyinstrument_report(iprof)
     else:
         out = asyncio.run(_cold_sync(p))
-    out.update(rss=peak_rss_mb(), rss_base=rss_base, cpu=cpu_seconds())
+    out.update(rss=peak_rss_mb(), rss_base=rss_base)
     return out
 
 
@@ -673,12 +695,14 @@ async def _warm_sync(p: dict[str, Any]) -> dict[str, Any]:
     bus = _timed_bus()
     t_open = now()
     account = _make_account(p, bus, p["cache"])
+    cpu0 = cpu_seconds()
     t0 = now()
     await account.connect_once()
     t_login = now()
     login_bytes = account.traffic
     stats = await account.sync_all()
     t_end = now()
+    cpu_timed = cpu_seconds() - cpu0
     traffic = account.traffic
     cached = account.cache.counts("INBOX")[0]
     await account.stop()
@@ -694,13 +718,15 @@ async def _warm_sync(p: dict[str, Any]) -> dict[str, Any]:
         "fetched": stats.fetched,
         "cached": cached,
         "events": dict(bus.counts),
+        "cpu": cpu_timed,
     }
 
 
 def child_warm(p: dict[str, Any]) -> dict[str, Any]:
+    _preload()
     rss_base = peak_rss_mb()
     out = asyncio.run(_warm_sync(p))
-    out.update(rss=peak_rss_mb(), rss_base=rss_base, cpu=cpu_seconds())
+    out.update(rss=peak_rss_mb(), rss_base=rss_base)
     return out
 
 
@@ -820,10 +846,12 @@ async def _live(p: dict[str, Any]) -> dict[str, Any]:
             got.set()
 
     bus.hooks.append(hook)
+    cpu0 = cpu_seconds()
     t0 = now()
     account.start()
     await account.wait_synced(600)
     t_synced = now() - t0
+    cpu_synced = cpu_seconds() - cpu0
     await asyncio.sleep(0.5)  # let the NOTIFY/IDLE connection settle
 
     watcher = IdleWatcher(p)
@@ -832,6 +860,29 @@ async def _live(p: dict[str, Any]) -> dict[str, Any]:
     n = p["messages"]
     factory = MailFactory(p["seed"] + 1)
     rows: dict[str, list[dict[str, float | str]]] = {"flag": [], "append": []}
+    # Flag messages that are not flagged yet (a no-op STORE would notify nobody).
+    lo = max(1, n - 50 - 20 * p["reps"])
+    _typ, data = device.uid("FETCH", f"{lo}:{n - 50}", "(FLAGS)")
+    candidates = []
+    for d in data:
+        text = d.decode() if isinstance(d, bytes) else ""
+        m = re.search(r"UID (\d+)", text)
+        if m and "\\Flagged" not in text:
+            candidates.append(int(m.group(1)))
+    candidates.sort(reverse=True)
+
+    def store_flag(uid: int) -> tuple[float, float]:
+        s0 = now()
+        typ, data = device.uid("STORE", str(uid), "+FLAGS", "(\\Flagged)")
+        assert typ == "OK", data
+        return s0, now()
+
+    def append(raw: bytes) -> tuple[float, float]:
+        s0 = now()
+        typ, data = device.append("INBOX", "", None, raw)
+        assert typ == "OK", data
+        return s0, now()
+
     try:
         for kind in ("flag", "append"):
             for i in range(p["reps"]):
@@ -839,16 +890,12 @@ async def _live(p: dict[str, Any]) -> dict[str, Any]:
                 probe.clear()
                 got.clear()
                 if kind == "flag":
-                    uid = n - 50 - i
+                    uid = candidates[i]
                     probe.update(kind="flag", uid=uid)
                     # No expunges happen in this benchmark: sequence number == UID.
                     pattern = re.compile(rf"^\* {uid} FETCH ")
 
-                    def act(uid: int = uid) -> tuple[float, float]:
-                        s0 = now()
-                        typ, data = device.uid("STORE", str(uid), "+FLAGS", "(\\Flagged)")
-                        assert typ == "OK", data
-                        return s0, now()
+                    act = functools.partial(store_flag, uid)
 
                 else:
                     probe.update(kind="append")
@@ -857,11 +904,7 @@ async def _live(p: dict[str, Any]) -> dict[str, Any]:
                     raw, _ = factory.message(n + i + 1, int(time.time()))
                     raw = raw.replace(b"\n", b"\r\n")
 
-                    def act(raw: bytes = raw) -> tuple[float, float]:
-                        s0 = now()
-                        typ, data = device.append("INBOX", "", None, raw)
-                        assert typ == "OK", data
-                        return s0, now()
+                    act = functools.partial(append, raw)
 
                 s0, s1 = await asyncio.to_thread(act)
                 await asyncio.wait_for(got.wait(), 10)
@@ -885,29 +928,31 @@ async def _live(p: dict[str, Any]) -> dict[str, Any]:
             device.logout()
         await account.stop()
         account.cache.close()
-    return {"synced": t_synced, "rows": rows}
+    return {"synced": t_synced, "cpu": cpu_synced, "rows": rows}
 
 
 def child_live(p: dict[str, Any]) -> dict[str, Any]:
+    _preload()
     rss_base = peak_rss_mb()
     out = asyncio.run(_live(p))
-    out.update(rss=peak_rss_mb(), rss_base=rss_base, cpu=cpu_seconds())
+    out.update(rss=peak_rss_mb(), rss_base=rss_base)
     return out
 
 
 # -- profiles --------------------------------------------------------------------------------
 
 _LAYERS = [
-    ("TLS (ssl)", ("ssl", "_ssl.", "sslproto")),
-    ("framing", ("framing.py",)),
-    ("protocol/transport", ("protocol.py", "connection.py", "aioimaplib")),
-    ("parsing", ("parser.py", "uidset.py", "<method 'split' of 'bytes'", "<method 'replace' of 'bytes'", "<method 'translate' of 'bytes'", "<method 'decode' of 'bytes'")),
-    ("decoding", ("decode.py", "models.py", "email/", "<built-in method fromtimestamp", "<built-in method binascii")),
-    ("client (typed cmds)", ("client.py",)),
-    ("SQLite + msgpack", ("cache.py", "sqlite3", "msgspec", "<method 'execute", "<method 'executemany")),
-    ("events", ("events.py",)),
-    ("engine (account.py)", ("account.py",)),
-    ("asyncio loop", ("asyncio", "selectors", "<method 'poll' of 'select.epoll'", "<method 'control'")),
+    ("waiting for the server (epoll)", ("<method 'poll' of 'select.epoll'", "selectors.py")),
+    ("TLS (ssl, sslproto)", ("/ssl.py", "_ssl.", "sslproto.py")),
+    ("framing", ("imap/framing.py",)),
+    ("protocol/connection", ("imap/protocol.py", "imap/connection.py", "aioimaplib")),
+    ("parsing", ("imap/parser.py", "imap/uidset.py")),
+    ("decoding", ("imap/decode.py", "core/models.py", "email/", "_strptime")),
+    ("client (typed commands)", ("imap/client.py",)),
+    ("SQLite + msgpack", ("core/cache.py", "sqlite3", "msgspec")),
+    ("events", ("core/events.py",)),
+    ("engine (account.py)", ("imap/account.py",)),
+    ("asyncio (loop, tasks)", ("asyncio/",)),
 ]  # fmt: skip
 
 
@@ -922,12 +967,22 @@ def _cprofile_report(stats: Any) -> dict[str, Any]:
     rows = []
     total_tt = 0.0
     layers: Counter[str] = Counter()
-    for (file, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():
-        where = f"{file}:{line}({func})" if file != "~" else func
+
+    def name(file: str, line: int, func: str) -> str:
+        return f"{file}:{line}({func})" if file != "~" else func
+
+    for (file, line, func), (_cc, nc, tt, ct, callers) in stats.stats.items():
+        where = name(file, line, func)
         short = re.sub(r"^.*/(site-packages|lib/python3\.\d+|main/core|core)/", "", where)
         rows.append((ct, tt, nc, short))
         total_tt += tt
-        layers[_layer(where)] += tt
+        layer = _layer(where)
+        if file == "~" and layer == "other" and callers:
+            # A C function (bytes.split, list.append, ...) belongs to its callers' layers.
+            for caller, (_c, _n, ctt, _ct) in callers.items():
+                layers[_layer(name(*caller))] += ctt
+        else:
+            layers[layer] += tt
     top_cum = sorted(rows, reverse=True)[:40]
     top_self = sorted(rows, key=lambda r: r[1], reverse=True)[:15]
     return {
@@ -946,24 +1001,32 @@ def _pyinstrument_report(prof: Any) -> dict[str, Any]:
     own: Counter[str] = Counter()
     layers: Counter[str] = Counter()
 
-    def key(frame: Any) -> str:
-        path = frame.file_path or ""
-        short = re.sub(r"^.*/(site-packages|lib/python3\.\d+|main/core|core)/", "", path)
-        return f"{short}:{frame.line_no}({frame.function})"
+    def short(path: str) -> str:
+        return re.sub(r"^.*/(site-packages|lib/python3\.\d+|main/core|core)/", "", path)
 
-    # Iterative walk: cumulative time counts a function once per stack (no double counting
-    # through recursion); self time is each frame's own share.
-    stack: list[tuple[Any, frozenset[str]]] = [(root, frozenset())]
+    # Iterative walk. A built-in (C) call is shown as "name [C] < caller" and belongs to its
+    # caller's layer (executemany under cache.py is SQLite), except epoll's poll (waiting).
+    # Cumulative time counts a function once per stack; "[self]" frames are pyinstrument's
+    # own-time markers and are folded into their parent.
+    stack: list[tuple[Any, frozenset[str], str, str]] = [(root, frozenset(), "", "other")]
     while stack:
-        frame, above = stack.pop()
-        k = key(frame)
+        frame, above, parent_key, parent_layer = stack.pop()
+        if frame.is_synthetic:
+            continue
+        path = frame.file_path or ""
+        if path.startswith("<built-in>") or not path:
+            k = f"{frame.function} [C] < {parent_key}"
+            layer = "waiting for the server (epoll)" if frame.function == "poll" else parent_layer
+        else:
+            k = f"{short(path)}:{frame.line_no}({frame.function})"
+            layer = _layer(f"{path}({frame.function})")
         if k not in above:
             cum[k] += frame.time
         self_t = frame.total_self_time
         own[k] += self_t
-        layers[_layer(f"{frame.file_path}({frame.function})")] += self_t
+        layers[layer] += self_t
         for child in frame.children:
-            stack.append((child, above | {k}))
+            stack.append((child, above | {k}, k, layer))
     total = root.time
     return {
         "kind": "pyinstrument",
@@ -992,7 +1055,7 @@ def run_child(mode: str, params: dict[str, Any], timeout: float = 3600) -> dict[
         timeout=timeout,
         check=False,
     )
-    result = None
+    result: dict[str, Any] | None = None
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             result = json.loads(line[7:])
@@ -1031,7 +1094,7 @@ def fmt_mb(x: float | None) -> str:
 
 
 def table(headers: list[str], rows: list[list[str]], align: str) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
 
     def line(cells: list[str]) -> str:
         out = []
@@ -1080,7 +1143,9 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
                  fmt_b(c["login_bytes"]), "", ""])  # fmt: skip
     rows.append([f"Kittiwake cold: first MessagesAdded ({c['first_count']} newest)",
                  fmt_s(c["first"]), "", "", "", ""])  # fmt: skip
-    rows.append(["Kittiwake cold: full INBOX index (all in cache)", fmt_s(c["full"]), "", "", "", ""])
+    rows.append(
+        ["Kittiwake cold: full INBOX index (all in cache)", fmt_s(c["full"]), "", "", "", ""]
+    )
     rows.append(["Kittiwake cold: sync_all total", fmt_s(c["total"]), "", fmt_b(c["bytes"]),
                  f"{c['cpu']:.2f} s", fmt_mb(c["rss"])])  # fmt: skip
     warm = res["warm"]
@@ -1088,8 +1153,9 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
     rows.append([f"Kittiwake warm restart (median of {len(warm)}): connect_once+sync_all",
                  fmt_s(wm["total"]), "", fmt_b(wm["bytes"]), f"{wm['cpu']:.2f} s",
                  fmt_mb(wm["rss"])])  # fmt: skip
-    rows.append(["  of which login / sync_all", f"{fmt_s(wm['login'])} / {fmt_s(wm['sync'])}",
-                 "", f"{fmt_b(wm['login_bytes'])} / {fmt_b(wm['sync_bytes'])}", "", ""])  # fmt: skip
+    split_t = f"{fmt_s(wm['login'])} / {fmt_s(wm['sync'])}"
+    split_b = f"{fmt_b(wm['login_bytes'])} / {fmt_b(wm['sync_bytes'])}"
+    rows.append(["  of which login / sync_all", split_t, "", split_b, "", ""])
     if res.get("live"):
         lv = res["live"]
         rows.append(["Kittiwake engine start on warm cache until synced", fmt_s(lv["synced"]),
@@ -1098,7 +1164,7 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
             "lrrrrr"))  # fmt: skip
     w(
         f"\n(peak RSS of a bare child after imports: ~{fmt_mb(c['rss_base'])}; "
-        f"\"wall\" of baselines = connect+login+EXAMINE+FETCH; FETCH = the UID FETCH alone)\n"
+        f'"wall" of baselines = connect+login+EXAMINE+FETCH; FETCH = the UID FETCH alone)\n'
     )
     if not c["first_is_newest"]:
         w("WARNING: the first MessagesAdded did NOT hold the highest UIDs\n")
@@ -1132,9 +1198,10 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
     ratio_env = c["full"] / base_env if c["full"] else None
     ratio_kw = c["full"] / base_kw if c["full"] else None
     warm_beyond = wm["bytes"] - wm["login_bytes"]
+    first_ok = c["first"] is not None and c["first"] <= GOAL_FIRST_SCREEN and c["first_is_newest"]
     grows = [
         ["newest screenful, from login start", f"<= {GOAL_FIRST_SCREEN} s", fmt_s(c["first"]),
-         verdict(c["first"] is not None and c["first"] <= GOAL_FIRST_SCREEN and c["first_is_newest"])],
+         verdict(first_ok)],
         ["full index / plain fetch (same Kittiwake items)", f"<= {GOAL_FULL_RATIO}x",
          f"{ratio_kw:.2f}x" if ratio_kw else "-",
          verdict(ratio_kw is not None and ratio_kw <= GOAL_FULL_RATIO)],
@@ -1151,8 +1218,9 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
             vals = [float(r["b_minus_a"]) for r in res["live"]["rows"][kind]]
             if vals:
                 med, mx = statistics.median(vals), max(vals)
-                grows.append([f"{label} median (max)", f"< {GOAL_LIVE * 1000:.0f} ms",
-                              f"{fmt_ms(med)} ({fmt_ms(mx)})", verdict(med < GOAL_LIVE)])  # fmt: skip
+                measured = f"{fmt_ms(med)} ({fmt_ms(mx)})"
+                target = f"< {GOAL_LIVE * 1000:.0f} ms"
+                grows.append([f"{label} median (max)", target, measured, verdict(med < GOAL_LIVE)])
     w("\nGoals of the issue\n")
     w(table(["goal", "target", "measured", "verdict"], grows, "lrrl"))
     w("\n")
@@ -1168,7 +1236,7 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
         skip = re.compile(
             r"asyncio/|runners\.py|<built-in method builtins.exec>|bench_imap_sync|"
             r"<module>|\(run\)$|\(run_forever\)$|\(_run_once\)$|Context\.run|\(_run\)$|selectors|"
-            r"base_events|events\.py:\d+\(_run\)|pyinstrument|\(child_cold\)|\(main\)"
+            r"base_events|events\.py:\d+\(_run\)|pyinstrument|\(child_cold\)|\(main\)|<thread>"
         )
         crow = []
         for ct, tt, nc, where in p["cumulative"]:

@@ -45,11 +45,16 @@ def env(tmp_path: Path, user: User, password: str | None = None) -> dict[str, st
 def kittiwake(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kittiwake.tui.main", *args],
-        capture_output=True, text=True, timeout=60, **kw,  # type: ignore[call-overload]
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kw,  # type: ignore[call-overload]
     )
 
 
-def test_sync_prints_a_summary_and_fills_the_cache(tmp_path: Path, dovecot: Dovecot, user: User) -> None:
+def test_sync_prints_a_summary_and_fills_the_cache(
+    tmp_path: Path, dovecot: Dovecot, user: User
+) -> None:
     device = imap_device(dovecot, user)
     for n in range(25):
         device.append("INBOX", "", None, f"Subject: n{n}\r\nFrom: a@b.c\r\n\r\nbody\r\n".encode())
@@ -89,10 +94,14 @@ def test_sync_watch_prints_live_changes(tmp_path: Path, dovecot: Dovecot, user: 
     cfg = write_config(tmp_path, dovecot, user)
     proc = subprocess.Popen(
         [sys.executable, "-m", "kittiwake.tui.main", "--config", str(cfg), "sync", "--watch"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(tmp_path, user),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(tmp_path, user),
     )
     assert proc.stdout is not None
     try:
+
         def read_until(fragment: str, timeout: float = 10) -> str:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -105,9 +114,17 @@ def test_sync_watch_prints_live_changes(tmp_path: Path, dovecot: Dovecot, user: 
 
         read_until('"INBOX" counts total=1')
         # The engine is watching only once the full sync is done; from here on, live changes.
-        device.append("INBOX", "", None, b"Subject: =?utf-8?q?h=C3=A9llo?=\r\nFrom: Ann <ann@x.org>\r\n\r\nhi\r\n")
+        device.append(
+            "INBOX",
+            "",
+            None,
+            b"Subject: =?utf-8?q?h=C3=A9llo?=\r\nFrom: Ann <ann@x.org>\r\n\r\nhi\r\n",
+        )
         line = read_until(" new uid=2")
-        assert line.split(" ", 1)[1].strip() == 'me "INBOX" new uid=2 from="Ann <ann@x.org>" subject="héllo"'
+        assert (
+            line.split(" ", 1)[1].strip()
+            == 'me "INBOX" new uid=2 from="Ann <ann@x.org>" subject="héllo"'
+        )
         device.select("INBOX")
         device.store("1", "+FLAGS", "(\\Flagged)")
         line = read_until(" flags uid=1")

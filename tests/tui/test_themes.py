@@ -256,7 +256,7 @@ def test_contrast(name: str) -> None:
         # What we can check: every colour really is a palette entry (ansi is set).
         keys = {*LIST_TEXT, *LIST_BACKGROUNDS, *BODY_TEXT, *BODY_BACKGROUNDS}
         assert all(Color.parse(_value(theme, k)).ansi is not None for k in keys)
-        pytest.skip("ANSI colours: RGB is terminal-defined, contrast cannot be computed")
+        return  # no ratio to compute: RGB is terminal-defined
     minimum = 7.0 if name == "kittiwake-high-contrast" else 4.5
     failures = []
     for texts, backgrounds in ((LIST_TEXT, LIST_BACKGROUNDS), (BODY_TEXT, BODY_BACKGROUNDS)):
