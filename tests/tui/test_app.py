@@ -221,3 +221,88 @@ async def test_hostile_subjects_are_shown_literally(
         assert "\x1b" not in body and "body  here" in body
         headers = str(app.screen.query_one("#headers").render())
         assert "[bold red]hi[/]" in headers and "\x1b" not in headers and "\x07" not in headers
+
+
+async def test_new_mail_notifies_and_rings_the_bell(
+    xdg: Path, mailbox: Callable[..., Config], dovecot: Dovecot, user: User
+) -> None:
+    app = KittiwakeApp(mailbox(3, ui={"bell": True}))
+    bells: list[bool] = []
+    app.bell = lambda: bells.append(True)  # type: ignore[method-assign]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        assert not app._notifications  # the first sync is not "new mail"
+        device = imap_device(dovecot, user)
+        device.append("INBOX", "", None, message(77, "Fresh: tickets", day=400))
+        await until(pilot, lambda: len(app._notifications) == 1, timeout=2)
+        note = next(iter(app._notifications))
+        assert note.title == "New mail" and "Fresh: tickets" in note.message
+        assert bells == [True]
+
+
+async def test_html_only_mail_reads_as_text(xdg: Path, mailbox: Callable[..., Config]) -> None:
+    html = (
+        b"From: News <news@example.org>\r\nSubject: Newsletter\r\n"
+        b"Date: Sat, 01 Mar 2025 00:00:00 +0000\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        b'<div style="display:none">preheader</div><h1>Big news</h1>'
+        b'<p>Read <a href="https://news.example/a">the article</a>.</p>'
+        b"<ul><li>first</li><li>second</li></ul>\r\n"
+    )
+    app = KittiwakeApp(mailbox(1, extra=[html]))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        await until(pilot, lambda: len(list_of(app).index) == 2)
+        await pilot.press("G", "enter")
+        await until(
+            pilot, lambda: isinstance(app.screen, ReaderScreen) and app.screen.parsed is not None
+        )
+        body = str(app.screen.query_one("#body").render())
+        assert "Big news" in body and "the article[1]" in body and "* first" in body
+        assert "preheader" not in body and "<p>" not in body
+        assert "[1] https://news.example/a" in body
+
+
+async def test_offline_status_names_the_reason_and_the_retry(
+    xdg: Path, mailbox: Callable[..., Config], dovecot: Dovecot, user: User
+) -> None:
+    from harness.ui import app_config
+
+    config = mailbox(2)
+    cfg = app_config(dovecot, user)
+    imap = cfg.accounts["mine"].imap
+    assert imap is not None
+    import msgspec
+
+    broken = msgspec.structs.replace(imap, port=1)
+    from dataclasses import replace
+
+    config = replace(config, accounts={"mine": replace(config.accounts["mine"], imap=broken)})
+    app = KittiwakeApp(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        status = app.screen.query_one("#status")
+        await until(pilot, lambda: "offline" in str(status.render()), timeout=5)
+        text = str(status.render())
+        assert f"{dovecot.host}:1" in text and "retry in" in text
+        assert "\n" not in text
+
+
+async def test_command_palette_goes_to_a_folder(xdg: Path, mailbox: Callable[..., Config]) -> None:
+    app = KittiwakeApp(mailbox(2))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"go to mine/work")
+        from textual.command import CommandList
+
+        def offered() -> bool:
+            lists = app.screen.query(CommandList)
+            if not lists:
+                return False
+            options = lists.first()
+            return options.option_count > 0 and "Work" in str(options.get_option_at_index(0).prompt)
+
+        await until(pilot, offered)
+        await pilot.press("enter")
+        await until(
+            pilot, lambda: isinstance(app.screen, MailboxScreen) and app.screen.folder == "Work"
+        )

@@ -51,7 +51,9 @@ def test_reader(
     async def run_before(pilot: Any) -> None:
         await ready(pilot)
         await pilot.press("j", "j", "j", "j", "j", "enter")  # message 40, with an attachment
-        await until(pilot, lambda: isinstance(app.screen, ReaderScreen) and app.screen.parsed is not None)
+        await until(
+            pilot, lambda: isinstance(app.screen, ReaderScreen) and app.screen.parsed is not None
+        )
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
