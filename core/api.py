@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from kittiwake.core.config import Config
 from kittiwake.core.engine import Engine
-from kittiwake.core.errors import ConnectionLost, ImapError, KittiwakeError
+from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import ConnectionChanged, ConnState, Event, Subscription
 from kittiwake.core.imap.account import ImapAccount
+from kittiwake.core.journal import Action
 from kittiwake.core.mime import ParsedMessage, parse_message
-from kittiwake.core.models import SEEN, FolderInfo, MessageSummary
+from kittiwake.core.models import SEEN, FolderInfo, FolderRole, MessageSummary
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ class MailApi:
         self._bodies: dict[tuple[str, str, int], asyncio.Task[ParsedMessage | None]] = {}
         self._watch = engine.bus.subscribe()
         self._tracker: asyncio.Task[None] | None = None
+        self._history: deque[tuple[str, Action]] = deque(maxlen=50)
 
     @classmethod
     def from_config(cls, config: Config) -> MailApi:
@@ -143,15 +146,67 @@ class MailApi:
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def mark_seen(self, account: str, folder: str, uid: int, seen: bool = True) -> None:
+        """Opening a message marks it read: journaled like any action, so offline is fine."""
+        self.act(
+            account,
+            Action(
+                kind="flags",
+                folder=folder,
+                uidvalidity=None,
+                uids=(uid,),
+                add=(SEEN,) if seen else (),
+                remove=() if seen else (SEEN,),
+            ),
+            undoable=False,
+        )
+
+    # -- triage ---------------------------------------------------------------------------
+
+    def act(self, account: str, action: Action, *, undoable: bool = True) -> Action:
+        """Apply ``action`` at once on screen; the server follows (now, or on reconnect)."""
+        done = self._imap(account).triage.submit(action)
+        if undoable:
+            self._history.append((account, done))
+        return done
+
+    def undo(self) -> str:
+        """Undo the most recent action; returns one sentence saying what happened."""
+        if not self._history:
+            return "Nothing to undo"
+        account, action = self._history.pop()
+        triage = self._imap(account).triage
+        if triage.cancel_pending(action):
+            return f"Undone: {action.describe()}"
+        inverse = triage.inverse(action)
+        if isinstance(inverse, str):
+            return f"Cannot undo {action.describe()}: {inverse}"
+        for step in inverse:
+            triage.submit(step)
+        return f"Undone: {action.describe()}"
+
+    def role_folder(self, account: str, role: FolderRole) -> str | None:
+        for folder in self.folders(account):
+            if folder.role is role:
+                return folder.name
+        return None
+
+    def archive_folder(self, account: str) -> str | None:
+        """SPECIAL-USE \\Archive, else the configured ``archive_folder`` (if it exists)."""
+        found = self.role_folder(account, FolderRole.ARCHIVE)
+        if found is not None:
+            return found
+        configured = self.config.accounts[account].archive_folder
+        if configured and configured in {f.name for f in self.folders(account)}:
+            return configured
+        return None
+
+    async def create_folder(self, account: str, name: str) -> None:
         imap = self._imap(account)
-        flags = frozenset({SEEN})
-        try:
-            await imap.store_flags(
-                folder, [uid], flags if seen else frozenset(), frozenset() if seen else flags
-            )
-        except (ConnectionLost, ImapError) as exc:
-            # Offline: the action journal (triage) will queue this; until then it is skipped.
-            log.info("could not mark %s/%s read: %s", folder, uid, exc)
+        await imap.run_locked(lambda client: client.create(name))
+        await imap.sync_folder_list()
+
+    def pending_actions(self, account: str) -> int:
+        return len(self._imap(account).triage.journal)
 
 
 __all__ = ["AccountInfo", "Event", "MailApi"]

@@ -20,7 +20,7 @@ import msgspec
 
 from kittiwake.core.models import SEEN, Envelope, FolderInfo, FolderRole, MessageSummary
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -60,6 +60,13 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (folder_id, uid)
     ) WITHOUT ROWID;
     """,
+    2: """
+    CREATE TABLE journal (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created REAL NOT NULL,
+        action TEXT NOT NULL
+    );
+    """,
 }
 
 _ENCODE = msgspec.msgpack.Encoder().encode
@@ -96,6 +103,11 @@ class Cache:
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """For the journal, which shares the file (and so the transactions) of the cache."""
+        return self._db
 
     # -- schema -------------------------------------------------------------------------
 

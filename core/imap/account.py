@@ -52,6 +52,7 @@ from kittiwake.core.imap.parser import (
     Untagged,
     Vanished,
 )
+from kittiwake.core.imap.triage import Triage
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.models import FolderInfo, FolderRole
 from kittiwake.core.secrets import oauth2_token_for, password_for
@@ -146,6 +147,7 @@ class ImapAccount:
         self._synced = asyncio.Event()
         self.stats = SyncStats()
         self._bytes_done = 0
+        self.triage = Triage(self.name, cache, bus, self._dirty.mark, self._dirty.wake.set)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -363,6 +365,9 @@ class ImapAccount:
     async def _sync_folder_locked(self, folder: str, status: Status | None) -> int:
         log.debug("%s: syncing %s", self.name, folder)
         client = self.client
+        if self.triage.has_pending():
+            # The user's own actions first, so the server's state we read includes them.
+            await self.triage.flush(client)
         state = self.cache.folder_state(folder)
         if (
             status is None
@@ -512,6 +517,9 @@ class ImapAccount:
         while True:
             await self._dirty.wake.wait()
             self._dirty.wake.clear()
+            if self.triage.has_pending():
+                async with self._lock:
+                    await self.triage.flush(self.client)
             if self._dirty.folder_list:
                 self._dirty.folder_list = False
                 await self.sync_folder_list()
@@ -626,6 +634,12 @@ class ImapAccount:
         if raw is not None:
             self.cache.put_body(folder, uid, raw)
         return raw
+
+    async def flush_actions(self) -> None:
+        """Send every journaled action now (``kittiwake sync`` and tests wait on this)."""
+        async with self._lock:
+            if self.triage.has_pending():
+                await self.triage.flush(self.client)
 
     async def store_flags(
         self, folder: str, uids: list[int], add: frozenset[str], remove: frozenset[str]

@@ -20,6 +20,7 @@ from kittiwake.core.imap.decode import summary_from_fetch
 from kittiwake.core.imap.parser import (
     Bye,
     Capability,
+    CopyUid,
     Enabled,
     ESearch,
     Exists,
@@ -412,13 +413,69 @@ class ImapClient:
 
     # -- changing -----------------------------------------------------------------------
 
-    async def uid_store(self, uids: Iterable[int], op: str, flags: Sequence[str]) -> None:
+    async def uid_store(self, uids: Iterable[int] | UidSet, op: str, flags: Sequence[str]) -> None:
         """``op`` is "+FLAGS", "-FLAGS" or "FLAGS"; .SILENT is added, changes come back by sync."""
-        uidset = UidSet.from_iterable(uids)
+        uidset = uids if isinstance(uids, UidSet) else UidSet.from_iterable(uids)
         await self.run(
             f"UID STORE {uidset.format()} {op}.SILENT ({' '.join(flags)})",
             claim=lambda r: isinstance(r, Fetch),
         )
+
+    async def uid_search_existing(self, uids: Iterable[int]) -> set[int]:
+        """Which of ``uids`` still exist in the selected folder."""
+        wanted = UidSet.from_iterable(uids)
+        if not wanted:
+            return set()
+        responses, _ = await self.run(
+            f"UID SEARCH UID {wanted.format()}", claim=lambda r: isinstance(r, Search)
+        )
+        found: set[int] = set()
+        for r in responses:
+            if isinstance(r, Search):
+                found.update(r.uids)
+        return found & set(wanted)
+
+    async def uid_copy_or_move(self, uids: Iterable[int], dest: str, move: bool) -> CopyUid | None:
+        """UID MOVE (RFC 6851) or UID COPY; the COPYUID mapping when the server gives one.
+
+        Without MOVE, a move is COPY + \\Deleted + UID EXPUNGE of exactly those UIDs; without
+        UIDPLUS there is no UID EXPUNGE, and a plain EXPUNGE would also remove other devices'
+        \\Deleted messages, so the originals are only marked \\Deleted then.
+        """
+        uidset = UidSet.from_iterable(uids)
+        verb = "MOVE" if move and self.has("MOVE") else "COPY"
+
+        def claim(r: Untagged) -> bool:
+            return isinstance(r, Ok) and r.code is not None and r.code.name == "COPYUID"
+
+        responses, result = await self.run(
+            f"UID {verb} {uidset.format()} {self.mailbox_arg(dest)}", claim=claim
+        )
+        mapping: CopyUid | None = None
+        for r in responses:
+            if isinstance(r, Ok) and r.code is not None and isinstance(r.code.value, CopyUid):
+                mapping = r.code.value
+        if mapping is None and result.code:
+            tagged = parse_untagged(f"* OK [{result.code}] done".encode())
+            if isinstance(tagged, Ok) and tagged.code is not None:
+                value = tagged.code.value
+                mapping = value if isinstance(value, CopyUid) else None
+        if move and verb == "COPY":
+            await self.uid_store(uidset, "+FLAGS", ["\\Deleted"])
+            if self.has("UIDPLUS"):
+                await self.uid_expunge(uidset)
+        return mapping
+
+    async def uid_expunge(self, uids: Iterable[int]) -> None:
+        """Expunge exactly ``uids`` (never a plain EXPUNGE: it takes others' \\Deleted too)."""
+        uidset = UidSet.from_iterable(uids)
+        if not self.has("UIDPLUS"):
+            raise CommandFailed(
+                f"{self.conn.label} cannot expunge single messages (no UIDPLUS); "
+                "they stay marked as deleted",
+                command="UID EXPUNGE",
+            )
+        await self.run(f"UID EXPUNGE {uidset.format()}", claim=lambda r: False)
 
     async def append(self, folder: str, message: bytes, flags: Sequence[str] = ()) -> None:
         await self.run(f"APPEND {self.mailbox_arg(folder)} ({' '.join(flags)})", literal=message)

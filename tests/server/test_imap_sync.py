@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import imaplib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 from harness import Dovecot, User
 from harness.clients import imap_device
+from harness.mail import BARE_CAPS, append_many, message
 
 from kittiwake.core.cache import Cache
 from kittiwake.core.config import config_from_dict
@@ -30,23 +28,6 @@ from kittiwake.core.imap.account import ImapAccount, Tuning
 from kittiwake.core.models import FLAGGED, SEEN, FolderRole
 
 LIVE = 1.0  # seconds: the bound for another device's change to reach the event stream
-
-
-def message(n: int, subject: str | None = None, sender: str = "Ann <ann@example.org>") -> bytes:
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = "me@example.test"
-    msg["Subject"] = subject if subject is not None else f"Message {n}"
-    msg["Message-ID"] = f"<m{n}.{time.monotonic_ns()}@example.org>"
-    msg["Date"] = "Thu, 26 Nov 2026 10:00:00 +0000"
-    msg.set_content(f"Body of message {n}\n")
-    return msg.as_bytes()
-
-
-def append_many(imap: imaplib.IMAP4, count: int, mailbox: str = "INBOX", start: int = 1) -> None:
-    for n in range(start, start + count):
-        typ, _ = imap.append(mailbox, "", None, message(n))
-        assert typ == "OK"
 
 
 EngineFactory = Callable[..., Awaitable[tuple[ImapAccount, Subscription]]]
@@ -327,9 +308,6 @@ async def test_server_restart_during_idle_reconnects_and_catches_up(
     await events.wait_for(ConnectionChanged, 10, state=ConnState.ONLINE)
     await account.wait_synced(10)
     assert account.cache.counts("INBOX")[0] == 5
-
-
-BARE_CAPS = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ UIDPLUS"
 
 
 async def test_without_condstore_qresync_notify_everything_still_syncs_live(

@@ -1,0 +1,239 @@
+"""User actions on an IMAP account: optimistic on screen, journaled, replayed, undoable.
+
+``submit`` writes the action to the journal, applies it to the cache at once (publishing the
+same events a server change would), and wakes the account, which sends it the next time it
+holds the command connection (at once when online; on reconnect otherwise). The server's
+refusal rolls the cache back and says why in one sentence; messages another device already
+moved or deleted are left out, and the user is told.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from kittiwake.core.cache import Cache
+from kittiwake.core.errors import CommandFailed
+from kittiwake.core.events import (
+    EventBus,
+    FlagsChanged,
+    MessagesAdded,
+    MessagesExpunged,
+    SyncError,
+)
+from kittiwake.core.imap.client import ImapClient
+from kittiwake.core.imap.parser import CopyUid
+from kittiwake.core.journal import Action, Journal
+from kittiwake.core.models import DELETED, MessageSummary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Done:
+    """What the server did for an action: enough to build its inverse."""
+
+    action: Action
+    previous_flags: dict[int, frozenset[str]] = field(default_factory=dict)
+    copyuid: CopyUid | None = None
+    sent: bool = False
+
+
+class Triage:
+    def __init__(
+        self,
+        account: str,
+        cache: Cache,
+        bus: EventBus,
+        mark_dirty: Callable[[str], None],
+        wake: Callable[[], None],
+    ) -> None:
+        self.account = account
+        self.cache = cache
+        self.bus = bus
+        self.journal = Journal(cache)
+        self._mark_dirty = mark_dirty
+        self._wake = wake
+        self._snapshots: dict[int, list[MessageSummary]] = {}
+        self.done: dict[int, Done] = {}
+
+    # -- submitting -----------------------------------------------------------------------
+
+    def submit(self, action: Action) -> Action:
+        """Persist, apply to the cache, and schedule for the server. Returns it with its id."""
+        if action.uidvalidity is None:
+            state = self.cache.folder_state(action.folder)
+            action = msgspec.structs.replace(
+                action, uidvalidity=state.uidvalidity if state else None
+            )
+        action = self.journal.add(action)
+        assert action.id is not None
+        before = self.cache.summaries(action.folder, list(action.uids))
+        self._snapshots[action.id] = list(before.values())
+        self.done[action.id] = Done(action, {u: s.flags for u, s in before.items()})
+        self._apply_locally(action)
+        self._wake()
+        return action
+
+    def _apply_locally(self, action: Action) -> None:
+        if action.kind == "flags":
+            current = self.cache.flags(action.folder, action.uids)
+            add, remove = frozenset(action.add), frozenset(action.remove)
+            changed = self.cache.set_flags(
+                action.folder, {u: (f | add) - remove for u, f in current.items()}
+            )
+            if changed:
+                self.bus.publish(FlagsChanged(self.account, action.folder, changed))
+        elif action.kind in ("move", "expunge"):
+            removed = self.cache.remove(action.folder, action.uids)
+            if removed:
+                self.bus.publish(MessagesExpunged(self.account, action.folder, tuple(removed)))
+
+    def _rollback(self, action: Action) -> None:
+        snapshot = self._snapshots.pop(action.id or -1, [])
+        if not snapshot:
+            self._mark_dirty(action.folder)  # no snapshot (e.g. after a restart): resync
+            return
+        if action.kind == "flags":
+            restored = self.cache.set_flags(action.folder, {s.uid: s.flags for s in snapshot})
+            if restored:
+                self.bus.publish(FlagsChanged(self.account, action.folder, restored))
+        elif action.kind in ("move", "expunge"):
+            self.cache.put_summaries(action.folder, snapshot)
+            self.bus.publish(MessagesAdded(self.account, action.folder, tuple(snapshot)))
+
+    def cancel_pending(self, action: Action) -> bool:
+        """Undo an action the server has not seen yet: drop it and restore the cache."""
+        if self.journal.cancel(action):
+            self._rollback(action)
+            self.done.pop(action.id or -1, None)
+            return True
+        return False
+
+    # -- sending --------------------------------------------------------------------------
+
+    def has_pending(self) -> bool:
+        return len(self.journal) > 0
+
+    async def flush(self, client: ImapClient) -> None:
+        """Send every journaled action in order. Connection loss propagates and leaves the
+        rest in the journal; a refusal rolls that action back and goes on."""
+        for action in self.journal.pending():
+            try:
+                await self._execute(client, action)
+            except CommandFailed as exc:
+                log.info("%s: server refused %s: %s", self.account, action.describe(), exc)
+                self.journal.done(action)
+                self._rollback(action)
+                self.bus.publish(
+                    SyncError(
+                        self.account,
+                        f"Could not {action.describe()}: {exc.text or exc.message}",
+                        action.folder,
+                    )
+                )
+                continue
+            self.journal.done(action)
+            self._snapshots.pop(action.id or -1, None)
+
+    async def _execute(self, client: ImapClient, action: Action) -> None:
+        sel = await client.select(action.folder)
+        if action.uidvalidity is not None and sel.uidvalidity != action.uidvalidity:
+            self.bus.publish(
+                SyncError(
+                    self.account,
+                    f"{action.folder} was recreated on the server; did not {action.describe()}",
+                    action.folder,
+                )
+            )
+            self._mark_dirty(action.folder)
+            return
+        existing = await client.uid_search_existing(action.uids)
+        gone = len(action.uids) - len(existing)
+        if gone:
+            self.bus.publish(
+                SyncError(
+                    self.account,
+                    f"{gone} of {len(action.uids)} messages were already moved or deleted "
+                    f"elsewhere; did the rest ({action.describe()})"
+                    if existing
+                    else f"The messages were already moved or deleted elsewhere; "
+                    f"did not {action.describe()}",
+                    action.folder,
+                )
+            )
+        if not existing:
+            return
+        uids = sorted(existing)
+        record = self.done.get(action.id or -1)
+        if action.kind == "flags":
+            if action.add:
+                await client.uid_store(uids, "+FLAGS", action.add)
+            if action.remove:
+                await client.uid_store(uids, "-FLAGS", action.remove)
+        elif action.kind in ("move", "copy"):
+            assert action.dest is not None
+            mapping = await client.uid_copy_or_move(uids, action.dest, action.kind == "move")
+            if record is not None:
+                record.copyuid = mapping
+            self._mark_dirty(action.dest)
+        elif action.kind == "expunge":
+            await client.uid_store(uids, "+FLAGS", [DELETED])
+            await client.uid_expunge(uids)
+        if record is not None:
+            record.sent = True
+
+    # -- undo -----------------------------------------------------------------------------
+
+    def inverse(self, action: Action) -> list[Action] | str:
+        """The actions that undo ``action`` (already sent), or why it cannot be undone."""
+        record = self.done.get(action.id or -1)
+        if action.kind == "expunge":
+            return "Messages deleted for good cannot be brought back"
+        if record is None:
+            return "Nothing is known about that action any more"
+        if action.kind == "flags":
+            groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
+            add, remove = set(action.add), set(action.remove)
+            for uid, before in record.previous_flags.items():
+                back_add = tuple(sorted(remove & before))
+                back_remove = tuple(sorted(add - before))
+                if back_add or back_remove:
+                    groups.setdefault((back_add, back_remove), []).append(uid)
+            return [
+                Action(
+                    kind="flags",
+                    folder=action.folder,
+                    uidvalidity=action.uidvalidity,
+                    uids=tuple(uids),
+                    add=a,
+                    remove=r,
+                )
+                for (a, r), uids in groups.items()
+            ]
+        mapping = record.copyuid
+        if mapping is None:
+            return f"The server did not say where the messages went in {action.dest}"
+        new_uids = tuple(dst for src, dst in mapping.pairs() if src in set(action.uids))
+        assert action.dest is not None
+        if action.kind == "copy":
+            return [
+                Action(
+                    kind="expunge",
+                    folder=action.dest,
+                    uidvalidity=mapping.uidvalidity,
+                    uids=new_uids,
+                )
+            ]
+        return [
+            Action(
+                kind="move",
+                folder=action.dest,
+                uidvalidity=mapping.uidvalidity,
+                uids=new_uids,
+                dest=action.folder,
+            )
+        ]
