@@ -306,3 +306,77 @@ async def test_command_palette_goes_to_a_folder(xdg: Path, mailbox: Callable[...
         await until(
             pilot, lambda: isinstance(app.screen, MailboxScreen) and app.screen.folder == "Work"
         )
+
+
+async def test_triage_keys_on_one_and_on_a_selection(
+    xdg: Path, mailbox: Callable[..., Config], dovecot: Dovecot, user: User
+) -> None:
+    from harness.clients import imap_fetch_all
+
+    app = KittiwakeApp(mailbox(10))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        messages = list_of(app)
+        imap = app.api.engine.imap["mine"]
+        await until(pilot, lambda: len(messages.index) == 10)
+        await pilot.press("s")  # flag message 10: on screen at once
+        assert row_text(app, 0)[1] == "!"
+        await imap.flush_actions()
+        device = imap_device(dovecot, user)
+        device.select("INBOX", readonly=True)
+        assert b"\\Flagged" in device.uid("FETCH", "10", "(FLAGS)")[1][0]
+        await pilot.press("s")  # and unflag
+        assert row_text(app, 0)[1] == " "
+        # Select three and archive them.
+        await pilot.press("x", "x", "x")
+        assert messages.selected == {10, 9, 8} and row_text(app, 0)[0] == "*"
+        await pilot.press("e")
+        await until(pilot, lambda: len(messages.index) == 7)
+        assert messages.selected == set()
+        await imap.flush_actions()
+        assert len(imap_fetch_all(device, "Archive")) == 3
+        await pilot.press("z")  # undo: back in INBOX on the server
+        await imap.flush_actions()
+        await until(pilot, lambda: len(imap_fetch_all(device, "INBOX")) == 10)
+        assert len(imap_fetch_all(device, "Archive")) == 0
+        # Move one with the picker, creating a new folder on the way.
+        await until(pilot, lambda: len(messages.index) == 10)
+        await pilot.press("g", "m", *"Receipts", "enter")
+        await until(pilot, lambda: any(f.name == "Receipts" for f in app.api.folders("mine")))
+        await imap.flush_actions()
+        await until(pilot, lambda: len(imap_fetch_all(device, "Receipts")) == 1)
+        # Delete goes to Trash; in Trash it asks, then deletes for good.
+        await pilot.press("d")
+        await imap.flush_actions()
+        assert len(imap_fetch_all(device, "Trash")) == 1
+        screen = app.screen
+        assert isinstance(screen, MailboxScreen)
+        screen.show_folder("mine", "Trash")
+        await until(pilot, lambda: len(messages.index) == 1)
+        await pilot.press("d")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "Confirm")
+        await pilot.press("y")
+        await imap.flush_actions()
+        assert len(imap_fetch_all(device, "Trash")) == 0
+
+
+async def test_delete_from_the_reader_shows_the_next_message(
+    xdg: Path, mailbox: Callable[..., Config]
+) -> None:
+    app = KittiwakeApp(mailbox(5))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        await until(pilot, lambda: len(list_of(app).index) == 5)
+        await pilot.press("enter")
+        await until(
+            pilot, lambda: isinstance(app.screen, ReaderScreen) and app.screen.parsed is not None
+        )
+        reader = app.screen
+        assert isinstance(reader, ReaderScreen) and reader.uid == 5
+        await pilot.press("d")
+        await until(
+            pilot, lambda: reader.parsed is not None and reader.parsed.subject == "Message 4"
+        )
+        await until(pilot, lambda: 5 not in list_of(app).index)
+        await pilot.press("s")
+        await until(pilot, lambda: row_text(app, 0)[1] == "!")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
@@ -11,6 +12,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Static, Tree
 
+from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import (
     ConnectionChanged,
     ConnState,
@@ -24,8 +26,10 @@ from kittiwake.core.events import (
     SyncError,
     SyncProgress,
 )
-from kittiwake.core.models import FolderRole
+from kittiwake.core.journal import Action
+from kittiwake.core.models import FLAGGED, JUNK, SEEN, FolderRole
 from kittiwake.core.sanitize import clean_line
+from kittiwake.tui.screens.confirm import Confirm
 from kittiwake.tui.widgets.folder_tree import FolderRef, FolderTree
 from kittiwake.tui.widgets.message_list import MessageList
 
@@ -50,9 +54,20 @@ class MailboxScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("J", "next_folder", "Next folder", id="mailbox.next_folder", show=False),
         Binding("K", "previous_folder", "Prev folder", id="mailbox.previous_folder", show=False),
-        Binding("o", "go_folder", "Go to", id="mailbox.go_folder"),
-        Binding("b", "toggle_sidebar", "Sidebar", id="mailbox.toggle_sidebar"),
+        Binding("o", "go_folder", "Go to folder", id="mailbox.go_folder", show=False),
+        Binding("b", "toggle_sidebar", "Sidebar", id="mailbox.toggle_sidebar", show=False),
         Binding("tab", "switch_pane", "Pane", id="mailbox.switch_pane", show=False),
+        Binding("s", "flag", "Flag", id="triage.flag"),
+        Binding("u", "toggle_read", "Read/unread", id="triage.read", show=False),
+        Binding("e", "archive", "Archive", id="triage.archive"),
+        Binding("d", "delete", "Delete", id="triage.delete"),
+        Binding("m", "move", "Move", id="triage.move"),
+        Binding("y", "copy", "Copy", id="triage.copy", show=False),
+        Binding("exclamation_mark", "junk", "Junk", id="triage.junk", show=False),
+        Binding("x", "select", "Select", id="triage.select", show=False),
+        Binding("asterisk", "select_all", "Select all", id="triage.select_all", show=False),
+        Binding("escape", "clear_selection", "Clear selection", id="triage.clear", show=False),
+        Binding("z", "undo", "Undo", id="triage.undo"),
         Binding("?", "help", "Help", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
@@ -196,6 +211,171 @@ class MailboxScreen(Screen[None]):
     async def action_quit(self) -> None:
         await self.app.action_quit()
 
+    # -- triage ---------------------------------------------------------------------------
+
+    def _list(self) -> MessageList:
+        return self.query_one(MessageList)
+
+    def _act(self, action: Action, done: str) -> None:
+        if self.account is None:
+            return
+        self.kw.api.act(self.account, action)
+        self._list().clear_selection()
+        self.notify(f"{done} (z to undo)", timeout=3)
+
+    def _plural(self, n: int) -> str:
+        return f"{n} message{'s' if n != 1 else ''}"
+
+    def _flag_toggle(self, flag: str, on_word: str, off_word: str) -> None:
+        uids = self._list().targets()
+        if not uids or self.folder is None:
+            return
+        rows = self.kw.api.summaries(self.account or "", self.folder, list(uids))
+        everyone_has = all(flag in rows[u].flags for u in uids if u in rows)
+        add, remove = ((), (flag,)) if everyone_has else ((flag,), ())
+        word = off_word if everyone_has else on_word
+        self._act(
+            Action(
+                kind="flags",
+                folder=self.folder,
+                uidvalidity=None,
+                uids=uids,
+                add=add,
+                remove=remove,
+            ),
+            f"{word} {self._plural(len(uids))}",
+        )
+
+    def action_flag(self) -> None:
+        self._flag_toggle(FLAGGED, "Flagged", "Unflagged")
+
+    def action_toggle_read(self) -> None:
+        self._flag_toggle(SEEN, "Marked read:", "Marked unread:")
+
+    def _move_to(self, dest: str, verb: str = "Moved", kind: str = "move") -> None:
+        uids = self._list().targets()
+        if not uids or self.folder is None or dest == self.folder:
+            return
+        self._act(
+            Action(kind=kind, folder=self.folder, uidvalidity=None, uids=uids, dest=dest),  # type: ignore[arg-type]
+            f"{verb} {self._plural(len(uids))} to {clean_line(dest)}",
+        )
+
+    def action_archive(self) -> None:
+        if self.account is None:
+            return
+        dest = self.kw.api.archive_folder(self.account)
+        if dest is not None:
+            self._move_to(dest, "Archived")
+            return
+        account = self.account
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._create_then(account, "Archive", lambda: self._move_to("Archive", "Archived"))
+
+        self.app.push_screen(
+            Confirm("This account has no Archive folder. Create one called “Archive”?"), answer
+        )
+
+    def _create_then(self, account: str, name: str, then: Callable[[], None]) -> None:
+        async def create() -> None:
+            try:
+                await self.kw.api.create_folder(account, name)
+            except KittiwakeError as exc:
+                self.notify(exc.message, severity="error")
+                return
+            then()
+
+        self.run_worker(create(), group="create-folder")
+
+    def action_delete(self) -> None:
+        if self.account is None or self.folder is None:
+            return
+        uids = self._list().targets()
+        if not uids:
+            return
+        trash = self.kw.api.role_folder(self.account, FolderRole.TRASH)
+        if trash is not None and trash != self.folder:
+            self._move_to(trash, "Deleted")
+            return
+        folder = self.folder
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.kw.api.act(
+                    self.account or "",
+                    Action(kind="expunge", folder=folder, uidvalidity=None, uids=uids),
+                )
+                self._list().clear_selection()
+                self.notify(f"Deleted {self._plural(len(uids))} for good")
+
+        self.app.push_screen(
+            Confirm(f"Delete {self._plural(len(uids))} for good? This cannot be undone."), answer
+        )
+
+    def action_junk(self) -> None:
+        if self.account is None or self.folder is None:
+            return
+        junk = self.kw.api.role_folder(self.account, FolderRole.JUNK)
+        if junk is None:
+            self.notify("This account has no Junk folder.", severity="warning")
+            return
+        uids = self._list().targets()
+        if uids:
+            self.kw.api.act(
+                self.account,
+                Action(kind="flags", folder=self.folder, uidvalidity=None, uids=uids, add=(JUNK,)),
+                undoable=False,
+            )
+            self._move_to(junk, "Marked as junk:")
+
+    def _pick_folder(self, title: str, then: Callable[[str], None]) -> None:
+        from kittiwake.tui.screens.folder_picker import FolderPicker
+
+        account = self.account
+        if account is None:
+            return
+        refs = [r for r in self.query_one(FolderTree).folder_refs() if r.account == account]
+
+        def chosen(ref: FolderRef | None) -> None:
+            if ref is None or ref.folder is None:
+                return
+            name = ref.folder
+            if ref.create:
+                self._create_then(account, name, lambda: then(name))
+            else:
+                then(name)
+
+        self.app.push_screen(FolderPicker(refs, title, create_in=account), chosen)
+
+    def action_move(self) -> None:
+        if self._list().targets():
+            self._pick_folder("Move to…", lambda dest: self._move_to(dest))
+
+    def action_copy(self) -> None:
+        if self._list().targets():
+            self._pick_folder("Copy to…", lambda dest: self._move_to(dest, "Copied", "copy"))
+
+    def action_select(self) -> None:
+        messages = self._list()
+        uid = messages.current_uid
+        if uid is not None:
+            messages.toggle_selected(uid)
+            messages.action_cursor_down()
+        self._refresh_status()
+
+    def action_select_all(self) -> None:
+        self._list().select_all()
+        self._refresh_status()
+
+    def action_clear_selection(self) -> None:
+        self._list().clear_selection()
+        self._refresh_status()
+
+    def action_undo(self) -> None:
+        self.notify(self.kw.api.undo(), timeout=3)
+
     # -- reading --------------------------------------------------------------------------
 
     @on(MessageList.Opened)
@@ -284,6 +464,12 @@ class MailboxScreen(Screen[None]):
         parts = [f"{self.account}", clean_line(self.folder or ""), f"{total:,} messages"]
         if unread:
             parts.append(f"{unread:,} unread")
+        selected = len(self.query_one(MessageList).selected)
+        if selected:
+            parts.append(f"{selected:,} selected")
+        pending = api.pending_actions(self.account)
+        if pending:
+            parts.append(f"{pending} action{'s' if pending != 1 else ''} waiting to be sent")
         conn = _describe_connection(state, api.retry_in(self.account))
         syncing = [v for k, v in self._progress.items() if k.startswith(self.account + "/")]
         if syncing and state.state is ConnState.ONLINE:

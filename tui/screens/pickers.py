@@ -81,8 +81,15 @@ class Picker(ModalScreen[T | None], Generic[T]):
             prompt = matcher.highlight(label) if matcher else Text(label)
             options.add_option(Option(prompt))
             self._shown.append(value)
+        for label, value in self.extra_items(query):
+            options.add_option(Option(Text(label, style="italic")))
+            self._shown.append(value)
         if self._shown:
             options.highlighted = 0
+
+    def extra_items(self, query: str) -> list[tuple[str, T]]:
+        """Choices that depend on what was typed (e.g. "create this folder")."""
+        return []
 
     def action_next(self) -> None:
         self.query_one(OptionList).action_cursor_down()

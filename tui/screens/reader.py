@@ -100,6 +100,13 @@ class ReaderScreen(Screen[None]):
         Binding("H", "toggle_headers", "Headers", id="reader.headers"),
         Binding("S", "save_attachment", "Save", id="reader.save"),
         Binding("V", "toggle_source", "Source", id="reader.source"),
+        Binding("s", "triage('flag')", "Flag", id="reader.flag", show=False),
+        Binding("u", "triage('toggle_read')", "Unread", id="reader.read", show=False),
+        Binding("e", "triage('archive', True)", "Archive", id="reader.archive", show=False),
+        Binding("d", "triage('delete', True)", "Delete", id="reader.delete", show=False),
+        Binding("m", "triage('move', True)", "Move", id="reader.move", show=False),
+        Binding("exclamation_mark", "triage('junk', True)", "Junk", id="reader.junk", show=False),
+        Binding("z", "triage('undo')", "Undo", id="reader.undo", show=False),
         Binding("?", "help", "Help", id="app.help"),
     ]
 
@@ -369,6 +376,28 @@ class ReaderScreen(Screen[None]):
             self.notify(f"Could not save {attachment.filename}: {exc.strerror}", severity="error")
             return
         self.notify(f"Saved {path}")
+
+    def action_triage(self, name: str, leaves: bool = False) -> None:
+        """The list's triage keys, on this message; if it leaves the folder, show the next."""
+        from kittiwake.tui.screens.mailbox import MailboxScreen
+
+        mailbox = next(s for s in self.app.screen_stack if isinstance(s, MailboxScreen))
+        messages = self.messages
+        messages.clear_selection()
+        before = len(self.app.screen_stack)
+        getattr(mailbox, f"action_{name}")()
+        if not leaves or len(self.app.screen_stack) != before:
+            return  # a picker or a question is open; it finishes on the list
+        position = messages.cursor
+        following = (
+            messages.index[position + 1 : position + 2]
+            or messages.index[max(0, position - 1) : position]
+        )
+        if not following:
+            self.app.pop_screen()
+            return
+        self.uid = following[0]
+        self.load()
 
     def action_help(self) -> None:
         self.kw.action_help()

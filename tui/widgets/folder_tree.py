@@ -38,6 +38,7 @@ class FolderRef:
     account: str
     folder: str | None  # None for an account's root node
     selectable: bool = True
+    create: bool = False  # a folder the user asked to create (from a picker)
 
 
 def folder_order(folders: list[FolderInfo]) -> list[FolderInfo]:

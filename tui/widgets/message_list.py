@@ -62,10 +62,11 @@ class MessageList(ScrollView, can_focus=True):
         Binding("G,end", "last", "Last", id="list.last", show=False),
         Binding("pagedown,ctrl+f,space", "page_down", "Page down", id="list.page_down", show=False),
         Binding("pageup,ctrl+b", "page_up", "Page up", id="list.page_up", show=False),
-        Binding("enter", "open", "Open", id="list.open"),
+        Binding("enter", "open", "Open", id="list.open", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "message-list--selected",
         "message-list--cursor",
         "message-list--unread",
         "message-list--read",
@@ -78,6 +79,7 @@ class MessageList(ScrollView, can_focus=True):
     MessageList {
         background: $surface;
         scrollbar-size-vertical: 1;
+        overflow-x: hidden;
     }
     MessageList > .message-list--cursor {
         background: $mail-cursor-background;
@@ -95,6 +97,10 @@ class MessageList(ScrollView, can_focus=True):
     }
     MessageList > .message-list--flagged {
         color: $mail-flagged;
+    }
+    MessageList > .message-list--selected {
+        color: $mail-selected;
+        text-style: bold;
     }
     MessageList > .message-list--marker {
         color: $accent;
@@ -128,6 +134,7 @@ class MessageList(ScrollView, can_focus=True):
         self.folder: str | None = None
         self.show_recipients = False
         self.index: list[int] = []
+        self.selected: set[int] = set()
         self._moved = False
         self._rows: OrderedDict[int, MessageSummary] = OrderedDict()
 
@@ -137,6 +144,7 @@ class MessageList(ScrollView, can_focus=True):
         self.account, self.folder = account, folder
         self.show_recipients = show_recipients
         self._rows.clear()
+        self.selected.clear()
         self.index = self.api.message_index(account, folder)
         self.virtual_size = Size(self.size.width, len(self.index))
         self.scroll_to(y=0, animate=False)
@@ -156,6 +164,7 @@ class MessageList(ScrollView, can_focus=True):
         self.index = self.api.message_index(self.account, self.folder)
         for uid in forget:
             self._rows.pop(uid, None)
+        self.selected &= set(self.index)
         self.virtual_size = Size(self.size.width, len(self.index))
         if current is not None and current in self.index:
             position = self.index.index(current)
@@ -170,6 +179,27 @@ class MessageList(ScrollView, can_focus=True):
         for uid in uids:
             self._rows.pop(uid, None)
         self.refresh()
+
+    def targets(self) -> tuple[int, ...]:
+        """What an action applies to: the selection, else the message under the cursor."""
+        if self.selected:
+            return tuple(u for u in self.index if u in self.selected)
+        uid = self.current_uid
+        return (uid,) if uid is not None else ()
+
+    def toggle_selected(self, uid: int) -> None:
+        self.selected ^= {uid}
+        self.refresh()
+
+    def select_all(self) -> None:
+        self.selected = set(self.index)
+        self.refresh()
+
+    def clear_selection(self) -> bool:
+        had = bool(self.selected)
+        self.selected.clear()
+        self.refresh()
+        return had
 
     @property
     def current_uid(self) -> int | None:
@@ -221,11 +251,14 @@ class MessageList(ScrollView, can_focus=True):
         if is_cursor:
             style += self.get_component_rich_style("message-list--cursor")
         marker_style = style + self.get_component_rich_style("message-list--marker")
+        if s.uid in self.selected:
+            style += self.get_component_rich_style("message-list--selected")
+            marker_style = style
         date_style = (
             (style + self.get_component_rich_style("message-list--date")) if not unread else style
         )
         markers = (
-            ("N" if unread else " ")
+            ("*" if s.uid in self.selected else "N" if unread else " ")
             + ("!" if FLAGGED in s.flags else " ")
             + ("r" if ANSWERED in s.flags else " ")
             + ("+" if s.has_attachments else " ")
