@@ -205,6 +205,16 @@ class MailApi:
         await imap.run_locked(lambda client: client.create(name))
         await imap.sync_folder_list()
 
+    async def rename_folder(self, account: str, old: str, new: str) -> None:
+        imap = self._imap(account)
+        await imap.run_locked(lambda client: client.rename(old, new))
+        await imap.sync_folder_list()
+
+    async def delete_folder(self, account: str, folder: str) -> None:
+        imap = self._imap(account)
+        await imap.run_locked(lambda client: client.delete(folder))
+        await imap.sync_folder_list()
+
     def pending_actions(self, account: str) -> int:
         return len(self._imap(account).triage.journal)
 

@@ -115,6 +115,14 @@ class KittiwakeApp(App[None]):
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Help", "Show every key of this screen", self.action_help)
+        if isinstance(screen, MailboxScreen):
+            yield SystemCommand("Create folder", "Create a new folder", screen.action_create_folder)
+            yield SystemCommand(
+                "Rename folder", "Rename the folder you are in", screen.action_rename_folder
+            )
+            yield SystemCommand(
+                "Delete folder", "Delete the folder you are in", screen.action_delete_folder
+            )
 
     def action_help(self) -> None:
         screen = self.screen

@@ -260,6 +260,23 @@ class ImapClient:
         await self.run(f"CREATE {quote(utf7.encode(folder))}")
         await self.run(f"SUBSCRIBE {quote(utf7.encode(folder))}")
 
+    async def rename(self, old: str, new: str) -> None:
+        if self.selected == old:
+            await self.run("UNSELECT" if self.has("UNSELECT") else "CLOSE")
+            self.selected = None
+        await self.run(f"RENAME {self.mailbox_arg(old)} {quote(utf7.encode(new))}")
+        await self.run(f"UNSUBSCRIBE {self.mailbox_arg(old)}")
+        await self.run(f"SUBSCRIBE {quote(utf7.encode(new))}")
+        self._raw_names.pop(old, None)
+
+    async def delete(self, folder: str) -> None:
+        if self.selected == folder:
+            await self.run("UNSELECT" if self.has("UNSELECT") else "CLOSE")
+            self.selected = None
+        await self.run(f"UNSUBSCRIBE {self.mailbox_arg(folder)}")
+        await self.run(f"DELETE {self.mailbox_arg(folder)}")
+        self._raw_names.pop(folder, None)
+
     # -- selecting ----------------------------------------------------------------------
 
     async def select(

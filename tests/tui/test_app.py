@@ -380,3 +380,33 @@ async def test_delete_from_the_reader_shows_the_next_message(
         await until(pilot, lambda: 5 not in list_of(app).index)
         await pilot.press("s")
         await until(pilot, lambda: row_text(app, 0)[1] == "!")
+
+
+async def test_folder_management(
+    xdg: Path, mailbox: Callable[..., Config], dovecot: Dovecot, user: User
+) -> None:
+    app = KittiwakeApp(mailbox(2))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        screen = app.screen
+        assert isinstance(screen, MailboxScreen)
+        screen.action_create_folder()
+        await pilot.press(*"Projects", "enter")
+        await until(pilot, lambda: any(f.name == "Projects" for f in app.api.folders("mine")))
+        screen.show_folder("mine", "Work")
+        screen.action_rename_folder()
+        await pilot.press("ctrl+u", *"Jobs", "enter")
+        await until(pilot, lambda: screen.folder == "Jobs")
+        names = {f.name for f in app.api.folders("mine")}
+        assert "Jobs" in names and "Work" not in names
+        screen.action_delete_folder()
+        await until(pilot, lambda: app.screen.__class__.__name__ == "Confirm")
+        assert "1 message" in str(app.screen.question)
+        await pilot.press("y")
+        await until(pilot, lambda: "Jobs" not in {f.name for f in app.api.folders("mine")})
+        screen.show_folder("mine", "INBOX")
+        screen.action_delete_folder()  # special folders are refused
+        assert isinstance(app.screen, MailboxScreen)
+    device = imap_device(dovecot, user)
+    listed = b" ".join(device.list()[1])
+    assert b"Projects" in listed and b"Jobs" not in listed and b"Work" not in listed

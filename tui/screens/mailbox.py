@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
@@ -30,6 +30,7 @@ from kittiwake.core.journal import Action
 from kittiwake.core.models import FLAGGED, JUNK, SEEN, FolderRole
 from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.screens.confirm import Confirm
+from kittiwake.tui.screens.prompt import Prompt
 from kittiwake.tui.widgets.folder_tree import FolderRef, FolderTree
 from kittiwake.tui.widgets.message_list import MessageList
 
@@ -372,6 +373,71 @@ class MailboxScreen(Screen[None]):
     def action_clear_selection(self) -> None:
         self._list().clear_selection()
         self._refresh_status()
+
+    def action_create_folder(self) -> None:
+        account = self.account
+        if account is None:
+            return
+
+        def named(name: str | None) -> None:
+            if name:
+                self._create_then(account, name, lambda: self.notify(f"Created {clean_line(name)}"))
+
+        self.app.push_screen(Prompt("Name of the new folder:"), named)
+
+    def action_rename_folder(self) -> None:
+        account, folder = self.account, self.folder
+        if account is None or folder is None:
+            return
+
+        def named(name: str | None) -> None:
+            if name and name != folder:
+                self._folder_op(
+                    self.kw.api.rename_folder(account, folder, name),
+                    f"Renamed {clean_line(folder)} to {clean_line(name)}",
+                    then=lambda: self.show_folder(account, name),
+                )
+
+        self.app.push_screen(Prompt(f"New name for {clean_line(folder)}:", folder), named)
+
+    def action_delete_folder(self) -> None:
+        account, folder = self.account, self.folder
+        if account is None or folder is None:
+            return
+        if any(f.name == folder and f.role is not None for f in self.kw.api.folders(account)):
+            self.notify(
+                f"{clean_line(folder)} is a special folder; it is not deleted.", severity="warning"
+            )
+            return
+        total, _ = self.kw.api.counts(account, folder)
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._folder_op(
+                    self.kw.api.delete_folder(account, folder),
+                    f"Deleted the folder {clean_line(folder)}",
+                    then=lambda: self.show_folder(account, self._inbox_of(account)),
+                )
+
+        self.app.push_screen(
+            Confirm(
+                f"Delete the folder {clean_line(folder)} and the {self._plural(total)} in it?"
+                " This cannot be undone."
+            ),
+            answer,
+        )
+
+    def _folder_op(self, op: Awaitable[None], done: str, then: Callable[[], None]) -> None:
+        async def run() -> None:
+            try:
+                await op
+            except KittiwakeError as exc:
+                self.notify(exc.message, severity="error")
+                return
+            self.notify(done)
+            then()
+
+        self.run_worker(run(), group="folder-op")
 
     def action_undo(self) -> None:
         self.notify(self.kw.api.undo(), timeout=3)
