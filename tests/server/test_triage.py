@@ -18,7 +18,7 @@ from harness.mail import BARE_CAPS, append_many
 from kittiwake.core.api import MailApi
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.engine import Engine
-from kittiwake.core.events import SyncError
+from kittiwake.core.events import ConnectionChanged, ConnState, SyncError
 from kittiwake.core.imap.account import Tuning
 from kittiwake.core.journal import Action
 from kittiwake.core.models import DELETED, FLAGGED, SEEN
@@ -273,3 +273,25 @@ async def test_replay_after_another_device_expunged_drops_and_tells(
     assert "1 of 2 messages were already moved or deleted" in error.message
     await settled(api)
     assert subjects(device, "Archive") == ["Message 3"]
+
+
+async def test_kittiwake_sync_replays_the_journal(
+    api_for: Callable[..., MailApi], dovecot_factory: Callable[..., Dovecot]
+) -> None:
+    server = dovecot_factory()
+    user = server.add_user("kim")
+    append_many(imap_device(server, user), 4)
+    app = api_for(server, user)
+    await started(app)
+    events = app.subscribe()
+    server.stop()
+    await events.wait_for(ConnectionChanged, 5, state=ConnState.OFFLINE)
+    app.act("me", flags_action([1, 2], add=(FLAGGED,)))
+    await app.stop()
+    server.start()
+    headless = api_for(server, user)  # what `kittiwake sync` builds: same cache, no UI
+    stats = await headless.engine.sync_once("me")
+    assert stats["me"].messages >= 4
+    assert headless.pending_actions("me") == 0
+    flags = server_flags(imap_device(server, user), "INBOX")
+    assert sorted(u for u, f in flags.items() if FLAGGED in f) == [1, 2]
