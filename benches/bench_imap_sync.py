@@ -497,7 +497,9 @@ def child_plain(p: dict[str, Any]) -> dict[str, Any]:
     t0 = now()
     imap = _imaplib_connect(p)
     t_login = now()
-    typ, data = imap.select("INBOX", readonly=True)
+    # The indexing pass SELECTs read-write once, as clients of a mailbox in use have done,
+    # so the mass of \\Recent that fresh delivery leaves is claimed before any measurement.
+    typ, data = imap.select("INBOX", readonly=not p.get("read_write", False))
     assert typ == "OK", data
     t_select = now()
     bytes_before = imap.bytes_in + imap.bytes_out
@@ -609,6 +611,31 @@ def _timed_bus() -> Any:
     return TimedBus()
 
 
+class CommandTimeline:
+    """Times every IMAP command the engine runs (wraps ``ImapClient.run`` in this child only):
+    when it started relative to ``t0``, how long until its tagged reply had been parsed."""
+
+    def __init__(self) -> None:
+        from kittiwake.core.imap.client import ImapClient
+
+        self.t0 = now()
+        self.rows: list[tuple[float, float, str, int]] = []
+        original = ImapClient.run
+        timeline = self
+
+        async def run(client: Any, line: str, *args: Any, **kwargs: Any) -> Any:
+            start = now()
+            out = await original(client, line, *args, **kwargs)
+            verb = re.sub(r"\(QRESYNC \([^)]*\)\)", "(QRESYNC (...))", line)
+            timeline.rows.append((start - timeline.t0, now() - start, verb[:60], len(out[0])))
+            return out
+
+        ImapClient.run = run  # type: ignore[method-assign, assignment]
+
+    def first(self, count: int) -> list[tuple[float, float, str, int]]:
+        return self.rows[:count]
+
+
 async def _cold_sync(p: dict[str, Any]) -> dict[str, Any]:
     from kittiwake.core.events import FolderCountsChanged, MessagesAdded
 
@@ -629,8 +656,9 @@ async def _cold_sync(p: dict[str, Any]) -> dict[str, Any]:
             mark["inbox_done"] = t
 
     bus.hooks.append(hook)
+    timeline = CommandTimeline()
     cpu0 = cpu_seconds()
-    t0 = now()
+    t0 = timeline.t0 = now()
     await account.connect_once()
     t_login = now()
     login_bytes = account.traffic
@@ -660,6 +688,7 @@ async def _cold_sync(p: dict[str, Any]) -> dict[str, Any]:
         "fetched": stats.fetched,
         "events": dict(bus.counts),
         "cpu": cpu_timed,
+        "timeline": timeline.first(8),
     }
 
 
@@ -695,8 +724,9 @@ async def _warm_sync(p: dict[str, Any]) -> dict[str, Any]:
     bus = _timed_bus()
     t_open = now()
     account = _make_account(p, bus, p["cache"])
+    timeline = CommandTimeline()
     cpu0 = cpu_seconds()
-    t0 = now()
+    t0 = timeline.t0 = now()
     await account.connect_once()
     t_login = now()
     login_bytes = account.traffic
@@ -719,6 +749,7 @@ async def _warm_sync(p: dict[str, Any]) -> dict[str, Any]:
         "cached": cached,
         "events": dict(bus.counts),
         "cpu": cpu_timed,
+        "timeline": timeline.first(20),
     }
 
 
@@ -825,14 +856,27 @@ async def _live(p: dict[str, Any]) -> dict[str, Any]:
     got = asyncio.Event()
 
     original = account._on_unsolicited
+    notes: list[float] = []  # every notification the engine got
+    resyncs: list[tuple[float, float]] = []  # every sync_folder: (start, duration)
 
     def spy(folder: str | None, item: Any) -> None:
+        notes.append(now())
         if probe and "c" not in probe:
             probe["c"] = now()
             probe["c_kind"] = type(item).__name__
         original(folder, item)
 
     account._on_unsolicited = spy  # the watch connection is created with this callback
+    original_sync = account.sync_folder
+
+    async def counted_sync(folder: str, status: Any = None) -> int:
+        start = now()
+        try:
+            return int(await original_sync(folder, status))
+        finally:
+            resyncs.append((start, now() - start))
+
+    account.sync_folder = counted_sync
 
     def hook(t: float, ev: Any) -> None:
         if not probe or "b" in probe:
@@ -921,6 +965,7 @@ async def _live(p: dict[str, Any]) -> dict[str, Any]:
                     }
                 )
                 await asyncio.sleep(0.3)
+        await asyncio.sleep(1.0)  # let the last resync finish before counting
     finally:
         probe.clear()
         watcher.close()
@@ -928,6 +973,16 @@ async def _live(p: dict[str, Any]) -> dict[str, Any]:
             device.logout()
         await account.stop()
         account.cache.close()
+    # Per change: notifications received and folder resyncs run until the next change.
+    starts = [float(r["store"]) for kind in ("flag", "append") for r in rows[kind]]
+    bounds = [*starts[1:], float("inf")]
+    flat = [r for kind in ("flag", "append") for r in rows[kind]]
+    for row, lo, hi in zip(flat, starts, bounds, strict=True):
+        mine = [d for t, d in resyncs if lo <= t < hi]
+        row["notifications"] = sum(1 for t in notes if lo <= t < hi)
+        row["resyncs"] = len(mine)
+        row["resync_time"] = sum(mine)
+        row["first_resync"] = mine[0] if mine else float("nan")
     return {"synced": t_synced, "cpu": cpu_synced, "rows": rows}
 
 
@@ -1166,6 +1221,17 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
         f"\n(peak RSS of a bare child after imports: ~{fmt_mb(c['rss_base'])}; "
         f'"wall" of baselines = connect+login+EXAMINE+FETCH; FETCH = the UID FETCH alone)\n'
     )
+    for label, rows_ in (
+        ("Cold start, first commands", c.get("timeline", [])),
+        ("Warm restart, every command (median run)", wm.get("timeline", [])),
+    ):
+        if rows_:
+            w(
+                f"\n{label} (start / duration incl. parsing; Python work between commands not shown)\n"
+            )
+            trow = [[fmt_ms(a), fmt_ms(b), str(k), v] for a, b, v, k in rows_]
+            w(table(["start", "took", "responses", "command"], trow, "rrrl"))
+            w("\n")
     if not c["first_is_newest"]:
         w("WARNING: the first MessagesAdded did NOT hold the highest UIDs\n")
     if c["cached"] != n:
@@ -1174,23 +1240,39 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
     if res.get("live"):
         w("\nLive latency (t=0 when the other device sends its command; "
           f"{args.reps} repetitions each)\n")  # fmt: skip
-        lrows = []
-        for kind, label in (("flag", "STORE +FLAGS -> FlagsChanged"),
-                            ("append", "APPEND -> MessagesAdded")):  # fmt: skip
-            rs = res["live"]["rows"][kind]
-            if not rs:
-                continue
+        kinds = [("flag", "STORE +FLAGS -> FlagsChanged"), ("append", "APPEND -> MessagesAdded")]
+        data = {k: res["live"]["rows"][k] for k, _ in kinds}
 
-            def med_max(key: str, rs: list[dict[str, Any]] = rs) -> str:
-                vals = [float(r[key]) for r in rs]
-                return f"{fmt_ms(statistics.median(vals))} / {fmt_ms(max(vals))}"
+        def cell(kind: str, f: Callable[[dict[str, Any]], float]) -> str:
+            vals = [f(r) for r in data[kind]]
+            vals = [v for v in vals if not math.isnan(v)]
+            if not vals:
+                return "-"
+            return f"{fmt_ms(statistics.median(vals))} / {fmt_ms(max(vals))}"
 
-            kinds = ",".join(sorted({str(r["c_kind"]) for r in rs}))
-            lrows.append([label, med_max("store_done"), med_max("a"), med_max("c"), med_max("b"),
-                          med_max("b_minus_a"), kinds])  # fmt: skip
-        w(table(["change", "device OK", "(a) raw IDLE sees it", "(c) engine watch conn",
-                 "(b) engine publishes", "(b)-(a)", "(c) kind"], lrows, "lrrrrrl"))  # fmt: skip
-        w("\n(all cells: median / max)\n")
+        def count(kind: str, key: str) -> str:
+            vals = [float(r.get(key, 0)) for r in data[kind]]
+            return f"{statistics.median(vals):.0f} / {max(vals):.0f}" if vals else "-"
+
+        metrics: list[tuple[str, Callable[[str], str]]] = [
+            ("device's command answered", lambda k: cell(k, lambda r: r["store_done"])),
+            ("(a) raw IDLE connection sees the change", lambda k: cell(k, lambda r: r["a"])),
+            ("(c) engine's watch connection notified", lambda k: cell(k, lambda r: r["c"])),
+            ("(b) engine publishes the event", lambda k: cell(k, lambda r: r["b"])),
+            ("(b)-(a): the goal", lambda k: cell(k, lambda r: r["b_minus_a"])),
+            ("(c)-(a): server/watch path", lambda k: cell(k, lambda r: r["c"] - r["a"])),
+            ("(b)-(c): engine's resync", lambda k: cell(k, lambda r: r["b"] - r["c"])),
+            ("first sync_folder per change", lambda k: cell(k, lambda r: r["first_resync"])),
+            ("notifications per change (count)", lambda k: count(k, "notifications")),
+            ("sync_folder runs per change (count)", lambda k: count(k, "resyncs")),
+            (
+                "notification kind at (c)",
+                lambda k: ",".join(sorted({str(r["c_kind"]) for r in data[k]})),
+            ),
+        ]
+        lrows = [[name, fn("flag"), fn("append")] for name, fn in metrics]
+        w(table(["median / max", kinds[0][1], kinds[1][1]], lrows, "lrr"))
+        w("\n")
 
     # Goals
     base_env = b["env_imaplib"][1]["total"]
@@ -1343,7 +1425,9 @@ def main() -> None:
         res["fill"].update(verify_fill(dovecot, user, n))
 
         log("Dovecot indexing pass (full FETCH of Kittiwake's items)")
-        res["index_pass"] = run_child("plain", {**base, "items": kw_items, "raw": True})
+        res["index_pass"] = run_child(
+            "plain", {**base, "items": kw_items, "raw": True, "read_write": True}
+        )
         log(f"  {res['index_pass']['total']:.1f} s")
 
         res["baseline"] = {}

@@ -225,10 +225,9 @@ async def test_offline_actions_survive_quitting_and_land_exactly_once(
     device.logout()
     first = api_for(server, user)
     await started(first)
+    events = first.subscribe()
     server.stop()
-    await first.subscribe().wait_for(
-        type(first.connection("me")), 5, state=first.connection("me").state.__class__("offline")
-    )
+    await events.wait_for(ConnectionChanged, 5, state=ConnState.OFFLINE)
     for uid in range(1, 11):
         first.act("me", flags_action([uid], add=(FLAGGED,)))
     for uid in range(11, 21):
