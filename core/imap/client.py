@@ -399,6 +399,32 @@ class ImapClient:
                 modseqs[r.uid] = r.modseq
         return flags, modseqs
 
+    async def uid_fetch_changed(
+        self, modseq: int
+    ) -> tuple[dict[int, frozenset[str]], dict[int, int], UidSet]:
+        """What changed in the selected folder since ``modseq``, without a new SELECT:
+        flags (new messages included) and, with QRESYNC, what vanished (RFC 7162 3.2.6)."""
+        modifier = (
+            f"(CHANGEDSINCE {modseq} VANISHED)" if self.qresync else (f"(CHANGEDSINCE {modseq})")
+        )
+        responses, _ = await self.run(
+            f"UID FETCH 1:* (UID FLAGS) {modifier}",
+            claim=lambda r: isinstance(r, Fetch | Vanished),
+        )
+        flags: dict[int, frozenset[str]] = {}
+        modseqs: dict[int, int] = {}
+        vanished = UidSet()
+        for r in responses:
+            if isinstance(r, Vanished):
+                vanished = vanished.union(r.uids)
+            elif isinstance(r, Fetch) and r.uid is not None:
+                f = r.flags
+                if f is not None:
+                    flags[r.uid] = f - {RECENT}
+                if r.modseq is not None:
+                    modseqs[r.uid] = r.modseq
+        return flags, modseqs, vanished
+
     async def uid_search_all(self) -> UidSet:
         """Every UID in the selected folder (ESEARCH keeps the answer compact)."""
         if self.has("ESEARCH"):
