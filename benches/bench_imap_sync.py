@@ -1318,7 +1318,7 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
         skip = re.compile(
             r"asyncio/|runners\.py|<built-in method builtins.exec>|bench_imap_sync|"
             r"<module>|\(run\)$|\(run_forever\)$|\(_run_once\)$|Context\.run|\(_run\)$|selectors|"
-            r"base_events|events\.py:\d+\(_run\)|pyinstrument|\(child_cold\)|\(main\)|<thread>"
+            r"base_events|events\.py:\d+\(_run\)|pyinstrument|\(child_cold\)|\(main\)|<thread>|_contextvars"
         )
         crow = []
         for ct, tt, nc, where in p["cumulative"]:

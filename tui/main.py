@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="config file (default: $KITTIWAKE_CONFIG or the XDG config dir)",
     )
     parser.add_argument("--debug", action="store_true", help="log protocol detail (no secrets)")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="try Kittiwake on a demo account with generated mail (touches none of your files)",
+    )
     parser.set_defaults(func=run_app)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     sync = commands.add_parser(
@@ -94,6 +99,8 @@ def load_user_config(args: argparse.Namespace) -> Config | None:
 
 
 def run_app(args: argparse.Namespace) -> int:
+    if args.demo:
+        return run_demo(args)
     config = load_user_config(args)
     if config is None:
         return 0
@@ -103,6 +110,35 @@ def run_app(args: argparse.Namespace) -> int:
     from kittiwake.tui.app import KittiwakeApp
 
     KittiwakeApp(config).run()
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Embedded loopback servers with generated mail, all in a temp dir removed at the end."""
+    import asyncio
+    import os
+
+    from kittiwake.core.api import MailApi
+    from kittiwake.core.demo import DemoServers, run_demo_mail_feed
+    from kittiwake.core.engine import Engine
+    from kittiwake.tui.themes import normalise_no_color
+
+    normalise_no_color()
+    from kittiwake.tui.app import KittiwakeApp
+
+    async def main() -> None:
+        async with DemoServers() as demo:
+            os.environ.update(demo.xdg_environment())  # nothing of the user's is touched
+            setup_logging(paths.log_path(), logging.DEBUG if args.debug else logging.INFO)
+            config = demo.config()
+            app = KittiwakeApp(config, MailApi(Engine(config, cache_dir=demo.cache_dir)))
+            feed = asyncio.create_task(run_demo_mail_feed(demo, every=20))
+            try:
+                await app.run_async()
+            finally:
+                feed.cancel()
+
+    asyncio.run(main())
     return 0
 
 
