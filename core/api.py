@@ -17,6 +17,7 @@ from kittiwake.core.config import Config
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import ConnectionChanged, ConnState, Event, Subscription
+from kittiwake.core.html import html_to_text
 from kittiwake.core.imap.account import ImapAccount
 from kittiwake.core.journal import Action
 from kittiwake.core.mime import ParsedMessage, parse_message
@@ -43,6 +44,7 @@ class MailApi:
         self._watch = engine.bus.subscribe()
         self._tracker: asyncio.Task[None] | None = None
         self._history: deque[tuple[str, Action]] = deque(maxlen=50)
+        self._html: dict[str, tuple[str, list[str]]] = {}
 
     @classmethod
     def from_config(cls, config: Config) -> MailApi:
@@ -103,6 +105,25 @@ class MailApi:
 
     def summaries(self, account: str, folder: str, uids: list[int]) -> dict[int, MessageSummary]:
         return self._imap(account).cache.summaries(folder, uids)
+
+    def conversation(self, account: str, folder: str, uid: int) -> list[int]:
+        return self._imap(account).cache.conversation(folder, uid)
+
+    async def body_text(self, parsed: ParsedMessage) -> tuple[str, list[str]]:
+        """The text to show and its numbered links: text/plain, else the HTML converted
+        (off the event loop, and remembered: converting a big newsletter takes ~90 ms)."""
+        if parsed.text is not None and parsed.text.strip():
+            return parsed.text, []
+        if parsed.html is None:
+            return "", []
+        key = parsed.message_id or str(hash(parsed.raw))
+        cached = self._html.get(key)
+        if cached is None:
+            cached = await asyncio.to_thread(html_to_text, parsed.html)
+            self._html[key] = cached
+            while len(self._html) > 32:
+                self._html.pop(next(iter(self._html)))
+        return cached
 
     def counts(self, account: str, folder: str) -> tuple[int, int]:
         return self._imap(account).cache.counts(folder)

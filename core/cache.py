@@ -401,6 +401,47 @@ class Cache:
                 out[summary.uid] = summary
         return out
 
+    def conversation(self, folder: str, uid: int) -> list[int]:
+        """UIDs of ``folder`` linked to ``uid`` by Message-ID, In-Reply-To or References
+        (its whole conversation as far as this folder knows), newest first."""
+        fid = self._fid(folder)
+        if fid is None:
+            return []
+        parent: dict[str, str] = {}
+
+        def find(key: str) -> str:
+            root = key
+            while parent.get(root, root) != root:
+                root = parent[root]
+            while parent.get(key, key) != root:  # path compression
+                parent[key], key = root, parent[key]
+            return root
+
+        def union(a: str, b: str) -> None:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[ra] = rb
+
+        keys: dict[int, str] = {}
+        order: list[int] = []
+        for row_uid, env_blob, refs in self._db.execute(
+            "SELECT uid, envelope, refs FROM messages WHERE folder_id=?"
+            " ORDER BY sort_date DESC, uid DESC",
+            (fid,),
+        ):
+            env = _DECODE_ENVELOPE(env_blob)
+            own = env.message_id or f"uid:{row_uid}"
+            keys[row_uid] = own
+            order.append(row_uid)
+            parent.setdefault(own, own)
+            for other in (*refs.split(), *([env.in_reply_to] if env.in_reply_to else [])):
+                parent.setdefault(other, other)
+                union(own, other)
+        if uid not in keys:
+            return []
+        root = find(keys[uid])
+        return [u for u in order if find(keys[u]) == root]
+
     # -- bodies -------------------------------------------------------------------------
 
     def put_body(self, folder: str, uid: int, raw: bytes) -> None:

@@ -410,3 +410,22 @@ async def test_folder_management(
     device = imap_device(dovecot, user)
     listed = b" ".join(device.list()[1])
     assert b"Projects" in listed and b"Jobs" not in listed and b"Work" not in listed
+
+
+async def test_select_thread_then_archive_it(xdg: Path, mailbox: Callable[..., Config]) -> None:
+    reply = (
+        b"From: Me <me@example.test>\r\nSubject: Re: Message 3\r\n"
+        b"Message-ID: <reply3@example.test>\r\nIn-Reply-To: <tui3@example.org>\r\n"
+        b"References: <tui3@example.org>\r\nDate: Sat, 01 Mar 2025 02:30:00 +0000\r\n\r\nyes\r\n"
+    )
+    app = KittiwakeApp(mailbox(6, extra=[reply]))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        messages = list_of(app)
+        await until(pilot, lambda: len(messages.index) == 7)
+        messages.cursor = messages.index.index(3)
+        await pilot.press("X")
+        assert messages.selected == {3, 7}
+        await pilot.press("e")
+        await until(pilot, lambda: len(messages.index) == 5)
+        assert 3 not in messages.index and 7 not in messages.index

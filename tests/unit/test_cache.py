@@ -121,3 +121,31 @@ def test_position_index_and_screenful_lookup(tmp_path: Path) -> None:
     rows = cache.summaries("INBOX", [*order[5:10], 999])
     assert set(rows) == set(order[5:10])
     assert rows[order[5]] == summary(order[5], minutes=(order[5] * 7) % 13)
+
+
+def test_conversation_links_by_references_and_in_reply_to(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "a.sqlite3")
+
+    def msg(
+        uid: int, mid: str, irt: str | None = None, refs: tuple[str, ...] = ()
+    ) -> MessageSummary:
+        env = Envelope(
+            date=T0 + timedelta(minutes=uid), subject=f"s{uid}", message_id=mid, in_reply_to=irt
+        )
+        return MessageSummary(uid, frozenset(), T0 + timedelta(minutes=uid), 10, env, refs)
+
+    cache.put_summaries(
+        "INBOX",
+        [
+            msg(1, "<a@x>"),
+            msg(2, "<b@x>", "<a@x>", ("<a@x>",)),
+            msg(3, "<c@x>", None, ("<a@x>", "<b@x>")),  # no In-Reply-To, only References
+            msg(4, "<d@x>", "<missing@x>"),  # parent not in this folder
+            msg(5, "<e@x>", "<missing@x>"),  # sibling through the missing parent
+            msg(6, "<f@x>"),
+        ],
+    )
+    assert cache.conversation("INBOX", 2) == [3, 2, 1]
+    assert cache.conversation("INBOX", 4) == [5, 4]
+    assert cache.conversation("INBOX", 6) == [6]
+    assert cache.conversation("INBOX", 99) == []

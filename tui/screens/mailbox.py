@@ -66,6 +66,7 @@ class MailboxScreen(Screen[None]):
         Binding("y", "copy", "Copy", id="triage.copy", show=False),
         Binding("exclamation_mark", "junk", "Junk", id="triage.junk", show=False),
         Binding("x", "select", "Select", id="triage.select", show=False),
+        Binding("X", "select_thread", "Select thread", id="triage.select_thread", show=False),
         Binding("asterisk", "select_all", "Select all", id="triage.select_all", show=False),
         Binding("escape", "clear_selection", "Clear selection", id="triage.clear", show=False),
         Binding("z", "undo", "Undo", id="triage.undo"),
@@ -364,6 +365,16 @@ class MailboxScreen(Screen[None]):
         if uid is not None:
             messages.toggle_selected(uid)
             messages.action_cursor_down()
+        self._refresh_status()
+
+    def action_select_thread(self) -> None:
+        messages = self._list()
+        uid = messages.current_uid
+        if uid is None or self.account is None or self.folder is None:
+            return
+        thread = self.kw.api.conversation(self.account, self.folder, uid)
+        messages.selected |= set(thread)
+        messages.refresh()
         self._refresh_status()
 
     def action_select_all(self) -> None:

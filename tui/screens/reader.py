@@ -16,7 +16,6 @@ from textual.widgets import Footer, Static
 
 from kittiwake.core import paths
 from kittiwake.core.body import BodyLine, analyse
-from kittiwake.core.html import html_to_text
 from kittiwake.core.mime import Attachment, ParsedMessage
 from kittiwake.core.models import SEEN, Address
 from kittiwake.core.sanitize import clean_line, clean_text
@@ -208,13 +207,7 @@ class ReaderScreen(Screen[None]):
             api.prefetch(self.account, self.folder, self.messages.index[position + 1])
 
     async def _body_text(self, parsed: ParsedMessage) -> tuple[str, list[str]]:
-        import asyncio
-
-        if parsed.text is not None and parsed.text.strip():
-            return parsed.text, []
-        if parsed.html is not None:
-            return await asyncio.to_thread(html_to_text, parsed.html)
-        return "", []
+        return await self.kw.api.body_text(parsed)
 
     # -- rendering ------------------------------------------------------------------------
 
