@@ -45,6 +45,7 @@ class MailApi:
         self._tracker: asyncio.Task[None] | None = None
         self._history: deque[tuple[str, Action]] = deque(maxlen=50)
         self._html: dict[str, tuple[str, list[str]]] = {}
+        self._moved_ids: deque[str] = deque(maxlen=2000)
 
     @classmethod
     def from_config(cls, config: Config) -> MailApi:
@@ -185,6 +186,11 @@ class MailApi:
 
     def act(self, account: str, action: Action, *, undoable: bool = True) -> Action:
         """Apply ``action`` at once on screen; the server follows (now, or on reconnect)."""
+        if action.kind in ("move", "copy"):
+            moved = self.summaries(account, action.folder, list(action.uids))
+            self._moved_ids.extend(
+                s.envelope.message_id for s in moved.values() if s.envelope.message_id
+            )
         done = self._imap(account).triage.submit(action)
         if undoable:
             self._history.append((account, done))
@@ -204,6 +210,11 @@ class MailApi:
         for step in inverse:
             triage.submit(step)
         return f"Undone: {action.describe()}"
+
+    def moved_by_user(self, message_id: str | None) -> bool:
+        """The user moved or copied this message in this session (so its arrival somewhere,
+        an undo for instance, is not new mail)."""
+        return message_id is not None and message_id in self._moved_ids
 
     def role_folder(self, account: str, role: FolderRole) -> str | None:
         for folder in self.folders(account):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import ClassVar
 
@@ -16,7 +17,7 @@ from textual.screen import Screen
 from kittiwake.core.api import MailApi
 from kittiwake.core.config import Config
 from kittiwake.core.events import MessagesAdded
-from kittiwake.core.models import FolderRole
+from kittiwake.core.models import SEEN, FolderRole
 from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.keymap import binding_ids, check_keymap
 from kittiwake.tui.screens.help import HelpScreen, binding_rows
@@ -137,11 +138,21 @@ class KittiwakeApp(App[None]):
         if not self.api.synced(event.account):
             return
         inboxes = {f.name for f in self.api.folders(event.account) if f.role is FolderRole.INBOX}
-        if event.folder not in inboxes or not event.summaries:
+        # New means unread and just arrived: a message moved back by undo, or read elsewhere,
+        # keeps its old INTERNALDATE or its \\Seen flag, and is not announced.
+        recent = datetime.now(UTC) - timedelta(minutes=10)
+        fresh = [
+            s
+            for s in event.summaries
+            if SEEN not in s.flags
+            and (s.internal_date is None or s.internal_date >= recent)
+            and not self.api.moved_by_user(s.envelope.message_id)
+        ]
+        if event.folder not in inboxes or not fresh:
             return
-        first = event.summaries[0].envelope
+        first = fresh[0].envelope
         sender = first.from_[0].name or first.from_[0].addr if first.from_ else "someone"
-        more = f" (+{len(event.summaries) - 1} more)" if len(event.summaries) > 1 else ""
+        more = f" (+{len(fresh) - 1} more)" if len(fresh) > 1 else ""
         self.notify(f"{clean_line(sender)}: {clean_line(first.subject)}{more}", title="New mail")
         if self.config.ui.bell:
             self.bell()

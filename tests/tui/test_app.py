@@ -238,6 +238,16 @@ async def test_new_mail_notifies_and_rings_the_bell(
         note = next(iter(app._notifications))
         assert note.title == "New mail" and "Fresh: tickets" in note.message
         assert bells == [True]
+        # Moving a read message out and back (undo) is not new mail.
+        app._notifications.clear()
+        imap = app.api.engine.imap["mine"]
+        await pilot.press("G", "e")
+        await imap.flush_actions()
+        await pilot.press("z")
+        await imap.flush_actions()
+        await until(pilot, lambda: len(list_of(app).index) == 4, timeout=3)
+        assert not any(n.title == "New mail" for n in app._notifications)
+        assert bells == [True]
 
 
 async def test_html_only_mail_reads_as_text(xdg: Path, mailbox: Callable[..., Config]) -> None:

@@ -299,7 +299,7 @@ class MailboxScreen(Screen[None]):
             return
         trash = self.kw.api.role_folder(self.account, FolderRole.TRASH)
         if trash is not None and trash != self.folder:
-            self._move_to(trash, "Deleted")
+            self._move_to(trash, "Moved")
             return
         folder = self.folder
 
