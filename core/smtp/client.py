@@ -1,0 +1,353 @@
+"""One SMTP submission session on aiosmtplib, with the connection rules of the IMAP side.
+
+* ``security = "tls"``: implicit TLS (``use_tls=True``); ``"starttls"``: ``start_tls=True``,
+  never aiosmtplib's default ``None`` (which quietly carries on in plain text, AUTH included,
+  when the server does not offer STARTTLS); plain text only for ``"none"``. After connecting,
+  TLS is checked once more before any credential is sent.
+* Certificates are verified as for IMAP (``make_ssl_context``: system store + ``ca_file``).
+* Credentials come from ``core.secrets`` (fetched in a thread: ``password_command`` may block).
+* A recipient refused while others are accepted does not raise: ``SubmitResult.refused`` holds
+  the server's words per recipient.
+
+Errors say what to do with the message: ``SmtpTemporaryError`` (4xx, network: try later),
+``SmtpPermanentError`` (5xx: the server will not take it as it is), ``SmtpAccountError`` (TLS,
+STARTTLS missing, login refused: the message is fine, the account setup or the network path is
+not; retry later, tell the user).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import aiosmtplib
+
+from kittiwake.core.config import Account, SmtpConfig
+from kittiwake.core.errors import KittiwakeError, SecretError
+from kittiwake.core.imap.account import make_ssl_context
+from kittiwake.core.secrets import oauth2_token_for, password_for
+
+log = logging.getLogger(__name__)
+
+EHLO_NAME = "[127.0.0.1]"
+"""What we call ourselves in EHLO: an address literal, so the machine's name does not leak."""
+DATA_RATE = 20_000
+"""Bytes per second assumed for DATA on a slow uplink: the DATA timeout grows with size."""
+
+
+class SmtpError(KittiwakeError):
+    """Base of the SMTP errors; ``code`` is the server's reply code when there was one."""
+
+    permanent: bool = False
+
+    def __init__(self, message: str, *, code: int | None = None, server_text: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.server_text = server_text
+
+
+class SmtpTemporaryError(SmtpError):
+    """Could not reach the server, or it answered 4xx: keep the message and retry later."""
+
+    recoverable = True
+
+
+class SmtpPermanentError(SmtpError):
+    """5xx for the message (sender, size, content, every recipient): it will not be accepted as
+    it is. ``refused`` holds per-recipient words when recipients were the reason."""
+
+    permanent = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        server_text: str = "",
+        refused: dict[str, tuple[int, str]] | None = None,
+    ) -> None:
+        super().__init__(message, code=code, server_text=server_text)
+        self.refused = refused or {}
+
+
+class SmtpAccountError(SmtpError):
+    """TLS failed, STARTTLS not offered, login refused, no password: nothing about the message."""
+
+    recoverable = True
+
+
+class SmtpRecipientsDeferred(SmtpTemporaryError):
+    """Every recipient was refused and at least one only for now (4xx): ``refused`` has all."""
+
+    def __init__(self, message: str, refused: dict[str, tuple[int, str]]) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    accepted: tuple[str, ...]
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+    """Recipient -> (code, the server's words), for recipients refused while others went."""
+    response: str = ""
+    """The server's reply to DATA (often its queue id)."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    smtputf8: bool
+    eightbitmime: bool
+    size: int | None
+
+
+def words(code: int | None, text: str) -> str:
+    """The server's reply as one line: ``550 5.1.1 <x@y>: Recipient address rejected``."""
+    text = " ".join(text.split())
+    return f"{code} {text}".strip() if code else text
+
+
+class SmtpSession:
+    """A logged-in submission connection: ``async with SmtpSession(account) as s: ...``."""
+
+    def __init__(self, account: Account, *, timeout: float | None = None) -> None:
+        if account.smtp is None:
+            raise SmtpAccountError(f"account {account.key} has no [accounts.{account.key}.smtp]")
+        self.account = account
+        self.cfg: SmtpConfig = account.smtp
+        self.at = f"accounts.{account.key}.smtp"
+        self.timeout = timeout if timeout is not None else self.cfg.timeout
+        self.where = f"{self.cfg.host}:{self.cfg.port}"
+        self._smtp: aiosmtplib.SMTP | None = None
+
+    async def __aenter__(self) -> SmtpSession:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        smtp = self._require()
+        size = smtp.esmtp_extensions.get("size", "")
+        return Capabilities(
+            smtputf8=smtp.supports_extension("smtputf8"),
+            eightbitmime=smtp.supports_extension("8bitmime"),
+            size=int(size) if size.strip().isdigit() and int(size) > 0 else None,
+        )
+
+    async def connect(self) -> None:
+        cfg = self.cfg
+        security = cfg.security
+        try:
+            context = make_ssl_context(cfg.ca_file) if security != "none" else None
+        except (OSError, ssl.SSLError) as exc:
+            raise SmtpAccountError(f"{self.at}.ca_file: cannot be loaded ({exc})") from None
+        smtp = aiosmtplib.SMTP(
+            hostname=cfg.host,
+            port=cfg.port,
+            local_hostname=EHLO_NAME,
+            timeout=self.timeout,
+            use_tls=security == "tls",
+            start_tls=security == "starttls",  # explicit: never None (see the module doc)
+            tls_context=context,
+            validate_certs=security != "none",
+        )
+        try:
+            await smtp.connect()
+            await smtp.ehlo()
+        except Exception as exc:
+            smtp.close()
+            raise self._connect_error(exc) from None
+        self._smtp = smtp
+        try:
+            if security != "none" and smtp.get_transport_info("sslcontext") is None:
+                raise SmtpAccountError(f"{self.where}: the connection is not encrypted; not sent")
+            await self._login(smtp)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _login(self, smtp: aiosmtplib.SMTP) -> None:
+        cfg = self.cfg
+        wants_auth = any(
+            v is not None
+            for v in (
+                cfg.password,
+                cfg.password_command,
+                cfg.password_env,
+                cfg.oauth2_token_command,
+            )
+        )
+        if not wants_auth:
+            return
+        if not smtp.supports_extension("auth"):
+            log.info("%s offers no AUTH; sending without logging in", self.where)
+            return
+        user = cfg.user or self.account.email
+        try:
+            token = await asyncio.to_thread(oauth2_token_for, cfg, self.at)
+            if token is not None:
+                await smtp.auth_xoauth2(user, token.reveal())
+            else:
+                password = await asyncio.to_thread(password_for, cfg, self.at)
+                await smtp.login(user, password.reveal())
+        except SecretError as exc:
+            raise SmtpAccountError(exc.message) from None
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            if 400 <= exc.code < 500:
+                raise SmtpTemporaryError(
+                    f"{self.where} could not log in for now: {words(exc.code, exc.message)}",
+                    code=exc.code,
+                    server_text=exc.message,
+                ) from None
+            raise SmtpAccountError(
+                f"{self.where} refused the login for {user}: {words(exc.code, exc.message)}",
+                code=exc.code,
+                server_text=exc.message,
+            ) from None
+        except aiosmtplib.SMTPException as exc:
+            raise self._command_error(exc, "login") from None
+
+    async def submit(
+        self,
+        envelope_from: str,
+        recipients: list[str] | tuple[str, ...],
+        raw: bytes,
+        *,
+        smtputf8: bool = False,
+    ) -> SubmitResult:
+        """MAIL, RCPT for each recipient, DATA. Raises unless at least one recipient took it."""
+        smtp = self._require()
+        options: list[str] = []
+        caps = self.capabilities
+        if smtputf8:
+            if not caps.smtputf8:
+                raise SmtpPermanentError(
+                    f"{self.where} does not offer SMTPUTF8, which this message's non-ASCII "
+                    "addresses need"
+                )
+            options.append("SMTPUTF8")
+        if any(b > 127 for b in raw):
+            if not caps.eightbitmime:
+                raise SmtpPermanentError(
+                    f"{self.where} does not accept 8-bit data (no 8BITMIME); the message has "
+                    "to be encoded again"
+                )
+            options.append("BODY=8BITMIME")
+        if caps.size is not None and len(raw) > caps.size:
+            raise SmtpPermanentError(
+                f"{self.where} accepts messages up to {caps.size // 1024} KiB; this one is "
+                f"{len(raw) // 1024} KiB"
+            )
+        timeout = self.timeout + len(raw) / DATA_RATE
+        try:
+            errors, response = await smtp.sendmail(
+                envelope_from, list(recipients), raw, mail_options=options, timeout=timeout
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = {r.recipient: (r.code, r.message) for r in exc.recipients}
+            summary = "; ".join(f"{rcpt}: {words(c, t)}" for rcpt, (c, t) in refused.items())
+            if all(code >= 500 for code, _ in refused.values()):
+                raise SmtpPermanentError(
+                    f"{self.where} refused every recipient: {summary}", refused=refused
+                ) from None
+            raise SmtpRecipientsDeferred(
+                f"{self.where} refused every recipient for now: {summary}", refused
+            ) from None
+        except ValueError as exc:  # aiosmtplib refuses an address it cannot send safely
+            raise SmtpPermanentError(f"cannot send: {exc}") from None
+        except aiosmtplib.SMTPException as exc:
+            self._smtp = None
+            smtp.close()
+            raise self._command_error(exc, "sending") from None
+        refused = {rcpt: (resp.code, resp.message) for rcpt, resp in errors.items()}
+        accepted = tuple(r for r in recipients if r not in refused)
+        return SubmitResult(accepted, refused, response)
+
+    async def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            if smtp.is_connected:
+                await asyncio.wait_for(smtp.quit(), timeout=min(self.timeout, 5))
+        except Exception as exc:
+            log.debug("%s: QUIT failed: %s", self.where, exc)
+        finally:
+            smtp.close()
+
+    def _require(self) -> aiosmtplib.SMTP:
+        if self._smtp is None:
+            raise SmtpTemporaryError(f"{self.where}: not connected")
+        return self._smtp
+
+    def _connect_error(self, exc: BaseException) -> SmtpError:
+        where = self.where
+        cause: BaseException | None = exc
+        while cause is not None:
+            if isinstance(cause, ssl.SSLCertVerificationError):
+                return SmtpAccountError(
+                    f"{where}: the server's certificate is not trusted "
+                    f"({cause.verify_message or cause.reason}); nothing was sent"
+                )
+            if isinstance(cause, ssl.SSLError):
+                return SmtpAccountError(f"{where}: TLS failed ({cause.reason}); nothing was sent")
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            return self._command_error(exc, "connecting")
+        if isinstance(exc, aiosmtplib.SMTPException) and not isinstance(
+            exc,
+            aiosmtplib.SMTPServerDisconnected
+            | aiosmtplib.SMTPTimeoutError
+            | aiosmtplib.SMTPConnectError,
+        ):
+            if "starttls" in exc.message.lower():
+                return SmtpAccountError(
+                    f'{where} does not offer STARTTLS, which security = "starttls" requires; '
+                    "nothing was sent (no password either)"
+                )
+            return SmtpAccountError(f"{where}: {exc.message}")
+        if isinstance(exc, TimeoutError):
+            return SmtpTemporaryError(f"{where} did not answer within {self.timeout:g} s")
+        if isinstance(exc, aiosmtplib.SMTPException):
+            return SmtpTemporaryError(f"cannot reach {where}: {_short(exc.message)}")
+        if isinstance(exc, OSError):
+            return SmtpTemporaryError(f"cannot reach {where}: {exc.strerror or exc}")
+        return SmtpTemporaryError(f"cannot reach {where}: {exc}")
+
+    def _command_error(self, exc: aiosmtplib.SMTPException, doing: str) -> SmtpError:
+        where = self.where
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            said = words(exc.code, exc.message)
+            if isinstance(exc, aiosmtplib.SMTPSenderRefused):
+                what = f"{where} refused the sender {exc.sender}: {said}"
+            elif isinstance(exc, aiosmtplib.SMTPDataError):
+                what = f"{where} refused the message: {said}"
+            else:
+                what = f"{where} answered {said} while {doing}"
+            if exc.code >= 500:
+                return SmtpPermanentError(what, code=exc.code, server_text=exc.message)
+            return SmtpTemporaryError(what, code=exc.code, server_text=exc.message)
+        if isinstance(exc, aiosmtplib.SMTPNotSupported):
+            return SmtpPermanentError(f"{where}: {exc.message}")
+        if isinstance(exc, aiosmtplib.SMTPTimeoutError):
+            return SmtpTemporaryError(f"{where} stopped answering while {doing}")
+        if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+            return SmtpTemporaryError(f"{where} closed the connection while {doing}")
+        return SmtpTemporaryError(f"{where}: {exc.message} while {doing}")
+
+
+def _short(text: str) -> str:
+    return text.split(": ", 1)[-1] if text.startswith("Error connecting") else text
+
+
+async def probe(account: Account) -> Capabilities:
+    """Connect and log in once to learn what the server offers (SMTPUTF8, 8BITMIME, SIZE)."""
+    async with SmtpSession(account) as session:
+        return session.capabilities
