@@ -1001,6 +1001,7 @@ _LAYERS = [
     ("TLS (ssl, sslproto)", ("/ssl.py", "_ssl.", "sslproto.py")),
     ("framing", ("imap/framing.py",)),
     ("protocol/connection", ("imap/protocol.py", "imap/connection.py", "aioimaplib")),
+    ("lazy extraction (imap/lazy.py)", ("imap/lazy.py",)),
     ("parsing", ("imap/parser.py", "imap/uidset.py")),
     ("decoding", ("imap/decode.py", "core/models.py", "email/", "_strptime")),
     ("client (typed commands)", ("imap/client.py",)),

@@ -6,21 +6,32 @@ loop; writes are batched into one transaction each. The message list is paged by
 (folder, sort_date, uid), never with OFFSET, so the 99,000th row costs what the first does.
 Envelopes are stored as msgpack blobs (~1 µs to decode) next to the columns the list sorts
 and counts by.
+
+Lazy rows (schema 3): the bulk batches of a first sync store only the columns the list sorts
+and counts by, plus ``raw``, the server's FETCH data from ENVELOPE on (``imap/lazy.py``);
+``envelope`` is empty and ``refs``/``has_attachments`` are not set yet. Every read that returns
+summaries (``page``, ``summaries``, ``summary``, ``conversation``) decodes such rows on the
+fly, so callers always get fully decoded ``MessageSummary`` objects. ``undecoded`` and
+``set_decoded`` let a background pass (``imap.lazy.decode_pass``) fill the decoded columns
+of a whole folder; ``raw`` is NULL once a row is decoded. The decoder lives with the IMAP
+parser (the only writer of raw rows) and is imported on first use.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeAlias, overload
 
 import msgspec
 
 from kittiwake.core.models import SEEN, Envelope, FolderInfo, FolderRole, MessageSummary
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -67,7 +78,101 @@ _MIGRATIONS: dict[int, str] = {
         action TEXT NOT NULL
     );
     """,
+    3: """
+    ALTER TABLE messages ADD COLUMN raw BLOB;
+    """,
 }
+
+#: One summary stored with its envelope undecoded, in column order: uid, sort_date, flags
+#: (sorted, blank-separated, no \\Recent), seen, internal_date (epoch seconds), size,
+#: modseq, raw (the FETCH response from ENVELOPE to its end, as the server sent it).
+RawRow: TypeAlias = tuple[int, float, str, int, float | None, int, int | None, bytes]
+#: raw -> (envelope, references, has_attachments)
+RawDecoder: TypeAlias = Callable[[bytes], tuple[Envelope, tuple[str, ...], bool]]
+
+_raw_decoder: RawDecoder | None = None
+
+
+def decode_raw(raw: bytes) -> tuple[Envelope, tuple[str, ...], bool]:
+    """Decode a lazy row's ``raw`` (with ``kittiwake.core.imap.lazy.decode_raw``)."""
+    global _raw_decoder
+    if _raw_decoder is None:
+        from kittiwake.core.imap.lazy import decode_raw as imap_decode_raw
+
+        _raw_decoder = imap_decode_raw
+    return _raw_decoder(raw)
+
+
+def _summary_from_raw(row: RawRow) -> MessageSummary:
+    uid, _sort, flags, _seen, internal, size, modseq, raw = row
+    envelope, refs, attachments = decode_raw(raw)
+    return MessageSummary(
+        uid=uid,
+        flags=frozenset(flags.split()) if flags else frozenset(),
+        internal_date=datetime.fromtimestamp(internal, UTC) if internal is not None else None,
+        size=size,
+        envelope=envelope,
+        references=refs,
+        has_attachments=attachments,
+        modseq=modseq,
+    )
+
+
+class LazySummaries(Sequence[MessageSummary]):
+    """The summaries of one bulk FETCH: mostly raw rows (see ``RawRow``), decoded on first
+    access (and kept), plus the few the fast path left to the full decoder. A Sequence of
+    ``MessageSummary`` for everyone (``MessagesAdded.summaries``); ``Cache.put_summaries``
+    stores the raw rows as they are, and ``uids`` costs no decoding. Dates of decoded rows
+    are in UTC, as the cache returns them."""
+
+    __slots__ = ("_decoded", "_items")
+
+    def __init__(self, items: Sequence[RawRow | MessageSummary] = ()) -> None:
+        self._items: list[RawRow | MessageSummary] = list(items)
+        self._decoded: dict[int, MessageSummary] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> MessageSummary: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[MessageSummary, ...]: ...
+    def __getitem__(self, index: int | slice) -> MessageSummary | tuple[MessageSummary, ...]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self._items))))
+        item = self._items[index]
+        if isinstance(item, MessageSummary):
+            return item
+        key = index % len(self._items)
+        summary = self._decoded.get(key)
+        if summary is None:
+            summary = self._decoded[key] = _summary_from_raw(item)
+        return summary
+
+    def __iter__(self) -> Iterator[MessageSummary]:
+        for i in range(len(self._items)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        return f"LazySummaries(<{len(self._items)} summaries>)"
+
+    @property
+    def uids(self) -> tuple[int, ...]:
+        items = self._items
+        return tuple(i.uid if isinstance(i, MessageSummary) else i[0] for i in items)
+
+    def parts(self) -> tuple[list[RawRow], list[MessageSummary]]:
+        """(raw rows, summaries decoded in full): what the cache stores."""
+        rows: list[RawRow] = []
+        full: list[MessageSummary] = []
+        for item in self._items:
+            if isinstance(item, MessageSummary):
+                full.append(item)
+            else:
+                rows.append(item)
+        return rows, full
+
 
 _ENCODE = msgspec.msgpack.Encoder().encode
 _DECODE_ENVELOPE = msgspec.msgpack.Decoder(Envelope).decode
@@ -236,7 +341,47 @@ class Cache:
     # -- messages -----------------------------------------------------------------------
 
     def put_summaries(self, folder: str, summaries: Iterable[MessageSummary]) -> None:
+        """Store (or replace) summaries; a ``LazySummaries`` is stored undecoded."""
         fid = self._require(folder)
+        lazy = isinstance(summaries, LazySummaries)
+        with self._bulk(unsynced=lazy), self._tx():
+            if isinstance(summaries, LazySummaries):
+                raw_rows, summaries = summaries.parts()
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO messages(folder_id, uid, sort_date, flags, seen,"  # noqa: S608
+                    " internal_date, size, modseq, raw, envelope)"
+                    f" VALUES ({int(fid)},?,?,?,?,?,?,?,?,x'')",
+                    raw_rows,
+                )
+            self._put_decoded(fid, summaries)
+
+    @contextlib.contextmanager
+    def _bulk(self, unsynced: bool = False) -> Iterator[None]:
+        """Around a batch insert (only possible outside a transaction):
+
+        * foreign keys off, the batch's folder row having just been ensured: SQLite would
+          otherwise run every row as its own sub-transaction (3-6 µs a row, about half the
+          cost of storing a summary);
+        * with ``unsynced`` (the bulk batches of a first sync, which can be fetched again),
+          ``synchronous=OFF``: the WAL checkpoints those commits set off then leave the
+          writing to the OS instead of waiting for the disk (~2 s of fsync at 100,000
+          messages on a plain SSD). The price: an OS crash or power cut in the next half
+          minute or so (until the kernel has written the pages) could damage the file.
+        """
+        if self._db.in_transaction:
+            yield
+            return
+        self._db.execute("PRAGMA foreign_keys=OFF")
+        if unsynced:
+            self._db.execute("PRAGMA synchronous=OFF")
+        try:
+            yield
+        finally:
+            self._db.execute("PRAGMA foreign_keys=ON")
+            if unsynced:
+                self._db.execute("PRAGMA synchronous=NORMAL")
+
+    def _put_decoded(self, fid: int, summaries: Iterable[MessageSummary]) -> None:
         rows = [
             (
                 fid,
@@ -253,13 +398,60 @@ class Cache:
             )
             for s in summaries
         ]
-        with self._tx():
+        if rows:
             self._db.executemany(
                 "INSERT OR REPLACE INTO messages(folder_id, uid, sort_date, flags, seen,"
                 " internal_date, size, envelope, refs, has_attachments, modseq)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
+
+    def undecoded(
+        self, folder: str, limit: int, below_uid: int | None = None
+    ) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` (uid, raw) of rows stored undecoded, highest UID first, only UIDs
+        below ``below_uid`` if given (to walk a folder: pass the last UID of the previous
+        call). For the background decode pass (``imap.lazy.decode_pass``)."""
+        fid = self._fid(folder)
+        if fid is None:
+            return []
+        if below_uid is None:
+            rows = self._db.execute(
+                "SELECT uid, raw FROM messages WHERE folder_id=? AND raw IS NOT NULL"
+                " ORDER BY uid DESC LIMIT ?",
+                (fid, limit),
+            ).fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT uid, raw FROM messages WHERE folder_id=? AND uid<? AND raw IS NOT NULL"
+                " ORDER BY uid DESC LIMIT ?",
+                (fid, below_uid, limit),
+            ).fetchall()
+        return [(int(uid), bytes(raw)) for uid, raw in rows]
+
+    def set_decoded(
+        self,
+        folder: str,
+        decoded: Sequence[tuple[int, bytes, tuple[Envelope, tuple[str, ...], bool]]],
+    ) -> list[int]:
+        """Fill the decoded columns of lazy rows, in one transaction: (uid, the raw it was
+        decoded from, (envelope, references, has_attachments)). A row whose ``raw`` changed
+        meanwhile (expunged, refetched after a UIDVALIDITY change, or already decoded) is
+        left alone. Returns the UIDs written."""
+        fid = self._fid(folder)
+        if fid is None or not decoded:
+            return []
+        written: list[int] = []
+        with self._tx():
+            for uid, raw, (envelope, refs, attachments) in decoded:
+                cur = self._db.execute(
+                    "UPDATE messages SET envelope=?, refs=?, has_attachments=?, raw=NULL"
+                    " WHERE folder_id=? AND uid=? AND raw=?",
+                    (_ENCODE(envelope), " ".join(refs), int(attachments), fid, uid, raw),
+                )
+                if cur.rowcount:
+                    written.append(uid)
+        return written
 
     def set_flags(self, folder: str, flags: dict[int, frozenset[str]]) -> dict[int, frozenset[str]]:
         """Store new flags; return only the UIDs whose flags really changed (and are cached)."""
@@ -338,7 +530,7 @@ class Cache:
         fid = self._fid(folder)
         if fid is None:
             return [], None
-        cols = "uid, flags, internal_date, size, envelope, refs, has_attachments, modseq, sort_date"
+        cols = _SUMMARY_COLUMNS
         if after is None:
             rows = self._db.execute(
                 f"SELECT {cols} FROM messages WHERE folder_id=?"  # noqa: S608
@@ -360,8 +552,7 @@ class Cache:
         if fid is None:
             return None
         row = self._db.execute(
-            "SELECT uid, flags, internal_date, size, envelope, refs, has_attachments, modseq,"
-            " sort_date FROM messages WHERE folder_id=? AND uid=?",
+            f"SELECT {_SUMMARY_COLUMNS} FROM messages WHERE folder_id=? AND uid=?",  # noqa: S608
             (fid, uid),
         ).fetchone()
         return _row_summary(row) if row else None
@@ -391,8 +582,7 @@ class Cache:
         for i in range(0, len(uids), 500):
             chunk = list(uids[i : i + 500])
             rows = self._db.execute(
-                "SELECT uid, flags, internal_date, size, envelope, refs, has_attachments,"  # noqa: S608
-                f" modseq, sort_date FROM messages WHERE folder_id=? AND uid IN"
+                f"SELECT {_SUMMARY_COLUMNS} FROM messages WHERE folder_id=? AND uid IN"  # noqa: S608
                 f" ({','.join('?' * len(chunk))})",
                 (fid, *chunk),
             ).fetchall()
@@ -424,12 +614,16 @@ class Cache:
 
         keys: dict[int, str] = {}
         order: list[int] = []
-        for row_uid, env_blob, refs in self._db.execute(
-            "SELECT uid, envelope, refs FROM messages WHERE folder_id=?"
+        for row_uid, env_blob, refs, raw in self._db.execute(
+            "SELECT uid, envelope, refs, raw FROM messages WHERE folder_id=?"
             " ORDER BY sort_date DESC, uid DESC",
             (fid,),
         ):
-            env = _DECODE_ENVELOPE(env_blob)
+            if raw is not None:  # not decoded yet (see the module docstring)
+                env, refs_t, _ = decode_raw(bytes(raw))
+                refs = " ".join(refs_t)
+            else:
+                env = _DECODE_ENVELOPE(env_blob)
             own = env.message_id or f"uid:{row_uid}"
             keys[row_uid] = own
             order.append(row_uid)
@@ -481,20 +675,38 @@ class _Transaction:
             self._db.execute("ROLLBACK")
 
 
-def _sort_date(s: MessageSummary) -> float:
-    """The Date header (what the list shows), unless it lies in the future relative to arrival
+def sort_key(sent: float | None, arrived: float | None) -> float:
+    """The list's sort date from the Date header and the arrival time (epoch seconds): the
+    Date header (what the list shows), unless it lies in the future relative to arrival
     (spam floats itself to the top that way): then the arrival time."""
-    arrived = s.internal_date.timestamp() if s.internal_date is not None else None
-    sent = s.envelope.date.timestamp() if s.envelope.date is not None else None
     if sent is not None and (arrived is None or sent <= arrived + 86400):
         return sent
     return arrived if arrived is not None else 0.0
 
 
+def _sort_date(s: MessageSummary) -> float:
+    arrived = s.internal_date.timestamp() if s.internal_date is not None else None
+    sent = s.envelope.date.timestamp() if s.envelope.date is not None else None
+    return sort_key(sent, arrived)
+
+
+_SUMMARY_COLUMNS = (
+    "uid, flags, internal_date, size, envelope, refs, has_attachments, modseq, sort_date, raw"
+)
+
+
 def _row_summary(row: tuple[object, ...]) -> MessageSummary:
-    uid, flags, internal, size, env, refs, att, modseq, _ = row
+    uid, flags, internal, size, env, refs, att, modseq, _, raw = row
     assert isinstance(uid, int) and isinstance(flags, str) and isinstance(env, bytes)
     assert isinstance(size, int) and isinstance(refs, str)
+    references: tuple[str, ...]
+    if raw is not None:  # stored undecoded by the bulk path of a first sync
+        assert isinstance(raw, bytes)
+        envelope, references, attachments = decode_raw(raw)
+    else:
+        envelope = _DECODE_ENVELOPE(env)
+        references = tuple(refs.split())
+        attachments = bool(att)
     return MessageSummary(
         uid=uid,
         flags=frozenset(flags.split()) if flags else frozenset(),
@@ -502,8 +714,8 @@ def _row_summary(row: tuple[object, ...]) -> MessageSummary:
             datetime.fromtimestamp(internal, UTC) if isinstance(internal, float) else None
         ),
         size=size,
-        envelope=_DECODE_ENVELOPE(env),
-        references=tuple(refs.split()),
-        has_attachments=bool(att),
+        envelope=envelope,
+        references=references,
+        has_attachments=attachments,
         modseq=modseq if isinstance(modseq, int) else None,
     )

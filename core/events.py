@@ -7,7 +7,7 @@ unbounded queue, so a slow consumer never blocks the engine; events are small an
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -50,11 +50,18 @@ class FolderCountsChanged(Event):
 
 @dataclass(frozen=True, slots=True)
 class MessagesAdded(Event):
+    """New summaries in the cache. The bulk batches of a first sync carry a
+    ``cache.LazySummaries``: a Sequence whose items decode on first access, so a subscriber
+    that only counts them or reads ``uids`` costs nothing, one that reads them works as ever."""
+
     folder: str
-    summaries: tuple[MessageSummary, ...]
+    summaries: Sequence[MessageSummary]
 
     @property
     def uids(self) -> tuple[int, ...]:
+        known = getattr(self.summaries, "uids", None)  # LazySummaries: without decoding
+        if known is not None:
+            return tuple(known)
         return tuple(s.uid for s in self.summaries)
 
 

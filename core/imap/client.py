@@ -8,15 +8,19 @@ to ``on_unsolicited`` so no change is ever lost.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from kittiwake.core.cache import LazySummaries, RawRow
 from kittiwake.core.errors import CommandFailed
 from kittiwake.core.imap import utf7
 from kittiwake.core.imap.connection import CommandResult, ImapConnection
 from kittiwake.core.imap.decode import summary_from_fetch
+from kittiwake.core.imap.lazy import LAZY_MIN, extract, read_stream
 from kittiwake.core.imap.parser import (
     Bye,
     Capability,
@@ -35,6 +39,7 @@ from kittiwake.core.imap.parser import (
     Vanished,
     parse_untagged,
 )
+from kittiwake.core.imap.protocol import StreamReader
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
 
@@ -151,16 +156,23 @@ class ImapClient:
     # -- running commands ---------------------------------------------------------------
 
     async def run(
-        self, line: str, literal: bytes | None = None, claim: Callable[[Untagged], bool] = bool
+        self,
+        line: str,
+        literal: bytes | None = None,
+        claim: Callable[[Untagged], bool] = bool,
+        sink: Callable[[bytes], bool] | None = None,
+        reader: StreamReader | None = None,
     ) -> tuple[list[Untagged], CommandResult]:
         """Run one command; return the untagged responses it claims and the tagged result.
 
         Responses that ``claim`` rejects (another device's EXISTS, EXPUNGE, VANISHED or FETCH
-        FLAGS that arrived during the command) go to ``on_unsolicited``.
+        FLAGS that arrived during the command) go to ``on_unsolicited``. ``sink`` sees every
+        untagged response as it arrives, ``reader`` the received bytes (see
+        ``ImapConnection.execute``); what they consume is theirs.
         """
         self._busy = True
         try:
-            result = await self.conn.execute(line, literal=literal)
+            result = await self.conn.execute(line, literal=literal, sink=sink, reader=reader)
         finally:
             self._busy = False
         out: list[Untagged] = []
@@ -334,27 +346,82 @@ class ImapClient:
     def _summary_items(self) -> str:
         return SUMMARY_ITEMS + (" MODSEQ" if self.condstore else "")
 
-    async def fetch_summaries(self, seq_lo: int, seq_hi: int) -> list[MessageSummary]:
-        """Summaries of messages ``seq_lo``..``seq_hi`` by sequence number."""
-        return await self._summaries(f"FETCH {seq_lo}:{seq_hi} ({self._summary_items()})", None)
+    async def fetch_summaries(self, seq_lo: int, seq_hi: int) -> Sequence[MessageSummary]:
+        """Summaries of messages ``seq_lo``..``seq_hi`` by sequence number.
 
-    async def uid_fetch_summaries(self, uids: UidSet | str) -> list[MessageSummary]:
+        From ``LAZY_MIN`` messages on, a ``LazySummaries`` (see ``lazy.py``): envelopes are
+        decoded when read, and the responses are handled as they arrive.
+        """
+        lazy = seq_hi - seq_lo + 1 >= LAZY_MIN
+        return await self._summaries(f"FETCH {seq_lo}:{seq_hi} ({self._summary_items()})", lazy)
+
+    async def uid_fetch_summaries(self, uids: UidSet | str) -> Sequence[MessageSummary]:
+        """Summaries of ``uids`` (lazy from ``LAZY_MIN`` UIDs on, as ``fetch_summaries``)."""
         text = uids.format() if isinstance(uids, UidSet) else uids
-        lowest = UidSet.parse(text, max_value=2**32 - 1).min if "*" not in text else None
-        out = await self._summaries(f"UID FETCH {text} ({self._summary_items()})", lowest)
         if "*" in text:
+            out = await self._summaries(f"UID FETCH {text} ({self._summary_items()})", False)
             # "n:*" returns the last message even when its UID is below n.
             start = int(text.split(":", 1)[0])
-            out = [s for s in out if s.uid >= start]
-        return out
+            return [s for s in out if s.uid >= start]
+        wanted = uids if isinstance(uids, UidSet) else UidSet.parse(text, max_value=2**32 - 1)
+        lazy = len(wanted) >= LAZY_MIN
+        return await self._summaries(f"UID FETCH {text} ({self._summary_items()})", lazy)
 
-    async def _summaries(self, line: str, _lowest: int | None) -> list[MessageSummary]:
+    async def fetch_summaries_newest_first(
+        self, exists: int, first: int, batch: int
+    ) -> AsyncGenerator[Sequence[MessageSummary], None]:
+        """Summaries of messages ``exists``..1 by sequence number, newest first: ``first``
+        messages, then batches of ``batch`` (each as ``fetch_summaries``).
+
+        Pipelined: the next batch's FETCH is on the wire while the caller handles the batch
+        it was given (stores it, publishes it), so the server works meanwhile. Use with
+        ``contextlib.aclosing``: leaving early cancels the FETCH in flight.
+        """
+        ranges: list[tuple[int, int]] = []
+        hi, window = exists, max(1, first)
+        while hi >= 1:
+            lo = max(1, hi - window + 1)
+            ranges.append((lo, hi))
+            hi, window = lo - 1, max(1, batch)
+        if not ranges:
+            return
+        task = asyncio.ensure_future(self.fetch_summaries(*ranges[0]))
+        try:
+            for i in range(len(ranges)):
+                result = await task
+                if i + 1 < len(ranges):
+                    task = asyncio.ensure_future(self.fetch_summaries(*ranges[i + 1]))
+                    await asyncio.sleep(0)  # let it put its command on the wire
+                yield result
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _summaries(self, line: str, lazy: bool) -> Sequence[MessageSummary]:
         flags_only: dict[int, frozenset[str]] = {}
 
         def claim(r: Untagged) -> bool:
             return isinstance(r, Fetch)
 
-        responses, _ = await self.run(line, claim=claim)
+        rows: list[RawRow] = []
+        sink: Callable[[bytes], bool] | None = None
+        reader: StreamReader | None = None
+        if lazy:
+            keep = rows.append
+
+            def sink(resp: bytes) -> bool:
+                row = extract(resp)
+                if row is None:
+                    return False  # not one the fast path vouches for: decoded in full below
+                keep(row)
+                return True
+
+            def reader(data: bytes, pos: int, max_size: int) -> int:
+                return read_stream(data, pos, max_size, rows)
+
+        responses, _ = await self.run(line, claim=claim, sink=sink, reader=reader)
         out: list[MessageSummary] = []
         for r in responses:
             assert isinstance(r, Fetch)
@@ -375,6 +442,8 @@ class ImapClient:
         if flags_only and self.on_unsolicited is not None:
             for uid, flags in flags_only.items():
                 self.on_unsolicited(self.selected, _flag_fetch(uid, flags))
+        if lazy:
+            return LazySummaries([*rows, *out])
         return out
 
     async def uid_fetch_flags(

@@ -56,6 +56,8 @@ from kittiwake.core.imap.protocol import (
     ImapProtocol,
     Literal,
     PendingCommand,
+    ResponseSink,
+    StreamReader,
     UntaggedCallback,
 )
 
@@ -445,6 +447,8 @@ class ImapConnection:
         sensitive: bool = False,
         collect: bool = True,
         on_continuation: ContinuationHandler | None = None,
+        sink: ResponseSink | None = None,
+        reader: StreamReader | None = None,
     ) -> PendingCommand:
         proto = self._require()
         return PendingCommand(
@@ -457,6 +461,8 @@ class ImapConnection:
             sensitive=sensitive,
             collect=collect,
             on_continuation=on_continuation,
+            sink=sink,
+            reader=reader,
         )
 
     async def _run(self, cmd: PendingCommand, *, check: bool = True) -> CommandResult:
@@ -521,12 +527,18 @@ class ImapConnection:
         *,
         timeout: float | None = None,
         check: bool = False,
+        sink: ResponseSink | None = None,
+        reader: StreamReader | None = None,
     ) -> CommandResult:
         """Run a command given as its rendered line (without tag), e.g. ``'LIST "" "*"'``.
 
         ``literal``, if given, is sent as a final literal argument (APPEND). Unlike
         ``command()``, a NO/BAD is returned (``result.ok`` is false) unless ``check``.
-        The line must already be quoted correctly; CR, LF and NUL are rejected.
+        The line must already be quoted correctly; CR, LF and NUL are rejected. ``sink``
+        sees each untagged response as it arrives; those it consumes (returns True for)
+        are left out of ``result.untagged``. ``reader`` (see ``protocol.StreamReader``)
+        takes runs of responses it recognises straight from the received data; those are
+        neither collected nor passed to ``on_untagged``.
         """
         name, _, rest = line.strip().partition(" ")
         prefix = None
@@ -539,7 +551,8 @@ class ImapConnection:
         args: list[Arg] = [rest] if rest else []
         if literal is not None:
             args.append(Literal(literal))
-        return await self._run(self._new(name, *args, prefix=prefix, timeout=timeout), check=check)
+        cmd = self._new(name, *args, prefix=prefix, timeout=timeout, sink=sink, reader=reader)
+        return await self._run(cmd, check=check)
 
     async def capability(self, timeout: float | None = None) -> frozenset[str]:
         await self._run(self._new("CAPABILITY", timeout=timeout))

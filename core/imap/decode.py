@@ -35,6 +35,7 @@ __all__ = [
     "bodystructure_from_value",
     "decode_bytes",
     "decode_words",
+    "decoded_parts",
     "envelope_from_value",
     "has_attachments",
     "parse_date",
@@ -626,6 +627,23 @@ def summary_from_fetch(fetch: Fetch) -> MessageSummary:
     uid = fetch.uid
     if uid is None:
         raise DecodeError("A FETCH response for a summary has no UID.")
+    envelope, references, attachments = decoded_parts(fetch)
+    return MessageSummary(
+        uid=uid,
+        flags=fetch.flags or frozenset(),
+        internal_date=fetch.internal_date,
+        size=fetch.size or 0,
+        envelope=envelope,
+        references=references,
+        has_attachments=attachments,
+        modseq=fetch.modseq,
+    )
+
+
+def decoded_parts(fetch: Fetch) -> tuple[Envelope, tuple[str, ...], bool]:
+    """The expensive part of a summary: (envelope, references, has_attachments). Never
+    raises: a broken ENVELOPE gives an empty Envelope, a broken BODYSTRUCTURE no paperclip.
+    Shared by ``summary_from_fetch`` and the lazy path (``lazy.decode_raw``)."""
     env_v = fetch.envelope
     envelope = Envelope()
     if env_v is not None:
@@ -636,13 +654,4 @@ def summary_from_fetch(fetch: Fetch) -> MessageSummary:
     if body_v is not None:
         with contextlib.suppress(DecodeError):
             attachments = _value_has_attachments(body_v)
-    return MessageSummary(
-        uid=uid,
-        flags=fetch.flags or frozenset(),
-        internal_date=fetch.internal_date,
-        size=fetch.size or 0,
-        envelope=envelope,
-        references=references_from_fetch(fetch),
-        has_attachments=attachments,
-        modseq=fetch.modseq,
-    )
+    return envelope, references_from_fetch(fetch), attachments

@@ -121,66 +121,111 @@ class ResponseFramer:
         out: list[bytes] = []
         buf = self._buf
         buf += data
+        # The state lives in locals while the loop runs (a first sync frames ~100,000
+        # responses; attribute access was about a tenth of the framer's time).
         pos = self._pos
+        scan = self._scan
+        parts = self._parts
+        size = self._size
+        literal_left = self._literal_left
+        limit = self._max
+        find = buf.find
+        emit = out.append
         try:
             while True:
-                if self._literal_left:
+                if literal_left:
                     avail = len(buf) - pos
                     if not avail:
                         break
-                    take = min(avail, self._literal_left)
-                    self._parts.append(bytes(buf[pos : pos + take]))
-                    self._size += take
+                    take = avail if avail < literal_left else literal_left
+                    parts.append(bytes(buf[pos : pos + take]))
+                    size += take
                     pos += take
-                    self._literal_left -= take
+                    literal_left -= take
                     continue
-                end = buf.find(CRLF, max(self._scan, pos))
+                end = find(CRLF, scan if scan > pos else pos)
                 if end < 0:
                     # Remember where to resume (a CR at the very end may pair with the next LF).
-                    self._scan = max(pos, len(buf) - 1)
-                    if self._size + len(buf) - pos > self._max:
+                    scan = max(pos, len(buf) - 1)
+                    if size + len(buf) - pos > limit:
                         raise ResponseTooLarge(
-                            f"The server sent a response line longer than {self._max} bytes."
+                            f"The server sent a response line longer than {limit} bytes."
                         )
                     break
+                if not parts:
+                    # A response starting here: framed in place while it is all in the buffer
+                    # (one slice, no pieces to join; the usual case), else in pieces below.
+                    start = pos
+                    self._untagged = untagged = buf.startswith(b"*", start)
+                    n = None
+                    if untagged and buf.endswith(b"}", start, end):
+                        n = literal_size(bytes(buf[max(start, end - 28) : end]))
+                    while n is not None:
+                        total = end + 2 + n - start
+                        if total > limit:
+                            raise ResponseTooLarge(
+                                f"The server announced a {n}-byte literal; responses are "
+                                f"limited to {limit} bytes."
+                            )
+                        lit_end = end + 2 + n
+                        if lit_end > len(buf):  # the literal goes on in the next data
+                            parts.append(bytes(buf[start:]))
+                            size = len(buf) - start
+                            literal_left = lit_end - len(buf)
+                            pos = len(buf)
+                            break
+                        end = find(CRLF, lit_end)
+                        if end < 0:  # the line after the literal goes on in the next data
+                            parts.append(bytes(buf[start:lit_end]))
+                            size = lit_end - start
+                            pos = scan = lit_end
+                            break
+                        n = None
+                        if buf.endswith(b"}", lit_end, end):
+                            n = literal_size(bytes(buf[max(lit_end, end - 28) : end]))
+                    else:
+                        if end - start > limit:
+                            raise ResponseTooLarge(
+                                f"The server sent a response larger than {limit} bytes."
+                            )
+                        emit(bytes(buf[start:end]))
+                        pos = end + 2
+                    continue
                 line = bytes(buf[pos:end])
                 pos = end + 2
-                if not self._parts:
-                    self._untagged = line.startswith(b"*")
-                    n = literal_size(line) if self._untagged else None
-                else:
-                    n = literal_size(line)
-                size = self._size + len(line)
+                n = literal_size(line)
+                total = size + len(line)
                 if n is None:
-                    if size > self._max:
+                    if total > limit:
                         raise ResponseTooLarge(
-                            f"The server sent a response larger than {self._max} bytes."
+                            f"The server sent a response larger than {limit} bytes."
                         )
-                    if self._parts:
-                        self._parts.append(line)
-                        out.append(b"".join(self._parts))
-                        self._parts = []
-                        self._size = 0
-                    else:
-                        out.append(line)
+                    parts.append(line)
+                    emit(b"".join(parts))
+                    parts = []
+                    size = 0
                     continue
-                size += 2 + n
-                if size > self._max:
+                total += 2 + n
+                if total > limit:
                     raise ResponseTooLarge(
                         f"The server announced a {n}-byte literal; responses are limited to "
-                        f"{self._max} bytes."
+                        f"{limit} bytes."
                     )
-                self._parts.append(line + CRLF)
-                self._size = size - n
-                self._literal_left = n
+                parts.append(line + CRLF)
+                size = total - n
+                literal_left = n
         except ProtocolError as exc:
             self._error = exc
             raise
         finally:
+            self._parts = parts
+            self._size = size
+            self._literal_left = literal_left
             # Compact once per feed: amortised O(1) per byte (bytearray deletes at the front
             # cheaply, and only the unconsumed tail is kept).
             if pos:
                 del buf[:pos]
-                self._scan = max(0, self._scan - pos)
+                scan = max(0, scan - pos)
+            self._scan = scan
             self._pos = 0
         return out

@@ -22,7 +22,10 @@ What is replaced, because each is one of the defects this module exists to fix:
 * **Untagged routing**: aioimaplib hands an untagged response to a pending command *of the
   same name* (or NOOP) and logs-and-drops the rest, so EXISTS/EXPUNGE/FETCH FLAGS/VANISHED
   arriving during another command were lost. Here EVERY untagged response goes to the
-  ``on_untagged`` callback, and is also collected by the command in flight.
+  ``on_untagged`` callback, and is also collected by the command in flight. (A command
+  may take its own responses as they arrive instead: a ``sink`` per framed response, or a
+  ``reader`` straight from the received bytes; what those consume is theirs alone. The
+  bulk FETCH of a first sync uses both, and gives anything else back, see ``lazy.py``.)
 * **Command scheduling** (``execute`` is not used): aioimaplib's sync/async split races when
   two sync commands wait for a third (both resume and overwrite ``pending_sync_command``;
   the next tagged reply raises inside ``data_received``), and untagged data cannot be
@@ -82,6 +85,14 @@ LOGOUT: str = aioimaplib.LOGOUT
 
 UntaggedCallback = Callable[[bytes], None]
 ContinuationHandler = Callable[[bytes], bytes | None]
+#: Takes an untagged response of the command in flight as it is framed (inside
+#: ``data_received``, so the work overlaps the server's); True means consumed, not collected.
+ResponseSink = Callable[[bytes], bool]
+#: ``reader(data, pos, max_size)``: consumes the complete responses at ``data[pos:]`` that it
+#: recognises as the command's own (each ending in CRLF, each at most ``max_size`` bytes,
+#: framed exactly as ``ResponseFramer`` would frame them) and returns where it stopped. It
+#: never raises. See ``ImapProtocol._receive_streaming``.
+StreamReader = Callable[[bytes, int, int], int]
 
 #: LITERAL- (RFC 7888) allows non-synchronizing literals up to this size.
 LITERAL_MINUS_MAX = 4096
@@ -133,7 +144,8 @@ class PendingCommand(aioimaplib.Command):  # type: ignore[misc]  # aioimaplib is
     ``segments`` are the byte chunks to write; after each but the last the server's ``+``
     continuation is awaited (synchronizing literals). Untagged responses received while the
     command is in flight are collected through ``Command.append_to_resp`` unless
-    ``collect`` is false (IDLE). The tagged status ends up in ``status``/``text``.
+    ``collect`` is false (IDLE) or ``sink`` consumes them. The tagged status ends up in
+    ``status``/``text``.
     """
 
     def __init__(
@@ -149,6 +161,8 @@ class PendingCommand(aioimaplib.Command):  # type: ignore[misc]  # aioimaplib is
         collect: bool = True,
         on_continuation: ContinuationHandler | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        sink: ResponseSink | None = None,
+        reader: StreamReader | None = None,
     ) -> None:
         rendered: list[str] = []
         for arg in args:
@@ -162,6 +176,8 @@ class PendingCommand(aioimaplib.Command):  # type: ignore[misc]  # aioimaplib is
         self.sensitive = sensitive
         self.collect = collect
         self.on_continuation = on_continuation
+        self.sink = sink
+        self.reader = reader
         self.status = ""
         self.text = b""
         self.starttls = False  # discard all input after this command's tagged OK
@@ -279,11 +295,20 @@ class ImapProtocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]  # unt
             self.discarded_bytes += len(data)
             log.warning("%s: discarded %d plaintext bytes after STARTTLS", self.label, len(data))
             return
+        cmd = self.current
+        if cmd is not None and cmd.reader is not None and self.greeting.done():
+            self._receive_streaming(data)
+        else:
+            self._receive(data)
+
+    def _receive(self, data: bytes) -> int | None:
+        """Frame ``data`` and dispatch what it completes: how many responses, None once the
+        stream must stop (connection lost, or input discarded after STARTTLS)."""
         try:
             responses = self.framer.feed(data)
         except ProtocolError as exc:
             self.abort(exc)
-            return
+            return None
         for index, resp in enumerate(responses):
             self._dispatch(resp)
             if self._discard_input:
@@ -294,9 +319,49 @@ class ImapProtocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]  # unt
                         "%s: discarded %d bytes sent with the STARTTLS reply", self.label, rest
                     )
                 self.framer.reset()
-                return
+                return None
             if self.lost is not None:
+                return None
+        return len(responses)
+
+    def _receive_streaming(self, data: bytes) -> None:
+        """``data`` for a command with a ``reader`` (the bulk FETCH of a first sync).
+
+        The reader takes the responses it recognises straight from ``data``, a run at a
+        time, with no framing, dispatch or copy per response. Whatever it stops at (a
+        response of another shape, an unsolicited one, the tagged reply, a response cut by
+        the end of ``data``) goes through the framer in small windows, as usual; once the
+        framer has completed a response and the command still reads, the framer's partial
+        tail is taken back (those bytes are all from this window) and the reader resumes
+        there. Both therefore split the stream at the same places.
+        """
+        framer = self.framer
+        pos, end = 0, len(data)
+        window = 1024
+        while pos < end:
+            cmd = self.current
+            reader = cmd.reader if cmd is not None else None
+            if reader is None:
+                self._receive(data[pos:])
                 return
+            if not framer.buffered:
+                pos = reader(data, pos, framer.max_response_size)
+                if pos >= end:
+                    return
+            stop = min(end, pos + window)
+            completed = self._receive(data[pos:stop])
+            if completed is None:
+                return
+            if not completed:
+                pos = stop  # nothing completed yet: a long response, take bigger steps
+                window = min(window * 4, 1 << 20)
+                continue
+            if self.current is cmd:
+                pos = stop - framer.buffered
+                framer.reset()
+            else:
+                pos = stop
+            window = 1024
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close; connection_lost does the rest
@@ -335,7 +400,15 @@ class ImapProtocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]  # unt
                 self.bye_text = resp[6:].decode("utf-8", "replace")
             cmd = self.current
             if cmd is not None and cmd.collect:
-                cmd.append_to_resp(resp)
+                sink = cmd.sink
+                consumed = False
+                if sink is not None:
+                    try:
+                        consumed = sink(resp)
+                    except Exception:
+                        log.exception("%s: response sink failed", self.label)
+                if not consumed:
+                    cmd.append_to_resp(resp)
             callback = self.on_untagged
             if callback is not None:
                 try:

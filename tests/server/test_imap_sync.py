@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from harness import Dovecot, User
 from harness.clients import imap_device
 from harness.mail import BARE_CAPS, append_many, message
 
-from kittiwake.core.cache import Cache
+from kittiwake.core.cache import Cache, LazySummaries, _sort_date
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.events import (
     ConnectionChanged,
@@ -25,6 +27,7 @@ from kittiwake.core.events import (
     Subscription,
 )
 from kittiwake.core.imap.account import ImapAccount, Tuning
+from kittiwake.core.imap.lazy import decode_pass
 from kittiwake.core.models import FLAGGED, SEEN, FolderRole
 
 LIVE = 1.0  # seconds: the issue's bound for another device's change to reach the event stream
@@ -103,6 +106,86 @@ async def test_first_sync_newest_first_then_everything(
     assert [s.envelope.subject for s in page] == ["Message 1234", "Message 1233", "Message 1232"]
     folders = {f.name: f for f in account.cache.folders()}
     assert folders["Sent"].role is FolderRole.SENT and folders["INBOX"].role is FolderRole.INBOX
+
+
+def _varied(n: int) -> bytes:
+    """Messages of every shape the lazy path must get right: encoded and raw 8-bit names and
+    subjects, folded headers, quotes, attachments, threads, odd dates."""
+    subjects = [
+        f"Plain {n}",
+        f"=?UTF-8?B?w4lsb2RpZSB7bn0=?= {n}",
+        f'Quote "this" and \\ that {n}',
+        f"Raw 8-bit Grüße {n}",
+        f"A long subject {n} " + "word " * 30,
+    ]
+    senders = [
+        '"Smith, John" <js@example.org>',
+        "Zoë <zoe@example.org>",
+        "=?ISO-8859-1?Q?J=F6rg?= <j@x.org>",
+    ]
+    dates = [
+        "Thu, 26 Nov 2026 10:00:00 +0000",
+        "26 Nov 2026 11:00 -0800",
+        "garbage",
+        "Mon, 1 Jan 2035 00:00:00 +0000",
+    ]
+    head = [
+        f"From: {senders[n % 3]}",
+        "To: me@example.test, Other <o@example.test>",
+        f"Subject: {subjects[n % 5]}",
+        f"Date: {dates[n % 4]}",
+        f"Message-ID: <v{n}@example.org>",
+    ]
+    if n % 2:
+        head += [
+            f"In-Reply-To: <v{n - 1}@example.org>",
+            f"References: <v0@example.org>\r\n <v{n - 1}@example.org>",
+        ]
+    if n % 7 == 0:
+        head += ['Content-Type: multipart/mixed; boundary="b"']
+        body = (
+            '--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/pdf; name="r.pdf"\r\n'
+            'Content-Disposition: attachment; filename="r.pdf"\r\n\r\nxx\r\n--b--\r\n'
+        )
+    else:
+        head += ["Content-Type: text/plain; charset=utf-8"]
+        body = f"Body {n}\r\n"
+    return ("\r\n".join(head) + "\r\n\r\n" + body).encode("utf-8")
+
+
+async def test_bulk_batches_are_stored_lazily_and_read_back_as_the_full_decoder_reads_them(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    device = imap_device(dovecot, user)
+    for n in range(1, 701):
+        flags = "(\\Seen)" if n % 3 else "(\\Flagged $Forwarded)"
+        assert device.append("INBOX", flags, None, _varied(n))[0] == "OK"
+    device.logout()
+    account, events = await engine(user, tuning=Tuning(first_window=50, batch=600))
+    await account.connect_once()
+    await account.sync_all()
+    added = [e for e in events.pending() if isinstance(e, MessagesAdded) and e.folder == "INBOX"]
+    assert [len(e.summaries) for e in added] == [50, 600, 50]
+    assert isinstance(added[1].summaries, LazySummaries)  # the bulk batch
+    undecoded = len(account.cache.undecoded("INBOX", 10_000))
+    assert undecoded >= 590  # a few may have needed the full decoder
+    # The full decoder's view of every message (a "n:*" fetch is never lazy).
+    full = {s.uid: s for s in await account.client.uid_fetch_summaries("1:*")}
+    assert len(full) == 700
+    utc = {
+        u: dataclasses.replace(
+            s,
+            internal_date=s.internal_date.astimezone(UTC) if s.internal_date else None,
+        )
+        for u, s in full.items()
+    }
+    assert account.cache.summaries("INBOX", list(full)) == utc
+    assert {s.uid: s for e in added for s in e.summaries} == utc
+    assert await decode_pass(account.cache, "INBOX") == undecoded
+    assert account.cache.summaries("INBOX", list(full)) == utc
+    assert account.cache.ordered_uids("INBOX")[:3] == [
+        s.uid for s in sorted(utc.values(), key=lambda s: (_sort_date(s), s.uid), reverse=True)[:3]
+    ]
 
 
 async def test_restart_resyncs_with_qresync_and_fetches_nothing_known(

@@ -1,0 +1,517 @@
+"""Search over a real Cache: FTS5 plus SQL predicates must give exactly what a brute-force
+Python filter over the same summaries gives, for a table of queries and for generated ones.
+
+The brute force is written here from the language's definition (words as
+``searchindex.normalize`` splits them; an unquoted term's last word may be a prefix; a phrase
+is consecutive words within one field), not from ``core.search``'s code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kittiwake.core import searchindex
+from kittiwake.core.cache import Cache, LazySummaries
+from kittiwake.core.imap.lazy import decode_pass, extract
+from kittiwake.core.models import (
+    ANSWERED,
+    DRAFT,
+    FLAGGED,
+    FORWARDED,
+    SEEN,
+    Address,
+    Envelope,
+    MessageSummary,
+)
+from kittiwake.core.search import (
+    And,
+    DateTerm,
+    FlagName,
+    HasAttachment,
+    IsFlag,
+    Node,
+    Not,
+    Or,
+    Query,
+    SizeTerm,
+    Text,
+    TextField,
+    evaluate,
+    parse_query,
+    search_cache,
+)
+
+VOCAB = [
+    "invoice", "invoices", "meeting", "meet", "lunch", "report", "weekly", "budget", "Grüße",
+    "café", "naïve", "東京", "Ελλάδα", "release", "re", "notes", "q1", "2026", "x-ray",
+    "straße", "résumé", "o'neil", "c++", "foo_bar", "ÄRGER",
+]  # fmt: skip
+PEOPLE = [
+    ("Ann Example", "ann@example.org"),
+    ("Bob Müller", "bob@mueller.de"),
+    ("", "carol@example.com"),
+    ("Dörte Straße", "doerte@strasse.example"),
+    ("Ann-Marie", "am@example.net"),
+    ("李雷", "li@example.cn"),
+    ("Eve O'Neil", "eve@evil.example"),
+]
+BODY_WORDS = ["iban", "password", "kittens", "meeting", "Zürich", "notes", "résumé", "deadline"]
+FLAG_POOL = [SEEN, FLAGGED, ANSWERED, DRAFT, FORWARDED]
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class Fixture:
+    cache: Cache
+    db: sqlite3.Connection
+    fids: dict[str, int]
+    summaries: dict[tuple[int, int], MessageSummary]
+    bodies: dict[tuple[int, int], str]  # the body text of messages whose body is cached
+
+
+def _addresses(rng: random.Random, k: int) -> tuple[Address, ...]:
+    return tuple(Address(*p) for p in rng.sample(PEOPLE, k))
+
+
+def _summary(rng: random.Random, uid: int) -> MessageSummary:
+    subject = " ".join(rng.choice(VOCAB) for _ in range(rng.randint(0, 5)))
+    if rng.random() < 0.2:
+        subject = "Re: " + subject
+    arrived = T0 + timedelta(minutes=rng.randint(0, 60 * 24 * 90))
+    sent: datetime | None = arrived - timedelta(minutes=rng.randint(0, 300))
+    r = rng.random()
+    if r < 0.05:
+        sent = arrived + timedelta(days=rng.randint(2, 400))  # a Date header from the future
+    elif r < 0.1:
+        sent = None
+    elif r < 0.2:  # exactly midnight: the edge of before:/after:/on:
+        sent = arrived.replace(hour=0, minute=0, second=0, microsecond=0)
+    env = Envelope(
+        date=sent,
+        subject=subject,
+        from_=_addresses(rng, 1),
+        to=_addresses(rng, rng.randint(0, 2)),
+        cc=_addresses(rng, rng.choice([0, 0, 1, 2])),
+        message_id=f"<{uid}@x>",
+    )
+    flags = frozenset(f for f in FLAG_POOL if rng.random() < 0.3)
+    size = int(rng.choice([300, 2000, 1024, 20_000, 1024**2, 3 * 1024**2]) * rng.uniform(0.5, 2))
+    internal = arrived if rng.random() > 0.05 else None
+    return MessageSummary(uid, flags, internal, size, env, (), rng.random() < 0.25)
+
+
+def _raw_body(rng: random.Random, text: str) -> bytes:
+    msg = EmailMessage()
+    msg["Subject"] = "x"
+    if rng.random() < 0.3:
+        msg.set_content(f"<html><body><p>{text}</p></body></html>", subtype="html")
+    else:
+        msg.set_content(text)
+    if rng.random() < 0.3:
+        msg.add_attachment(b"secret-word-in-attachment", maintype="application", subtype="pdf")
+    return msg.as_bytes()
+
+
+def _build(path: Path, seed: int = 5, per_folder: int = 250) -> Fixture:
+    rng = random.Random(seed)
+    cache = Cache(path)
+    db = sqlite3.connect(path, isolation_level=None)
+    searchindex.ensure_schema(db)
+    summaries: dict[tuple[int, int], MessageSummary] = {}
+    bodies: dict[tuple[int, int], str] = {}
+    fids: dict[str, int] = {}
+    for folder in ("INBOX", "Sent", "Archive"):
+        batch = [_summary(rng, uid) for uid in range(1, per_folder + 1)]
+        cache.put_summaries(folder, batch)
+        fid = db.execute("SELECT id FROM folders WHERE name=?", (folder,)).fetchone()[0]
+        fids[folder] = fid
+        # What Cache.put_summaries will do once integrated: index in the same write.
+        searchindex.index_summaries(db, fid, batch)
+        for s in batch:
+            summaries[(fid, s.uid)] = s
+            if rng.random() < 0.35:
+                text = " ".join(rng.choice(BODY_WORDS + VOCAB) for _ in range(rng.randint(1, 8)))
+                raw = _raw_body(rng, text)
+                cache.put_body(folder, s.uid, raw)
+                searchindex.index_body(db, fid, s.uid, raw)
+                bodies[(fid, s.uid)] = text
+    return Fixture(cache, db, fids, summaries, bodies)
+
+
+@pytest.fixture(scope="module")
+def fx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
+    f = _build(tmp_path_factory.mktemp("search") / "cache.sqlite3")
+    yield f
+    f.db.close()
+    f.cache.close()
+
+
+# -- the brute force ----------------------------------------------------------------------
+
+
+def _words(text: str) -> list[str]:
+    return searchindex.normalize(text).split()
+
+
+def _people(addrs: tuple[Address, ...]) -> list[str]:
+    return _words(" ".join(f"{a.name} {a.addr}" for a in addrs))
+
+
+def _has_phrase(hay: list[str], words: tuple[str, ...], prefix: bool) -> bool:
+    n = len(words)
+    for i in range(len(hay) - n + 1):
+        if hay[i : i + n - 1] != list(words[:-1]):
+            continue
+        last = hay[i + n - 1]
+        if last == words[-1] or (prefix and last.startswith(words[-1])):
+            return True
+    return False
+
+
+def _shown_date(s: MessageSummary) -> float:
+    arrived = s.internal_date.timestamp() if s.internal_date else None
+    sent = s.envelope.date.timestamp() if s.envelope.date else None
+    if sent is not None and (arrived is None or sent <= arrived + 86400):
+        return sent
+    return arrived if arrived is not None else 0.0
+
+
+def _day(d: date) -> float:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()
+
+
+def brute(node: Node, s: MessageSummary, body: str | None) -> bool:
+    env = s.envelope
+    if isinstance(node, Text):
+        fields = {
+            TextField.SUBJECT: [_words(env.subject)],
+            TextField.FROM: [_people(env.from_)],
+            TextField.TO: [_people(env.to)],
+            TextField.CC: [_people(env.cc)],
+            TextField.BODY: [_words(body or "")],
+        }
+        fields[TextField.ANY] = [h for v in fields.values() for h in v]
+        return any(_has_phrase(h, node.words, node.prefix) for h in fields[node.field])
+    if isinstance(node, IsFlag):
+        wanted = {
+            FlagName.UNREAD: SEEN not in s.flags,
+            FlagName.READ: SEEN in s.flags,
+            FlagName.FLAGGED: FLAGGED in s.flags,
+            FlagName.ANSWERED: ANSWERED in s.flags,
+            FlagName.DRAFT: DRAFT in s.flags,
+            FlagName.FORWARDED: FORWARDED in s.flags,
+        }
+        return wanted[node.flag]
+    if isinstance(node, HasAttachment):
+        return s.has_attachments
+    if isinstance(node, DateTerm):
+        when = _shown_date(s)
+        start = _day(node.day)
+        if node.op == "before":
+            return when < start
+        if node.op == "after":
+            return when >= start
+        return start <= when < _day(node.day + timedelta(days=1))
+    if isinstance(node, SizeTerm):
+        return s.size > node.size if node.op == "larger" else s.size < node.size
+    if isinstance(node, Not):
+        return not brute(node.term, s, body)
+    if isinstance(node, And):
+        return all(brute(t, s, body) for t in node.terms)
+    assert isinstance(node, Or)
+    return any(brute(t, s, body) for t in node.terms)
+
+
+def expected(fx: Fixture, query: Query, folders: list[int] | None) -> list[tuple[int, int]]:
+    hits = [
+        key
+        for key, s in fx.summaries.items()
+        if (folders is None or key[0] in folders) and brute(query.root, s, fx.bodies.get(key))
+    ]
+    hits.sort(key=lambda k: (_shown_date(fx.summaries[k]), k[1], k[0]), reverse=True)
+    return hits
+
+
+def check(fx: Fixture, text: str, folders: list[int] | None = None) -> list[tuple[int, int]]:
+    query = parse_query(text)
+    got = search_cache(fx.db, folders, query, tz=UTC)
+    want = expected(fx, query, folders)
+    assert got == want, text
+    # The one-summary evaluator agrees whenever it is given the body.
+    for key, s in fx.summaries.items():
+        if folders is None or key[0] in folders:
+            body = fx.bodies.get(key, "")
+            assert evaluate(query, s, body, tz=UTC) is (key in set(want)), (text, key)
+    return got
+
+
+QUERIES = [
+    "invoice",
+    "inv",
+    '"invoice"',
+    "invoice report",
+    '"weekly report"',
+    '"report weekly"',
+    "from:ann",
+    "from:ann@example.org",
+    "from:müller",
+    "from:mueller",
+    "from:dorte",
+    "from:STRASSE",
+    "from:李雷",
+    "from:o'neil",
+    "to:bob OR cc:bob",
+    "cc:carol",
+    "-to:carol",
+    "subject:grüße",
+    "subject:grusse",
+    "subject:cafe",
+    "subject:東京",
+    "subject:ελλαδα",
+    "subject:x-ray",
+    "subject:c++",
+    "subject:foo_bar",
+    "subject:re",
+    "body:iban",
+    "body:zurich",
+    "body:secret",  # only inside an attachment: not indexed
+    "iban OR password",
+    "meet",
+    '"meeting"',
+    "meeting -body:meeting",
+    "is:unread",
+    "is:read is:flagged",
+    "is:answered OR is:draft",
+    "is:forwarded",
+    "-is:unread -is:flagged",
+    "has:attachment",
+    "has:attachment from:ann",
+    "-has:attachment OR is:draft",
+    "before:2026-02-01",
+    "after:2026-03-01",
+    "on:2026-01-15",
+    "after:2026-01-10 before:2026-01-20",
+    "before:1970-01-02",
+    "after:9999-12-31",
+    "larger:1M",
+    "smaller:1K",
+    "larger:1K smaller:30K",
+    "(from:ann OR from:bob) lunch",
+    "from:ann OR from:bob lunch",
+    "-(invoice OR report) is:unread",
+    "NOT (is:read AND has:attachment)",
+    "résumé",
+    "resume",
+    '"re sume"',
+    "2026 q1",
+    "zzzz",
+]
+
+
+@pytest.mark.parametrize("text", QUERIES)
+def test_table_of_queries_matches_brute_force(fx: Fixture, text: str) -> None:
+    check(fx, text)
+
+
+def test_queries_find_something_and_not_everything(fx: Fixture) -> None:
+    """The table is meaningful: most queries match some but not all messages."""
+    total = len(fx.summaries)
+    sizes = [len(search_cache(fx.db, None, parse_query(q), tz=UTC)) for q in QUERIES]
+    assert sum(1 for n in sizes if 0 < n < total) >= len(QUERIES) - 8
+
+
+def test_folder_scope_and_order(fx: Fixture) -> None:
+    inbox, sent = fx.fids["INBOX"], fx.fids["Sent"]
+    only_inbox = check(fx, "is:unread", [inbox])
+    assert only_inbox and {f for f, _ in only_inbox} == {inbox}
+    both = check(fx, "from:ann", [inbox, sent])
+    assert {f for f, _ in both} == {inbox, sent}
+    assert search_cache(fx.db, [], parse_query("ann")) == []
+    assert (
+        search_cache(fx.db, None, parse_query("is:unread"), limit=3, tz=UTC)
+        == check(fx, "is:unread")[:3]
+    )
+
+
+def _leaf() -> st.SearchStrategy[str]:
+    word = st.sampled_from(VOCAB + BODY_WORDS + ["ann", "bob", "mull", "exam", "org"])
+    prefix = word.map(lambda w: w[: max(1, len(w) // 2)])
+    phrase = st.lists(st.sampled_from(VOCAB), min_size=2, max_size=2).map(
+        lambda ws: '"' + " ".join(ws) + '"'
+    )
+    text = st.one_of(word, prefix, phrase)
+    field = st.sampled_from(["", "from:", "to:", "cc:", "subject:", "body:"])
+    day = st.dates(date(2025, 12, 20), date(2026, 4, 10)).map(date.isoformat)
+    return st.one_of(
+        st.tuples(field, text).map("".join),
+        st.sampled_from(
+            ["is:unread", "is:read", "is:flagged", "is:answered", "is:draft", "is:forwarded"]
+        ),
+        st.just("has:attachment"),
+        st.tuples(st.sampled_from(["before:", "after:", "on:"]), day).map("".join),
+        st.tuples(
+            st.sampled_from(["larger:", "smaller:"]), st.sampled_from(["1K", "20K", "1M"])
+        ).map("".join),
+    )
+
+
+QUERIES_GEN = st.recursive(
+    _leaf(),
+    lambda inner: st.one_of(
+        inner.map(lambda q: f"-({q})"),
+        st.tuples(inner, inner).map(lambda p: f"({p[0]}) OR ({p[1]})"),
+        st.tuples(inner, inner).map(lambda p: f"({p[0]}) ({p[1]})"),
+        st.tuples(inner, inner).map(lambda p: f"{p[0]} OR {p[1]}"),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(QUERIES_GEN, st.sampled_from([None, "INBOX", "Sent"]))
+def test_generated_queries_match_brute_force(fx: Fixture, text: str, folder: str | None) -> None:
+    check(fx, text, None if folder is None else [fx.fids[folder]])
+
+
+# -- index maintenance ------------------------------------------------------------------
+
+
+def test_reindexing_headers_keeps_the_body_and_remove_forgets(tmp_path: Path) -> None:
+    f = _build(tmp_path / "c.sqlite3", seed=9, per_folder=30)
+    inbox = f.fids["INBOX"]
+    uid = next(u for (fid, u) in f.bodies if fid == inbox)
+    word = f.bodies[(inbox, uid)].split()[0]
+    s = f.summaries[(inbox, uid)]
+    new = MessageSummary(
+        uid, s.flags, s.internal_date, s.size, Envelope(subject="brand new subject"), ()
+    )
+    f.cache.put_summaries("INBOX", [new])
+    searchindex.index_summaries(f.db, inbox, [new])
+    hits = search_cache(f.db, [inbox], parse_query(f'subject:brand body:"{word}"'))
+    assert hits == [(inbox, uid)]
+    searchindex.remove(f.db, inbox, [uid])
+    assert search_cache(f.db, [inbox], parse_query("subject:brand")) == []
+    searchindex.remove_folder(f.db, inbox)
+    assert f.db.execute(
+        "SELECT count(*) FROM search_fts WHERE rowid >> 32 = ?", (inbox,)
+    ).fetchone() == (0,)
+    others = f.db.execute("SELECT count(*) FROM search_fts").fetchone()[0]
+    assert others == 60 + 0  # Sent and Archive untouched
+    f.db.close()
+    f.cache.close()
+
+
+def test_body_before_summary_then_summary(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "c.sqlite3")
+    db = sqlite3.connect(cache.path, isolation_level=None)
+    searchindex.ensure_schema(db)
+    cache.put_summaries("INBOX", [])
+    fid = db.execute("SELECT id FROM folders").fetchone()[0]
+    raw = b"Subject: x\r\nContent-Type: text/plain\r\n\r\nquokka\r\n"
+    searchindex.index_body(db, fid, 7, raw)
+    s = MessageSummary(7, frozenset(), T0, 10, Envelope(date=T0, subject="wombat"), ())
+    cache.put_summaries("INBOX", [s])
+    searchindex.index_summaries(db, fid, [s])
+    assert search_cache(db, None, parse_query("wombat quokka")) == [(fid, 7)]
+    db.close()
+    cache.close()
+
+
+def test_rebuild_and_prune_agree_with_incremental(tmp_path: Path) -> None:
+    f = _build(tmp_path / "c.sqlite3", seed=3, per_folder=60)
+    queries = ["invoice", "from:ann", "body:iban", "body:meeting OR subject:lunch", "re"]
+    before = [search_cache(f.db, None, parse_query(q)) for q in queries]
+    count = searchindex.rebuild(f.db)
+    assert count == 180
+    assert [search_cache(f.db, None, parse_query(q)) for q in queries] == before
+    # A message dropped from the cache without telling the index: prune finds it.
+    f.db.execute("DELETE FROM messages WHERE folder_id=? AND uid=1", (f.fids["Sent"],))
+    assert searchindex.prune(f.db) == 1
+    assert searchindex.prune(f.db) == 0
+    f.db.close()
+    f.cache.close()
+
+
+# -- rows a first sync stored undecoded ----------------------------------------------------
+
+
+def lazy_fetch(
+    uid: int, subject: str, mailbox: str, *, seen: bool = False, attachment: bool = False
+) -> bytes:
+    """A summary FETCH response as Dovecot sends it (what the sync's bulk path stores)."""
+    refs = b"References: <r@x>\r\n\r\n"
+    text = b'("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "7BIT" 10 1 NIL NIL NIL NIL)'
+    pdf = b'("APPLICATION" "PDF" NIL NIL NIL "BASE64" 100 NIL ("ATTACHMENT" NIL) NIL NIL)'
+    body = b"(" + text + pdf + b' "MIXED" NIL NIL NIL NIL)' if attachment else text
+    return (
+        b'* %d FETCH (UID %d FLAGS (%s) INTERNALDATE "26-Nov-2026 10:00:00 +0000"'
+        b' RFC822.SIZE 1234 ENVELOPE ("Thu, 26 Nov 2026 10:00:00 +0000" "%s"'
+        b' (("Someone" NIL "%s" "example.org")) NIL NIL NIL NIL NIL NIL "<lazy%d@x>")'
+        b" BODYSTRUCTURE %s BODY[HEADER.FIELDS (REFERENCES)] {%d}\r\n%s)"
+        % (
+            uid,
+            uid,
+            b"\\Seen" if seen else b"",
+            subject.encode(),
+            mailbox.encode(),
+            uid,
+            body,
+            len(refs),
+            refs,
+        )
+    )
+
+
+def test_undecoded_rows_are_searched_exactly_until_decoded(tmp_path: Path) -> None:
+    f = _build(tmp_path / "c.sqlite3", seed=4, per_folder=40)
+    inbox = f.fids["INBOX"]
+    rows = [
+        extract(lazy_fetch(1001, "walrus tusks", "ann", attachment=True)),
+        extract(lazy_fetch(1002, "walrus party", "zed", seen=True)),
+        extract(lazy_fetch(1003, "nothing here", "ann")),
+    ]
+    assert all(r is not None for r in rows)
+    lazy = LazySummaries([r for r in rows if r is not None])
+    f.cache.put_summaries("INBOX", lazy)
+    for s in lazy:
+        f.summaries[(inbox, s.uid)] = s  # the brute force sees them decoded
+    assert searchindex.pending(f.db) == 3
+    assert searchindex.pending(f.db, [f.fids["Sent"]]) == 0
+    for text in [
+        "walrus",
+        "from:ann",
+        "-from:ann",
+        "has:attachment",
+        "-has:attachment is:unread",
+        "walrus -is:read",
+        "from:zed OR subject:nothing",
+    ]:
+        check(fx=f, text=text)
+    assert (inbox, 1001) in search_cache(f.db, None, parse_query("walrus"))
+    assert search_cache(f.db, None, parse_query("walrus"), undecoded="skip") == []
+    assert search_cache(f.db, [inbox], parse_query("walrus"), limit=1) == [(inbox, 1002)]
+
+    # The decode pass fills the rows; the integrated cache then indexes them (set_decoded).
+    asyncio.run(decode_pass(f.cache, "INBOX"))
+    assert searchindex.pending(f.db) == 0
+    decoded = f.cache.summaries("INBOX", [1001, 1002, 1003]).values()
+    f.db.execute("BEGIN")
+    searchindex.index_summaries(f.db, inbox, decoded)
+    f.db.execute("COMMIT")
+    check(fx=f, text="walrus")
+    check(fx=f, text="-from:ann has:attachment")
+    f.db.close()
+    f.cache.close()
