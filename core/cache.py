@@ -125,11 +125,22 @@ class LazySummaries(Sequence[MessageSummary]):
     stores the raw rows as they are, and ``uids`` costs no decoding. Dates of decoded rows
     are in UTC, as the cache returns them."""
 
-    __slots__ = ("_decoded", "_items")
+    __slots__ = ("_decoded", "_full", "_items", "_rows")
 
     def __init__(self, items: Sequence[RawRow | MessageSummary] = ()) -> None:
         self._items: list[RawRow | MessageSummary] = list(items)
+        self._rows = [i for i in self._items if not isinstance(i, MessageSummary)]
+        self._full = [i for i in self._items if isinstance(i, MessageSummary)]
         self._decoded: dict[int, MessageSummary] = {}
+
+    @classmethod
+    def of(cls, rows: list[RawRow], full: list[MessageSummary]) -> LazySummaries:
+        """Raw rows, then summaries decoded in full (without sorting them out again)."""
+        batch = cls.__new__(cls)
+        batch._items = [*rows, *full]
+        batch._rows, batch._full = rows, full
+        batch._decoded = {}
+        return batch
 
     def __len__(self) -> int:
         return len(self._items)
@@ -164,14 +175,7 @@ class LazySummaries(Sequence[MessageSummary]):
 
     def parts(self) -> tuple[list[RawRow], list[MessageSummary]]:
         """(raw rows, summaries decoded in full): what the cache stores."""
-        rows: list[RawRow] = []
-        full: list[MessageSummary] = []
-        for item in self._items:
-            if isinstance(item, MessageSummary):
-                full.append(item)
-            else:
-                rows.append(item)
-        return rows, full
+        return self._rows, self._full
 
 
 _ENCODE = msgspec.msgpack.Encoder().encode
@@ -364,9 +368,10 @@ class Cache:
           cost of storing a summary);
         * with ``unsynced`` (the bulk batches of a first sync, which can be fetched again),
           ``synchronous=OFF``: the WAL checkpoints those commits set off then leave the
-          writing to the OS instead of waiting for the disk (~2 s of fsync at 100,000
-          messages on a plain SSD). The price: an OS crash or power cut in the next half
-          minute or so (until the kernel has written the pages) could damage the file.
+          writing to the OS instead of waiting for the disk (measured: ~1.5 µs a message,
+          about 8% of a cold sync). The price: an OS crash or power cut during the fill or
+          in the half minute after (until the kernel has written the pages back) could
+          damage the file, journal table included; an application crash cannot.
         """
         if self._db.in_transaction:
             yield

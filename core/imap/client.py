@@ -443,7 +443,7 @@ class ImapClient:
             for uid, flags in flags_only.items():
                 self.on_unsolicited(self.selected, _flag_fetch(uid, flags))
         if lazy:
-            return LazySummaries([*rows, *out])
+            return LazySummaries.of(rows, out)
         return out
 
     async def uid_fetch_flags(

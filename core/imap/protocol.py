@@ -23,9 +23,10 @@ What is replaced, because each is one of the defects this module exists to fix:
   same name* (or NOOP) and logs-and-drops the rest, so EXISTS/EXPUNGE/FETCH FLAGS/VANISHED
   arriving during another command were lost. Here EVERY untagged response goes to the
   ``on_untagged`` callback, and is also collected by the command in flight. (A command
-  may take its own responses as they arrive instead: a ``sink`` per framed response, or a
-  ``reader`` straight from the received bytes; what those consume is theirs alone. The
-  bulk FETCH of a first sync uses both, and gives anything else back, see ``lazy.py``.)
+  may take its own responses as they arrive instead: a ``sink`` sees each framed one, and
+  what it takes is not collected; a ``reader`` takes runs of them straight from the
+  received bytes, and those reach neither the command nor ``on_untagged``. The bulk FETCH
+  of a first sync uses both, and leaves anything else to the usual path, see ``lazy.py``.)
 * **Command scheduling** (``execute`` is not used): aioimaplib's sync/async split races when
   two sync commands wait for a third (both resume and overwrite ``pending_sync_command``;
   the next tagged reply raises inside ``data_received``), and untagged data cannot be
