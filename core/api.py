@@ -18,10 +18,10 @@ from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import ConnectionChanged, ConnState, Event, Subscription
 from kittiwake.core.html import html_to_text
-from kittiwake.core.imap.account import ImapAccount
 from kittiwake.core.journal import Action
 from kittiwake.core.mime import ParsedMessage, parse_message
 from kittiwake.core.models import SEEN, FolderInfo, FolderRole, MessageSummary
+from kittiwake.core.store import MailStore
 
 log = logging.getLogger(__name__)
 
@@ -89,26 +89,26 @@ class MailApi:
 
     def synced(self, account: str) -> bool:
         """The first full sync since the latest connect has finished (later mail is new)."""
-        imap = self.engine.imap.get(account)
-        return imap is not None and imap.is_synced
+        store = self.engine.stores.get(account)
+        return store is not None and store.is_synced
 
-    def _imap(self, account: str) -> ImapAccount:
-        return self.engine.imap[account]
+    def _store(self, account: str) -> MailStore:
+        return self.engine.stores[account]
 
     def folders(self, account: str) -> list[FolderInfo]:
-        if account not in self.engine.imap:
+        if account not in self.engine.stores:
             return []
-        return self._imap(account).cache.folders()
+        return self._store(account).cache.folders()
 
     def message_index(self, account: str, folder: str) -> list[int]:
         """UIDs newest first: row ``i`` of the list is ``index[i]``."""
-        return self._imap(account).cache.ordered_uids(folder)
+        return self._store(account).cache.ordered_uids(folder)
 
     def summaries(self, account: str, folder: str, uids: list[int]) -> dict[int, MessageSummary]:
-        return self._imap(account).cache.summaries(folder, uids)
+        return self._store(account).cache.summaries(folder, uids)
 
     def conversation(self, account: str, folder: str, uid: int) -> list[int]:
-        return self._imap(account).cache.conversation(folder, uid)
+        return self._store(account).cache.conversation(folder, uid)
 
     async def body_text(self, parsed: ParsedMessage) -> tuple[str, list[str]]:
         """The text to show and its numbered links: text/plain, else the HTML converted
@@ -127,17 +127,17 @@ class MailApi:
         return cached
 
     def counts(self, account: str, folder: str) -> tuple[int, int]:
-        return self._imap(account).cache.counts(folder)
+        return self._store(account).cache.counts(folder)
 
     # -- actions --------------------------------------------------------------------------
 
     async def open_folder(self, account: str, folder: str) -> None:
         """The user looks at ``folder``: keep it live and fresh."""
-        imap = self._imap(account)
-        imap.set_open_folder(folder)
-        if imap.state is ConnState.ONLINE:
+        store = self._store(account)
+        store.set_open_folder(folder)
+        if store.state is ConnState.ONLINE:
             try:
-                await imap.sync_folder(folder)
+                await store.sync_folder(folder)
             except KittiwakeError as exc:
                 log.info("resync of %s failed: %s", folder, exc.message)
 
@@ -155,7 +155,7 @@ class MailApi:
         return await asyncio.shield(task)
 
     async def _load(self, account: str, folder: str, uid: int) -> ParsedMessage | None:
-        raw = await self._imap(account).fetch_body(folder, uid)
+        raw = await self._store(account).fetch_body(folder, uid)
         if raw is None:
             return None
         return await asyncio.to_thread(parse_message, raw)
@@ -191,7 +191,7 @@ class MailApi:
             self._moved_ids.extend(
                 s.envelope.message_id for s in moved.values() if s.envelope.message_id
             )
-        done = self._imap(account).triage.submit(action)
+        done = self._store(account).triage.submit(action)
         if undoable:
             self._history.append((account, done))
         return done
@@ -201,7 +201,7 @@ class MailApi:
         if not self._history:
             return "Nothing to undo"
         account, action = self._history.pop()
-        triage = self._imap(account).triage
+        triage = self._store(account).triage
         if triage.cancel_pending(action):
             return f"Undone: {action.describe()}"
         inverse = triage.inverse(action)
@@ -233,22 +233,16 @@ class MailApi:
         return None
 
     async def create_folder(self, account: str, name: str) -> None:
-        imap = self._imap(account)
-        await imap.run_locked(lambda client: client.create(name))
-        await imap.sync_folder_list()
+        await self._store(account).create_folder(name)
 
     async def rename_folder(self, account: str, old: str, new: str) -> None:
-        imap = self._imap(account)
-        await imap.run_locked(lambda client: client.rename(old, new))
-        await imap.sync_folder_list()
+        await self._store(account).rename_folder(old, new)
 
     async def delete_folder(self, account: str, folder: str) -> None:
-        imap = self._imap(account)
-        await imap.run_locked(lambda client: client.delete(folder))
-        await imap.sync_folder_list()
+        await self._store(account).delete_folder(folder)
 
     def pending_actions(self, account: str) -> int:
-        return len(self._imap(account).triage.journal)
+        return len(self._store(account).triage.journal)
 
 
 __all__ = ["AccountInfo", "Event", "MailApi"]

@@ -12,6 +12,7 @@ from kittiwake.core.config import Account, Config
 from kittiwake.core.errors import ConfigError
 from kittiwake.core.events import EventBus
 from kittiwake.core.imap.account import ImapAccount, SyncStats, Tuning
+from kittiwake.core.store import MailStore
 
 
 class Engine:
@@ -28,6 +29,8 @@ class Engine:
             if account.imap is not None:
                 cache = Cache(self.cache_dir / f"{account.key}.sqlite3")
                 self.imap[account.key] = ImapAccount(account, cache, self.bus, tuning)
+        #: Every account that holds mail, whatever its kind (what ``MailApi`` reads and acts on).
+        self.stores: dict[str, MailStore] = dict(self.imap)
 
     def select(self, name: str | None) -> list[Account]:
         """The named account, or all of them; an unknown name is a config-level mistake."""
@@ -39,12 +42,12 @@ class Engine:
         return [self.config.accounts[name]]
 
     def start(self) -> None:
-        for account in self.imap.values():
+        for account in self.stores.values():
             account.start()
 
     async def stop(self) -> None:
-        await asyncio.gather(*(a.stop() for a in self.imap.values()))
-        for account in self.imap.values():
+        await asyncio.gather(*(a.stop() for a in self.stores.values()))
+        for account in self.stores.values():
             with contextlib.suppress(Exception):
                 account.cache.close()
         self.bus.close()

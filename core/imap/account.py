@@ -738,6 +738,27 @@ class ImapAccount:
         async with self._lock:
             return await action(self.client)
 
+    async def append(
+        self, folder: str, raw: bytes, flags: frozenset[str] = frozenset()
+    ) -> int | None:
+        """APPEND (a Sent copy, a draft), then sync the folder so the cache shows it."""
+        async with self._lock:
+            uid = await self.client.append(folder, raw, sorted(flags))
+        await self.sync_folder(folder)
+        return uid
+
+    async def create_folder(self, name: str) -> None:
+        await self.run_locked(lambda client: client.create(name))
+        await self.sync_folder_list()
+
+    async def rename_folder(self, old: str, new: str) -> None:
+        await self.run_locked(lambda client: client.rename(old, new))
+        await self.sync_folder_list()
+
+    async def delete_folder(self, folder: str) -> None:
+        await self.run_locked(lambda client: client.delete(folder))
+        await self.sync_folder_list()
+
 
 def _unchanged(state: FolderState, status: Status, cached: int) -> bool:
     """STATUS says nothing happened since the last sync: skip SELECT entirely."""

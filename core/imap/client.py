@@ -22,6 +22,7 @@ from kittiwake.core.imap.connection import CommandResult, ImapConnection
 from kittiwake.core.imap.decode import summary_from_fetch
 from kittiwake.core.imap.lazy import LAZY_MIN, extract, read_stream
 from kittiwake.core.imap.parser import (
+    AppendUid,
     Bye,
     Capability,
     CopyUid,
@@ -589,8 +590,19 @@ class ImapClient:
             )
         await self.run(f"UID EXPUNGE {uidset.format()}", claim=lambda r: False)
 
-    async def append(self, folder: str, message: bytes, flags: Sequence[str] = ()) -> None:
-        await self.run(f"APPEND {self.mailbox_arg(folder)} ({' '.join(flags)})", literal=message)
+    async def append(self, folder: str, message: bytes, flags: Sequence[str] = ()) -> int | None:
+        """APPEND; the new message's UID when the server says (APPENDUID, RFC 4315)."""
+        _, result = await self.run(
+            f"APPEND {self.mailbox_arg(folder)} ({' '.join(flags)})", literal=message
+        )
+        if result.code_name != "APPENDUID" or result.code is None:
+            return None
+        tagged = parse_untagged(f"* OK [{result.code}] done".encode())
+        if isinstance(tagged, Ok) and tagged.code is not None:
+            value = tagged.code.value
+            if isinstance(value, AppendUid) and len(value.uids) == 1:
+                return next(iter(value.uids))
+        return None
 
     async def noop(self) -> None:
         await self.run("NOOP", claim=lambda r: False)

@@ -1,0 +1,62 @@
+"""What every kind of account offers the API: one local cache, actions, bodies, folders.
+
+IMAP accounts (``core/imap/account.py``) and local Maildir accounts fed by POP3
+(``core/local/``) both satisfy ``MailStore``, so ``MailApi`` and the UI never ask which
+kind of account they are looking at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sized
+from typing import Protocol
+
+from kittiwake.core.cache import Cache
+from kittiwake.core.events import ConnState
+from kittiwake.core.journal import Action
+
+
+class ActionQueue(Protocol):
+    """Journaled, optimistic actions (see ``core/imap/triage.py``)."""
+
+    @property
+    def journal(self) -> Sized: ...
+
+    def submit(self, action: Action) -> Action: ...
+
+    def cancel_pending(self, action: Action) -> bool: ...
+
+    def inverse(self, action: Action) -> list[Action] | str: ...
+
+    def has_pending(self) -> bool: ...
+
+
+class MailStore(Protocol):
+    name: str
+    cache: Cache
+    state: ConnState
+
+    @property
+    def triage(self) -> ActionQueue: ...
+
+    @property
+    def is_synced(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def set_open_folder(self, folder: str | None) -> None: ...
+
+    async def sync_folder(self, folder: str) -> int: ...
+
+    async def fetch_body(self, folder: str, uid: int) -> bytes | None: ...
+
+    async def append(self, folder: str, raw: bytes, flags: frozenset[str]) -> int | None:
+        """Store a message (a Sent copy, a draft); returns its UID where known."""
+        ...
+
+    async def create_folder(self, name: str) -> None: ...
+
+    async def rename_folder(self, old: str, new: str) -> None: ...
+
+    async def delete_folder(self, folder: str) -> None: ...
