@@ -85,9 +85,21 @@ class ParsedMessage:
         return None
 
 
+def from_8bit(text: str) -> str:
+    """Undo the surrogate escapes ``email`` leaves for raw 8-bit header bytes (mailers that
+    skip RFC 2047): UTF-8 when they are UTF-8, else Windows-1252, the usual culprit."""
+    if not any("\udc80" <= c <= "\udcff" for c in text):
+        return text
+    data = text.encode("utf-8", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")
+
+
 def header_text(raw: str) -> str:
     """A raw header value as text: unfolded, encoded words decoded, never raising."""
-    text = _FOLD.sub(" ", raw).strip()
+    text = from_8bit(_FOLD.sub(" ", raw).strip())
     try:
         return decode_words(text)
     except Exception:
@@ -97,6 +109,7 @@ def header_text(raw: str) -> str:
 def addresses(raw: str | None) -> tuple[Address, ...]:
     if not raw:
         return ()
+    raw = from_8bit(raw)
     try:
         pairs = getaddresses([_FOLD.sub(" ", raw)])
     except Exception:

@@ -60,6 +60,7 @@ from kittiwake.core.imap.protocol import (
     StreamReader,
     UntaggedCallback,
 )
+from kittiwake.core.transport import describe_ssl_error, open_transport
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -149,12 +150,6 @@ def _internaldate(when: datetime) -> str:
     months = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
     off = when.strftime("%z")
     return f'"{when.day:02d}-{months[when.month - 1]}-{when.year:04d} {when:%H:%M:%S} {off}"'
-
-
-def _describe_ssl_error(exc: ssl.SSLError) -> str:
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"certificate verification failed: {exc.verify_message or exc.reason}"
-    return str(exc.reason or exc)
 
 
 class ImapConnection:
@@ -279,23 +274,17 @@ class ImapConnection:
         try:
             try:
                 async with asyncio.timeout(t):
-                    if security == "tls":
-                        await loop.create_connection(
-                            lambda: proto,
-                            host,
-                            port,
-                            ssl=ssl_context,
-                            server_hostname=hostname,
-                            ssl_handshake_timeout=t,
-                        )
-                        self._tls = True
-                    else:
-                        await loop.create_connection(lambda: proto, host, port)
+                    self._tls = await open_transport(
+                        lambda: proto,
+                        host,
+                        port,
+                        tls=ssl_context if security == "tls" else None,
+                        server_hostname=hostname,
+                        timeout=t,
+                    )
                     greeting = await proto.greeting
             except ssl.SSLError as exc:
-                raise TlsError(
-                    f"TLS with {self.label} failed: {_describe_ssl_error(exc)}."
-                ) from exc
+                raise TlsError(f"TLS with {self.label} failed: {describe_ssl_error(exc)}.") from exc
             except ConnectionLost as exc:
                 if isinstance(exc, ConnectFailed):
                     raise
@@ -368,7 +357,7 @@ class ImapConnection:
                     ssl_handshake_timeout=t,
                 )
         except ssl.SSLError as exc:
-            err = TlsError(f"STARTTLS with {self.label} failed: {_describe_ssl_error(exc)}.")
+            err = TlsError(f"STARTTLS with {self.label} failed: {describe_ssl_error(exc)}.")
             proto.abort(err)
             raise err from exc
         except (OSError, TimeoutError) as exc:

@@ -39,6 +39,7 @@ from typing import Literal, Protocol
 
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.secrets import Secret
+from kittiwake.core.transport import describe_ssl_error, open_transport
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -358,12 +359,6 @@ class _Wire(asyncio.Protocol):
             self._waiter = None
 
 
-def _describe_ssl_error(exc: ssl.SSLError) -> str:
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"certificate verification failed: {exc.verify_message or exc.reason}"
-    return str(exc.reason or exc)
-
-
 # -- the client --------------------------------------------------------------------------------
 
 
@@ -453,28 +448,23 @@ class Pop3Client:
         if security != "none" and ssl_context is None:
             ssl_context = ssl.create_default_context()
         hostname = server_hostname or host
-        loop = asyncio.get_running_loop()
         wire = _Wire()
         self._wire = wire
         t = self.timeout
         try:
             try:
                 async with asyncio.timeout(t):
-                    if security == "tls":
-                        await loop.create_connection(
-                            lambda: wire,
-                            host,
-                            port,
-                            ssl=ssl_context,
-                            server_hostname=hostname,
-                            ssl_handshake_timeout=t,
-                        )
-                        self._tls = True
-                    else:
-                        await loop.create_connection(lambda: wire, host, port)
+                    self._tls = await open_transport(
+                        lambda: wire,
+                        host,
+                        port,
+                        tls=ssl_context if security == "tls" else None,
+                        server_hostname=hostname,
+                        timeout=t,
+                    )
             except ssl.SSLError as exc:
                 raise Pop3TlsError(
-                    f"TLS with {self.label} failed: {_describe_ssl_error(exc)}."
+                    f"TLS with {self.label} failed: {describe_ssl_error(exc)}."
                 ) from exc
             except TimeoutError as exc:
                 raise Pop3ConnectFailed(f"Timed out connecting to {self.label}.") from exc
@@ -548,7 +538,7 @@ class Pop3Client:
                 )
         except ssl.SSLError as exc:
             raise Pop3TlsError(
-                f"STLS with {self.label} failed: {_describe_ssl_error(exc)}."
+                f"STLS with {self.label} failed: {describe_ssl_error(exc)}."
             ) from exc
         except (OSError, TimeoutError, ConnectionError) as exc:
             reason = str(exc) or type(exc).__name__

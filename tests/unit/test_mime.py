@@ -112,3 +112,14 @@ def test_hostile_mime_structures_parse_without_raising(lines: list[bytes]) -> No
     for attachment in parsed.attachments:
         assert "/" not in attachment.filename
         attachment.payload()
+
+
+def test_raw_8bit_headers_read_as_utf8_or_windows_1252() -> None:
+    utf8 = ("From: Jörg Müller <jm@example.de>\r\nSubject: Grüße aus Köln\r\n\r\nbody\r\n").encode()
+    parsed = parse_message(utf8)
+    assert parsed.subject == "Grüße aus Köln"
+    assert parsed.from_[0].name == "Jörg Müller"
+    assert parsed.header("Subject") == "Grüße aus Köln"
+    latin = "Subject: Café crème\r\n\r\nbody\r\n".encode("cp1252")
+    assert parse_message(latin).subject == "Café crème"
+    assert not any("\udc80" <= c <= "\udcff" for c in parse_message(latin).subject)
