@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from kittiwake.core.models import Address
+from kittiwake.core.cache import Cache
+from kittiwake.core.models import Address, FolderRole
 
 WROTE_WEIGHT = 10.0
 """The score is ``WROTE_WEIGHT * (messages you wrote to them) + log(1 + messages seen)``, each
@@ -139,3 +140,30 @@ def _stamp(when: datetime | float | None, now: float) -> float:
     if isinstance(when, datetime):
         return when.timestamp()
     return float(when)
+
+
+PER_FOLDER = 3000
+"""The newest messages of each folder that are read for addresses (a few ms per thousand)."""
+
+
+def seen_in_cache(cache: Cache, own: Iterable[str], per_folder: int = PER_FOLDER) -> list[Seen]:
+    """Every address in the envelopes of an account's cache: the recipients of your own
+    messages (in Sent, or from one of your addresses) count as people you wrote to."""
+    mine = {a.lower() for a in own}
+    out: list[Seen] = []
+    for folder in cache.folders():
+        if not folder.selectable:
+            continue
+        sent_folder = folder.role is FolderRole.SENT
+        uids = cache.ordered_uids(folder.name)[:per_folder]
+        for summary in cache.summaries(folder.name, uids).values():
+            env = summary.envelope
+            when = env.date or summary.internal_date
+            wrote = sent_folder or any(a.addr.lower() in mine for a in env.from_)
+            for address in env.from_:
+                if address.addr.lower() not in mine:
+                    out.append((address, when, False))
+            for address in (*env.to, *env.cc, *env.bcc):
+                if address.addr.lower() not in mine:
+                    out.append((address, when, wrote))
+    return out

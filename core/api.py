@@ -11,17 +11,30 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kittiwake.core.config import Config
+from kittiwake.core.drafts import LocalDraft
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import ConnectionChanged, ConnState, Event, Subscription
 from kittiwake.core.html import html_to_text
 from kittiwake.core.journal import Action
 from kittiwake.core.mime import ParsedMessage, parse_message
-from kittiwake.core.models import SEEN, FolderInfo, FolderRole, MessageSummary
+from kittiwake.core.models import SEEN, Address, FolderInfo, FolderRole, MessageSummary
+from kittiwake.core.search import QueryError, parse_query
+from kittiwake.core.search_service import (
+    Hit,
+    has_server,
+    local_hits,
+    local_hits_off_loop,
+    server_hits,
+    thread_folder,
+)
+from kittiwake.core.smtp.composer import Composer, OutboxStatus
 from kittiwake.core.store import MailStore
+from kittiwake.core.threads import Threading
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +47,18 @@ class AccountInfo:
     kind: str
 
 
+def describe_actions(actions: Sequence[Action]) -> str:
+    """What several actions did, in a few words: parts of one kind and destination (one per
+    folder) are counted together."""
+    if len({(a.kind, a.dest, a.add, a.remove) for a in actions}) == 1 and len(actions) > 1:
+        first = actions[0]
+        uids = tuple(u for a in actions for u in a.uids)
+        return Action(
+            kind=first.kind, folder="", uidvalidity=None, uids=uids, dest=first.dest
+        ).describe()
+    return ", ".join(a.describe() for a in actions)
+
+
 class MailApi:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -43,9 +68,13 @@ class MailApi:
         self._bodies: dict[tuple[str, str, int], asyncio.Task[ParsedMessage | None]] = {}
         self._watch = engine.bus.subscribe()
         self._tracker: asyncio.Task[None] | None = None
-        self._history: deque[tuple[str, Action]] = deque(maxlen=50)
+        #: Undo steps, newest last: one per user action, which may span several folders
+        #: (one journaled ``Action`` each, see ``act_many``).
+        self._history: deque[tuple[str, tuple[Action, ...]]] = deque(maxlen=50)
         self._html: dict[str, tuple[str, list[str]]] = {}
         self._moved_ids: deque[str] = deque(maxlen=2000)
+        #: Compose and send: drafts, the Drafts folder, the outbox (``core/smtp/composer.py``).
+        self.compose = Composer(engine, self.message)
 
     @classmethod
     def from_config(cls, config: Config) -> MailApi:
@@ -65,6 +94,7 @@ class MailApi:
 
     async def _track(self) -> None:
         async for event in self._watch:
+            self.compose.note(event)
             if isinstance(event, ConnectionChanged):
                 self._state[event.account] = event
                 self._state_at[event.account] = time.monotonic()
@@ -186,30 +216,51 @@ class MailApi:
 
     def act(self, account: str, action: Action, *, undoable: bool = True) -> Action:
         """Apply ``action`` at once on screen; the server follows (now, or on reconnect)."""
-        if action.kind in ("move", "copy"):
-            moved = self.summaries(account, action.folder, list(action.uids))
-            self._moved_ids.extend(
-                s.envelope.message_id for s in moved.values() if s.envelope.message_id
-            )
-        done = self._store(account).triage.submit(action)
-        if undoable:
-            self._history.append((account, done))
+        return self.act_many(account, [action], undoable=undoable)[0]
+
+    def act_many(
+        self, account: str, actions: Sequence[Action], *, undoable: bool = True
+    ) -> list[Action]:
+        """One user action made of several journaled ones (e.g. one per folder, for search
+        results or a conversation that includes Sent): each is applied like ``act``, and
+        they are one undo step, which ``undo`` reverts whole."""
+        triage = self._store(account).triage
+        done: list[Action] = []
+        for action in actions:
+            if action.kind in ("move", "copy"):
+                moved = self.summaries(account, action.folder, list(action.uids))
+                self._moved_ids.extend(
+                    s.envelope.message_id for s in moved.values() if s.envelope.message_id
+                )
+            done.append(triage.submit(action))
+        if undoable and done:
+            self._history.append((account, tuple(done)))
         return done
 
     def undo(self) -> str:
-        """Undo the most recent action; returns one sentence saying what happened."""
+        """Undo the most recent user action (every part of it, newest part first);
+        returns one sentence saying what happened."""
         if not self._history:
             return "Nothing to undo"
-        account, action = self._history.pop()
+        account, actions = self._history.pop()
         triage = self._store(account).triage
-        if triage.cancel_pending(action):
-            return f"Undone: {action.describe()}"
-        inverse = triage.inverse(action)
-        if isinstance(inverse, str):
-            return f"Cannot undo {action.describe()}: {inverse}"
-        for step in inverse:
-            triage.submit(step)
-        return f"Undone: {action.describe()}"
+        undone: list[Action] = []
+        refused: list[str] = []
+        for action in reversed(actions):
+            if triage.cancel_pending(action):
+                undone.append(action)
+                continue
+            inverse = triage.inverse(action)
+            if isinstance(inverse, str):
+                refused.append(f"cannot undo {action.describe()}: {inverse}")
+                continue
+            for step in inverse:
+                triage.submit(step)
+            undone.append(action)
+        said = [f"Undone: {describe_actions(undone[::-1])}"] if undone else []
+        said += refused
+        sentence = "; ".join(said)
+        return sentence[:1].upper() + sentence[1:]
 
     def moved_by_user(self, message_id: str | None) -> bool:
         """The user moved or copied this message in this session (so its arrival somewhere,
@@ -244,5 +295,114 @@ class MailApi:
     def pending_actions(self, account: str) -> int:
         return len(self._store(account).triage.journal)
 
+    # -- checking for mail (ctrl+r; POP3 polls, see ``core/pop3/poller.py``) -----------------
 
-__all__ = ["AccountInfo", "Event", "MailApi"]
+    async def check_now(self, account: str | None = None, folder: str | None = None) -> None:
+        """Look for new mail now: a POP3 account downloads (every one of them when
+        ``account`` is None), an IMAP account resyncs ``folder``. Failures arrive as events."""
+        pollers = self.engine.pop3
+        names = [account] if account is not None else list(pollers)
+        checks = [pollers[n].check_now() for n in names if n in pollers]
+        if account is not None and account not in pollers and folder is not None:
+            checks.append(self.open_folder(account, folder))
+        await asyncio.gather(*checks)
+
+    def next_check_in(self, account: str) -> float | None:
+        """Seconds until a POP3 account's next check (None while one runs, and for IMAP)."""
+        poller = self.engine.pop3.get(account)
+        return poller.next_check_in if poller is not None else None
+
+    # -- end checking for mail ---------------------------------------------------------------
+
+    # -- search and threads (the logic is in ``core/search_service.py``) --------------------
+
+    def search_folders(self, account: str, folder: str | None) -> list[str]:
+        """The folders a search covers: ``folder``, or every selectable one of the account."""
+        if folder is not None:
+            return [folder]
+        return [f.name for f in self.folders(account) if f.selectable]
+
+    def check_query(self, query: str) -> str | None:
+        """None when ``query`` can be understood, else one sentence saying what is wrong."""
+        try:
+            parse_query(query)
+        except QueryError as exc:
+            return exc.message
+        return None
+
+    def searches_server(self, account: str) -> bool:
+        """Whether a search in ``account`` is completed by a server (IMAP accounts)."""
+        return has_server(self._store(account))
+
+    def search_cached(self, account: str, folder: str | None, query: str) -> list[Hit]:
+        """The cached messages matching ``query`` in ``folder`` (None: every folder), newest
+        first, at once. A malformed query raises ``QueryError`` (one sentence)."""
+        return local_hits(self._store(account).cache, None if folder is None else [folder], query)
+
+    async def search_local(self, account: str, folder: str | None, query: str) -> list[Hit]:
+        """``search_cached`` off the event loop (what the UI uses: rows a first sync left raw
+        are decoded to be judged, which takes time on a big folder)."""
+        return await local_hits_off_loop(
+            self._store(account).cache, None if folder is None else [folder], query
+        )
+
+    async def search_server(
+        self, account: str, folder: str | None, query: str, known: Sequence[Hit]
+    ) -> list[Hit]:
+        """What the server adds to ``known`` (the cached answer), newest first; messages it
+        finds that were not cached are fetched into the cache first. Nothing for accounts
+        without a server to ask."""
+        return await server_hits(
+            self._store(account),
+            self.engine.bus,
+            self.search_folders(account, folder),
+            parse_query(query),
+            set(known),
+        )
+
+    async def search(self, account: str, folder: str | None, query: str) -> list[Hit]:
+        """The cache's answer followed by the server's additions (for scripts and tests; the
+        UI shows the two stages as they come)."""
+        cached = self.search_cached(account, folder, query)
+        return cached + await self.search_server(account, folder, query, cached)
+
+    def summary_of(self, account: str, hit: Hit) -> MessageSummary | None:
+        return self._store(account).cache.summary(hit.folder, hit.uid)
+
+    async def threads(
+        self, account: str, folder: str
+    ) -> tuple[Threading[tuple[int, int]], dict[int, str]]:
+        """The conversations of ``folder`` with the account's Sent folder threaded in, keyed
+        by (folder id, uid), and folder names by id; built off the event loop."""
+        sent = self.role_folder(account, FolderRole.SENT)
+        return await thread_folder(self._store(account).cache, folder, sent)
+
+    # -- end search and threads ---------------------------------------------------------------
+
+    # -- compose and send (the logic is in ``core/smtp/composer.py``) ------------------------
+
+    def can_send(self) -> bool:
+        return bool(self.compose.senders())
+
+    async def send(self, local: LocalDraft) -> str:
+        """Into the outbox, durably, then off; one sentence back. Results come as events."""
+        return await self.compose.send(local)
+
+    async def save_draft(self, local: LocalDraft) -> LocalDraft:
+        """Local copy, then the Drafts folder (the previous copy there is replaced)."""
+        return await self.compose.save(local)
+
+    async def draft_from(self, account: str, folder: str, uid: int) -> LocalDraft:
+        """A draft from the Drafts folder, reopened to edit and send."""
+        return await self.compose.reopen(account, folder, uid)
+
+    def outbox_status(self) -> OutboxStatus:
+        return self.compose.outbox_status()
+
+    def complete_addresses(self, prefix: str, exclude: list[str] | None = None) -> list[Address]:
+        return self.compose.complete(prefix, exclude or [])
+
+    # -- end compose and send ---------------------------------------------------------------
+
+
+__all__ = ["AccountInfo", "Event", "Hit", "MailApi"]

@@ -15,6 +15,12 @@ fly, so callers always get fully decoded ``MessageSummary`` objects. ``undecoded
 ``set_decoded`` let a background pass (``imap.lazy.decode_pass``) fill the decoded columns
 of a whole folder; ``raw`` is NULL once a row is decoded. The decoder lives with the IMAP
 parser (the only writer of raw rows) and is imported on first use.
+
+Search index (schema 4): ``core.searchindex``'s FTS5 table holds the words of every decoded
+summary and of every cached body, written in the transaction that writes the row
+(``put_summaries``, ``set_decoded``, ``put_body``) and forgotten with it (``remove``,
+``reset_folder``, ``set_folders``). Raw rows are indexed when they are decoded, not in the
+bulk write path of a first sync; ``core.search`` judges them in Python meanwhile.
 """
 
 from __future__ import annotations
@@ -29,9 +35,10 @@ from typing import TypeAlias, overload
 
 import msgspec
 
+from kittiwake.core import searchindex
 from kittiwake.core.models import SEEN, Envelope, FolderInfo, FolderRole, MessageSummary
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -81,6 +88,7 @@ _MIGRATIONS: dict[int, str] = {
     3: """
     ALTER TABLE messages ADD COLUMN raw BLOB;
     """,
+    # 4: the search index; created and filled in Python (``_migrate_v4``).
 }
 
 #: One summary stored with its envelope undecoded, in column order: uid, sort_date, flags
@@ -232,9 +240,27 @@ class Cache:
             version = 0
         for target in range(version + 1, SCHEMA_VERSION + 1):
             # One transaction per step: the schema and its version number move together.
+            if target == 4:
+                self._migrate_v4()
+                continue
             self._db.executescript(
                 f"BEGIN; {_MIGRATIONS[target]}; PRAGMA user_version={target}; COMMIT;"
             )
+
+    def _migrate_v4(self) -> None:
+        """The search index, filled from what is cached (decoded rows and bodies; raw rows are
+        indexed by the decode pass), in one transaction with the version number: a crash
+        midway leaves a v3 cache that migrates again. 100,000 messages take a few seconds."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            searchindex.ensure_schema(db)
+            searchindex.rebuild(db)
+            db.execute("PRAGMA user_version=4")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)
@@ -255,6 +281,14 @@ class Cache:
             fid = int(row[0])
         self._folder_ids[folder] = fid
         return fid
+
+    def folder_id(self, folder: str) -> int | None:
+        """The row id of a cached folder: what ``core.search`` and ``core.threads`` key by."""
+        return self._fid(folder)
+
+    def folder_names(self) -> dict[int, str]:
+        """Row id -> folder name, for every cached folder."""
+        return {int(i): n for i, n in self._db.execute("SELECT id, name FROM folders")}
 
     def _require(self, folder: str) -> int:
         fid = self._fid(folder, create=True)
@@ -277,9 +311,10 @@ class Cache:
                         fid,
                     ),
                 )
-            for (name,) in self._db.execute("SELECT name FROM folders").fetchall():
+            for fid, name in self._db.execute("SELECT id, name FROM folders").fetchall():
                 if name not in names:
-                    self._db.execute("DELETE FROM folders WHERE name=?", (name,))
+                    searchindex.remove_folder(self._db, fid)  # ids may be reused
+                    self._db.execute("DELETE FROM folders WHERE id=?", (fid,))
                     self._folder_ids.pop(name, None)
 
     def folders(self) -> list[FolderInfo]:
@@ -337,6 +372,7 @@ class Cache:
         with self._tx():
             self._db.execute("DELETE FROM messages WHERE folder_id=?", (fid,))
             self._db.execute("DELETE FROM bodies WHERE folder_id=?", (fid,))
+            searchindex.remove_folder(self._db, fid)
             self._db.execute(
                 "UPDATE folders SET uidvalidity=NULL, uidnext=NULL, highestmodseq=NULL WHERE id=?",
                 (fid,),
@@ -347,8 +383,7 @@ class Cache:
     def put_summaries(self, folder: str, summaries: Iterable[MessageSummary]) -> None:
         """Store (or replace) summaries; a ``LazySummaries`` is stored undecoded."""
         fid = self._require(folder)
-        lazy = isinstance(summaries, LazySummaries)
-        with self._bulk(unsynced=lazy), self._tx():
+        with self._bulk(), self._tx():
             if isinstance(summaries, LazySummaries):
                 raw_rows, summaries = summaries.parts()
                 self._db.executemany(
@@ -360,33 +395,28 @@ class Cache:
             self._put_decoded(fid, summaries)
 
     @contextlib.contextmanager
-    def _bulk(self, unsynced: bool = False) -> Iterator[None]:
-        """Around a batch insert (only possible outside a transaction):
+    def _bulk(self) -> Iterator[None]:
+        """Around a batch insert (only possible outside a transaction): foreign keys off,
+        the batch's folder row having just been ensured; SQLite would otherwise run every
+        row as its own sub-transaction (3-6 µs a row, about half the cost of storing a
+        summary).
 
-        * foreign keys off, the batch's folder row having just been ensured: SQLite would
-          otherwise run every row as its own sub-transaction (3-6 µs a row, about half the
-          cost of storing a summary);
-        * with ``unsynced`` (the bulk batches of a first sync, which can be fetched again),
-          ``synchronous=OFF``: the WAL checkpoints those commits set off then leave the
-          writing to the OS instead of waiting for the disk (measured: ~1.5 µs a message,
-          about 8% of a cold sync). The price: an OS crash or power cut during the fill or
-          in the half minute after (until the kernel has written the pages back) could
-          damage the file, journal table included; an application crash cannot.
+        ``synchronous=OFF`` for the bulk batches of a first sync was measured too (~1.5 µs a
+        message, about 8% of a cold sync) and rejected: an OS crash or power cut during the
+        fill could damage the file, and the journal of the user's actions lives in it.
         """
         if self._db.in_transaction:
             yield
             return
         self._db.execute("PRAGMA foreign_keys=OFF")
-        if unsynced:
-            self._db.execute("PRAGMA synchronous=OFF")
         try:
             yield
         finally:
             self._db.execute("PRAGMA foreign_keys=ON")
-            if unsynced:
-                self._db.execute("PRAGMA synchronous=NORMAL")
 
     def _put_decoded(self, fid: int, summaries: Iterable[MessageSummary]) -> None:
+        summaries = summaries if isinstance(summaries, Sequence) else list(summaries)
+        searchindex.index_summaries(self._db, fid, summaries)
         rows = [
             (
                 fid,
@@ -447,6 +477,7 @@ class Cache:
         if fid is None or not decoded:
             return []
         written: list[int] = []
+        envelopes: list[tuple[int, Envelope]] = []
         with self._tx():
             for uid, raw, (envelope, refs, attachments) in decoded:
                 cur = self._db.execute(
@@ -456,6 +487,8 @@ class Cache:
                 )
                 if cur.rowcount:
                     written.append(uid)
+                    envelopes.append((uid, envelope))
+            searchindex.index_envelopes(self._db, fid, envelopes)
         return written
 
     def set_flags(self, folder: str, flags: dict[int, frozenset[str]]) -> dict[int, frozenset[str]]:
@@ -505,6 +538,7 @@ class Cache:
             self._db.executemany(
                 "DELETE FROM bodies WHERE folder_id=? AND uid=?", [(fid, u) for u in present]
             )
+            searchindex.remove(self._db, fid, present)
         return present
 
     def uids(self, folder: str) -> list[int]:
@@ -643,11 +677,40 @@ class Cache:
 
     # -- bodies -------------------------------------------------------------------------
 
-    def put_body(self, folder: str, uid: int, raw: bytes) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO bodies(folder_id, uid, raw) VALUES (?,?,?)",
-            (self._require(folder), uid, raw),
-        )
+    def put_body(self, folder: str, uid: int, raw: bytes, words: str | None = None) -> None:
+        """Store a whole message and index its text. ``words`` (``searchindex.body_words``,
+        the slow MIME half: milliseconds for a big message) may be computed beforehand off
+        the event loop; else it is computed here."""
+        fid = self._require(folder)
+        if words is None:
+            words = searchindex.body_words(raw)
+        with self._tx():
+            self._db.execute(
+                "INSERT OR REPLACE INTO bodies(folder_id, uid, raw) VALUES (?,?,?)",
+                (fid, uid, raw),
+            )
+            searchindex.index_body_words(self._db, fid, uid, words)
+
+    def index_body_words(self, folder: str, uid: int, words: str) -> None:
+        """Index the words (``searchindex.body_words``) of a body kept elsewhere, such as a
+        local account's Maildir file, without storing the body here."""
+        with self._tx():
+            searchindex.index_body_words(self._db, self._require(folder), uid, words)
+
+    def carry_body_words(self, src: str, dest: str, uids: dict[int, int]) -> None:
+        """Index moved or copied messages' bodies under their new UIDs (``{old: new}``):
+        for a local account, whose bodies are never stored here, the words are all there is."""
+        sfid, dfid = self._fid(src), self._fid(dest)
+        if sfid is None or dfid is None or not uids:
+            return
+        with self._tx():
+            for old, new in uids.items():
+                row = self._db.execute(
+                    f"SELECT body FROM {searchindex.TABLE} WHERE rowid=?",  # noqa: S608
+                    (searchindex.key(sfid, old),),
+                ).fetchone()
+                if row is not None and row[0]:
+                    searchindex.index_body_words(self._db, dfid, new, str(row[0]))
 
     def body(self, folder: str, uid: int) -> bytes | None:
         fid = self._fid(folder)

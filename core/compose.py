@@ -550,6 +550,7 @@ def build_mime(
     eightbit_ok: bool = False,
     *,
     now: datetime | None = None,
+    for_draft: bool = False,
 ) -> Built:
     """Make ``draft`` into bytes to submit.
 
@@ -558,17 +559,20 @@ def build_mime(
     over 998 octets, quoted-printable otherwise. Non-ASCII names and subjects become encoded
     words; an address with a non-ASCII local part needs SMTPUTF8 (ComposeError if not
     offered; non-ASCII domains are sent as IDNA A-labels and need nothing).
+
+    ``for_draft``: the message is only stored (Drafts folder), never submitted: it may have
+    no recipient yet, and non-ASCII addresses are written as they are.
     """
     from_ = draft.from_ if draft.from_.addr else account_address(account)
     recipients = _merge(draft.recipients)
-    if not recipients:
+    if not recipients and not for_draft:
         raise ComposeError("the message has no recipient: add one in To, Cc or Bcc")
     every = (from_, *recipients, *draft.reply_to)
     for a in every:
         if not is_address(a.addr):
             raise ComposeError(f"{a.addr!r} is not an email address")
     needs_utf8 = any(not a.addr.rpartition("@")[0].isascii() for a in every)
-    if needs_utf8 and not smtputf8_ok:
+    if needs_utf8 and not smtputf8_ok and not for_draft:
         bad = next(a.addr for a in every if not a.addr.rpartition("@")[0].isascii())
         raise ComposeError(
             f"{bad} has non-ASCII characters before the @, which needs SMTPUTF8, and the "
@@ -618,6 +622,12 @@ def build_mime(
         smtputf8=utf8,
         eightbit=any(b > 127 for b in raw),
     )
+
+
+def draft_bytes(draft: Draft, account: Account, *, now: datetime | None = None) -> bytes:
+    """``draft`` as a message for the Drafts folder: Bcc kept, recipients optional, 8-bit
+    allowed (IMAP APPEND takes it); ``draft_from_message`` reads it back."""
+    return build_mime(draft, account, True, True, now=now, for_draft=True).sent_copy
 
 
 def address_header(name: str, items: Sequence[Address], utf8: bool = False) -> bytes:

@@ -97,6 +97,9 @@ class UiConfig(_Strict):
     theme: str = "kittiwake-dark"
     bell: bool = False
     """Ring the terminal bell when new mail arrives in an inbox."""
+    editor: str | None = None
+    """The command that edits a message body; "builtin" for the editor inside the app.
+    Default: $VISUAL, else $EDITOR, else the built-in one."""
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,16 @@ from pathlib import Path
 
 from kittiwake.core import paths
 from kittiwake.core.cache import Cache
-from kittiwake.core.config import Account, Config
+from kittiwake.core.config import Account, Config, parse_duration
 from kittiwake.core.errors import ConfigError
 from kittiwake.core.events import EventBus
 from kittiwake.core.imap.account import ImapAccount, SyncStats, Tuning
+from kittiwake.core.local.account import LocalAccount
+from kittiwake.core.local.pop3 import Pop3Feed
+from kittiwake.core.pop3.fetch import maildir_path
+from kittiwake.core.pop3.poller import Pop3Poller
+from kittiwake.core.smtp.filing import SentFiler
+from kittiwake.core.smtp.outbox import Outbox, OutboxRunner
 from kittiwake.core.store import MailStore
 
 
@@ -31,6 +37,29 @@ class Engine:
                 self.imap[account.key] = ImapAccount(account, cache, self.bus, tuning)
         #: Every account that holds mail, whatever its kind (what ``MailApi`` reads and acts on).
         self.stores: dict[str, MailStore] = dict(self.imap)
+        # -- local accounts: a Maildir fed by POP3 (``core/local/``) ---------------------------
+        self.local: dict[str, LocalAccount] = {}
+        self.pop3: dict[str, Pop3Poller] = {}
+        self.feeds: dict[str, Pop3Feed] = {}
+        for account in config.accounts.values():
+            if account.pop3 is not None and account.imap is None:
+                cache = Cache(self.cache_dir / f"{account.key}.sqlite3")
+                local = LocalAccount(account.key, maildir_path(account), cache, self.bus)
+                self.local[account.key] = self.stores[account.key] = local
+                feed = self.feeds[account.key] = Pop3Feed(account, config, local, self._stores)
+                every = parse_duration(account.pop3.check_every)
+                self.pop3[account.key] = Pop3Poller(account.key, feed, self.bus, every)
+        # -- end local accounts ----------------------------------------------------------------
+        # -- compose and send: one outbox runner per account with an [smtp] section ---------
+        self.filer = SentFiler(lambda: self.stores, self.bus.publish)
+        self.outboxes: dict[str, OutboxRunner] = {
+            a.key: OutboxRunner(
+                a, Outbox(a.key), publish=self.filer.publish, on_sent=self.filer.file_copy
+            )
+            for a in config.accounts.values()
+            if a.smtp is not None
+        }
+        # -- end compose and send ---------------------------------------------------------------
 
     def select(self, name: str | None) -> list[Account]:
         """The named account, or all of them; an unknown name is a config-level mistake."""
@@ -41,11 +70,27 @@ class Engine:
             raise ConfigError(f"no account named {name!r} (accounts: {known})")
         return [self.config.accounts[name]]
 
+    def _stores(self) -> dict[str, MailStore]:
+        return self.stores
+
+    def traffic(self, name: str) -> int:
+        """Octets received from the account's server in this run."""
+        if name in self.imap:
+            return self.imap[name].traffic
+        feed = self.feeds.get(name)
+        return feed.traffic if feed is not None else 0
+
     def start(self) -> None:
         for account in self.stores.values():
             account.start()
+        for poller in self.pop3.values():
+            poller.start()
+        for runner in self.outboxes.values():
+            runner.start()  # sends what an earlier run left in the outbox
 
     async def stop(self) -> None:
+        await asyncio.gather(*(p.stop() for p in self.pop3.values()))
+        await asyncio.gather(*(r.stop() for r in self.outboxes.values()))
         await asyncio.gather(*(a.stop() for a in self.stores.values()))
         for account in self.stores.values():
             with contextlib.suppress(Exception):
@@ -56,11 +101,21 @@ class Engine:
         """Connect, sync every folder once, disconnect: for ``kittiwake sync``."""
         out: dict[str, SyncStats] = {}
         for account in self.select(name):
+            feed = self.feeds.get(account.key)
+            if feed is not None:  # a local account: its journal, its Maildir, then POP3
+                runner = self.outboxes.get(account.key)
+                if runner is not None:
+                    await runner.flush(force=True)
+                out[account.key] = await feed.sync_once()
+                continue
             imap = self.imap.get(account.key)
             if imap is None:
-                continue  # POP3 accounts arrive with their own issue
+                continue
             await imap.connect_once()
             try:
+                runner = self.outboxes.get(account.key)
+                if runner is not None:  # queued mail goes first; its Sent copy uses this login
+                    await runner.flush(force=True)
                 out[account.key] = await imap.sync_all()
             finally:
                 await imap.stop()

@@ -7,7 +7,7 @@ unbounded queue, so a slow consumer never blocks the engine; events are small an
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -102,6 +102,40 @@ class SyncError(Event):
 
     message: str
     folder: str | None = None
+
+
+# -- sending (published by the outbox runners, ``core/smtp/outbox.py``) ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxChanged(Event):
+    """How many messages wait (``queued``), were refused (``failed``, kept for editing) and were
+    sent but still need their Sent copy (``saving``). ``reason`` is why queued ones wait."""
+
+    queued: int
+    failed: int
+    saving: int = 0
+    reason: str | None = None
+    retry_in: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSent(Event):
+    """The server accepted the message (for every recipient except those in ``refused``)."""
+
+    message_id: str
+    refused: tuple[tuple[str, str], ...] = ()
+    """(recipient, the server's words) for recipients refused for good."""
+    context: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SendFailed(Event):
+    """The server refused the message for good; it is kept in the outbox (``item_id``)."""
+
+    message_id: str
+    message: str
+    item_id: str = ""
 
 
 class EventBus:

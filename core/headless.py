@@ -116,7 +116,7 @@ async def _once(engine: Engine, account: str | None, out: TextIO, err: TextIO) -
             err.write("\r\x1b[K")
             err.flush()
     for name, stats in results.items():
-        traffic = engine.imap[name].traffic
+        traffic = engine.traffic(name)
         out.write(
             f"{name}: {stats.folders} folders, {stats.messages:,} messages"
             f" ({stats.fetched:,} fetched), {traffic / 1e6:.1f} MB,"
@@ -131,8 +131,10 @@ async def _watch(engine: Engine, account: str | None, out: TextIO) -> int:
     names = {a.key for a in engine.select(account)}
     sub = engine.bus.subscribe()
     for name in names:
-        if name in engine.imap:
-            engine.imap[name].start()
+        if name in engine.stores:
+            engine.stores[name].start()
+        if name in engine.pop3:
+            engine.pop3[name].start()
     try:
         async for event in sub:
             if event.account not in names or isinstance(event, SyncProgress):

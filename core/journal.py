@@ -54,12 +54,18 @@ class Journal:
     _ids: list[int] = field(default_factory=list)
 
     def add(self, action: Action) -> Action:
-        """Persist ``action`` (committed to disk) and return it with its id."""
+        """Persist ``action`` and return it with its id. The cache runs with
+        ``synchronous=NORMAL`` (a WAL commit survives the app crashing, not the machine
+        losing power); the user's intent gets ``FULL``: this commit is on the disk."""
         db = self.cache.db
-        cur = db.execute(
-            "INSERT INTO journal(created, action) VALUES (?, ?)",
-            (time.time(), _ENCODE(action)),
-        )
+        db.execute("PRAGMA synchronous=FULL")
+        try:
+            cur = db.execute(
+                "INSERT INTO journal(created, action) VALUES (?, ?)",
+                (time.time(), _ENCODE(action)),
+            )
+        finally:
+            db.execute("PRAGMA synchronous=NORMAL")
         return msgspec.structs.replace(action, id=int(cur.lastrowid or 0))
 
     def pending(self) -> list[Action]:

@@ -1006,6 +1006,10 @@ async def server_search(
     """
     if client.selected != folder:
         await client.select(folder)
+    else:
+        # A server leaves out messages it has not announced yet (Dovecot announces at the
+        # end of a command): NOOP first, so mail that arrived since the last command counts.
+        await client.noop()
     args: list[str | Literal] = list(search.args)
     if esearch and client.has("ESEARCH"):
         args = ["RETURN", "(ALL)", *args]

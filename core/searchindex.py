@@ -59,6 +59,7 @@ __all__ = [
     "envelope_columns",
     "index_body",
     "index_body_words",
+    "index_envelopes",
     "index_summaries",
     "key",
     "normalize",
@@ -204,7 +205,14 @@ def index_summaries(
     Call inside the transaction that stores the summaries (about 3 µs a message, plus
     ~1 µs a non-ASCII header to normalise).
     """
-    rows = [(key(folder_id, s.uid), *envelope_columns(s.envelope)) for s in summaries]
+    index_envelopes(db, folder_id, [(s.uid, s.envelope) for s in summaries])
+
+
+def index_envelopes(
+    db: sqlite3.Connection, folder_id: int, envelopes: Iterable[tuple[int, Envelope]]
+) -> None:
+    """``index_summaries`` for (uid, envelope) pairs (what the decode pass has at hand)."""
+    rows = [(key(folder_id, uid), *envelope_columns(env)) for uid, env in envelopes]
     if not rows:
         return
     keys = [r[0] for r in rows]

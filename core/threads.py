@@ -58,6 +58,7 @@ __all__ = [
     "clean_message_id",
     "columns_from_cache",
     "is_reply_subject",
+    "keep_threads",
     "thread_cached",
     "thread_messages",
 ]
@@ -154,6 +155,33 @@ class Threading(Generic[K]):
             ThreadRow(*r)
             for r in zip(self.keys, self.depths, self.prefixes, self.thread_of, strict=True)
         ]
+
+
+def keep_threads(threading: Threading[K], keep: Callable[[K], bool]) -> Threading[K]:
+    """Only the threads with a message ``keep`` accepts, in the same order (a folder's view
+    of threads built over it and the Sent folder: the user's replies show inside the
+    folder's conversations, but conversations that live only in Sent do not)."""
+    keys: list[K | None] = []
+    depths: list[int] = []
+    prefixes: list[str] = []
+    thread_of: list[int] = []
+    threads: list[ThreadInfo[K]] = []
+    for info in threading.threads:
+        start, end = info.first_row, info.first_row + info.rows
+        rows = threading.keys[start:end]
+        if not any(k is not None and keep(k) for k in rows):
+            continue
+        number = len(threads)
+        threads.append(
+            ThreadInfo(
+                len(keys), info.rows, info.messages, info.unread, info.newest, info.first_key
+            )
+        )
+        keys += rows
+        depths += threading.depths[start:end]
+        prefixes += threading.prefixes[start:end]
+        thread_of += [number] * info.rows
+    return Threading(keys, depths, prefixes, thread_of, threads)
 
 
 # -- message ids and subjects -----------------------------------------------------------

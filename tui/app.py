@@ -15,18 +15,32 @@ from textual.dom import DOMNode
 from textual.screen import Screen
 
 from kittiwake.core.api import MailApi
+from kittiwake.core.compose import Draft
 from kittiwake.core.config import Config
 from kittiwake.core.events import MessagesAdded
 from kittiwake.core.models import SEEN, FolderRole
 from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.keymap import binding_ids, check_keymap
+from kittiwake.tui.screens.compose import (
+    BuiltinEditor,
+    NewMessagePrompt,
+    PathPrompt,
+    compose_prepared,
+    compose_refused,
+)
 from kittiwake.tui.screens.help import HelpScreen, binding_rows
 from kittiwake.tui.screens.mailbox import MailboxScreen
 from kittiwake.tui.screens.pickers import Picker
 from kittiwake.tui.screens.reader import ReaderScreen
+from kittiwake.tui.screens.review import ReviewScreen
+from kittiwake.tui.screens.search import QUERY_HELP, SearchPrompt, SearchScreen
+from kittiwake.tui.screens.search_triage import ResultsScreen
+from kittiwake.tui.screens.thread_reader import ThreadReaderScreen
+from kittiwake.tui.screens.thread_view import ConversationsScreen
 from kittiwake.tui.themes import load_themes, pick_theme, register_themes
 from kittiwake.tui.widgets.folder_tree import FolderTree
 from kittiwake.tui.widgets.message_list import MessageList
+from kittiwake.tui.widgets.thread_list import ThreadList
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +52,19 @@ KEYMAP_CLASSES: list[type[DOMNode]] = [
     FolderTree,
     Picker,
     HelpScreen,
+    # -- compose and send ---
+    ReviewScreen,
+    BuiltinEditor,
+    NewMessagePrompt,
+    PathPrompt,
+    # -- search and threads ---
+    ResultsScreen,
+    SearchScreen,
+    SearchPrompt,
+    ConversationsScreen,
+    ThreadList,
+    ThreadReaderScreen,
+    # -- end search and threads ---
 ]
 
 
@@ -89,6 +116,10 @@ class KittiwakeApp(App[None]):
         self.config = config
         self.api = api or MailApi.from_config(config)
         self.startup_warnings: list[str] = []
+        #: Compose and send: the review screens open now (saved to Drafts when the app
+        #: quits), and a message to compose at start (``kittiwake 'mailto:...'``).
+        self.open_drafts: set[ReviewScreen] = set()
+        self.mailto: Draft | None = None
         self._setup_theme()
         keymap, warnings = check_keymap(
             config.keys, binding_ids(KEYMAP_CLASSES), str(config.path or "config")
@@ -107,10 +138,14 @@ class KittiwakeApp(App[None]):
     def on_mount(self) -> None:
         self.api.start()
         self.push_screen(MailboxScreen())
+        if self.mailto is not None:
+            compose_prepared(self, None, self.mailto)
         for warning in self.startup_warnings:
             self.notify(warning, severity="warning", timeout=10)
 
     async def on_unmount(self) -> None:
+        for review in list(self.open_drafts):  # quit mid-compose: the draft goes to Drafts
+            await review.save_on_quit()
         await self.api.stop()
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
@@ -124,14 +159,29 @@ class KittiwakeApp(App[None]):
             yield SystemCommand(
                 "Delete folder", "Delete the folder you are in", screen.action_delete_folder
             )
+            for account, item_id, words in self.api.compose.refused():  # compose and send
+                yield SystemCommand(
+                    "Edit refused message",
+                    clean_line(f"{account}: {words}"),
+                    partial(compose_refused, self, account, item_id),
+                )
 
     def action_help(self) -> None:
         screen = self.screen
         title = {
             MailboxScreen: "Keys: message list",
             ReaderScreen: "Keys: reading a message",
+            ReviewScreen: "Keys: reviewing a message before sending",
         }.get(type(screen), "Keys")
-        self.push_screen(HelpScreen(binding_rows(screen), title))
+        # -- search and threads ---
+        title = {
+            SearchScreen: "Keys: search results",
+            ConversationsScreen: "Keys: conversations",
+            ThreadReaderScreen: "Keys: reading a conversation",
+        }.get(type(screen), title)
+        notes = QUERY_HELP if isinstance(screen, MailboxScreen | SearchScreen) else ""
+        self.push_screen(HelpScreen(binding_rows(screen), title, notes))
+        # -- end search and threads ---
 
     def new_mail(self, event: MessagesAdded) -> None:
         """Tell the user about mail that arrives in an inbox after the first sync."""

@@ -71,7 +71,66 @@ def build_parser() -> argparse.ArgumentParser:
         help="stay connected and print one line per change until interrupted",
     )
     sync.set_defaults(func=run_sync_command)
+    # -- search and threads ---
+    search = commands.add_parser(
+        "search",
+        help="print the messages matching a query (cache first, then the server)",
+        description=(
+            "Search like the app's / does: the local cache, then the server, which also finds "
+            "messages whose bodies were never downloaded. One line per message (date, sender, "
+            "subject, folder, UID; tab-separated), or --json. Query language: see the README "
+            "or ? in the app, e.g.  from:ann is:unread invoice OR receipt."
+        ),
+    )
+    search.add_argument(
+        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
+    )
+    search.add_argument("--account", metavar="NAME", help="only this account")
+    search.add_argument("--folder", metavar="F", help="only this folder (default: all)")
+    search.add_argument("--json", action="store_true", help="print a JSON array of objects")
+    search.add_argument("query", nargs="+", metavar="QUERY", help="the query (quote it)")
+    search.set_defaults(func=run_search_command)
+    # -- end search and threads ---
+    # -- compose and send ---
+    send = commands.add_parser(
+        "send",
+        help="send a complete message read from stdin (through the outbox)",
+        description=(
+            "Send an RFC 5322 message from stdin the way the app sends it: outbox first, Date "
+            "and Message-ID added when missing, recipients from To, Cc and Bcc (Bcc removed), "
+            "a copy in Sent. Exits 0 once accepted or safely queued."
+        ),
+    )
+    send.add_argument(
+        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
+    )
+    send.add_argument("--account", metavar="NAME", help="send from this account (default: by From)")
+    send.set_defaults(func=run_send_command)
     return parser
+
+
+def run_send_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from kittiwake.core.smtp.send import send_command
+
+    config = load_user_config(args)
+    if config is None:
+        return 1
+    raw = sys.stdin.buffer.read()
+    result = asyncio.run(send_command(config, args.account, raw))
+    print(f"kittiwake: {result.message}", file=sys.stderr)
+    return result.exit_code
+
+
+def split_mailto(argv: Sequence[str]) -> tuple[list[str], str | None]:
+    """``kittiwake 'mailto:...'``: the URL is taken out before argparse sees the commands."""
+    rest = list(argv)
+    for n, arg in enumerate(rest):
+        if arg[:7].lower() == "mailto:":
+            return rest[:n] + rest[n + 1 :], arg
+    return rest, None
+    # -- end compose and send ---
 
 
 def no_config_message(path: Path) -> str:
@@ -109,7 +168,12 @@ def run_app(args: argparse.Namespace) -> int:
     normalise_no_color()  # an empty NO_COLOR means "not set", by the convention
     from kittiwake.tui.app import KittiwakeApp
 
-    KittiwakeApp(config).run()
+    app = KittiwakeApp(config)
+    if getattr(args, "mailto", None):
+        from kittiwake.core.smtp.send import parse_mailto
+
+        app.mailto = parse_mailto(args.mailto)  # a bad URL stops here, in one sentence
+    app.run()
     return 0
 
 
@@ -142,6 +206,18 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_search_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from kittiwake.core.search_command import run_search
+
+    config = load_user_config(args)
+    if config is None:
+        return 1
+    query = " ".join(args.query)
+    return asyncio.run(run_search(config, args.account, args.folder, query, args.json))
+
+
 def run_sync_command(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -158,7 +234,9 @@ def run_sync_command(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv, mailto = split_mailto(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.mailto = mailto
     setup_logging(paths.log_path(), logging.DEBUG if args.debug else logging.INFO)
     try:
         return int(args.func(args))

@@ -44,6 +44,7 @@ from kittiwake.core.events import (
 )
 from kittiwake.core.imap.client import ImapClient, SelectInfo
 from kittiwake.core.imap.connection import ImapConnection
+from kittiwake.core.imap.lazy import decode_pass
 from kittiwake.core.imap.parser import (
     Exists,
     Expunge,
@@ -56,6 +57,7 @@ from kittiwake.core.imap.parser import (
 from kittiwake.core.imap.triage import Triage
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
+from kittiwake.core.searchindex import body_words
 from kittiwake.core.secrets import oauth2_token_for, password_for
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,7 @@ class ImapAccount:
         self._lock = asyncio.Lock()
         self._dirty = _Dirty()
         self._task: asyncio.Task[None] | None = None
+        self._decoder: asyncio.Task[None] | None = None
         self._watchers: list[asyncio.Task[None]] = []
         self._open_changed: asyncio.Event | None = None
         self._idling: dict[str, asyncio.Event] = {}
@@ -175,15 +178,38 @@ class ImapAccount:
 
     async def stop(self) -> None:
         self._stopping = True
-        tasks = [t for t in [self._task, *self._watchers] if t is not None]
+        tasks = [t for t in [self._task, self._decoder, *self._watchers] if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._task = None
+        self._decoder = None
         self._watchers = []
         await self._close_all()
+
+    def _start_decoding(self) -> None:
+        """Decode, in the background, the summaries a first sync stored raw (see
+        ``core/imap/lazy.py``): conversation, search and threads then read decoded rows
+        instead of decoding each at ~65 µs. Cache work only, so it outlives reconnects."""
+        if self._decoder is None or self._decoder.done():
+            self._decoder = asyncio.create_task(self._decode_all(), name=f"decode:{self.name}")
+
+    async def wait_decoded(self, timeout: float) -> None:
+        """Until the background decode pass after the first sync has finished."""
+        async with asyncio.timeout(timeout):
+            while self._decoder is None:
+                await self._synced.wait()
+                await asyncio.sleep(0)
+            await asyncio.shield(self._decoder)
+
+    async def _decode_all(self) -> None:
+        for folder in self.cache.folders():
+            try:
+                await decode_pass(self.cache, folder.name)
+            except Exception:
+                log.exception("decoding the cached summaries of %s failed", folder.name)
 
     async def wait_online(self, timeout: float) -> None:
         await asyncio.wait_for(self._online.wait(), timeout)
@@ -254,6 +280,7 @@ class ImapAccount:
                 task.result()
             await self.sync_all()
             self._synced.set()
+            self._start_decoding()
             resync = asyncio.create_task(self._process_dirty_forever(), name=f"resync:{self.name}")
             keepalive = asyncio.create_task(self._keepalive(), name=f"keepalive:{self.name}")
             self._watchers += [resync, keepalive]
@@ -710,7 +737,10 @@ class ImapAccount:
                 await client.select(folder)
             raw = await client.uid_fetch_body(uid)
         if raw is not None:
-            self.cache.put_body(folder, uid, raw)
+            # The words for the search index: MIME parsing, off the event loop (~25 ms with
+            # a 1 MB attachment).
+            words = await asyncio.to_thread(body_words, raw)
+            self.cache.put_body(folder, uid, raw, words)
         return raw
 
     async def flush_actions(self) -> None:
@@ -746,6 +776,18 @@ class ImapAccount:
             uid = await self.client.append(folder, raw, sorted(flags))
         await self.sync_folder(folder)
         return uid
+
+    async def has_message_id(self, folder: str, message_id: str) -> bool:
+        """Whether ``folder`` holds a message with this Message-ID (asked of the server, so a
+        Sent copy or a draft saved just before a crash is found)."""
+
+        async def search(client: ImapClient) -> set[int]:
+            if client.selected != folder:
+                await client.select(folder)
+            return await client.uid_search_header("Message-ID", message_id)
+
+        async with self._lock:
+            return bool(await search(self.client))
 
     async def create_folder(self, name: str) -> None:
         await self.run_locked(lambda client: client.create(name))

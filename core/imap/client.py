@@ -548,6 +548,18 @@ class ImapClient:
                 found.update(r.uids)
         return found & set(wanted)
 
+    async def uid_search_header(self, name: str, value: str) -> set[int]:
+        """UIDs in the selected folder whose header ``name`` contains ``value`` (ASCII)."""
+        responses, _ = await self.run(
+            f"UID SEARCH HEADER {quote(name)} {quote(value)}",
+            claim=lambda r: isinstance(r, Search),
+        )
+        found: set[int] = set()
+        for r in responses:
+            if isinstance(r, Search):
+                found.update(r.uids)
+        return found
+
     async def uid_copy_or_move(self, uids: Iterable[int], dest: str, move: bool) -> CopyUid | None:
         """UID MOVE (RFC 6851) or UID COPY; the COPYUID mapping when the server gives one.
 

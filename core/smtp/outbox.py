@@ -49,7 +49,7 @@ from typing import Any, Literal
 
 from kittiwake.core import paths
 from kittiwake.core.config import Account
-from kittiwake.core.events import Event
+from kittiwake.core.events import Event, MessageSent, OutboxChanged, SendFailed
 from kittiwake.core.smtp.client import (
     Capabilities,
     SmtpError,
@@ -71,40 +71,6 @@ RESCAN_EVERY = 60.0
 """The runner looks at the directory at least this often (other processes add items)."""
 BUSY_RETRY = 2.0
 """How long the runner leaves an item alone that another process is sending."""
-
-
-# -- events (to move into core/events.py) -----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxChanged(Event):
-    """How many messages wait (``queued``), were refused (``failed``, kept for editing) and were
-    sent but still need their Sent copy (``saving``). ``reason`` is why queued ones wait."""
-
-    queued: int
-    failed: int
-    saving: int = 0
-    reason: str | None = None
-    retry_in: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MessageSent(Event):
-    """The server accepted the message (for every recipient except those in ``refused``)."""
-
-    message_id: str
-    refused: tuple[tuple[str, str], ...] = ()
-    """(recipient, the server's words) for recipients refused for good."""
-    context: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class SendFailed(Event):
-    """The server refused the message for good; it is kept in the outbox (``item_id``)."""
-
-    message_id: str
-    message: str
-    item_id: str = ""
 
 
 # -- items ------------------------------------------------------------------------------------

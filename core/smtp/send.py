@@ -27,7 +27,7 @@ from kittiwake.core.compose import (
 from kittiwake.core.config import Account, Config
 from kittiwake.core.errors import ConfigError
 from kittiwake.core.models import Address
-from kittiwake.core.smtp.outbox import Backoff, OnSent, Outbox, OutboxRunner, Publish
+from kittiwake.core.smtp.outbox import Backoff, OnSent, Outbox, OutboxRunner, Publish, SentInfo
 
 log = logging.getLogger(__name__)
 
@@ -275,3 +275,31 @@ def parse_mailto(url: str) -> Draft:
 def _mailto_addresses(raw: str, field: str) -> list[Address]:
     text = " ".join(unquote(raw, errors="replace").split())
     return list(parse_addresses(text, field.capitalize())) if text else []
+
+
+# -- kittiwake send ---------------------------------------------------------------------------
+
+
+async def send_command(config: Config, account_name: str | None, raw: bytes) -> SendResult:
+    """``run_send`` with the engine's Sent filing: the copy goes to the account's Sent folder
+    over a login of its own (made only once the server accepted the message)."""
+    from kittiwake.core.engine import Engine  # the engine imports this package's outbox
+
+    engine = Engine(config)
+    connected: list[str] = []
+
+    async def on_sent(account: str, copy: bytes, info: SentInfo) -> None:
+        imap = engine.imap.get(account)
+        if imap is None:
+            await engine.filer.file_copy(account, copy, info)
+            return
+        if account not in connected:
+            await imap.connect_once()
+            connected.append(account)
+            await imap.sync_folder_list()  # which folder is Sent, even with a fresh cache
+        await engine.filer.file_copy(account, copy, info)
+
+    try:
+        return await run_send(config, account_name, raw, on_sent=on_sent)
+    finally:
+        await engine.stop()

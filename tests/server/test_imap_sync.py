@@ -188,6 +188,20 @@ async def test_bulk_batches_are_stored_lazily_and_read_back_as_the_full_decoder_
     ]
 
 
+async def test_a_running_account_decodes_what_its_first_sync_stored_raw(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    append_many(imap_device(dovecot, user), 900)
+    account, _ = await engine(user, tuning=Tuning(first_window=50, batch=600))
+    account.start()
+    await account.wait_synced(30)
+    await account.wait_decoded(30)
+    assert account.cache.undecoded("INBOX", 10) == []
+    page, _ = account.cache.page("INBOX", 900)
+    assert sorted(s.uid for s in page) == list(range(1, 901))
+    assert {s.envelope.subject for s in page} == {f"Message {n}" for n in range(1, 901)}
+
+
 async def test_restart_resyncs_with_qresync_and_fetches_nothing_known(
     engine: EngineFactory, dovecot: Dovecot, user: User
 ) -> None:

@@ -4,7 +4,6 @@ nested OR/NOT/groups, dates and sizes; ESEARCH where offered; has:attachment pos
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -13,7 +12,6 @@ import pytest
 from harness import Dovecot, User
 from harness.clients import imap_device
 
-from kittiwake.core import searchindex
 from kittiwake.core.cache import Cache
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.events import EventBus
@@ -24,10 +22,10 @@ from kittiwake.core.search import (
     ImapSearch,
     evaluate,
     parse_query,
-    search_cache,
     server_search,
     to_imap_search,
 )
+from kittiwake.core.search_service import local_hits
 
 DATE = "Thu, 26 Nov 2026 10:00:00 +0000"
 
@@ -113,18 +111,8 @@ async def run(account: ImapAccount, text: str, *, esearch: bool = True) -> set[i
 
 
 def local(account: ImapAccount, text: str) -> set[int]:
-    """The cache's answer (headers indexed as the integrated cache will do; no bodies)."""
-    db = sqlite3.connect(account.cache.path, isolation_level=None)
-    try:
-        searchindex.ensure_schema(db)
-        fid = db.execute("SELECT id FROM folders WHERE name='INBOX'").fetchone()[0]
-        uids = account.cache.uids("INBOX")
-        db.execute("BEGIN")
-        searchindex.index_summaries(db, fid, account.cache.summaries("INBOX", uids).values())
-        db.execute("COMMIT")
-        return {uid for _, uid in search_cache(db, [fid], parse_query(text))}
-    finally:
-        db.close()
+    """The cache's answer (its search index is kept by the cache itself; no bodies)."""
+    return {hit.uid for hit in local_hits(account.cache, ["INBOX"], text)}
 
 
 async def test_body_words_of_never_downloaded_messages(account: ImapAccount) -> None:

@@ -127,7 +127,6 @@ def _build(path: Path, seed: int = 5, per_folder: int = 250) -> Fixture:
     rng = random.Random(seed)
     cache = Cache(path)
     db = sqlite3.connect(path, isolation_level=None)
-    searchindex.ensure_schema(db)
     summaries: dict[tuple[int, int], MessageSummary] = {}
     bodies: dict[tuple[int, int], str] = {}
     fids: dict[str, int] = {}
@@ -135,16 +134,13 @@ def _build(path: Path, seed: int = 5, per_folder: int = 250) -> Fixture:
         batch = [_summary(rng, uid) for uid in range(1, per_folder + 1)]
         cache.put_summaries(folder, batch)
         fid = db.execute("SELECT id FROM folders WHERE name=?", (folder,)).fetchone()[0]
-        fids[folder] = fid
-        # What Cache.put_summaries will do once integrated: index in the same write.
-        searchindex.index_summaries(db, fid, batch)
+        fids[folder] = fid  # the cache indexes the batch in the same write
         for s in batch:
             summaries[(fid, s.uid)] = s
             if rng.random() < 0.35:
                 text = " ".join(rng.choice(BODY_WORDS + VOCAB) for _ in range(rng.randint(1, 8)))
                 raw = _raw_body(rng, text)
-                cache.put_body(folder, s.uid, raw)
-                searchindex.index_body(db, fid, s.uid, raw)
+                cache.put_body(folder, s.uid, raw)  # and the body's text
                 bodies[(fid, s.uid)] = text
     return Fixture(cache, db, fids, summaries, bodies)
 
@@ -504,13 +500,14 @@ def test_undecoded_rows_are_searched_exactly_until_decoded(tmp_path: Path) -> No
     assert search_cache(f.db, None, parse_query("walrus"), undecoded="skip") == []
     assert search_cache(f.db, [inbox], parse_query("walrus"), limit=1) == [(inbox, 1002)]
 
-    # The decode pass fills the rows; the integrated cache then indexes them (set_decoded).
+    # The decode pass fills the rows, and the cache indexes them as it writes (set_decoded):
+    # the index alone now finds them.
     asyncio.run(decode_pass(f.cache, "INBOX"))
     assert searchindex.pending(f.db) == 0
-    decoded = f.cache.summaries("INBOX", [1001, 1002, 1003]).values()
-    f.db.execute("BEGIN")
-    searchindex.index_summaries(f.db, inbox, decoded)
-    f.db.execute("COMMIT")
+    assert search_cache(f.db, [inbox], parse_query("walrus"), undecoded="skip") == [
+        (inbox, 1002),
+        (inbox, 1001),
+    ]
     check(fx=f, text="walrus")
     check(fx=f, text="-from:ann has:attachment")
     f.db.close()

@@ -23,6 +23,7 @@ from kittiwake.core.threads import (
     clean_message_id,
     columns_from_cache,
     is_reply_subject,
+    keep_threads,
     thread_cached,
     thread_messages,
 )
@@ -469,3 +470,28 @@ def test_columns_from_cache_decodes_rows_stored_undecoded(tmp_path: Path) -> Non
     db.close()
     cache.close()
     assert thread_cached(cache.path, [fid]).keys == t.keys
+
+
+def test_keep_threads_keeps_whole_threads_with_a_wanted_message() -> None:
+    """A folder's view over folder + Sent: conversations only in Sent go, the user's own
+    replies inside the folder's conversations stay, rows and numbering stay consistent."""
+    t = thread_messages(
+        [
+            msg("in1", 1),
+            msg("sent1", 2, refs=("in1",)),
+            msg("in2", 3, refs=("in1", "sent1")),
+            msg("sent-only", 9),
+            msg("sent-reply", 10, refs=("sent-only",)),
+            msg("in-alone", 5),
+        ],
+        unread={"in2"},
+    )
+    kept = keep_threads(t, lambda key: not key.startswith("sent"))
+    assert draw(t)[:2] == ["sent-only", "└─sent-reply"]
+    assert draw(kept) == ["in-alone", "in1", "└─sent1", "  └─in2"]
+    assert kept.thread_of == [0, 1, 1, 1]
+    assert [(i.first_row, i.rows, i.messages, i.unread) for i in kept.threads] == [
+        (0, 1, 1, 0),
+        (1, 3, 3, 1),
+    ]
+    assert keep_threads(t, lambda key: False).keys == []

@@ -51,10 +51,11 @@ class HelpScreen(ModalScreen[None]):
     }
     """
 
-    def __init__(self, rows: list[tuple[str, str, str]], title: str) -> None:
+    def __init__(self, rows: list[tuple[str, str, str]], title: str, notes: str = "") -> None:
         super().__init__()
         self.rows = rows
         self.title_text = title
+        self.notes = notes  # e.g. the search query language, under the keys
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, expand=True, show_header=True, header_style="bold")
@@ -66,6 +67,8 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll():
             yield Static(Text(self.title_text, style="bold"))
             yield Static(table)
+            if self.notes:
+                yield Static(Text("\n" + self.notes))
             yield Static(
                 Text(
                     "Change a key in the [keys] table of the config, e.g.  "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, ClassVar
 
@@ -10,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Static, Tree
+from textual.widgets import Static, Tree
 
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import (
@@ -22,7 +23,9 @@ from kittiwake.core.events import (
     FolderListChanged,
     FolderReset,
     MessagesAdded,
+    MessageSent,
     MessagesExpunged,
+    SendFailed,
     SyncError,
     SyncProgress,
 )
@@ -32,6 +35,7 @@ from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.screens.confirm import Confirm
 from kittiwake.tui.screens.prompt import Prompt
 from kittiwake.tui.widgets.folder_tree import FolderRef, FolderTree
+from kittiwake.tui.widgets.footer import KeyFooter
 from kittiwake.tui.widgets.message_list import MessageList
 
 if TYPE_CHECKING:
@@ -70,6 +74,20 @@ class MailboxScreen(Screen[None]):
         Binding("asterisk", "select_all", "Select all", id="triage.select_all", show=False),
         Binding("escape", "clear_selection", "Clear selection", id="triage.clear", show=False),
         Binding("z", "undo", "Undo", id="triage.undo"),
+        Binding("ctrl+r", "check_now", "Check for new mail", id="mailbox.refresh", show=False),
+        # -- compose and send ---
+        Binding("c", "compose", "Compose", id="compose.new"),
+        Binding("r", "reply", "Reply", id="compose.reply"),
+        Binding("R", "reply(True)", "Reply all", id="compose.reply_all", show=False),
+        Binding("f", "forward", "Forward", id="compose.forward", show=False),
+        Binding(
+            "F", "forward(True)", "Forward attached", id="compose.forward_attached", show=False
+        ),
+        # -- end compose and send ---
+        # -- search and threads ---
+        Binding("slash", "search", "Search", id="mailbox.search"),
+        Binding("t", "threads", "Threads", id="mailbox.threads"),
+        # -- end search and threads ---
         Binding("?", "help", "Help", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
@@ -111,7 +129,7 @@ class MailboxScreen(Screen[None]):
             yield FolderTree(id="folders")
             yield MessageList(self.kw.api, id="messages")
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._apply_width(self.app.size.width)
@@ -450,8 +468,79 @@ class MailboxScreen(Screen[None]):
 
         self.run_worker(run(), group="folder-op")
 
+    # -- compose and send -----------------------------------------------------------------
+
+    def action_compose(self) -> None:
+        from kittiwake.tui.screens.compose import compose_new
+
+        compose_new(self.kw, self.account)
+
+    def _current(self) -> tuple[str, str, int] | None:
+        uid = self._list().current_uid
+        if self.account is None or self.folder is None or uid is None:
+            return None
+        return self.account, self.folder, uid
+
+    def action_reply(self, all: bool = False) -> None:
+        from kittiwake.tui.screens.compose import compose_reply
+
+        if (here := self._current()) is not None:
+            compose_reply(self.kw, *here, all=all)
+
+    def action_forward(self, attached: bool = False) -> None:
+        from kittiwake.tui.screens.compose import compose_forward
+
+        if (here := self._current()) is not None:
+            compose_forward(self.kw, *here, attached=attached)
+
+    def _in_drafts(self) -> bool:
+        return self.account is not None and self.folder == self.kw.api.role_folder(
+            self.account, FolderRole.DRAFTS
+        )
+
+    # -- end compose and send -------------------------------------------------------------
+
     def action_undo(self) -> None:
         self.notify(self.kw.api.undo(), timeout=3)
+
+    # -- checking for mail (ctrl+r: POP3 downloads now, IMAP resyncs the folder) -----------
+
+    def action_check_now(self) -> None:
+        if self.account is None:
+            return
+        self.notify("Checking for new mail…", timeout=2)
+        check = self.kw.api.check_now(self.account, self.folder)
+        self.run_worker(check, group="check", exclusive=True)
+
+    def _pop3_status(self, state: ConnectionChanged) -> str | None:
+        """POP3 has no push: say when the next check is, or how the running one goes."""
+        if self.account is None:
+            return None
+        next_in = self.kw.api.next_check_in(self.account)
+        if state.state is ConnState.ONLINE and next_in is not None:
+            return f"next check in {_duration(next_in)}"
+        pop3 = any(a.key == self.account and a.kind == "pop3" for a in self.kw.api.accounts())
+        if state.state is ConnState.CONNECTING and pop3:
+            done, total = self._progress.get(f"{self.account}/INBOX", (0, 0))
+            return f"downloading {done:,}/{total:,}" if total else "checking for mail…"
+        return None
+
+    # -- end checking for mail -------------------------------------------------------------
+
+    # -- search and threads (screens in search.py, thread_view.py) -------------------------
+
+    def action_search(self) -> None:
+        from kittiwake.tui.screens.search import open_search
+
+        open_search(self, self.kw.api, self.account, self.folder)
+
+    def action_threads(self) -> None:
+        from kittiwake.tui.screens.thread_view import ConversationsScreen
+
+        if self.account is not None and self.folder is not None:
+            self.app.push_screen(ConversationsScreen(self.account, self.folder))
+
+    # -- end search and threads -------------------------------------------------------------
 
     # -- reading --------------------------------------------------------------------------
 
@@ -460,6 +549,11 @@ class MailboxScreen(Screen[None]):
         from kittiwake.tui.screens.reader import ReaderScreen
 
         if self.account is None or self.folder is None:
+            return
+        if self._in_drafts() and (here := self._current()) is not None:
+            from kittiwake.tui.screens.compose import compose_reopen
+
+            compose_reopen(self.kw, *here)  # a draft opens in the composer
             return
         self.app.push_screen(ReaderScreen(self.account, self.folder, self.query_one(MessageList)))
 
@@ -504,6 +598,18 @@ class MailboxScreen(Screen[None]):
                 self._progress[f"{event.account}/{folder}"] = (done, total)
             case SyncError(message=message):
                 self.notify(clean_line(message), severity="warning")
+            case SendFailed(message=message):  # compose and send
+                self.notify(
+                    f"Not sent: {clean_line(message)} (kept in the outbox)",
+                    severity="error",
+                    timeout=15,
+                )
+            case MessageSent(refused=refused):
+                words = "; ".join(f"{r}: {w}" for r, w in refused)
+                self.notify(
+                    clean_line(f"Message sent; refused: {words}" if refused else "Message sent"),
+                    severity="warning" if refused else "information",
+                )
             case ConnectionChanged():
                 pass
         if isinstance(event, MessagesAdded):
@@ -552,8 +658,19 @@ class MailboxScreen(Screen[None]):
         if syncing and state.state is ConnState.ONLINE:
             done, total_sync = syncing[-1]
             conn = f"syncing {done:,}/{total_sync:,}"
+        conn = self._pop3_status(state) or conn  # checking for mail
         parts.append(conn)
+        outbox = api.outbox_status().describe()  # compose and send
+        if outbox:
+            parts.append(clean_line(outbox))
         self.query_one(StatusBar).update(" · ".join(parts))
+
+
+def _duration(seconds: float) -> str:
+    """ "45 s", "4 min": how long until the next POP3 check."""
+    if seconds < 60:
+        return f"{max(0, round(seconds))} s"
+    return f"{math.ceil(seconds / 60)} min"
 
 
 def _describe_connection(state: ConnectionChanged, retry_in: float | None) -> str:

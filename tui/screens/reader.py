@@ -12,13 +12,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from kittiwake.core import paths
 from kittiwake.core.body import BodyLine, analyse
 from kittiwake.core.mime import Attachment, ParsedMessage
 from kittiwake.core.models import SEEN, Address
 from kittiwake.core.sanitize import clean_line, clean_text
+from kittiwake.tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
     from kittiwake.tui.app import KittiwakeApp
@@ -106,6 +107,15 @@ class ReaderScreen(Screen[None]):
         Binding("m", "triage('move', True)", "Move", id="reader.move", show=False),
         Binding("exclamation_mark", "triage('junk', True)", "Junk", id="reader.junk", show=False),
         Binding("z", "triage('undo')", "Undo", id="reader.undo", show=False),
+        # -- compose and send ---
+        Binding("r", "reply", "Reply", id="compose.reply"),
+        Binding("R", "reply(True)", "Reply all", id="compose.reply_all", show=False),
+        Binding("f", "forward", "Forward", id="compose.forward", show=False),
+        Binding(
+            "F", "forward(True)", "Forward attached", id="compose.forward_attached", show=False
+        ),
+        Binding("c", "compose", "Compose", id="compose.new", show=False),
+        # -- end compose and send ---
         Binding("?", "help", "Help", id="app.help"),
     ]
 
@@ -145,7 +155,7 @@ class ReaderScreen(Screen[None]):
         with VerticalScroll(id="body-scroll"):
             yield MessageBody(id="body")
         yield Static(id="attachments")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.load()
@@ -394,3 +404,22 @@ class ReaderScreen(Screen[None]):
 
     def action_help(self) -> None:
         self.kw.action_help()
+
+    # -- compose and send -----------------------------------------------------------------
+
+    def action_compose(self) -> None:
+        from kittiwake.tui.screens.compose import compose_new
+
+        compose_new(self.kw, self.account)
+
+    def action_reply(self, all: bool = False) -> None:
+        from kittiwake.tui.screens.compose import compose_reply
+
+        if self.uid is not None:
+            compose_reply(self.kw, self.account, self.folder, self.uid, all=all)
+
+    def action_forward(self, attached: bool = False) -> None:
+        from kittiwake.tui.screens.compose import compose_forward
+
+        if self.uid is not None:
+            compose_forward(self.kw, self.account, self.folder, self.uid, attached=attached)

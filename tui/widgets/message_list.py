@@ -201,6 +201,12 @@ class MessageList(ScrollView, can_focus=True):
         self.refresh()
         return had
 
+    def go_to_uid(self, uid: int) -> None:
+        """Put the cursor on ``uid`` (when it is in the folder), as if the user moved there."""
+        if uid in self.index:
+            self._moved = True
+            self.cursor = self.index.index(uid)
+
     @property
     def current_uid(self) -> int | None:
         if 0 <= self.cursor < len(self.index):

@@ -1,0 +1,179 @@
+"""Search and conversations for one account: what ``MailApi.search*`` and ``threads`` run.
+
+Search has two stages because they answer at very different speeds: the cache (FTS5 plus
+column predicates, ``core.search.search_cache``) in milliseconds, then, for IMAP accounts,
+the server (``UID SEARCH``, ESEARCH where offered), which also finds bodies never
+downloaded and messages not synced yet. Messages only the server found get their summaries
+fetched into the cache (published as ``MessagesAdded`` like any sync), so every hit can be
+shown and acted on like a cached message. Local (Maildir) accounts hold everything in the
+cache, so their first stage is the whole answer.
+
+Threads are built from the cache off the event loop (``asyncio.to_thread`` over a read-only
+connection of their own, see ``core.threads.thread_cached``), over the folder and the
+account's Sent folder, keeping only the conversations with a message in the folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+from kittiwake.core.cache import Cache, LazySummaries
+from kittiwake.core.events import EventBus, MessagesAdded
+from kittiwake.core.imap.account import ImapAccount
+from kittiwake.core.imap.client import ImapClient
+from kittiwake.core.imap.uidset import UidSet
+from kittiwake.core.models import MessageSummary
+from kittiwake.core.search import (
+    ImapSearch,
+    Query,
+    evaluate,
+    parse_query,
+    search_cache,
+    server_search,
+    sort_date,
+    to_imap_search,
+)
+from kittiwake.core.searchindex import body_text
+from kittiwake.core.store import MailStore
+from kittiwake.core.threads import Threading, keep_threads, thread_cached
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Hit", "has_server", "local_hits", "local_hits_off_loop", "server_hits", "thread_folder"]
+
+
+class Hit(NamedTuple):
+    """One message found: its folder and UID (a result list can span folders)."""
+
+    folder: str
+    uid: int
+
+
+def _folder_ids(cache: Cache, folders: Sequence[str]) -> list[int]:
+    return [fid for f in folders if (fid := cache.folder_id(f)) is not None]
+
+
+def has_server(store: MailStore) -> bool:
+    """Whether searches in ``store`` are completed by a server (IMAP accounts)."""
+    return isinstance(store, ImapAccount)
+
+
+def local_hits(cache: Cache, folders: Sequence[str] | None, query: Query | str) -> list[Hit]:
+    """The cached messages matching ``query`` in ``folders`` (None: all), newest first.
+    A malformed query raises ``QueryError`` (one sentence)."""
+    parsed = parse_query(query) if isinstance(query, str) else query
+    names = cache.folder_names()
+    ids = None if folders is None else _folder_ids(cache, folders)
+    if ids is not None and not ids:
+        return []
+    return [Hit(names[f], u) for f, u in search_cache(cache.db, ids, parsed) if f in names]
+
+
+async def local_hits_off_loop(
+    cache: Cache, folders: Sequence[str] | None, query: Query | str
+) -> list[Hit]:
+    """``local_hits`` in a worker thread over a read-only connection of its own: while a
+    first sync's rows are still raw, each is decoded to be judged (~65 µs), which must not
+    hold the event loop."""
+    parsed = parse_query(query) if isinstance(query, str) else query
+    names = cache.folder_names()
+    ids = None if folders is None else _folder_ids(cache, folders)
+    if ids is not None and not ids:
+        return []
+    path = cache.path
+
+    def run() -> list[tuple[int, int]]:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return search_cache(db, ids, parsed)
+        finally:
+            db.close()
+
+    found = await asyncio.to_thread(run)
+    return [Hit(names[f], u) for f, u in found if f in names]
+
+
+async def server_hits(
+    store: MailStore,
+    bus: EventBus,
+    folders: Sequence[str],
+    query: Query,
+    known: set[Hit],
+) -> list[Hit]:
+    """What the server finds in ``folders`` beyond ``known`` (the cache's answer), newest
+    first; nothing for accounts that are not IMAP. Summaries of UIDs the cache lacks are
+    fetched and stored first. A hit whose cached headers rule it out is dropped (the server
+    matches substrings: ``from:ann`` would also find "joanne"); one that needs the body the
+    cache lacks is kept."""
+    if not isinstance(store, ImapAccount):
+        return []
+    search = to_imap_search(query)
+    if search.matches_all:  # e.g. has:attachment alone: the server cannot narrow it down
+        return []
+    cache = store.cache
+    found: list[tuple[float, int, Hit]] = []
+    for folder in folders:
+        uids = await _search_folder(store, bus, folder, search)
+        fresh = sorted(u for u in uids if Hit(folder, u) not in known)
+        for uid, summary in cache.summaries(folder, fresh).items():
+            raw = cache.body(folder, uid)
+            text = body_text(raw) if raw is not None else None
+            if evaluate(query, summary, text) is not False:
+                found.append((sort_date(summary), uid, Hit(folder, uid)))
+    found.sort(reverse=True)
+    return [hit for _, _, hit in found]
+
+
+async def _search_folder(
+    account: ImapAccount, bus: EventBus, folder: str, search: ImapSearch
+) -> UidSet:
+    """UID SEARCH in one folder (holding the command lock), then the summaries of the UIDs
+    the cache does not hold yet, stored and published like a sync's."""
+
+    async def run(client: ImapClient) -> tuple[UidSet, Sequence[MessageSummary]]:
+        uids = await server_search(client, folder, search)
+        cached = set(account.cache.uids(folder))
+        missing = UidSet.from_iterable(u for u in uids if u not in cached)
+        if not len(missing):
+            return uids, ()
+        return uids, await client.uid_fetch_summaries(missing)
+
+    result = await account.run_locked(run)
+    assert isinstance(result, tuple)
+    uids, fetched = result
+    if fetched:
+        account.cache.put_summaries(folder, fetched)
+        batch = fetched if isinstance(fetched, LazySummaries) else tuple(fetched)
+        bus.publish(MessagesAdded(account.name, folder, batch))
+    assert isinstance(uids, UidSet)
+    return uids
+
+
+def _keep_in(folder_id: int) -> Callable[[tuple[int, int]], bool]:
+    return lambda key: key[0] == folder_id
+
+
+async def thread_folder(
+    cache: Cache, folder: str, sent: str | None
+) -> tuple[Threading[tuple[int, int]], dict[int, str]]:
+    """The conversations of ``folder`` (with the replies filed in ``sent``), keyed by
+    (folder id, uid), and the folder names by id. Runs in a worker thread."""
+    fid = cache.folder_id(folder)
+    names = cache.folder_names()
+    if fid is None:
+        return Threading([], [], [], [], []), names
+    ids = [fid]
+    sent_id = cache.folder_id(sent) if sent is not None and sent != folder else None
+    if sent_id is not None:
+        ids.append(sent_id)
+    path = cache.path
+
+    def build() -> Threading[tuple[int, int]]:
+        threading = thread_cached(path, ids)
+        return keep_threads(threading, _keep_in(fid)) if sent_id is not None else threading
+
+    return await asyncio.to_thread(build), names

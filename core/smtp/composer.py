@@ -1,0 +1,411 @@
+"""The composer's side of the API: drafts made from messages, saved, reopened and sent.
+
+``MailApi`` delegates here (``api.compose``), so the UI never builds MIME, speaks SMTP or
+knows where drafts live. Order everywhere: the local copy first, then the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from kittiwake.core.addressbook import Seen, complete, seen_in_cache
+from kittiwake.core.cache import Cache
+from kittiwake.core.compose import (
+    ComposeError,
+    Draft,
+    account_address,
+    build_mime,
+    draft_bytes,
+    draft_from_message,
+    forward_attached,
+    forward_inline,
+    make_message_id,
+    new_message,
+    own_addresses,
+    parse_addresses,
+    reply,
+)
+from kittiwake.core.config import Account
+from kittiwake.core.drafts import LocalDraft, LocalDrafts
+from kittiwake.core.engine import Engine
+from kittiwake.core.errors import KittiwakeError
+from kittiwake.core.events import (
+    ConnectionChanged,
+    ConnState,
+    Event,
+    FolderListChanged,
+    OutboxChanged,
+    SendFailed,
+)
+from kittiwake.core.journal import Action
+from kittiwake.core.mime import ParsedMessage, parse_message
+from kittiwake.core.models import ANSWERED, DRAFT, FORWARDED, SEEN, Address, FolderRole
+from kittiwake.core.smtp.client import SmtpError
+from kittiwake.core.smtp.filing import context_for, find_folder, role_folder
+from kittiwake.core.smtp.outbox import ItemState
+
+log = logging.getLogger(__name__)
+
+LoadMessage = Callable[[str, str, int], Awaitable[ParsedMessage | None]]
+SEEN_TTL = 300.0
+"""Seconds the address list read from the caches is reused for completion."""
+CAPS_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    """Every account's outbox together, for the status bar."""
+
+    queued: int = 0
+    failed: int = 0
+    saving: int = 0
+    reason: str | None = None
+    """Why queued mail waits, or the server's words for a refused one."""
+
+    def describe(self) -> str:
+        """ "1 in outbox (cannot reach ...)", "1 not sent: 550 ...", or "" when empty."""
+        parts = []
+        if self.queued:
+            parts.append(f"{self.queued} in outbox")
+        if self.failed:
+            parts.append(f"{self.failed} not sent")
+        if self.saving and not parts:
+            parts.append(f"{self.saving} being saved to Sent")
+        text = ", ".join(parts)
+        if text and self.reason:
+            text += f": {self.reason}"
+        return text
+
+
+class Composer:
+    def __init__(self, engine: Engine, load: LoadMessage, drafts_root: Path | None = None) -> None:
+        self.engine = engine
+        self.config = engine.config
+        self._load = load
+        self.local = LocalDrafts(drafts_root)
+        self.open_ids: set[str] = set()
+        """Drafts open in the composer now (recovery leaves them alone)."""
+        self._outbox: dict[str, OutboxChanged] = {}
+        self._failed_words: dict[str, str] = {}
+        self._seen: tuple[float, list[Seen]] | None = None
+        self._recovering: set[str] = set()
+        self._tasks: set[asyncio.Task[list[LocalDraft]]] = set()
+
+    # -- accounts -------------------------------------------------------------------------
+
+    def senders(self) -> list[str]:
+        """Accounts that can send (those with an [smtp] section)."""
+        return list(self.engine.outboxes)
+
+    def sender_for(self, account: str | None) -> Account:
+        """``account`` when it can send, else the first account that can."""
+        if account in self.engine.outboxes:
+            return self.config.accounts[account]
+        if not self.engine.outboxes:
+            raise ComposeError("no account can send mail: add an [accounts.NAME.smtp] section")
+        return self.config.accounts[next(iter(self.engine.outboxes))]
+
+    def change_account(self, local: LocalDraft, account: str) -> LocalDraft:
+        """The draft sent from another account (its From follows)."""
+        acct = self.sender_for(account)
+        return replace(
+            local, account=acct.key, draft=replace(local.draft, from_=account_address(acct))
+        )
+
+    # -- making drafts --------------------------------------------------------------------
+
+    def new(
+        self, account: str | None, to: str = "", subject: str = "", body: str = ""
+    ) -> LocalDraft:
+        """A new message; ``to`` as typed (``Name <a@b>, c@d``), checked here."""
+        acct = self.sender_for(account)
+        draft = new_message(acct, to=parse_addresses(to, "To"), subject=subject, body=body)
+        return self._start(acct, draft, {}, is_new=True)
+
+    def from_draft(self, account: str | None, draft: Draft) -> LocalDraft:
+        """A prepared draft (a mailto: URL): From set from the account."""
+        acct = self.sender_for(account)
+        draft = replace(draft, from_=account_address(acct))
+        return self._start(acct, draft, {}, is_new=not draft.body.strip())
+
+    async def reply(self, account: str, folder: str, uid: int, *, all: bool = False) -> LocalDraft:
+        parsed = await self._message(account, folder, uid)
+        acct = self.sender_for(account)
+        context = self._context(account, folder, uid, ANSWERED)
+        return self._start(acct, reply(parsed, acct, all=all), context)
+
+    async def forward(
+        self, account: str, folder: str, uid: int, *, attached: bool = False
+    ) -> LocalDraft:
+        parsed = await self._message(account, folder, uid)
+        acct = self.sender_for(account)
+        draft = forward_attached(parsed, acct) if attached else forward_inline(parsed, acct)
+        context = self._context(account, folder, uid, FORWARDED)
+        return self._start(acct, draft, context)
+
+    async def reopen(self, account: str, folder: str, uid: int) -> LocalDraft:
+        """A draft saved in the Drafts folder, to edit and send; saving replaces it there."""
+        parsed = await self._message(account, folder, uid)
+        draft = await asyncio.to_thread(draft_from_message, parsed)
+        acct = self.sender_for(account)
+        if not draft.from_.addr:
+            draft = replace(draft, from_=account_address(acct))
+        local = LocalDraft(
+            LocalDrafts.new_id(), acct.key, draft, server_folder=folder, server_uid=uid
+        )
+        return await self.keep(local)
+
+    def _start(
+        self, acct: Account, draft: Draft, context: dict[str, str], *, is_new: bool = False
+    ) -> LocalDraft:
+        domain = acct.email.rpartition("@")[2]
+        draft = replace(draft, message_id=draft.message_id or make_message_id(domain))
+        local = LocalDraft(LocalDrafts.new_id(), acct.key, draft, context, is_new=is_new)
+        self.local.save(local)  # on disk before the editor opens
+        self.open_ids.add(local.id)
+        return local
+
+    async def _message(self, account: str, folder: str, uid: int) -> ParsedMessage:
+        parsed = await self._load(account, folder, uid)
+        if parsed is None:
+            raise KittiwakeError(f"the message is no longer in {folder}")
+        return parsed
+
+    def _context(self, account: str, folder: str, uid: int, flag: str) -> dict[str, str]:
+        store = self.engine.stores.get(account)
+        state = store.cache.folder_state(folder) if store is not None else None
+        return context_for(account, folder, uid, state.uidvalidity if state else None, flag)
+
+    # -- the local copy -------------------------------------------------------------------
+
+    def text_path(self, local: LocalDraft) -> Path:
+        """The file to hand to the editor (holds ``local.draft.to_text()``)."""
+        return self.local.text_path(local.id)
+
+    async def keep(self, local: LocalDraft) -> LocalDraft:
+        """Write the local copy (autosave, every change)."""
+        await asyncio.to_thread(self.local.save, local)
+        self.open_ids.add(local.id)
+        return local
+
+    def read_back(self, local: LocalDraft) -> str:
+        """What the editor left in the draft's file."""
+        return self.text_path(local).read_text("utf-8", "replace")
+
+    # -- Drafts folder --------------------------------------------------------------------
+
+    async def save(self, local: LocalDraft, *, create: bool = True) -> LocalDraft:
+        """Local copy, then APPEND to Drafts (\\Draft), then the previous copy there is
+        expunged (a journaled action): replaced, never duplicated. Raises KittiwakeError
+        with one sentence when only the local copy could be made."""
+        local = await self.keep(local)
+        store = self.engine.stores.get(local.account)
+        if store is None:
+            raise KittiwakeError(
+                f"the draft is saved on this machine ({local.account} has no Drafts folder)"
+            )
+        acct = self.config.accounts[local.account]
+        try:
+            folder = (
+                await role_folder(store, FolderRole.DRAFTS)
+                if create
+                else find_folder(store, FolderRole.DRAFTS)
+            )
+            if folder is None:
+                raise KittiwakeError(f"{local.account} has no Drafts folder yet")
+            raw = await asyncio.to_thread(draft_bytes, local.draft, acct)
+            uid = await store.append(folder, raw, frozenset({DRAFT, SEEN}))
+        except ComposeError:
+            raise
+        except (KittiwakeError, OSError) as exc:
+            log.info("draft %s not saved to the server: %s", local.id, exc)
+            raise KittiwakeError(
+                f"the draft is saved on this machine; it goes to Drafts of {local.account} "
+                "once the server can be reached"
+            ) from exc
+        if uid is None:
+            uid = self._find(store.cache, folder, local.draft.message_id)
+        if (
+            local.server_uid is not None
+            and local.server_folder is not None
+            and ((local.server_folder, local.server_uid) != (folder, uid))
+        ):
+            self._expunge(local.account, local.server_folder, local.server_uid)
+        local = replace(local, server_folder=folder, server_uid=uid)
+        await asyncio.to_thread(self.local.save, local)
+        return local
+
+    def _find(self, cache: Cache, folder: str, message_id: str | None) -> int | None:
+        """The UID of the draft just appended, when the server did not say (no UIDPLUS)."""
+        if message_id is None:
+            return None
+        uids = cache.ordered_uids(folder)
+        for uid, summary in cache.summaries(folder, uids[:200]).items():
+            if summary.envelope.message_id == message_id:
+                return uid
+        return None
+
+    def _expunge(self, account: str, folder: str, uid: int) -> None:
+        store = self.engine.stores.get(account)
+        if store is not None:
+            store.triage.submit(
+                Action(kind="expunge", folder=folder, uidvalidity=None, uids=(uid,))
+            )
+
+    async def discard(self, local: LocalDraft, *, keep_server_copy: bool = False) -> None:
+        """The composer closes: the local copy goes (and the Drafts copy, unless kept)."""
+        if local.server_uid is not None and local.server_folder and not keep_server_copy:
+            self._expunge(local.account, local.server_folder, local.server_uid)
+        self.open_ids.discard(local.id)
+        await asyncio.to_thread(self.local.remove, local.id)
+
+    async def recover(self, account: str) -> list[LocalDraft]:
+        """Drafts an earlier run left on disk (it stopped mid-compose) go to Drafts now."""
+        done = []
+        for local in await asyncio.to_thread(self.local.all):
+            if local.account != account or local.id in self.open_ids | self._recovering:
+                continue
+            self._recovering.add(local.id)
+            try:
+                saved = await self.save(local, create=False)
+            except KittiwakeError as exc:
+                log.info("draft %s not recovered yet: %s", local.id, exc.message)
+                continue
+            finally:
+                self._recovering.discard(local.id)
+            await asyncio.to_thread(self.local.remove, saved.id)
+            done.append(saved)
+        return done
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def send(self, local: LocalDraft) -> str:
+        """Into the outbox (durably) and off; returns one sentence. The outcome arrives as
+        MessageSent / SendFailed / OutboxChanged events."""
+        runner = self.engine.outboxes.get(local.account)
+        if runner is None:
+            raise ComposeError(f"account {local.account} cannot send: it has no [smtp] section")
+        acct = self.config.accounts[local.account]
+        local = await self.keep(local)
+        caps = runner.outbox.capabilities()
+        if caps is None:
+            try:
+                caps = await asyncio.wait_for(runner.capabilities(), CAPS_TIMEOUT)
+            except (SmtpError, TimeoutError, OSError) as exc:
+                log.info("%s: capabilities unknown (%s); building for any server", acct.key, exc)
+        utf8, eight = (caps.smtputf8, caps.eightbitmime) if caps else (False, False)
+        built = await asyncio.to_thread(build_mime, local.draft, acct, utf8, eight)
+        await runner.enqueue(
+            built.raw,
+            built.envelope_from,
+            built.envelope_rcpts,
+            message_id=built.message_id,
+            smtputf8=built.smtputf8,
+            sent_copy=built.sent_copy,
+            context=local.context,
+        )
+        await self.discard(local)
+        n = len(built.envelope_rcpts)
+        return f"Sending to {n} recipient{'s' if n != 1 else ''} from {acct.key}"
+
+    def refused(self) -> list[tuple[str, str, str]]:
+        """Messages the server refused for good, kept in the outbox to edit:
+        (account, item id, the server's words)."""
+        out = []
+        for key, runner in self.engine.outboxes.items():
+            for item in runner.outbox.items():
+                if item.state is ItemState.FAILED:
+                    out.append((key, item.id, item.error or "refused"))
+        return out
+
+    async def edit_refused(self, account: str, item_id: str) -> LocalDraft:
+        """A refused message back in the composer; it leaves the outbox only once its
+        draft is on disk."""
+        outbox = self.engine.outboxes[account].outbox
+        item = outbox.get(item_id)
+        if item is None:
+            raise KittiwakeError("that message is no longer in the outbox")
+        raw = await asyncio.to_thread(outbox.sent_copy, item_id)
+        parsed = await asyncio.to_thread(parse_message, raw)
+        draft = await asyncio.to_thread(draft_from_message, parsed)
+        local = LocalDraft(LocalDrafts.new_id(), account, draft, dict(item.context))
+        local = await self.keep(local)
+        await asyncio.to_thread(outbox.remove, item_id)
+        self._outbox.pop(account, None)  # recount from disk
+        return local
+
+    # -- status ---------------------------------------------------------------------------
+
+    def note(self, event: Event) -> None:
+        """Follow the events that matter here (called by ``MailApi``'s tracker)."""
+        if isinstance(event, OutboxChanged):
+            self._outbox[event.account] = event
+        elif isinstance(event, SendFailed):
+            self._failed_words[event.account] = event.message
+        elif isinstance(event, ConnectionChanged) and event.state is ConnState.ONLINE:
+            runner = self.engine.outboxes.get(event.account)
+            if runner is not None:
+                runner.wake()  # a Sent copy that waited for the server goes now
+            self._recover_soon(event.account)
+        elif isinstance(event, FolderListChanged):
+            self._recover_soon(event.account)
+
+    def _recover_soon(self, account: str) -> None:
+        """Drafts left on disk by an earlier run go to the server once it is reachable."""
+        left = next(self.local.root.glob("*/meta.json"), None)  # cheap: usually nothing
+        if self._recovering or left is None:
+            return
+        task = asyncio.get_running_loop().create_task(self.recover(account))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def outbox_status(self) -> OutboxStatus:
+        """What waits in every outbox, and why (read from disk once, then from events)."""
+        queued = failed = saving = 0
+        reasons: list[str] = []
+        for key, runner in self.engine.outboxes.items():
+            event = self._outbox.get(key)
+            if event is None:
+                items = runner.outbox.items()
+                waiting = [i for i in items if i.state is ItemState.QUEUED]
+                refused = [i for i in items if i.state is ItemState.FAILED]
+                event = OutboxChanged(
+                    key,
+                    len(waiting),
+                    len(refused),
+                    sum(1 for i in items if i.state is ItemState.DELIVERED and not i.finished),
+                    next((i.error for i in waiting if i.error), None),
+                )
+                self._outbox[key] = event
+                if refused and refused[-1].error:
+                    self._failed_words[key] = refused[-1].error
+            queued += event.queued
+            failed += event.failed
+            saving += event.saving
+            if event.failed and key in self._failed_words:
+                reasons.append(self._failed_words[key])
+            elif event.queued and event.reason:
+                reasons.append(event.reason)
+        return OutboxStatus(queued, failed, saving, reasons[0] if reasons else None)
+
+    # -- addresses ------------------------------------------------------------------------
+
+    def complete(self, prefix: str, exclude: Iterable[str] = (), limit: int = 8) -> list[Address]:
+        """Addresses for To/Cc/Bcc that match ``prefix``, best first (from every cache)."""
+        now = time.monotonic()
+        if self._seen is None or now - self._seen[0] > SEEN_TTL:
+            seen: list[Seen] = []
+            for key, store in self.engine.stores.items():
+                acct = self.config.accounts.get(key)
+                own = own_addresses(acct) if acct else frozenset()
+                seen += seen_in_cache(store.cache, own)
+            self._seen = (now, seen)
+        mine: set[str] = set()
+        for acct in self.config.accounts.values():
+            mine |= own_addresses(acct)
+        return complete(self._seen[1], prefix, limit=limit, exclude=[*exclude, *mine])

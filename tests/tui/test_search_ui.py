@@ -1,0 +1,92 @@
+"""``/`` as a user drives it, against the real Dovecot: a malformed query is explained in the
+prompt, results from the cache and the server show, triage works on them, escape returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.ui import synced, until
+from textual.widgets import Input, Static
+
+from kittiwake.core.api import Hit
+from kittiwake.core.config import Config
+from kittiwake.core.models import FLAGGED
+from kittiwake.tui.app import KittiwakeApp
+from kittiwake.tui.screens.help import HelpScreen
+from kittiwake.tui.screens.mailbox import MailboxScreen
+from kittiwake.tui.screens.search import SearchPrompt, SearchScreen
+from kittiwake.tui.widgets.thread_list import ThreadList
+
+
+async def ask(pilot: object, app: KittiwakeApp, query: str, *, everywhere: bool = False) -> None:
+    """Type ``query`` into the open search prompt and submit it."""
+    prompt = app.screen
+    assert isinstance(prompt, SearchPrompt)
+    prompt.query_one(Input).value = query
+    if everywhere:
+        await pilot.press("tab")  # type: ignore[attr-defined]
+    await pilot.press("enter")  # type: ignore[attr-defined]
+
+
+async def test_search_shows_results_triage_and_escape(
+    xdg: Path, mailbox: Callable[..., Config]
+) -> None:
+    app = KittiwakeApp(mailbox(30))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(app.screen, SearchPrompt))
+        # A malformed query: the sentence under the prompt, which stays open to be fixed.
+        await ask(pilot, app, "from: (")
+        prompt = app.screen
+        assert isinstance(prompt, SearchPrompt)
+        error = str(prompt.query_one("#search-error", Static).render())
+        assert error == "from: at column 1 needs a value right after the colon, as in from:ann."
+        # No body is cached: the body words are found by the server, and said so.
+        await ask(pilot, app, 'body:"this is message 7"')
+        await until(pilot, lambda: isinstance(app.screen, SearchScreen))
+        screen = app.screen
+        assert isinstance(screen, SearchScreen)
+        results = screen.query_one(ThreadList)
+        await until(pilot, lambda: "(1 from the server)" in screen.title_text)
+        assert results.hits == [Hit("INBOX", 7)]
+        assert "Message 7" in results.render_line(0).text
+        assert screen.title_text.startswith('Search body:"this is message 7" · INBOX · 1 result')
+        # A triage key acts on the result, and the row shows it.
+        await pilot.press("s")
+        api = app.api
+        await until(pilot, lambda: FLAGGED in api.summaries("mine", "INBOX", [7])[7].flags)
+        await until(pilot, lambda: results.render_line(0).text[1] == "!")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, MailboxScreen))
+
+
+async def test_search_all_folders_and_help(xdg: Path, mailbox: Callable[..., Config]) -> None:
+    app = KittiwakeApp(mailbox(12))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await synced(app)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        shown = " ".join(str(w.render()) for w in app.screen.query(Static))
+        assert "is:unread" in shown and "has:attachment" in shown
+        await pilot.press("escape")
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(app.screen, SearchPrompt))
+        await ask(pilot, app, "work OR subject:message-3", everywhere=True)
+        await until(pilot, lambda: isinstance(app.screen, SearchScreen))
+        screen = app.screen
+        assert isinstance(screen, SearchScreen) and screen.folder is None
+        results = screen.query_one(ThreadList)
+        await until(pilot, lambda: "searching" not in screen.title_text)
+        assert set(results.hits) == {Hit("Work", 1), Hit("INBOX", 3)}
+        lines = [results.render_line(n).text for n in range(2)]
+        assert any("Work item" in line and "Work" in line.split("Work item")[1] for line in lines)
+        # Moving a result out of its folder takes it off the list.
+        target = results.current_hit
+        assert target is not None
+        await pilot.press("d")  # to Trash
+        await until(pilot, lambda: target not in results.hits)
+        assert len(results.hits) == 1
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, MailboxScreen))

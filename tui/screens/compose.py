@@ -1,0 +1,267 @@
+"""Starting to compose (mutt's flow): ``c`` asks for To and Subject, ``r R f F`` go straight to
+the editor with headers and quote filled in; the review screen follows (``review.py``).
+
+The body is edited in ``$VISUAL``/``$EDITOR`` (the app suspends; the command is split with
+shlex and gets the draft's file as its argument, never a shell), or in the built-in editor
+when none is set or ``[ui] editor = "builtin"``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import App, ComposeResult, SuspendNotSupported
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Input, Static, TextArea
+
+from kittiwake.core.compose import Draft
+from kittiwake.core.config import Config
+from kittiwake.core.drafts import LocalDraft
+from kittiwake.core.errors import KittiwakeError
+from kittiwake.core.sanitize import clean_line
+from kittiwake.tui.widgets.address_input import AddressInput, PathSuggester
+from kittiwake.tui.widgets.footer import KeyFooter
+
+if TYPE_CHECKING:
+    from kittiwake.tui.app import KittiwakeApp
+
+
+KEEP_EVERY = 5.0
+"""Seconds between writes of the built-in editor's text to the draft's local copy."""
+
+
+def editor_command(config: Config) -> list[str] | None:
+    """The external editor as argv, or None for the built-in one."""
+    chosen = config.ui.editor or os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not chosen or chosen.strip() == "builtin":
+        return None
+    try:
+        argv = shlex.split(chosen)
+    except ValueError:
+        return None
+    return argv or None
+
+
+def run_external_editor(app: App[object], argv: list[str], path: Path) -> int:
+    """Hand the terminal to the editor until it exits (the app resumes as it was)."""
+    command = [*argv, str(path)]
+    try:
+        with app.suspend():
+            return subprocess.run(command, check=False).returncode
+    except SuspendNotSupported:  # no terminal to give away (tests, the web): run it anyway
+        return subprocess.run(
+            command, check=False, stdin=subprocess.DEVNULL, capture_output=True
+        ).returncode
+
+
+class BuiltinEditor(Screen[str | None]):
+    """The body (with its header block) in a TextArea: ctrl+s to finish, escape to cancel."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "done", "Done", id="editor.done", priority=True),
+        Binding("escape", "cancel", "Cancel", id="editor.cancel"),
+    ]
+
+    DEFAULT_CSS = """
+    BuiltinEditor #editor-help {
+        height: 1;
+        background: $panel;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, text: str, keep: Callable[[str], Awaitable[None]] | None = None) -> None:
+        super().__init__()
+        self.text = text
+        self.keep = keep
+        """Writes the text to the draft's local copy (every few seconds while it changes)."""
+        self._kept = text
+
+    def compose(self) -> ComposeResult:
+        yield Static(
+            Text("Edit the message · ctrl+s: done · escape: cancel", style="bold"),
+            id="editor-help",
+        )
+        area = TextArea(self.text, id="editor", soft_wrap=True, show_line_numbers=False)
+        yield area
+        yield KeyFooter()
+
+    def on_mount(self) -> None:
+        area = self.query_one(TextArea)
+        area.focus()
+        head_end = self.text.find("\n\n")
+        if head_end >= 0:  # the cursor where the body starts, as mutt's editors do
+            line = self.text[: head_end + 2].count("\n")
+            area.move_cursor((line, 0))
+        if self.keep is not None:
+            self.set_interval(KEEP_EVERY, self._keep_now)
+
+    async def _keep_now(self) -> None:
+        text = self.query_one(TextArea).text
+        if self.keep is not None and text != self._kept:
+            await self.keep(text)
+            self._kept = text
+
+    def action_done(self) -> None:
+        self.dismiss(self.query_one(TextArea).text)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class NewMessagePrompt(ModalScreen[tuple[str, str] | None]):
+    """``c``: To (with completion) and Subject, then the editor."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="compose.prompt_cancel"),
+    ]
+
+    DEFAULT_CSS = """
+    NewMessagePrompt {
+        align: center middle;
+    }
+    NewMessagePrompt > Vertical {
+        width: 90%;
+        max-width: 80;
+        height: auto;
+        background: $surface;
+        border: tall $accent;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, complete: Callable[[str, list[str]], list[object]], to: str = "") -> None:
+        super().__init__()
+        self.complete = complete
+        self.to = to
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text("To (→ completes):"))
+            yield AddressInput(self.complete, value=self.to, id="to")  # type: ignore[arg-type]
+            yield Static(Text("Subject:"))
+            yield Input(id="subject")
+
+    def on_mount(self) -> None:
+        self.query_one("#to", Input).focus()
+
+    @on(Input.Submitted, "#to")
+    def _to_done(self) -> None:
+        self.query_one("#subject", Input).focus()
+
+    @on(Input.Submitted, "#subject")
+    def _subject_done(self) -> None:
+        self.dismiss((self.query_one("#to", Input).value, self.query_one("#subject", Input).value))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class PathPrompt(ModalScreen[str | None]):
+    """``a`` in the review: a file to attach, with filesystem completion."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="compose.path_cancel"),
+    ]
+
+    DEFAULT_CSS = """
+    PathPrompt {
+        align: center middle;
+    }
+    PathPrompt > Vertical {
+        width: 90%;
+        max-width: 80;
+        height: auto;
+        background: $surface;
+        border: tall $accent;
+        padding: 0 1;
+    }
+    """
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text("Attach file (→ completes):"))
+            yield Input(value=str(Path.cwd()) + "/", suggester=PathSuggester(), id="path")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    @on(Input.Submitted, "#path")
+    def _submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+# -- starting a message -----------------------------------------------------------------------
+
+
+def _open_review(app: KittiwakeApp, make: Awaitable[LocalDraft], edit_first: bool) -> None:
+    from kittiwake.tui.screens.review import ReviewScreen
+
+    async def start() -> None:
+        try:
+            local = await make
+        except KittiwakeError as exc:
+            app.notify(clean_line(exc.message), severity="error")
+            return
+        await app.push_screen(ReviewScreen(local, edit_first=edit_first))
+
+    app.run_worker(start(), group="compose-start", exclusive=True)
+
+
+def compose_new(app: KittiwakeApp, account: str | None, to: str = "") -> None:
+    """``c``: ask To and Subject, then the editor."""
+
+    def answered(result: tuple[str, str] | None) -> None:
+        if result is None:
+            return
+        to_text, subject = result
+
+        async def make() -> LocalDraft:
+            return app.api.compose.new(account, to_text, subject)
+
+        _open_review(app, make(), edit_first=True)
+
+    app.push_screen(NewMessagePrompt(app.api.complete_addresses, to), answered)  # type: ignore[arg-type]
+
+
+def compose_reply(app: KittiwakeApp, account: str, folder: str, uid: int, *, all: bool) -> None:
+    _open_review(app, app.api.compose.reply(account, folder, uid, all=all), edit_first=True)
+
+
+def compose_forward(
+    app: KittiwakeApp, account: str, folder: str, uid: int, *, attached: bool
+) -> None:
+    _open_review(
+        app, app.api.compose.forward(account, folder, uid, attached=attached), edit_first=True
+    )
+
+
+def compose_reopen(app: KittiwakeApp, account: str, folder: str, uid: int) -> None:
+    """A draft from the Drafts folder: straight to the review."""
+    _open_review(app, app.api.draft_from(account, folder, uid), edit_first=False)
+
+
+def compose_prepared(app: KittiwakeApp, account: str | None, draft: Draft) -> None:
+    """A message filled in beforehand (``kittiwake 'mailto:...'``)."""
+
+    async def make() -> LocalDraft:
+        return app.api.compose.from_draft(account, draft)
+
+    _open_review(app, make(), edit_first=True)
+
+
+def compose_refused(app: KittiwakeApp, account: str, item_id: str) -> None:
+    """A message the server refused, back in the review to fix and send again."""
+    _open_review(app, app.api.compose.edit_refused(account, item_id), edit_first=False)

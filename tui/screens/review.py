@@ -1,0 +1,444 @@
+"""The review screen after the editor: headers editable in place, the body, attachments, and
+the keys that decide (send, edit again, attach, save as draft, discard).
+
+Nothing is lost: every change is written to the draft's local copy first; every 30 seconds,
+and when the app quits mid-compose, the draft also goes to the Drafts folder (replacing the
+previous copy there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from kittiwake.core.compose import (
+    Draft,
+    DraftParseError,
+    format_address,
+    format_addresses,
+    parse_addresses,
+)
+from kittiwake.core.drafts import LocalDraft
+from kittiwake.core.errors import KittiwakeError
+from kittiwake.core.models import Address
+from kittiwake.core.sanitize import clean_line, clean_text
+from kittiwake.tui.screens.compose import (
+    BuiltinEditor,
+    PathPrompt,
+    editor_command,
+    run_external_editor,
+)
+from kittiwake.tui.screens.confirm import Confirm
+from kittiwake.tui.widgets.address_input import AddressInput
+from kittiwake.tui.widgets.footer import KeyFooter
+
+if TYPE_CHECKING:
+    from kittiwake.tui.app import KittiwakeApp
+
+AUTOSAVE_EVERY = 30.0
+ADDRESS_FIELDS = ("to", "cc", "bcc")
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+class ReviewScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "send", "Send", id="compose.send"),
+        Binding("e", "edit", "Edit", id="compose.edit"),
+        Binding("a", "attach", "Attach", id="compose.attach"),
+        Binding("d", "detach", "Remove attachment", id="compose.detach"),
+        Binding("o", "change_account", "From", id="compose.from"),
+        Binding("s", "save_draft", "Save draft", id="compose.save"),
+        Binding("q", "discard", "Discard", id="compose.discard"),
+        Binding("t", "field('to')", "Edit To", id="compose.to", show=False),
+        Binding("c", "field('cc')", "Edit Cc", id="compose.cc", show=False),
+        Binding("b", "field('bcc')", "Edit Bcc", id="compose.bcc", show=False),
+        Binding("S", "field('subject')", "Edit Subject", id="compose.subject", show=False),
+        Binding("?", "help", "Help", id="app.help"),
+    ]
+
+    DEFAULT_CSS = """
+    ReviewScreen #fields {
+        height: auto;
+        background: $panel;
+        padding: 0 1;
+        border-bottom: solid $panel-lighten-2;
+    }
+    ReviewScreen .field {
+        height: 1;
+    }
+    ReviewScreen .field Label {
+        width: 9;
+        color: $mail-header-name;
+        text-style: bold;
+    }
+    ReviewScreen .field Input {
+        border: none;
+        height: 1;
+        padding: 0;
+        width: 1fr;
+        background: $panel;
+    }
+    ReviewScreen .field Input:focus {
+        background: $boost;
+    }
+    ReviewScreen #from {
+        width: 1fr;
+    }
+    ReviewScreen #body-scroll {
+        padding: 0 1;
+    }
+    ReviewScreen #attachments {
+        height: auto;
+        max-height: 6;
+        border: none;
+        padding: 0 1;
+        color: $mail-dim;
+    }
+    ReviewScreen #attachments.-empty {
+        display: none;
+    }
+    """
+
+    def __init__(self, local: LocalDraft, *, edit_first: bool = False) -> None:
+        super().__init__()
+        self.local = local
+        self.edit_first = edit_first
+        self.original_server_copy = (local.server_folder, local.server_uid)
+        """A draft reopened from Drafts: discarding the edits keeps it there."""
+        self._saved = local.draft if local.server_uid is not None else None
+        self.closed = False
+        self._editing = False
+
+    @property
+    def kw(self) -> KittiwakeApp:
+        return self.app  # type: ignore[return-value]
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        complete = self.kw.api.complete_addresses
+        with VerticalScroll(id="fields"):
+            with Horizontal(classes="field"):
+                yield Label("From:")
+                yield Static(id="from")
+            for name in ADDRESS_FIELDS:
+                with Horizontal(classes="field"):
+                    yield Label(f"{name.capitalize()}:")
+                    yield AddressInput(complete, id=name)
+            with Horizontal(classes="field"):
+                yield Label("Subject:")
+                yield Input(id="subject")
+        with VerticalScroll(id="body-scroll", can_focus=True):
+            yield Static(id="body")
+        yield OptionList(id="attachments")
+        yield KeyFooter()
+
+    def on_mount(self) -> None:
+        self.show_draft()
+        self.query_one("#body-scroll").focus()
+        self.set_interval(AUTOSAVE_EVERY, self.autosave)
+        self.kw.open_drafts.add(self)
+        if self.edit_first:
+            self.edit_body(first=True)
+
+    def show_draft(self) -> None:
+        draft = self.local.draft
+        sender = format_address(draft.from_) if draft.from_.addr else ""
+        self.query_one("#from", Static).update(
+            Text(f"{clean_line(sender)}  ({self.local.account})")
+        )
+        for name in ADDRESS_FIELDS:
+            value = clean_line(format_addresses(getattr(draft, name)))
+            self.query_one(f"#{name}", Input).value = value
+        self.query_one("#subject", Input).value = clean_line(draft.subject)
+        self.query_one("#body", Static).update(Text(clean_text(draft.body)))
+        options = self.query_one("#attachments", OptionList)
+        options.clear_options()
+        for label in self._attachment_labels():
+            options.add_option(Option(Text(label)))
+        options.set_class(not options.option_count, "-empty")
+
+    def _attachment_labels(self) -> list[str]:
+        draft = self.local.draft
+        out = []
+        for path in draft.attachments:
+            ctype = mimetypes.guess_type(path.name, strict=False)[0] or "application/octet-stream"
+            try:
+                size = human_size(path.stat().st_size)
+            except OSError:
+                size = "missing"
+            out.append(f"📎 {clean_line(path.name)}  {ctype}  {size}")
+        for att in draft.attached:
+            out.append(
+                f"📎 {clean_line(att.filename)}  {att.content_type}  {human_size(len(att.data))}"
+            )
+        return out
+
+    # -- the draft ------------------------------------------------------------------------
+
+    def read_fields(self) -> Draft | None:
+        """The draft with the header fields as typed; None (and the field focused) when an
+        address cannot be read."""
+        found: dict[str, tuple[Address, ...]] = {}
+        for name in ADDRESS_FIELDS:
+            field = self.query_one(f"#{name}", Input)
+            try:
+                found[name] = parse_addresses(field.value, name.capitalize())
+            except DraftParseError as exc:
+                self.notify(clean_line(exc.message), severity="error")
+                field.focus()
+                return None
+        subject = " ".join(self.query_one("#subject", Input).value.split())
+        return replace(
+            self.local.draft, to=found["to"], cc=found["cc"], bcc=found["bcc"], subject=subject
+        )
+
+    async def _update(self, draft: Draft) -> None:
+        self.local = await self.kw.api.compose.keep(replace(self.local, draft=draft))
+
+    @on(Input.Submitted)
+    async def _field_done(self, event: Input.Submitted) -> None:
+        draft = self.read_fields()
+        if draft is not None:
+            await self._update(draft)
+            self.query_one("#body-scroll").focus()
+
+    def action_field(self, name: str) -> None:
+        self.query_one(f"#{name}", Input).focus()
+
+    # -- editing the body -----------------------------------------------------------------
+
+    @work(exclusive=True, group="editor", exit_on_error=False)
+    async def edit_body(self, first: bool = False) -> None:
+        api = self.kw.api
+        draft = self.read_fields() if not first else self.local.draft
+        if draft is None:
+            return
+        self.local = await api.compose.keep(replace(self.local, draft=draft))
+        before = self.local.draft.to_text()
+        while True:
+            self._editing = True  # the editor's file is the local copy meanwhile
+            try:
+                text = await self._run_editor(before)
+            except asyncio.CancelledError:
+                raise  # the app is quitting: save_on_quit reads the editor's file
+            except Exception:
+                self._editing = False
+                raise
+            self._editing = False
+            if text is None:  # the built-in editor was cancelled
+                break
+            if first and self.local.is_new and text == before and not draft.body.strip():
+                self.notify("Empty message: discarded.")
+                await self._close(discard=True)
+                return
+            try:
+                new = Draft.from_text(text, self.local.draft)
+            except DraftParseError as exc:
+                again = await self.app.push_screen_wait(
+                    Confirm(f"{clean_line(exc.message)}. Edit again? (n keeps it all as the body)")
+                )
+                if again:
+                    before = text
+                    await self._write_text(text)
+                    continue
+                new = replace(self.local.draft, body=text)
+            await self._update(new)
+            break
+        self.show_draft()
+
+    async def _write_text(self, text: str) -> None:
+        path = self.kw.api.compose.text_path(self.local)
+        path.write_text(text, "utf-8")
+
+    async def _run_editor(self, current: str) -> str | None:
+        command = editor_command(self.kw.config)
+        if command is None:
+            result: str | None = await self.app.push_screen_wait(
+                BuiltinEditor(current, keep=self._write_text)
+            )
+            return result
+        path = self.kw.api.compose.text_path(self.local)
+        code = run_external_editor(self.app, command, path)
+        self.refresh(layout=True)
+        if code != 0:
+            self.notify(f"The editor exited with status {code}.", severity="warning")
+        return self.kw.api.compose.read_back(self.local)
+
+    def action_edit(self) -> None:
+        self.edit_body()
+
+    # -- attachments and account ----------------------------------------------------------
+
+    def action_attach(self) -> None:
+        async def chosen(value: str | None) -> None:
+            if not value:
+                return
+            path = Path(value).expanduser()
+            if not path.is_file():
+                self.notify(f"{clean_line(str(path))} is not a file.", severity="error")
+                return
+            draft = self.read_fields() or self.local.draft
+            await self._update(replace(draft, attachments=(*draft.attachments, path.resolve())))
+            self.show_draft()
+
+        self.app.push_screen(PathPrompt(), chosen)
+
+    async def action_detach(self) -> None:
+        options = self.query_one("#attachments", OptionList)
+        if not options.option_count:
+            self.notify("There is no attachment.", severity="warning")
+            return
+        index = options.highlighted or 0
+        draft = self.read_fields() or self.local.draft
+        files = list(draft.attachments)
+        held = list(draft.attached)
+        if index < len(files):
+            files.pop(index)
+        else:
+            held.pop(index - len(files))
+        await self._update(replace(draft, attachments=tuple(files), attached=tuple(held)))
+        self.show_draft()
+
+    def action_change_account(self) -> None:
+        from kittiwake.tui.screens.pickers import Picker
+
+        api = self.kw.api
+        senders = api.compose.senders()
+        if len(senders) < 2:
+            self.notify("No other account can send.", severity="warning")
+            return
+        items = []
+        for key in senders:
+            acct = self.kw.config.accounts[key]
+            items.append((f"{key}: {acct.name} <{acct.email}>", key))
+
+        async def chosen(key: str | None) -> None:
+            if key is None:
+                return
+            draft = self.read_fields() or self.local.draft
+            self.local = api.compose.change_account(replace(self.local, draft=draft), key)
+            await self._update(self.local.draft)
+            self.show_draft()
+
+        self.app.push_screen(Picker("Send from…", items), chosen)
+
+    # -- leaving --------------------------------------------------------------------------
+
+    @work(exclusive=True, group="send", exit_on_error=False)
+    async def action_send(self) -> None:
+        draft = self.read_fields()
+        if draft is None:
+            return
+        if not draft.recipients:
+            self.notify("Add a recipient in To, Cc or Bcc first.", severity="error")
+            self.query_one("#to", Input).focus()
+            return
+        try:
+            await self._update(draft)
+            said = await self.kw.api.send(self.local)
+        except KittiwakeError as exc:
+            self.notify(clean_line(exc.message), severity="error")
+            return
+        self._finished()
+        self.notify(said)
+        self.dismiss(None)
+
+    @work(exclusive=True, group="save", exit_on_error=False)
+    async def action_save_draft(self) -> None:
+        draft = self.read_fields()
+        if draft is None:
+            return
+        await self._update(draft)
+        if await self._save_to_server(quiet=False):
+            await self.kw.api.compose.discard(self.local, keep_server_copy=True)
+            self.notify("Draft saved in Drafts.")
+        else:
+            self.kw.api.compose.open_ids.discard(self.local.id)  # recovered later
+        self._finished()
+        self.dismiss(None)
+
+    def action_discard(self) -> None:
+        async def answer(yes: bool | None) -> None:
+            if yes:
+                await self._close(discard=True)
+                self.notify("Message discarded.")
+
+        self.app.push_screen(Confirm("Discard this message?"), answer)
+
+    async def _close(self, *, discard: bool) -> None:
+        keep = (self.local.server_folder, self.local.server_uid) == self.original_server_copy
+        if discard:
+            await self.kw.api.compose.discard(self.local, keep_server_copy=keep)
+        self._finished()
+        self.dismiss(None)
+
+    def _finished(self) -> None:
+        """Sent, saved or discarded: nothing more to save when the app quits."""
+        self.closed = True
+        self.kw.open_drafts.discard(self)
+
+    def action_help(self) -> None:
+        self.kw.action_help()
+
+    # -- saving ---------------------------------------------------------------------------
+
+    async def _save_to_server(self, *, quiet: bool) -> bool:
+        try:
+            self.local = await self.kw.api.save_draft(self.local)
+        except KittiwakeError as exc:
+            if not quiet:
+                self.notify(clean_line(exc.message), severity="warning")
+            return False
+        self._saved = self.local.draft
+        return True
+
+    async def autosave(self) -> None:
+        """Every 30 s while composing: when something changed, local copy then Drafts."""
+        if self.closed or self._editing:
+            return
+        draft = self.read_fields() if self.is_mounted else None
+        if draft is not None and draft != self.local.draft:
+            await self._update(draft)
+        if self.local.draft != self._saved:
+            await self._save_to_server(quiet=True)
+
+    async def save_on_quit(self) -> None:
+        """The app quits mid-compose: the draft goes to Drafts (it is on disk already)."""
+        if self.closed:
+            return
+        if self._editing:  # the built-in editor kept its text in the draft's file
+            text = self.kw.api.compose.read_back(self.local)
+            try:
+                draft: Draft | None = Draft.from_text(text, self.local.draft)
+            except DraftParseError:
+                draft = replace(self.local.draft, body=text)
+        else:
+            try:
+                draft = self.read_fields()
+            except Exception:  # widgets already gone: what is on disk is the latest
+                draft = None
+        if draft is not None and draft != self.local.draft:
+            await self._update(draft)
+        if await self._save_to_server(quiet=True):
+            await self.kw.api.compose.discard(self.local, keep_server_copy=True)
+        self.closed = True
