@@ -266,8 +266,10 @@ def main() -> None:
         print(f"peak RSS of the app process: {data['rss_mb']:.0f} MB (goal < 100 MB)")
         if args.cold and shutil.which("tmux"):
             cold = cold_first_paint(args.messages, args.runs)
-            print(f"process start to first painted list (COLD: empty cache, {args.messages:,} on the server):"
-                  f" median {statistics.median(cold)*1000:.0f} ms, max {max(cold)*1000:.0f} ms (goal < 1 s)")
+            print(
+                f"process start to first painted list (COLD: empty cache, {args.messages:,} on the server):"
+                f" median {statistics.median(cold) * 1000:.0f} ms, max {max(cold) * 1000:.0f} ms (goal < 1 s)"
+            )
     finally:
         subprocess.run(["tmux", "kill-session", "-t", "kwbench"], capture_output=True)
         shutil.rmtree(home, ignore_errors=True)

@@ -130,6 +130,14 @@ class MessageSent(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class DraftsRecovered(Event):
+    """Drafts an earlier run left on disk (it stopped mid-compose) were saved to ``folder``."""
+
+    folder: str
+    subjects: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SendFailed(Event):
     """The server refused the message for good; it is kept in the outbox (``item_id``)."""
 

@@ -18,7 +18,7 @@ from kittiwake.core.api import MailApi
 from kittiwake.core.compose import Draft
 from kittiwake.core.config import Config
 from kittiwake.core.events import MessagesAdded
-from kittiwake.core.models import SEEN, FolderRole
+from kittiwake.core.models import SEEN, FolderRole, MessageSummary
 from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.keymap import binding_ids, check_keymap
 from kittiwake.tui.screens.compose import (
@@ -43,6 +43,9 @@ from kittiwake.tui.widgets.message_list import MessageList
 from kittiwake.tui.widgets.thread_list import ThreadList
 
 log = logging.getLogger(__name__)
+
+#: New mail arriving within this many seconds makes one notice.
+NEW_MAIL_COALESCE = 0.5
 
 #: Every class whose bindings the user may remap through [keys].
 KEYMAP_CLASSES: list[type[DOMNode]] = [
@@ -120,6 +123,7 @@ class KittiwakeApp(App[None]):
         #: quits), and a message to compose at start (``kittiwake 'mailto:...'``).
         self.open_drafts: set[ReviewScreen] = set()
         self.mailto: Draft | None = None
+        self._fresh_mail: list[MessageSummary] = []
         self._setup_theme()
         keymap, warnings = check_keymap(
             config.keys, binding_ids(KEYMAP_CLASSES), str(config.path or "config")
@@ -200,9 +204,21 @@ class KittiwakeApp(App[None]):
         ]
         if event.folder not in inboxes or not fresh:
             return
-        first = fresh[0].envelope
-        sender = first.from_[0].name or first.from_[0].addr if first.from_ else "someone"
+        # A download or a sync brings mail in batches: one notice for the whole burst.
+        if not self._fresh_mail:
+            self.set_timer(NEW_MAIL_COALESCE, self._announce_new_mail)
+        self._fresh_mail.extend(fresh)
+
+    def _announce_new_mail(self) -> None:
+        fresh, self._fresh_mail = self._fresh_mail, []
+        if not fresh:
+            return
+        first = max(
+            fresh, key=lambda s: (s.internal_date.timestamp() if s.internal_date else 0.0, s.uid)
+        )
+        envelope = first.envelope
+        who = envelope.from_[0].name or envelope.from_[0].addr if envelope.from_ else "someone"
         more = f" (+{len(fresh) - 1} more)" if len(fresh) > 1 else ""
-        self.notify(f"{clean_line(sender)}: {clean_line(first.subject)}{more}", title="New mail")
+        self.notify(f"{clean_line(who)}: {clean_line(envelope.subject)}{more}", title="New mail")
         if self.config.ui.bell:
             self.bell()

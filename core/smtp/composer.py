@@ -37,6 +37,7 @@ from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import (
     ConnectionChanged,
     ConnState,
+    DraftsRecovered,
     Event,
     FolderListChanged,
     OutboxChanged,
@@ -280,6 +281,10 @@ class Composer:
                 self._recovering.discard(local.id)
             await asyncio.to_thread(self.local.remove, saved.id)
             done.append(saved)
+        if done:
+            folder = next((d.server_folder for d in done if d.server_folder), "Drafts")
+            subjects = tuple(d.draft.subject or "(no subject)" for d in done)
+            self.engine.bus.publish(DraftsRecovered(account, folder, subjects))
         return done
 
     # -- sending --------------------------------------------------------------------------

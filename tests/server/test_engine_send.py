@@ -35,7 +35,13 @@ from kittiwake.core.compose import parse_addresses
 from kittiwake.core.config import Config, config_from_dict
 from kittiwake.core.drafts import LocalDrafts
 from kittiwake.core.engine import Engine
-from kittiwake.core.events import MessageSent, OutboxChanged, SendFailed, Subscription
+from kittiwake.core.events import (
+    DraftsRecovered,
+    MessageSent,
+    OutboxChanged,
+    SendFailed,
+    Subscription,
+)
 from kittiwake.core.mime import parse_message
 from kittiwake.core.models import Address
 from kittiwake.core.smtp.outbox import Backoff
@@ -141,8 +147,10 @@ async def outbox_waits(events: Subscription, timeout: float = 20) -> OutboxChang
 async def running() -> AsyncIterator[Callable[[Config], Any]]:
     started: list[MailApi] = []
 
-    async def start(config: Config) -> MailApi:
+    async def start(config: Config, events: list[Subscription] | None = None) -> MailApi:
         api = MailApi(Engine(config))
+        if events is not None:  # listening before anything starts
+            events.append(api.subscribe())
         for runner in api.engine.outboxes.values():
             runner.backoff = FAST
         api.start()
@@ -271,7 +279,11 @@ async def test_a_draft_survives_a_killed_app_and_is_replaced_not_duplicated(
     text_on_disk = LocalDrafts().text_path(saved.id).read_text()
     assert "third, unsaved" in text_on_disk and f"To: {user2.email}" in text_on_disk
 
-    again: MailApi = await running(config)  # the next start, same data dir
+    heard: list[Subscription] = []
+    again: MailApi = await running(config, heard)  # the next start, same data dir
+    told = await heard[0].wait_for(DraftsRecovered, 20, account="me")
+    assert isinstance(told, DraftsRecovered)
+    assert told.subjects == ("Half-written",) and told.folder == "Drafts"
     await wait_for_async(
         lambda: asyncio.to_thread(
             lambda: [m for m in folder_messages(dovecot, user, "Drafts") if b"third, unsaved" in m]

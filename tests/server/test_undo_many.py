@@ -103,10 +103,8 @@ async def test_undo_cancels_every_part_not_sent_yet(api: MailApi) -> None:
     ]
     api.act("me", moves("Archive")[0])  # an earlier action, not part of the next one
     api.act_many("me", flag)
-    assert (
-        all(FLAGGED in api.summaries("me", f, [1])[1].flags for f in ("Work",))
-        and api.pending_actions("me") == 3
-    )
+    assert FLAGGED in api.summaries("me", "Work", [1])[1].flags
+    assert api.pending_actions("me") == 3
     assert api.undo() == "Undone: change flags of 2 messages"
     assert FLAGGED not in api.summaries("me", "Work", [1])[1].flags
     assert api.pending_actions("me") == 1  # the earlier move is still there

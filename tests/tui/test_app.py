@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from harness import Dovecot, User
@@ -10,6 +11,8 @@ from harness.clients import imap_device
 from harness.ui import message, synced, until
 
 from kittiwake.core.config import Config
+from kittiwake.core.events import MessagesAdded
+from kittiwake.core.models import Address, Envelope, MessageSummary
 from kittiwake.tui.app import KittiwakeApp
 from kittiwake.tui.screens.help import HelpScreen
 from kittiwake.tui.screens.mailbox import MailboxScreen
@@ -246,8 +249,23 @@ async def test_new_mail_notifies_and_rings_the_bell(
         await pilot.press("z")
         await imap.flush_actions()
         await until(pilot, lambda: len(list_of(app).index) == 4, timeout=3)
+        assert not app._fresh_mail  # nothing waiting to be announced either
         assert not any(n.title == "New mail" for n in app._notifications)
         assert bells == [True]
+        # A burst (a POP3 download, a sync catching up) is one notice, naming the newest.
+        now = datetime.now(UTC)
+        for n, subject in enumerate(["Older one", "Newest one"]):
+            summary = MessageSummary(
+                uid=900 + n,
+                flags=frozenset(),
+                internal_date=now + timedelta(seconds=n),
+                size=10,
+                envelope=Envelope(subject=subject, from_=(Address("Ann", "ann@example.org"),)),
+            )
+            app.new_mail(MessagesAdded("mine", "INBOX", (summary,)))
+        await until(pilot, lambda: any(n.title == "New mail" for n in app._notifications))
+        [note] = [n for n in app._notifications if n.title == "New mail"]
+        assert "Newest one (+1 more)" in note.message
 
 
 async def test_html_only_mail_reads_as_text(xdg: Path, mailbox: Callable[..., Config]) -> None:

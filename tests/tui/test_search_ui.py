@@ -90,3 +90,32 @@ async def test_search_all_folders_and_help(xdg: Path, mailbox: Callable[..., Con
         assert len(results.hits) == 1
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, MailboxScreen))
+
+
+async def test_triage_across_folders_is_one_undo_step(
+    xdg: Path, mailbox: Callable[..., Config]
+) -> None:
+    app = KittiwakeApp(mailbox(12))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        api = app.api
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(app.screen, SearchPrompt))
+        await ask(pilot, app, "work OR subject:message-3", everywhere=True)
+        await until(pilot, lambda: isinstance(app.screen, SearchScreen))
+        screen = app.screen
+        assert isinstance(screen, SearchScreen)
+        results = screen.query_one(ThreadList)
+        await until(pilot, lambda: "searching" not in screen.title_text)
+        assert set(results.hits) == {Hit("Work", 1), Hit("INBOX", 3)}
+        await pilot.press("asterisk", "d")  # both, each from its folder, to Trash
+        await until(pilot, lambda: not results.hits)
+        assert screen.title_text.startswith("Search work OR subject:message-3 · all folders · 0")
+        assert api.counts("mine", "Trash")[0] == 2
+        await pilot.press("z")  # one key, one step: both come back
+        await until(
+            pilot,
+            lambda: api.counts("mine", "INBOX")[0] == 12 and api.counts("mine", "Work")[0] == 1,
+        )
+        assert api.counts("mine", "Trash")[0] == 0
+        assert api.undo() == "Nothing to undo"

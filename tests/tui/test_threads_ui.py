@@ -189,7 +189,10 @@ async def test_thread_reader_triage_live_counts_and_removed_threads(
         threads = screen.query_one(ThreadList)
         await until(pilot, lambda: threads.threading is not None)
         assert threads.current_hit == Hit("INBOX", uid_of["<tui3@example.org>"])
-        assert threads.hits[4] is None  # the quiz's placeholder
+        assert threads.hits[4] is None  # the quiz's placeholder: its replies' subject
+        placeholder = threads.render_line(4).text
+        assert "(not here)" in placeholder and "Re: Quiz" in placeholder
+        assert "Quiz" not in threads.render_line(5).text  # the tree says it
         title = "Conversations · INBOX · 7 threads · 2 with unread mail"
         assert screen.title_text == title
         # The reader, on the picnic: the unread reply is open under the marker, and read.

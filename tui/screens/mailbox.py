@@ -17,6 +17,7 @@ from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import (
     ConnectionChanged,
     ConnState,
+    DraftsRecovered,
     Event,
     FlagsChanged,
     FolderCountsChanged,
@@ -604,6 +605,10 @@ class MailboxScreen(Screen[None]):
                     severity="error",
                     timeout=15,
                 )
+            case DraftsRecovered(folder=folder, subjects=subjects):
+                listed = ", ".join(subjects[:3]) + (" …" if len(subjects) > 3 else "")
+                said = f"Recovered {len(subjects)} unsaved draft(s) into {folder}: {listed}"
+                self.notify(clean_line(said), timeout=15)
             case MessageSent(refused=refused):
                 words = "; ".join(f"{r}: {w}" for r, w in refused)
                 self.notify(
@@ -644,7 +649,8 @@ class MailboxScreen(Screen[None]):
             self._counts[key] = api.counts(*key)
         total, unread = self._counts[key]
         state = api.connection(self.account)
-        parts = [f"{self.account}", clean_line(self.folder or ""), f"{total:,} messages"]
+        noun = "message" if total == 1 else "messages"
+        parts = [f"{self.account}", clean_line(self.folder or ""), f"{total:,} {noun}"]
         if unread:
             parts.append(f"{unread:,} unread")
         selected = len(self.query_one(MessageList).selected)

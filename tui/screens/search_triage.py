@@ -19,7 +19,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from kittiwake.core.api import Hit
 from kittiwake.core.errors import KittiwakeError
@@ -28,6 +28,7 @@ from kittiwake.core.journal import Action
 from kittiwake.core.models import FLAGGED, JUNK, SEEN, FolderRole, MessageSummary
 from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.widgets.folder_tree import FolderRef, folder_order
+from kittiwake.tui.widgets.footer import KeyFooter
 from kittiwake.tui.widgets.thread_list import ThreadList
 
 if TYPE_CHECKING:
@@ -243,7 +244,7 @@ class ResultsScreen(TriageScreen):
     def compose(self) -> ComposeResult:
         yield TitleBar(id="results-title")
         yield ThreadList(self.kw.api, id="results")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.results().focus()

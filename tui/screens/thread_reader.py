@@ -112,8 +112,8 @@ class ThreadMessage(MessageBody):
 class ThreadReaderScreen(TriageScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "back", "Back", id="thread.back"),
-        Binding("n", "next", "Next in thread", id="thread.next"),
-        Binding("p", "previous", "Previous in thread", id="thread.previous"),
+        Binding("n", "next", "Next", id="thread.next"),
+        Binding("p", "previous", "Previous", id="thread.previous"),
         Binding("enter,o", "toggle_fold", "Fold/unfold", id="thread.toggle"),
         Binding("J", "next_in_list", "Next in list", id="thread.next_in_list", show=False),
         Binding("K", "previous_in_list", "Prev in list", id="thread.previous_in_list", show=False),
@@ -122,6 +122,9 @@ class ThreadReaderScreen(TriageScreen):
         Binding("space,pagedown", "page_down", "Page", id="thread.page_down", show=False),
         Binding("pageup,b", "page_up", "Page up", id="thread.page_up", show=False),
         Binding("?", "help", "Help", id="app.help"),
+        # The triage keys are ``TriageScreen``'s; these two leave the footer to n and p.
+        Binding("e", "archive", "Archive", id="triage.archive", show=False),
+        Binding("m", "move", "Move", id="triage.move", show=False),
     ]
 
     def __init__(

@@ -413,8 +413,11 @@ class ThreadList(MessageList):
         if env is not None and env.from_:
             who = ", ".join(a.name or a.addr for a in env.from_)
         subject = clean_line(env.subject) if env is not None else ""
-        if hit is None:
-            who, subject = "", "(message not here)"
+        if hit is None and not folded:  # the thread's first message is not here: its subject
+            first_hits = self._thread_hits(thread)[:1]
+            known = self._summaries.get(first_hits[0]) if first_hits else None
+            who = "(not here)"
+            subject = clean_line(known.envelope.subject) if known is not None else ""
         tree = "" if folded else self.prefixes[row]
         if self.threading is not None and not first_of_thread and not folded:
             parent_subject = self._thread_subject(thread)
