@@ -26,7 +26,9 @@ bulk write path of a first sync; ``core.search`` judges them in Python meanwhile
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +41,11 @@ from kittiwake.core import searchindex
 from kittiwake.core.models import SEEN, Envelope, FolderInfo, FolderRole, MessageSummary
 
 SCHEMA_VERSION = 4
+
+log = logging.getLogger(__name__)
+
+#: Rows changed since the last checkpoint that start the next one (about 5-10 MB of WAL).
+CHECKPOINT_EVERY = 10_000
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -216,10 +223,18 @@ class Cache:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._folder_ids: dict[str, int] = {}
+        self._checkpoints: _Checkpointer | None = None
         self._migrate()
+        self._checkpoints = _Checkpointer(path, self._db)
 
     def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.close()
         self._db.close()
+
+    def _committed(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.maybe()
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -263,7 +278,7 @@ class Cache:
         db.execute("COMMIT")
 
     def _tx(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self._committed)
 
     # -- folders ------------------------------------------------------------------------
 
@@ -725,8 +740,9 @@ class Cache:
 class _Transaction:
     """BEGIN/COMMIT around a block, ROLLBACK on error; nests by doing nothing inside another."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, on_commit: Callable[[], None] | None = None) -> None:
         self._db = db
+        self._on_commit = on_commit
         self._outer = False
 
     def __enter__(self) -> None:
@@ -739,8 +755,54 @@ class _Transaction:
             return
         if kind is None:
             self._db.execute("COMMIT")
+            if self._on_commit is not None:
+                self._on_commit()
         else:
             self._db.execute("ROLLBACK")
+
+
+class _Checkpointer:
+    """Moves the WAL into the database file on a thread of its own.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold, on the
+    event loop: measured, 360 ms of a 100,000-message first sync (a tenth of its wall time)
+    went to those. With ``wal_autocheckpoint`` off, a PASSIVE checkpoint on a second
+    connection, in a thread, does the same work while the loop goes on (SQLite releases the
+    GIL while it writes; WAL lets the writer continue meanwhile). Durability is unchanged:
+    commits are as safe in the WAL as in the file.
+    """
+
+    def __init__(self, path: Path, db: sqlite3.Connection) -> None:
+        self._path = path
+        self._db = db
+        self._thread: threading.Thread | None = None
+        self._last = db.total_changes
+        db.execute("PRAGMA wal_autocheckpoint=0")
+
+    def maybe(self) -> None:
+        """After a commit: start a checkpoint once enough rows changed since the last one."""
+        changes = self._db.total_changes
+        if changes - self._last < CHECKPOINT_EVERY:
+            return
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._last = changes
+        self._thread = threading.Thread(target=self._run, name="cache-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            try:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            log.info("checkpoint of %s failed: %s", self._path.name, exc)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
 
 
 def sort_key(sent: float | None, arrived: float | None) -> float:

@@ -149,3 +149,35 @@ def test_conversation_links_by_references_and_in_reply_to(tmp_path: Path) -> Non
     assert cache.conversation("INBOX", 4) == [5, 4]
     assert cache.conversation("INBOX", 6) == [6]
     assert cache.conversation("INBOX", 99) == []
+
+
+def test_the_wal_is_checkpointed_off_the_writer_and_stays_bounded(tmp_path: Path) -> None:
+    """SQLite's own checkpoint (inside a COMMIT, on the event loop) is off; the cache's
+    background checkpoints keep the WAL small and move the rows into the database file."""
+    cache = Cache(tmp_path / "c.sqlite3")
+    assert cache.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    cache.set_folders([FolderInfo("INBOX", "/", FolderRole.INBOX, frozenset(), True)])
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    for batch in range(25):
+        first = batch * 2000 + 1
+        cache.put_summaries(
+            "INBOX",
+            [
+                MessageSummary(
+                    uid,
+                    frozenset(),
+                    start + timedelta(minutes=uid),
+                    1000,
+                    Envelope(subject=f"Subject {uid} " * 5, from_=(Address("Ann", "a@b.c"),)),
+                )
+                for uid in range(first, first + 2000)
+            ],
+        )
+        checkpoint = cache._checkpoints._thread if cache._checkpoints else None
+        if checkpoint is not None:
+            checkpoint.join(10)
+    wal = (tmp_path / "c.sqlite3-wal").stat().st_size
+    main = (tmp_path / "c.sqlite3").stat().st_size
+    assert main > 3 * wal  # without checkpoints the WAL would hold everything (~40 MB)
+    assert len(cache.ordered_uids("INBOX")) == 50_000
+    cache.close()
