@@ -40,7 +40,7 @@ import msgspec
 from kittiwake.core import searchindex
 from kittiwake.core.models import SEEN, Envelope, FolderInfo, FolderRole, MessageSummary
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,34 @@ _MIGRATIONS: dict[int, str] = {
     ALTER TABLE messages ADD COLUMN raw BLOB;
     """,
     # 4: the search index; created and filled in Python (``_migrate_v4``).
+    # 5: messages as a rowid table. WITHOUT ROWID suits small rows; these carry an envelope
+    # (or raw FETCH bytes) of 300-700 bytes, and inserting 100,000 of them took 0.63 s against
+    # 0.42 s for a rowid table with the same key (a tenth of a first sync's wall time).
+    5: """
+    CREATE TABLE messages_v5 (
+        folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        sort_date REAL NOT NULL,
+        flags TEXT NOT NULL,
+        seen INTEGER NOT NULL,
+        internal_date REAL,
+        size INTEGER NOT NULL,
+        envelope BLOB NOT NULL,
+        refs TEXT NOT NULL DEFAULT '',
+        has_attachments INTEGER NOT NULL DEFAULT 0,
+        modseq INTEGER,
+        raw BLOB,
+        UNIQUE (folder_id, uid)
+    );
+    INSERT INTO messages_v5(folder_id, uid, sort_date, flags, seen, internal_date, size,
+        envelope, refs, has_attachments, modseq, raw)
+        SELECT folder_id, uid, sort_date, flags, seen, internal_date, size,
+        envelope, refs, has_attachments, modseq, raw FROM messages ORDER BY folder_id, uid;
+    DROP TABLE messages;
+    ALTER TABLE messages_v5 RENAME TO messages;
+    CREATE INDEX messages_by_date ON messages(folder_id, sort_date DESC, uid DESC);
+    CREATE INDEX messages_unseen ON messages(folder_id, seen);
+    """,
 }
 
 #: One summary stored with its envelope undecoded, in column order: uid, sort_date, flags

@@ -62,6 +62,9 @@ from kittiwake.core.secrets import oauth2_token_for, password_for
 
 log = logging.getLogger(__name__)
 
+#: How long the background decode pass waits while the account has other work to do.
+DECODE_BACKOFF = 0.02
+
 #: Messages fetched in the first round trip of a folder never synced: one screenful and then some.
 FIRST_WINDOW = 100
 #: Later batches: bounded so memory stays flat and user commands can get in between.
@@ -196,6 +199,14 @@ class ImapAccount:
         if self._decoder is None or self._decoder.done():
             self._decoder = asyncio.create_task(self._decode_all(), name=f"decode:{self.name}")
 
+    async def _after_decode_slice(self) -> None:
+        """The decode pass is the least urgent work there is: a change another device made,
+        a user's command or a resync goes first (measured: a live flag change took 90 ms
+        instead of 10 while the pass ran flat out beside it)."""
+        await asyncio.sleep(0)
+        while self._lock.locked() or self._dirty.folders or self._dirty.wake.is_set():
+            await asyncio.sleep(DECODE_BACKOFF)
+
     async def wait_decoded(self, timeout: float) -> None:
         """Until the background decode pass after the first sync has finished."""
         async with asyncio.timeout(timeout):
@@ -207,7 +218,7 @@ class ImapAccount:
     async def _decode_all(self) -> None:
         for folder in self.cache.folders():
             try:
-                await decode_pass(self.cache, folder.name)
+                await decode_pass(self.cache, folder.name, between=self._after_decode_slice)
             except Exception:
                 log.exception("decoding the cached summaries of %s failed", folder.name)
 

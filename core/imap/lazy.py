@@ -41,7 +41,7 @@ import logging
 import re
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from typing import Any
 
@@ -447,18 +447,21 @@ async def decode_pass(
     cache: Cache,
     folder: str,
     *,
-    slice_seconds: float = 0.010,
+    slice_seconds: float = 0.004,
     batch: int = 400,
     on_decoded: Callable[[str, Sequence[MessageSummary]], None] | None = None,
+    between: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
     """Decode every row of ``folder`` stored undecoded, newest UID first; return how many.
 
-    Works in slices: each decodes rows until ``slice_seconds`` have passed (~150 rows at
-    ~65 µs), writes them in one transaction (~2 ms) and yields to the event loop: measured,
-    the loop is held ~13 ms at a time, ~25 ms when a commit sets off a WAL checkpoint.
+    Works in slices: each decodes rows until ``slice_seconds`` have passed (~60 rows at
+    ~65 µs), writes them in one transaction (~1 ms, search index included) and yields to the
+    event loop, which is so held ~5 ms at a time: a live change from another device then
+    reaches the event stream ~20 ms after the server's notification instead of ~90 ms.
     ``on_decoded(folder, summaries)`` sees each slice once written (the place to index them
     for search or threading). Rows that change meanwhile (expunged, refetched, decoded on the
-    way) are left to ``set_decoded``. Cancel the task to stop; what was written stays
+    way) are left to ``set_decoded``. ``between()`` is awaited after each slice (the place
+    to let more urgent work go first). Cancel the task to stop; what was written stays
     decoded, and a later pass resumes.
     """
     done = 0
@@ -481,5 +484,5 @@ async def decode_pass(
             if on_decoded is not None and written:
                 found = cache.summaries(folder, written)
                 on_decoded(folder, [found[u] for u in written if u in found])
-            await asyncio.sleep(0)
+            await (between() if between is not None else asyncio.sleep(0))
         below = pending[-1][0]

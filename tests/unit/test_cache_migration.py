@@ -74,8 +74,17 @@ def test_v3_cache_gets_an_index_of_what_it_holds(tmp_path: Path) -> None:
     _write_v3(path)
     cache = Cache(path)
     db = cache.db
-    assert SCHEMA_VERSION == 4
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    # v5: every row carried over into the rowid table, with its indexes.
+    (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name='messages'").fetchone()
+    assert "WITHOUT ROWID" not in sql
+    found = cache.summaries("INBOX", [1, 2, 3])
+    assert [found[u].envelope.subject for u in (1, 2, 3)] == [
+        "Walrus census",
+        "Lunch plans",
+        "Narwhal raw",
+    ]
+    assert cache.ordered_uids("Old") == [1] and cache.body("INBOX", 2) is not None
     assert db.execute(f"SELECT count(*) FROM {searchindex.TABLE}").fetchone()[0] == 3
     assert sorted(local_hits(cache, None, "walrus")) == [("INBOX", 1), ("Old", 1)]
     assert [tuple(h) for h in local_hits(cache, ["INBOX"], "kumquat")] == [("INBOX", 2)]
@@ -123,8 +132,8 @@ def test_index_follows_removals_resets_and_deleted_folders(tmp_path: Path) -> No
     cache.close()
 
 
-def test_new_cache_is_v4_and_empty(tmp_path: Path) -> None:
+def test_new_cache_is_current_and_empty(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "new.sqlite3")
-    assert cache.db.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert cache.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert local_hits(cache, None, "anything") == []
     cache.close()
