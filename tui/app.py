@@ -8,10 +8,13 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.dom import DOMNode
+from textual.markup import escape
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from kittiwake.core.api import MailApi
@@ -40,6 +43,7 @@ from kittiwake.tui.screens.thread_view import ConversationsScreen
 from kittiwake.tui.themes import load_themes, pick_theme, register_themes
 from kittiwake.tui.widgets.folder_tree import FolderTree
 from kittiwake.tui.widgets.message_list import MessageList
+from kittiwake.tui.widgets.plain import highlight
 from kittiwake.tui.widgets.thread_list import ThreadList
 
 log = logging.getLogger(__name__)
@@ -86,7 +90,7 @@ class FolderCommands(Provider):
 
     async def discover(self) -> Hits:
         for account, folder, label in self._folders():
-            yield DiscoveryHit(clean_line(label), partial(self._go, account, folder))
+            yield DiscoveryHit(Text(clean_line(label)), partial(self._go, account, folder))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -94,7 +98,7 @@ class FolderCommands(Provider):
             score = matcher.match(label)
             if score > 0:
                 yield Hit(
-                    score, matcher.highlight(clean_line(label)), partial(self._go, account, folder)
+                    score, highlight(matcher, clean_line(label)), partial(self._go, account, folder)
                 )
 
     def _go(self, account: str, folder: str) -> None:
@@ -166,9 +170,28 @@ class KittiwakeApp(App[None]):
             for account, item_id, words in self.api.compose.refused():  # compose and send
                 yield SystemCommand(
                     "Edit refused message",
-                    clean_line(f"{account}: {words}"),
+                    escape(clean_line(f"{account}: {words}")),  # help text is markup
                     partial(compose_refused, self, account, item_id),
                 )
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notice is plain text, whatever the caller asked: they quote subjects,
+        senders, folder names, file names and server words, and one "[/b]" in a subject
+        must not crash the app (Textual renders notices as markup by default)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
+    def _handle_exception(self, error: Exception) -> None:
+        """A crash inside a widget goes to the log file first (Textual only prints it)."""
+        log.error("unexpected error in the UI", exc_info=error)
+        super()._handle_exception(error)
 
     def action_help(self) -> None:
         screen = self.screen

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Static, Tree
+from textual.widgets import Tree
 
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import (
@@ -38,6 +38,7 @@ from kittiwake.tui.screens.prompt import Prompt
 from kittiwake.tui.widgets.folder_tree import FolderRef, FolderTree
 from kittiwake.tui.widgets.footer import KeyFooter
 from kittiwake.tui.widgets.message_list import MessageList
+from kittiwake.tui.widgets.plain import PlainBar
 
 if TYPE_CHECKING:
     from kittiwake.tui.app import KittiwakeApp
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 NARROW = 100  # below this many columns the sidebar folds away
 
 
-class StatusBar(Static):
+class StatusBar(PlainBar):
     DEFAULT_CSS = """
     StatusBar {
         height: 1;

@@ -15,6 +15,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
+from kittiwake.tui.widgets.plain import highlight
+
 T = TypeVar("T")
 
 
@@ -78,7 +80,7 @@ class Picker(ModalScreen[T | None], Generic[T]):
         if matcher:
             scored.sort(key=lambda s: -s[0])
         for _score, label, value in scored:
-            prompt = matcher.highlight(label) if matcher else Text(label)
+            prompt = highlight(matcher, label) if matcher else Text(label)
             options.add_option(Option(prompt))
             self._shown.append(value)
         for label, value in self.extra_items(query):

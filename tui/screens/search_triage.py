@@ -19,7 +19,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Static
 
 from kittiwake.core.api import Hit
 from kittiwake.core.errors import KittiwakeError
@@ -29,13 +28,14 @@ from kittiwake.core.models import FLAGGED, JUNK, SEEN, FolderRole, MessageSummar
 from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.widgets.folder_tree import FolderRef, folder_order
 from kittiwake.tui.widgets.footer import KeyFooter
+from kittiwake.tui.widgets.plain import PlainBar
 from kittiwake.tui.widgets.thread_list import ThreadList
 
 if TYPE_CHECKING:
     from kittiwake.tui.app import KittiwakeApp
 
 
-class TitleBar(Static):
+class TitleBar(PlainBar):
     DEFAULT_CSS = """
     TitleBar {
         height: 1;
