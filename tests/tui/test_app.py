@@ -9,11 +9,13 @@ from pathlib import Path
 from harness import Dovecot, User
 from harness.clients import imap_device
 from harness.ui import message, synced, until
+from textual.widgets import Static
 
 from kittiwake.core.config import Config
 from kittiwake.core.events import MessagesAdded
 from kittiwake.core.models import Address, Envelope, MessageSummary
 from kittiwake.tui.app import KittiwakeApp
+from kittiwake.tui.screens.confirm import Confirm
 from kittiwake.tui.screens.help import HelpScreen
 from kittiwake.tui.screens.mailbox import MailboxScreen
 from kittiwake.tui.screens.reader import ReaderScreen
@@ -457,3 +459,22 @@ async def test_select_thread_then_archive_it(xdg: Path, mailbox: Callable[..., C
         await pilot.press("e")
         await until(pilot, lambda: len(messages.index) == 5)
         assert 3 not in messages.index and 7 not in messages.index
+
+
+async def test_a_confirmation_shows_its_question(xdg: Path, mailbox: Callable[..., Config]) -> None:
+    """The box once collapsed to nothing (auto width around fractional children): the user
+    answered a question they could not see."""
+    question = "Delete 3 messages for good? This cannot be undone."
+    app = KittiwakeApp(mailbox(2))
+    answers: list[bool | None] = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        await synced(app)
+        app.push_screen(Confirm(question), answers.append)
+        await until(
+            pilot, lambda: isinstance(app.screen, Confirm) and bool(app.screen.query(Static))
+        )
+        shown = app.screen.query(Static).first()
+        await until(pilot, lambda: shown.size.width >= len(question))
+        assert question in str(shown.render())
+        await pilot.press("n")
+        await until(pilot, lambda: answers == [False])

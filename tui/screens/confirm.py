@@ -30,6 +30,9 @@ class Confirm(ModalScreen[bool]):
         border: tall $warning;
         padding: 1 2;
     }
+    Confirm > Vertical > Static {
+        width: auto;
+    }
     """
 
     def __init__(self, question: str) -> None:
