@@ -237,12 +237,16 @@ class MailApi:
             self._history.append((account, tuple(done)))
         return done
 
-    def undo(self) -> str:
-        """Undo the most recent user action (every part of it, newest part first);
-        returns one sentence saying what happened."""
-        if not self._history:
+    def undo(self, account: str | None = None) -> str:
+        """Undo the most recent user action in ``account`` (any account if None), every
+        part of it, newest part first; returns one sentence saying what happened. Undo is
+        per account, as the user sees one account at a time: ``z`` in one must not reach
+        into another that is not on screen."""
+        entries = [i for i, (a, _) in enumerate(self._history) if account in (None, a)]
+        if not entries:
             return "Nothing to undo"
-        account, actions = self._history.pop()
+        account, actions = self._history[entries[-1]]
+        del self._history[entries[-1]]
         triage = self._store(account).triage
         undone: list[Action] = []
         refused: list[str] = []

@@ -111,3 +111,17 @@ async def test_undo_cancels_every_part_not_sent_yet(api: MailApi) -> None:
     assert api.counts("me", "INBOX")[0] == 0
     assert api.undo() == "Undone: move 2 messages to Archive"
     assert api.counts("me", "INBOX")[0] == 2 and api.pending_actions("me") == 0
+
+
+async def test_undo_is_per_account(api: MailApi) -> None:
+    """``z`` in one account never undoes what was done in another one."""
+    api.start()
+    account = api.engine.imap["me"]
+    await account.wait_synced(15)
+    flag = Action(kind="flags", folder="INBOX", uidvalidity=None, uids=(1,), add=(FLAGGED,))
+    api.act("me", flag)
+    assert api.undo("elsewhere") == "Nothing to undo"
+    assert FLAGGED in api.summaries("me", "INBOX", [1])[1].flags
+    assert api.undo("me").startswith("Undone:")
+    assert FLAGGED not in api.summaries("me", "INBOX", [1])[1].flags
+    assert api.undo("me") == "Nothing to undo"

@@ -503,7 +503,7 @@ class MailboxScreen(Screen[None]):
     # -- end compose and send -------------------------------------------------------------
 
     def action_undo(self) -> None:
-        self.notify(self.kw.api.undo(), timeout=3)
+        self.notify(self.kw.api.undo(self.account), timeout=3)
 
     # -- checking for mail (ctrl+r: POP3 downloads now, IMAP resyncs the folder) -----------
 
@@ -602,9 +602,11 @@ class MailboxScreen(Screen[None]):
                 self.notify(clean_line(message), severity="warning")
             case SendFailed(message=message):  # compose and send
                 self.notify(
-                    f"Not sent: {clean_line(message)} (kept in the outbox)",
+                    f"Not sent: {clean_line(message)}. It is kept in the outbox; "
+                    "ctrl+p Outbox to edit or delete it.",
                     severity="error",
                     timeout=15,
+                    markup=False,
                 )
             case DraftsRecovered(folder=folder, subjects=subjects):
                 listed = ", ".join(subjects[:3]) + (" …" if len(subjects) > 3 else "")

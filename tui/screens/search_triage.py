@@ -224,7 +224,7 @@ class TriageScreen(Screen[None]):
             self._pick_folder("Copy to…", lambda dest: self._move_to(dest, "Copied", "copy"))
 
     def action_undo(self) -> None:
-        self.notify(self.kw.api.undo(), timeout=3)
+        self.notify(self.kw.api.undo(self.account), timeout=3)
 
 
 class ResultsScreen(TriageScreen):
