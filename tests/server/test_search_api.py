@@ -188,3 +188,25 @@ def test_search_command_json_lines_and_errors(tmp_path: Path, dovecot: Dovecot, 
     assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("kittiwake: is:sleepy")
     missing = kittiwake(tmp_path, user, "--config", cfg, "search", "--folder", "Nope", "x")
     assert missing.returncode == 1 and "Nope" in missing.stderr
+    # A reader that stops early (`| head`) is not an error: no traceback, exit 0.
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "KW_TEST_PASSWORD": user.password,
+    }
+    log = tmp_path / "state" / "kittiwake" / "kittiwake.log"
+    before = log.read_text() if log.exists() else ""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kittiwake.tui.main", "--config", cfg, "search", "--json", "a"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # closed before the command writes anything
+    assert proc.wait(60) == 0
+    assert proc.stderr.read() == b""
+    proc.stderr.close()
+    assert "Traceback" not in log.read_text()[len(before) :]
