@@ -483,7 +483,9 @@ def _term(tok: _Tok) -> Node:
         try:
             day = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
         except ValueError:
-            raise QueryError(f"{value} at {_col(pos)} is not a real date.", pos) from None
+            raise QueryError(
+                f"{name}: at {_col(pos)} wants a real date; {_show(value)} is not one.", pos
+            ) from None
         return DateTerm(name, day)  # type: ignore[arg-type]  # checked just above
     assert name in ("larger", "smaller")
     m = _SIZE_RX.fullmatch(value)
