@@ -68,7 +68,7 @@ class MailboxScreen(Screen[None]):
         Binding("u", "toggle_read", "Read/unread", id="triage.read", show=False),
         Binding("e", "archive", "Archive", id="triage.archive"),
         Binding("d", "delete", "Delete", id="triage.delete"),
-        Binding("m", "move", "Move", id="triage.move"),
+        Binding("m", "move", "Move", id="triage.move", show=False),
         Binding("y", "copy", "Copy", id="triage.copy", show=False),
         Binding("exclamation_mark", "junk", "Junk", id="triage.junk", show=False),
         Binding("x", "select", "Select", id="triage.select", show=False),
@@ -91,7 +91,7 @@ class MailboxScreen(Screen[None]):
         Binding("t", "threads", "Threads", id="mailbox.threads"),
         # -- end search and threads ---
         Binding("?", "help", "Help", id="app.help"),
-        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("q", "quit", "Quit", id="app.quit", show=False),
     ]
 
     DEFAULT_CSS = """

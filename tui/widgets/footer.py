@@ -10,5 +10,11 @@ COMPACT_BELOW = 100
 
 
 class KeyFooter(Footer):
+    """Below ``COMPACT_BELOW`` columns the hints lose their padding and the "^p Commands"
+    corner (ctrl+p still works, and the help screen lists it), whose docked box otherwise
+    hid the hints behind it and left a stray letter at the edge."""
+
     def on_resize(self, event: events.Resize) -> None:
-        self.compact = event.size.width < COMPACT_BELOW
+        narrow = event.size.width < COMPACT_BELOW
+        self.compact = narrow
+        self.show_command_palette = not narrow
