@@ -10,8 +10,9 @@ never act on the wrong message.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -85,3 +86,52 @@ class Journal:
 
     def __len__(self) -> int:
         return int(self.cache.db.execute("SELECT count(*) FROM journal").fetchone()[0])
+
+
+class Undone(Protocol):
+    """What an account remembers of an action it did (``Done`` in imap/ and local/)."""
+
+    action: Action
+    previous_flags: dict[int, frozenset[str]]
+
+
+class UidTrail:
+    """Where moved messages came from, so that undo can follow a message moved back where it
+    was: it has a new UID there, and earlier flag changes on it (for their own undo) are
+    renumbered (flag, delete, undo the delete, undo the flag)."""
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._origins: dict[tuple[str, int], tuple[str, int]] = {}
+
+    def moved(
+        self,
+        source: str,
+        dest: str,
+        pairs: Iterable[tuple[int, int]],
+        records: Iterable[Undone],
+    ) -> None:
+        """``pairs`` (old UID in ``source``, new UID in ``dest``) were just moved."""
+        back: dict[int, int] = {}
+        for old, new in pairs:
+            origin = self._origins.pop((source, old), None)
+            if origin is not None and origin[0] == dest:
+                back[origin[1]] = new
+            self._origins[(dest, new)] = (source, old)
+        if len(self._origins) > self.LIMIT:
+            self._origins.clear()  # only recent history matters (undo keeps 50 steps)
+        if not back:
+            return
+        for record in records:
+            # Flag changes only: a move's or copy's inverse reads its own UID mapping, which
+            # names the UIDs it moved then.
+            action = record.action
+            if action.kind != "flags" or action.folder != dest:
+                continue
+            if not back.keys() & set(action.uids):
+                continue
+            record.action = msgspec.structs.replace(
+                action, uids=tuple(back.get(u, u) for u in action.uids)
+            )
+            record.previous_flags = {back.get(u, u): f for u, f in record.previous_flags.items()}

@@ -26,7 +26,7 @@ from kittiwake.core.events import (
 )
 from kittiwake.core.imap.client import ImapClient
 from kittiwake.core.imap.parser import CopyUid
-from kittiwake.core.journal import Action, Journal
+from kittiwake.core.journal import Action, Journal, UidTrail
 from kittiwake.core.models import DELETED, MessageSummary
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class Triage:
         self._wake = wake
         self._snapshots: dict[int, list[MessageSummary]] = {}
         self.done: dict[int, Done] = {}
+        self._trail = UidTrail()
 
     # -- submitting -----------------------------------------------------------------------
 
@@ -179,6 +180,8 @@ class Triage:
             mapping = await client.uid_copy_or_move(uids, action.dest, action.kind == "move")
             if record is not None:
                 record.copyuid = mapping
+            if mapping is not None and action.kind == "move":
+                self._trail.moved(action.folder, action.dest, mapping.pairs(), self.done.values())
             self._mark_dirty(action.dest)
         elif action.kind == "expunge":
             await client.uid_store(uids, "+FLAGS", [DELETED])
@@ -188,8 +191,14 @@ class Triage:
 
     # -- undo -----------------------------------------------------------------------------
 
+    def current(self, action: Action) -> Action:
+        """``action`` as it reads now (its UIDs renumbered if its messages moved back)."""
+        record = self.done.get(action.id or -1)
+        return record.action if record is not None else action
+
     def inverse(self, action: Action) -> list[Action] | str:
         """The actions that undo ``action`` (already sent), or why it cannot be undone."""
+        action = self.current(action)
         record = self.done.get(action.id or -1)
         if action.kind == "expunge":
             return "Messages deleted for good cannot be brought back"

@@ -33,7 +33,7 @@ from kittiwake.core.events import (
     MessagesExpunged,
     SyncError,
 )
-from kittiwake.core.journal import Action, Journal
+from kittiwake.core.journal import Action, Journal, UidTrail
 from kittiwake.core.local.index import FileIndex, transaction
 from kittiwake.core.maildir import Maildir, MaildirError
 from kittiwake.core.models import MessageSummary
@@ -83,6 +83,7 @@ class LocalTriage:
         self._wake = wake
         self.done: dict[int, Done] = {}
         self._running: int | None = None
+        self._trail = UidTrail()
 
     # -- submitting -----------------------------------------------------------------------
 
@@ -103,6 +104,10 @@ class LocalTriage:
             present = sorted(before)
             fresh = self.files.allocate(action.dest, len(present))
             record.dest_uids = dict(zip(present, fresh, strict=True))
+            if action.kind == "move":
+                self._trail.moved(
+                    action.folder, action.dest, record.dest_uids.items(), self.done.values()
+                )
         self.done[action.id] = record
         self._apply_to_cache(record)
         self._wake()
@@ -247,6 +252,7 @@ class LocalTriage:
         record = self.done.get(action.id or -1)
         if record is None:
             return "Nothing is known about that action any more"
+        action = record.action  # renumbered if its messages were moved back meanwhile
         if action.kind == "flags":
             groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
             add, remove = set(action.add), set(action.remove)

@@ -189,3 +189,30 @@ async def test_bodies_of_local_mail_are_searchable_and_stay_so_when_moved(
     )
     assert [h.uid for h in local_hits(account.cache, ["Sent"], "penguin")] == [uid]
     account.cache.close()
+
+
+async def test_undo_follows_a_message_moved_back_with_a_new_uid(tmp_path: Path) -> None:
+    maildir = seed(tmp_path / "mail", 2)
+    account = open_account(tmp_path)
+    await account.sync_all()
+    uid = account.cache.ordered_uids(INBOX)[0]
+    flag = account.triage.submit(
+        Action(kind="flags", folder=INBOX, uidvalidity=None, uids=(uid,), add=(FLAGGED,))
+    )
+    move = account.triage.submit(
+        Action(kind="move", folder=INBOX, uidvalidity=None, uids=(uid,), dest="Trash")
+    )
+    await account.flush_actions()
+    inverse = account.triage.inverse(move)
+    assert not isinstance(inverse, str)
+    for step in inverse:
+        account.triage.submit(step)
+    await account.flush_actions()
+    [back] = [u for u in account.cache.ordered_uids(INBOX) if u != uid and u > 2]
+    unflag = account.triage.inverse(flag)
+    assert not isinstance(unflag, str) and [a.uids for a in unflag] == [(back,)]
+    for step in unflag:
+        account.triage.submit(step)
+    await account.flush_actions()
+    assert all(not m.flags for m in maildir.messages(INBOX))
+    account.cache.close()

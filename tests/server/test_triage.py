@@ -156,6 +156,26 @@ async def test_move_to_archive_and_undo(
     assert len(subjects(device, "INBOX")) == 60
 
 
+async def test_undo_follows_a_message_that_came_back_with_a_new_uid(
+    api_for: Callable[..., MailApi], dovecot: Dovecot, user: User
+) -> None:
+    """Flag, delete, undo the delete (the message returns with a new UID), undo the flag:
+    the second undo finds the message under its new UID."""
+    device = imap_device(dovecot, user)
+    append_many(device, 3)
+    api = api_for(dovecot, user)
+    await started(api)
+    api.act("me", flags_action([2], add=(FLAGGED,)))
+    api.act("me", Action(kind="move", folder="INBOX", uidvalidity=None, uids=(2,), dest="Trash"))
+    await settled(api)
+    assert api.undo("me").startswith("Undone")  # the delete: back in INBOX as UID 4
+    await settled(api)
+    assert server_flags(device, "INBOX")[4] == {FLAGGED}
+    assert api.undo("me").startswith("Undone")
+    await settled(api)
+    assert server_flags(device, "INBOX") == {1: set(), 3: set(), 4: set()}
+
+
 async def test_delete_moves_to_trash_and_in_trash_deletes_for_good(
     api_for: Callable[..., MailApi], dovecot: Dovecot, user: User
 ) -> None:
