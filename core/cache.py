@@ -673,6 +673,25 @@ class Cache:
                 out[summary.uid] = summary
         return out
 
+    def find_message_id(self, message_id: str) -> list[tuple[str, int]]:
+        """(folder, uid) of every cached message whose Message-ID is ``message_id``
+        (``<id@host>``): a byte search of the stored envelopes, then checked decoded."""
+        needle = message_id.strip().strip("<>").encode("utf-8")
+        if not needle:
+            return []
+        names = self.folder_names()
+        found = []
+        for row in self._db.execute(
+            f"SELECT {_SUMMARY_COLUMNS}, folder_id FROM messages"  # noqa: S608
+            " WHERE instr(envelope, ?) > 0 OR instr(raw, ?) > 0",
+            (needle, needle),
+        ):
+            summary = _row_summary(row[:-1])
+            own = (summary.envelope.message_id or "").strip().strip("<>")
+            if own.encode("utf-8") == needle and row[-1] in names:
+                found.append((names[row[-1]], summary.uid))
+        return found
+
     def conversation(self, folder: str, uid: int) -> list[int]:
         """UIDs of ``folder`` linked to ``uid`` by Message-ID, In-Reply-To or References
         (its whole conversation as far as this folder knows), newest first."""

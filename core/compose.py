@@ -374,6 +374,15 @@ def draft_from_message(parsed: ParsedMessage) -> Draft:
     )
 
 
+def forwarded_message_id(draft: Draft) -> str | None:
+    """The Message-ID of the message a forward carries as an attachment, if any."""
+    for att in draft.attached:
+        if att.content_type.lower() == "message/rfc822":
+            head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(att.data)
+            return normalize_msgid(str(head.get("Message-ID", "") or ""))
+    return None
+
+
 def message_text(parsed: ParsedMessage) -> str:
     """The text to quote or forward: text/plain, else the HTML converted to text."""
     if parsed.text is not None:

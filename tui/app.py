@@ -30,6 +30,7 @@ from kittiwake.tui.screens.compose import (
     PathPrompt,
     compose_prepared,
     compose_refused,
+    delete_refused,
 )
 from kittiwake.tui.screens.help import HelpScreen, binding_rows
 from kittiwake.tui.screens.mailbox import MailboxScreen
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: New mail arriving within this many seconds makes one notice.
 NEW_MAIL_COALESCE = 0.5
+_NO_MARKUP = str.maketrans("[]\\", "()/")
+"""Palette titles are markup: brackets in a subject become parentheses."""
 
 #: Every class whose bindings the user may remap through [keys].
 KEYMAP_CLASSES: list[type[DOMNode]] = [
@@ -167,11 +170,19 @@ class KittiwakeApp(App[None]):
             yield SystemCommand(
                 "Delete folder", "Delete the folder you are in", screen.action_delete_folder
             )
-            for account, item_id, words in self.api.compose.refused():  # compose and send
+            for item in self.api.compose.refused_items():  # compose and send
+                # Titles are markup too, matched as typed: no brackets from the message.
+                label = clean_line(item.describe()).translate(_NO_MARKUP)
+                words = escape(clean_line(f"{item.account}: {item.words}"))
                 yield SystemCommand(
-                    "Edit refused message",
-                    escape(clean_line(f"{account}: {words}")),  # help text is markup
-                    partial(compose_refused, self, account, item_id),
+                    f"Outbox: edit refused message {label}",
+                    words,
+                    partial(compose_refused, self, item.account, item.item_id),
+                )
+                yield SystemCommand(
+                    f"Outbox: delete refused message {label}",
+                    words,
+                    partial(delete_refused, self, item.account, item.item_id, label),
                 )
 
     def notify(

@@ -11,6 +11,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
+from email.parser import HeaderParser
+from email.policy import compat32
 from pathlib import Path
 
 from kittiwake.core.addressbook import Seen, complete, seen_in_cache
@@ -24,6 +26,7 @@ from kittiwake.core.compose import (
     draft_from_message,
     forward_attached,
     forward_inline,
+    forwarded_message_id,
     make_message_id,
     new_message,
     own_addresses,
@@ -44,7 +47,7 @@ from kittiwake.core.events import (
     SendFailed,
 )
 from kittiwake.core.journal import Action
-from kittiwake.core.mime import ParsedMessage, parse_message
+from kittiwake.core.mime import ParsedMessage, header_text, parse_message
 from kittiwake.core.models import ANSWERED, DRAFT, FORWARDED, SEEN, Address, FolderRole
 from kittiwake.core.smtp.client import SmtpError
 from kittiwake.core.smtp.filing import context_for, find_folder, role_folder
@@ -81,6 +84,24 @@ class OutboxStatus:
         if text and self.reason:
             text += f": {self.reason}"
         return text
+
+
+@dataclass(frozen=True)
+class RefusedItem:
+    """A message the server refused for good, kept in the outbox to edit or delete."""
+
+    account: str
+    item_id: str
+    words: str
+    """The server's words."""
+    subject: str
+    recipients: tuple[str, ...]
+
+    def describe(self) -> str:
+        """ "“Subject” to a@b (+1)": which message, in a palette entry's few words."""
+        to = self.recipients[0] if self.recipients else "nobody"
+        more = f" (+{len(self.recipients) - 1})" if len(self.recipients) > 1 else ""
+        return f"“{self.subject or '(no subject)'}” to {to}{more}"
 
 
 class Composer:
@@ -156,10 +177,32 @@ class Composer:
         acct = self.sender_for(account)
         if not draft.from_.addr:
             draft = replace(draft, from_=account_address(acct))
+        context = await asyncio.to_thread(self._context_of_draft, account, draft)
         local = LocalDraft(
-            LocalDrafts.new_id(), acct.key, draft, server_folder=folder, server_uid=uid
+            LocalDrafts.new_id(), acct.key, draft, context, server_folder=folder, server_uid=uid
         )
         return await self.keep(local)
+
+    def _context_of_draft(self, account: str, draft: Draft) -> dict[str, str]:
+        """What a draft from the Drafts folder answers (its In-Reply-To) or forwards (the
+        message attached to it), found in the cache by Message-ID: the message to flag
+        \\Answered/$Forwarded once it is sent. Nothing of this travels in the draft itself."""
+        store = self.engine.stores.get(account)
+        if store is None:
+            return {}
+        wanted, flag = draft.in_reply_to, ANSWERED
+        if wanted is None:
+            wanted, flag = forwarded_message_id(draft), FORWARDED
+        if wanted is None:
+            return {}
+        found = store.cache.find_message_id(wanted)
+        roles = {info.name: info.role for info in store.cache.folders()}
+        elsewhere = {FolderRole.DRAFTS, FolderRole.SENT, FolderRole.TRASH, FolderRole.JUNK}
+        found.sort(key=lambda hit: (roles.get(hit[0]) in elsewhere, hit[0] != "INBOX"))
+        if not found:
+            return {}
+        folder, uid = found[0]
+        return self._context(account, folder, uid, flag)
 
     def _start(
         self, acct: Account, draft: Draft, context: dict[str, str], *, is_new: bool = False
@@ -328,6 +371,33 @@ class Composer:
                     out.append((key, item.id, item.error or "refused"))
         return out
 
+    def refused_items(self) -> list[RefusedItem]:
+        """``refused`` with what the palette shows of each: subject and recipients."""
+        out = []
+        for key, runner in self.engine.outboxes.items():
+            for item in runner.outbox.items():
+                if item.state is not ItemState.FAILED:
+                    continue
+                try:
+                    head = HeaderParser(policy=compat32).parsestr(
+                        runner.outbox.sent_copy(item.id).decode("utf-8", "replace"),
+                        headersonly=True,
+                    )
+                    subject = header_text(str(head.get("Subject", "") or ""))
+                except OSError:
+                    subject = ""
+                out.append(
+                    RefusedItem(key, item.id, item.error or "refused", subject, item.recipients)
+                )
+        return out
+
+    async def delete_refused(self, account: str, item_id: str) -> None:
+        """A refused message the user gives up on: gone from the outbox, for good."""
+        runner = self.engine.outboxes[account]
+        await asyncio.to_thread(runner.outbox.remove, item_id)
+        self._outbox.pop(account, None)  # recount from disk
+        runner._publish_counts()
+
     async def edit_refused(self, account: str, item_id: str) -> LocalDraft:
         """A refused message back in the composer; it leaves the outbox only once its
         draft is on disk."""
@@ -342,6 +412,7 @@ class Composer:
         local = await self.keep(local)
         await asyncio.to_thread(outbox.remove, item_id)
         self._outbox.pop(account, None)  # recount from disk
+        self.engine.outboxes[account]._publish_counts()
         return local
 
     # -- status ---------------------------------------------------------------------------

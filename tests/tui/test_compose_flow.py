@@ -331,3 +331,185 @@ async def test_quitting_inside_the_builtin_editor_keeps_what_was_typed(
     (draft,) = folder(dovecot, user, "Drafts")
     assert "Half a thought" in (parse_message(draft).text or "")
     assert LocalDrafts().all() == []
+
+
+@pytest.mark.parametrize("how", ["save", "quit"])
+async def test_a_reply_saved_as_a_draft_keeps_its_thread_and_answers_the_original(
+    xdg: Path,
+    editor: Path,
+    dovecot: Dovecot,
+    postfix: Postfix,
+    user: User,
+    user2: User,
+    how: str,
+) -> None:
+    carol = dovecot.add_user("carol")
+    put(dovecot, user, letter(user2, user))
+    config = config_for(dovecot, postfix, user)
+    app = KittiwakeApp(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        await until(pilot, lambda: listed(app))
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ReviewScreen), timeout=10)
+        review = app.screen
+        assert isinstance(review, ReviewScreen)
+        await until(pilot, lambda: "Thanks, fixed it." in review.local.draft.body, timeout=10)
+        await pilot.press("t", "ctrl+u", *carol.email, "enter")  # another recipient
+        await until(pilot, lambda: [a.addr for a in review.local.draft.to] == [carol.email])
+        if how == "save":
+            await pilot.press("s")
+            await until(pilot, lambda: isinstance(app.screen, MailboxScreen), timeout=10)
+            await app.api.engine.imap["mine"].flush_actions()
+        else:
+            await app.action_quit()
+    (saved,) = folder(dovecot, user, "Drafts")
+    parsed = parse_message(saved)
+    assert parsed.header("In-Reply-To") == "<fixit@example.test>"
+    assert parsed.header("References") == "<fixit@example.test>"
+    assert not [name for name, _ in parsed.headers if name.lower().startswith("x-kittiwake")]
+    assert LocalDrafts().all() == []
+
+    app = KittiwakeApp(config)  # a later run: only the Drafts copy is left
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        mailbox = app.screen
+        assert isinstance(mailbox, MailboxScreen)
+        mailbox.show_folder("mine", "Drafts")
+        await until(pilot, lambda: len(app.api.message_index("mine", "Drafts")) == 1)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ReviewScreen), timeout=10)
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, MailboxScreen), timeout=10)
+        (got,) = await asyncio.to_thread(wait_for_messages, dovecot, carol, 1, timeout=30)
+        assert parse_message(got).header("In-Reply-To") == "<fixit@example.test>"
+        await wait_for_async(
+            lambda: asyncio.to_thread(lambda: len(folder(dovecot, user, "Sent")) == 1),
+            20,
+            message="the Sent copy",
+        )
+        (sent,) = folder(dovecot, user, "Sent")
+        assert parse_message(sent).header("In-Reply-To") == "<fixit@example.test>"
+        assert parse_message(sent).header("References") == "<fixit@example.test>"
+        await wait_for_async(
+            lambda: asyncio.to_thread(lambda: b"\\Answered" in flags(dovecot, user)),
+            20,
+            message="\\Answered on the original",
+        )
+
+
+REFUSING = (
+    "smtpd_recipient_restrictions = check_recipient_access inline:{ "
+    "{ nobody@example.test = 550 5.1.1 Mailbox nobody is unknown here } }, permit"
+)
+
+
+async def test_a_refused_message_is_found_in_the_palette_under_outbox(
+    xdg: Path,
+    dovecot: Dovecot,
+    postfix_factory: Any,
+    user: User,
+) -> None:
+    from textual.command import CommandPalette
+    from textual.widgets import OptionList
+
+    mta = postfix_factory(extra_main_cf=REFUSING)
+    app = KittiwakeApp(config_for(dovecot, mta, user))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await synced(app)
+        local = app.api.compose.new("mine", "nobody@example.test", "Typo [b]here")
+        await app.api.send(local)
+        await until(pilot, lambda: app.api.compose.refused() != [], timeout=30)
+        await until(
+            pilot, lambda: any("ctrl+p Outbox" in str(n.message) for n in app._notifications)
+        )
+
+        def hits() -> list[str]:
+            palette = app.screen
+            if not isinstance(palette, CommandPalette):
+                return []
+            options = palette.query_one(OptionList)
+            return [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+
+        await pilot.press("ctrl+p", *"outbox")
+        await until(pilot, lambda: len([h for h in hits() if "Outbox:" in h]) == 2)
+        assert any(
+            "edit refused message “Typo (b)here” to nobody@example.test" in h for h in hits()
+        )
+        await pilot.press("ctrl+u", *"outbox delete")
+        await until(pilot, lambda: bool(hits()) and "delete refused" in hits()[0])
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.press("y")
+        await until(pilot, lambda: app.api.compose.refused() == [])
+        assert app.api.engine.outboxes["mine"].outbox.items() == []
+        await until(pilot, lambda: app.api.outbox_status().describe() == "")
+
+
+async def test_review_fields_let_go_with_escape_tab_completes_and_the_footer_fits(
+    xdg: Path,
+    editor: Path,
+    dovecot: Dovecot,
+    postfix: Postfix,
+    user: User,
+    user2: User,
+) -> None:
+    from textual.widgets._footer import FooterKey
+
+    files = xdg / "files"
+    files.mkdir()
+    (files / "report-2026-final.pdf").write_bytes(b"%PDF-1.4\n")
+    (files / "report-2026-draft.pdf").write_bytes(b"%PDF-1.4\n")
+    put(dovecot, user, letter(user2, user))
+    app = KittiwakeApp(config_for(dovecot, postfix, user))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await synced(app)
+        await until(pilot, lambda: listed(app))
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ReviewScreen), timeout=10)
+        review = app.screen
+        assert isinstance(review, ReviewScreen)
+        await until(pilot, lambda: "Thanks, fixed it." in review.local.draft.body, timeout=10)
+        to = review.query_one("#to")
+        bob = f"Bob Builder <{user2.email}>"
+
+        def footer() -> dict[str, FooterKey]:
+            return {k.key: k for k in review.query(FooterKey)}
+
+        # At 80 columns every key shown fits; "d" only once there is something to detach.
+        await until(pilot, lambda: "q" in footer())
+        assert "d" not in footer()
+        assert all(k.region.right <= 80 for k in footer().values())
+
+        # Escape leaves a field, with its value as it was, and the review keys work again.
+        await pilot.press("t", "ctrl+u", *"half typed")
+        await pilot.press("escape")
+        assert to.value == bob  # type: ignore[attr-defined]
+        assert review.focused is review.query_one("#body-scroll")
+        await pilot.press("a")  # a review key, not a letter in To
+        await until(pilot, lambda: app.screen is not review)
+        assert to.value == bob  # type: ignore[attr-defined]
+
+        # Tab completes the path to the longest common prefix, then to the one file.
+        path = app.screen.query_one("#path")
+        await pilot.press("ctrl+u", *f"{files}/rep", "tab")
+        assert path.value == f"{files}/report-2026-"  # type: ignore[attr-defined]
+        await pilot.press("f", "tab")
+        assert path.value == f"{files}/report-2026-final.pdf"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is review)
+        await until(pilot, lambda: len(review.local.draft.attachments) == 1)
+        assert review.local.draft.attachments[0].name == "report-2026-final.pdf"
+        await until(pilot, lambda: "d" in footer())
+        assert all(k.region.right <= 80 for k in footer().values())
+
+        # No recipient: a notice, and the focus stays where it was.
+        await pilot.press("t", "ctrl+u", "enter")
+        await until(pilot, lambda: review.local.draft.to == ())
+        await pilot.press("y")
+        await until(
+            pilot, lambda: any("recipient first" in str(n.message) for n in app._notifications)
+        )
+        await pilot.press("x")
+        assert to.value == ""  # type: ignore[attr-defined]
+        assert review.focused is review.query_one("#body-scroll")

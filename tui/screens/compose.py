@@ -28,7 +28,7 @@ from kittiwake.core.config import Config
 from kittiwake.core.drafts import LocalDraft
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.sanitize import clean_line
-from kittiwake.tui.widgets.address_input import AddressInput, PathSuggester
+from kittiwake.tui.widgets.address_input import AddressInput, PathInput
 from kittiwake.tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
@@ -189,8 +189,8 @@ class PathPrompt(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Text("Attach file (→ completes):"))
-            yield Input(value=str(Path.cwd()) + "/", suggester=PathSuggester(), id="path")
+            yield Static(Text("Attach file (tab or → completes):"))
+            yield PathInput(value=str(Path.cwd()) + "/", id="path")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
@@ -265,3 +265,22 @@ def compose_prepared(app: KittiwakeApp, account: str | None, draft: Draft) -> No
 def compose_refused(app: KittiwakeApp, account: str, item_id: str) -> None:
     """A message the server refused, back in the review to fix and send again."""
     _open_review(app, app.api.compose.edit_refused(account, item_id), edit_first=False)
+
+
+def delete_refused(app: KittiwakeApp, account: str, item_id: str, label: str) -> None:
+    """A refused message given up on: asked first, then gone from the outbox."""
+    from kittiwake.tui.screens.confirm import Confirm
+
+    async def answer(yes: bool | None) -> None:
+        if not yes:
+            return
+        try:
+            await app.api.compose.delete_refused(account, item_id)
+        except (KittiwakeError, OSError, KeyError) as exc:
+            app.notify(clean_line(f"Not deleted: {exc}"), severity="error", markup=False)
+            return
+        app.notify(clean_line(f"Deleted from the outbox: {label}"), markup=False)
+
+    app.push_screen(
+        Confirm(clean_line(f"Delete the refused message {label}? It was not sent.")), answer
+    )

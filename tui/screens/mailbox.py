@@ -687,8 +687,7 @@ def _describe_connection(state: ConnectionChanged, retry_in: float | None) -> st
         return "online"
     if state.state is ConnState.CONNECTING:
         return "connecting…"
-    word = "login failed" if state.state is ConnState.AUTH_FAILED else "offline"
-    text = f"{word}: {clean_line(state.reason or '')}" if state.reason else word
-    if retry_in is not None:
-        text += f" (retry in {retry_in:.0f}s)"
-    return text
+    text = "login failed" if state.state is ConnState.AUTH_FAILED else "offline"
+    if retry_in is not None:  # before the reason, which can be long and is cut first
+        text += f", retry in {retry_in:.0f}s"
+    return f"{text}: {clean_line(state.reason)}" if state.reason else text

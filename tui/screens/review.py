@@ -64,14 +64,15 @@ class ReviewScreen(Screen[None]):
         Binding("y", "send", "Send", id="compose.send"),
         Binding("e", "edit", "Edit", id="compose.edit"),
         Binding("a", "attach", "Attach", id="compose.attach"),
-        Binding("d", "detach", "Remove attachment", id="compose.detach"),
+        Binding("d", "detach", "Detach", id="compose.detach"),
         Binding("o", "change_account", "From", id="compose.from"),
-        Binding("s", "save_draft", "Save draft", id="compose.save"),
+        Binding("s", "save_draft", "Draft", id="compose.save"),
         Binding("q", "discard", "Discard", id="compose.discard"),
         Binding("t", "field('to')", "Edit To", id="compose.to", show=False),
         Binding("c", "field('cc')", "Edit Cc", id="compose.cc", show=False),
         Binding("b", "field('bcc')", "Edit Bcc", id="compose.bcc", show=False),
         Binding("S", "field('subject')", "Edit Subject", id="compose.subject", show=False),
+        Binding("escape", "leave_field", "Leave the field", id="compose.leave", show=False),
         Binding("?", "help", "Help", id="app.help"),
     ]
 
@@ -176,6 +177,13 @@ class ReviewScreen(Screen[None]):
         for label in self._attachment_labels():
             options.add_option(Option(Text(label)))
         options.set_class(not options.option_count, "-empty")
+        self.refresh_bindings()  # "Detach" only with something to detach
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "detach":
+            draft = self.local.draft
+            return bool(draft.attachments or draft.attached)
+        return True
 
     def _attachment_labels(self) -> list[str]:
         draft = self.local.draft
@@ -196,16 +204,17 @@ class ReviewScreen(Screen[None]):
     # -- the draft ------------------------------------------------------------------------
 
     def read_fields(self) -> Draft | None:
-        """The draft with the header fields as typed; None (and the field focused) when an
-        address cannot be read."""
+        """The draft with the header fields as typed; None (and a notice naming the key
+        that edits the field) when an address cannot be read. Focus never moves by itself:
+        a key pressed next must not land in a field the user did not choose."""
         found: dict[str, tuple[Address, ...]] = {}
         for name in ADDRESS_FIELDS:
             field = self.query_one(f"#{name}", Input)
             try:
                 found[name] = parse_addresses(field.value, name.capitalize())
             except DraftParseError as exc:
-                self.notify(clean_line(exc.message), severity="error")
-                field.focus()
+                key = "" if field.has_focus else f" ({name[0]}: edit {name.capitalize()})"
+                self.notify(clean_line(exc.message) + key, severity="error", markup=False)
                 return None
         subject = " ".join(self.query_one("#subject", Input).value.split())
         return replace(
@@ -224,6 +233,20 @@ class ReviewScreen(Screen[None]):
 
     def action_field(self, name: str) -> None:
         self.query_one(f"#{name}", Input).focus()
+
+    def action_leave_field(self) -> None:
+        """Escape in a header field: the edit is cancelled (the field shows the draft's value
+        again) and the review keys work again."""
+        focused = self.focused
+        if not isinstance(focused, Input) or focused.id not in (*ADDRESS_FIELDS, "subject"):
+            return
+        name = focused.id
+        draft = self.local.draft
+        if name == "subject":
+            focused.value = clean_line(draft.subject)
+        else:
+            focused.value = clean_line(format_addresses(getattr(draft, name)))
+        self.query_one("#body-scroll").focus()
 
     # -- editing the body -----------------------------------------------------------------
 
@@ -295,7 +318,9 @@ class ReviewScreen(Screen[None]):
                 return
             path = Path(value).expanduser()
             if not path.is_file():
-                self.notify(f"{clean_line(str(path))} is not a file.", severity="error")
+                self.notify(
+                    f"{clean_line(str(path))} is not a file.", severity="error", markup=False
+                )
                 return
             draft = self.read_fields() or self.local.draft
             await self._update(replace(draft, attachments=(*draft.attachments, path.resolve())))
@@ -350,17 +375,18 @@ class ReviewScreen(Screen[None]):
         if draft is None:
             return
         if not draft.recipients:
-            self.notify("Add a recipient in To, Cc or Bcc first.", severity="error")
-            self.query_one("#to", Input).focus()
+            self.notify(
+                "Add a recipient first: t edits To, c Cc, b Bcc.", severity="error", markup=False
+            )
             return
         try:
             await self._update(draft)
             said = await self.kw.api.send(self.local)
         except KittiwakeError as exc:
-            self.notify(clean_line(exc.message), severity="error")
+            self.notify(clean_line(exc.message), severity="error", markup=False)
             return
         self._finished()
-        self.notify(said)
+        self.notify(said, markup=False)
         self.dismiss(None)
 
     @work(exclusive=True, group="save", exit_on_error=False)
@@ -407,7 +433,7 @@ class ReviewScreen(Screen[None]):
             self.local = await self.kw.api.save_draft(self.local)
         except KittiwakeError as exc:
             if not quiet:
-                self.notify(clean_line(exc.message), severity="warning")
+                self.notify(clean_line(exc.message), severity="warning", markup=False)
             return False
         self._saved = self.local.draft
         return True

@@ -1,6 +1,7 @@
 """Inputs that complete as you type: addresses (To/Cc/Bcc) and file paths (attachments).
 
-The suggestion shows greyed after the cursor; → or End accepts it (Textual's ``Suggester``).
+The suggestion shows greyed after the cursor; → or End accepts it (Textual's ``Suggester``);
+in a path, Tab completes as a shell does (to the longest common prefix).
 A suggestion must continue what was typed, so an address is offered when its name or its
 address starts with the last word typed.
 """
@@ -10,7 +11,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
+from textual.binding import Binding, BindingType
 from textual.suggester import Suggester
 from textual.widgets import Input
 
@@ -66,21 +69,58 @@ def path_suggestion(value: str) -> str | None:
     """The first file or directory (``/`` appended) that continues the typed path."""
     if not value:
         return None
-    expanded = os.path.expanduser(value)
-    directory, _, stem = expanded.rpartition("/")
-    folder = Path(directory or ".") if "/" in expanded else Path(".")
-    try:
-        names = sorted(os.listdir(folder))
-    except OSError:
-        return None
-    hidden_ok = stem.startswith(".")
+    folder, stem, names = _continuations(value)
     for name in names:
-        if not name.startswith(stem) or (name.startswith(".") and not hidden_ok):
-            continue
         is_dir = (folder / name).is_dir()
         if name != stem or is_dir:
             return value + name[len(stem) :] + ("/" if is_dir else "")
     return None
+
+
+def path_completion(value: str) -> str | None:
+    """Tab, as a shell does it: ``value`` extended to the longest prefix shared by every
+    name that continues it (``/`` after a lone directory); None when nothing is added."""
+    if not value:
+        return None
+    folder, stem, names = _continuations(value)
+    if not names:
+        return None
+    common = os.path.commonprefix(names)  # noqa: RUF071 (names, not paths: per character)
+    slash = "/" if len(names) == 1 and (folder / names[0]).is_dir() else ""
+    done = value + common[len(stem) :] + slash
+    return done if done != value else None
+
+
+def _continuations(value: str) -> tuple[Path, str, list[str]]:
+    """The folder ``value`` points into, the partial name typed, and the names (sorted;
+    hidden ones only when a dot was typed) that continue it."""
+    expanded = os.path.expanduser(value)
+    directory, slash, stem = expanded.rpartition("/")
+    folder = Path(directory or "/") if slash else Path(".")
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return folder, stem, []
+    hidden_ok = stem.startswith(".")
+    found = [n for n in names if n.startswith(stem) and (hidden_ok or not n.startswith("."))]
+    return folder, stem, found
+
+
+class PathInput(Input):
+    """A file path: the suggestion shows greyed (→ takes it), Tab completes like a shell."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("tab", "complete", "Complete", id="compose.path_complete", show=False),
+    ]
+
+    def __init__(self, value: str = "", **kwargs: object) -> None:
+        super().__init__(value=value, suggester=PathSuggester(), **kwargs)  # type: ignore[arg-type]
+
+    def action_complete(self) -> None:
+        done = path_completion(self.value)
+        if done is not None:
+            self.value = done
+            self.cursor_position = len(done)
 
 
 class PathSuggester(Suggester):

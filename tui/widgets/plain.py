@@ -15,7 +15,9 @@ class PlainBar(Static):
     the app or restyle the line."""
 
     def update(self, content: VisualType = "", *, layout: bool = True) -> None:
-        super().update(Text(content) if isinstance(content, str) else content, layout=layout)
+        if isinstance(content, str):  # one line; a cut shows as "…"
+            content = Text(content, no_wrap=True, overflow="ellipsis")
+        super().update(content, layout=layout)
 
 
 def highlight(matcher: Matcher, label: str) -> Content:
