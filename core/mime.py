@@ -23,6 +23,7 @@ from kittiwake.core.models import Address, BodyPart
 log = logging.getLogger(__name__)
 
 _FOLD = re.compile(r"\r?\n[ \t]*")
+_PATHLIKE = re.compile(r"[/\\]|\.\.?[/\\]|[A-Za-z]:[/\\]")
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
 MAX_FILENAME = 120
 
@@ -120,10 +121,15 @@ def addresses(raw: str | None) -> tuple[Address, ...]:
 def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     """A name that cannot escape a directory, hide itself, or carry control characters.
 
-    Only the last path component counts (``../../etc/passwd`` is ``passwd``).
+    A name that is a path (``../../etc/passwd``, ``C:\\Temp\\x.exe``) keeps only its last
+    component; a separator inside a name (``Q3/Q4.pdf``, ``invoice[/b].pdf``) becomes "_",
+    as mutt does, rather than cutting the name short.
     """
-    parts = [p for p in re.split(r"[/\\]", name or "") if p.strip(" .")]
-    text = _UNSAFE_FILENAME.sub("_", parts[-1] if parts else "").strip(" .")
+    raw = name or ""
+    if _PATHLIKE.match(raw):
+        parts = [p for p in re.split(r"[/\\]", raw) if p.strip(" .")]
+        raw = parts[-1] if parts else ""
+    text = _UNSAFE_FILENAME.sub("_", raw).strip(" .")
     if not text:
         text = fallback
     if len(text) > MAX_FILENAME:

@@ -75,6 +75,10 @@ def test_safe_filename() -> None:
     assert safe_filename("C:\\Windows\\x.exe") == "x.exe"
     assert safe_filename("../..") == "attachment"
     assert safe_filename("a:b?.txt") == "a_b_.txt"
+    assert safe_filename("../../etc/passwd") == "passwd"
+    assert safe_filename("/etc/passwd") == "passwd"
+    assert safe_filename("invoice[/b].pdf") == "invoice[_b].pdf"
+    assert safe_filename("Q3/Q4 report.pdf") == "Q3_Q4 report.pdf"
     long = safe_filename("x" * 300 + ".pdf")
     assert len(long) == 120 and long.endswith(".pdf")
 
