@@ -39,7 +39,7 @@ from kittiwake.tui.screens.reader import ReaderScreen
 from kittiwake.tui.screens.review import ReviewScreen
 from kittiwake.tui.screens.search import QUERY_HELP, SearchPrompt, SearchScreen
 from kittiwake.tui.screens.search_triage import ResultsScreen
-from kittiwake.tui.screens.thread_reader import ThreadReaderScreen
+from kittiwake.tui.screens.thread_reader import ResultReaderScreen, ThreadReaderScreen
 from kittiwake.tui.screens.thread_view import ConversationsScreen
 from kittiwake.tui.themes import load_themes, pick_theme, register_themes
 from kittiwake.tui.widgets.folder_tree import FolderTree
@@ -216,6 +216,7 @@ class KittiwakeApp(App[None]):
             SearchScreen: "Keys: search results",
             ConversationsScreen: "Keys: conversations",
             ThreadReaderScreen: "Keys: reading a conversation",
+            ResultReaderScreen: "Keys: reading a search result",
         }.get(type(screen), title)
         notes = QUERY_HELP if isinstance(screen, MailboxScreen | SearchScreen) else ""
         self.push_screen(HelpScreen(binding_rows(screen), title, notes))

@@ -16,6 +16,7 @@ from kittiwake.tui.app import KittiwakeApp
 from kittiwake.tui.screens.help import HelpScreen
 from kittiwake.tui.screens.mailbox import MailboxScreen
 from kittiwake.tui.screens.search import SearchPrompt, SearchScreen
+from kittiwake.tui.screens.thread_reader import ResultReaderScreen
 from kittiwake.tui.widgets.thread_list import ThreadList
 
 
@@ -119,3 +120,62 @@ async def test_triage_across_folders_is_one_undo_step(
         )
         assert api.counts("mine", "Trash")[0] == 0
         assert api.undo() == "Nothing to undo"
+
+
+async def test_a_result_reads_like_the_reader_and_all_folders_say_where(
+    xdg: Path, mailbox: Callable[..., Config]
+) -> None:
+    """A search of every folder names each hit's folder, even when all are in one; ``enter``
+    reads the result with the reader's keys (attachments listed, S saves, H headers), and
+    J/K go to the next and previous result."""
+    app = KittiwakeApp(mailbox(12))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await synced(app)
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(app.screen, SearchPrompt))
+        await ask(pilot, app, "subject:message-10 OR subject:message-7", everywhere=True)
+        await until(pilot, lambda: isinstance(app.screen, SearchScreen))
+        screen = app.screen
+        assert isinstance(screen, SearchScreen)
+        results = screen.query_one(ThreadList)
+        await until(pilot, lambda: "searching" not in screen.title_text)
+        assert results.hits == [Hit("INBOX", 10), Hit("INBOX", 7)]
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ResultReaderScreen))
+        reader = app.screen
+        assert isinstance(reader, ResultReaderScreen)
+        await until(pilot, lambda: len(reader.parts()) == 1)
+        part = reader.parts()[0]
+        await until(pilot, lambda: "report.pdf" in str(part.render()))
+        assert "this is message 10." in str(part.render())
+        title = str(reader.query_one("#thread-title").render())
+        assert title == "Message 10 · INBOX · result 1 of 2"
+        await pilot.press("S")
+        downloads = xdg / "downloads"
+        await until(pilot, lambda: (downloads / "report.pdf").exists())
+        await pilot.press("H")
+        await until(pilot, lambda: "Message-ID: <tui10@example.org>" in str(part.render()))
+        await pilot.press("J")
+        await until(pilot, lambda: reader.hits == [Hit("INBOX", 7)])
+        assert results.cursor == 1
+        await until(pilot, lambda: "this is message 7." in str(reader.parts()[0].render()))
+        await pilot.press("J")  # the last result: it stays
+        assert reader.hits == [Hit("INBOX", 7)] and results.cursor == 1
+        await pilot.press("K")
+        await until(pilot, lambda: reader.hits == [Hit("INBOX", 10)])
+        # The help: the reader's keys; no thread to move in or fold, so no n/p/enter.
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        help_screen = app.screen
+        assert isinstance(help_screen, HelpScreen)
+        assert help_screen.title_text == "Keys: reading a search result"
+        rows = {row[2]: row for row in help_screen.rows}
+        assert {"compose.reply", "compose.forward", "reader.save", "reader.headers"} <= set(rows)
+        assert rows["thread.next_in_list"][:2] == ("J", "Next")
+        assert not {"thread.next", "thread.previous", "thread.toggle"} & set(rows)
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is reader)
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen)
+        # Every hit is in the INBOX, and the results say so (the search spans every folder).
+        assert "INBOX" in results.render_line(0).text.split("Message 10")[1]

@@ -4,19 +4,24 @@ the thread reader (read messages folded, n/p)."""
 
 from __future__ import annotations
 
+import email
 from collections.abc import Callable
+from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from harness import Dovecot, User
+import pytest
+from harness import Dovecot, Postfix, User
 from harness.clients import imap_device
 from harness.ui import synced, until
 
 from kittiwake.core.api import Hit
-from kittiwake.core.config import Config
+from kittiwake.core.config import Config, config_from_dict
 from kittiwake.core.models import FLAGGED, SEEN
 from kittiwake.tui.app import KittiwakeApp
+from kittiwake.tui.screens.help import HelpScreen
 from kittiwake.tui.screens.mailbox import MailboxScreen
+from kittiwake.tui.screens.review import ReviewScreen
 from kittiwake.tui.screens.thread_reader import ThreadMessage, ThreadReaderScreen
 from kittiwake.tui.screens.thread_view import ConversationsScreen
 from kittiwake.tui.widgets.message_list import MessageList
@@ -247,3 +252,143 @@ async def test_thread_reader_triage_live_counts_and_removed_threads(
         await pilot.press("t")
         await until(pilot, lambda: app.screen is mailbox_screen)
         assert message_list.current_uid == uid_of["<tui2@example.org>"]
+
+
+def with_smtp(config: Config, dovecot: Dovecot, postfix: Postfix, user: User) -> Config:
+    """``config`` (the harness's, IMAP only) with the private Postfix to send through."""
+    server = {"user": user.login, "password": user.password, "ca_file": str(dovecot.ca_file)}
+    imap = {"host": dovecot.host, "port": dovecot.ports.imaps, "timeout": 5, **server}
+    smtp = {"host": postfix.host, "port": postfix.ports.submission, "security": "starttls"}
+    mine = {"email": user.email, "name": "Me", "imap": imap, "smtp": smtp | server}
+    assert set(config.accounts) == {"mine"}
+    return config_from_dict({"accounts": {"mine": mine}})
+
+
+async def test_thread_reader_has_the_readers_keys_and_jk_go_by_conversation(
+    xdg: Path,
+    mailbox: Callable[..., Config],
+    dovecot: Dovecot,
+    postfix: Postfix,
+    user: User,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The conversation reader offers the message reader's keys on the message under the
+    marker: its attachments listed, S saves them, H all headers, V the source, r a reply;
+    J/K go to the next and previous conversation even when the list's threads are unfolded;
+    its help lists Kittiwake's keys only."""
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", "true")  # the reply opens in an editor that changes nothing
+    latest = email.message_from_bytes(mail("p4", "Re: Picnic", 5, "p1"), policy=policy.default)
+    assert isinstance(latest, EmailMessage)
+    latest.add_attachment(
+        b"%PDF-1.4 map", maintype="application", subtype="pdf", filename="map.pdf"
+    )
+    config = mailbox(
+        5,
+        extra=[
+            mail("p1", "Picnic", 2),
+            mail("p3", "Re: Picnic", 4, "p2", "<p1@t> <p2@t>"),
+            latest.as_bytes(),
+        ],
+    )
+    device = imap_device(dovecot, user)
+    try:
+        assert device.append("Sent", "(\\Seen)", None, mail("p2", "Re: Picnic", 3, "p1"))[0] == "OK"
+        device.select("INBOX")
+        device.store("1:*", "+FLAGS", "\\Seen")  # only the latest reply stays unread
+        _, found = device.search(None, "HEADER", "Message-ID", "p4@t")
+        device.store(found[0].decode(), "-FLAGS", "\\Seen")
+    finally:
+        device.logout()
+    app = KittiwakeApp(with_smtp(config, dovecot, postfix, user))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        api = app.api
+        await until(pilot, lambda: api.counts("mine", "INBOX")[0] == 8)
+        uid_of = {
+            s.envelope.message_id: u
+            for u, s in api.summaries("mine", "INBOX", list(range(1, 9))).items()
+        }
+        picnic = [
+            Hit("INBOX", uid_of["<p1@t>"]),
+            Hit("Sent", 1),
+            Hit("INBOX", uid_of["<p3@t>"]),
+            Hit("INBOX", uid_of["<p4@t>"]),
+        ]
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, ConversationsScreen))
+        threads = app.screen.query_one(ThreadList)
+        await until(pilot, lambda: threads.threading is not None)
+        assert threads.hits[:4] == picnic  # unfolded: 4 rows
+        threads.cursor = 0
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ThreadReaderScreen))
+        reader = app.screen
+        assert isinstance(reader, ThreadReaderScreen)
+        await until(pilot, lambda: len(reader.parts()) == 4 and reader.current == 3)
+        part = reader.parts()[3]
+        # The unread reply is open, its attachment listed under its body.
+        await until(pilot, lambda: "map.pdf" in str(part.render()))
+        await pilot.press("S")
+        downloads = xdg / "downloads"
+        await until(pilot, lambda: (downloads / "map.pdf").exists())
+        assert (downloads / "map.pdf").read_bytes() == b"%PDF-1.4 map"
+        await pilot.press("H")
+        await until(pilot, lambda: "Message-ID: <p4@t>" in str(part.render()))
+        await pilot.press("H", "V")
+        await until(pilot, lambda: "Content-Disposition: attachment" in str(part.render()))
+        await pilot.press("V")
+        await until(pilot, lambda: "Content-Disposition" not in str(part.render()))
+        # A folded message: S fetches it first, and says it has nothing to save.
+        await pilot.press("p")
+        assert reader.current == 2 and reader.parts()[2].folded
+        await pilot.press("S")
+        await until(
+            pilot,
+            lambda: any(
+                n.message == "This message has no attachments." for n in app._notifications
+            ),
+        )
+        # The help: the reader's keys, none of Textual's own.
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        help_screen = app.screen
+        assert isinstance(help_screen, HelpScreen)
+        ids = {row[2] for row in help_screen.rows}
+        assert {
+            "compose.reply",
+            "compose.reply_all",
+            "compose.forward",
+            "compose.forward_attached",
+            "reader.headers",
+            "reader.source",
+            "reader.save",
+            "thread.next_in_list",
+        } <= ids
+        descriptions = {row[1] for row in help_screen.rows}
+        assert not descriptions & {"Focus Next", "Page Left", "Page Right", "Copy selected text"}
+        assert all("." in ident for ident in ids)
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is reader)
+        # J: the next conversation, not the next row of this one (the list is unfolded).
+        await pilot.press("J")
+        await until(pilot, lambda: reader.hits != picnic)
+        assert len(reader.hits) == 1 and reader.hits[0].folder == "INBOX"
+        assert threads.cursor == 4 and threads.current_hit == reader.hits[0]
+        await pilot.press("J")
+        await until(pilot, lambda: threads.cursor == 5)
+        await pilot.press("K", "K")
+        await until(pilot, lambda: reader.hits == picnic)
+        assert threads.cursor == 0
+        await pilot.press("K")  # the first conversation: nothing before it
+        assert threads.cursor == 0 and reader.hits == picnic
+        # r: a reply to the message under the marker (the user's own reply, from Sent).
+        assert reader.current == 3  # nothing unread now: the newest is open
+        await pilot.press("p", "p")
+        assert reader.parts()[reader.current].hit == Hit("Sent", 1)
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ReviewScreen), timeout=10)
+        review = app.screen
+        assert isinstance(review, ReviewScreen)
+        assert review.local.draft.in_reply_to == "<p2@t>"
+        assert review.local.draft.subject == "Re: Picnic"

@@ -14,12 +14,13 @@ from textual.widgets import Static
 
 
 def binding_rows(screen: Screen[object]) -> list[tuple[str, str, str]]:
-    """(keys, description, id) for every binding active on ``screen``, deduplicated."""
+    """(keys, description, id) for every binding of Kittiwake's (those with an id, which
+    ``[keys]`` can remap) active on ``screen``, deduplicated."""
     rows: dict[str, tuple[str, str, str]] = {}
     for key, active in screen.active_bindings.items():
         binding = active.binding
-        if binding.system or not binding.description:
-            continue
+        if binding.system or not binding.description or binding.id is None:
+            continue  # Textual's own (focus next, page left, copy text): only Kittiwake's keys
         ident = binding.id or binding.action
         display = screen.app.get_key_display(binding)
         keys, desc, _ = rows.get(ident, ("", binding.description, ident))

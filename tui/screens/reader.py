@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.style import Style
 from rich.text import Text
@@ -57,6 +57,42 @@ def save_attachment(attachment: Attachment, directory: Path) -> Path:
     with open(target, "xb") as fh:  # "x": fail rather than overwrite, even in a race
         fh.write(attachment.payload())
     return target
+
+
+def attachment_list(parsed: ParsedMessage) -> Text:
+    """One line per attachment: number, name, type, size (empty without attachments)."""
+    lines = [
+        f"[{a.index}] {clean_line(a.filename)}  {a.content_type}  {human_size(a.size)}"
+        for a in parsed.attachments
+    ]
+    return Text("\n".join(lines))
+
+
+def offer_save(screen: Screen[Any], parsed: ParsedMessage | None) -> None:
+    """``S``: save the message's attachment to the download directory (asking which one when
+    there are several); shared by the reader and the conversation reader."""
+
+    def save(attachment: Attachment) -> None:
+        try:
+            path = save_attachment(attachment, paths.download_dir())
+        except OSError as exc:
+            screen.notify(f"Could not save {attachment.filename}: {exc.strerror}", severity="error")
+            return
+        screen.notify(f"Saved {path}")
+
+    if parsed is None or not parsed.attachments:
+        screen.notify("This message has no attachments.", severity="warning")
+        return
+    if len(parsed.attachments) == 1:
+        save(parsed.attachments[0])
+        return
+    from kittiwake.tui.screens.attachment_picker import AttachmentPicker
+
+    def chosen(attachment: Attachment | None) -> None:
+        if attachment is not None:
+            save(attachment)
+
+    screen.app.push_screen(AttachmentPicker(list(parsed.attachments)), chosen)
 
 
 class MessageBody(Static):
@@ -253,14 +289,7 @@ class ReaderScreen(Screen[None]):
             self.query_one("#body", Static).update(Text(clean_text(raw)))
         else:
             self.query_one("#body", Static).update(self._body(body, links))
-        if parsed.attachments:
-            lines = [
-                f"[{a.index}] {clean_line(a.filename)}  {a.content_type}  {human_size(a.size)}"
-                for a in parsed.attachments
-            ]
-            self.query_one("#attachments", Static).update(Text("\n".join(lines)))
-        else:
-            self.query_one("#attachments", Static).update("")
+        self.query_one("#attachments", Static).update(attachment_list(parsed))
         self.query_one("#body-scroll").scroll_home(animate=False)
 
     def _body(self, body: str, links: list[str]) -> Text:
@@ -309,7 +338,10 @@ class ReaderScreen(Screen[None]):
 
     def _step(self, step: int) -> None:
         messages = self.messages
-        target = messages.cursor + step
+        try:  # from the message shown, wherever the list's cursor went since
+            target = messages.index.index(self.uid) + step  # type: ignore[arg-type]
+        except ValueError:  # expunged elsewhere: the list's cursor kept its old place, where
+            target = messages.cursor + min(step, 0)  # the next message now is
         if 0 <= target < len(messages.index):
             messages.cursor = target
             self.uid = messages.current_uid
@@ -357,28 +389,7 @@ class ReaderScreen(Screen[None]):
         self._rerender()
 
     def action_save_attachment(self) -> None:
-        parsed = self.parsed
-        if parsed is None or not parsed.attachments:
-            self.notify("This message has no attachments.", severity="warning")
-            return
-        if len(parsed.attachments) == 1:
-            self._save(parsed.attachments[0])
-            return
-        from kittiwake.tui.screens.attachment_picker import AttachmentPicker
-
-        def chosen(attachment: Attachment | None) -> None:
-            if attachment is not None:
-                self._save(attachment)
-
-        self.app.push_screen(AttachmentPicker(list(parsed.attachments)), chosen)
-
-    def _save(self, attachment: Attachment) -> None:
-        try:
-            path = save_attachment(attachment, paths.download_dir())
-        except OSError as exc:
-            self.notify(f"Could not save {attachment.filename}: {exc.strerror}", severity="error")
-            return
-        self.notify(f"Saved {path}")
+        offer_save(self, self.parsed)
 
     def action_triage(self, name: str, leaves: bool = False) -> None:
         """The list's triage keys, on this message; if it leaves the folder, show the next."""

@@ -161,6 +161,7 @@ class SearchScreen(ResultsScreen):
         except KittiwakeError as exc:  # the prompt checked the query: a cache problem
             self.notify(exc.message, severity="error")
             hits = []
+        results.always_show_folder = self.folder is None  # say where each hit lives
         results.show_hits(self.account, hits)
         if not api.searches_server(self.account):
             self.server_state = ""
@@ -213,10 +214,10 @@ class SearchScreen(ResultsScreen):
 
     @on(ThreadList.OpenedHit)
     def _open(self, event: ThreadList.OpenedHit) -> None:
-        from kittiwake.tui.screens.thread_reader import ThreadReaderScreen
+        from kittiwake.tui.screens.thread_reader import ResultReaderScreen
 
         self.app.push_screen(
-            ThreadReaderScreen(self.account, [event.hit], event.hit, self.results())
+            ResultReaderScreen(self.account, [event.hit], event.hit, self.results())
         )
 
 

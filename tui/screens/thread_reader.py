@@ -1,10 +1,14 @@
 """Reading a conversation: its messages in order, the ones already read folded to one line.
 
-Opened from the conversation list (the whole thread) or from search results (one message).
+Opened from the conversation list (the whole thread) or, as ``ResultReaderScreen``, from
+search results (one message, read as the message reader reads one: no n/p or folding).
 ``n``/``p`` move between the messages of the thread, ``enter`` folds or unfolds the one
-under the marker, ``J``/``K`` go to the next or previous row of the list it came from.
-Every triage key of the mailbox (same ids, ``triage.*``) acts on the message under the
-marker; the view follows the events: flags redraw, a message moved or deleted (here or on
+under the marker, ``J``/``K`` go to the next or previous conversation of the list it came
+from (the next result, from search).
+Every triage key of the mailbox (same ids, ``triage.*``) and every per-message key of the
+reader (same ids: ``compose.*`` reply and forward, ``reader.headers``, ``reader.source``,
+``reader.save``) acts on the message under the marker, whose attachments are listed under
+its body. The view follows the events: flags redraw, a message moved or deleted (here or on
 another device) leaves it, and the reader closes when the thread has none left.
 Bodies load as they are unfolded (through ``MailApi.message``, cached once fetched); an
 unread message that is shown unfolded is marked read, as the reader does.
@@ -24,9 +28,10 @@ from textual.containers import VerticalScroll
 from kittiwake.core.api import Hit
 from kittiwake.core.body import analyse
 from kittiwake.core.events import Event, FlagsChanged, FolderReset, MessagesExpunged
+from kittiwake.core.mime import ParsedMessage
 from kittiwake.core.models import FLAGGED, SEEN, Address, MessageSummary
 from kittiwake.core.sanitize import clean_line, clean_text
-from kittiwake.tui.screens.reader import MessageBody
+from kittiwake.tui.screens.reader import MessageBody, attachment_list, offer_save
 from kittiwake.tui.screens.search_triage import TitleBar, TriageScreen
 from kittiwake.tui.widgets.footer import KeyFooter
 from kittiwake.tui.widgets.message_list import compact_date
@@ -61,6 +66,9 @@ class ThreadMessage(MessageBody):
         self.summary = summary
         self.folded = folded
         self.body: Text | None = None
+        self.parsed: ParsedMessage | None = None
+        self.all_headers = False  # ``H``: every header, as sent
+        self.source = False  # ``V``: the raw message instead of the body
         self.set_class(folded, "-folded")
 
     def headline(self) -> Text:
@@ -83,11 +91,22 @@ class ThreadMessage(MessageBody):
         if not self.folded and s is not None:
             env = s.envelope
             name = self.style_of("header-name")
-            for label, value in (("To", _people(env.to)), ("Cc", _people(env.cc))):
+            headers = [("To", _people(env.to)), ("Cc", _people(env.cc))]
+            if self.all_headers and self.parsed is not None:
+                headers = [(clean_line(k), clean_line(v)) for k, v in self.parsed.headers]
+            for label, value in headers:
                 if value:
                     out.append("\n" + label + ": ", style=name).append(value)
             out.append("\n\n")
-            out.append_text(self.body if self.body is not None else Text("Loading…", style="dim"))
+            if self.source and self.parsed is not None:
+                out.append(clean_text(self.parsed.raw.decode("utf-8", "replace")).rstrip())
+            else:
+                loading = Text("Loading…", style="dim")
+                out.append_text(self.body if self.body is not None else loading)
+            if self.parsed is not None and self.parsed.attachments:
+                attachments = attachment_list(self.parsed)
+                attachments.stylize(self.style_of("dim"))
+                out.append("\n\n").append_text(attachments)
         self.update(out)
 
     def render_body(self, body: str, links: list[str]) -> None:
@@ -121,6 +140,19 @@ class ThreadReaderScreen(TriageScreen):
         Binding("k,up", "scroll_up", "Up", id="thread.up", show=False),
         Binding("space,pagedown", "page_down", "Page", id="thread.page_down", show=False),
         Binding("pageup,b", "page_up", "Page up", id="thread.page_up", show=False),
+        Binding("g,home", "top", "Top", id="thread.top", show=False),
+        Binding("G,end", "bottom", "Bottom", id="thread.bottom", show=False),
+        # The message under the marker, as in the reader (same ids: one remapping for both).
+        Binding("r", "reply", "Reply", id="compose.reply"),
+        Binding("R", "reply(True)", "Reply all", id="compose.reply_all", show=False),
+        Binding("f", "forward", "Forward", id="compose.forward", show=False),
+        Binding(
+            "F", "forward(True)", "Forward attached", id="compose.forward_attached", show=False
+        ),
+        Binding("c", "compose", "Compose", id="compose.new", show=False),
+        Binding("H", "toggle_headers", "Headers", id="reader.headers", show=False),
+        Binding("V", "toggle_source", "Source", id="reader.source", show=False),
+        Binding("S", "save_attachment", "Save attachment", id="reader.save", show=False),
         Binding("?", "help", "Help", id="app.help"),
         # The triage keys are ``TriageScreen``'s; these two leave the footer to n and p.
         Binding("e", "archive", "Archive", id="triage.archive", show=False),
@@ -256,6 +288,7 @@ class ThreadReaderScreen(TriageScreen):
             part.show()
             return
         body, links = await api.body_text(parsed)
+        part.parsed = parsed
         part.render_body(body, links)
         if part.summary is not None and SEEN not in part.summary.flags:
             await api.mark_seen(self.account, hit.folder, hit.uid)
@@ -293,13 +326,11 @@ class ThreadReaderScreen(TriageScreen):
             self.fetch(part)
 
     async def _step_list(self, step: int) -> None:
+        """The next or previous conversation of the list (one result, from search), however
+        its threads are folded there."""
         source = self.source
-        if source is None:
+        if source is None or not source.step_thread(step):
             return
-        target = source.cursor + step
-        if not 0 <= target < len(source.index):
-            return
-        source.cursor = target
         hit = source.current_hit
         if hit is None:
             return
@@ -333,15 +364,110 @@ class ThreadReaderScreen(TriageScreen):
     def action_page_up(self) -> None:
         self._scroll().scroll_page_up(animate=False)
 
+    def action_top(self) -> None:
+        self._scroll().scroll_home(animate=False)
+
+    def action_bottom(self) -> None:
+        self._scroll().scroll_end(animate=False)
+
+    # -- the message under the marker, as the reader has it ---------------------------------
+
+    def _current_part(self) -> ThreadMessage | None:
+        """The message under the marker (None once it has left)."""
+        parts = self.parts()
+        if not parts:
+            return None
+        part = parts[min(self.current, len(parts) - 1)]
+        return part if part.summary is not None else None
+
+    def _opened_part(self) -> ThreadMessage | None:
+        """The message under the marker, unfolded (its body loading) so a key shows on it."""
+        part = self._current_part()
+        if part is not None and part.folded:
+            self.action_toggle_fold()
+        return part
+
+    def action_toggle_headers(self) -> None:
+        if (part := self._opened_part()) is not None:
+            part.all_headers = not part.all_headers
+            part.show()
+
+    def action_toggle_source(self) -> None:
+        if (part := self._opened_part()) is not None:
+            part.source = not part.source
+            part.show()
+
+    def action_save_attachment(self) -> None:
+        part = self._current_part()
+        if part is None:
+            return
+        if part.parsed is not None:
+            offer_save(self, part.parsed)
+        else:  # folded, or still loading: fetch it (cached once fetched) first
+            self._save_when_loaded(part.hit)
+
+    @work(group="thread-save", exclusive=True, exit_on_error=False)
+    async def _save_when_loaded(self, hit: Hit) -> None:
+        try:
+            parsed = await self.kw.api.message(self.account, hit.folder, hit.uid)
+        except Exception as exc:  # network or parse trouble: one sentence, app keeps running
+            message = getattr(exc, "message", None) or f"could not load ({type(exc).__name__})"
+            self.notify(clean_line(message), severity="error")
+            return
+        if parsed is None:
+            self.notify("This message is no longer on the server.", severity="warning")
+            return
+        offer_save(self, parsed)
+
+    def action_compose(self) -> None:
+        from kittiwake.tui.screens.compose import compose_new
+
+        compose_new(self.kw, self.account)
+
+    def action_reply(self, all: bool = False) -> None:
+        from kittiwake.tui.screens.compose import compose_reply
+
+        if (part := self._current_part()) is not None:
+            compose_reply(self.kw, self.account, part.hit.folder, part.hit.uid, all=all)
+
+    def action_forward(self, attached: bool = False) -> None:
+        from kittiwake.tui.screens.compose import compose_forward
+
+        if (part := self._current_part()) is not None:
+            compose_forward(self.kw, self.account, part.hit.folder, part.hit.uid, attached=attached)
+
     # -- triage of the message under the marker (the keys are ``TriageScreen``'s) ----------
 
     def _targets(self) -> list[Hit]:
-        parts = self.parts()
-        if not parts:
-            return []
-        part = parts[min(self.current, len(parts) - 1)]
-        return [part.hit] if part.summary is not None else []
+        part = self._current_part()
+        return [part.hit] if part is not None else []
 
     def _after_submit(self) -> None:
         """Flags show at once (moves and deletes arrive as events and take the part away)."""
         self._refresh_parts(set(self._targets()))
+
+
+class ResultReaderScreen(ThreadReaderScreen):
+    """One search result, read as the message reader reads one message of a folder: the
+    same per-message keys, and ``J``/``K`` (shown as Next and Previous, the reader's ids
+    are kept) go to the next and previous result; there is no thread to move in or fold."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("J", "next_in_list", "Next", id="thread.next_in_list"),
+        Binding("K", "previous_in_list", "Previous", id="thread.previous_in_list"),
+    ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return action not in ("next", "previous", "toggle_fold")
+
+    def _update_title(self) -> None:
+        """The subject, the folder it lives in, and which result this is."""
+        parts = self.parts()
+        part = parts[0] if parts else None
+        s = part.summary if part is not None else None
+        title = [(clean_line(s.envelope.subject) if s is not None else "") or "(no subject)"]
+        if part is not None:
+            title.append(clean_line(part.hit.folder))
+        if self.source is not None and self.source.shown_rows:
+            title.append(f"result {self.source.cursor + 1:,} of {len(self.source.shown_rows):,}")
+        self.query_one(TitleBar).update(" · ".join(title))

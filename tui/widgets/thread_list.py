@@ -56,6 +56,9 @@ class ThreadList(MessageList):
         self.chosen: set[Hit] = set()
         self.spans: dict[int, tuple[int, int]] = {}  # thread -> its rows [start, end)
         self.show_folder_column = False
+        self.always_show_folder = False
+        """Show the folder column even when every row is in one folder (a search of every
+        folder: where a hit lives is worth saying)."""
         self.home_folder: str | None = None
         """Rows in this folder leave the folder column blank (a folder's conversations)."""
         self._summaries: OrderedDict[Hit, MessageSummary] = OrderedDict()
@@ -208,7 +211,7 @@ class ThreadList(MessageList):
         self.shown_rows = rows
         self.index = list(range(len(rows)))
         folders = {h.folder for h in self.hits if h is not None}
-        self.show_folder_column = len(folders) > 1
+        self.show_folder_column = self.always_show_folder or len(folders) > 1
         self.virtual_size = Size(self.size.width, len(rows))
         if keep is not None and keep in self.hits:
             at = self.hits.index(keep)
@@ -251,6 +254,31 @@ class ThreadList(MessageList):
         """Every message of the conversation under the cursor, in tree order."""
         row = self.row_at(self.cursor)
         return [] if row is None else self._thread_hits(self.thread_of[row])
+
+    def step_thread(self, step: int) -> bool:
+        """Move the cursor to the first row of the next (``step`` 1) or previous (-1)
+        conversation, whether or not threads are unfolded (flat rows: one row). False when
+        there is none."""
+        row = self.row_at(self.cursor)
+        if row is None:
+            return False
+        if self.threading is None:
+            target = self.cursor + step
+            if not 0 <= target < len(self.shown_rows):
+                return False
+            self.cursor = target
+            return True
+        start, end = self.spans[self.thread_of[row]]
+        if step > 0:
+            if end >= len(self.hits):
+                return False
+            first = end
+        else:
+            if start == 0:
+                return False
+            first = self.spans[self.thread_of[start - 1]][0]
+        self.cursor = self.shown_rows.index(first)  # a thread's first row is always shown
+        return True
 
     def cursor_folded(self) -> bool:
         row = self.row_at(self.cursor)
