@@ -112,7 +112,7 @@ async def test_triage_across_folders_is_one_undo_step(
         await pilot.press("asterisk", "d")  # both, each from its folder, to Trash
         await until(pilot, lambda: not results.hits)
         assert screen.title_text.startswith("Search work OR subject:message-3 · all folders · 0")
-        assert api.counts("mine", "Trash")[0] == 2
+        await until(pilot, lambda: api.counts("mine", "Trash")[0] == 2)  # once moved
         await pilot.press("z")  # one key, one step: both come back
         await until(
             pilot,
