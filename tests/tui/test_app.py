@@ -9,12 +9,13 @@ from pathlib import Path
 from harness import Dovecot, User
 from harness.clients import imap_device
 from harness.ui import message, synced, until
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from kittiwake.core.config import Config
 from kittiwake.core.events import MessagesAdded
 from kittiwake.core.models import Address, Envelope, MessageSummary
 from kittiwake.tui.app import KittiwakeApp
+from kittiwake.tui.screens.compose import PathPrompt
 from kittiwake.tui.screens.confirm import Confirm
 from kittiwake.tui.screens.help import HelpScreen
 from kittiwake.tui.screens.mailbox import MailboxScreen
@@ -109,12 +110,32 @@ async def test_attachment_is_saved_without_overwriting(
             pilot, lambda: isinstance(app.screen, ReaderScreen) and app.screen.parsed is not None
         )
         assert "report.pdf" in str(app.screen.query_one("#attachments").render())
-        await pilot.press("S")
-        await pilot.press("S")
         downloads = xdg / "downloads"
+        # S asks where, offering a free name in the download directory; enter takes it.
+        await pilot.press("S")
+        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
+        assert app.screen.query_one(Input).value == str(downloads / "report.pdf")
+        await pilot.press("enter")
+        await until(pilot, lambda: (downloads / "report.pdf").exists())
+        await pilot.press("S")
+        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
+        assert app.screen.query_one(Input).value == str(downloads / "report (1).pdf")
+        await pilot.press("enter")
         await until(pilot, lambda: len(list(downloads.glob("report*.pdf"))) == 2)
         assert sorted(p.name for p in downloads.iterdir()) == ["report (1).pdf", "report.pdf"]
         assert (downloads / "report.pdf").read_bytes() == b"%PDF-1.4 test"
+        # A name of the user's own, and never over an existing file.
+        await pilot.press("S")
+        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
+        app.screen.query_one(Input).value = str(xdg / "mine.pdf")
+        await pilot.press("enter")
+        await until(pilot, lambda: (xdg / "mine.pdf").exists())
+        await pilot.press("S")
+        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
+        app.screen.query_one(Input).value = str(xdg / "mine.pdf")
+        await pilot.press("enter")
+        await until(pilot, lambda: any("exists already" in n.message for n in app._notifications))
+        assert (xdg / "mine.pdf").read_bytes() == b"%PDF-1.4 test"
 
 
 async def test_folders_sidebar_and_picker(xdg: Path, mailbox: Callable[..., Config]) -> None:

@@ -13,6 +13,7 @@ from kittiwake.core.api import Hit
 from kittiwake.core.config import Config
 from kittiwake.core.models import FLAGGED
 from kittiwake.tui.app import KittiwakeApp
+from kittiwake.tui.screens.compose import PathPrompt
 from kittiwake.tui.screens.help import HelpScreen
 from kittiwake.tui.screens.mailbox import MailboxScreen
 from kittiwake.tui.screens.search import SearchPrompt, SearchScreen
@@ -151,6 +152,8 @@ async def test_a_result_reads_like_the_reader_and_all_folders_say_where(
         title = str(reader.query_one("#thread-title").render())
         assert title == "Message 10 · INBOX · result 1 of 2"
         await pilot.press("S")
+        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
+        await pilot.press("enter")  # the download directory, offered
         downloads = xdg / "downloads"
         await until(pilot, lambda: (downloads / "report.pdf").exists())
         await pilot.press("H")

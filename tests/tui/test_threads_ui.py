@@ -19,6 +19,7 @@ from kittiwake.core.api import Hit
 from kittiwake.core.config import Config, config_from_dict
 from kittiwake.core.models import FLAGGED, SEEN
 from kittiwake.tui.app import KittiwakeApp
+from kittiwake.tui.screens.compose import PathPrompt
 from kittiwake.tui.screens.help import HelpScreen
 from kittiwake.tui.screens.mailbox import MailboxScreen
 from kittiwake.tui.screens.review import ReviewScreen
@@ -333,6 +334,8 @@ async def test_thread_reader_has_the_readers_keys_and_jk_go_by_conversation(
         # The unread reply is open, its attachment listed under its body.
         await until(pilot, lambda: "map.pdf" in str(part.render()))
         await pilot.press("S")
+        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
+        await pilot.press("enter")  # the download directory, offered
         downloads = xdg / "downloads"
         await until(pilot, lambda: (downloads / "map.pdf").exists())
         assert (downloads / "map.pdf").read_bytes() == b"%PDF-1.4 map"

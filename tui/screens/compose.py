@@ -167,7 +167,8 @@ class NewMessagePrompt(ModalScreen[tuple[str, str] | None]):
 
 
 class PathPrompt(ModalScreen[str | None]):
-    """``a`` in the review: a file to attach, with filesystem completion."""
+    """A path with filesystem completion: ``a`` in the review (a file to attach), ``S`` in
+    the readers (where to save an attachment)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="compose.path_cancel"),
@@ -187,10 +188,17 @@ class PathPrompt(ModalScreen[str | None]):
     }
     """
 
+    def __init__(
+        self, question: str = "Attach file (tab or → completes):", value: str | None = None
+    ) -> None:
+        super().__init__()
+        self.question = question
+        self.value = value if value is not None else str(Path.cwd()) + "/"
+
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Text("Attach file (tab or → completes):"))
-            yield PathInput(value=str(Path.cwd()) + "/", id="path")
+            yield Static(Text(self.question))
+            yield PathInput(value=self.value, id="path")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

@@ -68,17 +68,43 @@ def attachment_list(parsed: ParsedMessage) -> Text:
     return Text("\n".join(lines))
 
 
+def save_attachment_as(attachment: Attachment, answer: str) -> Path:
+    """Save where the user said: into a directory (under the attachment's own safe name, made
+    unique), or as the file named, never over an existing one."""
+    target = Path(answer).expanduser()
+    if answer.endswith("/") or target.is_dir():
+        return save_attachment(attachment, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "xb") as fh:  # "x": an existing file is never overwritten
+        fh.write(attachment.payload())
+    return target
+
+
 def offer_save(screen: Screen[Any], parsed: ParsedMessage | None) -> None:
-    """``S``: save the message's attachment to the download directory (asking which one when
-    there are several); shared by the reader and the conversation reader."""
+    """``S``: save an attachment (asking which one when there are several, then where, the
+    download directory offered, as mutt asks); shared by the reader and the conversation
+    reader."""
+    from kittiwake.tui.screens.compose import PathPrompt
 
     def save(attachment: Attachment) -> None:
-        try:
-            path = save_attachment(attachment, paths.download_dir())
-        except OSError as exc:
-            screen.notify(f"Could not save {attachment.filename}: {exc.strerror}", severity="error")
-            return
-        screen.notify(f"Saved {path}")
+        default = unique_path(paths.download_dir(), attachment.filename)  # a free name
+
+        def where(answer: str | None) -> None:
+            if not answer:
+                return
+            try:
+                path = save_attachment_as(attachment, answer)
+            except FileExistsError:
+                screen.notify(f"{answer} exists already; give another name.", severity="error")
+                return
+            except OSError as exc:
+                why = exc.strerror or str(exc)
+                screen.notify(f"Could not save {attachment.filename}: {why}", severity="error")
+                return
+            screen.notify(f"Saved {path}")
+
+        ask = PathPrompt("Save attachment to (tab completes):", str(default))
+        screen.app.push_screen(ask, where)
 
     if parsed is None or not parsed.attachments:
         screen.notify("This message has no attachments.", severity="warning")
