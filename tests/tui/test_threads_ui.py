@@ -398,3 +398,40 @@ async def test_thread_reader_has_the_readers_keys_and_jk_go_by_conversation(
         assert isinstance(review, ReviewScreen)
         assert review.local.draft.in_reply_to == "<p2@t>"
         assert review.local.draft.subject == "Re: Picnic"
+
+
+async def test_deleting_a_folded_conversation_leaves_the_users_replies_in_sent(
+    xdg: Path, mailbox: Callable[..., Config], dovecot: Dovecot, user: User
+) -> None:
+    """Delete and archive act on this folder's part of a folded conversation; a flag acts on
+    all of it, the user's own reply in Sent included."""
+    config = mailbox(
+        2,
+        extra=[mail("p1", "Picnic", 2), mail("p3", "Re: Picnic", 4, "p2", "<p1@t> <p2@t>")],
+    )
+    device = imap_device(dovecot, user)
+    try:
+        assert device.append("Sent", "(\\Seen)", None, mail("p2", "Re: Picnic", 3, "p1"))[0] == "OK"
+    finally:
+        device.logout()
+    app = KittiwakeApp(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        api = app.api
+        await until(pilot, lambda: api.counts("mine", "INBOX")[0] == 4)
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, ConversationsScreen))
+        screen = app.screen
+        assert isinstance(screen, ConversationsScreen)
+        threads = screen.query_one(ThreadList)
+        await until(pilot, lambda: threads.threading is not None)
+        picnic = next(h for h in threads.hits if h is not None and h.folder == "Sent")
+        threads.go_to(picnic)
+        await pilot.press("h")  # fold it
+        assert threads.cursor_folded()
+        await pilot.press("s")  # a flag: the whole conversation
+        await until(pilot, lambda: FLAGGED in api.summaries("mine", "Sent", [1])[1].flags)
+        await pilot.press("d")  # a delete: this folder's part only
+        await until(pilot, lambda: api.counts("mine", "INBOX")[0] == 2)
+        await until(pilot, lambda: api.counts("mine", "Trash")[0] == 2)
+        assert api.counts("mine", "Sent")[0] == 1

@@ -80,6 +80,10 @@ class TriageScreen(Screen[None]):
         """What a triage key acts on."""
         raise NotImplementedError
 
+    def _relocation_targets(self) -> list[Hit]:
+        """What archive, delete, junk and move act on (flags act on ``_targets``)."""
+        return self._targets()
+
     def _summary(self, hit: Hit) -> MessageSummary | None:
         return self.kw.api.summary_of(self.account, hit)
 
@@ -138,7 +142,7 @@ class TriageScreen(Screen[None]):
     def _move_to(
         self, dest: str, verb: str = "Moved", kind: Literal["move", "copy"] = "move"
     ) -> None:
-        hits = self._targets()
+        hits = self._relocation_targets() if kind == "move" else self._targets()
         if hits:
             self._submit(kind, hits, f"{verb} {plural(len(hits))} to {clean_line(dest)}", dest=dest)
 
@@ -153,7 +157,7 @@ class TriageScreen(Screen[None]):
         self._move_to(dest, "Archived")
 
     def action_delete(self) -> None:
-        hits = self._targets()
+        hits = self._relocation_targets()
         if not hits:
             return
         trash = self.kw.api.role_folder(self.account, FolderRole.TRASH)
@@ -180,7 +184,7 @@ class TriageScreen(Screen[None]):
         if junk is None:
             self.notify("This account has no Junk folder.", severity="warning")
             return
-        hits = self._targets()
+        hits = self._relocation_targets()
         if hits:
             self._submit("flags", hits, "", add=(JUNK,), undoable=False)
             self._submit("move", hits, f"Marked as junk: {plural(len(hits))}", dest=junk)
@@ -216,7 +220,7 @@ class TriageScreen(Screen[None]):
         self.app.push_screen(FolderPicker(refs, title, create_in=account), chosen)
 
     def action_move(self) -> None:
-        if self._targets():
+        if self._relocation_targets():
             self._pick_folder("Move to…", lambda dest: self._move_to(dest))
 
     def action_copy(self) -> None:

@@ -58,6 +58,16 @@ class ConversationsScreen(ResultsScreen):
             results.go_to(Hit(self.folder, uid))
         self._update_title()
 
+    def _relocation_targets(self) -> list[Hit]:
+        """A folded conversation is archived, deleted or moved as this folder's part of it:
+        the user's own replies stay in Sent (mutt's thread delete acts on one mailbox too).
+        An explicit selection is taken as it is."""
+        results = self.results()
+        hits = self._targets()
+        if results.chosen or not results.cursor_folded():
+            return hits
+        return [h for h in hits if h.folder == self.folder]
+
     def _mailbox_list(self) -> MessageList | None:
         """The message list under this screen, when it shows this folder."""
         stack = self.app.screen_stack
