@@ -32,9 +32,11 @@ from kittiwake.tui.screens.compose import (
     compose_refused,
     delete_refused,
 )
+from kittiwake.tui.screens.confirm import Confirm
 from kittiwake.tui.screens.help import HelpScreen, binding_rows
 from kittiwake.tui.screens.mailbox import MailboxScreen
 from kittiwake.tui.screens.pickers import Picker
+from kittiwake.tui.screens.prompt import Prompt
 from kittiwake.tui.screens.reader import ReaderScreen
 from kittiwake.tui.screens.review import ReviewScreen
 from kittiwake.tui.screens.search import QUERY_HELP, SearchPrompt, SearchScreen
@@ -42,6 +44,7 @@ from kittiwake.tui.screens.search_triage import ResultsScreen
 from kittiwake.tui.screens.thread_reader import ResultReaderScreen, ThreadReaderScreen
 from kittiwake.tui.screens.thread_view import ConversationsScreen
 from kittiwake.tui.themes import load_themes, pick_theme, register_themes
+from kittiwake.tui.widgets.address_input import PathInput
 from kittiwake.tui.widgets.folder_tree import FolderTree
 from kittiwake.tui.widgets.message_list import MessageList
 from kittiwake.tui.widgets.plain import highlight
@@ -67,6 +70,9 @@ KEYMAP_CLASSES: list[type[DOMNode]] = [
     BuiltinEditor,
     NewMessagePrompt,
     PathPrompt,
+    PathInput,
+    Confirm,
+    Prompt,
     # -- search and threads ---
     ResultsScreen,
     SearchScreen,
@@ -74,6 +80,7 @@ KEYMAP_CLASSES: list[type[DOMNode]] = [
     ConversationsScreen,
     ThreadList,
     ThreadReaderScreen,
+    ResultReaderScreen,
     # -- end search and threads ---
 ]
 
@@ -133,7 +140,7 @@ class KittiwakeApp(App[None]):
         self._fresh_mail: list[MessageSummary] = []
         self._setup_theme()
         keymap, warnings = check_keymap(
-            config.keys, binding_ids(KEYMAP_CLASSES), str(config.path or "config")
+            config.keys, binding_ids([*KEYMAP_CLASSES, type(self)]), str(config.path or "config")
         )
         self.startup_warnings += warnings
         self.set_keymap(keymap)

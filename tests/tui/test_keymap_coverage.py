@@ -1,0 +1,34 @@
+"""Every key binding of the app can be remapped through ``[keys]``: a binding whose class is
+missing from ``KEYMAP_CLASSES`` would be reported as "no such action" instead."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from textual.dom import DOMNode
+
+import kittiwake.tui
+from kittiwake.tui.app import KEYMAP_CLASSES, KittiwakeApp
+from kittiwake.tui.keymap import binding_ids
+
+
+def _every_class() -> set[type[DOMNode]]:
+    for module in pkgutil.walk_packages(kittiwake.tui.__path__, "kittiwake.tui."):
+        importlib.import_module(module.name)
+    found: set[type[DOMNode]] = set()
+    todo: list[type[DOMNode]] = [DOMNode]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            if sub.__module__.startswith("kittiwake.tui") and sub not in found:
+                found.add(sub)
+            todo.append(sub)
+    return found
+
+
+def test_every_binding_id_is_remappable() -> None:
+    ours = binding_ids(sorted(_every_class(), key=lambda c: c.__qualname__))
+    assert ours, "no bindings found at all"
+    known = binding_ids([*KEYMAP_CLASSES, KittiwakeApp])  # what the app accepts in [keys]
+    assert ours <= known, sorted(ours - known)
