@@ -367,6 +367,7 @@ class MailGenerator:
             month_de=rng.choice(pools.MONTHS_DE),
             month_fr=rng.choice(pools.MONTHS_FR),
             n=rng.randint(2, 28),
+            month_num=rng.randint(1, 12),
             year=rng.randint(2025, 2027),
         )
 
