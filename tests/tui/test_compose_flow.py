@@ -313,9 +313,6 @@ async def test_quitting_inside_the_builtin_editor_keeps_what_was_typed(
     user2: User,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from kittiwake.tui.screens import compose as compose_module
-
-    monkeypatch.setattr(compose_module, "KEEP_EVERY", 0.2)
     put(dovecot, user, letter(user2, user))
     app = KittiwakeApp(config_for(dovecot, postfix, user, editor="builtin"))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -324,9 +321,8 @@ async def test_quitting_inside_the_builtin_editor_keeps_what_was_typed(
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, BuiltinEditor), timeout=10)
         await pilot.press(*"Half a thought")
-        (local,) = LocalDrafts().all()
-        text_file = LocalDrafts().text_path(local.id)
-        await until(pilot, lambda: "Half a thought" in text_file.read_text())
+        # Quit at once: the editor's file is written every few seconds, and has not been yet;
+        # what is on screen is what gets saved.
         await app.action_quit()
     (draft,) = folder(dovecot, user, "Drafts")
     assert "Half a thought" in (parse_message(draft).text or "")

@@ -85,6 +85,8 @@ class BuiltinEditor(Screen[str | None]):
         self.keep = keep
         """Writes the text to the draft's local copy (every few seconds while it changes)."""
         self._kept = text
+        self.latest = text
+        """The text as it is now: what a quit mid-edit saves (the file may be seconds old)."""
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -104,6 +106,9 @@ class BuiltinEditor(Screen[str | None]):
             area.move_cursor((line, 0))
         if self.keep is not None:
             self.set_interval(KEEP_EVERY, self._keep_now)
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        self.latest = event.text_area.text
 
     async def _keep_now(self) -> None:
         text = self.query_one(TextArea).text

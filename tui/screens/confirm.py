@@ -14,7 +14,8 @@ from textual.widgets import Static
 
 class Confirm(ModalScreen[bool]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y,enter", "answer(True)", "Yes", id="confirm.yes"),
+        # Not enter: it opens messages, and a double press must not destroy one.
+        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
         Binding("n,escape,q", "answer(False)", "No", id="confirm.no"),
     ]
 
@@ -23,15 +24,15 @@ class Confirm(ModalScreen[bool]):
         align: center middle;
     }
     Confirm > Vertical {
-        width: auto;
-        max-width: 70;
+        width: 74;
+        max-width: 100%;
         height: auto;
         background: $surface;
         border: tall $warning;
         padding: 1 2;
     }
     Confirm > Vertical > Static {
-        width: auto;
+        width: 100%;
     }
     """
 

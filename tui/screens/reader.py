@@ -70,8 +70,9 @@ def attachment_list(parsed: ParsedMessage) -> Text:
 
 def save_attachment_as(attachment: Attachment, answer: str) -> Path:
     """Save where the user said: into a directory (under the attachment's own safe name, made
-    unique), or as the file named, never over an existing one."""
-    target = Path(answer).expanduser()
+    unique), or as the file named, never over an existing one. A relative path is taken
+    from the download directory, never from wherever the app was started."""
+    target = paths.download_dir() / Path(answer).expanduser()  # relative: to downloads
     if answer.endswith("/") or target.is_dir():
         return save_attachment(attachment, target)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -128,6 +128,7 @@ class ReviewScreen(Screen[None]):
         self._saved = local.draft if local.server_uid is not None else None
         self.closed = False
         self._editing = False
+        self._builtin: BuiltinEditor | None = None
 
     @property
     def kw(self) -> KittiwakeApp:
@@ -296,9 +297,10 @@ class ReviewScreen(Screen[None]):
     async def _run_editor(self, current: str) -> str | None:
         command = editor_command(self.kw.config)
         if command is None:
-            result: str | None = await self.app.push_screen_wait(
-                BuiltinEditor(current, keep=self._write_text)
-            )
+            self._builtin = BuiltinEditor(current, keep=self._write_text)
+            # Kept if the wait is cancelled (the app quitting): save_on_quit reads it.
+            result: str | None = await self.app.push_screen_wait(self._builtin)
+            self._builtin = None
             return result
         path = self.kw.api.compose.text_path(self.local)
         code = run_external_editor(self.app, command, path)
@@ -452,8 +454,12 @@ class ReviewScreen(Screen[None]):
         """The app quits mid-compose: the draft goes to Drafts (it is on disk already)."""
         if self.closed:
             return
-        if self._editing:  # the built-in editor kept its text in the draft's file
-            text = self.kw.api.compose.read_back(self.local)
+        if self._editing:  # the editor's file, or the built-in editor's text as it is now
+            editor = self._builtin
+            if editor is not None:
+                text = editor.latest
+            else:
+                text = self.kw.api.compose.read_back(self.local)
             try:
                 draft: Draft | None = Draft.from_text(text, self.local.draft)
             except DraftParseError:
