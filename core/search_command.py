@@ -101,15 +101,25 @@ async def run_search(
     engine = Engine(config, cache_dir=cache_dir)
     accounts = [a.key for a in engine.select(account) if a.key in engine.stores]
     found: list[Found] = []
+    missing: list[ConfigError] = []
     try:
         for name in accounts:
             store = engine.stores[name]
-            for hit in await search_account(engine, store, folder, query, err):
+            try:
+                hits = await search_account(engine, store, folder, query, err)
+            except ConfigError as exc:
+                if account is not None:
+                    raise
+                missing.append(exc)  # --folder without --account: the accounts that have it
+                continue
+            for hit in hits:
                 summary = store.cache.summary(hit.folder, hit.uid)
                 if summary is not None:
                     found.append(Found(name, hit, summary))
     finally:
         await engine.stop()
+    if missing and len(missing) == len(accounts):
+        raise ConfigError(f"no account has a folder named {folder!r}")
     if as_json:
         json.dump([f.as_json() for f in found], out, ensure_ascii=False, indent=1)
         out.write("\n")

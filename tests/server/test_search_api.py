@@ -188,6 +188,17 @@ def test_search_command_json_lines_and_errors(tmp_path: Path, dovecot: Dovecot, 
     assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("kittiwake: is:sleepy")
     missing = kittiwake(tmp_path, user, "--config", cfg, "search", "--folder", "Nope", "x")
     assert missing.returncode == 1 and "Nope" in missing.stderr
+    # --folder without --account: the accounts that have the folder are searched, the others
+    # (a POP3 account with only its local folders here) are passed over.
+    with open(cfg, "a") as more:
+        more.write(
+            f'[accounts.home]\nemail = "{user.email}"\n[accounts.home.pop3]\n'
+            f'host = "{dovecot.host}"\nport = {dovecot.ports.pop3s}\nuser = "{user.login}"\n'
+            f'password_env = "KW_TEST_PASSWORD"\nca_file = "{dovecot.ca_file}"\n'
+        )
+    both = kittiwake(tmp_path, user, "--config", cfg, "search", "--folder", "INBOX", "from:ann")
+    assert both.returncode == 0, both.stderr
+    assert "Lunch" in both.stdout
     # A reader that stops early (`| head`) is not an error: no traceback, exit 0.
     env = {
         "PATH": "/usr/bin:/bin",
