@@ -384,13 +384,18 @@ def forwarded_message_id(draft: Draft) -> str | None:
 
 
 def message_text(parsed: ParsedMessage) -> str:
-    """The text to quote or forward: text/plain, else the HTML converted to text."""
+    """The text to quote or forward: text/plain, else the HTML converted to text with its
+    numbered links listed under it (the text says "link[1]"; without the list, a reply
+    would point at nothing)."""
     if parsed.text is not None:
         text = parsed.text
     elif parsed.html:
         from kittiwake.core.html import html_to_text
 
-        text = html_to_text(parsed.html)[0]
+        text, links = html_to_text(parsed.html)
+        if links:
+            listed = "\n".join(f"[{n}] {url}" for n, url in enumerate(links, 1))
+            text = f"{text.rstrip()}\n\n{listed}\n"
     else:
         text = ""
     return text.replace("\r\n", "\n").replace("\r", "\n")

@@ -540,3 +540,16 @@ def test_draft_from_message_round_trips_a_built_message(tmp_path: Path) -> None:
     assert back.in_reply_to == "<p@x>" and back.references == ("<r@x>", "<p@x>")
     assert back.message_id == built.message_id
     assert back.attached == (DataAttachment("a.bin", "application/octet-stream", b"\x00\x01"),)
+
+
+def test_replying_to_html_mail_quotes_its_links_too() -> None:
+    html = message(
+        "From: News <news@example.net>",
+        "Subject: Newsletter",
+        "Content-Type: text/html; charset=utf-8",
+        body='<p>Hello, see <a href="http://example.test/a">this link</a>.</p>\r\n',
+    )
+    body = reply(html, ME).body
+    assert "> Hello, see this link[1]." in body
+    assert "> [1] http://example.test/a" in body
+    assert "[1] http://example.test/a" in forward_inline(html, ME).body
