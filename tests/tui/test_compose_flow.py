@@ -268,6 +268,17 @@ async def test_quitting_mid_compose_saves_the_draft_and_it_reopens(
         assert review.local.draft.subject == "Re: Can we fix it?"
         assert review.local.draft.in_reply_to == "<fixit@example.test>"
         assert "Thanks, fixed it." in review.local.draft.body
+        # Discarding a reopened draft drops this session's changes; the draft stays, and the
+        # notice says so.
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, MailboxScreen))
+        await until(
+            pilot,
+            lambda: any("the draft stays in Drafts" in n.message for n in app._notifications),
+        )
+    assert len(folder(dovecot, user, "Drafts")) == 1
 
 
 async def test_autosave_files_the_draft_in_drafts_and_replaces_it(

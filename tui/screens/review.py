@@ -406,12 +406,18 @@ class ReviewScreen(Screen[None]):
         self.dismiss(None)
 
     def action_discard(self) -> None:
+        reopened = (self.local.server_folder, self.local.server_uid) == self.original_server_copy
+        reopened = reopened and self.local.server_uid is not None
+
         async def answer(yes: bool | None) -> None:
             if yes:
                 await self._close(discard=True)
-                self.notify("Message discarded.")
+                # A draft reopened from Drafts stays there: only this session's changes go.
+                said = "Changes discarded; the draft stays in Drafts." if reopened else None
+                self.notify(said or "Message discarded.")
 
-        self.app.push_screen(Confirm("Discard this message?"), answer)
+        question = "Discard your changes to this draft?" if reopened else "Discard this message?"
+        self.app.push_screen(Confirm(question), answer)
 
     async def _close(self, *, discard: bool) -> None:
         keep = (self.local.server_folder, self.local.server_uid) == self.original_server_copy
