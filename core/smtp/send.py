@@ -257,6 +257,8 @@ def parse_mailto(url: str) -> Draft:
             subject = " ".join(value.split())
         elif name == "body" and body is None:
             body = value.replace("\r\n", "\n").replace("\r", "\n")
+            if body and not body.endswith("\n"):
+                body += "\n"  # a text file ends with a newline: what the editor adds starts anew
         elif name == "in-reply-to" and in_reply_to is None:
             in_reply_to = normalize_msgid(value)
         elif name not in _MAILTO_KEEP:

@@ -142,7 +142,7 @@ def test_mailto_fields_and_percent_decoding() -> None:
     assert draft.cc == (Address("Carol", "carol@example.org"),)
     assert draft.bcc == (Address("", "dave@example.org"),)
     assert draft.subject == "Grüße a+b"  # '+' is a plus in mailto:, not a space
-    assert draft.body == "line 1\nline 2"
+    assert draft.body == "line 1\nline 2\n"  # ends with a newline, as a text file does
     assert draft.in_reply_to == "<p@x.example>" and draft.references == ("<p@x.example>",)
     assert draft.from_.addr == ""
 
@@ -155,7 +155,7 @@ def test_mailto_ignores_dangerous_fields() -> None:
     assert draft.to == (Address("", "bob@example.org"),)
     assert draft.bcc == () and draft.attachments == () and draft.attached == ()
     assert draft.subject == "a Bcc: spy@example.org"  # one line: no header injection
-    assert draft.body == "ok"
+    assert draft.body == "ok\n"
 
 
 def test_mailto_errors() -> None:

@@ -39,7 +39,13 @@ from kittiwake.tui.widgets.thread_list import ThreadList
 
 
 def _people(addrs: tuple[Address, ...]) -> str:
-    return ", ".join(clean_line(a.name or a.addr) for a in addrs)
+    """Names (or addresses), comma-separated; a name holding a comma is quoted, so "Lee, Ann"
+    reads as one person."""
+    return ", ".join(_person(clean_line(a.name or a.addr)) for a in addrs)
+
+
+def _person(name: str) -> str:
+    return f'"{name}"' if "," in name else name
 
 
 class ThreadMessage(MessageBody):

@@ -440,7 +440,7 @@ class ThreadList(MessageList):
         who = ""
         if env is not None and env.from_:
             who = ", ".join(a.name or a.addr for a in env.from_)
-        subject = clean_line(env.subject) if env is not None else ""
+        subject = (clean_line(env.subject) or "(no subject)") if env is not None else ""
         if hit is None and not folded:  # the thread's first message is not here: its subject
             first_hits = self._thread_hits(thread)[:1]
             known = self._summaries.get(first_hits[0]) if first_hits else None
