@@ -520,3 +520,33 @@ async def test_review_fields_let_go_with_escape_tab_completes_and_the_footer_fit
         await pilot.press("x")
         assert to.value == ""  # type: ignore[attr-defined]
         assert review.focused is review.query_one("#body-scroll")
+
+
+async def test_a_message_left_with_no_text_is_not_sent_without_asking(
+    xdg: Path,
+    dovecot: Dovecot,
+    postfix: Postfix,
+    user: User,
+    user2: User,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    script = xdg / "emptying-editor"
+    script.write_text('#!/bin/sh\nfor last; do :; done\n: > "$last"\n')  # truncates the file
+    script.chmod(0o755)
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", str(script))
+    put(dovecot, user, letter(user2, user))
+    app = KittiwakeApp(config_for(dovecot, postfix, user))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        await until(pilot, lambda: listed(app))
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ReviewScreen), timeout=10)
+        review = app.screen
+        assert isinstance(review, ReviewScreen)
+        await until(pilot, lambda: not review.local.draft.body.strip())
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.press("n")  # not sent: back to the review, nothing queued
+        await until(pilot, lambda: app.screen is review)
+        assert app.api.outbox_status().describe() == ""

@@ -381,6 +381,11 @@ class ReviewScreen(Screen[None]):
                 "Add a recipient first: t edits To, c Cc, b Bcc.", severity="error", markup=False
             )
             return
+        if not draft.body.strip() and not draft.attachments and not draft.attached:
+            # An editor that emptied the file: ask, as a mistake is likelier than intent.
+            sure = await self.app.push_screen_wait(Confirm("Send this message with no text?"))
+            if not sure:
+                return
         try:
             await self._update(draft)
             said = await self.kw.api.send(self.local)
