@@ -383,6 +383,10 @@ async def test_two_devices_live(engine: EngineFactory, dovecot: Dovecot, user: U
     ev = await wait_event(events, FlagsChanged, folder="Work")
     assert list(ev.flags.values()) == [frozenset({SEEN})]
     assert account.cache.counts("INBOX") == (2, 1)
+    # ... also when no count changes (a flag that is not \Seen).
+    device.store("1", "+FLAGS", "(\\Flagged)")
+    ev = await wait_event(events, FlagsChanged, folder="Work")
+    assert list(ev.flags.values()) == [frozenset({SEEN, FLAGGED})]
 
 
 async def test_server_restart_during_idle_reconnects_and_catches_up(
