@@ -438,6 +438,8 @@ async def test_deleting_a_folded_conversation_leaves_the_users_replies_in_sent(
         threads = screen.query_one(ThreadList)
         await until(pilot, lambda: threads.threading is not None)
         picnic = next(h for h in threads.hits if h is not None and h.folder == "Sent")
+        # The user's own reply names its recipient, as the Sent folder's list does.
+        assert "To Me" in threads.render_line(threads.hits.index(picnic)).text
         threads.go_to(picnic)
         await pilot.press("h")  # fold it
         assert threads.cursor_folded()

@@ -251,6 +251,9 @@ class ResultsScreen(TriageScreen):
         yield KeyFooter()
 
     def on_mount(self) -> None:
+        api = self.kw.api
+        outgoing = (api.role_folder(self.account, r) for r in (FolderRole.SENT, FolderRole.DRAFTS))
+        self.results().outgoing_folders = frozenset(f for f in outgoing if f is not None)
         self.results().focus()
         self.follow_events()
 

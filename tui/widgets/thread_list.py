@@ -60,6 +60,8 @@ class ThreadList(MessageList):
         """Show the folder column even when every row is in one folder (a search of every
         folder: where a hit lives is worth saying)."""
         self.home_folder: str | None = None
+        self.outgoing_folders: frozenset[str] = frozenset()
+        """Sent and Drafts: their rows name the recipients ("To ..."), as the list does."""
         """Rows in this folder leave the folder column blank (a folder's conversations)."""
         self._summaries: OrderedDict[Hit, MessageSummary] = OrderedDict()
         self.thread_unread: dict[int, int] = {}
@@ -438,7 +440,9 @@ class ThreadList(MessageList):
         )
         env = summary.envelope if summary is not None else None
         who = ""
-        if env is not None and env.from_:
+        if env is not None and hit is not None and hit.folder in self.outgoing_folders:
+            who = "To " + ", ".join(a.name or a.addr for a in env.to) if env.to else ""
+        elif env is not None and env.from_:
             who = ", ".join(a.name or a.addr for a in env.from_)
         subject = (clean_line(env.subject) or "(no subject)") if env is not None else ""
         if hit is None and not folded:  # the thread's first message is not here: its subject
