@@ -135,3 +135,26 @@ class UidTrail:
                 action, uids=tuple(back.get(u, u) for u in action.uids)
             )
             record.previous_flags = {back.get(u, u): f for u, f in record.previous_flags.items()}
+
+
+def flags_inverse(action: Action, previous: dict[int, frozenset[str]]) -> list[Action]:
+    """The flag changes that put back what ``action`` changed, given each message's flags
+    before it: one action per distinct (add, remove) pair."""
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
+    add, remove = set(action.add), set(action.remove)
+    for uid, before in previous.items():
+        back_add = tuple(sorted(remove & before))
+        back_remove = tuple(sorted(add - before))
+        if back_add or back_remove:
+            groups.setdefault((back_add, back_remove), []).append(uid)
+    return [
+        Action(
+            kind="flags",
+            folder=action.folder,
+            uidvalidity=action.uidvalidity,
+            uids=tuple(uids),
+            add=a,
+            remove=r,
+        )
+        for (a, r), uids in groups.items()
+    ]

@@ -26,7 +26,7 @@ from kittiwake.core.events import (
 )
 from kittiwake.core.imap.client import ImapClient
 from kittiwake.core.imap.parser import CopyUid
-from kittiwake.core.journal import Action, Journal, UidTrail
+from kittiwake.core.journal import Action, Journal, UidTrail, flags_inverse
 from kittiwake.core.models import DELETED, MessageSummary
 
 log = logging.getLogger(__name__)
@@ -205,24 +205,7 @@ class Triage:
         if record is None:
             return "Nothing is known about that action any more"
         if action.kind == "flags":
-            groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
-            add, remove = set(action.add), set(action.remove)
-            for uid, before in record.previous_flags.items():
-                back_add = tuple(sorted(remove & before))
-                back_remove = tuple(sorted(add - before))
-                if back_add or back_remove:
-                    groups.setdefault((back_add, back_remove), []).append(uid)
-            return [
-                Action(
-                    kind="flags",
-                    folder=action.folder,
-                    uidvalidity=action.uidvalidity,
-                    uids=tuple(uids),
-                    add=a,
-                    remove=r,
-                )
-                for (a, r), uids in groups.items()
-            ]
+            return flags_inverse(action, record.previous_flags)
         mapping = record.copyuid
         if mapping is None:
             return f"The server did not say where the messages went in {action.dest}"

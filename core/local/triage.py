@@ -33,7 +33,7 @@ from kittiwake.core.events import (
     MessagesExpunged,
     SyncError,
 )
-from kittiwake.core.journal import Action, Journal, UidTrail
+from kittiwake.core.journal import Action, Journal, UidTrail, flags_inverse
 from kittiwake.core.local.index import FileIndex, transaction
 from kittiwake.core.maildir import Maildir, MaildirError
 from kittiwake.core.models import MessageSummary
@@ -254,24 +254,7 @@ class LocalTriage:
             return "Nothing is known about that action any more"
         action = record.action  # renumbered if its messages were moved back meanwhile
         if action.kind == "flags":
-            groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
-            add, remove = set(action.add), set(action.remove)
-            for uid, before in record.previous_flags.items():
-                back_add = tuple(sorted(remove & before))
-                back_remove = tuple(sorted(add - before))
-                if back_add or back_remove:
-                    groups.setdefault((back_add, back_remove), []).append(uid)
-            return [
-                Action(
-                    kind="flags",
-                    folder=action.folder,
-                    uidvalidity=action.uidvalidity,
-                    uids=tuple(uids),
-                    add=a,
-                    remove=r,
-                )
-                for (a, r), uids in groups.items()
-            ]
+            return flags_inverse(action, record.previous_flags)
         assert action.dest is not None
         new_uids = tuple(record.dest_uids[u] for u in sorted(record.dest_uids))
         if not new_uids:
