@@ -35,7 +35,11 @@ from kittiwake.core.events import (
     SyncProgress,
 )
 from kittiwake.core.local.index import FileIndex, plan_rescan, transaction
-from kittiwake.core.local.summary import summary_from_bytes, summary_from_file
+from kittiwake.core.local.summary import (
+    FULL_PARSE_LIMIT,
+    summary_from_bytes,
+    summary_from_file,
+)
 from kittiwake.core.local.triage import LocalTriage
 from kittiwake.core.maildir import INBOX, Maildir, MaildirError, MessageFile
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
@@ -70,8 +74,13 @@ def _summaries(items: Sequence[tuple[MessageFile, int]]) -> list[tuple[MessageSu
     out = []
     for msg, uid in items:
         try:
-            summary = summary_from_file(msg.path, uid, msg.flags)
-            words = body_words(msg.path.read_bytes())
+            raw = msg.path.read_bytes()  # once, for the summary and the body's words
+            if len(raw) <= FULL_PARSE_LIMIT:
+                arrived = msg.path.stat().st_mtime
+                summary = summary_from_bytes(uid, raw, msg.flags, arrived)
+            else:
+                summary = summary_from_file(msg.path, uid, msg.flags)
+            words = body_words(raw)
         except OSError:
             log.debug("%s vanished while being indexed", msg.path)
             continue
