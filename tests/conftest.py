@@ -131,3 +131,10 @@ def proxy_factory() -> Iterator[Callable[[str, int], TcpProxy]]:
     yield make
     for proxy in started:
         proxy.close()
+
+
+def pytest_report_header() -> str:
+    """Which copy of Kittiwake the suite imports (scripts/test installs the wheel, never -e)."""
+    import kittiwake.core
+
+    return f"kittiwake under test: {Path(kittiwake.core.__file__).parent.parent}"

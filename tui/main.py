@@ -178,10 +178,31 @@ def run_app(args: argparse.Namespace) -> int:
     return 0
 
 
+def demo_home() -> Path:
+    """A temporary home for everything the demo writes (cache, log, drafts), so that
+    ``kittiwake --demo`` touches none of the user's files. Created before logging starts."""
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="kittiwake-demo-"))
+    for var, sub in DEMO_XDG:
+        (home / sub).mkdir(mode=0o700)
+        os.environ[var] = str(home / sub)
+    return home
+
+
+DEMO_XDG = (
+    ("XDG_CONFIG_HOME", "config"),
+    ("XDG_CACHE_HOME", "cache"),
+    ("XDG_DATA_HOME", "data"),
+    ("XDG_STATE_HOME", "state"),
+)
+
+
 def run_demo(args: argparse.Namespace) -> int:
-    """Embedded loopback servers with generated mail, all in a temp dir removed at the end."""
+    """Embedded loopback servers with generated mail, all in ``args.demo_home``: removed at
+    the end, kept (with its log) when the demo failed."""
     import asyncio
-    import os
+    import shutil
 
     from kittiwake.core.api import MailApi
     from kittiwake.core.demo import DemoServers, run_demo_mail_feed
@@ -191,10 +212,11 @@ def run_demo(args: argparse.Namespace) -> int:
     normalise_no_color()
     from kittiwake.tui.app import KittiwakeApp
 
+    home: Path = args.demo_home
+
     async def main() -> None:
-        async with DemoServers() as demo:
-            os.environ.update(demo.xdg_environment())  # nothing of the user's is touched
-            setup_logging(paths.log_path(), logging.DEBUG if args.debug else logging.INFO)
+        async with DemoServers(workdir=home) as demo:
+            os.environ.update(demo.xdg_environment())  # the same directories as demo_home's
             config = demo.config()
             app = KittiwakeApp(config, MailApi(Engine(config, cache_dir=demo.cache_dir)))
             feed = asyncio.create_task(run_demo_mail_feed(demo, every=20))
@@ -204,6 +226,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 feed.cancel()
 
     asyncio.run(main())
+    shutil.rmtree(home, ignore_errors=True)
     return 0
 
 
@@ -238,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv, mailto = split_mailto(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.mailto = mailto
+    if args.demo:
+        args.demo_home = demo_home()  # before the log file is opened: nothing of the user's
     setup_logging(paths.log_path(), logging.DEBUG if args.debug else logging.INFO)
     try:
         return int(args.func(args))
