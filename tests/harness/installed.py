@@ -35,6 +35,21 @@ def source_modules() -> set[str]:
     return names
 
 
+def source_data_files() -> set[str]:
+    """Every file of the tree that is not Python source, as the wheel must carry it
+    (kittiwake/themes/kittiwake-dark.toml, ...)."""
+    names: set[str] = set()
+    for top in TOP_LEVEL:
+        for path in (REPO / top).rglob("*"):
+            if (
+                path.is_file()
+                and path.suffix not in (".py", ".pyc")
+                and "__pycache__" not in path.parts
+            ):
+                names.add("kittiwake/" + path.relative_to(REPO).as_posix())
+    return names
+
+
 def _quiet_pip(args: list[str]) -> None:
     done = subprocess.run(args, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
@@ -136,10 +151,13 @@ class Installed:
             names.add(".".join(parts))
         return names
 
-    def theme_files(self) -> set[str]:
+    def data_files(self) -> set[str]:
+        """Every installed file of the package that is not Python source."""
         listing = self.python(
-            "from importlib import resources\n"
-            "for f in resources.files('kittiwake.themes').iterdir(): print(f.name)\n"
+            "import importlib.metadata as m\n"
+            "for f in m.files('kittiwake'):\n"
+            "    if f.parts[0] == 'kittiwake' and f.suffix not in ('.py', '.pyc'):\n"
+            "        print(f.as_posix())\n"
         )
         return set(listing.split())
 

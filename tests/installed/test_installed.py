@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 from harness import Dovecot, Postfix, User, imap_device, wait_for_messages
-from harness.installed import REPO, Installed, TmuxScreen, source_modules
+from harness.installed import REPO, Installed, TmuxScreen, source_data_files, source_modules
 
 
 def test_the_wheel_carries_every_module_and_data_file_of_the_tree(installed: Installed) -> None:
@@ -25,8 +25,10 @@ def test_the_wheel_carries_every_module_and_data_file_of_the_tree(installed: Ins
     missing = sorted(source_modules() - modules)
     assert not missing, f"left out of the wheel: {missing}"
     assert {"kittiwake.core.local", "kittiwake.core.imap.account", "kittiwake.tui.app"} <= modules
-    themes = {p.name for p in (REPO / "themes").glob("*.toml")}
-    assert themes and themes <= installed.theme_files()
+    data = source_data_files()
+    assert "kittiwake/themes/kittiwake-dark.toml" in data
+    missing_data = sorted(data - installed.data_files())
+    assert not missing_data, f"data files left out of the wheel: {missing_data}"
 
 
 def test_every_installed_module_imports_outside_the_checkout(installed: Installed) -> None:
