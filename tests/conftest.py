@@ -78,9 +78,15 @@ def dovecot_factory(server_root: ServerRoot, tls_ca: TestCA) -> Iterator[Callabl
     """
     started: list[Dovecot] = []
 
-    def make(*, tls: bool = True, extra_conf: str = "") -> Dovecot:
+    def make(
+        *, tls: bool = True, extra_conf: str = "", certificate: tuple[Path, Path] | None = None
+    ) -> Dovecot:
         server = Dovecot(
-            server_root.instance_dir("dovecot"), tls_ca, tls=tls, extra_conf=extra_conf
+            server_root.instance_dir("dovecot"),
+            tls_ca,
+            tls=tls,
+            extra_conf=extra_conf,
+            certificate=certificate,
         )
         started.append(server)
         server.start()

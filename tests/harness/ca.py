@@ -8,7 +8,8 @@ the servers actually listen; see ``harness.common``).
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import trustme
@@ -29,6 +30,28 @@ class TestCA:
     key_file: Path
     """Server private key (mode 0600; the daemons read it as root before dropping privileges)."""
 
+    authority: trustme.CA | None = field(default=None, compare=False, repr=False)
+    """The CA itself, to issue other certificates (``issue``)."""
+
+    def issue(
+        self,
+        directory: Path,
+        *names: str,
+        not_before: datetime | None = None,
+        not_after: datetime | None = None,
+    ) -> tuple[Path, Path]:
+        """A server certificate from this CA for ``names`` (e.g. another host name, or one
+        that has expired), written into ``directory``: (chain file, key file)."""
+        assert self.authority is not None
+        leaf = self.authority.issue_cert(*names, not_before=not_before, not_after=not_after)
+        stem = "-".join(names) or "cert"
+        chain, key = directory / f"{stem}-chain.pem", directory / f"{stem}.key"
+        chain.write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
+        key.touch(mode=0o600)
+        leaf.private_key_pem.write_to_path(str(key))
+        chain.chmod(0o644)
+        return chain, key
+
     def client_context(self) -> ssl.SSLContext:
         """A client-side context that trusts only this CA and checks host names."""
         return ssl.create_default_context(cafile=str(self.ca_file))
@@ -42,6 +65,7 @@ def make_test_ca(directory: Path) -> TestCA:
         ca_file=directory / "ca.pem",
         cert_file=directory / "server-chain.pem",
         key_file=directory / "server.key",
+        authority=ca,
     )
     ca.cert_pem.write_to_path(str(paths.ca_file))
     paths.cert_file.write_bytes(b"".join(pem.bytes() for pem in server.cert_chain_pems))

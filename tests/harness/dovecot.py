@@ -23,6 +23,7 @@ import re
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import threading
 from base64 import b64encode
@@ -106,16 +107,26 @@ class Dovecot:
     """One private Dovecot instance. ``start``/``stop``/``restart`` keep ports and mail."""
 
     def __init__(
-        self, workdir: Path, ca: TestCA, *, tls: bool = True, extra_conf: str = ""
+        self,
+        workdir: Path,
+        ca: TestCA,
+        *,
+        tls: bool = True,
+        extra_conf: str = "",
+        certificate: tuple[Path, Path] | None = None,
     ) -> None:
         """Prepare (but do not start) an instance in ``workdir``, which must be traversable.
 
         ``extra_conf`` is appended to the generated config (later settings win), e.g.
         ``imap_capability = IMAP4rev1 IDLE`` to hide extensions for fallback tests.
+        ``certificate`` (chain file, key file) replaces the good server certificate with a
+        deliberately wrong one (``TestCA.issue``: another host name, expired); readiness is
+        then checked without verifying it.
         """
         self.workdir = workdir
         self.ca = ca
         self.tls = tls
+        self.certificate = certificate
         self.extra_conf = extra_conf
         self.host = SERVER_HOST
         self.domain = MAIL_DOMAIN
@@ -281,6 +292,9 @@ class Dovecot:
 
     def _probes(self) -> list[Probe]:
         ports, context = self.ports, self.ca.client_context()
+        if self.certificate is not None:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
         probes = [
             Probe(ports.imap, b"* OK"),
             Probe(ports.pop3, b"+OK"),
@@ -303,8 +317,8 @@ class Dovecot:
         if self.tls:
             tls = (
                 "ssl = yes\n"
-                f"ssl_cert = <{self.ca.cert_file}\n"
-                f"ssl_key = <{self.ca.key_file}\n"
+                f"ssl_cert = <{self.certificate[0] if self.certificate else self.ca.cert_file}\n"
+                f"ssl_key = <{self.certificate[1] if self.certificate else self.ca.key_file}\n"
                 "ssl_min_protocol = TLSv1.2\n"
                 "disable_plaintext_auth = yes\n"
             )
