@@ -105,21 +105,23 @@ async def probe(
     ca_file: Path | None = None,
     timeout: float = 10.0,
     diagnose: bool = True,
+    address: str | None = None,
 ) -> ProbeResult:
     """Connect to ``setting`` and find out how far it gets, without sending credentials.
 
     With ``diagnose`` a failure is explained further (a second, unverified look at the
     certificate; the other TLS mode tried on the same port), at the cost of a connection or
-    two; setup's quick candidate sweep turns it off."""
+    two; setup's quick candidate sweep turns it off. ``address``: connect there instead of
+    resolving the host name (which is still the name the certificate must carry)."""
     started = time.monotonic()
-    session = _Session(setting, tls_context(ca_file), timeout)
+    session = _Session(setting, tls_context(ca_file), timeout, address)
     try:
         await session.run()
     except _Failed as failed:
         hint = failed.hint
         cert = failed.cert
         if diagnose and failed.stage in ("tls", "greeting"):
-            extra_hint, extra_cert = await _explain(setting, failed, timeout)
+            extra_hint, extra_cert = await _explain(setting, failed, timeout, address)
             hint = hint or extra_hint
             cert = cert or extra_cert
         detail = failed.detail
@@ -154,8 +156,15 @@ async def probe(
 class _Session:
     """One probing connection: the protocol dialogue up to the capabilities, then a goodbye."""
 
-    def __init__(self, setting: ServerSetting, context: ssl.SSLContext, timeout: float) -> None:
+    def __init__(
+        self,
+        setting: ServerSetting,
+        context: ssl.SSLContext,
+        timeout: float,
+        address: str | None = None,
+    ) -> None:
         self.setting = setting
+        self.address = address
         self.context = context
         self.timeout = timeout
         self.reader: asyncio.StreamReader | None = None
@@ -194,24 +203,12 @@ class _Session:
 
     async def _connect(self, *, tls: bool) -> None:
         s = self.setting
-        try:
-            infos = await asyncio.wait_for(
-                asyncio.get_running_loop().getaddrinfo(s.host, s.port, type=socket.SOCK_STREAM),
-                self.timeout,
-            )
-        except (TimeoutError, socket.gaierror, UnicodeError) as exc:
-            reason = (
-                "the name server did not answer"
-                if isinstance(exc, TimeoutError)
-                else ("no such host")
-            )
-            raise _Failed("dns", f"{s.host}: {reason}", "check the host name") from None
-        if not infos:
-            raise _Failed("dns", f"{s.host}: no address", "check the host name")
+        if self.address is None:
+            await self._resolve()
         try:
             self.reader, self.writer = await asyncio.wait_for(
                 asyncio.open_connection(
-                    s.host,
+                    self.address or s.host,
                     s.port,
                     ssl=self.context if tls else None,
                     server_hostname=s.host if tls else None,
@@ -241,6 +238,23 @@ class _Session:
         except OSError as exc:
             raise _Failed("tcp", f"{self.where}: cannot connect ({exc.strerror or exc})") from None
         self.encrypted = tls
+
+    async def _resolve(self) -> None:
+        s = self.setting
+        try:
+            infos = await asyncio.wait_for(
+                asyncio.get_running_loop().getaddrinfo(s.host, s.port, type=socket.SOCK_STREAM),
+                self.timeout,
+            )
+        except (TimeoutError, socket.gaierror, UnicodeError) as exc:
+            reason = (
+                "the name server did not answer"
+                if isinstance(exc, TimeoutError)
+                else ("no such host")
+            )
+            raise _Failed("dns", f"{s.host}: {reason}", "check the host name") from None
+        if not infos:
+            raise _Failed("dns", f"{s.host}: no address", "check the host name")
 
     async def _line(self) -> str:
         assert self.reader is not None
@@ -408,7 +422,7 @@ def _certificate_problem(exc: ssl.SSLCertVerificationError, host: str) -> tuple[
 
 
 async def _explain(
-    setting: ServerSetting, failed: _Failed, timeout: float
+    setting: ServerSetting, failed: _Failed, timeout: float, address: str | None
 ) -> tuple[str, Certificate | None]:
     """Why a TLS handshake or greeting failed: for a refused certificate, its names and dates
     (read again without verifying it); otherwise whether the port speaks the other TLS mode."""
@@ -416,7 +430,7 @@ async def _explain(
     unverified.check_hostname = False
     unverified.verify_mode = ssl.CERT_NONE
     if failed.certificate_refused:
-        trial = _Session(setting, unverified, timeout)
+        trial = _Session(setting, unverified, timeout, address)
         try:
             await trial.run()
         except _Failed:
@@ -427,7 +441,10 @@ async def _explain(
         return "", cert
     other: Security = "none" if setting.security == "tls" else "tls"
     trial = _Session(
-        ServerSetting(setting.protocol, setting.host, setting.port, other), unverified, timeout
+        ServerSetting(setting.protocol, setting.host, setting.port, other),
+        unverified,
+        timeout,
+        address,
     )
     try:
         await trial._connect(tls=other == "tls")

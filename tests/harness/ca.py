@@ -60,7 +60,8 @@ class TestCA:
 def make_test_ca(directory: Path) -> TestCA:
     """Create a fresh CA and a server certificate, and write them as PEM files into ``directory``."""
     ca = trustme.CA(organization_name="Kittiwake test CA")
-    server = ca.issue_cert("localhost", "127.0.0.1", SERVER_HOST)
+    # *.example.test: names that the private DNS server (harness.dns) points at SERVER_HOST
+    server = ca.issue_cert("localhost", "127.0.0.1", SERVER_HOST, "example.test", "*.example.test")
     paths = TestCA(
         ca_file=directory / "ca.pem",
         cert_file=directory / "server-chain.pem",
