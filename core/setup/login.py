@@ -1,0 +1,137 @@
+"""Logging in with a configured account exactly as the app will (same connection code, same
+secrets), and explaining a refusal with what is known of the provider.
+
+Setup runs this before it writes anything; ``kittiwake doctor`` runs it after the probes. IMAP
+and POP3 log in and out; SMTP says EHLO and AUTH, and nothing is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from kittiwake.core.config import Account
+from kittiwake.core.errors import AuthFailed, KittiwakeError, SecretError
+from kittiwake.core.imap.account import make_ssl_context
+from kittiwake.core.imap.connection import ImapConnection
+from kittiwake.core.pop3.client import Pop3AuthFailed, Pop3Client
+from kittiwake.core.secrets import oauth2_token_for, password_for
+from kittiwake.core.setup.known import provider_hint
+from kittiwake.core.smtp.client import SmtpAccountError, SmtpSession
+
+Which = Literal["imap", "pop3", "smtp"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    which: Which
+    ok: bool
+    detail: str
+    """One sentence: who was logged in where, or the server's refusal in its own words."""
+    hint: str = ""
+    """What to do about a refusal, from what is known of the provider."""
+    auth_refused: bool = False
+    """The server refused the credentials (not the network, not TLS)."""
+    seconds: float = 0.0
+
+
+async def check_login(account: Account, which: Which) -> LoginResult:
+    """Log in to ``account``'s ``which`` server and out again; never raises for a refusal."""
+    started = time.monotonic()
+    refused = False
+    try:
+        if which == "imap":
+            detail = await _imap(account)
+        elif which == "pop3":
+            detail = await _pop3(account)
+        else:
+            detail = await _smtp(account)
+        ok = True
+    except (AuthFailed, Pop3AuthFailed) as exc:
+        ok, refused, detail = False, True, exc.message
+    except SmtpAccountError as exc:
+        ok, detail = False, exc.message
+        refused = getattr(exc, "code", None) in (535, 534, 530, 454)
+    except SecretError as exc:
+        ok, detail = False, exc.message
+    except KittiwakeError as exc:
+        ok, detail = False, exc.message
+    except (OSError, TimeoutError) as exc:
+        ok, detail = False, f"{_where(account, which)}: {exc.strerror or exc}"
+    hint = ""
+    if refused:
+        hint = provider_hint(account.email, detail) or (
+            "check the user name and password; some providers need an app password for mail "
+            "programs, or IMAP/POP3 switched on in their web settings"
+        )
+    return LoginResult(which, ok, detail, hint, refused, time.monotonic() - started)
+
+
+def _where(account: Account, which: Which) -> str:
+    server = getattr(account, which)
+    return f"{server.host}:{server.port}" if server is not None else which
+
+
+async def _imap(account: Account) -> str:
+    cfg = account.imap
+    assert cfg is not None
+    at = f"accounts.{account.key}.imap"
+    conn = ImapConnection(timeout=cfg.timeout)
+    await conn.connect(
+        cfg.host,
+        cfg.port or 993,
+        security=cfg.security,
+        ssl_context=make_ssl_context(cfg.ca_file) if cfg.security != "none" else None,
+    )
+    try:
+        user = cfg.user or account.email
+        token = await asyncio.to_thread(oauth2_token_for, cfg, at)
+        if token is not None:
+            await conn.authenticate_oauth(user, token.reveal())
+        else:
+            password = await asyncio.to_thread(password_for, cfg, at)
+            await conn.login(user, password.reveal())
+        with contextlib.suppress(Exception):
+            await conn.logout(timeout=5)
+    finally:
+        with contextlib.suppress(Exception):
+            await conn.close()
+    return f"logged in to IMAP at {cfg.host}:{cfg.port} as {user}"
+
+
+async def _pop3(account: Account) -> str:
+    cfg = account.pop3
+    assert cfg is not None
+    at = f"accounts.{account.key}.pop3"
+    client = Pop3Client(timeout=cfg.timeout)
+    await client.connect(
+        cfg.host,
+        cfg.port or 995,
+        cfg.security,
+        make_ssl_context(cfg.ca_file) if cfg.security != "none" else None,
+    )
+    try:
+        user = cfg.user or account.email
+        token = await asyncio.to_thread(oauth2_token_for, cfg, at)
+        if token is not None:
+            await client.login_oauth2(user, token)
+        else:
+            await client.login(user, await asyncio.to_thread(password_for, cfg, at))
+        with contextlib.suppress(Exception):
+            await client.quit()
+    finally:
+        with contextlib.suppress(Exception):
+            await client.close()
+    return f"logged in to POP3 at {cfg.host}:{cfg.port} as {user}"
+
+
+async def _smtp(account: Account) -> str:
+    cfg = account.smtp
+    assert cfg is not None
+    async with SmtpSession(account):
+        pass
+    user = cfg.user or account.email
+    return f"logged in to SMTP at {cfg.host}:{cfg.port} as {user} (nothing sent)"
