@@ -107,7 +107,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send.add_argument("--account", metavar="NAME", help="send from this account (default: by From)")
     send.set_defaults(func=run_send_command)
+    doctor = commands.add_parser(
+        "doctor",
+        help="check every server of every (or one) account, layer by layer, and say what to fix",
+        description=(
+            "Checks the config, DNS, TCP, TLS (certificate, host name, dates, the TLS mode "
+            "against the port), STARTTLS, the greeting and capabilities, and the login, for "
+            "every server of every account (or ACCOUNT). One line per check; exit status 0 "
+            "only when everything works. Nothing is sent."
+        ),
+    )
+    doctor.add_argument(
+        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
+    )
+    doctor.add_argument("account", nargs="?", metavar="ACCOUNT", help="only this account")
+    doctor.set_defaults(func=run_doctor_command)
     return parser
+
+
+def run_doctor_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from kittiwake.cli.doctor import run_doctor
+
+    config = load_user_config(args)
+    if config is None:
+        return 1
+    return asyncio.run(run_doctor(config, args.account))
 
 
 def run_send_command(args: argparse.Namespace) -> int:

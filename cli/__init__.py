@@ -1,0 +1,1 @@
+"""The ``kittiwake`` command's subcommands that run without the app (one module each)."""

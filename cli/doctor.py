@@ -1,0 +1,36 @@
+"""``kittiwake doctor [ACCOUNT]``: every server checked layer by layer, one line per check."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from kittiwake.core.config import Config
+from kittiwake.core.errors import ConfigError
+from kittiwake.core.sanitize import clean_line
+from kittiwake.core.setup.doctor import Check, diagnose
+
+
+def format_check(account: str, check: Check) -> str:
+    verdict = "FAIL" if not check.ok else ("warn" if check.warning else "ok")
+    sentence = clean_line(check.sentence)
+    line = f"{account}  {check.server:<4}  {verdict:<4}  {check.layer:<12}  {sentence}"
+    if check.fix:
+        line += f"\n{'':>{len(account) + 14}}  {'':<12}  fix: {clean_line(check.fix)}"
+    return line
+
+
+async def run_doctor(config: Config, only: str | None, out: TextIO = sys.stdout) -> int:
+    """0 when every check of every (or the named) account passed, else 1."""
+    if only is not None and only not in config.accounts:
+        names = ", ".join(config.accounts) or "none"
+        raise ConfigError(f"there is no account named {only!r} (accounts: {names})")
+    failed = 0
+    for name, account in config.accounts.items():
+        if only is not None and name != only:
+            continue
+        async for check in diagnose(account):
+            failed += not check.ok
+            print(format_check(name, check), file=out, flush=True)
+    print("everything works" if not failed else f"{failed} check(s) failed", file=out)
+    return 0 if not failed else 1
