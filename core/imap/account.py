@@ -170,7 +170,9 @@ class ImapAccount:
         self._synced = asyncio.Event()
         self.stats = SyncStats()
         self._bytes_done = 0
-        self.triage = Triage(self.name, cache, bus, self._dirty.mark, self._dirty.wake.set)
+        self.triage = Triage(
+            self.name, cache, bus, self._dirty.mark, self._dirty.wake.set, self._reset_folder
+        )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -439,6 +441,9 @@ class ImapAccount:
             and (folder != client.selected)
         ):
             status = await client.status(folder)
+        if state is not None and _recreated(state, status, client, folder):
+            self._reset_folder(folder)
+            state = None
         if (
             state is not None
             and status is not None
@@ -461,9 +466,7 @@ class ImapAccount:
             qresync = (state.uidvalidity or 0, state.highestmodseq, None)
         sel = await client.select(folder, qresync=qresync)
         if state is not None and sel.uidvalidity != state.uidvalidity:
-            log.info("%s/%s: UIDVALIDITY changed, refetching", self.name, folder)
-            self.cache.reset_folder(folder)
-            self.bus.publish(FolderReset(self.name, folder))
+            self._reset_folder(folder)
             state = None
             qresync = None
         fetched = 0
@@ -482,6 +485,15 @@ class ImapAccount:
         self.cache.set_server_counts(folder, total, unread)
         self.bus.publish(FolderCountsChanged(self.name, folder, total, unread))
         return fetched
+
+    def _reset_folder(self, folder: str) -> None:
+        """The folder was recreated (new UIDVALIDITY): its UIDs name other messages now.
+        Its rows, bodies and search words go, and every view of it hears ``FolderReset``;
+        the sync that follows fetches it as new."""
+        log.info("%s/%s: UIDVALIDITY changed, refetching", self.name, folder)
+        self.cache.reset_folder(folder)
+        self.bus.publish(FolderReset(self.name, folder))
+        self._dirty.mark(folder)
 
     async def _select_for_resync(self, folder: str) -> None:
         """SELECT ``folder`` and apply what its QRESYNC data says (nothing is lost)."""
@@ -746,6 +758,10 @@ class ImapAccount:
             client = self.client
             if client.selected != folder:
                 await client.select(folder)
+            state = self.cache.folder_state(folder)
+            if state is None or client.selected_uidvalidity != state.uidvalidity:
+                self._dirty.mark(folder)  # recreated: UID ``uid`` is another message there
+                return None
             raw = await client.uid_fetch_body(uid)
         if raw is not None:
             # The words for the search index: MIME parsing, off the event loop (~25 ms with
@@ -822,6 +838,16 @@ def _unchanged(state: FolderState, status: Status, cached: int) -> bool:
         and (status.highestmodseq is None or status.highestmodseq == state.highestmodseq)
         and status.highestmodseq is not None
     )
+
+
+def _recreated(state: FolderState, status: Status | None, client: ImapClient, folder: str) -> bool:
+    """The server's UIDVALIDITY (STATUS or LIST-STATUS, or the SELECT that left the folder
+    selected) is not the one the cache was filled under."""
+    if status is not None and status.uidvalidity is not None:
+        return status.uidvalidity != state.uidvalidity
+    if client.selected == folder and client.selected_uidvalidity is not None:
+        return client.selected_uidvalidity != state.uidvalidity
+    return False
 
 
 def _descending_chunks(uids: UidSet, size: int) -> list[UidSet]:
