@@ -156,6 +156,12 @@ class ImapAccount:
         self._client: ImapClient | None = None
         self._lock = asyncio.Lock()
         self._dirty = _Dirty()
+        #: Folders that may have been recreated (a LIST or STATUS notification named them,
+        #: or the poll came round): their next sync SELECTs them. The selected folder's live
+        #: resync asks only what changed, and Dovecot's LIST-STATUS and STATUS of the
+        #: selected folder describe the deleted one it still has open, so a new SELECT is
+        #: the one way to learn its UIDVALIDITY.
+        self._suspect: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._decoder: asyncio.Task[None] | None = None
         self._watchers: list[asyncio.Task[None]] = []
@@ -410,11 +416,17 @@ class ImapAccount:
         return stats
 
     async def sync_folder_list(self) -> tuple[list[FolderInfo], dict[str, Status]]:
+        """LIST (with the STATUS of every folder where LIST-STATUS is offered: a folder
+        recreated since shows by its UIDVALIDITY and is reset)."""
         async with self._lock:
-            folders, statuses = await self.client.list_folders()
+            client = self.client
+            folders, statuses = await client.list_folders()
         before = {f.name for f in self.cache.folders()}
         self.cache.set_folders(folders)
         for name, st in statuses.items():
+            state = self.cache.folder_state(name)
+            if state is not None and _recreated(state, st, client, name):
+                self._reset_folder(name)
             if st.messages is not None:
                 self.cache.set_server_counts(name, st.messages, st.unseen or 0)
         now = self.cache.folders()
@@ -444,14 +456,18 @@ class ImapAccount:
         if state is not None and _recreated(state, status, client, folder):
             self._reset_folder(folder)
             state = None
+        suspect = folder in self._suspect
+        self._suspect.discard(folder)
         if (
-            state is not None
+            not suspect
+            and state is not None
             and status is not None
             and _unchanged(state, status, self.cache.counts(folder)[0])
         ):
             return 0
         if (
-            state is not None
+            not suspect
+            and state is not None
             and state.uidnext is not None
             and state.highestmodseq
             and client.qresync
@@ -634,8 +650,14 @@ class ImapAccount:
         if isinstance(item, Exists | Expunge | Vanished | Fetch):
             self._dirty.mark(folder)
         elif isinstance(item, Status):
+            state = self.cache.folder_state(item.mailbox)
+            if state is not None and item.uidvalidity not in (None, state.uidvalidity):
+                self._suspect.add(item.mailbox)  # recreated: see _suspect
             self._dirty.mark(item.mailbox)
         elif isinstance(item, ListItem):
+            # Created, deleted or renamed: a folder of that name may be a new one now.
+            self._suspect.add(item.name_decoded)
+            self._dirty.mark(item.name_decoded)
             self._dirty.mark_list()
 
     async def _process_dirty_forever(self) -> None:
@@ -744,6 +766,9 @@ class ImapAccount:
         assert self.tuning.poll_every is not None
         while True:
             await asyncio.sleep(self.tuning.poll_every)
+            self._dirty.mark_list()  # folders made, deleted or recreated elsewhere
+            if self._client is not None and self.client.selected is not None:
+                self._suspect.add(self.client.selected)  # see _suspect
             for folder in self.cache.folders():
                 if folder.selectable and folder.name != "INBOX":
                     self._dirty.mark(folder.name)

@@ -167,12 +167,17 @@ async def test_the_open_folder_recreated_while_online_is_refetched_and_old_actio
     events = api.subscribe()
     await api.open_folder("me", "Proj")
     seen = api.uidvalidity("me", "Proj")
+    read = await api.message("me", "Proj", 2)  # Proj is selected now, and 2's body kept
+    assert read is not None and read.subject == "Message 2"
+    assert account.client.selected == "Proj"
     fresh = recreate(device, "Proj", first=200)
     await events.wait_for(FolderReset, 10, folder="Proj")
     await account.wait_synced(15)
     await api.open_folder("me", "Proj")
     assert api.uidvalidity("me", "Proj") == fresh
     assert cached_subjects(api, "Proj") == {1: "Message 200", 2: "Message 201", 3: "Message 202"}
+    again = await api.message("me", "Proj", 2)  # the new folder's 2, not the body kept
+    assert again is not None and again.subject == "Message 201"
     with pytest.raises(ActionRefused, match="recreated"):
         api.act(
             "me", Action(kind="flags", folder="Proj", uidvalidity=seen, uids=(2,), add=(FLAGGED,))
