@@ -1,0 +1,161 @@
+"""A key acts on the message the user sees, against the real Dovecot: when another device
+expunges the message open in the reader, or deletes and recreates the folder on screen (new
+UIDVALIDITY, the same UIDs naming other messages), no key reaches a message never shown,
+and the screen says what happened."""
+
+from __future__ import annotations
+
+import imaplib
+from collections.abc import Callable
+from pathlib import Path
+
+from harness import Dovecot, User
+from harness.clients import imap_device, imap_fetch_all
+from harness.ui import message, synced, until
+
+from kittiwake.core.config import Config
+from kittiwake.tui.app import KittiwakeApp
+from kittiwake.tui.screens.mailbox import MailboxScreen
+from kittiwake.tui.screens.reader import GONE, RECREATED, ReaderScreen
+from kittiwake.tui.widgets.message_list import MessageList
+
+
+def list_of(app: KittiwakeApp) -> MessageList:
+    mailbox = next(s for s in app.screen_stack if isinstance(s, MailboxScreen))
+    return mailbox.query_one(MessageList)
+
+
+def noticed(app: KittiwakeApp, words: str) -> bool:
+    return any(words in n.message for n in app._notifications)
+
+
+def server_flags(device: imaplib.IMAP4, folder: str) -> dict[int, bytes]:
+    device.select(folder, readonly=True)
+    _, data = device.uid("FETCH", "1:*", "(FLAGS)")
+    out: dict[int, bytes] = {}
+    for item in data:
+        if isinstance(item, bytes):
+            uid = int(item.split(b"UID ")[1].split()[0].rstrip(b")"))
+            out[uid] = item.split(b"FLAGS (")[1].split(b")")[0]
+    return out
+
+
+def expunge_elsewhere(dovecot: Dovecot, user: User, uid: int) -> None:
+    device = imap_device(dovecot, user)
+    try:
+        device.select("INBOX")
+        device.uid("STORE", str(uid), "+FLAGS", "(\\Deleted)")
+        device.expunge()
+    finally:
+        device.logout()
+
+
+def recreate_elsewhere(dovecot: Dovecot, user: User, folder: str, first: int) -> None:
+    """Delete ``folder`` and make a new one of that name with three other messages."""
+    device = imap_device(dovecot, user)
+    try:
+        device.delete(folder)
+        device.create(folder)
+        device.subscribe(folder)
+        for n in range(first, first + 3):
+            device.append(folder, "", None, message(n, f"Other {n}"))
+    finally:
+        device.logout()
+
+
+async def open_reader(app: KittiwakeApp, pilot: object, *keys: str) -> ReaderScreen:
+    await pilot.press(*keys, "enter")  # type: ignore[attr-defined]
+    await until(
+        pilot, lambda: isinstance(app.screen, ReaderScreen) and app.screen.parsed is not None
+    )
+    assert isinstance(app.screen, ReaderScreen)
+    return app.screen
+
+
+async def test_reader_keys_on_a_message_expunged_elsewhere_touch_nothing(
+    xdg: Path, mailbox: Callable[..., Config], dovecot: Dovecot, user: User
+) -> None:
+    app = KittiwakeApp(mailbox(5))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await synced(app)
+        imap = app.api.engine.imap["mine"]
+        messages = list_of(app)
+        await until(pilot, lambda: messages.index == [5, 4, 3, 2, 1])
+        reader = await open_reader(app, pilot, "j")
+        assert reader.uid == 4
+        expunge_elsewhere(dovecot, user, 4)
+        await until(pilot, lambda: messages.index == [5, 3, 2, 1])  # the cursor row is 3 now
+        await until(pilot, lambda: reader.gone)  # the reader says its message is gone
+        assert str(reader.query_one("#gone").render()) == GONE
+        assert reader.parsed is not None and reader.parsed.subject == "Message 4"
+        await pilot.press("d")
+        await until(pilot, lambda: noticed(app, "moved or deleted on another device"))
+        assert not noticed(app, "Moved 1 message")
+        await pilot.press("s")
+        await imap.flush_actions()
+        assert app.screen is reader and reader.uid == 4  # still there, saying it is gone
+        device = imap_device(dovecot, user)
+        assert imap_fetch_all(device, "Trash") == []
+        assert server_flags(device, "INBOX") == {5: b"", 3: b"", 2: b"", 1: b""}
+        assert app.api.pending_actions("mine") == 0
+        # J still goes on from where the message was.
+        await pilot.press("J")
+        await until(pilot, lambda: reader.parsed is not None and reader.uid == 3)
+        assert not reader.gone
+
+
+async def test_a_move_from_the_reader_after_the_picker_shows_the_next_message(
+    xdg: Path, mailbox: Callable[..., Config], dovecot: Dovecot, user: User
+) -> None:
+    app = KittiwakeApp(mailbox(5))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await synced(app)
+        messages = list_of(app)
+        await until(pilot, lambda: messages.index == [5, 4, 3, 2, 1])
+        reader = await open_reader(app, pilot, "j")
+        await pilot.press("m", *"Work", "enter")
+        await until(pilot, lambda: reader.uid == 3 and reader.parsed is not None)
+        assert not reader.gone and app.screen is reader
+        await app.api.engine.imap["mine"].flush_actions()
+        subjects = [m for m in imap_fetch_all(imap_device(dovecot, user), "Work")]
+        assert any(b"Subject: Message 4" in raw for raw in subjects)
+
+
+async def test_a_folder_recreated_on_screen_shows_its_new_messages(
+    xdg: Path, mailbox: Callable[..., Config], dovecot: Dovecot, user: User
+) -> None:
+    device = imap_device(dovecot, user)
+    device.create("Proj")
+    device.subscribe("Proj")
+    for n in range(1, 4):
+        device.append("Proj", "", None, message(n, f"Old {n}"))
+    device.logout()
+    app = KittiwakeApp(mailbox(2))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await synced(app)
+        imap = app.api.engine.imap["mine"]
+        screen = app.screen
+        assert isinstance(screen, MailboxScreen)
+        screen.show_folder("mine", "Proj")
+        messages = list_of(app)
+        await until(pilot, lambda: messages.index == [3, 2, 1])
+        reader = await open_reader(app, pilot)  # Old 3 read once: its body is kept
+        assert reader.parsed is not None and reader.parsed.subject == "Old 3"
+        await pilot.press("escape")
+        recreate_elsewhere(dovecot, user, "Proj", 7)
+        await until(pilot, lambda: "Other 9" in messages.render_line(0).text, timeout=10)
+        assert messages.index == [3, 2, 1]
+        assert all("Old" not in messages.render_line(row).text for row in range(3))
+        reader = await open_reader(app, pilot)
+        assert reader.parsed is not None and reader.parsed.subject == "Other 9"
+        # While the reader shows a message, its folder is recreated again: it says so, and
+        # its keys act on nothing (the new UID 3 was never shown).
+        recreate_elsewhere(dovecot, user, "Proj", 20)
+        await until(pilot, lambda: reader.gone, timeout=10)
+        assert str(reader.query_one("#gone").render()) == RECREATED
+        await until(pilot, lambda: "Other 22" in messages.render_line(0).text, timeout=10)
+        await pilot.press("s")
+        await until(pilot, lambda: noticed(app, "recreated"))
+        await imap.flush_actions()
+        device = imap_device(dovecot, user)
+        assert server_flags(device, "Proj") == {1: b"", 2: b"", 3: b""}
