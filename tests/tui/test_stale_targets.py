@@ -12,12 +12,16 @@ from pathlib import Path
 from harness import Dovecot, User
 from harness.clients import imap_device, imap_fetch_all
 from harness.ui import message, synced, until
+from textual.widgets import Input
 
+from kittiwake.core.api import Hit
 from kittiwake.core.config import Config
 from kittiwake.tui.app import KittiwakeApp
 from kittiwake.tui.screens.mailbox import MailboxScreen
 from kittiwake.tui.screens.reader import GONE, RECREATED, ReaderScreen
+from kittiwake.tui.screens.search import SearchPrompt, SearchScreen
 from kittiwake.tui.widgets.message_list import MessageList
+from kittiwake.tui.widgets.thread_list import ThreadList
 
 
 def list_of(app: KittiwakeApp) -> MessageList:
@@ -159,3 +163,37 @@ async def test_a_folder_recreated_on_screen_shows_its_new_messages(
         await imap.flush_actions()
         device = imap_device(dovecot, user)
         assert server_flags(device, "Proj") == {1: b"", 2: b"", 3: b""}
+
+
+async def test_search_results_of_a_recreated_folder_go_and_keys_reach_nothing_new(
+    xdg: Path, mailbox: Callable[..., Config], dovecot: Dovecot, user: User
+) -> None:
+    device = imap_device(dovecot, user)
+    device.create("Proj")
+    device.subscribe("Proj")
+    for n in range(1, 4):
+        device.append("Proj", "", None, message(n, f"Old {n}"))
+    device.logout()
+    app = KittiwakeApp(mailbox(2))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await synced(app)
+        imap = app.api.engine.imap["mine"]
+        screen = app.screen
+        assert isinstance(screen, MailboxScreen)
+        screen.show_folder("mine", "Proj")
+        await until(pilot, lambda: list_of(app).index == [3, 2, 1])
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(app.screen, SearchPrompt))
+        prompt = app.screen
+        assert isinstance(prompt, SearchPrompt)
+        prompt.query_one(Input).value = "subject:old"
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, SearchScreen))
+        results = app.screen.query_one(ThreadList)
+        await until(pilot, lambda: results.hits == [Hit("Proj", 3), Hit("Proj", 2), Hit("Proj", 1)])
+        recreate_elsewhere(dovecot, user, "Proj", 7)
+        await until(pilot, lambda: results.hits == [], timeout=10)  # the old rows go
+        await until(pilot, lambda: imap.cache.uids("Proj") == [1, 2, 3], timeout=10)
+        await pilot.press("s")  # on no row: nothing
+        await imap.flush_actions()
+        assert server_flags(imap_device(dovecot, user), "Proj") == {1: b"", 2: b"", 3: b""}
