@@ -28,8 +28,9 @@ if TYPE_CHECKING:
     from kittiwake.tui.widgets.message_list import MessageList
 
 
-GONE = "This message was moved or deleted on another device; keys here no longer act on it."
-RECREATED = "This folder was deleted and recreated on the server; this message is no longer in it."
+#: Above the headers when the message shown left its folder elsewhere (one line at 80 columns).
+GONE = "This message was moved or deleted on another device; keys change nothing."
+RECREATED = "Its folder was recreated on the server; this message is no longer there."
 
 
 def _addresses(addrs: tuple[Address, ...]) -> str:
