@@ -160,6 +160,10 @@ async def test_a_folder_recreated_on_screen_shows_its_new_messages(
         await until(pilot, lambda: "Other 22" in messages.render_line(0).text, timeout=10)
         await pilot.press("s")
         await until(pilot, lambda: noticed(app, "recreated"))
+        # A reply would read UID 3 again: the new folder's message, never shown. Refused.
+        await pilot.press("r")
+        await until(pilot, lambda: noticed(app, RECREATED))
+        assert app.screen is reader
         await imap.flush_actions()
         device = imap_device(dovecot, user)
         assert server_flags(device, "Proj") == {1: b"", 2: b"", 3: b""}

@@ -527,14 +527,25 @@ class ReaderScreen(Screen[None]):
 
         compose_new(self.kw, self.account)
 
+    def _quotable(self) -> bool:
+        """A reply or forward reads the message again by its UID: in a folder recreated
+        since it was shown, that UID is another message, so it is refused (said above)."""
+        if self.uid is None:
+            return False
+        if self.kw.api.uidvalidity(self.account, self.folder) != self.uidvalidity:
+            self.show_gone(RECREATED)
+            self.notify(RECREATED, severity="warning")
+            return False
+        return True
+
     def action_reply(self, all: bool = False) -> None:
         from kittiwake.tui.screens.compose import compose_reply
 
-        if self.uid is not None:
+        if self._quotable() and self.uid is not None:
             compose_reply(self.kw, self.account, self.folder, self.uid, all=all)
 
     def action_forward(self, attached: bool = False) -> None:
         from kittiwake.tui.screens.compose import compose_forward
 
-        if self.uid is not None:
+        if self._quotable() and self.uid is not None:
             compose_forward(self.kw, self.account, self.folder, self.uid, attached=attached)
