@@ -9,13 +9,13 @@ import imaplib
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import Dovecot, User
+from harness import Dovecot, TcpProxy, User
 from harness.clients import imap_device, imap_fetch_all
 from harness.ui import message, synced, until
 from textual.widgets import Input
 
 from kittiwake.core.api import Hit
-from kittiwake.core.config import Config
+from kittiwake.core.config import Config, config_from_dict
 from kittiwake.tui.app import KittiwakeApp
 from kittiwake.tui.screens.mailbox import MailboxScreen
 from kittiwake.tui.screens.reader import GONE, RECREATED, ReaderScreen
@@ -201,3 +201,66 @@ async def test_search_results_of_a_recreated_folder_go_and_keys_reach_nothing_ne
         await pilot.press("s")  # on no row: nothing
         await imap.flush_actions()
         assert server_flags(imap_device(dovecot, user), "Proj") == {1: b"", 2: b"", 3: b""}
+
+
+async def test_offline_triage_in_a_folder_recreated_meanwhile_is_dropped_on_reconnect(
+    xdg: Path,
+    mailbox: Callable[..., Config],
+    dovecot: Dovecot,
+    user: User,
+    proxy_factory: Callable[[str, int], TcpProxy],
+) -> None:
+    device = imap_device(dovecot, user)
+    device.create("Proj")
+    device.subscribe("Proj")
+    for n in range(1, 4):
+        device.append("Proj", "", None, message(n, f"Old {n}"))
+    device.logout()
+    mailbox(2)
+    proxy = proxy_factory(dovecot.host, dovecot.ports.imaps)
+    config = config_from_dict(
+        {
+            "accounts": {
+                "mine": {
+                    "email": user.email,
+                    "imap": {
+                        "host": proxy.host,
+                        "port": proxy.port,
+                        "user": user.login,
+                        "password": user.password,
+                        "ca_file": str(dovecot.ca_file),
+                        "timeout": 5,
+                    },
+                }
+            }
+        }
+    )
+    app = KittiwakeApp(config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await synced(app)
+        imap = app.api.engine.imap["mine"]
+        screen = app.screen
+        assert isinstance(screen, MailboxScreen)
+        screen.show_folder("mine", "Proj")
+        messages = list_of(app)
+        await until(pilot, lambda: messages.index == [3, 2, 1])
+        proxy.refuse_new_connections()
+        proxy.kill_connections()
+        await until(pilot, lambda: "offline" in str(screen.query_one("#status").render()))
+        await pilot.press("s", "j", "u", "j", "d")  # flag 3, read 2, delete 1: all offline
+        await until(pilot, lambda: messages.index == [3, 2])
+        assert messages.render_line(0).text[1] == "!"
+        recreate_elsewhere(dovecot, user, "Proj", 7)
+        proxy.accept_new_connections()
+        await until(pilot, lambda: noticed(app, "recreated"), timeout=15)
+        await until(pilot, lambda: messages.index == [3, 2, 1], timeout=10)
+        await until(pilot, lambda: "Other 9" in messages.render_line(0).text)
+        rows = [messages.render_line(row).text for row in range(3)]
+        assert all("Old" not in row and row[1] == " " for row in rows)  # nothing flagged
+        assert app.api.pending_actions("mine") == 0
+        await pilot.press("g")
+        reader = await open_reader(app, pilot)
+        assert reader.parsed is not None and reader.parsed.subject == "Other 9"
+        await imap.flush_actions()
+        assert server_flags(imap_device(dovecot, user), "Proj") == {1: b"", 2: b"", 3: b"\\Seen"}
+        assert imap_fetch_all(imap_device(dovecot, user), "Trash") == []
