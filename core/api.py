@@ -18,9 +18,15 @@ from kittiwake.core.config import Config
 from kittiwake.core.drafts import LocalDraft
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
-from kittiwake.core.events import ConnectionChanged, ConnState, Event, Subscription
+from kittiwake.core.events import (
+    ConnectionChanged,
+    ConnState,
+    Event,
+    FolderReset,
+    Subscription,
+)
 from kittiwake.core.html import html_to_text
-from kittiwake.core.journal import Action
+from kittiwake.core.journal import Action, ActionRefused, as_seen
 from kittiwake.core.mime import ParsedMessage, parse_message
 from kittiwake.core.models import SEEN, Address, FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.search import QueryError, parse_query
@@ -65,7 +71,9 @@ class MailApi:
         self.config: Config = engine.config
         self._state: dict[str, ConnectionChanged] = {}
         self._state_at: dict[str, float] = {}
-        self._bodies: dict[tuple[str, str, int], asyncio.Task[ParsedMessage | None]] = {}
+        self._bodies: dict[
+            tuple[str, str, int | None, int], asyncio.Task[ParsedMessage | None]
+        ] = {}
         self._watch = engine.bus.subscribe()
         self._tracker: asyncio.Task[None] | None = None
         #: Undo steps, newest last: one per user action, which may span several folders
@@ -98,6 +106,15 @@ class MailApi:
             if isinstance(event, ConnectionChanged):
                 self._state[event.account] = event
                 self._state_at[event.account] = time.monotonic()
+            elif isinstance(event, FolderReset):
+                self._forget_folder(event.account, event.folder)
+
+    def _forget_folder(self, account: str, folder: str) -> None:
+        """A recreated folder: its parsed bodies and rendered HTML go (the cache dropped its
+        rows and raw bodies already)."""
+        for key in [k for k in self._bodies if k[:2] == (account, folder)]:
+            del self._bodies[key]
+        self._html.clear()  # keyed by content, not by folder: small, so all of it
 
     def subscribe(self) -> Subscription:
         return self.engine.bus.subscribe()
@@ -171,9 +188,16 @@ class MailApi:
             except KittiwakeError as exc:
                 log.info("resync of %s failed: %s", folder, exc.message)
 
+    def uidvalidity(self, account: str, folder: str) -> int | None:
+        """The folder's UIDVALIDITY as cached: a view records it with the UIDs it shows, and
+        its actions name it (``Action.uidvalidity``)."""
+        state = self._store(account).cache.folder_state(folder)
+        return state.uidvalidity if state is not None else None
+
     async def message(self, account: str, folder: str, uid: int) -> ParsedMessage | None:
-        """The whole message, parsed (from the cache, else fetched once; concurrent calls share)."""
-        key = (account, folder, uid)
+        """The whole message, parsed (from the cache, else fetched once; concurrent calls share).
+        Remembered by UIDVALIDITY too: a recreated folder's UID 7 is another message."""
+        key = (account, folder, self.uidvalidity(account, folder), uid)
         task = self._bodies.get(key)
         if task is None or (task.done() and task.exception() is not None):
             task = asyncio.create_task(self._load(account, folder, uid))
@@ -192,25 +216,38 @@ class MailApi:
 
     def prefetch(self, account: str, folder: str, uid: int) -> None:
         """Start loading a message the user is likely to open next; errors are ignored."""
-        if (account, folder, uid) in self._bodies:
+        if (account, folder, self.uidvalidity(account, folder), uid) in self._bodies:
             return
         task = asyncio.create_task(self.message(account, folder, uid))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
-    async def mark_seen(self, account: str, folder: str, uid: int, seen: bool = True) -> None:
-        """Opening a message marks it read: journaled like any action, so offline is fine."""
-        self.act(
-            account,
-            Action(
-                kind="flags",
-                folder=folder,
-                uidvalidity=None,
-                uids=(uid,),
-                add=(SEEN,) if seen else (),
-                remove=() if seen else (SEEN,),
-            ),
-            undoable=False,
-        )
+    async def mark_seen(
+        self,
+        account: str,
+        folder: str,
+        uid: int,
+        seen: bool = True,
+        *,
+        uidvalidity: int | None = None,
+    ) -> None:
+        """Opening a message marks it read: journaled like any action, so offline is fine.
+        A message gone meanwhile (``uidvalidity``: the folder's when it was shown) is left
+        alone, quietly: the reader says it is gone."""
+        try:
+            self.act(
+                account,
+                Action(
+                    kind="flags",
+                    folder=folder,
+                    uidvalidity=uidvalidity,
+                    uids=(uid,),
+                    add=(SEEN,) if seen else (),
+                    remove=() if seen else (SEEN,),
+                ),
+                undoable=False,
+            )
+        except ActionRefused as exc:
+            log.info("%s: not marked read: %s", account, exc.message)
 
     # -- triage ---------------------------------------------------------------------------
 
@@ -223,10 +260,24 @@ class MailApi:
     ) -> list[Action]:
         """One user action made of several journaled ones (e.g. one per folder, for search
         results or a conversation that includes Sent): each is applied like ``act``, and
-        they are one undo step, which ``undo`` reverts whole."""
-        triage = self._store(account).triage
-        done: list[Action] = []
+        they are one undo step, which ``undo`` reverts whole.
+
+        Each names its messages as the user saw them (folder, UIDVALIDITY, UIDs; None: as
+        the cache has it now): messages gone since are left out, and ``ActionRefused`` (one
+        sentence) says when nothing is left to act on; nothing else is ever touched."""
+        store = self._store(account)
+        triage = store.triage
+        seen: list[Action] = []
+        refused: ActionRefused | None = None
         for action in actions:
+            try:
+                seen.append(as_seen(store.cache, action))
+            except ActionRefused as exc:
+                refused = refused or exc
+        if refused is not None and not seen:
+            raise refused
+        done: list[Action] = []
+        for action in seen:
             if action.kind in ("move", "copy"):
                 moved = self.summaries(account, action.folder, list(action.uids))
                 self._moved_ids.extend(

@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 import msgspec
 
 from kittiwake.core.cache import Cache
+from kittiwake.core.errors import KittiwakeError
 
 Kind = Literal["flags", "move", "copy", "expunge"]
 
@@ -43,6 +44,30 @@ class Action(msgspec.Struct, frozen=True, kw_only=True):
         if self.kind == "copy":
             return f"copy {what} to {self.dest}"
         return f"delete {what} for good"
+
+
+class ActionRefused(KittiwakeError):
+    """A user action names messages that are no longer what the user saw: nothing was done."""
+
+
+def as_seen(cache: Cache, action: Action) -> Action:
+    """``action`` limited to the messages the user saw that are still there, or
+    ``ActionRefused`` when none is. The UI names messages by the folder's UIDVALIDITY when it
+    showed them: a folder recreated since holds other messages under the same UIDs, and a
+    message deleted on another device must not hand its key press to its neighbour."""
+    state = cache.folder_state(action.folder)
+    current = state.uidvalidity if state is not None else None
+    if current is None or (action.uidvalidity is not None and action.uidvalidity != current):
+        raise ActionRefused(
+            f"{action.folder} was deleted and recreated on the server since it was shown; "
+            "nothing was changed"
+        )
+    present = cache.flags(action.folder, action.uids)
+    uids = tuple(u for u in action.uids if u in present)
+    if not uids:
+        gone = "This message was" if len(action.uids) == 1 else "These messages were"
+        raise ActionRefused(f"{gone} moved or deleted on another device; nothing was changed")
+    return msgspec.structs.replace(action, uidvalidity=current, uids=uids)
 
 
 _ENCODE = msgspec.json.Encoder().encode

@@ -156,6 +156,12 @@ class ImapAccount:
         self._client: ImapClient | None = None
         self._lock = asyncio.Lock()
         self._dirty = _Dirty()
+        #: Folders that may have been recreated (a LIST or STATUS notification named them,
+        #: or the poll came round): their next sync SELECTs them. The selected folder's live
+        #: resync asks only what changed, and Dovecot's LIST-STATUS and STATUS of the
+        #: selected folder describe the deleted one it still has open, so a new SELECT is
+        #: the one way to learn its UIDVALIDITY.
+        self._suspect: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._decoder: asyncio.Task[None] | None = None
         self._watchers: list[asyncio.Task[None]] = []
@@ -170,7 +176,9 @@ class ImapAccount:
         self._synced = asyncio.Event()
         self.stats = SyncStats()
         self._bytes_done = 0
-        self.triage = Triage(self.name, cache, bus, self._dirty.mark, self._dirty.wake.set)
+        self.triage = Triage(
+            self.name, cache, bus, self._dirty.mark, self._dirty.wake.set, self._reset_folder
+        )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -408,11 +416,17 @@ class ImapAccount:
         return stats
 
     async def sync_folder_list(self) -> tuple[list[FolderInfo], dict[str, Status]]:
+        """LIST (with the STATUS of every folder where LIST-STATUS is offered: a folder
+        recreated since shows by its UIDVALIDITY and is reset)."""
         async with self._lock:
-            folders, statuses = await self.client.list_folders()
+            client = self.client
+            folders, statuses = await client.list_folders()
         before = {f.name for f in self.cache.folders()}
         self.cache.set_folders(folders)
         for name, st in statuses.items():
+            state = self.cache.folder_state(name)
+            if state is not None and _recreated(state, st, client, name):
+                self._reset_folder(name)
             if st.messages is not None:
                 self.cache.set_server_counts(name, st.messages, st.unseen or 0)
         now = self.cache.folders()
@@ -439,14 +453,21 @@ class ImapAccount:
             and (folder != client.selected)
         ):
             status = await client.status(folder)
+        if state is not None and _recreated(state, status, client, folder):
+            self._reset_folder(folder)
+            state = None
+        suspect = folder in self._suspect
+        self._suspect.discard(folder)
         if (
-            state is not None
+            not suspect
+            and state is not None
             and status is not None
             and _unchanged(state, status, self.cache.counts(folder)[0])
         ):
             return 0
         if (
-            state is not None
+            not suspect
+            and state is not None
             and state.uidnext is not None
             and state.highestmodseq
             and client.qresync
@@ -461,9 +482,7 @@ class ImapAccount:
             qresync = (state.uidvalidity or 0, state.highestmodseq, None)
         sel = await client.select(folder, qresync=qresync)
         if state is not None and sel.uidvalidity != state.uidvalidity:
-            log.info("%s/%s: UIDVALIDITY changed, refetching", self.name, folder)
-            self.cache.reset_folder(folder)
-            self.bus.publish(FolderReset(self.name, folder))
+            self._reset_folder(folder)
             state = None
             qresync = None
         fetched = 0
@@ -482,6 +501,15 @@ class ImapAccount:
         self.cache.set_server_counts(folder, total, unread)
         self.bus.publish(FolderCountsChanged(self.name, folder, total, unread))
         return fetched
+
+    def _reset_folder(self, folder: str) -> None:
+        """The folder was recreated (new UIDVALIDITY): its UIDs name other messages now.
+        Its rows, bodies and search words go, and every view of it hears ``FolderReset``;
+        the sync that follows fetches it as new."""
+        log.info("%s/%s: UIDVALIDITY changed, refetching", self.name, folder)
+        self.cache.reset_folder(folder)
+        self.bus.publish(FolderReset(self.name, folder))
+        self._dirty.mark(folder)
 
     async def _select_for_resync(self, folder: str) -> None:
         """SELECT ``folder`` and apply what its QRESYNC data says (nothing is lost)."""
@@ -622,8 +650,14 @@ class ImapAccount:
         if isinstance(item, Exists | Expunge | Vanished | Fetch):
             self._dirty.mark(folder)
         elif isinstance(item, Status):
+            state = self.cache.folder_state(item.mailbox)
+            if state is not None and item.uidvalidity not in (None, state.uidvalidity):
+                self._suspect.add(item.mailbox)  # recreated: see _suspect
             self._dirty.mark(item.mailbox)
         elif isinstance(item, ListItem):
+            # Created, deleted or renamed: a folder of that name may be a new one now.
+            self._suspect.add(item.name_decoded)
+            self._dirty.mark(item.name_decoded)
             self._dirty.mark_list()
 
     async def _process_dirty_forever(self) -> None:
@@ -732,6 +766,9 @@ class ImapAccount:
         assert self.tuning.poll_every is not None
         while True:
             await asyncio.sleep(self.tuning.poll_every)
+            self._dirty.mark_list()  # folders made, deleted or recreated elsewhere
+            if self._client is not None and self.client.selected is not None:
+                self._suspect.add(self.client.selected)  # see _suspect
             for folder in self.cache.folders():
                 if folder.selectable and folder.name != "INBOX":
                     self._dirty.mark(folder.name)
@@ -746,6 +783,10 @@ class ImapAccount:
             client = self.client
             if client.selected != folder:
                 await client.select(folder)
+            state = self.cache.folder_state(folder)
+            if state is None or client.selected_uidvalidity != state.uidvalidity:
+                self._dirty.mark(folder)  # recreated: UID ``uid`` is another message there
+                return None
             raw = await client.uid_fetch_body(uid)
         if raw is not None:
             # The words for the search index: MIME parsing, off the event loop (~25 ms with
@@ -822,6 +863,16 @@ def _unchanged(state: FolderState, status: Status, cached: int) -> bool:
         and (status.highestmodseq is None or status.highestmodseq == state.highestmodseq)
         and status.highestmodseq is not None
     )
+
+
+def _recreated(state: FolderState, status: Status | None, client: ImapClient, folder: str) -> bool:
+    """The server's UIDVALIDITY (STATUS or LIST-STATUS, or the SELECT that left the folder
+    selected) is not the one the cache was filled under."""
+    if status is not None and status.uidvalidity is not None:
+        return status.uidvalidity != state.uidvalidity
+    if client.selected == folder and client.selected_uidvalidity is not None:
+        return client.selected_uidvalidity != state.uidvalidity
+    return False
 
 
 def _descending_chunks(uids: UidSet, size: int) -> list[UidSet]:

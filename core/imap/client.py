@@ -110,6 +110,9 @@ class ImapClient:
         self.conn = conn
         self.on_unsolicited = on_unsolicited
         self.selected: str | None = None
+        #: The selected folder's UIDVALIDITY when it was selected: a folder recreated since
+        #: our cache was filled shows here first.
+        self.selected_uidvalidity: int | None = None
         self.enabled: frozenset[str] = frozenset()
         self._raw_names: dict[str, str] = {"INBOX": "INBOX"}
         self._utf8 = False
@@ -340,6 +343,7 @@ class ImapClient:
                     info.nomodseq = True
         if tagged.code_name == "READ-ONLY":
             info.readonly = True
+        self.selected_uidvalidity = info.uidvalidity
         return info
 
     # -- fetching -----------------------------------------------------------------------

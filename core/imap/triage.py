@@ -50,6 +50,7 @@ class Triage:
         bus: EventBus,
         mark_dirty: Callable[[str], None],
         wake: Callable[[], None],
+        recreated: Callable[[str], None],
     ) -> None:
         self.account = account
         self.cache = cache
@@ -57,6 +58,7 @@ class Triage:
         self.journal = Journal(cache)
         self._mark_dirty = mark_dirty
         self._wake = wake
+        self._recreated = recreated
         self._snapshots: dict[int, list[MessageSummary]] = {}
         self.done: dict[int, Done] = {}
         self._trail = UidTrail()
@@ -121,9 +123,28 @@ class Triage:
 
     async def flush(self, client: ImapClient) -> None:
         """Send every journaled action in order. Connection loss propagates and leaves the
-        rest in the journal; a refusal rolls that action back and goes on."""
+        rest in the journal; a refusal rolls that action back and goes on. Actions refused
+        because their folder was recreated are told in one sentence per folder."""
+        recreated: dict[str, list[str]] = {}
+        try:
+            await self._flush(client, recreated)
+        finally:
+            for folder, undone in recreated.items():
+                self.bus.publish(
+                    SyncError(
+                        self.account,
+                        f"{folder} was deleted and recreated on the server; "
+                        f"did not {', '.join(undone)}",
+                        folder,
+                    )
+                )
+
+    async def _flush(self, client: ImapClient, recreated: dict[str, list[str]]) -> None:
         for action in self.journal.pending():
             try:
+                if not await self._same_folder(client, action):
+                    recreated.setdefault(action.folder, []).append(action.describe())
+                    continue
                 await self._execute(client, action)
             except CommandFailed as exc:
                 log.info("%s: server refused %s: %s", self.account, action.describe(), exc)
@@ -140,18 +161,24 @@ class Triage:
             self.journal.done(action)
             self._snapshots.pop(action.id or -1, None)
 
-    async def _execute(self, client: ImapClient, action: Action) -> None:
+    async def _same_folder(self, client: ImapClient, action: Action) -> bool:
+        """Select the action's folder; False (the action refused and dropped) when it is not
+        the folder the action was made in: recreated since (new UIDVALIDITY), its UIDs name
+        other messages. The cache still shows the old folder with the action applied, so it
+        is dropped whole (``recreated``) and fetched again, not rolled back."""
         sel = await client.select(action.folder)
-        if action.uidvalidity is not None and sel.uidvalidity != action.uidvalidity:
-            self.bus.publish(
-                SyncError(
-                    self.account,
-                    f"{action.folder} was recreated on the server; did not {action.describe()}",
-                    action.folder,
-                )
-            )
-            self._mark_dirty(action.folder)
-            return
+        if action.uidvalidity is not None and sel.uidvalidity == action.uidvalidity:
+            return True
+        log.info("%s: %s refused: %s recreated", self.account, action.describe(), action.folder)
+        self.journal.done(action)
+        self._snapshots.pop(action.id or -1, None)
+        self.done.pop(action.id or -1, None)
+        state = self.cache.folder_state(action.folder)
+        if state is not None and state.uidvalidity != sel.uidvalidity:
+            self._recreated(action.folder)
+        return False
+
+    async def _execute(self, client: ImapClient, action: Action) -> None:
         existing = await client.uid_search_existing(action.uids)
         gone = len(action.uids) - len(existing)
         if gone:

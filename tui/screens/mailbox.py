@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -30,7 +31,7 @@ from kittiwake.core.events import (
     SyncError,
     SyncProgress,
 )
-from kittiwake.core.journal import Action
+from kittiwake.core.journal import Action, ActionRefused
 from kittiwake.core.models import FLAGGED, JUNK, SEEN, FolderRole
 from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.screens.confirm import Confirm
@@ -55,6 +56,16 @@ class StatusBar(PlainBar):
         padding: 0 1;
     }
     """
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The messages a key acts on, as the user saw them: their folder, its UIDVALIDITY when
+    they were shown, and their UIDs."""
+
+    folder: str
+    uidvalidity: int | None
+    uids: tuple[int, ...]
 
 
 class MailboxScreen(Screen[None]):
@@ -238,69 +249,99 @@ class MailboxScreen(Screen[None]):
     def _list(self) -> MessageList:
         return self.query_one(MessageList)
 
-    def _act(self, action: Action, done: str) -> None:
+    def _targets(self, given: Targets | None = None) -> Targets | None:
+        """What a key acts on, taken when it is pressed: ``given`` (the reader's message),
+        else the selection or the row under the cursor, with the UIDVALIDITY the list was
+        read under. A picker or a question answered later acts on these, not on whatever
+        the cursor is on by then."""
+        if given is not None:
+            return given
+        uids = self._list().targets()
+        if not uids or self.folder is None:
+            return None
+        return Targets(self.folder, self._list().uidvalidity, uids)
+
+    def _act(self, action: Action, done: Callable[[int], str], *, undoable: bool = True) -> bool:
+        """Submit ``action``; False (and the reason shown) when its messages are gone."""
         if self.account is None:
-            return
-        self.kw.api.act(self.account, action)
+            return False
+        try:
+            acted = self.kw.api.act(self.account, action, undoable=undoable)
+        except ActionRefused as exc:
+            self.notify(clean_line(exc.message), severity="warning")
+            return False
         self._list().clear_selection()
-        self.notify(f"{done} (z to undo)", timeout=3)
+        said = done(len(acted.uids))
+        if said:
+            self.notify(f"{said} (z to undo)" if undoable else said, timeout=3)
+        return True
 
     def _plural(self, n: int) -> str:
         return f"{n} message{'s' if n != 1 else ''}"
 
-    def _flag_toggle(self, flag: str, on_word: str, off_word: str) -> None:
-        uids = self._list().targets()
-        if not uids or self.folder is None:
-            return
-        rows = self.kw.api.summaries(self.account or "", self.folder, list(uids))
-        everyone_has = all(flag in rows[u].flags for u in uids if u in rows)
+    def _flag_toggle(
+        self, flag: str, on_word: str, off_word: str, targets: Targets | None
+    ) -> bool | None:
+        if (aim := self._targets(targets)) is None:
+            return None
+        rows = self.kw.api.summaries(self.account or "", aim.folder, list(aim.uids))
+        everyone_has = all(flag in rows[u].flags for u in aim.uids if u in rows)
         add, remove = ((), (flag,)) if everyone_has else ((flag,), ())
         word = off_word if everyone_has else on_word
-        self._act(
+        return self._act(
             Action(
                 kind="flags",
-                folder=self.folder,
-                uidvalidity=None,
-                uids=uids,
+                folder=aim.folder,
+                uidvalidity=aim.uidvalidity,
+                uids=aim.uids,
                 add=add,
                 remove=remove,
             ),
-            f"{word} {self._plural(len(uids))}",
+            lambda n: f"{word} {self._plural(n)}",
         )
 
-    def action_flag(self) -> None:
-        self._flag_toggle(FLAGGED, "Flagged", "Unflagged")
+    def action_flag(self, targets: Targets | None = None) -> bool | None:
+        return self._flag_toggle(FLAGGED, "Flagged", "Unflagged", targets)
 
-    def action_toggle_read(self) -> None:
-        self._flag_toggle(SEEN, "Marked read:", "Marked unread:")
+    def action_toggle_read(self, targets: Targets | None = None) -> bool | None:
+        return self._flag_toggle(SEEN, "Marked read:", "Marked unread:", targets)
 
-    def _move_to(self, dest: str, verb: str = "Moved", kind: str = "move") -> None:
-        uids = self._list().targets()
-        if not uids or self.folder is None or dest == self.folder:
-            return
-        self._act(
-            Action(kind=kind, folder=self.folder, uidvalidity=None, uids=uids, dest=dest),  # type: ignore[arg-type]
-            f"{verb} {self._plural(len(uids))} to {clean_line(dest)}",
+    def _move_to(
+        self,
+        dest: str,
+        aim: Targets,
+        verb: str = "Moved",
+        kind: Literal["move", "copy"] = "move",
+    ) -> bool | None:
+        if dest == aim.folder:
+            return None
+        return self._act(
+            Action(
+                kind=kind, folder=aim.folder, uidvalidity=aim.uidvalidity, uids=aim.uids, dest=dest
+            ),
+            lambda n: f"{verb} {self._plural(n)} to {clean_line(dest)}",
         )
 
-    def action_archive(self) -> None:
-        if self.account is None:
-            return
+    def action_archive(self, targets: Targets | None = None) -> bool | None:
+        if self.account is None or (aim := self._targets(targets)) is None:
+            return None
         dest = self.kw.api.archive_folder(self.account)
         if dest is not None:
-            self._move_to(dest, "Archived")
-            return
+            return self._move_to(dest, aim, "Archived")
         account = self.account
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._create_then(account, "Archive", lambda: self._move_to("Archive", "Archived"))
+                self._create_then(
+                    account, "Archive", lambda: self._move_to("Archive", aim, "Archived")
+                )
 
         self.app.push_screen(
             Confirm("This account has no Archive folder. Create one called “Archive”?"), answer
         )
+        return None
 
-    def _create_then(self, account: str, name: str, then: Callable[[], None]) -> None:
+    def _create_then(self, account: str, name: str, then: Callable[[], object]) -> None:
         async def create() -> None:
             try:
                 await self.kw.api.create_folder(account, name)
@@ -311,48 +352,51 @@ class MailboxScreen(Screen[None]):
 
         self.run_worker(create(), group="create-folder")
 
-    def action_delete(self) -> None:
-        if self.account is None or self.folder is None:
-            return
-        uids = self._list().targets()
-        if not uids:
-            return
+    def action_delete(self, targets: Targets | None = None) -> bool | None:
+        if self.account is None or (aim := self._targets(targets)) is None:
+            return None
         trash = self.kw.api.role_folder(self.account, FolderRole.TRASH)
-        if trash is not None and trash != self.folder:
-            self._move_to(trash, "Moved")
-            return
-        folder = self.folder
+        if trash is not None and trash != aim.folder:
+            return self._move_to(trash, aim, "Moved")
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self.kw.api.act(
-                    self.account or "",
-                    Action(kind="expunge", folder=folder, uidvalidity=None, uids=uids),
+                self._act(
+                    Action(
+                        kind="expunge",
+                        folder=aim.folder,
+                        uidvalidity=aim.uidvalidity,
+                        uids=aim.uids,
+                    ),
+                    lambda n: f"Deleted {self._plural(n)} for good",
+                    undoable=False,
                 )
-                self._list().clear_selection()
-                self.notify(f"Deleted {self._plural(len(uids))} for good")
 
-        self.app.push_screen(
-            Confirm(f"Delete {self._plural(len(uids))} for good? This cannot be undone."), answer
-        )
+        count = self._plural(len(aim.uids))
+        self.app.push_screen(Confirm(f"Delete {count} for good? This cannot be undone."), answer)
+        return None
 
-    def action_junk(self) -> None:
-        if self.account is None or self.folder is None:
-            return
+    def action_junk(self, targets: Targets | None = None) -> bool | None:
+        if self.account is None or (aim := self._targets(targets)) is None:
+            return None
         junk = self.kw.api.role_folder(self.account, FolderRole.JUNK)
         if junk is None:
             self.notify("This account has no Junk folder.", severity="warning")
-            return
-        uids = self._list().targets()
-        if uids:
-            self.kw.api.act(
-                self.account,
-                Action(kind="flags", folder=self.folder, uidvalidity=None, uids=uids, add=(JUNK,)),
-                undoable=False,
-            )
-            self._move_to(junk, "Marked as junk:")
+            return None
+        flagged = self._act(
+            Action(
+                kind="flags",
+                folder=aim.folder,
+                uidvalidity=aim.uidvalidity,
+                uids=aim.uids,
+                add=(JUNK,),
+            ),
+            lambda n: "",
+            undoable=False,
+        )
+        return flagged and self._move_to(junk, aim, "Marked as junk:")
 
-    def _pick_folder(self, title: str, then: Callable[[str], None]) -> None:
+    def _pick_folder(self, title: str, then: Callable[[str], object]) -> None:
         from kittiwake.tui.screens.folder_picker import FolderPicker
 
         account = self.account
@@ -371,13 +415,13 @@ class MailboxScreen(Screen[None]):
 
         self.app.push_screen(FolderPicker(refs, title, create_in=account), chosen)
 
-    def action_move(self) -> None:
-        if self._list().targets():
-            self._pick_folder("Move to…", lambda dest: self._move_to(dest))
+    def action_move(self, targets: Targets | None = None) -> None:
+        if (aim := self._targets(targets)) is not None:
+            self._pick_folder("Move to…", lambda dest: self._move_to(dest, aim))
 
-    def action_copy(self) -> None:
-        if self._list().targets():
-            self._pick_folder("Copy to…", lambda dest: self._move_to(dest, "Copied", "copy"))
+    def action_copy(self, targets: Targets | None = None) -> None:
+        if (aim := self._targets(targets)) is not None:
+            self._pick_folder("Copy to…", lambda dest: self._move_to(dest, aim, "Copied", "copy"))
 
     def action_select(self) -> None:
         messages = self._list()

@@ -16,14 +16,21 @@ from textual.widgets import Static
 
 from kittiwake.core import paths
 from kittiwake.core.body import BodyLine, analyse
+from kittiwake.core.events import Event, FolderReset, MessagesExpunged
 from kittiwake.core.mime import Attachment, ParsedMessage
 from kittiwake.core.models import SEEN, Address
 from kittiwake.core.sanitize import clean_line, clean_text
 from kittiwake.tui.widgets.footer import KeyFooter
+from kittiwake.tui.widgets.plain import PlainBar
 
 if TYPE_CHECKING:
     from kittiwake.tui.app import KittiwakeApp
     from kittiwake.tui.widgets.message_list import MessageList
+
+
+#: Above the headers when the message shown left its folder elsewhere (one line at 80 columns).
+GONE = "This message was moved or deleted on another device; keys change nothing."
+RECREATED = "Its folder was recreated on the server; this message is no longer there."
 
 
 def _addresses(addrs: tuple[Address, ...]) -> str:
@@ -197,6 +204,17 @@ class ReaderScreen(Screen[None]):
         padding: 0 1;
         color: $mail-dim;
     }
+    ReaderScreen #gone {
+        display: none;
+        height: auto;
+        padding: 0 1;
+        background: $panel;
+        color: $warning;
+        text-style: bold;
+    }
+    ReaderScreen.-gone #gone {
+        display: block;
+    }
     """
 
     def __init__(self, account: str, folder: str, messages: MessageList) -> None:
@@ -205,15 +223,22 @@ class ReaderScreen(Screen[None]):
         self.folder = folder
         self.messages = messages
         self.uid: int | None = messages.current_uid
+        #: The folder's UIDVALIDITY when the list showed ``uid``: keys act on exactly that.
+        self.uidvalidity: int | None = messages.uidvalidity
         self.parsed: ParsedMessage | None = None
         self.all_headers = False
         self.source = False
+        self.gone = False
+        #: The message this reader itself moved away (a picker's answer comes later): its
+        #: leaving shows the next message, not "deleted on another device".
+        self._leaving: int | None = None
 
     @property
     def kw(self) -> KittiwakeApp:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
+        yield PlainBar(id="gone")
         yield Static(id="headers")
         with VerticalScroll(id="body-scroll"):
             yield MessageBody(id="body")
@@ -221,12 +246,16 @@ class ReaderScreen(Screen[None]):
         yield KeyFooter()
 
     def on_mount(self) -> None:
+        self.follow_events()
         self.load()
 
     # -- loading --------------------------------------------------------------------------
 
     def load(self) -> None:
         self.parsed = None
+        self.show_gone(None)
+        if self.uid is not None and self.uid not in self.messages.index:
+            self.show_gone(GONE)
         self.query_one("#headers", Static).update(self._summary_headers())
         self.query_one("#body", Static).update(Text("Loading…", style="dim"))
         self.query_one("#attachments", Static).update("")
@@ -273,8 +302,9 @@ class ReaderScreen(Screen[None]):
             return
         self.render_message(body_text, links)
         summary = self.messages.summary(uid)
-        if summary is not None and SEEN not in summary.flags:
-            self.run_worker(api.mark_seen(self.account, self.folder, uid), group="seen")
+        if summary is not None and SEEN not in summary.flags and not self.gone:
+            seen = api.mark_seen(self.account, self.folder, uid, uidvalidity=self.uidvalidity)
+            self.run_worker(seen, group="seen")
         position = self.messages.index.index(uid) if uid in self.messages.index else -1
         if 0 <= position + 1 < len(self.messages.index):
             api.prefetch(self.account, self.folder, self.messages.index[position + 1])
@@ -372,6 +402,7 @@ class ReaderScreen(Screen[None]):
         if 0 <= target < len(messages.index):
             messages.cursor = target
             self.uid = messages.current_uid
+            self.uidvalidity = messages.uidvalidity
             self.load()
 
     def action_next_message(self) -> None:
@@ -419,26 +450,72 @@ class ReaderScreen(Screen[None]):
         offer_save(self, self.parsed)
 
     def action_triage(self, name: str, leaves: bool = False) -> None:
-        """The list's triage keys, on this message; if it leaves the folder, show the next."""
-        from kittiwake.tui.screens.mailbox import MailboxScreen
+        """The list's triage keys, on the message shown (by its folder, UIDVALIDITY and UID,
+        never the list's cursor row, which another device's expunge moves); if it leaves the
+        folder, show the next. A message gone meanwhile is left alone, and said to be."""
+        from kittiwake.tui.screens.mailbox import MailboxScreen, Targets
 
         mailbox = next(s for s in self.app.screen_stack if isinstance(s, MailboxScreen))
-        messages = self.messages
-        messages.clear_selection()
+        if name == "undo":
+            mailbox.action_undo()
+            return
+        if self.uid is None:
+            return
+        shown = self.uid
+        self.messages.clear_selection()
         before = len(self.app.screen_stack)
-        getattr(mailbox, f"action_{name}")()
+        if leaves:
+            self._leaving = shown
+        acted = getattr(mailbox, f"action_{name}")(Targets(self.folder, self.uidvalidity, (shown,)))
+        if acted is False:
+            self._leaving = None
+            self.show_gone(GONE)
+            return
         if not leaves or len(self.app.screen_stack) != before:
-            return  # a picker or a question is open; it finishes on the list
-        position = messages.cursor
-        following = (
-            messages.index[position + 1 : position + 2]
-            or messages.index[max(0, position - 1) : position]
-        )
-        if not following:
+            return  # a picker or a question is open; its answer moves the message later
+        self._show_next(shown)
+
+    def _show_next(self, left: int) -> None:
+        """``left`` left the folder: show the message after it (before it, at the end)."""
+        index = self.messages.index
+        # Already gone from the index (reloaded): the cursor kept its row, the next one's.
+        position = index.index(left) if left in index else self.messages.cursor
+        rest = [u for u in index if u != left]
+        if not rest:
             self.app.pop_screen()
             return
-        self.uid = following[0]
+        following = rest[min(max(position, 0), len(rest) - 1)]
+        self.messages.go_to_uid(following)
+        self.uid = following
         self.load()
+
+    def show_gone(self, why: str | None) -> None:
+        """Say that the message shown is no longer in its folder (or clear that)."""
+        self.gone = why is not None
+        self.set_class(self.gone, "-gone")
+        self.query_one("#gone", PlainBar).update(why or "")
+
+    # -- live events ----------------------------------------------------------------------
+
+    @work(exclusive=True, group="reader-events", exit_on_error=False)
+    async def follow_events(self) -> None:
+        async with self.kw.api.subscribe() as events:
+            async for event in events:
+                if event.account == self.account and getattr(event, "folder", None) == self.folder:
+                    self.on_engine_event(event)
+
+    def on_engine_event(self, event: Event) -> None:
+        shown = self.uid
+        match event:
+            case MessagesExpunged(uids=uids) if shown is not None and shown in uids:
+                if self._leaving == shown:  # moved by this reader (after a picker)
+                    self._leaving = None
+                    if self.is_current:
+                        self._show_next(shown)
+                else:
+                    self.show_gone(GONE)
+            case FolderReset():
+                self.show_gone(RECREATED)
 
     def action_help(self) -> None:
         self.kw.action_help()
@@ -450,14 +527,25 @@ class ReaderScreen(Screen[None]):
 
         compose_new(self.kw, self.account)
 
+    def _quotable(self) -> bool:
+        """A reply or forward reads the message again by its UID: in a folder recreated
+        since it was shown, that UID is another message, so it is refused (said above)."""
+        if self.uid is None:
+            return False
+        if self.kw.api.uidvalidity(self.account, self.folder) != self.uidvalidity:
+            self.show_gone(RECREATED)
+            self.notify(RECREATED, severity="warning")
+            return False
+        return True
+
     def action_reply(self, all: bool = False) -> None:
         from kittiwake.tui.screens.compose import compose_reply
 
-        if self.uid is not None:
+        if self._quotable() and self.uid is not None:
             compose_reply(self.kw, self.account, self.folder, self.uid, all=all)
 
     def action_forward(self, attached: bool = False) -> None:
         from kittiwake.tui.screens.compose import compose_forward
 
-        if self.uid is not None:
+        if self._quotable() and self.uid is not None:
             compose_forward(self.kw, self.account, self.folder, self.uid, attached=attached)

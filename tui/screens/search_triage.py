@@ -22,8 +22,14 @@ from textual.screen import Screen
 
 from kittiwake.core.api import Hit
 from kittiwake.core.errors import KittiwakeError
-from kittiwake.core.events import Event, FlagsChanged, MessagesAdded, MessagesExpunged
-from kittiwake.core.journal import Action
+from kittiwake.core.events import (
+    Event,
+    FlagsChanged,
+    FolderReset,
+    MessagesAdded,
+    MessagesExpunged,
+)
+from kittiwake.core.journal import Action, ActionRefused
 from kittiwake.core.models import FLAGGED, JUNK, SEEN, FolderRole, MessageSummary
 from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.widgets.folder_tree import FolderRef, folder_order
@@ -87,6 +93,10 @@ class TriageScreen(Screen[None]):
     def _summary(self, hit: Hit) -> MessageSummary | None:
         return self.kw.api.summary_of(self.account, hit)
 
+    def _validity(self, folder: str) -> int | None:
+        """``folder``'s UIDVALIDITY when its messages here were shown (actions name it)."""
+        return self.kw.api.uidvalidity(self.account, folder)
+
     def _after_submit(self) -> None:
         """An action was submitted (the results clear their selection)."""
 
@@ -110,7 +120,7 @@ class TriageScreen(Screen[None]):
             Action(
                 kind=kind,
                 folder=folder,
-                uidvalidity=None,
+                uidvalidity=self._validity(folder),
                 uids=tuple(uids),
                 add=add,
                 remove=remove,
@@ -119,8 +129,15 @@ class TriageScreen(Screen[None]):
             for folder, uids in by_folder.items()
             if not (kind in ("move", "copy") and folder == dest)
         ]
-        self.kw.api.act_many(self.account, actions, undoable=undoable)
+        try:
+            acted = self.kw.api.act_many(self.account, actions, undoable=undoable)
+        except ActionRefused as exc:
+            self.notify(clean_line(exc.message), severity="warning")
+            return
         self._after_submit()
+        asked, kept = (sum(len(a.uids) for a in parts) for parts in (actions, acted))
+        if done and (missing := asked - kept) > 0:
+            done += f" ({plural(missing)} gone meanwhile left out)"
         if done:
             self.notify(f"{done} (z to undo)" if undoable else done, timeout=3)
 
@@ -140,9 +157,15 @@ class TriageScreen(Screen[None]):
         self._flag_toggle(SEEN, "Marked read:", "Marked unread:")
 
     def _move_to(
-        self, dest: str, verb: str = "Moved", kind: Literal["move", "copy"] = "move"
+        self,
+        dest: str,
+        verb: str = "Moved",
+        kind: Literal["move", "copy"] = "move",
+        hits: list[Hit] | None = None,
     ) -> None:
-        hits = self._relocation_targets() if kind == "move" else self._targets()
+        """``hits``: taken when the key was pressed (a picker answers later)."""
+        if hits is None:
+            hits = self._relocation_targets() if kind == "move" else self._targets()
         if hits:
             self._submit(kind, hits, f"{verb} {plural(len(hits))} to {clean_line(dest)}", dest=dest)
 
@@ -220,12 +243,14 @@ class TriageScreen(Screen[None]):
         self.app.push_screen(FolderPicker(refs, title, create_in=account), chosen)
 
     def action_move(self) -> None:
-        if self._relocation_targets():
-            self._pick_folder("Move to…", lambda dest: self._move_to(dest))
+        if hits := self._relocation_targets():
+            self._pick_folder("Move to…", lambda dest: self._move_to(dest, hits=hits))
 
     def action_copy(self) -> None:
-        if self._targets():
-            self._pick_folder("Copy to…", lambda dest: self._move_to(dest, "Copied", "copy"))
+        if hits := self._targets():
+            self._pick_folder(
+                "Copy to…", lambda dest: self._move_to(dest, "Copied", "copy", hits=hits)
+            )
 
     def action_undo(self) -> None:
         self.notify(self.kw.api.undo(self.account), timeout=3)
@@ -284,6 +309,9 @@ class ResultsScreen(TriageScreen):
                 self.after_change()
             case MessagesAdded(folder=folder):
                 self.messages_added(folder)
+            case FolderReset(folder=folder):
+                results.forget_folder(folder)  # recreated: the same UIDs are other messages
+                self.after_change()
 
     def messages_added(self, folder: str) -> None:
         """New mail somewhere in the account (conversations rebuild; results do not)."""
@@ -308,6 +336,10 @@ class ResultsScreen(TriageScreen):
 
     def _summary(self, hit: Hit) -> MessageSummary | None:
         return self.results().summary_of(hit)
+
+    def _validity(self, folder: str) -> int | None:
+        seen = self.results().validity
+        return seen[folder] if folder in seen else super()._validity(folder)
 
     def _after_submit(self) -> None:
         self.results().clear_selection()

@@ -174,6 +174,8 @@ class ThreadReaderScreen(TriageScreen):
         self.source = source
         self.current = 0
         self._emptied = False  # every message left while another screen was on top
+        self.validity: dict[str, int | None] = {}
+        """Each folder's UIDVALIDITY when the thread was shown: triage names it."""
 
     def compose(self) -> ComposeResult:
         yield TitleBar(id="thread-title")
@@ -192,6 +194,11 @@ class ThreadReaderScreen(TriageScreen):
         one opened is unfolded (the newest when that is the thread's first)."""
         self.hits, self.focus_hit = hits, focus
         api = self.kw.api
+        seen = self.source.validity if self.source is not None else {}
+        self.validity = {
+            f: seen[f] if f in seen else api.uidvalidity(self.account, f)
+            for f in {h.folder for h in hits}
+        }
         summaries = [api.summary_of(self.account, h) for h in hits]
         unread = [i for i, s in enumerate(summaries) if s is not None and SEEN not in s.flags]
         opened = hits.index(focus) if focus in hits else len(hits) - 1
@@ -447,6 +454,9 @@ class ThreadReaderScreen(TriageScreen):
     def _targets(self) -> list[Hit]:
         part = self._current_part()
         return [part.hit] if part is not None else []
+
+    def _validity(self, folder: str) -> int | None:
+        return self.validity[folder] if folder in self.validity else super()._validity(folder)
 
     def _after_submit(self) -> None:
         """Flags show at once (moves and deletes arrive as events and take the part away)."""

@@ -20,7 +20,7 @@ from textual.binding import Binding, BindingType
 
 from kittiwake.core.api import Hit
 from kittiwake.core.errors import KittiwakeError
-from kittiwake.core.events import Event, MessagesExpunged
+from kittiwake.core.events import Event, FolderReset, MessagesExpunged
 from kittiwake.core.models import FolderRole
 from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.screens.search_triage import ResultsScreen, plural
@@ -98,6 +98,8 @@ class ConversationsScreen(ResultsScreen):
             Hit(event.folder, uid) in known for uid in event.uids
         ):
             self._schedule_rebuild()  # the tree's shape (connectors, parents) follows
+        if isinstance(event, FolderReset):
+            self.messages_added(event.folder)  # recreated: its new messages thread anew
 
     def messages_added(self, folder: str) -> None:
         sent = self.kw.api.role_folder(self.account, FolderRole.SENT)

@@ -134,6 +134,8 @@ class MessageList(ScrollView, can_focus=True):
         self.folder: str | None = None
         self.show_recipients = False
         self.index: list[int] = []
+        self.uidvalidity: int | None = None
+        """The folder's UIDVALIDITY when ``index`` was read: actions name it with the UIDs."""
         self.selected: set[int] = set()
         self._moved = False
         self._rows: OrderedDict[int, MessageSummary] = OrderedDict()
@@ -145,6 +147,7 @@ class MessageList(ScrollView, can_focus=True):
         self.show_recipients = show_recipients
         self._rows.clear()
         self.selected.clear()
+        self.uidvalidity = self.api.uidvalidity(account, folder)
         self.index = self.api.message_index(account, folder)
         self.virtual_size = Size(self.size.width, len(self.index))
         self.scroll_to(y=0, animate=False)
@@ -161,6 +164,12 @@ class MessageList(ScrollView, can_focus=True):
         old_pos = self.cursor
         if not self._moved:
             current = None  # untouched: stay on the newest message while the folder fills
+        validity = self.api.uidvalidity(self.account, self.folder)
+        if validity != self.uidvalidity:  # recreated: the same UIDs are other messages now
+            self.uidvalidity = validity
+            self._rows.clear()
+            self.selected.clear()
+            current = None
         self.index = self.api.message_index(self.account, self.folder)
         for uid in forget:
             self._rows.pop(uid, None)

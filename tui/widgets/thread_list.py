@@ -68,13 +68,29 @@ class ThreadList(MessageList):
         """Unread messages per thread, kept current from flag changes and removals (the
         threading's own counts are those of when it was built)."""
         self._thread_by_hit: dict[Hit, int] | None = None  # built when first needed
+        self.validity: dict[str, int | None] = {}
+        """Each folder's UIDVALIDITY when its rows were first shown: actions name it."""
 
     # -- data -------------------------------------------------------------------------------
+
+    def _saw(self, hits: list[Hit | None] | list[Hit]) -> None:
+        """Record the UIDVALIDITY of folders whose rows are shown for the first time."""
+        if self.account is None:
+            return
+        for folder in {h.folder for h in hits if h is not None} - self.validity.keys():
+            self.validity[folder] = self.api.uidvalidity(self.account, folder)
+
+    def forget_folder(self, folder: str) -> None:
+        """``folder`` was recreated (new UIDVALIDITY): its rows name other messages now."""
+        self.validity.pop(folder, None)
+        self.forget({h for h in self.hits if h is not None and h.folder == folder})
 
     def show_hits(self, account: str, hits: list[Hit]) -> None:
         """Flat rows (search results), newest first."""
         self.account = account
         self.threading = None
+        self.validity = {}
+        self._saw(hits)
         self.hits = list(hits)
         self.prefixes = [""] * len(hits)
         self.thread_of = list(range(len(hits)))
@@ -90,6 +106,7 @@ class ThreadList(MessageList):
         """More results (the server's), after the ones shown; the cursor stays put."""
         known = set(self.hits)
         fresh = [h for h in hits if h not in known]
+        self._saw(fresh)
         start = len(self.hits)
         self.hits += fresh
         self.prefixes += [""] * len(fresh)
@@ -113,6 +130,9 @@ class ThreadList(MessageList):
         self.account = account
         self.threading = threading
         self.hits = [None if k is None else Hit(names.get(k[0], "?"), k[1]) for k in threading.keys]
+        if not keep:
+            self.validity = {}
+        self._saw(self.hits)
         self.prefixes = threading.prefixes
         self.thread_of = threading.thread_of
         self.folded.clear()
