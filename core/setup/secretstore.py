@@ -295,8 +295,11 @@ def _read_back(account: str, server: str, ref: SecretRef) -> Secret:
 
 
 def _store_keyring(label: str, value: str) -> SecretRef:
-    import keyring
-    import keyring.errors
+    try:
+        import keyring
+        import keyring.errors
+    except ImportError:
+        raise SecretError("the keyring library is not installed") from None
 
     try:
         keyring.set_password(KEYRING_SERVICE, label, value)
