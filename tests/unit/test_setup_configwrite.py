@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from kittiwake.core.config import is_valid_account_name, load_config
 from kittiwake.core.errors import ConfigError
+from kittiwake.core.setup import configwrite
 from kittiwake.core.setup.configwrite import (
     append_account,
     comment,
@@ -135,6 +136,28 @@ def test_a_block_that_would_not_load_never_lands(tmp_path: Path) -> None:
         append_account(path, "work", imap_account(imap={"host": "h", "pasword_command": "x"}))
     assert path.read_bytes() == EXISTING
     assert [p.name for p in tmp_path.iterdir()] == ["config.toml"]
+
+
+def test_a_config_edited_meanwhile_is_not_overwritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(EXISTING)
+    real_load = configwrite.load_config
+    edited = EXISTING + b"\n# the user saved this while setup ran\n"
+
+    def load_while_the_user_saves(candidate: Path) -> Any:
+        if candidate != path:  # the check of the temporary file
+            path.write_bytes(edited)
+        return real_load(candidate)
+
+    monkeypatch.setattr(configwrite, "load_config", load_while_the_user_saves)
+    with pytest.raises(ConfigError) as info:
+        append_account(path, "work", imap_account(), SOURCES)
+    assert info.value.message == (
+        f"{path} changed while the account was being added; run setup again"
+    )
+    assert path.read_bytes() == edited
 
 
 def test_a_config_the_block_cannot_extend_is_left_alone(tmp_path: Path) -> None:
