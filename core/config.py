@@ -22,6 +22,15 @@ from kittiwake.core.errors import ConfigError
 Security = Literal["tls", "starttls", "none"]
 _T = TypeVar("_T")
 
+PASSWORD_KEYS = (
+    "password",
+    "password_command",
+    "password_env",
+    "password_file",
+    "password_keyring",
+    "oauth2_token_command",
+)
+"""The keys that say how to log in; a server section has at most one of them."""
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -34,6 +43,14 @@ _DEFAULT_PORTS = {
 
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
+
+
+class KeyringEntry(_Strict):
+    """An entry of the system keyring (the ``keyring`` library: Secret Service, KWallet, macOS
+    Keychain, Windows Credential Locker), named as that library names entries."""
+
+    service: str
+    user: str
 
 
 class ServerConfig(_Strict):
@@ -52,6 +69,11 @@ class ServerConfig(_Strict):
     """Run without a shell; the first line of its output is the password."""
     password_env: str | None = None
     """Name of an environment variable holding the password."""
+    password_file: str | None = None
+    """A file readable only by the user (mode 600); its first line is the password. ``~`` is
+    expanded when the config is loaded; the path must then be absolute."""
+    password_keyring: KeyringEntry | None = None
+    """``{ service = "...", user = "..." }``: read from the system keyring, in this process."""
     oauth2_token_command: str | list[str] | None = None
     """Prints an OAuth2 access token (XOAUTH2/OAUTHBEARER) instead of a password."""
     ca_file: str | None = None
@@ -127,6 +149,11 @@ class Config:
     ui: UiConfig = field(default_factory=UiConfig)
     keys: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+
+
+def is_valid_account_name(name: str) -> bool:
+    """Letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64."""
+    return _ACCOUNT_NAME.fullmatch(name) is not None
 
 
 def parse_duration(text: str) -> float:
@@ -214,7 +241,12 @@ def _account(name: str, value: Any, where: str) -> Account:
         _check_server(section, where, f"{at}.{proto}")
         port = section.port or _DEFAULT_PORTS[proto][section.security]
         user = section.user or cfg.email
-        resolved[proto] = msgspec.structs.replace(section, port=port, user=user)
+        password_file = section.password_file
+        if password_file is not None:
+            password_file = _absolute_path(password_file, where, f"{at}.{proto}.password_file")
+        resolved[proto] = msgspec.structs.replace(
+            section, port=port, user=user, password_file=password_file
+        )
     if cfg.pop3 is not None:
         _check_duration(cfg.pop3.check_every, where, f"{at}.pop3.check_every")
         keep = cfg.pop3.keep_on_server
@@ -237,7 +269,7 @@ def _account(name: str, value: Any, where: str) -> Account:
 def _check_server(section: ServerConfig, where: str, at: str) -> None:
     sources = [
         k
-        for k in ("password", "password_command", "password_env", "oauth2_token_command")
+        for k in PASSWORD_KEYS
         if getattr(section, k) is not None
     ]
     if len(sources) > 1:
@@ -250,6 +282,15 @@ def _check_server(section: ServerConfig, where: str, at: str) -> None:
         raise ConfigError(f"{where}: {at}.timeout: must be a positive number of seconds")
     if not section.host.strip():
         raise ConfigError(f"{where}: {at}.host: must not be empty")
+
+
+def _absolute_path(text: str, where: str, at: str) -> str:
+    """``~`` expanded; relative paths are refused (they would depend on the directory
+    Kittiwake happens to be started from)."""
+    path = Path(text).expanduser()
+    if not text.strip() or not path.is_absolute():
+        raise ConfigError(f"{where}: {at}: {text!r} must be an absolute path or start with ~/")
+    return str(path)
 
 
 def _check_duration(text: str, where: str, at: str) -> None:

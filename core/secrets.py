@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import stat
 import subprocess
 
-from kittiwake.core.config import ServerConfig
+from kittiwake.core.config import KeyringEntry, ServerConfig
 from kittiwake.core.errors import SecretError
 from kittiwake.core.logsetup import register_secret
 
@@ -64,6 +65,10 @@ def password_for(server: ServerConfig, at: str) -> Secret:
     """The password for ``server`` (``at`` names its config section, e.g. accounts.work.imap)."""
     if server.password_command is not None:
         return run_secret_command(server.password_command, f"{at}.password_command")
+    if server.password_file is not None:
+        return read_password_file(server.password_file, f"{at}.password_file")
+    if server.password_keyring is not None:
+        return read_keyring(server.password_keyring, f"{at}.password_keyring")
     if server.password_env is not None:
         value = os.environ.get(server.password_env)
         if not value:
@@ -74,8 +79,66 @@ def password_for(server: ServerConfig, at: str) -> Secret:
     if server.password is not None:
         return Secret(server.password)
     raise SecretError(
-        f"{at}: no password: set password_command, password_env or oauth2_token_command"
+        f"{at}: no password: set password_command, password_file, password_keyring, "
+        "password_env or oauth2_token_command"
     )
+
+
+_MAX_PASSWORD_FILE = 64 * 1024
+
+
+def read_password_file(path: str, at: str) -> Secret:
+    """The first line of ``path``, which must be readable by its owner only.
+
+    The mode is checked on the open file (no window between checking and reading), and a
+    symbolic link is followed as ``cat`` would: it is the target's mode that counts.
+    """
+    name = os.path.expanduser(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise SecretError(f"{at}: {name} does not exist") from None
+    except OSError as exc:
+        raise SecretError(f"{at}: {name} cannot be read ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise SecretError(f"{at}: {name} is not a regular file")
+        if info.st_mode & (stat.S_IRGRP | stat.S_IROTH | stat.S_IWGRP | stat.S_IWOTH):
+            raise SecretError(
+                f"{at}: {name} can be read or changed by other users, so it is not used; "
+                f"run chmod 600 {name}"
+            )
+        data = f.read(_MAX_PASSWORD_FILE)
+    lines = data.decode("utf-8", "replace").splitlines()
+    if not lines or not lines[0]:
+        raise SecretError(f"{at}: {name} is empty")
+    return Secret(lines[0])
+
+
+def read_keyring(entry: KeyringEntry, at: str) -> Secret:
+    """The password the system keyring holds for ``entry``, read in this process (the
+    ``keyring`` library is imported only here: it costs ~50 ms)."""
+    try:
+        import keyring
+        import keyring.errors
+    except ImportError:
+        raise SecretError(
+            f"{at}: the keyring library is not installed (pip install keyring)"
+        ) from None
+    try:
+        value = keyring.get_password(entry.service, entry.user)
+    except keyring.errors.NoKeyringError:
+        raise SecretError(f"{at}: no system keyring works on this machine") from None
+    except keyring.errors.KeyringError as exc:
+        raise SecretError(f"{at}: the system keyring failed: {str(exc)[:200]}") from None
+    first = (value or "").splitlines()[:1]
+    if not first or not first[0]:
+        raise SecretError(
+            f"{at}: the system keyring has no password for user {entry.user!r} "
+            f"of service {entry.service!r}"
+        )
+    return Secret(first[0])
 
 
 def oauth2_token_for(server: ServerConfig, at: str) -> Secret | None:

@@ -25,7 +25,7 @@ from types import TracebackType
 
 import aiosmtplib
 
-from kittiwake.core.config import Account, SmtpConfig
+from kittiwake.core.config import PASSWORD_KEYS, Account, SmtpConfig
 from kittiwake.core.errors import KittiwakeError, SecretError
 from kittiwake.core.imap.account import make_ssl_context
 from kittiwake.core.secrets import oauth2_token_for, password_for
@@ -175,15 +175,7 @@ class SmtpSession:
 
     async def _login(self, smtp: aiosmtplib.SMTP) -> None:
         cfg = self.cfg
-        wants_auth = any(
-            v is not None
-            for v in (
-                cfg.password,
-                cfg.password_command,
-                cfg.password_env,
-                cfg.oauth2_token_command,
-            )
-        )
+        wants_auth = any(getattr(cfg, key) is not None for key in PASSWORD_KEYS)
         if not wants_auth:
             return
         if not smtp.supports_extension("auth"):

@@ -6,10 +6,11 @@ import logging
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from kittiwake.core.config import ServerConfig
-from kittiwake.core.errors import SecretError
+from kittiwake.core.config import KeyringEntry, ServerConfig, load_config
+from kittiwake.core.errors import ConfigError, SecretError
 from kittiwake.core.logsetup import setup_logging
 from kittiwake.core.secrets import Secret, password_for
 
@@ -61,3 +62,83 @@ def test_secret_never_shows_itself(tmp_path: Path) -> None:
     text = log_file.read_text()
     assert "LOGIN alice ********" in text
     assert "boom" in text and "s3cr3t-value-xyz" not in text
+
+
+# --- password_file and password_keyring -----------------------------------------------------
+
+
+def _config_with(tmp_path: Path, line: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[accounts.work]\nemail = "a@example.org"\n'
+        f'[accounts.work.imap]\nhost = "imap.example.org"\n{line}\n'
+    )
+    path.chmod(0o600)
+    return path
+
+
+def test_password_file_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    secret_file = tmp_path / "pw"
+    secret_file.write_text("file-secret-42\nsecond line\n")
+    secret_file.chmod(0o600)
+    config = load_config(_config_with(tmp_path, 'password_file = "~/pw"'))
+    imap = config.accounts["work"].imap
+    assert imap is not None and imap.password_file == str(secret_file)  # ~ expanded
+    assert password_for(imap, "accounts.work.imap").reveal() == "file-secret-42"
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620])
+def test_password_file_readable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
+    secret_file = tmp_path / "pw"
+    secret_file.write_text("file-secret-42\n")
+    secret_file.chmod(mode)
+    with pytest.raises(SecretError) as info:
+        password_for(ServerConfig(host="h", password_file=str(secret_file)), "accounts.w.imap")
+    message = info.value.message
+    assert message.startswith(f"accounts.w.imap.password_file: {secret_file} ")
+    assert f"chmod 600 {secret_file}" in message and "file-secret-42" not in message
+    assert ". " not in message and not message.endswith(".")  # one sentence
+
+
+def test_password_file_missing_or_empty(tmp_path: Path) -> None:
+    with pytest.raises(SecretError, match=r"password_file: .*/nope does not exist"):
+        password_for(ServerConfig(host="h", password_file=str(tmp_path / "nope")), "x")
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    empty.chmod(0o600)
+    with pytest.raises(SecretError, match="is empty"):
+        password_for(ServerConfig(host="h", password_file=str(empty)), "x")
+
+
+def test_password_file_must_be_absolute_and_alone(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"imap.password_file: 'pw' must be an absolute path"):
+        load_config(_config_with(tmp_path, 'password_file = "pw"'))
+    with pytest.raises(ConfigError, match="set only one of password_command, password_file"):
+        load_config(_config_with(tmp_path, 'password_file = "/pw"\npassword_command = "x"'))
+
+
+def test_password_keyring_end_to_end(tmp_path: Path, plaintext_keyring: Path) -> None:
+    import keyring
+
+    keyring.set_password("kittiwake-test", "work/imap.example.org", "ring-secret-7")
+    config = load_config(
+        _config_with(
+            tmp_path,
+            'password_keyring = { service = "kittiwake-test", user = "work/imap.example.org" }',
+        )
+    )
+    imap = config.accounts["work"].imap
+    assert imap is not None
+    assert password_for(imap, "accounts.work.imap").reveal() == "ring-secret-7"
+    missing = msgspec.structs.replace(
+        imap, password_keyring=KeyringEntry(service="kittiwake-test", user="nobody")
+    )
+    with pytest.raises(SecretError, match="has no password for user 'nobody'"):
+        password_for(missing, "accounts.work.imap")
+
+
+def test_password_keyring_without_a_keyring(fail_keyring: None) -> None:
+    entry = KeyringEntry(service="kittiwake", user="w/h")
+    with pytest.raises(SecretError, match=r"^x.password_keyring: no system keyring works"):
+        password_for(ServerConfig(host="h", password_keyring=entry), "x")
