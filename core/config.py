@@ -267,11 +267,7 @@ def _account(name: str, value: Any, where: str) -> Account:
 
 
 def _check_server(section: ServerConfig, where: str, at: str) -> None:
-    sources = [
-        k
-        for k in PASSWORD_KEYS
-        if getattr(section, k) is not None
-    ]
+    sources = [k for k in PASSWORD_KEYS if getattr(section, k) is not None]
     if len(sources) > 1:
         raise ConfigError(f"{where}: {at}: set only one of {', '.join(sources)}")
     if section.port is not None and not 0 < section.port < 65536:

@@ -11,11 +11,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kittiwake.core import __version__, paths
 from kittiwake.core.config import Config, load_config
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.logsetup import setup_logging
+
+if TYPE_CHECKING:
+    from kittiwake.core.setup.service import SetupService
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +111,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send.add_argument("--account", metavar="NAME", help="send from this account (default: by From)")
     send.set_defaults(func=run_send_command)
+    setup = commands.add_parser(
+        "setup",
+        help="add an account from its email address: find, check and save its settings",
+        description=(
+            "Finds the servers for an email address (the bundled provider table, the "
+            "provider's autoconfig document, DNS MX and SRV records, then guesses), checks "
+            "each over verified TLS, logs in (nothing is sent), stores the password where "
+            "this machine can read it back (system keyring, pass, or a file only you can "
+            "read) and appends the account to the config. Without --email it opens the "
+            "setup screen."
+        ),
+    )
+    setup.add_argument(
+        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
+    )
+    setup.add_argument("--email", metavar="ADDRESS", help="the address to set up")
+    setup.add_argument("--name", default="", help="your name, shown to the people you write to")
+    setup.add_argument("--account", metavar="NAME", help="the account's name in the config")
+    secret = setup.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--password-command",
+        metavar="CMD",
+        help="a command that prints the password (written into the config; nothing stored)",
+    )
+    secret.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    receive = setup.add_mutually_exclusive_group()
+    receive.add_argument("--imap", dest="receive", action="store_const", const="imap")
+    receive.add_argument("--pop3", dest="receive", action="store_const", const="pop3")
+    setup.add_argument(
+        "--ca-file",
+        type=Path,
+        metavar="PEM",
+        help="also trust this CA certificate (servers with a private CA); kept in the config",
+    )
+    setup.add_argument("--yes", action="store_true", help="write the account without asking")
+    setup.set_defaults(func=run_setup_command)
     doctor = commands.add_parser(
         "doctor",
         help="check every server of every (or one) account, layer by layer, and say what to fix",
@@ -123,6 +165,67 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("account", nargs="?", metavar="ACCOUNT", help="only this account")
     doctor.set_defaults(func=run_doctor_command)
     return parser
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    path: Path = getattr(args, "config", None) or paths.default_config_path()
+    return path
+
+
+def setup_service(args: argparse.Namespace) -> SetupService:
+    from kittiwake.core.setup.discover import Discovery
+    from kittiwake.core.setup.probe import tls_context
+    from kittiwake.core.setup.service import SetupService
+
+    ca_file: Path | None = getattr(args, "ca_file", None)
+    if ca_file is not None:
+        ca_file = ca_file.expanduser().resolve()
+    return SetupService(
+        config_path(args),
+        Discovery(context=tls_context(ca_file)),
+        ca_file=ca_file,
+        account_name=getattr(args, "account", None),
+    )
+
+
+def run_setup_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from kittiwake.cli.setup import run_setup
+
+    if args.email is None:
+        if not sys.stdin.isatty():
+            print("kittiwake: setup needs --email ADDRESS when not on a terminal", file=sys.stderr)
+            return 1
+        return run_setup_screen(args, then_open=False)
+    return asyncio.run(
+        run_setup(
+            setup_service(args),
+            args.email,
+            name=args.name,
+            receive=args.receive,
+            password_command=args.password_command,
+            password_stdin=args.password_stdin,
+            yes=args.yes,
+        )
+    )
+
+
+def run_setup_screen(args: argparse.Namespace, *, then_open: bool) -> int:
+    """The setup screen; with ``then_open`` the mailbox opens on the new config after it."""
+    from kittiwake.tui.themes import normalise_no_color
+
+    normalise_no_color()
+    from kittiwake.tui.setup_app import SetupApp
+
+    said = SetupApp(setup_service(args), getattr(args, "email", None) or "").run()
+    if said is None:
+        print("kittiwake: setup was left; nothing was written")
+        return 1
+    print(said)
+    if not then_open:
+        return 0
+    return run_app(args)
 
 
 def run_doctor_command(args: argparse.Namespace) -> int:
@@ -164,7 +267,9 @@ def no_config_message(path: Path) -> str:
     return (
         f"Kittiwake has no config yet. It looks for {path}\n"
         "(pass --config PATH or set KITTIWAKE_CONFIG to use another file).\n\n"
-        "Create that file with one section per account, for example:\n\n"
+        "Run  kittiwake setup  to add an account from its email address (it finds and\n"
+        "checks the servers and stores the password), or create that file with one\n"
+        "section per account, for example:\n\n"
         f"{EXAMPLE_CONFIG}\n"
         "Each account needs exactly one of [accounts.NAME.imap] or [accounts.NAME.pop3] to\n"
         "receive mail, and [accounts.NAME.smtp] to send it. Every key is described in the\n"
@@ -187,6 +292,13 @@ def load_user_config(args: argparse.Namespace) -> Config | None:
 def run_app(args: argparse.Namespace) -> int:
     if args.demo:
         return run_demo(args)
+    if (
+        not config_path(args).exists()
+        and args.config is None
+        and sys.stdin.isatty()
+        and (sys.stdout.isatty())
+    ):
+        return run_setup_screen(args, then_open=True)  # a new user: set up the first account
     config = load_user_config(args)
     if config is None:
         return 0

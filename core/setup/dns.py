@@ -8,6 +8,7 @@ nameserver can be named instead (tests point it at a private dnsmasq on loopback
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 from dataclasses import dataclass
 
@@ -65,7 +66,11 @@ class Dns:
 
     async def addresses(self, host: str) -> list[str]:
         """Addresses to connect to for ``host``: from the named nameserver, else the system's
-        resolver (which also reads /etc/hosts)."""
+        resolver (which also reads /etc/hosts). An address literal is its own answer."""
+        try:
+            return [str(ipaddress.ip_address(host))]
+        except ValueError:
+            pass
         if self.nameserver is None:
             try:
                 infos = await asyncio.get_running_loop().getaddrinfo(

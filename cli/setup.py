@@ -1,0 +1,116 @@
+"""``kittiwake setup --email ADDRESS``: the setup flow without the screen, for people who
+provision machines (and for anyone who prefers a prompt). Prints what it found, where each
+setting came from, and every check; writes the same block the setup screen writes."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from typing import Literal, TextIO
+
+from kittiwake.core.errors import ConfigError
+from kittiwake.core.sanitize import clean_line
+from kittiwake.core.secrets import run_secret_command
+from kittiwake.core.setup.confirm import Candidate
+from kittiwake.core.setup.discover import Finding
+from kittiwake.core.setup.flow import IMAP_OR_POP3, Receive
+from kittiwake.core.setup.service import SetupService
+
+_MODE = {"tls": "TLS", "starttls": "STARTTLS", "none": "plain"}
+
+
+async def run_setup(
+    service: SetupService,
+    email: str,
+    *,
+    name: str = "",
+    receive: Receive | None = None,
+    password_command: str | None = None,
+    password_stdin: bool = False,
+    yes: bool = False,
+    out: TextIO = sys.stdout,
+) -> int:
+    """0 when the account was written, 1 when something did not work (said in one line)."""
+
+    def say(line: str = "") -> None:
+        print(line, file=out, flush=True)
+
+    def found(finding: Finding) -> None:
+        if finding.settings:
+            servers = ", ".join(
+                f"{s.protocol} {s.host}:{s.port} {_MODE[s.security]}" for s in finding.settings[:6]
+            )
+            source = clean_line(finding.source)
+            say(f"  found   {source} ({finding.seconds:.1f} s): {clean_line(servers)}")
+        else:
+            say(f"  nothing {clean_line(finding.source)}: {clean_line(finding.error or '')}")
+
+    def probed(candidate: Candidate) -> None:
+        s = candidate.setting
+        verdict = "ok  " if candidate.ok else "fail"
+        detail = "" if candidate.ok else f": {clean_line(candidate.result.detail)}"
+        say(f"  {verdict}    {s.protocol} {s.host}:{s.port} {_MODE[s.security]}{detail}")
+
+    if "@" not in email.strip("@"):
+        raise ConfigError(f"{email!r} is not an email address")
+    say(f"Looking up the settings for {email} …")
+    proposal = await service.find(email, found, probed)
+    choices = proposal.receive_choices
+    if receive is not None and receive not in choices:
+        say(f"kittiwake: no working {receive.upper()} server was found for {email}")
+        return 1
+    if not choices or proposal.best("smtp") is None:
+        what = "receiving (IMAP or POP3)" if not choices else "sending (SMTP)"
+        say(f"kittiwake: no working server for {what} was found for {email}")
+        return 1
+    chosen: Receive = receive or choices[0]
+    if receive is None and len(choices) == 2:
+        say()
+        say(IMAP_OR_POP3)
+    say()
+    shown: tuple[Receive | Literal["smtp"], ...] = (chosen, "smtp")
+    for protocol in shown:
+        c = proposal.best(protocol)
+        assert c is not None
+        s = c.setting
+        say(
+            f"{protocol.upper():<5} {s.host}:{s.port} {_MODE[s.security]}, "
+            f"user {s.login_for(email)}  (from {clean_line(c.sources)})"
+        )
+    rule = proposal.sign_in
+    if rule is not None:
+        say()
+        say(rule.advice)
+    if password_command is not None:
+        password = run_secret_command(password_command, "--password-command").reveal()
+    elif password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {email}: ")
+    else:
+        say("kittiwake: no password: use --password-command CMD or --password-stdin")
+        return 1
+    say()
+    say("Signing in (nothing is sent) …")
+    results = await service.test_login(proposal, chosen, name, password)
+    for result in results:
+        say(f"  {'ok  ' if result.ok else 'fail'}    {clean_line(result.detail)}")
+        if result.hint:
+            say(f"          {clean_line(result.hint)}")
+    if not all(r.ok for r in results):
+        say("kittiwake: sign-in did not work; nothing was written")
+        return 1
+    if not yes:
+        if not sys.stdin.isatty():
+            say(f"kittiwake: add --yes to write the account to {service.config_path}")
+            return 1
+        answer = input(f"Write this account to {service.config_path}? [Y/n] ").strip().lower()
+        if answer not in ("", "y", "yes"):
+            say("Nothing was written.")
+            return 1
+    if password_command is not None:
+        said = service.save_with_command(proposal, chosen, name, password_command)
+    else:
+        said = await service.save(proposal, chosen, name, password)
+    say(said)
+    return 0

@@ -1,0 +1,266 @@
+"""The setup screen: from an email address to a working account, shown as it happens.
+
+Discovery's findings and the probes of each candidate appear as they come; the user picks
+IMAP or POP3 where both work (with the difference explained at that point), reads the
+provider's sign-in advice before typing a password, watches the login tests run, and saves.
+All the work is in ``core/setup`` behind ``SetupService``; this screen only shows and asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar, Protocol
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Input, RadioButton, RadioSet, Static
+
+from kittiwake.core.sanitize import clean_line
+from kittiwake.core.setup.confirm import Candidate
+from kittiwake.core.setup.discover import Finding
+from kittiwake.core.setup.flow import IMAP_OR_POP3, Proposal, Receive
+from kittiwake.core.setup.login import LoginResult
+
+_MODE = {"tls": "TLS", "starttls": "STARTTLS", "none": "plain"}
+
+
+class SetupService(Protocol):
+    """What the screen needs of the engine (``core/setup/service.py``)."""
+
+    async def find(
+        self,
+        email: str,
+        on_finding: Callable[[Finding], None] | None = None,
+        on_candidate: Callable[[Candidate], None] | None = None,
+    ) -> Proposal: ...
+
+    async def test_login(
+        self, proposal: Proposal, receive: Receive, name: str, password: str
+    ) -> list[LoginResult]: ...
+
+    async def save(self, proposal: Proposal, receive: Receive, name: str, password: str) -> str: ...
+
+
+def describe_finding(finding: Finding) -> Text:
+    text = Text()
+    if finding.error is not None or not finding.settings:
+        text.append("  –  ", style="dim")
+        text.append(clean_line(f"{finding.source}: {finding.error or 'nothing'}"), style="dim")
+        return text
+    text.append("  ●  ", style="bold")
+    text.append(clean_line(finding.source))
+    servers = ", ".join(
+        f"{s.protocol.upper()} {s.host}:{s.port} {_MODE[s.security]}" for s in finding.settings[:4]
+    )
+    text.append(f"\n     {clean_line(servers)}", style="dim")
+    return text
+
+
+def describe_candidate(candidate: Candidate) -> Text:
+    s = candidate.setting
+    text = Text()
+    if candidate.ok:
+        text.append("  ✓  ", style="bold green")
+    else:
+        text.append("  ✗  ", style="dim")
+    label = f"{s.protocol.upper():<4} {s.host}:{s.port} {_MODE[s.security]}"
+    text.append(clean_line(label), style="" if candidate.ok else "dim")
+    if not candidate.ok:
+        text.append(f"  {clean_line(candidate.result.detail)[:70]}", style="dim")
+    return text
+
+
+class SetupScreen(Screen[str | None]):
+    """Dismissed with a sentence naming the saved account, or None when the user quits."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "quit_setup", "Quit", id="setup.quit"),
+    ]
+
+    DEFAULT_CSS = """
+    SetupScreen { align: center top; }
+    SetupScreen > VerticalScroll { width: 100%; max-width: 100; height: 1fr; padding: 0 1; }
+    SetupScreen Input { width: 100%; }
+    SetupScreen .label { margin-top: 1; }
+    SetupScreen #findings, SetupScreen #probes, SetupScreen #logins { height: auto; }
+    SetupScreen #choice, SetupScreen #signin { display: none; height: auto; }
+    SetupScreen #choice.shown, SetupScreen #signin.shown { display: block; }
+    SetupScreen RadioSet { width: 100%; }
+    SetupScreen #explain, SetupScreen #advice, SetupScreen #status { height: auto; }
+    SetupScreen #buttons { height: auto; margin-top: 1; }
+    SetupScreen Button { margin-right: 2; }
+    """
+
+    def __init__(self, service: SetupService, email: str = "", name: str = "") -> None:
+        super().__init__()
+        self.service = service
+        self.initial = (email, name)
+        self.proposal: Proposal | None = None
+        self.tested = False
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(Text("Set up a mail account", style="bold"), id="title")
+            yield Static("Your email address", classes="label")
+            yield Input(value=self.initial[0], placeholder="you@example.org", id="email")
+            yield Static("Your name (shown to the people you write to)", classes="label")
+            yield Input(value=self.initial[1], placeholder="Ann Example", id="name")
+            yield Static(id="status", classes="label")
+            yield Static(id="findings")
+            yield Static(id="probes")
+            with Vertical(id="choice"):
+                yield Static(id="explain", classes="label")
+                with RadioSet(id="receive"):
+                    yield RadioButton("IMAP: the server keeps your mail (recommended)", id="imap")
+                    yield RadioButton("POP3: this machine downloads and keeps it", id="pop3")
+            with Vertical(id="signin"):
+                yield Static(id="advice", classes="label")
+                yield Static("Password", classes="label")
+                yield Input(password=True, id="password")
+                yield Static(id="logins")
+                with Horizontal(id="buttons"):
+                    yield Button("Test sign-in", id="test", variant="primary")
+                    yield Button("Save account", id="save", disabled=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#email", Input).focus()
+
+    # -- step 1: discovery -----------------------------------------------------------------
+
+    @on(Input.Submitted, "#email")
+    @on(Input.Submitted, "#name")
+    def _address_entered(self) -> None:
+        email = self.query_one("#email", Input).value.strip()
+        if "@" not in email or email.startswith("@") or email.endswith("@"):
+            self._status("Type your whole address, like ann@example.org.")
+            self.query_one("#email", Input).focus()
+            return
+        if self.query_one("#name", Input).has_focus or self.query_one("#name", Input).value:
+            self.discover(email)
+        else:
+            self.query_one("#name", Input).focus()
+
+    def _status(self, sentence: str, style: str = "") -> None:
+        self.query_one("#status", Static).update(Text(sentence, style=style))
+
+    @work(exclusive=True, group="discover", exit_on_error=False)
+    async def discover(self, email: str) -> None:
+        findings: list[Finding] = []
+        candidates: list[Candidate] = []
+        self.tested = False
+        self.query_one("#save", Button).disabled = True
+        self.query_one("#choice").remove_class("shown")
+        self.query_one("#signin").remove_class("shown")
+        self._status(f"Looking up the settings for {clean_line(email)} …")
+
+        def found(finding: Finding) -> None:
+            findings.append(finding)
+            shown = Text("Where the settings came from\n", style="bold")
+            for f in sorted(findings, key=lambda f: (f.error is not None, f.rank)):
+                shown.append_text(describe_finding(f))
+                shown.append("\n")
+            self.query_one("#findings", Static).update(shown)
+
+        def probed(candidate: Candidate) -> None:
+            candidates.append(candidate)
+            shown = Text("Checked over the network (no password sent)\n", style="bold")
+            for c in sorted(candidates, key=lambda c: (not c.ok, c.setting.protocol)):
+                shown.append_text(describe_candidate(c))
+                shown.append("\n")
+            self.query_one("#probes", Static).update(shown)
+
+        self._status(f"Looking up and checking the servers for {clean_line(email)} …")
+        proposal = await self.service.find(email, found, probed)
+        self.proposal = proposal
+        choices = proposal.receive_choices
+        if not choices or proposal.best("smtp") is None:
+            missing = "a server to receive mail" if not choices else "a server to send mail"
+            self._status(
+                f"No working {missing} was found for {clean_line(email)}. Check the address; "
+                "if it is right, your provider's help pages name the servers "
+                "(kittiwake setup --help shows how to give them).",
+                "bold",
+            )
+            return
+        self._status("Found working servers.", "bold")
+        choice = self.query_one("#choice")
+        if len(choices) == 2:
+            self.query_one("#explain", Static).update(Text(IMAP_OR_POP3))
+            choice.add_class("shown")
+            self.query_one("#imap", RadioButton).value = True
+        else:
+            self.query_one(f"#{choices[0]}", RadioButton).value = True
+        rule = proposal.sign_in
+        advice = self.query_one("#advice", Static)
+        advice.update(Text(rule.advice, style="bold") if rule is not None else "")
+        self.query_one("#signin").add_class("shown")
+        self.query_one("#password", Input).focus()
+
+    @property
+    def receive(self) -> Receive:
+        return "pop3" if self.query_one("#pop3", RadioButton).value else "imap"
+
+    # -- step 2: sign in, test, save -------------------------------------------------------
+
+    @on(Input.Submitted, "#password")
+    @on(Button.Pressed, "#test")
+    def _test(self) -> None:
+        if self.proposal is None:
+            return
+        if not self.query_one("#password", Input).value:
+            self._status("Type the password first.")
+            return
+        self.test_login()
+
+    @work(exclusive=True, group="login", exit_on_error=False)
+    async def test_login(self) -> None:
+        proposal = self.proposal
+        assert proposal is not None
+        password = self.query_one("#password", Input).value
+        name = self.query_one("#name", Input).value.strip()
+        self._status("Signing in (nothing is sent) …")
+        results = await self.service.test_login(proposal, self.receive, name, password)
+        shown = Text()
+        for result in results:
+            shown.append("  ✓  " if result.ok else "  ✗  ", style="bold" if result.ok else "")
+            shown.append(clean_line(result.detail))
+            if result.hint:
+                shown.append(f"\n     {clean_line(result.hint)}", style="bold")
+            shown.append("\n")
+        self.query_one("#logins", Static).update(shown)
+        self.tested = all(r.ok for r in results)
+        save = self.query_one("#save", Button)
+        save.disabled = not self.tested
+        if self.tested:
+            self._status("Everything works. Save the account to start reading mail.", "bold")
+            save.focus()
+        else:
+            self._status("Sign-in did not work; see below, then try again.", "bold")
+            self.query_one("#password", Input).focus()
+
+    @on(Button.Pressed, "#save")
+    def _save(self) -> None:
+        if self.tested:
+            self.save()
+
+    @work(exclusive=True, group="save", exit_on_error=False)
+    async def save(self) -> None:
+        proposal = self.proposal
+        assert proposal is not None
+        password = self.query_one("#password", Input).value
+        name = self.query_one("#name", Input).value.strip()
+        self._status("Saving …")
+        try:
+            said = await self.service.save(proposal, self.receive, name, password)
+        except Exception as exc:  # one sentence on screen; the log has the rest
+            message = getattr(exc, "message", None) or f"could not save ({type(exc).__name__})"
+            self._status(clean_line(message), "bold")
+            return
+        self.dismiss(said)
+
+    def action_quit_setup(self) -> None:
+        self.dismiss(None)
