@@ -21,10 +21,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from kittiwake.core.cache import Cache, FolderState, LazySummaries
-from kittiwake.core.config import Account, parse_duration
+from kittiwake.core.config import Account, ca_file_problem, parse_duration
 from kittiwake.core.errors import (
     AuthFailed,
     CommandFailed,
+    ConfigError,
     ConnectionLost,
     ImapError,
     KittiwakeError,
@@ -118,6 +119,17 @@ def make_ssl_context(ca_file: str | None) -> ssl.SSLContext:
         if ca_file is None or stat is not None:
             _SSL_CONTEXTS[key] = ctx
     return ctx
+
+
+def tls_context_for(ca_file: str | None, at: str) -> ssl.SSLContext:
+    """``make_ssl_context``, with a ``ca_file`` that broke after the config was read (moved,
+    replaced) reported as the config mistake it is: one sentence naming the key
+    (``at`` is the section, e.g. accounts.work.imap), never an OSError or SSLError."""
+    try:
+        return make_ssl_context(ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        problem = (ca_file_problem(ca_file) if ca_file else None) or f"{ca_file}: {exc}"
+        raise ConfigError(f"{at}.ca_file: {problem}") from None
 
 
 @dataclass
@@ -258,6 +270,12 @@ class ImapAccount:
                 await self._run_until_failure()
             except asyncio.CancelledError:
                 raise
+            except ConfigError as exc:
+                # A broken setting (ca_file) does not mend itself: say so once, do not retry.
+                log.info("%s stopped: %s", self.name, exc.message)
+                self._set_state(ConnState.OFFLINE, exc.message)
+                await self._close_all()
+                return
             except AuthFailed as exc:
                 # Retrying a wrong password only locks the account; wait for a long while.
                 self._set_state(ConnState.AUTH_FAILED, exc.message, self.tuning.backoff_max)
@@ -344,7 +362,7 @@ class ImapAccount:
             cfg.host,
             cfg.port or 993,
             security=cfg.security,
-            ssl_context=make_ssl_context(cfg.ca_file) if cfg.security != "none" else None,
+            ssl_context=tls_context_for(cfg.ca_file, at) if cfg.security != "none" else None,
         )
         try:
             user = cfg.user or self.account.email

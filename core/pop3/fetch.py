@@ -455,7 +455,7 @@ async def fetch_once(
     ``ca_file``). Raises Pop3Error subclasses (``recoverable`` when a retry may help),
     MaildirError, SecretError; whatever was durably delivered before an error stays so.
     """
-    from kittiwake.core.imap.account import make_ssl_context
+    from kittiwake.core.imap.account import tls_context_for
 
     cfg = _pop3(account)
     at = f"accounts.{account.key}.pop3"
@@ -468,7 +468,7 @@ async def fetch_once(
         if token is None:
             secret = await asyncio.to_thread(password_for, cfg, at)
     if ssl_context is None and cfg.security != "none":
-        ssl_context = make_ssl_context(cfg.ca_file)
+        ssl_context = tls_context_for(cfg.ca_file, at)
     own_sink = sink is None
     the_sink = sink if sink is not None else sink_for(account, config)
     fetcher = Pop3Fetcher(

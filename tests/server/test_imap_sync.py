@@ -567,3 +567,47 @@ async def test_starttls_required_but_not_offered_sends_no_credentials(
     assert b"LOGIN" not in sent.upper() and b"AUTHENTICATE" not in sent.upper()
     for form in user.secret_forms():
         assert form not in sent
+
+
+async def test_a_ca_file_broken_after_start_is_one_sentence_and_not_retried(
+    tmp_path: Path, dovecot: Dovecot, user: User
+) -> None:
+    """A ca_file that stops being a certificate while the app runs (moved, overwritten) is a
+    config mistake: the account says which key and file, once, and stops retrying (it used
+    to retry forever with "[Errno 2] No such file or directory" and no file name)."""
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(Path(dovecot.ca_file).read_bytes())
+    config = config_from_dict(
+        {
+            "accounts": {
+                "acct": {
+                    "email": user.email,
+                    "imap": {
+                        "host": dovecot.host,
+                        "port": dovecot.ports.imaps,
+                        "user": user.login,
+                        "password": user.password,
+                        "ca_file": str(ca),
+                        "timeout": 5,
+                    },
+                }
+            }
+        }
+    )
+    ca.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    bus = EventBus()
+    events = bus.subscribe()
+    account = ImapAccount(
+        config.accounts["acct"], Cache(tmp_path / "acct.sqlite3"), bus, Tuning(backoff_min=0.01)
+    )
+    account.start()
+    try:
+        offline = await events.wait_for(ConnectionChanged, 5, state=ConnState.OFFLINE)
+        assert offline.reason == f"accounts.acct.imap.ca_file: {ca} is not a PEM certificate file"
+        assert offline.retry_in is None
+        assert account._task is not None
+        await asyncio.wait_for(asyncio.shield(account._task), 5)  # the supervisor gave up
+        assert not [e for e in events.pending() if isinstance(e, ConnectionChanged)]
+    finally:
+        await account.stop()
+        account.cache.close()

@@ -132,3 +132,27 @@ def test_sync_watch_prints_live_changes(tmp_path: Path, dovecot: Dovecot, user: 
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_sync_with_a_ca_file_under_the_home_directory(
+    tmp_path: Path, dovecot: Dovecot, user: User
+) -> None:
+    """``ca_file = "~/..."`` passed validation, then TLS opened the literal path: "unexpected
+    FileNotFoundError", exit 70."""
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.pem").write_bytes(Path(dovecot.ca_file).read_bytes())
+    cfg = write_config(tmp_path, dovecot, user, ca_file="~/certs/ca.pem")
+    out = kittiwake("--config", str(cfg), "sync", env=env(tmp_path, user))
+    assert out.returncode == 0, out.stderr
+    assert "me: 6 folders" in out.stdout
+
+
+def test_sync_with_a_ca_file_that_is_not_pem_says_which_key(
+    tmp_path: Path, dovecot: Dovecot, user: User
+) -> None:
+    cfg = write_config(tmp_path, dovecot, user, ca_file="/etc/passwd")
+    out = kittiwake("--config", str(cfg), "sync", env=env(tmp_path, user))
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.strip() == (
+        f"kittiwake: {cfg}: accounts.me.imap.ca_file: /etc/passwd is not a PEM certificate file"
+    )
