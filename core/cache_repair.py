@@ -23,8 +23,8 @@ from kittiwake.core.errors import CacheError
 
 log = logging.getLogger(__name__)
 
-#: (id, created, action JSON) of one journal row.
-JournalRow = tuple[int, float, str]
+#: (id, created, action JSON) of one journal row, the action as stored (bytes).
+JournalRow = tuple[int, float, bytes | str]
 
 _MAGIC = b"SQLite format 3\x00"
 
@@ -61,7 +61,7 @@ def salvage_journal(path: Path, reason: str) -> list[JournalRow]:
                 " sent yet cannot be read, so it is left as it is; move it elsewhere and"
                 " Kittiwake will rebuild the cache from the server, without those actions"
             ) from None
-    return [(int(i), float(created), str(action)) for i, created, action in rows]
+    return [(int(i), float(created), action) for i, created, action in rows]
 
 
 def _pad_to_header_size(path: Path) -> None:

@@ -15,11 +15,13 @@ import contextlib
 import logging
 import os
 import random
+import sqlite3
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from kittiwake.core import cache_repair
 from kittiwake.core.cache import Cache, FolderState, LazySummaries
 from kittiwake.core.config import Account, ca_file_problem, parse_duration
 from kittiwake.core.errors import (
@@ -270,10 +272,14 @@ class ImapAccount:
                 await self._run_until_failure()
             except asyncio.CancelledError:
                 raise
-            except ConfigError as exc:
-                # A broken setting (ca_file) does not mend itself: say so once, do not retry.
-                log.info("%s stopped: %s", self.name, exc.message)
-                self._set_state(ConnState.OFFLINE, exc.message)
+            except (ConfigError, sqlite3.DatabaseError) as exc:
+                # A broken setting (ca_file) or cache file does not mend itself: say so once.
+                if isinstance(exc, ConfigError):
+                    reason = exc.message
+                else:
+                    reason = cache_repair.runtime_failure([self.cache.path], exc)
+                log.warning("%s stopped: %s", self.name, reason, exc_info=True)
+                self._set_state(ConnState.OFFLINE, reason)
                 await self._close_all()
                 return
             except AuthFailed as exc:
