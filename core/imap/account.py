@@ -61,7 +61,7 @@ from kittiwake.core.imap.triage import Triage
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.searchindex import body_words
-from kittiwake.core.secrets import oauth2_token_for, password_for
+from kittiwake.core.secrets import Secret, command_key, credentials
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,7 @@ class ImapAccount:
         self._lost = asyncio.Event()
         self._lost_reason: ConnectionLost | None = None
         self._watch_conns: list[ImapConnection] = []
+        self._secret: tuple[bool, Secret] | None = None
         self._stopping = False
         self._online = asyncio.Event()
         self._synced = asyncio.Event()
@@ -264,6 +265,7 @@ class ImapAccount:
         while not self._stopping:
             try:
                 self._set_state(ConnState.CONNECTING)
+                self._secret = None  # each attempt asks again: the password may have changed
                 self._lost.clear()
                 self._lost_reason = None
                 self._client = await self._connect(self._on_unsolicited)
@@ -363,20 +365,18 @@ class ImapAccount:
     ) -> ImapClient:
         cfg = self.cfg
         at = f"accounts.{self.name}.imap"
+        ssl_context = tls_context_for(cfg.ca_file, at) if cfg.security != "none" else None
+        is_token, secret = await self._credentials(at)  # before connecting: it may take long
         conn = ImapConnection(timeout=cfg.timeout, on_lost=self._note_lost)
         await conn.connect(
-            cfg.host,
-            cfg.port or 993,
-            security=cfg.security,
-            ssl_context=tls_context_for(cfg.ca_file, at) if cfg.security != "none" else None,
+            cfg.host, cfg.port or 993, security=cfg.security, ssl_context=ssl_context
         )
         try:
             user = cfg.user or self.account.email
-            token = oauth2_token_for(cfg, at)
-            if token is not None:
-                await conn.authenticate_oauth(user, token.reveal())
+            if is_token:
+                await conn.authenticate_oauth(user, secret.reveal())
             else:
-                await conn.login(user, password_for(cfg, at).reveal())
+                await conn.login(user, secret.reveal())
             client = ImapClient(conn, on_unsolicited)
             await client.enable_extensions()
         except BaseException:
@@ -384,6 +384,17 @@ class ImapAccount:
                 await conn.close()
             raise
         return client
+
+    async def _credentials(self, at: str) -> tuple[bool, Secret]:
+        """The password or token of this connection attempt (the watch connections reuse
+        the command connection's). A command runs off the event loop, and the status bar
+        says it is being waited for: it may be a password manager asking for a passphrase."""
+        if self._secret is None:
+            key = command_key(self.cfg)
+            if key is not None and self.state is not ConnState.ONLINE:
+                self._set_state(ConnState.CONNECTING, f"waiting for {key}")
+            self._secret = await credentials(self.cfg, at)
+        return self._secret
 
     # -- syncing ------------------------------------------------------------------------
 
@@ -396,6 +407,7 @@ class ImapAccount:
     async def connect_once(self) -> None:
         """Connect the command connection without the supervisor (``kittiwake sync``)."""
         self._set_state(ConnState.CONNECTING)
+        self._secret = None
         try:
             self._client = await self._connect(self._on_unsolicited)
         except KittiwakeError as exc:

@@ -685,8 +685,8 @@ def _duration(seconds: float) -> str:
 def _describe_connection(state: ConnectionChanged, retry_in: float | None) -> str:
     if state.state is ConnState.ONLINE:
         return "online"
-    if state.state is ConnState.CONNECTING:
-        return "connecting…"
+    if state.state is ConnState.CONNECTING:  # the reason: "waiting for password_command"
+        return clean_line(state.reason) if state.reason else "connecting…"
     text = "login failed" if state.state is ConnState.AUTH_FAILED else "offline"
     if retry_in is not None:  # before the reason, which can be long and is cut first
         text += f", retry in {retry_in:.0f}s"
