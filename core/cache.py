@@ -256,6 +256,19 @@ class Cache:
         except sqlite3.DatabaseError as exc:
             self._recover(str(exc))
         self._checkpoints = _Checkpointer(path, self._db)
+        self._data_version = self._read_data_version()
+
+    def _read_data_version(self) -> int:
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def changed_elsewhere(self) -> bool:
+        """Whether another connection (another process: ``kittiwake sync``) committed to the
+        file since the last call: what the engine published may no longer be what it holds."""
+        version = self._read_data_version()
+        changed, self._data_version = version != self._data_version, version
+        if changed:
+            self._folder_ids.clear()  # the other program may have dropped and added folders
+        return changed
 
     def _open(self) -> None:
         """Connect, check the file (``cache_repair.check``) and bring its schema up to date."""

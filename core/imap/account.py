@@ -33,6 +33,7 @@ from kittiwake.core.errors import (
     KittiwakeError,
 )
 from kittiwake.core.events import (
+    CacheRefreshed,
     ConnectionChanged,
     ConnState,
     EventBus,
@@ -418,9 +419,23 @@ class ImapAccount:
             raise
         self._set_state(ConnState.ONLINE)
 
+    def _publish_outside_changes(self) -> None:
+        """Only events move the UI, and a sync that finds the cache already current (another
+        program filled it: ``kittiwake sync`` beside the app) publishes none: so when another
+        connection committed to the file, say what it holds now, folder by folder."""
+        if not self.cache.changed_elsewhere():
+            return
+        log.info("%s: the cache was changed by another program; publishing it", self.name)
+        folders = self.cache.folders()
+        self.bus.publish(FolderListChanged(self.name, tuple(folders)))
+        for info in folders:
+            self.bus.publish(FolderCountsChanged(self.name, info.name, info.total, info.unread))
+            self.bus.publish(CacheRefreshed(self.name, info.name))
+
     async def sync_all(self) -> SyncStats:
         """Sync the folder list, then every selectable folder, INBOX first."""
         started = time.monotonic()
+        self._publish_outside_changes()
         folders, statuses = await self.sync_folder_list()
         order = sorted(
             (f for f in folders if f.selectable),
@@ -439,6 +454,7 @@ class ImapAccount:
         if focus is not None and self._client is not None and self.client.selected != focus:
             async with self._lock:
                 await self._select_for_resync(focus)
+        self._publish_outside_changes()
         stats.seconds = time.monotonic() - started
         self.stats = stats
         return stats
@@ -464,6 +480,7 @@ class ImapAccount:
     async def _sync_folder_locked(self, folder: str, status: Status | None) -> int:
         log.debug("%s: syncing %s", self.name, folder)
         client = self.client
+        self._publish_outside_changes()  # ctrl+r shows what another program stored, too
         if self.triage.has_pending():
             # The user's own actions first, so the server's state we read includes them.
             await self.triage.flush(client)

@@ -251,3 +251,15 @@ def test_cache_whose_journal_cannot_be_read_is_left_alone(tmp_path: Path) -> Non
     assert "move it elsewhere" in message and "\n" not in message
     assert path.read_bytes() == damaged
     assert [p.name for p in tmp_path.iterdir()] == ["a.sqlite3"]
+
+
+def test_changed_elsewhere_sees_commits_of_other_connections_only(tmp_path: Path) -> None:
+    path = tmp_path / "a.sqlite3"
+    app, other = Cache(path), Cache(path)
+    assert not app.changed_elsewhere()
+    app.put_summaries("INBOX", [summary(1)])  # its own writes are not news
+    assert not app.changed_elsewhere()
+    other.put_summaries("INBOX", [summary(2)])  # `kittiwake sync` beside the app
+    assert app.changed_elsewhere()
+    assert not app.changed_elsewhere()  # once
+    assert app.uids("INBOX") == [1, 2]
