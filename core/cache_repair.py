@@ -115,10 +115,9 @@ def recovered_notice(path: Path, aside: Path, reason: str, kept: int) -> str:
     )
 
 
-def runtime_failure(paths: list[Path], exc: sqlite3.DatabaseError) -> str:
-    """One sentence for a cache that failed while running: the damaged file if a quick check
-    finds it, else every file the failure may have come from."""
-    damaged = []
+def damaged(paths: list[Path]) -> list[Path]:
+    """The files among ``paths`` that SQLite's quick check finds damaged."""
+    found = []
     for path in paths:
         try:
             db = sqlite3.connect(path)
@@ -127,9 +126,16 @@ def runtime_failure(paths: list[Path], exc: sqlite3.DatabaseError) -> str:
             finally:
                 db.close()
         except sqlite3.DatabaseError:
-            damaged.append(path)
-    if damaged:
-        names = ", ".join(str(p) for p in damaged)
+            found.append(path)
+    return found
+
+
+def runtime_failure(paths: list[Path], exc: sqlite3.DatabaseError) -> str:
+    """One sentence for a cache that failed while running: the damaged file if a quick check
+    finds one, else every file the failure may have come from."""
+    bad = damaged(paths)
+    if bad:
+        names = ", ".join(str(p) for p in bad)
         return (
             f"{names}: the cache is damaged ({exc}); start Kittiwake again to set it aside and"
             " rebuild it from the server (unsent actions are kept)"

@@ -275,14 +275,10 @@ class ImapAccount:
                 await self._run_until_failure()
             except asyncio.CancelledError:
                 raise
-            except (ConfigError, sqlite3.DatabaseError) as exc:
-                # A broken setting (ca_file) or cache file does not mend itself: say so once.
-                if isinstance(exc, ConfigError):
-                    reason = exc.message
-                else:
-                    reason = cache_repair.runtime_failure([self.cache.path], exc)
-                log.warning("%s stopped: %s", self.name, reason, exc_info=True)
-                self._set_state(ConnState.OFFLINE, reason)
+            except ConfigError as exc:
+                # A broken setting (ca_file) does not mend itself: say so once, do not retry.
+                log.warning("%s stopped: %s", self.name, exc.message)
+                self._set_state(ConnState.OFFLINE, exc.message)
                 await self._close_all()
                 return
             except AuthFailed as exc:
@@ -290,11 +286,20 @@ class ImapAccount:
                 self._set_state(ConnState.AUTH_FAILED, exc.message, self.tuning.backoff_max)
                 await self._close_all()
                 await asyncio.sleep(self.tuning.backoff_max)
-            except (ImapError, OSError, KittiwakeError) as exc:
+            except (ImapError, OSError, KittiwakeError, sqlite3.DatabaseError) as exc:
+                if isinstance(exc, sqlite3.DatabaseError):
+                    reason = cache_repair.runtime_failure([self.cache.path], exc)
+                    if cache_repair.damaged([self.cache.path]):
+                        # A damaged file does not mend itself; the next start rebuilds it.
+                        log.warning("%s stopped: %s", self.name, reason, exc_info=True)
+                        self._set_state(ConnState.OFFLINE, reason)
+                        await self._close_all()
+                        return
+                else:  # (a busy file, "database is locked", is retried like the network)
+                    reason = exc.message if isinstance(exc, KittiwakeError) else str(exc)
                 failures += 1
                 delay = min(self.tuning.backoff_max, self.tuning.backoff_min * 2 ** (failures - 1))
                 delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
-                reason = exc.message if isinstance(exc, KittiwakeError) else str(exc)
                 log.info("%s offline: %s (retry in %.1fs)", self.name, reason, delay)
                 self._set_state(ConnState.OFFLINE, reason, delay)
                 await self._close_all()

@@ -611,3 +611,34 @@ async def test_a_ca_file_broken_after_start_is_one_sentence_and_not_retried(
     finally:
         await account.stop()
         account.cache.close()
+
+
+async def test_a_cache_damaged_while_running_takes_the_account_offline_in_one_sentence(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    """The sync task died of the DatabaseError silently (the app stayed "online" forever)."""
+    import sqlite3
+
+    device = imap_device(dovecot, user)
+    append_many(device, 300)
+    account, events = await engine(user)
+    account.start()
+    await account.wait_synced(15)
+    cache = account.cache
+    cache.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the file itself
+    pages = cache.path.stat().st_size // 4096
+    with open(cache.path, "r+b") as f:
+        for page in range(16, pages):  # the journal's pages come first and stay sound
+            f.seek(page * 4096)
+            f.write(bytes(range(256)) * 16)
+    other = sqlite3.connect(cache.path)  # another program commits: what was read is reread
+    other.execute("PRAGMA user_version=5")
+    other.close()
+    device.append("INBOX", "", None, message(999))  # the resync then reads the damaged file
+    offline = await events.wait_for(ConnectionChanged, 10, state=ConnState.OFFLINE)
+    assert offline.reason == (
+        f"{cache.path}: the cache is damaged (database disk image is malformed); start"
+        " Kittiwake again to set it aside and rebuild it from the server (unsent actions are"
+        " kept)"
+    )
+    assert offline.retry_in is None
