@@ -274,6 +274,7 @@ class Cache:
         """Connect, check the file (``cache_repair.check``) and bring its schema up to date."""
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
+            self._refuse_newer()  # before anything, even the journal mode, changes the file
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -310,16 +311,19 @@ class Cache:
 
     # -- schema -------------------------------------------------------------------------
 
-    def _migrate(self) -> None:
+    def _refuse_newer(self) -> None:
+        """A newer Kittiwake wrote this file, and its journal holds unsent actions that
+        exist nowhere else: it is not ours to rebuild."""
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
-            # A newer Kittiwake wrote this file, and its journal holds unsent actions that
-            # exist nowhere else: it is not ours to rebuild.
             raise CacheError(
                 f"{self.path}: this cache was written by a newer Kittiwake (cache schema"
                 f" {version}; this version reads up to {SCHEMA_VERSION}), so it is left"
                 " untouched; upgrade Kittiwake"
             )
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version > 0:
             cache_repair.check(self._db)
         for target in range(version + 1, SCHEMA_VERSION + 1):
