@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -115,6 +116,15 @@ class MailApi:
         for key in [k for k in self._bodies if k[:2] == (account, folder)]:
             del self._bodies[key]
         self._html.clear()  # keyed by content, not by folder: small, so all of it
+
+    @property
+    def notices(self) -> list[str]:
+        """What the user must be told at start (a damaged cache set aside and rebuilt)."""
+        return self.engine.notices
+
+    def cache_failure(self, exc: sqlite3.DatabaseError) -> str:
+        """One sentence naming the cache file an SQLite error at run time came from."""
+        return self.engine.cache_failure(exc)
 
     def subscribe(self) -> Subscription:
         return self.engine.bus.subscribe()

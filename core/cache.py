@@ -37,7 +37,8 @@ from typing import TypeAlias, overload
 
 import msgspec
 
-from kittiwake.core import searchindex
+from kittiwake.core import cache_repair, searchindex
+from kittiwake.core.errors import CacheError
 from kittiwake.core.models import SEEN, Envelope, FolderInfo, FolderRole, MessageSummary
 
 SCHEMA_VERSION = 5
@@ -246,14 +247,53 @@ class Cache:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
+        #: One sentence for the user when the file was found damaged and set aside.
+        self.notice: str | None = None
         self._folder_ids: dict[str, int] = {}
         self._checkpoints: _Checkpointer | None = None
-        self._migrate()
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            self._recover(str(exc))
         self._checkpoints = _Checkpointer(path, self._db)
+        self._data_version = self._read_data_version()
+
+    def _read_data_version(self) -> int:
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def changed_elsewhere(self) -> bool:
+        """Whether another connection (another process: ``kittiwake sync``) committed to the
+        file since the last call: what the engine published may no longer be what it holds."""
+        version = self._read_data_version()
+        changed, self._data_version = version != self._data_version, version
+        if changed:
+            self._folder_ids.clear()  # the other program may have dropped and added folders
+        return changed
+
+    def _open(self) -> None:
+        """Connect, check the file (``cache_repair.check``) and bring its schema up to date."""
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            self._refuse_newer()  # before anything, even the journal mode, changes the file
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _recover(self, reason: str) -> None:
+        """A damaged file: its unsent actions are read first (else it is left alone and
+        ``CacheError`` says how to recover), then it is set aside and a fresh file, holding
+        those actions, is rebuilt from the server by the usual sync."""
+        log.warning("cache %s is damaged: %s", self.path, reason)
+        journal = cache_repair.salvage_journal(self.path, reason)
+        aside = cache_repair.set_aside(self.path)
+        self._open()
+        cache_repair.restore_journal(self._db, journal)
+        self.notice = cache_repair.recovered_notice(self.path, aside, reason, len(journal))
+        log.warning("%s", self.notice)
 
     def close(self) -> None:
         if self._checkpoints is not None:
@@ -271,16 +311,21 @@ class Cache:
 
     # -- schema -------------------------------------------------------------------------
 
-    def _migrate(self) -> None:
+    def _refuse_newer(self) -> None:
+        """A newer Kittiwake wrote this file, and its journal holds unsent actions that
+        exist nowhere else: it is not ours to rebuild."""
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
-            # A newer Kittiwake wrote this cache; it is only a cache, so start afresh.
-            self._db.close()
-            self.path.unlink()
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            version = 0
+            raise CacheError(
+                f"{self.path}: this cache was written by a newer Kittiwake (cache schema"
+                f" {version}; this version reads up to {SCHEMA_VERSION}), so it is left"
+                " untouched; upgrade Kittiwake"
+            )
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > 0:
+            cache_repair.check(self._db)
         for target in range(version + 1, SCHEMA_VERSION + 1):
             # One transaction per step: the schema and its version number move together.
             if target == 4:

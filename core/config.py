@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import stat
 import tomllib
 from dataclasses import dataclass, field
@@ -244,8 +245,14 @@ def _account(name: str, value: Any, where: str) -> Account:
         password_file = section.password_file
         if password_file is not None:
             password_file = _absolute_path(password_file, where, f"{at}.{proto}.password_file")
+        # Paths are stored expanded: whatever opens them later sees what validation saw.
+        ca_file = _expand(section.ca_file)
         resolved[proto] = msgspec.structs.replace(
-            section, port=port, user=user, password_file=password_file
+            section, port=port, user=user, password_file=password_file, ca_file=ca_file
+        )
+    if resolved["pop3"] is not None:
+        resolved["pop3"] = msgspec.structs.replace(
+            resolved["pop3"], maildir=_expand(resolved["pop3"].maildir)
         )
     if cfg.pop3 is not None:
         _check_duration(cfg.pop3.check_every, where, f"{at}.pop3.check_every")
@@ -272,8 +279,10 @@ def _check_server(section: ServerConfig, where: str, at: str) -> None:
         raise ConfigError(f"{where}: {at}: set only one of {', '.join(sources)}")
     if section.port is not None and not 0 < section.port < 65536:
         raise ConfigError(f"{where}: {at}.port: {section.port} is not a TCP port")
-    if section.ca_file is not None and not Path(section.ca_file).expanduser().is_file():
-        raise ConfigError(f"{where}: {at}.ca_file: {section.ca_file} does not exist")
+    if section.ca_file is not None:
+        problem = ca_file_problem(section.ca_file)
+        if problem is not None:
+            raise ConfigError(f"{where}: {at}.ca_file: {problem}")
     if section.timeout <= 0:
         raise ConfigError(f"{where}: {at}.timeout: must be a positive number of seconds")
     if not section.host.strip():
@@ -287,6 +296,30 @@ def _absolute_path(text: str, where: str, at: str) -> str:
     if not text.strip() or not path.is_absolute():
         raise ConfigError(f"{where}: {at}: {text!r} must be an absolute path or start with ~/")
     return str(path)
+
+
+def _expand(path: str | None) -> str | None:
+    """``~`` and ``~user`` expanded (TOML has no notion of a home directory)."""
+    return None if path is None else str(Path(path).expanduser())
+
+
+def ca_file_problem(ca_file: str) -> str | None:
+    """What is wrong with ``ca_file`` as a trust anchor (its name first), or None.
+
+    Loaded into a bare context (no system store: a millisecond), so a file that is not a
+    PEM certificate is a config mistake named now, not a TLS error at every connection."""
+    path = Path(ca_file).expanduser()
+    if not path.exists():
+        return f"{ca_file} does not exist"
+    if not path.is_file():
+        return f"{ca_file} is not a file"
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(path))
+    except ssl.SSLError:
+        return f"{ca_file} is not a PEM certificate file"
+    except OSError as exc:
+        return f"{ca_file} cannot be read ({exc.strerror or exc})"
+    return None
 
 
 def _check_duration(text: str, where: str, at: str) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from pathlib import Path
 
-from kittiwake.core import paths
+from kittiwake.core import cache_repair, paths
 from kittiwake.core.cache import Cache
 from kittiwake.core.config import Account, Config, parse_duration
 from kittiwake.core.errors import ConfigError
@@ -60,6 +61,8 @@ class Engine:
             if a.smtp is not None
         }
         # -- end compose and send ---------------------------------------------------------------
+        #: Sentences for the user about caches found damaged and rebuilt (``Cache.notice``).
+        self.notices = [s.cache.notice for s in self.stores.values() if s.cache.notice]
 
     def select(self, name: str | None) -> list[Account]:
         """The named account, or all of them; an unknown name is a config-level mistake."""
@@ -69,6 +72,10 @@ class Engine:
             known = ", ".join(self.config.accounts) or "none"
             raise ConfigError(f"no account named {name!r} (accounts: {known})")
         return [self.config.accounts[name]]
+
+    def cache_failure(self, exc: sqlite3.DatabaseError) -> str:
+        """One sentence for an SQLite error at run time, naming the damaged cache file."""
+        return cache_repair.runtime_failure([s.cache.path for s in self.stores.values()], exc)
 
     def _stores(self) -> dict[str, MailStore]:
         return self.stores

@@ -21,6 +21,11 @@ class ConfigError(KittiwakeError):
     """The config file is missing, malformed or inconsistent."""
 
 
+class CacheError(KittiwakeError):
+    """An account's cache file cannot be used as it is (newer schema, damaged beyond repair,
+    failing at run time); the message names the file."""
+
+
 class SecretError(KittiwakeError):
     """A password could not be obtained (command failed, variable unset)."""
 

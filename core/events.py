@@ -90,6 +90,14 @@ class FolderReset(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class CacheRefreshed(Event):
+    """Another program (``kittiwake sync``, a second Kittiwake) changed what the cache holds
+    for this folder: whatever shows it reads it again."""
+
+    folder: str
+
+
+@dataclass(frozen=True, slots=True)
 class SyncProgress(Event):
     folder: str
     done: int

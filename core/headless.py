@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import sys
 import time
 from datetime import datetime
@@ -15,6 +16,7 @@ from typing import TextIO
 
 from kittiwake.core.config import Config
 from kittiwake.core.engine import Engine
+from kittiwake.core.errors import CacheError
 from kittiwake.core.events import (
     ConnectionChanged,
     Event,
@@ -83,10 +85,14 @@ async def run_sync(
 ) -> int:
     engine = Engine(config)
     engine.select(account)  # fail early on an unknown name
+    for notice in engine.notices:
+        err.write(f"kittiwake: warning: {notice}\n")
     try:
         if watch:
             return await _watch(engine, account, out)
         return await _once(engine, account, out, err)
+    except sqlite3.DatabaseError as exc:
+        raise CacheError(engine.cache_failure(exc)) from exc
     finally:
         await engine.stop()
 

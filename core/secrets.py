@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shlex
+import signal
 import stat
 import subprocess
 
 from kittiwake.core.config import KeyringEntry, ServerConfig
 from kittiwake.core.errors import SecretError
 from kittiwake.core.logsetup import register_secret
+
+#: Seconds a password or token command may take (a password manager may ask for a passphrase).
+COMMAND_TIMEOUT = 60.0
 
 
 class Secret:
@@ -37,10 +43,9 @@ class Secret:
 
 
 def run_secret_command(command: str | list[str], at: str, timeout: float = 60.0) -> Secret:
-    """Run ``command`` without a shell and take the first line of its output."""
-    argv = shlex.split(command) if isinstance(command, str) else list(command)
-    if not argv:
-        raise SecretError(f"{at}: the command is empty")
+    """Run ``command`` without a shell and take the first line of its output (blocking: for
+    threads and scripts; the engine uses ``secret_from_command``)."""
+    argv = _argv(command, at)
     try:
         proc = subprocess.run(
             argv, capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
@@ -51,14 +56,86 @@ def run_secret_command(command: str | list[str], at: str, timeout: float = 60.0)
         raise SecretError(f"{at}: {argv[0]} did not finish within {timeout:.0f} s") from None
     except OSError as exc:
         raise SecretError(f"{at}: cannot run {argv[0]}: {exc.strerror}") from None
-    if proc.returncode != 0:
-        detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+    return _first_line(argv, at, proc.returncode, proc.stdout, proc.stderr)
+
+
+async def secret_from_command(
+    command: str | list[str], at: str, timeout: float = COMMAND_TIMEOUT
+) -> Secret:
+    """``run_secret_command`` off the event loop: a password manager waiting for its
+    passphrase must not freeze the app. The command runs in a session of its own, and is
+    killed with everything it started when it times out or the caller is cancelled (the
+    user quits: quitting never waits for it)."""
+    argv = _argv(command, at)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        raise SecretError(f"{at}: command not found: {argv[0]}") from None
+    except OSError as exc:
+        raise SecretError(f"{at}: cannot run {argv[0]}: {exc.strerror}") from None
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        await _kill(proc)
+        raise SecretError(f"{at}: {argv[0]} did not finish within {timeout:.0f} s") from None
+    except BaseException:
+        await _kill(proc)
+        raise
+    return _first_line(argv, at, proc.returncode or 0, out, err)
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    """Kill the command's whole session (a script's children too) and reap it."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        await asyncio.shield(asyncio.wait_for(proc.wait(), 5))
+
+
+def _argv(command: str | list[str], at: str) -> list[str]:
+    argv = shlex.split(command) if isinstance(command, str) else list(command)
+    if not argv:
+        raise SecretError(f"{at}: the command is empty")
+    return argv
+
+
+def _first_line(argv: list[str], at: str, status: int, out: bytes, err: bytes) -> Secret:
+    if status != 0:
+        detail = err.decode("utf-8", "replace").strip().splitlines()
         reason = f": {detail[0][:200]}" if detail else ""
-        raise SecretError(f"{at}: {argv[0]} failed with exit status {proc.returncode}{reason}")
-    lines = proc.stdout.decode("utf-8", "replace").splitlines()
+        raise SecretError(f"{at}: {argv[0]} failed with exit status {status}{reason}")
+    lines = out.decode("utf-8", "replace").splitlines()
     if not lines or not lines[0]:
         raise SecretError(f"{at}: {argv[0]} printed nothing")
     return Secret(lines[0])
+
+
+def command_key(server: ServerConfig) -> str | None:
+    """The key of the command the credentials come from (what the user may be waiting on)."""
+    if server.oauth2_token_command is not None:
+        return "oauth2_token_command"
+    if server.password_command is not None:
+        return "password_command"
+    return None
+
+
+async def credentials(server: ServerConfig, at: str) -> tuple[bool, Secret]:
+    """(True, an OAuth2 token) or (False, the password), commands run off the event loop."""
+    if server.oauth2_token_command is not None:
+        token = await secret_from_command(server.oauth2_token_command, f"{at}.oauth2_token_command")
+        return True, token
+    if server.password_command is not None:
+        return False, await secret_from_command(server.password_command, f"{at}.password_command")
+    if server.password_keyring is not None:  # a keyring may wait for its unlock dialog
+        return False, await asyncio.to_thread(password_for, server, at)
+    return False, password_for(server, at)
 
 
 def password_for(server: ServerConfig, at: str) -> Secret:

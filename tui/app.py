@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -132,7 +133,7 @@ class KittiwakeApp(App[None]):
         super().__init__()
         self.config = config
         self.api = api or MailApi.from_config(config)
-        self.startup_warnings: list[str] = []
+        self.startup_warnings: list[str] = list(self.api.notices)
         #: Compose and send: the review screens open now (saved to Drafts when the app
         #: quits), and a message to compose at start (``kittiwake 'mailto:...'``).
         self.open_drafts: set[ReviewScreen] = set()
@@ -207,8 +208,14 @@ class KittiwakeApp(App[None]):
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def _handle_exception(self, error: Exception) -> None:
-        """A crash inside a widget goes to the log file first (Textual only prints it)."""
+        """A crash inside a widget goes to the log file first (Textual only prints it). A
+        cache failing under the app (damaged while it runs) ends it with one sentence naming
+        the file, not a traceback: the next start sets the file aside and rebuilds it."""
         log.error("unexpected error in the UI", exc_info=error)
+        failure = _database_error(error)
+        if failure is not None:
+            self.exit(return_code=1, message=Text(f"kittiwake: {self.api.cache_failure(failure)}"))
+            return
         super()._handle_exception(error)
 
     def action_help(self) -> None:
@@ -264,3 +271,15 @@ class KittiwakeApp(App[None]):
         self.notify(f"{clean_line(who)}: {clean_line(envelope.subject)}{more}", title="New mail")
         if self.config.ui.bell:
             self.bell()
+
+
+def _database_error(error: BaseException) -> sqlite3.DatabaseError | None:
+    """The SQLite error behind ``error`` (a worker's failure wraps it), if any."""
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, sqlite3.DatabaseError):
+            return seen
+        seen = getattr(seen, "error", None) or seen.__cause__ or seen.__context__
+    return None

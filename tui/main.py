@@ -313,7 +313,7 @@ def run_app(args: argparse.Namespace) -> int:
 
         app.mailto = parse_mailto(args.mailto)  # a bad URL stops here, in one sentence
     app.run()
-    return 0
+    return app.return_code or 0
 
 
 def demo_home() -> Path:

@@ -15,21 +15,25 @@ import contextlib
 import logging
 import os
 import random
+import sqlite3
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from kittiwake.core import cache_repair
 from kittiwake.core.cache import Cache, FolderState, LazySummaries
-from kittiwake.core.config import Account, parse_duration
+from kittiwake.core.config import Account, ca_file_problem, parse_duration
 from kittiwake.core.errors import (
     AuthFailed,
     CommandFailed,
+    ConfigError,
     ConnectionLost,
     ImapError,
     KittiwakeError,
 )
 from kittiwake.core.events import (
+    CacheRefreshed,
     ConnectionChanged,
     ConnState,
     EventBus,
@@ -58,7 +62,7 @@ from kittiwake.core.imap.triage import Triage
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.searchindex import body_words
-from kittiwake.core.secrets import oauth2_token_for, password_for
+from kittiwake.core.secrets import Secret, command_key, credentials
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +124,17 @@ def make_ssl_context(ca_file: str | None) -> ssl.SSLContext:
     return ctx
 
 
+def tls_context_for(ca_file: str | None, at: str) -> ssl.SSLContext:
+    """``make_ssl_context``, with a ``ca_file`` that broke after the config was read (moved,
+    replaced) reported as the config mistake it is: one sentence naming the key
+    (``at`` is the section, e.g. accounts.work.imap), never an OSError or SSLError."""
+    try:
+        return make_ssl_context(ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        problem = (ca_file_problem(ca_file) if ca_file else None) or f"{ca_file}: {exc}"
+        raise ConfigError(f"{at}.ca_file: {problem}") from None
+
+
 @dataclass
 class _Dirty:
     folders: set[str] = field(default_factory=set)
@@ -171,6 +186,7 @@ class ImapAccount:
         self._lost = asyncio.Event()
         self._lost_reason: ConnectionLost | None = None
         self._watch_conns: list[ImapConnection] = []
+        self._secret: tuple[bool, Secret] | None = None
         self._stopping = False
         self._online = asyncio.Event()
         self._synced = asyncio.Event()
@@ -258,6 +274,7 @@ class ImapAccount:
         while not self._stopping:
             try:
                 self._set_state(ConnState.CONNECTING)
+                self._secret = None  # each attempt asks again: the password may have changed
                 self._lost.clear()
                 self._lost_reason = None
                 self._client = await self._connect(self._on_unsolicited)
@@ -266,16 +283,31 @@ class ImapAccount:
                 await self._run_until_failure()
             except asyncio.CancelledError:
                 raise
+            except ConfigError as exc:
+                # A broken setting (ca_file) does not mend itself: say so once, do not retry.
+                log.warning("%s stopped: %s", self.name, exc.message)
+                self._set_state(ConnState.OFFLINE, exc.message)
+                await self._close_all()
+                return
             except AuthFailed as exc:
                 # Retrying a wrong password only locks the account; wait for a long while.
                 self._set_state(ConnState.AUTH_FAILED, exc.message, self.tuning.backoff_max)
                 await self._close_all()
                 await asyncio.sleep(self.tuning.backoff_max)
-            except (ImapError, OSError, KittiwakeError) as exc:
+            except (ImapError, OSError, KittiwakeError, sqlite3.DatabaseError) as exc:
+                if isinstance(exc, sqlite3.DatabaseError):
+                    reason = cache_repair.runtime_failure([self.cache.path], exc)
+                    if cache_repair.damaged([self.cache.path]):
+                        # A damaged file does not mend itself; the next start rebuilds it.
+                        log.warning("%s stopped: %s", self.name, reason, exc_info=True)
+                        self._set_state(ConnState.OFFLINE, reason)
+                        await self._close_all()
+                        return
+                else:  # (a busy file, "database is locked", is retried like the network)
+                    reason = exc.message if isinstance(exc, KittiwakeError) else str(exc)
                 failures += 1
                 delay = min(self.tuning.backoff_max, self.tuning.backoff_min * 2 ** (failures - 1))
                 delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
-                reason = exc.message if isinstance(exc, KittiwakeError) else str(exc)
                 log.info("%s offline: %s (retry in %.1fs)", self.name, reason, delay)
                 self._set_state(ConnState.OFFLINE, reason, delay)
                 await self._close_all()
@@ -347,20 +379,18 @@ class ImapAccount:
     ) -> ImapClient:
         cfg = self.cfg
         at = f"accounts.{self.name}.imap"
+        ssl_context = tls_context_for(cfg.ca_file, at) if cfg.security != "none" else None
+        is_token, secret = await self._credentials(at)  # before connecting: it may take long
         conn = ImapConnection(timeout=cfg.timeout, on_lost=self._note_lost)
         await conn.connect(
-            cfg.host,
-            cfg.port or 993,
-            security=cfg.security,
-            ssl_context=make_ssl_context(cfg.ca_file) if cfg.security != "none" else None,
+            cfg.host, cfg.port or 993, security=cfg.security, ssl_context=ssl_context
         )
         try:
             user = cfg.user or self.account.email
-            token = oauth2_token_for(cfg, at)
-            if token is not None:
-                await conn.authenticate_oauth(user, token.reveal())
+            if is_token:
+                await conn.authenticate_oauth(user, secret.reveal())
             else:
-                await conn.login(user, password_for(cfg, at).reveal())
+                await conn.login(user, secret.reveal())
             client = ImapClient(conn, on_unsolicited)
             await client.enable_extensions()
         except BaseException:
@@ -368,6 +398,17 @@ class ImapAccount:
                 await conn.close()
             raise
         return client
+
+    async def _credentials(self, at: str) -> tuple[bool, Secret]:
+        """The password or token of this connection attempt (the watch connections reuse
+        the command connection's). A command runs off the event loop, and the status bar
+        says it is being waited for: it may be a password manager asking for a passphrase."""
+        if self._secret is None:
+            key = command_key(self.cfg)
+            if key is not None and self.state is not ConnState.ONLINE:
+                self._set_state(ConnState.CONNECTING, f"waiting for {key}")
+            self._secret = await credentials(self.cfg, at)
+        return self._secret
 
     # -- syncing ------------------------------------------------------------------------
 
@@ -380,6 +421,7 @@ class ImapAccount:
     async def connect_once(self) -> None:
         """Connect the command connection without the supervisor (``kittiwake sync``)."""
         self._set_state(ConnState.CONNECTING)
+        self._secret = None
         try:
             self._client = await self._connect(self._on_unsolicited)
         except KittiwakeError as exc:
@@ -390,9 +432,23 @@ class ImapAccount:
             raise
         self._set_state(ConnState.ONLINE)
 
+    def _publish_outside_changes(self) -> None:
+        """Only events move the UI, and a sync that finds the cache already current (another
+        program filled it: ``kittiwake sync`` beside the app) publishes none: so when another
+        connection committed to the file, say what it holds now, folder by folder."""
+        if not self.cache.changed_elsewhere():
+            return
+        log.info("%s: the cache was changed by another program; publishing it", self.name)
+        folders = self.cache.folders()
+        self.bus.publish(FolderListChanged(self.name, tuple(folders)))
+        for info in folders:
+            self.bus.publish(FolderCountsChanged(self.name, info.name, info.total, info.unread))
+            self.bus.publish(CacheRefreshed(self.name, info.name))
+
     async def sync_all(self) -> SyncStats:
         """Sync the folder list, then every selectable folder, INBOX first."""
         started = time.monotonic()
+        self._publish_outside_changes()
         folders, statuses = await self.sync_folder_list()
         order = sorted(
             (f for f in folders if f.selectable),
@@ -411,6 +467,7 @@ class ImapAccount:
         if focus is not None and self._client is not None and self.client.selected != focus:
             async with self._lock:
                 await self._select_for_resync(focus)
+        self._publish_outside_changes()
         stats.seconds = time.monotonic() - started
         self.stats = stats
         return stats
@@ -442,6 +499,7 @@ class ImapAccount:
     async def _sync_folder_locked(self, folder: str, status: Status | None) -> int:
         log.debug("%s: syncing %s", self.name, folder)
         client = self.client
+        self._publish_outside_changes()  # ctrl+r shows what another program stored, too
         if self.triage.has_pending():
             # The user's own actions first, so the server's state we read includes them.
             await self.triage.flush(client)

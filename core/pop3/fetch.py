@@ -55,7 +55,7 @@ from kittiwake.core.pop3.sinks import (
     discard_all,
     imap_connector,
 )
-from kittiwake.core.secrets import Secret, oauth2_token_for, password_for
+from kittiwake.core.secrets import Secret, credentials
 
 __all__ = [
     "Delivered",
@@ -455,7 +455,7 @@ async def fetch_once(
     ``ca_file``). Raises Pop3Error subclasses (``recoverable`` when a retry may help),
     MaildirError, SecretError; whatever was durably delivered before an error stays so.
     """
-    from kittiwake.core.imap.account import make_ssl_context
+    from kittiwake.core.imap.account import tls_context_for
 
     cfg = _pop3(account)
     at = f"accounts.{account.key}.pop3"
@@ -464,11 +464,10 @@ async def fetch_once(
     if password is not None:
         secret = password if isinstance(password, Secret) else Secret(password)
     else:
-        token = await asyncio.to_thread(oauth2_token_for, cfg, at)
-        if token is None:
-            secret = await asyncio.to_thread(password_for, cfg, at)
+        is_token, found = await credentials(cfg, at)  # off the event loop, killed on cancel
+        token, secret = (found, None) if is_token else (None, found)
     if ssl_context is None and cfg.security != "none":
-        ssl_context = make_ssl_context(cfg.ca_file)
+        ssl_context = tls_context_for(cfg.ca_file, at)
     own_sink = sink is None
     the_sink = sink if sink is not None else sink_for(account, config)
     fetcher = Pop3Fetcher(

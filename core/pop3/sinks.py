@@ -152,7 +152,7 @@ ImapConnector = Callable[[], Awaitable[ImapConnection]]
 def imap_connector(account: Account) -> ImapConnector:
     """A connector for an IMAP account of the config, with its TLS and login rules."""
     from kittiwake.core.imap.account import make_ssl_context
-    from kittiwake.core.secrets import oauth2_token_for, password_for
+    from kittiwake.core.secrets import credentials
 
     cfg = account.imap
     if cfg is None:
@@ -165,12 +165,11 @@ def imap_connector(account: Account) -> ImapConnector:
         await conn.connect(cfg.host, cfg.port or 993, cfg.security, ctx)
         try:
             user = cfg.user or account.email
-            token = await asyncio.to_thread(oauth2_token_for, cfg, at)
-            if token is not None:
-                await conn.authenticate_oauth(user, token.reveal())
+            is_token, secret = await credentials(cfg, at)  # off the event loop
+            if is_token:
+                await conn.authenticate_oauth(user, secret.reveal())
             else:
-                password = await asyncio.to_thread(password_for, cfg, at)
-                await conn.login(user, password.reveal())
+                await conn.login(user, secret.reveal())
         except BaseException:
             with contextlib.suppress(Exception):
                 await conn.close()

@@ -28,7 +28,7 @@ import aiosmtplib
 from kittiwake.core.config import PASSWORD_KEYS, Account, SmtpConfig
 from kittiwake.core.errors import KittiwakeError, SecretError
 from kittiwake.core.imap.account import make_ssl_context
-from kittiwake.core.secrets import oauth2_token_for, password_for
+from kittiwake.core.secrets import credentials
 
 log = logging.getLogger(__name__)
 
@@ -183,12 +183,11 @@ class SmtpSession:
             return
         user = cfg.user or self.account.email
         try:
-            token = await asyncio.to_thread(oauth2_token_for, cfg, self.at)
-            if token is not None:
-                await smtp.auth_xoauth2(user, token.reveal())
+            is_token, secret = await credentials(cfg, self.at)  # off the event loop
+            if is_token:
+                await smtp.auth_xoauth2(user, secret.reveal())
             else:
-                password = await asyncio.to_thread(password_for, cfg, self.at)
-                await smtp.login(user, password.reveal())
+                await smtp.login(user, secret.reveal())
         except SecretError as exc:
             raise SmtpAccountError(exc.message) from None
         except aiosmtplib.SMTPAuthenticationError as exc:

@@ -567,3 +567,78 @@ async def test_starttls_required_but_not_offered_sends_no_credentials(
     assert b"LOGIN" not in sent.upper() and b"AUTHENTICATE" not in sent.upper()
     for form in user.secret_forms():
         assert form not in sent
+
+
+async def test_a_ca_file_broken_after_start_is_one_sentence_and_not_retried(
+    tmp_path: Path, dovecot: Dovecot, user: User
+) -> None:
+    """A ca_file that stops being a certificate while the app runs (moved, overwritten) is a
+    config mistake: the account says which key and file, once, and stops retrying (it used
+    to retry forever with "[Errno 2] No such file or directory" and no file name)."""
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(Path(dovecot.ca_file).read_bytes())
+    config = config_from_dict(
+        {
+            "accounts": {
+                "acct": {
+                    "email": user.email,
+                    "imap": {
+                        "host": dovecot.host,
+                        "port": dovecot.ports.imaps,
+                        "user": user.login,
+                        "password": user.password,
+                        "ca_file": str(ca),
+                        "timeout": 5,
+                    },
+                }
+            }
+        }
+    )
+    ca.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    bus = EventBus()
+    events = bus.subscribe()
+    account = ImapAccount(
+        config.accounts["acct"], Cache(tmp_path / "acct.sqlite3"), bus, Tuning(backoff_min=0.01)
+    )
+    account.start()
+    try:
+        offline = await events.wait_for(ConnectionChanged, 5, state=ConnState.OFFLINE)
+        assert offline.reason == f"accounts.acct.imap.ca_file: {ca} is not a PEM certificate file"
+        assert offline.retry_in is None
+        assert account._task is not None
+        await asyncio.wait_for(asyncio.shield(account._task), 5)  # the supervisor gave up
+        assert not [e for e in events.pending() if isinstance(e, ConnectionChanged)]
+    finally:
+        await account.stop()
+        account.cache.close()
+
+
+async def test_a_cache_damaged_while_running_takes_the_account_offline_in_one_sentence(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    """The sync task died of the DatabaseError silently (the app stayed "online" forever)."""
+    import sqlite3
+
+    device = imap_device(dovecot, user)
+    append_many(device, 300)
+    account, events = await engine(user)
+    account.start()
+    await account.wait_synced(15)
+    cache = account.cache
+    cache.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the file itself
+    pages = cache.path.stat().st_size // 4096
+    with open(cache.path, "r+b") as f:
+        for page in range(16, pages):  # the journal's pages come first and stay sound
+            f.seek(page * 4096)
+            f.write(bytes(range(256)) * 16)
+    other = sqlite3.connect(cache.path)  # another program commits: what was read is reread
+    other.execute("PRAGMA user_version=5")
+    other.close()
+    device.append("INBOX", "", None, message(999))  # the resync then reads the damaged file
+    offline = await events.wait_for(ConnectionChanged, 10, state=ConnState.OFFLINE)
+    assert offline.reason == (
+        f"{cache.path}: the cache is damaged (database disk image is malformed); start"
+        " Kittiwake again to set it aside and rebuild it from the server (unsent actions are"
+        " kept)"
+    )
+    assert offline.retry_in is None

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from harness import Dovecot, User
 from harness.clients import imap_device
 
@@ -132,3 +133,131 @@ def test_sync_watch_prints_live_changes(tmp_path: Path, dovecot: Dovecot, user: 
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_sync_with_a_ca_file_under_the_home_directory(
+    tmp_path: Path, dovecot: Dovecot, user: User
+) -> None:
+    """``ca_file = "~/..."`` passed validation, then TLS opened the literal path: "unexpected
+    FileNotFoundError", exit 70."""
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.pem").write_bytes(Path(dovecot.ca_file).read_bytes())
+    cfg = write_config(tmp_path, dovecot, user, ca_file="~/certs/ca.pem")
+    out = kittiwake("--config", str(cfg), "sync", env=env(tmp_path, user))
+    assert out.returncode == 0, out.stderr
+    assert "me: 6 folders" in out.stdout
+
+
+def test_sync_with_a_ca_file_that_is_not_pem_says_which_key(
+    tmp_path: Path, dovecot: Dovecot, user: User
+) -> None:
+    cfg = write_config(tmp_path, dovecot, user, ca_file="/etc/passwd")
+    out = kittiwake("--config", str(cfg), "sync", env=env(tmp_path, user))
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.strip() == (
+        f"kittiwake: {cfg}: accounts.me.imap.ca_file: /etc/passwd is not a PEM certificate file"
+    )
+
+
+def _journal_a_flag(cache_file: Path, uid: int) -> None:
+    """What the app leaves when it quits offline: an action waiting in the journal."""
+    from kittiwake.core.cache import Cache
+    from kittiwake.core.journal import Action, Journal
+
+    cache = Cache(cache_file)
+    state = cache.folder_state("INBOX")
+    assert state is not None
+    Journal(cache).add(
+        Action(
+            kind="flags",
+            folder="INBOX",
+            uidvalidity=state.uidvalidity,
+            uids=(uid,),
+            add=("\\Flagged",),
+        )
+    )
+    cache.close()
+
+
+def _damage(path: Path, how: str) -> None:
+    size = path.stat().st_size
+    pages = size // 4096
+    if how == "truncated":
+        os.truncate(path, (pages // 2) * 4096 + 1000)
+        return
+    with open(path, "r+b") as f:  # garbage over a few pages of the messages and the index
+        for page in (pages // 3, pages // 2, 2 * pages // 3):
+            f.seek(page * 4096)
+            f.write(bytes(range(256)) * 16)
+
+
+@pytest.mark.parametrize("how", ["truncated", "overwritten"])
+def test_sync_on_a_damaged_cache_keeps_the_journal_and_rebuilds(
+    tmp_path: Path, dovecot: Dovecot, user: User, how: str
+) -> None:
+    """It used to stop with "unexpected DatabaseError" (exit 70)."""
+    device = imap_device(dovecot, user)
+    for n in range(300):
+        device.append("INBOX", "", None, f"Subject: n{n}\r\nFrom: a@b.c\r\n\r\nbody\r\n".encode())
+    cfg = write_config(tmp_path, dovecot, user)
+    assert kittiwake("--config", str(cfg), "sync", env=env(tmp_path, user)).returncode == 0
+    cache_file = tmp_path / "cache" / "kittiwake" / "me.sqlite3"
+    _journal_a_flag(cache_file, 7)
+    _damage(cache_file, how)
+
+    out = kittiwake("--config", str(cfg), "sync", env=env(tmp_path, user))
+    assert out.returncode == 0, out.stderr
+    [aside] = [p for p in cache_file.parent.iterdir() if ".damaged-" in p.name]
+    warning = out.stderr.strip()
+    assert "\n" not in warning and "Traceback" not in warning
+    assert warning.startswith(f"kittiwake: warning: The cache {cache_file} was damaged (")
+    assert aside.name in warning and "the 1 unsent action it held was kept" in warning
+    assert "me: 6 folders, 300 messages (300 fetched)" in out.stdout
+    device.select("INBOX", readonly=True)
+    _, data = device.uid("FETCH", "7", "(FLAGS)")
+    assert b"\\Flagged" in data[0]  # the action waiting in the damaged file was sent
+
+
+def test_sync_on_a_cache_that_is_not_a_database_leaves_it_alone(
+    tmp_path: Path, dovecot: Dovecot, user: User
+) -> None:
+    cfg = write_config(tmp_path, dovecot, user)
+    assert kittiwake("--config", str(cfg), "sync", env=env(tmp_path, user)).returncode == 0
+    cache_file = tmp_path / "cache" / "kittiwake" / "me.sqlite3"
+    with open(cache_file, "r+b") as f:
+        f.write(b"\xa5" * 4096)
+    damaged = cache_file.read_bytes()
+    out = kittiwake("--config", str(cfg), "sync", env=env(tmp_path, user))
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        f"kittiwake: {cache_file}: the cache is damaged (file is not a database) and the"
+        " actions it holds that were not sent yet cannot be read, so it is left as it is; move"
+        " it elsewhere and Kittiwake will rebuild the cache from the server, without those"
+        " actions"
+    ]
+    assert cache_file.read_bytes() == damaged
+
+
+def test_sync_refuses_a_cache_from_a_newer_kittiwake(
+    tmp_path: Path, dovecot: Dovecot, user: User
+) -> None:
+    import sqlite3
+
+    from kittiwake.core.cache import SCHEMA_VERSION
+
+    cfg = write_config(tmp_path, dovecot, user)
+    assert kittiwake("--config", str(cfg), "sync", env=env(tmp_path, user)).returncode == 0
+    cache_file = tmp_path / "cache" / "kittiwake" / "me.sqlite3"
+    _journal_a_flag(cache_file, 1)
+    db = sqlite3.connect(cache_file)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    out = kittiwake("--config", str(cfg), "sync", env=env(tmp_path, user))
+    assert out.returncode == 1
+    assert out.stderr.strip() == (
+        f"kittiwake: {cache_file}: this cache was written by a newer Kittiwake (cache schema"
+        f" {SCHEMA_VERSION + 1}; this version reads up to {SCHEMA_VERSION}), so it is left"
+        " untouched; upgrade Kittiwake"
+    )
+    db = sqlite3.connect(cache_file)
+    assert db.execute("SELECT count(*) FROM journal").fetchone()[0] == 1

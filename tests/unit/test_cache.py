@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from kittiwake.core.cache import SCHEMA_VERSION, Cache, FolderState
+from kittiwake.core.errors import CacheError
 from kittiwake.core.models import SEEN, Address, Envelope, FolderInfo, FolderRole, MessageSummary
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -100,16 +104,25 @@ def test_reopen_keeps_data_and_schema_version(tmp_path: Path) -> None:
     assert version == SCHEMA_VERSION
 
 
-def test_cache_from_a_newer_version_is_rebuilt(tmp_path: Path) -> None:
+def test_cache_from_a_newer_version_is_refused_and_kept(tmp_path: Path) -> None:
+    """An older Kittiwake used to delete a newer cache, and with it the journal of actions
+    not sent yet: it now refuses in one sentence naming the file and both schema versions."""
     path = tmp_path / "a.sqlite3"
-    Cache(path).close()
+    cache = Cache(path)
+    cache.db.execute('INSERT INTO journal(created, action) VALUES (1.0, \'{"kind":"flags"}\')')
+    cache.close()
     db = sqlite3.connect(path)
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 5}")
     db.close()
-    cache = Cache(path)
-    assert cache.uids("INBOX") == []
-    cache.put_summaries("INBOX", [summary(3)])
-    assert cache.uids("INBOX") == [3]
+    with pytest.raises(CacheError) as info:
+        Cache(path)
+    message = info.value.message
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert f"schema {SCHEMA_VERSION + 5}" in message and f"up to {SCHEMA_VERSION}" in message
+    assert "upgrade Kittiwake" in message
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 5
+    assert db.execute("SELECT count(*) FROM journal").fetchone()[0] == 1
 
 
 def test_position_index_and_screenful_lookup(tmp_path: Path) -> None:
@@ -181,3 +194,72 @@ def test_the_wal_is_checkpointed_off_the_writer_and_stays_bounded(tmp_path: Path
     assert main > 3 * wal  # without checkpoints the WAL would hold everything (~40 MB)
     assert len(cache.ordered_uids("INBOX")) == 50_000
     cache.close()
+
+
+def _cache_with_a_pending_action(path: Path) -> str:
+    """A cache of 3,000 messages (a few hundred pages) whose journal holds one action."""
+    cache = Cache(path)
+    cache.put_summaries("INBOX", [summary(uid) for uid in range(1, 3001)])
+    action = '{"kind":"flags","folder":"INBOX","uidvalidity":7,"uids":[5],"add":["\\\\Seen"]}'
+    cache.db.execute("INSERT INTO journal(created, action) VALUES (1.5, ?)", (action,))
+    cache.close()
+    return action
+
+
+def _damage(path: Path, how: str) -> None:
+    size = path.stat().st_size
+    if how == "truncated":
+        os.truncate(path, size // 2)
+    elif how == "overwritten":
+        with open(path, "r+b") as f:
+            for page in (20, 40, 60):  # table pages of messages and the search index
+                f.seek(page * 4096)
+                f.write(bytes(range(256)) * 16)
+    else:  # the header: not a database any more
+        with open(path, "r+b") as f:
+            f.write(b"\xa5" * 100)
+
+
+@pytest.mark.parametrize("how", ["truncated", "overwritten"])
+def test_damaged_cache_is_set_aside_and_its_journal_kept(tmp_path: Path, how: str) -> None:
+    path = tmp_path / "a.sqlite3"
+    action = _cache_with_a_pending_action(path)
+    _damage(path, how)
+    damaged = path.read_bytes()
+    cache = Cache(path)
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("a.sqlite3.damaged-")]
+    assert len(aside) == 1 and aside[0].read_bytes() == damaged  # kept as it was
+    assert cache.notice is not None and "\n" not in cache.notice
+    assert str(path) in cache.notice and aside[0].name in cache.notice
+    assert "1 unsent action it held was kept" in cache.notice
+    assert cache.db.execute("SELECT created, action FROM journal").fetchall() == [(1.5, action)]
+    assert cache.uids("INBOX") == []  # the rest comes again from the server
+    cache.put_summaries("INBOX", [summary(1)])
+    cache.close()
+    assert Cache(path).notice is None  # the fresh file is sound
+
+
+def test_cache_whose_journal_cannot_be_read_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "a.sqlite3"
+    _cache_with_a_pending_action(path)
+    _damage(path, "header")
+    damaged = path.read_bytes()
+    with pytest.raises(CacheError) as info:
+        Cache(path)
+    message = info.value.message
+    assert message.startswith(f"{path}: the cache is damaged (file is not a database)")
+    assert "move it elsewhere" in message and "\n" not in message
+    assert path.read_bytes() == damaged
+    assert [p.name for p in tmp_path.iterdir()] == ["a.sqlite3"]
+
+
+def test_changed_elsewhere_sees_commits_of_other_connections_only(tmp_path: Path) -> None:
+    path = tmp_path / "a.sqlite3"
+    app, other = Cache(path), Cache(path)
+    assert not app.changed_elsewhere()
+    app.put_summaries("INBOX", [summary(1)])  # its own writes are not news
+    assert not app.changed_elsewhere()
+    other.put_summaries("INBOX", [summary(2)])  # `kittiwake sync` beside the app
+    assert app.changed_elsewhere()
+    assert not app.changed_elsewhere()  # once
+    assert app.uids("INBOX") == [1, 2]

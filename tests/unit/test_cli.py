@@ -57,3 +57,37 @@ def test_bad_config_is_one_sentence_not_a_traceback(tmp_path: Path, via: str) ->
 def test_named_config_that_does_not_exist(tmp_path: Path) -> None:
     out = run(["--config", str(tmp_path / "nope.toml")], tmp_path)
     assert out.returncode == 1 and "nope.toml: no such file" in out.stderr
+
+
+@pytest.mark.parametrize("cache", ["newer", "not a database"])
+def test_the_app_refuses_a_cache_it_must_not_touch_in_one_sentence(
+    tmp_path: Path, cache: str
+) -> None:
+    """The app (not only `kittiwake sync`) stops before its screen opens, file untouched: a
+    newer Kittiwake's cache used to be deleted, a garbage one gave "unexpected DatabaseError"."""
+    import sqlite3
+
+    from kittiwake.core.cache import SCHEMA_VERSION
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[accounts.me]\nemail = "me@example.org"\n[accounts.me.imap]\nhost = "127.0.0.1"\n'
+        'port = 1\npassword = "x"\n'
+    )
+    config.chmod(0o600)
+    path = tmp_path / "cache" / "kittiwake" / "me.sqlite3"
+    path.parent.mkdir(parents=True)
+    if cache == "newer":
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE journal(id INTEGER PRIMARY KEY, created REAL, action TEXT)")
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+        db.close()
+    else:
+        path.write_bytes(b"\xa5" * 8192)
+    before = path.read_bytes()
+    out = run(["--config", str(config)], tmp_path, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    assert out.returncode == 1
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith(f"kittiwake: {path}: "), line
+    assert ("upgrade Kittiwake" if cache == "newer" else "move it elsewhere") in line
+    assert path.read_bytes() == before

@@ -169,3 +169,47 @@ def test_deliver_to_must_name_an_imap_account() -> None:
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+def test_path_keys_expand_the_home_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Validation expands ``~``; whatever later opens the path must get the expanded one
+    (the TLS setup opened the literal "~/certs/ca.pem" and failed with FileNotFoundError)."""
+    import trustme
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "certs").mkdir()
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "certs" / "ca.pem"))
+    config = load_config(
+        write(
+            tmp_path,
+            '[accounts.w]\nemail = "a@b"\n[accounts.w.imap]\nhost = "h"\n'
+            'ca_file = "~/certs/ca.pem"\n[accounts.w.smtp]\nhost = "s"\n'
+            'ca_file = "~/certs/ca.pem"\n'
+            '[accounts.p]\nemail = "p@b"\n[accounts.p.pop3]\nhost = "h"\n'
+            'ca_file = "~/certs/ca.pem"\nmaildir = "~/Mail/p"\n',
+        )
+    )
+    ca = str(tmp_path / "certs" / "ca.pem")
+    work, pop = config.accounts["w"], config.accounts["p"]
+    assert work.imap is not None and work.imap.ca_file == ca
+    assert work.smtp is not None and work.smtp.ca_file == ca
+    assert pop.pop3 is not None and pop.pop3.ca_file == ca
+    assert pop.pop3.maildir == str(tmp_path / "Mail" / "p")
+
+
+@pytest.mark.parametrize("where", ["/etc/passwd", "DIR"])
+def test_ca_file_that_is_not_pem_is_a_config_error(tmp_path: Path, where: str) -> None:
+    target = str(tmp_path) if where == "DIR" else where
+    path = write(
+        tmp_path,
+        f'[accounts.w]\nemail = "a@b"\n[accounts.w.imap]\nhost = "h"\nca_file = "{target}"\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = info.value.message
+    assert message.startswith(f"{path}: accounts.w.imap.ca_file: {target} "), message
+    assert "\n" not in message
+    if where != "DIR":
+        assert message.endswith("is not a PEM certificate file"), message

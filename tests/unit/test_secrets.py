@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -12,7 +15,7 @@ import pytest
 from kittiwake.core.config import KeyringEntry, ServerConfig, load_config
 from kittiwake.core.errors import ConfigError, SecretError
 from kittiwake.core.logsetup import setup_logging
-from kittiwake.core.secrets import Secret, password_for
+from kittiwake.core.secrets import Secret, credentials, password_for, secret_from_command
 
 
 def test_password_command_runs_without_a_shell(tmp_path: Path) -> None:
@@ -142,3 +145,66 @@ def test_password_keyring_without_a_keyring(fail_keyring: None) -> None:
     entry = KeyringEntry(service="kittiwake", user="w/h")
     with pytest.raises(SecretError, match=r"^x.password_keyring: no system keyring works"):
         password_for(ServerConfig(host="h", password_keyring=entry), "x")
+
+
+def _waiting_command(tmp_path: Path, then: str = "") -> list[str]:
+    """A password command that notes its pid, then waits for a file "go" (a password manager
+    waiting for its passphrase), then prints ``then``."""
+    script = (
+        "import os, pathlib, sys, time\n"
+        f"d = pathlib.Path({str(tmp_path)!r})\n"
+        "(d / 'pid').write_text(str(os.getpid()))\n"
+        "while not (d / 'go').exists():\n"
+        "    time.sleep(0.02)\n"
+        f"print({then!r})\n"
+    )
+    return [sys.executable, "-c", script]
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_a_slow_command_leaves_the_event_loop_free(tmp_path: Path) -> None:
+    """It ran with subprocess.run on the event loop: the app froze while it waited."""
+    server = ServerConfig(host="h", password_command=_waiting_command(tmp_path, "pw-42"))
+    task = asyncio.create_task(credentials(server, "accounts.a.imap"))
+    ticks = 0
+    while not (tmp_path / "pid").exists():  # the loop keeps turning while the command runs
+        ticks += 1
+        await asyncio.sleep(0.01)
+        assert ticks < 1000
+    (tmp_path / "go").touch()
+    is_token, secret = await asyncio.wait_for(task, 10)
+    assert not is_token and secret.reveal() == "pw-42"
+
+
+async def test_a_cancelled_command_is_killed_at_once(tmp_path: Path) -> None:
+    server = ServerConfig(host="h", oauth2_token_command=_waiting_command(tmp_path))
+    task = asyncio.create_task(credentials(server, "accounts.a.imap"))
+    await _until(lambda: (tmp_path / "pid").exists() and bool((tmp_path / "pid").read_text()))
+    pid = int((tmp_path / "pid").read_text())
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert not _alive(pid)
+
+
+async def test_a_command_that_takes_too_long_is_killed_and_named(tmp_path: Path) -> None:
+    cmd = _waiting_command(tmp_path)
+    with pytest.raises(SecretError) as info:
+        await secret_from_command(cmd, "accounts.a.imap.password_command", timeout=0.5)
+    assert info.value.message.startswith(
+        f"accounts.a.imap.password_command: {sys.executable} did not finish within"
+    )
+    assert not _alive(int((tmp_path / "pid").read_text()))

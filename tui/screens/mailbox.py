@@ -16,6 +16,7 @@ from textual.widgets import Tree
 
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import (
+    CacheRefreshed,
     ConnectionChanged,
     ConnState,
     DraftsRecovered,
@@ -129,6 +130,7 @@ class MailboxScreen(Screen[None]):
         self.folder: str | None = None
         self._progress: dict[str, tuple[int, int]] = {}
         self._pending_reload = False
+        self._pending_refresh = False
         self._pending_flags: set[int] = set()
         self._pending_forget: set[int] = set()
         self._counts: dict[tuple[str, str], tuple[int, int]] = {}
@@ -634,6 +636,9 @@ class MailboxScreen(Screen[None]):
                 self._progress.pop(f"{event.account}/{folder}", None)
             case MessagesAdded() | FolderReset() if here:
                 self._schedule_reload()
+            case CacheRefreshed() if here:  # another program wrote it: every row may differ
+                self._pending_refresh = True
+                self._schedule_reload()
             case MessagesExpunged(uids=uids) if here:
                 self._pending_forget.update(uids)
                 self._schedule_reload()
@@ -677,7 +682,11 @@ class MailboxScreen(Screen[None]):
     def _reload_now(self) -> None:
         self._pending_reload = False
         messages = self.query_one(MessageList)
-        messages.reload(forget=frozenset(self._pending_forget | self._pending_flags))
+        messages.reload(
+            forget=frozenset(self._pending_forget | self._pending_flags),
+            forget_all=self._pending_refresh,
+        )
+        self._pending_refresh = False
         self._pending_forget.clear()
         self._pending_flags.clear()
         self._refresh_status()
@@ -729,8 +738,8 @@ def _duration(seconds: float) -> str:
 def _describe_connection(state: ConnectionChanged, retry_in: float | None) -> str:
     if state.state is ConnState.ONLINE:
         return "online"
-    if state.state is ConnState.CONNECTING:
-        return "connecting…"
+    if state.state is ConnState.CONNECTING:  # the reason: "waiting for password_command"
+        return clean_line(state.reason) if state.reason else "connecting…"
     text = "login failed" if state.state is ConnState.AUTH_FAILED else "offline"
     if retry_in is not None:  # before the reason, which can be long and is cut first
         text += f", retry in {retry_in:.0f}s"

@@ -155,9 +155,10 @@ class MessageList(ScrollView, can_focus=True):
         self.cursor = 0
         self.refresh()
 
-    def reload(self, *, forget: frozenset[int] = frozenset()) -> None:
+    def reload(self, *, forget: frozenset[int] = frozenset(), forget_all: bool = False) -> None:
         """Re-read the index after a change, keeping the cursor on the same message (or the
-        one that took its place when it vanished)."""
+        one that took its place when it vanished); the rows of ``forget`` (every row with
+        ``forget_all``) are read again too."""
         if self.account is None or self.folder is None:
             return
         current = self.current_uid
@@ -171,6 +172,8 @@ class MessageList(ScrollView, can_focus=True):
             self.selected.clear()
             current = None
         self.index = self.api.message_index(self.account, self.folder)
+        if forget_all:
+            self._rows.clear()
         for uid in forget:
             self._rows.pop(uid, None)
         self.selected &= set(self.index)
