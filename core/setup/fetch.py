@@ -83,8 +83,14 @@ async def _get_once(
             data += more
     except ssl.SSLCertVerificationError as exc:
         raise FetchError(f"{host}: certificate refused ({exc.verify_message})") from None
-    except (OSError, ssl.SSLError, TimeoutError) as exc:
-        raise FetchError(f"{host}: {exc.__class__.__name__} ({exc})") from None
+    except ConnectionRefusedError:
+        raise FetchError(f"{host}: nothing listens for HTTPS") from None
+    except TimeoutError:
+        raise FetchError(f"{host}: no answer within {timeout:.0f} s") from None
+    except ssl.SSLError as exc:
+        raise FetchError(f"{host}: the TLS handshake failed ({exc.reason or exc})") from None
+    except OSError as exc:
+        raise FetchError(f"{host}: cannot connect ({exc.strerror or exc})") from None
     finally:
         if writer is not None:
             with contextlib.suppress(Exception):

@@ -11,6 +11,7 @@ import pytest
 from harness import Dovecot, Postfix, User
 from harness.dns import DnsServer
 from harness.ui import synced, until
+from textual.widgets import Button
 
 from kittiwake.core.config import load_config
 from kittiwake.core.setup.discover import Discovery
@@ -71,7 +72,7 @@ async def test_from_an_address_to_the_mailbox(
     app = SetupApp(service)
     async with app.run_test(size=(80, 24)) as pilot:
         assert isinstance(app.screen, SetupScreen)
-        await pilot.click("#email")
+        assert app.screen.query_one("#email").has_focus
         for ch in user.email:
             await pilot.press(ch if ch != "@" else "at")
         await pilot.press("enter")  # on to the name
@@ -82,17 +83,18 @@ async def test_from_an_address_to_the_mailbox(
         assert "Both IMAP and POP3 work" in shown(app, "#explain")
         screen = app.screen
         assert isinstance(screen, SetupScreen) and screen.receive == "imap"
-        await pilot.click("#password")
+        assert app.screen.query_one("#password").has_focus  # after the advice, if any
         await pilot.press("w", "r", "o", "n", "g", "enter")
         await until(pilot, lambda: "did not work" in shown(app, "#status"), timeout=30)
         assert "app password" in shown(app, "#logins")
         assert app.screen.query_one("#save").disabled
         password = app.screen.query_one("#password")
         password.value = user.password  # type: ignore[attr-defined]
-        await pilot.click("#test")
+        app.screen.query_one("#test", Button).press()
         await until(pilot, lambda: "Everything works" in shown(app, "#status"), timeout=30)
         assert "logged in to IMAP" in shown(app, "#logins")
-        await pilot.click("#save")
+        assert app.screen.query_one("#save", Button).has_focus
+        await pilot.press("enter")
         await until(pilot, lambda: app.return_value is not None, timeout=10)
     assert app.return_value is not None and "Saved account" in app.return_value
     config = load_config(service.config_path)

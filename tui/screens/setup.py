@@ -45,19 +45,32 @@ class SetupService(Protocol):
     async def save(self, proposal: Proposal, receive: Receive, name: str, password: str) -> str: ...
 
 
-def describe_finding(finding: Finding) -> Text:
-    text = Text()
-    if finding.error is not None or not finding.settings:
-        text.append("  –  ", style="dim")
-        text.append(clean_line(f"{finding.source}: {finding.error or 'nothing'}"), style="dim")
-        return text
-    text.append("  ●  ", style="bold")
-    text.append(clean_line(finding.source))
-    servers = ", ".join(
-        f"{s.protocol.upper()} {s.host}:{s.port} {_MODE[s.security]}" for s in finding.settings[:4]
-    )
-    text.append(f"\n     {clean_line(servers)}", style="dim")
+def describe_findings(findings: list[Finding]) -> Text:
+    """One line per source that proposed servers, then one line naming those that had
+    nothing (their reasons are in the log and in ``kittiwake setup --email``'s output)."""
+    text = Text("Where the settings came from\n", style="bold")
+    for finding in sorted(findings, key=lambda f: f.rank):
+        if not finding.settings:
+            continue
+        servers = ", ".join(
+            f"{s.protocol.upper()} {s.host}:{s.port} {_MODE[s.security]}"
+            for s in finding.settings[:3]
+        )
+        text.append("  ●  ", style="bold")
+        text.append(clean_line(f"{finding.source}: {servers}"))
+        text.append("\n")
+    silent = [_short_source(f) for f in findings if not f.settings]
+    if silent:
+        text.append(f"  –  nothing from {', '.join(dict.fromkeys(silent))}\n", style="dim")
     return text
+
+
+def _short_source(finding: Finding) -> str:
+    if finding.kind == "autoconfig":
+        return clean_line(finding.source.split("/")[2])
+    return {"table": "the provider table", "mx": "MX", "srv": "SRV", "guess": "guesses"}.get(
+        finding.kind, finding.kind
+    )
 
 
 def describe_candidate(candidate: Candidate) -> Text:
@@ -84,13 +97,20 @@ class SetupScreen(Screen[str | None]):
     DEFAULT_CSS = """
     SetupScreen { align: center top; }
     SetupScreen > VerticalScroll { width: 100%; max-width: 100; height: 1fr; padding: 0 1; }
-    SetupScreen Input { width: 100%; }
+    SetupScreen Input, SetupScreen Input:focus {
+        width: 100%; height: 1; border: none; padding: 0 1; background: $boost;
+    }
+    SetupScreen Input:focus { background: $primary 30%; }
+    SetupScreen #advice.empty { display: none; }
     SetupScreen .label { margin-top: 1; }
     SetupScreen #findings, SetupScreen #probes, SetupScreen #logins { height: auto; }
     SetupScreen #choice, SetupScreen #signin { display: none; height: auto; }
     SetupScreen #choice.shown, SetupScreen #signin.shown { display: block; }
     SetupScreen RadioSet { width: 100%; }
-    SetupScreen #explain, SetupScreen #advice, SetupScreen #status { height: auto; }
+    SetupScreen #explain, SetupScreen #advice { height: auto; }
+    SetupScreen #bottom { dock: bottom; height: auto; }
+    SetupScreen #status { height: auto; max-height: 3; padding: 0 1; background: $boost; }
+    SetupScreen #keys { height: 1; }
     SetupScreen #buttons { height: auto; margin-top: 1; }
     SetupScreen Button { margin-right: 2; }
     """
@@ -105,12 +125,12 @@ class SetupScreen(Screen[str | None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(Text("Set up a mail account", style="bold"), id="title")
+            yield Static(Text("enter: next   tab: next field   escape: leave setup", style="dim"))
             yield Static("Your email address", classes="label")
             yield Input(value=self.initial[0], placeholder="you@example.org", id="email")
             yield Static("Your name (shown to the people you write to)", classes="label")
             yield Input(value=self.initial[1], placeholder="Ann Example", id="name")
-            yield Static(id="status", classes="label")
-            yield Static(id="findings")
+            yield Static(id="findings", classes="label")
             yield Static(id="probes")
             with Vertical(id="choice"):
                 yield Static(id="explain", classes="label")
@@ -125,6 +145,11 @@ class SetupScreen(Screen[str | None]):
                 with Horizontal(id="buttons"):
                     yield Button("Test sign-in", id="test", variant="primary")
                     yield Button("Save account", id="save", disabled=True)
+        with Vertical(id="bottom"):
+            yield Static(id="status")
+            yield Static(
+                Text(" enter next · tab next field · escape leave setup", style="dim"), id="keys"
+            )
 
     def on_mount(self) -> None:
         self.query_one("#email", Input).focus()
@@ -159,11 +184,7 @@ class SetupScreen(Screen[str | None]):
 
         def found(finding: Finding) -> None:
             findings.append(finding)
-            shown = Text("Where the settings came from\n", style="bold")
-            for f in sorted(findings, key=lambda f: (f.error is not None, f.rank)):
-                shown.append_text(describe_finding(f))
-                shown.append("\n")
-            self.query_one("#findings", Static).update(shown)
+            self.query_one("#findings", Static).update(describe_findings(findings))
 
         def probed(candidate: Candidate) -> None:
             candidates.append(candidate)
@@ -197,8 +218,11 @@ class SetupScreen(Screen[str | None]):
         rule = proposal.sign_in
         advice = self.query_one("#advice", Static)
         advice.update(Text(rule.advice, style="bold") if rule is not None else "")
+        advice.set_class(rule is None, "empty")
         self.query_one("#signin").add_class("shown")
-        self.query_one("#password", Input).focus()
+        password = self.query_one("#password", Input)
+        password.focus()
+        self.call_after_refresh(password.scroll_visible)
 
     @property
     def receive(self) -> Receive:
@@ -225,13 +249,17 @@ class SetupScreen(Screen[str | None]):
         self._status("Signing in (nothing is sent) …")
         results = await self.service.test_login(proposal, self.receive, name, password)
         shown = Text()
+        hints: list[str] = []
         for result in results:
             shown.append("  ✓  " if result.ok else "  ✗  ", style="bold" if result.ok else "")
-            shown.append(clean_line(result.detail))
-            if result.hint:
-                shown.append(f"\n     {clean_line(result.hint)}", style="bold")
-            shown.append("\n")
-        self.query_one("#logins", Static).update(shown)
+            shown.append(clean_line(result.detail) + "\n")
+            if result.hint and result.hint not in hints:
+                hints.append(result.hint)
+        for hint in hints:
+            shown.append(f"  {clean_line(hint)}\n", style="bold")
+        logins = self.query_one("#logins", Static)
+        logins.update(shown)
+        self.call_after_refresh(logins.scroll_visible)
         self.tested = all(r.ok for r in results)
         save = self.query_one("#save", Button)
         save.disabled = not self.tested
@@ -239,7 +267,11 @@ class SetupScreen(Screen[str | None]):
             self._status("Everything works. Save the account to start reading mail.", "bold")
             save.focus()
         else:
-            self._status("Sign-in did not work; see below, then try again.", "bold")
+            self._status(
+                "Sign-in did not work (the reasons are above): correct the password "
+                "(ctrl+u clears it) and press enter.",
+                "bold",
+            )
             self.query_one("#password", Input).focus()
 
     @on(Button.Pressed, "#save")
