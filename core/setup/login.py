@@ -7,9 +7,9 @@ and POP3 log in and out; SMTP says EHLO and AUTH, and nothing is sent.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,7 +18,7 @@ from kittiwake.core.errors import AuthFailed, KittiwakeError, SecretError
 from kittiwake.core.imap.account import make_ssl_context
 from kittiwake.core.imap.connection import ImapConnection
 from kittiwake.core.pop3.client import Pop3AuthFailed, Pop3Client
-from kittiwake.core.secrets import oauth2_token_for, password_for
+from kittiwake.core.secrets import credentials
 from kittiwake.core.setup.known import provider_hint
 from kittiwake.core.smtp.client import SmtpAccountError, SmtpSession
 
@@ -75,11 +75,14 @@ def _where(account: Account, which: Which) -> str:
     return f"{server.host}:{server.port}" if server is not None else which
 
 
-async def _imap(account: Account) -> str:
+async def imap_session(
+    account: Account, on_untagged: Callable[[bytes], None] | None = None
+) -> ImapConnection:
+    """A logged-in IMAP connection for ``account``, as the app makes it; the caller closes."""
     cfg = account.imap
     assert cfg is not None
     at = f"accounts.{account.key}.imap"
-    conn = ImapConnection(timeout=cfg.timeout)
+    conn = ImapConnection(timeout=cfg.timeout, on_untagged=on_untagged)
     await conn.connect(
         cfg.host,
         cfg.port or 993,
@@ -88,21 +91,33 @@ async def _imap(account: Account) -> str:
     )
     try:
         user = cfg.user or account.email
-        token = await asyncio.to_thread(oauth2_token_for, cfg, at)
-        if token is not None:
-            await conn.authenticate_oauth(user, token.reveal())
+        is_token, secret = await credentials(cfg, at)
+        if is_token:
+            await conn.authenticate_oauth(user, secret.reveal())
         else:
-            password = await asyncio.to_thread(password_for, cfg, at)
-            await conn.login(user, password.reveal())
+            await conn.login(user, secret.reveal())
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await conn.close()
+        raise
+    return conn
+
+
+async def _imap(account: Account) -> str:
+    cfg = account.imap
+    assert cfg is not None
+    conn = await imap_session(account)
+    try:
         with contextlib.suppress(Exception):
             await conn.logout(timeout=5)
     finally:
         with contextlib.suppress(Exception):
             await conn.close()
-    return f"logged in to IMAP at {cfg.host}:{cfg.port} as {user}"
+    return f"logged in to IMAP at {cfg.host}:{cfg.port} as {cfg.user or account.email}"
 
 
-async def _pop3(account: Account) -> str:
+async def pop3_session(account: Account) -> Pop3Client:
+    """A logged-in POP3 client for ``account``; the caller quits and closes."""
     cfg = account.pop3
     assert cfg is not None
     at = f"accounts.{account.key}.pop3"
@@ -115,17 +130,29 @@ async def _pop3(account: Account) -> str:
     )
     try:
         user = cfg.user or account.email
-        token = await asyncio.to_thread(oauth2_token_for, cfg, at)
-        if token is not None:
-            await client.login_oauth2(user, token)
+        is_token, secret = await credentials(cfg, at)
+        if is_token:
+            await client.login_oauth2(user, secret)
         else:
-            await client.login(user, await asyncio.to_thread(password_for, cfg, at))
+            await client.login(user, secret)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await client.close()
+        raise
+    return client
+
+
+async def _pop3(account: Account) -> str:
+    cfg = account.pop3
+    assert cfg is not None
+    client = await pop3_session(account)
+    try:
         with contextlib.suppress(Exception):
             await client.quit()
     finally:
         with contextlib.suppress(Exception):
             await client.close()
-    return f"logged in to POP3 at {cfg.host}:{cfg.port} as {user}"
+    return f"logged in to POP3 at {cfg.host}:{cfg.port} as {cfg.user or account.email}"
 
 
 async def _smtp(account: Account) -> str:
