@@ -31,6 +31,8 @@ _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
 MAX_FILENAME = 120
 #: MIME levels parsed; anything nested deeper is one raw part (saved as it is).
 MAX_MIME_DEPTH = 32
+#: Between inline text parts of one message (a thin rule on a line of its own).
+PART_SEPARATOR = "\n\n" + "\u2500" * 24 + "\n\n"
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,8 @@ class ParsedMessage:
     date: datetime | None
     message_id: str | None
     text: str | None
-    """The text/plain body, if there is one."""
+    """The text/plain body, if there is one: every inline text/plain part in order (one per
+    multipart/alternative), with ``PART_SEPARATOR`` between them, as mutt shows them."""
     html: str | None
     """The text/html body, if there is one (converted for display elsewhere)."""
     attachments: tuple[Attachment, ...]
@@ -331,12 +334,15 @@ def _disposition(part: Message) -> str | None:
 
 
 def _walk(msg: Message) -> tuple[str | None, str | None, list[Attachment], BodyPart]:
-    text: str | None = None
+    texts: list[str] = []
     html: str | None = None
     attachments: list[Attachment] = []
+    answered: set[str] = set()  # the multipart/alternative parts whose text was taken
 
-    def visit(part: Message, section: str, depth: int, attached: bool = False) -> BodyPart:
-        nonlocal text, html
+    def visit(
+        part: Message, section: str, depth: int, attached: bool = False, alt: str | None = None
+    ) -> BodyPart:
+        nonlocal html
         ctype = _content_type(part)
         maintype, _, subtype = ctype.partition("/")
         if depth > MAX_MIME_DEPTH + 1:  # parse_tree stops deeper; this is a safety net
@@ -371,8 +377,11 @@ def _walk(msg: Message) -> tuple[str | None, str | None, list[Attachment], BodyP
             children = (
                 [c for c in payload if isinstance(c, Message)] if isinstance(payload, list) else []
             )
+            inner_alt = (section or "0") if subtype == "alternative" else alt
             kids = tuple(
-                visit(child, f"{section}.{i}" if section else str(i), depth + 1, attached)
+                visit(
+                    child, f"{section}.{i}" if section else str(i), depth + 1, attached, inner_alt
+                )
                 for i, child in enumerate(children, 1)
             )
             return BodyPart(section or "", maintype, subtype, children=kids)
@@ -386,8 +395,10 @@ def _walk(msg: Message) -> tuple[str | None, str | None, list[Attachment], BodyP
         sec = section or "1"
         if attached:
             pass  # the body of a forwarded message is read by opening that attachment
-        elif not is_attachment and ctype == "text/plain" and text is None:
-            text = _text_of(part)
+        elif not is_attachment and ctype == "text/plain" and (alt is None or alt not in answered):
+            texts.append(_text_of(part))
+            if alt is not None:
+                answered.add(alt)
         elif not is_attachment and ctype == "text/html" and html is None:
             html = _text_of(part)
         elif is_attachment or maintype not in ("text", "multipart"):
@@ -412,4 +423,8 @@ def _walk(msg: Message) -> tuple[str | None, str | None, list[Attachment], BodyP
         )
 
     tree = visit(msg, "", 0)
+    if len(texts) > 1:
+        text: str | None = PART_SEPARATOR.join(t.rstrip("\r\n") for t in texts) + "\n"
+    else:
+        text = texts[0] if texts else None
     return text, html, attachments, tree

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kittiwake.core import mime
-from kittiwake.core.mime import MAX_MIME_DEPTH, parse_message, safe_filename
+from kittiwake.core.mime import MAX_MIME_DEPTH, PART_SEPARATOR, parse_message, safe_filename
 
 
 def test_plain_and_html_alternatives_with_attachments() -> None:
@@ -197,3 +197,21 @@ def test_parse_tree_cuts_parts_as_email_does(tree: str) -> None:
     raw = ("From: a@example.org\n" + tree).encode()
     expected = email.message_from_bytes(raw, policy=email.policy.default)
     assert _shape(mime.parse_tree(raw)) == _shape(expected)
+
+
+def test_inline_text_parts_all_show_in_order_one_per_alternative() -> None:
+    msg = EmailMessage()
+    msg["Subject"] = "parts"
+    msg.make_mixed()
+    alternative = EmailMessage()
+    alternative.set_content("plain version\n")
+    alternative.add_alternative("<p>html version</p>", subtype="html")
+    msg.attach(alternative)
+    for word in ("second", "third"):
+        part = EmailMessage()
+        part.set_content(f"{word} part\n")
+        msg.attach(part)
+    parsed = parse_message(msg.as_bytes())
+    assert parsed.text == PART_SEPARATOR.join(["plain version", "second part", "third part"]) + "\n"
+    assert parsed.html is not None and "html version" in parsed.html
+    assert not parsed.attachments
