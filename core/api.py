@@ -8,6 +8,7 @@ Everything that may touch a server is async. The UI never sees a protocol object
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections import deque
@@ -71,7 +72,9 @@ class MailApi:
         #: Undo steps, newest last: one per user action, which may span several folders
         #: (one journaled ``Action`` each, see ``act_many``).
         self._history: deque[tuple[str, tuple[Action, ...]]] = deque(maxlen=50)
-        self._html: dict[str, tuple[str, list[str]]] = {}
+        #: HTML converted to text, keyed by a hash of the HTML itself: two messages with one
+        #: Message-ID (careless or forged) must not share a body.
+        self._html: dict[bytes, tuple[str, list[str]]] = {}
         self._moved_ids: deque[str] = deque(maxlen=2000)
         #: Compose and send: drafts, the Drafts folder, the outbox (``core/smtp/composer.py``).
         self.compose = Composer(engine, self.message)
@@ -147,7 +150,7 @@ class MailApi:
             return parsed.text, []
         if parsed.html is None:
             return "", []
-        key = parsed.message_id or str(hash(parsed.raw))
+        key = hashlib.sha256(parsed.html.encode("utf-8", "surrogatepass")).digest()
         cached = self._html.get(key)
         if cached is None:
             cached = await asyncio.to_thread(html_to_text, parsed.html)
