@@ -60,6 +60,15 @@ def describe_actions(actions: Sequence[Action]) -> str:
     return ", ".join(a.describe() for a in actions)
 
 
+def _check_folder_name(account: str, name: str) -> None:
+    """Refuse what no folder name may hold: a line break would end an IMAP command line
+    (and start another), and neither a Maildir nor IMAP can hold a NUL."""
+    if any(c in name for c in "\r\n\x00"):
+        raise KittiwakeError(
+            f"A folder name cannot contain a line break or a NUL character (account {account})."
+        )
+
+
 class MailApi:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -291,9 +300,11 @@ class MailApi:
         return None
 
     async def create_folder(self, account: str, name: str) -> None:
+        _check_folder_name(account, name)
         await self._store(account).create_folder(name)
 
     async def rename_folder(self, account: str, old: str, new: str) -> None:
+        _check_folder_name(account, new)
         await self._store(account).rename_folder(old, new)
 
     async def delete_folder(self, account: str, folder: str) -> None:
