@@ -246,8 +246,18 @@ class MailApi:
                 )
             done.append(triage.submit(action))
         if undoable and done:
+            for submitted in done:
+                triage.keep(submitted)
+            if len(self._history) == self._history.maxlen:  # the oldest step falls off
+                self._forget(*self._history[0])
             self._history.append((account, tuple(done)))
         return done
+
+    def _forget(self, account: str, actions: Sequence[Action]) -> None:
+        """A step left the undo history: its actions' undo records can go."""
+        triage = self._store(account).triage
+        for action in actions:
+            triage.forget(action)
 
     def undo(self, account: str | None = None) -> str:
         """Undo the most recent user action in ``account`` (any account if None), every
@@ -273,6 +283,7 @@ class MailApi:
             for step in inverse:
                 triage.submit(step)
             undone.append(action)
+        self._forget(account, actions)
         said = [f"Undone: {describe_actions(undone[::-1])}"] if undone else []
         said += refused
         sentence = "; ".join(said)
