@@ -197,10 +197,14 @@ class MailApi:
         return await asyncio.shield(task)
 
     async def _load(self, account: str, folder: str, uid: int) -> ParsedMessage | None:
-        raw = await self._store(account).fetch_body(folder, uid)
-        if raw is None:
-            return None
-        return await asyncio.to_thread(parse_message, raw)
+        try:
+            raw = await self._store(account).fetch_body(folder, uid)
+            if raw is None:
+                return None
+            return await asyncio.to_thread(parse_message, raw)
+        except Exception:  # the reader shows one sentence; the detail belongs in the log
+            log.warning("%s: loading %s UID %d failed", account, folder, uid, exc_info=True)
+            raise
 
     def prefetch(self, account: str, folder: str, uid: int) -> None:
         """Start loading a message the user is likely to open next; errors are ignored."""

@@ -149,7 +149,7 @@ def test_a_message_nested_1000_deep_parses_down_to_one_raw_part() -> None:
 
 
 def test_a_message_that_cannot_be_parsed_keeps_its_headers_and_source(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     def overflow(raw: bytes) -> None:
         raise RecursionError("maximum recursion depth exceeded")
@@ -159,6 +159,7 @@ def test_a_message_that_cannot_be_parsed_keeps_its_headers_and_source(
     parsed = parse_message(raw)
     assert parsed.subject == "Broken badly" and parsed.from_[0].addr == "ann@example.org"
     assert parsed.raw == raw and parsed.text is not None and "source" in parsed.text
+    assert any("could not be parsed" in r.getMessage() for r in caplog.records)  # logged
 
 
 @st.composite
