@@ -8,17 +8,22 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from harness import Dovecot, User
 from harness.clients import imap_device
-from harness.mail import append_many
+from harness.mail import append_many, message
 
 from kittiwake.core.api import MailApi
+from kittiwake.core.cache import Cache
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.engine import Engine
+from kittiwake.core.events import EventBus
 from kittiwake.core.imap.account import Tuning
 from kittiwake.core.journal import Action
-from kittiwake.core.models import FLAGGED
+from kittiwake.core.local.account import LocalAccount
+from kittiwake.core.maildir import INBOX, Maildir
+from kittiwake.core.models import FLAGGED, SEEN
 
 
 @pytest.fixture
@@ -98,3 +103,30 @@ async def test_undoing_a_move_of_10000_messages_is_linear(
         assert device.select("Archive", readonly=True)[1] == [b"0"]
     finally:
         device.logout()
+
+
+async def test_a_local_accounts_undo_records_go_once_undo_cannot_ask(tmp_path: Path) -> None:
+    """The same rule for a Maildir account (POP3): a record outlives its action only while
+    it is kept for undo."""
+    maildir = Maildir(tmp_path / "mail")
+    for n in range(2):
+        maildir.add(INBOX, message(n))
+    account = LocalAccount("home", tmp_path / "mail", Cache(tmp_path / "home.sqlite3"), EventBus())
+    try:
+        await account.sync_all()
+        uid = account.cache.ordered_uids(INBOX)[0]
+        triage = account.triage
+        for n in range(200):
+            seen = Action(kind="flags", folder=INBOX, uidvalidity=None, uids=(uid,))
+            triage.submit(msgspec.structs.replace(seen, add=(SEEN,) if n % 2 else ()))
+        kept = triage.submit(
+            Action(kind="flags", folder=INBOX, uidvalidity=None, uids=(uid,), add=(FLAGGED,))
+        )
+        triage.keep(kept)
+        await account.flush_actions()
+        assert list(triage.done) == [kept.id]  # was 201 records
+        assert not isinstance(triage.inverse(kept), str)
+        triage.forget(kept)
+        assert not triage.done
+    finally:
+        account.cache.close()
