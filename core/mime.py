@@ -27,7 +27,11 @@ log = logging.getLogger(__name__)
 
 _FOLD = re.compile(r"\r?\n[ \t]*")
 _PATHLIKE = re.compile(r"[/\\]|\.\.?[/\\]|[A-Za-z]:[/\\]")
-_UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
+# Controls, separators, characters Windows refuses, and the bidi controls that disguise a
+# name on screen ("invoice\u202efdp.exe" shows as "invoiceexe.pdf").
+_UNSAFE_FILENAME = re.compile(
+    '[\x00-\x1f\x7f-\x9f/\\\\:*?"<>|\u202a-\u202e\u2066-\u2069\u200e\u200f]+'
+)
 MAX_FILENAME = 120
 #: MIME levels parsed; anything nested deeper is one raw part (saved as it is).
 MAX_MIME_DEPTH = 32

@@ -84,6 +84,9 @@ def test_safe_filename() -> None:
     assert safe_filename("/etc/passwd") == "passwd"
     assert safe_filename("invoice[/b].pdf") == "invoice[_b].pdf"
     assert safe_filename("Q3/Q4 report.pdf") == "Q3_Q4 report.pdf"
+    # Bidi controls would disguise the name on screen (this one shows as "invoiceexe.pdf").
+    assert safe_filename("invoice\u202efdp.exe") == "invoice_fdp.exe"
+    assert safe_filename("a\u2066b\x85c.txt") == "a_b_c.txt"
     long = safe_filename("x" * 300 + ".pdf")
     assert len(long) == 120 and long.endswith(".pdf")
 
