@@ -8,6 +8,7 @@ Everything that may touch a server is async. The UI never sees a protocol object
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import sqlite3
 import time
@@ -66,6 +67,15 @@ def describe_actions(actions: Sequence[Action]) -> str:
     return ", ".join(a.describe() for a in actions)
 
 
+def _check_folder_name(account: str, name: str) -> None:
+    """Refuse what no folder name may hold: a line break would end an IMAP command line
+    (and start another), and neither a Maildir nor IMAP can hold a NUL."""
+    if any(c in name for c in "\r\n\x00"):
+        raise KittiwakeError(
+            f"A folder name cannot contain a line break or a NUL character (account {account})."
+        )
+
+
 class MailApi:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -80,7 +90,9 @@ class MailApi:
         #: Undo steps, newest last: one per user action, which may span several folders
         #: (one journaled ``Action`` each, see ``act_many``).
         self._history: deque[tuple[str, tuple[Action, ...]]] = deque(maxlen=50)
-        self._html: dict[str, tuple[str, list[str]]] = {}
+        #: HTML converted to text, keyed by a hash of the HTML itself: two messages with one
+        #: Message-ID (careless or forged) must not share a body.
+        self._html: dict[bytes, tuple[str, list[str]]] = {}
         self._moved_ids: deque[str] = deque(maxlen=2000)
         #: Compose and send: drafts, the Drafts folder, the outbox (``core/smtp/composer.py``).
         self.compose = Composer(engine, self.message)
@@ -174,7 +186,7 @@ class MailApi:
             return parsed.text, []
         if parsed.html is None:
             return "", []
-        key = parsed.message_id or str(hash(parsed.raw))
+        key = hashlib.sha256(parsed.html.encode("utf-8", "surrogatepass")).digest()
         cached = self._html.get(key)
         if cached is None:
             cached = await asyncio.to_thread(html_to_text, parsed.html)
@@ -219,10 +231,14 @@ class MailApi:
         return await asyncio.shield(task)
 
     async def _load(self, account: str, folder: str, uid: int) -> ParsedMessage | None:
-        raw = await self._store(account).fetch_body(folder, uid)
-        if raw is None:
-            return None
-        return await asyncio.to_thread(parse_message, raw)
+        try:
+            raw = await self._store(account).fetch_body(folder, uid)
+            if raw is None:
+                return None
+            return await asyncio.to_thread(parse_message, raw)
+        except Exception:  # the reader shows one sentence; the detail belongs in the log
+            log.warning("%s: loading %s UID %d failed", account, folder, uid, exc_info=True)
+            raise
 
     def prefetch(self, account: str, folder: str, uid: int) -> None:
         """Start loading a message the user is likely to open next; errors are ignored."""
@@ -295,8 +311,18 @@ class MailApi:
                 )
             done.append(triage.submit(action))
         if undoable and done:
+            for submitted in done:
+                triage.keep(submitted)
+            if len(self._history) == self._history.maxlen:  # the oldest step falls off
+                self._forget(*self._history[0])
             self._history.append((account, tuple(done)))
         return done
+
+    def _forget(self, account: str, actions: Sequence[Action]) -> None:
+        """A step left the undo history: its actions' undo records can go."""
+        triage = self._store(account).triage
+        for action in actions:
+            triage.forget(action)
 
     def undo(self, account: str | None = None) -> str:
         """Undo the most recent user action in ``account`` (any account if None), every
@@ -322,6 +348,7 @@ class MailApi:
             for step in inverse:
                 triage.submit(step)
             undone.append(action)
+        self._forget(account, actions)
         said = [f"Undone: {describe_actions(undone[::-1])}"] if undone else []
         said += refused
         sentence = "; ".join(said)
@@ -349,9 +376,11 @@ class MailApi:
         return None
 
     async def create_folder(self, account: str, name: str) -> None:
+        _check_folder_name(account, name)
         await self._store(account).create_folder(name)
 
     async def rename_folder(self, account: str, old: str, new: str) -> None:
+        _check_folder_name(account, new)
         await self._store(account).rename_folder(old, new)
 
     async def delete_folder(self, account: str, folder: str) -> None:

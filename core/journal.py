@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import msgspec
 
@@ -111,6 +111,44 @@ class Journal:
 
     def __len__(self) -> int:
         return int(self.cache.db.execute("SELECT count(*) FROM journal").fetchone()[0])
+
+    def holds(self, action: Action) -> bool:
+        """``action`` is still journaled (not sent, or not yet confirmed)."""
+        row = self.cache.db.execute("SELECT 1 FROM journal WHERE id=?", (action.id,))
+        return row.fetchone() is not None
+
+
+R = TypeVar("R")
+
+
+class UndoRecords(dict[int, R]):
+    """What each action's undo needs (previous flags, where messages went), by action id.
+
+    A record lives while its action is journaled (sending reads it) and, once sent, only if
+    ``MailApi`` keeps it for undo: it forgets an action when its step leaves the undo
+    history or is undone. Reads, Sent copies and undo steps are never kept, so the records
+    stay bounded however many actions a session takes (they grew by one per action)."""
+
+    def __init__(self, journal: Journal) -> None:
+        super().__init__()
+        self._journal = journal
+        self._kept: set[int] = set()
+
+    def keep(self, action: Action) -> None:
+        if action.id is not None:
+            self._kept.add(action.id)
+
+    def forget(self, action: Action) -> None:
+        if action.id is None:
+            return
+        self._kept.discard(action.id)
+        if not self._journal.holds(action):
+            self.pop(action.id, None)
+
+    def sent(self, action: Action) -> None:
+        """``action`` left the journal: its record goes unless undo may still ask."""
+        if action.id is not None and action.id not in self._kept:
+            self.pop(action.id, None)
 
 
 class Undone(Protocol):

@@ -1,14 +1,17 @@
 """A whole message, parsed for reading: headers, the text to show, attachments.
 
-Parsing uses ``email`` with ``policy.default`` for the MIME structure, but header *values*
-are decoded here from the raw header text, never through the header registry: on Python
-3.11 some malformed headers (``Message-ID: <<<>>>@@``) raise IndexError on access, and a
-reader must show a broken message, not crash on it. Nothing here raises on bad input.
+Parsing uses ``email`` with ``policy.default``, one MIME level at a time (``parse_tree``):
+its parser recurses per level and raised RecursionError on a message nested 1,000 deep, so
+levels below ``MAX_MIME_DEPTH`` stay one raw part, as Dovecot's BODYSTRUCTURE shows them.
+Header *values* are decoded here from the raw header text, never through the header
+registry: on Python 3.11 some malformed headers (``Message-ID: <<<>>>@@``) raise IndexError
+on access, and a reader must show a broken message, not crash on it. Nothing here raises on
+bad input: a message that still cannot be parsed shows its headers and raw source.
 """
 
 from __future__ import annotations
 
-import email
+import email.parser
 import email.policy
 import logging
 import re
@@ -24,8 +27,16 @@ log = logging.getLogger(__name__)
 
 _FOLD = re.compile(r"\r?\n[ \t]*")
 _PATHLIKE = re.compile(r"[/\\]|\.\.?[/\\]|[A-Za-z]:[/\\]")
-_UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
+# Controls, separators, characters Windows refuses, and the bidi controls that disguise a
+# name on screen ("invoice\u202efdp.exe" shows as "invoiceexe.pdf").
+_UNSAFE_FILENAME = re.compile(
+    '[\x00-\x1f\x7f-\x9f/\\\\:*?"<>|\u202a-\u202e\u2066-\u2069\u200e\u200f]+'
+)
 MAX_FILENAME = 120
+#: MIME levels parsed; anything nested deeper is one raw part (saved as it is).
+MAX_MIME_DEPTH = 32
+#: Between inline text parts of one message (a thin rule on a line of its own).
+PART_SEPARATOR = "\n\n" + "\u2500" * 24 + "\n\n"
 
 
 @dataclass(frozen=True)
@@ -70,7 +81,8 @@ class ParsedMessage:
     date: datetime | None
     message_id: str | None
     text: str | None
-    """The text/plain body, if there is one."""
+    """The text/plain body, if there is one: every inline text/plain part in order (one per
+    multipart/alternative), with ``PART_SEPARATOR`` between them, as mutt shows them."""
     html: str | None
     """The text/html body, if there is one (converted for display elsewhere)."""
     attachments: tuple[Attachment, ...]
@@ -141,8 +153,117 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     return text
 
 
+def _delimiters(boundary: str) -> re.Pattern[str]:
+    return re.compile(r"^--" + re.escape(boundary) + r"(--)?[ \t]*\r?$", re.MULTILINE)
+
+
+def _split_multipart(body: str, boundary: str) -> tuple[str, list[str], str] | None:
+    """(preamble, parts, epilogue) of a multipart body, as ``email``'s parser cuts it (the
+    line break before a delimiter belongs to the delimiter); None without any delimiter."""
+    parts: list[str] = []
+    start: int | None = None
+    preamble = ""
+    for found in _delimiters(boundary).finditer(body):
+        cut = found.start()
+        if cut and body[cut - 1] == "\n":
+            cut -= 2 if cut > 1 and body[cut - 2] == "\r" else 1
+        if start is None:
+            preamble = body[:cut]
+        else:
+            parts.append(body[start:cut])
+        line_end = body.find("\n", found.end())
+        start = len(body) if line_end < 0 else line_end + 1
+        if found.group(1):
+            return preamble, parts, body[start:]
+    if start is None:
+        return None
+    parts.append(body[start:])  # no closing delimiter: the last part runs to the end
+    return preamble, parts, ""
+
+
+def parse_tree(raw: bytes) -> Message:
+    """The MIME tree of ``raw``, parsed level by level without recursion (``email`` itself
+    recurses per level); parts nested deeper than ``MAX_MIME_DEPTH`` keep their raw body."""
+    parser = email.parser.BytesParser(policy=email.policy.default)
+
+    def headed(data: str) -> Message:
+        return parser.parsebytes(data.encode("ascii", "surrogateescape"), headersonly=True)
+
+    root = parser.parsebytes(raw, headersonly=True)
+    stack: list[tuple[Message, int]] = [(root, 0)]
+    while stack:
+        part, depth = stack.pop()
+        # The body as parsed (8-bit bytes as surrogates): get_payload() would decode them.
+        body = getattr(part, "_payload", None)
+        if depth >= MAX_MIME_DEPTH or not isinstance(body, str):
+            continue
+        ctype = _content_type(part)
+        children: list[Message] = []
+        if ctype.startswith("multipart/"):
+            boundary = _boundary(part)
+            cut = _split_multipart(body, boundary) if boundary else None
+            if cut is None or not cut[1]:  # as ``email`` does: no parts, the body stays
+                continue
+            preamble, pieces, part.epilogue = cut
+            part.preamble = preamble or None
+            children = [headed(piece) for piece in pieces]
+        elif ctype.startswith("message/") and ctype != "message/delivery-status":
+            children = [headed(body)]
+        else:
+            continue
+        part.set_payload(list[Message | str](children))
+        stack.extend((child, depth + 1) for child in children)
+    return root
+
+
+def _boundary(part: Message) -> str | None:
+    try:
+        return part.get_boundary()
+    except Exception:
+        return None
+
+
 def parse_message(raw: bytes) -> ParsedMessage:
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    """``raw`` parsed for reading; never raises (see the module's docstring)."""
+    try:
+        return _parse(raw)
+    except Exception:  # RecursionError included
+        log.warning("a message (%d bytes) could not be parsed; its source is shown", len(raw))
+        log.debug("parse failure", exc_info=True)
+        return _unparsed(raw)
+
+
+def _unparsed(raw: bytes) -> ParsedMessage:
+    """A message ``email`` could not parse: its header block as text, and the raw source."""
+    head, _, _ = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    headers: list[tuple[str, str]] = []
+    for line in head.decode("utf-8", "replace").split("\n"):
+        if line[:1] in (" ", "\t") and headers:
+            headers[-1] = (headers[-1][0], headers[-1][1] + " " + line.strip())
+        elif ":" in line:
+            name, _, value = line.partition(":")
+            headers.append((name.strip(), value.strip()))
+    first = {k.lower(): v for k, v in reversed(headers)}
+    note = "This message could not be parsed; V shows its source."
+    return ParsedMessage(
+        headers=tuple((k, header_text(v)) for k, v in headers),
+        subject=header_text(first.get("subject", "")),
+        from_=addresses(first.get("from")),
+        to=addresses(first.get("to")),
+        cc=addresses(first.get("cc")),
+        reply_to=addresses(first.get("reply-to")),
+        date=None,
+        message_id=first.get("message-id"),
+        text=note,
+        html=None,
+        attachments=(),
+        tree=BodyPart("1", "text", "plain"),
+        raw=raw,
+    )
+
+
+def _parse(raw: bytes) -> ParsedMessage:
+    msg = parse_tree(raw)
     headers = tuple((str(k), header_text(str(v))) for k, v in _raw_items(msg))
     first: dict[str, str] = {}
     for key, value in _raw_items(msg):
@@ -217,15 +338,18 @@ def _disposition(part: Message) -> str | None:
 
 
 def _walk(msg: Message) -> tuple[str | None, str | None, list[Attachment], BodyPart]:
-    text: str | None = None
+    texts: list[str] = []
     html: str | None = None
     attachments: list[Attachment] = []
+    answered: set[str] = set()  # the multipart/alternative parts whose text was taken
 
-    def visit(part: Message, section: str, depth: int, attached: bool = False) -> BodyPart:
-        nonlocal text, html
+    def visit(
+        part: Message, section: str, depth: int, attached: bool = False, alt: str | None = None
+    ) -> BodyPart:
+        nonlocal html
         ctype = _content_type(part)
         maintype, _, subtype = ctype.partition("/")
-        if depth > 50:
+        if depth > MAX_MIME_DEPTH + 1:  # parse_tree stops deeper; this is a safety net
             return BodyPart(section or "1", maintype, subtype)
         if ctype == "message/rfc822" and not attached:
             sec = section or "1"
@@ -257,19 +381,28 @@ def _walk(msg: Message) -> tuple[str | None, str | None, list[Attachment], BodyP
             children = (
                 [c for c in payload if isinstance(c, Message)] if isinstance(payload, list) else []
             )
+            inner_alt = (section or "0") if subtype == "alternative" else alt
             kids = tuple(
-                visit(child, f"{section}.{i}" if section else str(i), depth + 1, attached)
+                visit(
+                    child, f"{section}.{i}" if section else str(i), depth + 1, attached, inner_alt
+                )
                 for i, child in enumerate(children, 1)
             )
             return BodyPart(section or "", maintype, subtype, children=kids)
         disposition = _disposition(part)
         filename = _filename(part)
-        is_attachment = disposition == "attachment" or (filename is not None and maintype != "text")
+        is_attachment = (
+            disposition == "attachment"
+            or (filename is not None and maintype != "text")
+            or (maintype == "multipart" and depth >= MAX_MIME_DEPTH)  # left raw by parse_tree
+        )
         sec = section or "1"
         if attached:
             pass  # the body of a forwarded message is read by opening that attachment
-        elif not is_attachment and ctype == "text/plain" and text is None:
-            text = _text_of(part)
+        elif not is_attachment and ctype == "text/plain" and (alt is None or alt not in answered):
+            texts.append(_text_of(part))
+            if alt is not None:
+                answered.add(alt)
         elif not is_attachment and ctype == "text/html" and html is None:
             html = _text_of(part)
         elif is_attachment or maintype not in ("text", "multipart"):
@@ -294,4 +427,8 @@ def _walk(msg: Message) -> tuple[str | None, str | None, list[Attachment], BodyP
         )
 
     tree = visit(msg, "", 0)
+    if len(texts) > 1:
+        text: str | None = PART_SEPARATOR.join(t.rstrip("\r\n") for t in texts) + "\n"
+    else:
+        text = texts[0] if texts else None
     return text, html, attachments, tree

@@ -27,6 +27,14 @@ class ActionQueue(Protocol):
 
     def inverse(self, action: Action) -> list[Action] | str: ...
 
+    def keep(self, action: Action) -> None:
+        """Keep what undoing ``action`` needs once it is sent (it is in the undo history)."""
+        ...
+
+    def forget(self, action: Action) -> None:
+        """``action`` left the undo history: what its undo needed can go."""
+        ...
+
     def has_pending(self) -> bool: ...
 
 

@@ -727,7 +727,11 @@ class ImapAccount:
                     await self.triage.flush(self.client)
             if self._dirty.folder_list:
                 self._dirty.folder_list = False
-                await self.sync_folder_list()
+                known = {f.name for f in self.cache.folders()}
+                folders, _ = await self.sync_folder_list()
+                for info in folders:  # created or renamed elsewhere: fill it now
+                    if info.selectable and info.name not in known:
+                        self._dirty.mark(info.name)
             while self._dirty.folders:
                 folder = self._dirty.folders.pop()
                 if folder in {f.name for f in self.cache.folders()}:
@@ -820,7 +824,8 @@ class ImapAccount:
                 await self.client.conn.noop(timeout=self.tuning.dead_after)
 
     async def _poll_others(self) -> None:
-        """Without NOTIFY, other folders are checked with STATUS every ``poll_every``."""
+        """Without NOTIFY, other folders are checked with STATUS every ``poll_every``, and
+        the folder list with LIST (folders created, renamed or deleted elsewhere)."""
         assert self.tuning.poll_every is not None
         while True:
             await asyncio.sleep(self.tuning.poll_every)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import re
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -79,8 +80,15 @@ _FALLBACK_ROLES = {
 }
 
 
+_FOLDING = re.compile(r"[\r\n]+[ \t]*")
+
+
 def quote(text: str) -> str:
-    """An IMAP quoted string (astring), escaping backslash and double quote."""
+    """An IMAP quoted string (astring), escaping backslash and double quote. CR, LF and NUL
+    cannot be quoted (sent raw, CR LF would end the command line and start another one), so
+    they raise ValueError: callers refuse them first, in a sentence, or remove them."""
+    if any(c in text for c in "\r\n\x00"):
+        raise ValueError("CR, LF and NUL cannot be sent in an IMAP quoted string")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -553,7 +561,12 @@ class ImapClient:
         return found & set(wanted)
 
     async def uid_search_header(self, name: str, value: str) -> set[int]:
-        """UIDs in the selected folder whose header ``name`` contains ``value`` (ASCII)."""
+        """UIDs in the selected folder whose header ``name`` contains ``value`` (ASCII).
+        Servers compare unfolded header values, so line breaks in ``value`` (a folded
+        Message-ID) are unfolded too; a NUL matches nothing and is never sent."""
+        value = _FOLDING.sub(" ", value).strip()
+        if "\x00" in value or "\x00" in name or _FOLDING.search(name):
+            return set()
         responses, _ = await self.run(
             f"UID SEARCH HEADER {quote(name)} {quote(value)}",
             claim=lambda r: isinstance(r, Search),

@@ -44,7 +44,8 @@ __all__ = [
     "summary_from_fetch",
 ]
 
-#: MIME nesting deeper than this is refused (BodyPart.walk and repr recurse).
+#: MIME nesting deeper than this is one raw part (BodyPart.walk and repr recurse), as the
+#: reader shows it (``core.mime.MAX_MIME_DEPTH``).
 MAX_BODY_DEPTH = 64
 
 # --- charsets and RFC 2047 ----------------------------------------------------------------
@@ -420,8 +421,8 @@ def _child_section(parent: str, n: int) -> str:
 
 
 def _body(v: Value, section: str, depth: int) -> BodyPart:
-    if depth > MAX_BODY_DEPTH:
-        raise DecodeError("BODYSTRUCTURE is nested too deeply.")
+    if depth > MAX_BODY_DEPTH:  # the rest is one raw part (a message nested 1,000 deep)
+        return BodyPart(section or "1", "application", "octet-stream", disposition="attachment")
     if not isinstance(v, list) or not v:
         raise DecodeError("A BODYSTRUCTURE part is not a list.")
     if isinstance(v[0], list):  # multipart: parts, then subtype, then extension data
@@ -514,8 +515,9 @@ def _value_has_attachments(v: Value) -> bool:
     stack: list[tuple[Value, int]] = [(v, 0)]
     while stack:
         part, depth = stack.pop()
-        if depth > MAX_BODY_DEPTH:
-            raise DecodeError("BODYSTRUCTURE is nested too deeply.")
+        if depth > MAX_BODY_DEPTH:  # a raw part, as ``_body`` makes it: an attachment
+            found = True
+            continue
         if not isinstance(part, list) or not part:
             raise DecodeError("A BODYSTRUCTURE part is not a list.")
         if isinstance(part[0], list):
@@ -562,7 +564,8 @@ def bodystructure_from_value(v: Value) -> BodyPart:
     A multipart root has section ``""`` and children ``"1"``, ``"2"``...; a single-part
     message's body is ``"1"``. A message/rfc822 part ``s`` has one child: its encapsulated
     body, which is ``s.1`` if single-part, or (if multipart) a multipart node with section
-    ``s`` whose parts are ``s.1``, ``s.2``... DecodeError on a malformed or absurdly deep tree.
+    ``s`` whose parts are ``s.1``, ``s.2``... DecodeError on a malformed tree; below
+    ``MAX_BODY_DEPTH`` levels the rest is one raw part (application/octet-stream attachment).
     """
     if not isinstance(v, list) or not v:
         raise DecodeError("BODYSTRUCTURE is not a list.")

@@ -26,7 +26,7 @@ from kittiwake.core.events import (
 )
 from kittiwake.core.imap.client import ImapClient
 from kittiwake.core.imap.parser import CopyUid
-from kittiwake.core.journal import Action, Journal, UidTrail, flags_inverse
+from kittiwake.core.journal import Action, Journal, UidTrail, UndoRecords, flags_inverse
 from kittiwake.core.models import DELETED, MessageSummary
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class Triage:
         self._wake = wake
         self._recreated = recreated
         self._snapshots: dict[int, list[MessageSummary]] = {}
-        self.done: dict[int, Done] = {}
+        self.done: UndoRecords[Done] = UndoRecords(self.journal)
         self._trail = UidTrail()
 
     # -- submitting -----------------------------------------------------------------------
@@ -149,6 +149,7 @@ class Triage:
             except CommandFailed as exc:
                 log.info("%s: server refused %s: %s", self.account, action.describe(), exc)
                 self.journal.done(action)
+                self.done.sent(action)
                 self._rollback(action)
                 self.bus.publish(
                     SyncError(
@@ -159,6 +160,7 @@ class Triage:
                 )
                 continue
             self.journal.done(action)
+            self.done.sent(action)
             self._snapshots.pop(action.id or -1, None)
 
     async def _same_folder(self, client: ImapClient, action: Action) -> bool:
@@ -218,6 +220,14 @@ class Triage:
 
     # -- undo -----------------------------------------------------------------------------
 
+    def keep(self, action: Action) -> None:
+        """Undo may ask about ``action`` once it is sent (see ``UndoRecords``)."""
+        self.done.keep(action)
+
+    def forget(self, action: Action) -> None:
+        """Undo will not ask about ``action`` any more."""
+        self.done.forget(action)
+
     def current(self, action: Action) -> Action:
         """``action`` as it reads now (its UIDs renumbered if its messages moved back)."""
         record = self.done.get(action.id or -1)
@@ -236,7 +246,8 @@ class Triage:
         mapping = record.copyuid
         if mapping is None:
             return f"The server did not say where the messages went in {action.dest}"
-        new_uids = tuple(dst for src, dst in mapping.pairs() if src in set(action.uids))
+        moved = set(action.uids)  # once: per pair, undoing 10,000 took 1 s on the event loop
+        new_uids = tuple(dst for src, dst in mapping.pairs() if src in moved)
         assert action.dest is not None
         if action.kind == "copy":
             return [

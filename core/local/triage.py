@@ -33,7 +33,7 @@ from kittiwake.core.events import (
     MessagesExpunged,
     SyncError,
 )
-from kittiwake.core.journal import Action, Journal, UidTrail, flags_inverse
+from kittiwake.core.journal import Action, Journal, UidTrail, UndoRecords, flags_inverse
 from kittiwake.core.local.index import FileIndex, transaction
 from kittiwake.core.maildir import Maildir, MaildirError
 from kittiwake.core.models import MessageSummary
@@ -81,7 +81,7 @@ class LocalTriage:
         self.journal = Journal(cache)
         self._mark_dirty = mark_dirty
         self._wake = wake
-        self.done: dict[int, Done] = {}
+        self.done: UndoRecords[Done] = UndoRecords(self.journal)
         self._running: int | None = None
         self._trail = UidTrail()
 
@@ -196,6 +196,7 @@ class LocalTriage:
                 # Cancelled (the app is quitting): stays journaled and is replayed.
                 self._running = None
             self.journal.done(action)
+            self.done.sent(action)
 
     async def _execute(self, maildir: Maildir, action: Action) -> None:
         record = self.done.get(action.id or -1)
@@ -244,6 +245,14 @@ class LocalTriage:
         self.bus.publish(SyncError(self.account, message, action.folder))
 
     # -- undo -----------------------------------------------------------------------------
+
+    def keep(self, action: Action) -> None:
+        """Undo may ask about ``action`` once it is done (see ``UndoRecords``)."""
+        self.done.keep(action)
+
+    def forget(self, action: Action) -> None:
+        """Undo will not ask about ``action`` any more."""
+        self.done.forget(action)
 
     def inverse(self, action: Action) -> list[Action] | str:
         """The actions that undo ``action``, or why it cannot be undone."""

@@ -26,3 +26,30 @@ def append_many(imap: imaplib.IMAP4, count: int, mailbox: str = "INBOX", start: 
     for n in range(start, start + count):
         typ, _ = imap.append(mailbox, "", None, message(n))
         assert typ == "OK"
+
+
+INNERMOST = b"hello from the innermost part"
+
+
+def nested_multipart(levels: int) -> bytes:
+    """A message of ``levels`` multipart/mixed parts inside each other, text at the bottom."""
+    inner = b"Content-Type: text/plain\r\n\r\n" + INNERMOST + b"\r\n"
+    for n in range(levels):
+        b = b"b%d" % n
+        inner = b'Content-Type: multipart/mixed; boundary="%s"\r\n\r\n--%s\r\n%s\r\n--%s--\r\n' % (
+            b,
+            b,
+            inner,
+            b,
+        )
+    head = b"From: Deep <deep@example.org>\r\nSubject: Deep multipart\r\n"
+    return head + b"Message-ID: <deep-multipart@example.org>\r\nMIME-Version: 1.0\r\n" + inner
+
+
+def nested_messages(levels: int) -> bytes:
+    """A message of ``levels`` message/rfc822 parts inside each other, text at the bottom."""
+    inner = b"Subject: innermost\r\nContent-Type: text/plain\r\n\r\n" + INNERMOST + b"\r\n"
+    for n in range(levels):
+        inner = b"Subject: level %d\r\nContent-Type: message/rfc822\r\n\r\n" % n + inner
+    head = b"From: Deep <deep@example.org>\r\nMessage-ID: <deep-rfc822@example.org>\r\n"
+    return head + b"MIME-Version: 1.0\r\n" + inner

@@ -77,3 +77,8 @@ async def synced(app: Any, timeout: float = 15.0) -> None:
     """The engine has finished its first full sync of every account."""
     for account in app.api.engine.imap.values():
         await account.wait_synced(timeout)
+
+
+def screen_text(app: Any) -> str:
+    """What the terminal shows now, as plain text (one line per row)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())

@@ -353,15 +353,29 @@ def test_malformed_bodystructure(bad: Value) -> None:
         bodystructure_from_value(bad)
 
 
-def test_deep_bodystructure_is_refused() -> None:
+def test_deep_bodystructure_ends_in_one_raw_part() -> None:
+    """A message nested deeper than MAX_BODY_DEPTH (Dovecot sends 100 levels of a message
+    nested 1,000 deep) is listed with its paperclip: the rest is one raw part, as the
+    reader shows it, not an error that drops the paperclip."""
     leaf = b'("text" "plain" NIL NIL NIL "7bit" 1 1)'
     ok = value(b"(" * 60 + leaf + b' "mixed")' * 60)
     assert bodystructure_from_value(ok).walk()[-1].section == ".".join(["1"] * 60)
-    deep = value(b"(" * (MAX_BODY_DEPTH + 5) + leaf + b' "mixed")' * (MAX_BODY_DEPTH + 5))
-    with pytest.raises(DecodeError):
-        bodystructure_from_value(deep)
-    with pytest.raises(DecodeError):
-        _value_has_attachments(deep)
+    assert not _value_has_attachments(ok)
+    for levels in (MAX_BODY_DEPTH + 5, 250):
+        deep = value(b"(" * levels + leaf + b' "mixed")' * levels)
+        tree = bodystructure_from_value(deep)
+        last = tree.walk()[-1]
+        assert last.content_type == "application/octet-stream" and last.is_attachment
+        assert len(tree.walk()) == MAX_BODY_DEPTH + 2  # depths 0 .. MAX_BODY_DEPTH + 1
+        assert _value_has_attachments(deep) and has_attachments(tree)
+    envelope = b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"
+    chain = leaf
+    for _ in range(120):  # message/rfc822 inside message/rfc822 ...
+        chain = b'("message" "rfc822" NIL NIL NIL "7bit" 9 ' + envelope + b" " + chain + b" 1)"
+    assert _value_has_attachments(value(chain))
+    assert bodystructure_from_value(value(chain)).walk()[-1].content_type == (
+        "application/octet-stream"
+    )
 
 
 _STR = st.sampled_from(

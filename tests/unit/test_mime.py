@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+import email
+import email.policy
+from email.message import EmailMessage, Message
 
+import pytest
+from harness.mail import INNERMOST, nested_messages, nested_multipart
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kittiwake.core.mime import parse_message, safe_filename
+from kittiwake.core import mime
+from kittiwake.core.mime import MAX_MIME_DEPTH, PART_SEPARATOR, parse_message, safe_filename
 
 
 def test_plain_and_html_alternatives_with_attachments() -> None:
@@ -79,6 +84,9 @@ def test_safe_filename() -> None:
     assert safe_filename("/etc/passwd") == "passwd"
     assert safe_filename("invoice[/b].pdf") == "invoice[_b].pdf"
     assert safe_filename("Q3/Q4 report.pdf") == "Q3_Q4 report.pdf"
+    # Bidi controls would disguise the name on screen (this one shows as "invoiceexe.pdf").
+    assert safe_filename("invoice\u202efdp.exe") == "invoice_fdp.exe"
+    assert safe_filename("a\u2066b\x85c.txt") == "a_b_c.txt"
     long = safe_filename("x" * 300 + ".pdf")
     assert len(long) == 120 and long.endswith(".pdf")
 
@@ -127,3 +135,87 @@ def test_raw_8bit_headers_read_as_utf8_or_windows_1252() -> None:
     latin = "Subject: Café crème\r\n\r\nbody\r\n".encode("cp1252")
     assert parse_message(latin).subject == "Café crème"
     assert not any("\udc80" <= c <= "\udcff" for c in parse_message(latin).subject)
+
+
+def test_a_message_nested_1000_deep_parses_down_to_one_raw_part() -> None:
+    """``email`` recurses per MIME level (RecursionError at ~1,000): the reader parses
+    MAX_MIME_DEPTH levels and offers the rest as one raw part, which holds everything."""
+    deep = parse_message(nested_multipart(1000))
+    (raw_part,) = deep.attachments
+    assert raw_part.content_type == "multipart/mixed"
+    assert raw_part.section == ".".join(["1"] * MAX_MIME_DEPTH)
+    assert INNERMOST in raw_part.payload() and b"--b0--" in raw_part.payload()
+    assert deep.raw == nested_multipart(1000)
+    forwarded = parse_message(nested_messages(1000))
+    (attached,) = forwarded.attachments
+    assert attached.filename == "level 998.eml" and INNERMOST in attached.payload()
+
+
+def test_a_message_that_cannot_be_parsed_keeps_its_headers_and_source(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def overflow(raw: bytes) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(mime, "parse_tree", overflow)
+    raw = b"From: Ann <ann@example.org>\r\nSubject: Broken\r\n  badly\r\n\r\nbody\r\n"
+    parsed = parse_message(raw)
+    assert parsed.subject == "Broken badly" and parsed.from_[0].addr == "ann@example.org"
+    assert parsed.raw == raw and parsed.text is not None and "source" in parsed.text
+    assert any("could not be parsed" in r.getMessage() for r in caplog.records)  # logged
+
+
+@st.composite
+def mime_trees(draw: st.DrawFn, depth: int = 0, nl: str = "\r\n") -> str:
+    kind = draw(st.sampled_from(["text", "message", "multipart"] if depth < 3 else ["text"]))
+    if kind == "text":
+        body = draw(st.sampled_from(["hi", "", f"a{nl}b", f"--x{nl}", " --b0", "Zürich 8-bit"]))
+        return f"Content-Type: text/plain{nl}{nl}{body}"
+    if kind == "message":
+        return f"Content-Type: message/rfc822{nl}{nl}Subject: s{nl}" + draw(
+            mime_trees(depth + 1, nl)
+        )
+    boundary = draw(st.sampled_from(["b0", "x", "b0x"])) + str(depth)
+    out = f'Content-Type: multipart/mixed; boundary="{boundary}"{nl}{nl}'
+    out += draw(st.sampled_from(["", f"preamble{nl}", nl]))
+    for part in draw(st.lists(mime_trees(depth + 1, nl), min_size=1, max_size=3)):
+        out += f"--{boundary}" + draw(st.sampled_from(["", " ", "\t"])) + nl + part + nl
+    if draw(st.booleans()):
+        out += f"--{boundary}--" + draw(st.sampled_from(["", nl, f"{nl}epilogue{nl}"]))
+    return out
+
+
+def _shape(msg: Message) -> list[tuple[str, str, object, str]]:
+    shape: list[tuple[str, str, object, str]] = []
+    for part in msg.walk():
+        payload = part.get_payload()
+        # An unclosed multipart's last part may differ from email's by one line break.
+        kept = payload.rstrip("\r\n") if isinstance(payload, str) else len(payload)
+        shape.append((part.get_content_type(), str(part.items()), kept, part.preamble or ""))
+    return shape
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["\r\n", "\n"]).flatmap(lambda nl: mime_trees(0, nl)))
+def test_parse_tree_cuts_parts_as_email_does(tree: str) -> None:
+    raw = ("From: a@example.org\n" + tree).encode()
+    expected = email.message_from_bytes(raw, policy=email.policy.default)
+    assert _shape(mime.parse_tree(raw)) == _shape(expected)
+
+
+def test_inline_text_parts_all_show_in_order_one_per_alternative() -> None:
+    msg = EmailMessage()
+    msg["Subject"] = "parts"
+    msg.make_mixed()
+    alternative = EmailMessage()
+    alternative.set_content("plain version\n")
+    alternative.add_alternative("<p>html version</p>", subtype="html")
+    msg.attach(alternative)
+    for word in ("second", "third"):
+        part = EmailMessage()
+        part.set_content(f"{word} part\n")
+        msg.attach(part)
+    parsed = parse_message(msg.as_bytes())
+    assert parsed.text == PART_SEPARATOR.join(["plain version", "second part", "third part"]) + "\n"
+    assert parsed.html is not None and "html version" in parsed.html
+    assert not parsed.attachments

@@ -10,6 +10,7 @@ from kittiwake.tui.screens.pickers import Picker
 class AttachmentPicker(Picker[Attachment]):
     def __init__(self, attachments: list[Attachment]) -> None:
         items = [
-            (f"{a.index}. {clean_line(a.filename)} ({a.content_type})", a) for a in attachments
+            (f"{a.index}. {clean_line(a.filename)} ({clean_line(a.content_type)})", a)
+            for a in attachments
         ]
         super().__init__("Save which attachment?", items)

@@ -67,9 +67,10 @@ def save_attachment(attachment: Attachment, directory: Path) -> Path:
 
 
 def attachment_list(parsed: ParsedMessage) -> Text:
-    """One line per attachment: number, name, type, size (empty without attachments)."""
+    """One line per attachment: number, name, type, size (empty without attachments); the
+    type comes from the mail, so it is sanitised like the name."""
     lines = [
-        f"[{a.index}] {clean_line(a.filename)}  {a.content_type}  {human_size(a.size)}"
+        f"[{a.index}] {clean_line(a.filename)}  {clean_line(a.content_type)}  {human_size(a.size)}"
         for a in parsed.attachments
     ]
     return Text("\n".join(lines))
@@ -201,7 +202,7 @@ class ReaderScreen(Screen[None]):
     }
     ReaderScreen #attachments {
         height: auto;
-        padding: 0 1;
+        margin-top: 1;
         color: $mail-dim;
     }
     ReaderScreen #gone {
@@ -214,6 +215,9 @@ class ReaderScreen(Screen[None]):
     }
     ReaderScreen.-gone #gone {
         display: block;
+    }
+    ReaderScreen #attachments.-empty {
+        display: none;
     }
     """
 
@@ -240,9 +244,10 @@ class ReaderScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield PlainBar(id="gone")
         yield Static(id="headers")
+        # The attachments scroll with the body: a message may carry thousands of them.
         with VerticalScroll(id="body-scroll"):
             yield MessageBody(id="body")
-        yield Static(id="attachments")
+            yield Static(id="attachments", classes="-empty")
         yield KeyFooter()
 
     def on_mount(self) -> None:
@@ -258,7 +263,7 @@ class ReaderScreen(Screen[None]):
             self.show_gone(GONE)
         self.query_one("#headers", Static).update(self._summary_headers())
         self.query_one("#body", Static).update(Text("Loading…", style="dim"))
-        self.query_one("#attachments", Static).update("")
+        self._show_attachments(Text())
         self.fetch()
 
     def _summary_headers(self) -> Text:
@@ -346,8 +351,13 @@ class ReaderScreen(Screen[None]):
             self.query_one("#body", Static).update(Text(clean_text(raw)))
         else:
             self.query_one("#body", Static).update(self._body(body, links))
-        self.query_one("#attachments", Static).update(attachment_list(parsed))
+        self._show_attachments(attachment_list(parsed))
         self.query_one("#body-scroll").scroll_home(animate=False)
+
+    def _show_attachments(self, listing: Text) -> None:
+        attachments = self.query_one("#attachments", Static)
+        attachments.update(listing)
+        attachments.set_class(not listing.plain, "-empty")
 
     def _body(self, body: str, links: list[str]) -> Text:
         lines, urls = analyse(clean_text(body), links)
