@@ -1,10 +1,9 @@
 """Undo's bookkeeping against the real Dovecot: what each action's undo needs stays bounded
 by the undo history (it grew by one record per action, reads included), and undoing a
-move of 10,000 messages is linear (it was quadratic: ~1 s with the event loop blocked)."""
+move of 10,000 messages moves every one back (its speed: benches/bench_undo.py)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -77,7 +76,7 @@ async def test_undo_records_are_bounded_by_the_undo_history(
     assert len(account.triage.done) <= 49
 
 
-async def test_undoing_a_move_of_10000_messages_is_linear(
+async def test_undoing_a_move_of_10000_messages_moves_them_all_back(
     api: MailApi, dovecot: Dovecot, user: User
 ) -> None:
     fill(dovecot, user, 10_000)
@@ -89,13 +88,10 @@ async def test_undoing_a_move_of_10000_messages_is_linear(
     move = Action(kind="move", folder="INBOX", uidvalidity=None, uids=uids, dest="Archive")
     api.act("me", move)
     await account.flush_actions()
-    started = time.perf_counter()
-    said = api.undo("me")  # runs on the event loop: the UI waits for it
-    blocked = time.perf_counter() - started
+    # How long this blocks the event loop is measured by benches/bench_undo.py (0.96 s before
+    # the fix, a set of 10,000 UIDs built per UID; 0.012 s after), not asserted here.
+    said = api.undo("me")
     assert said == "Undone: move 10000 messages to Archive"
-    # Measured on two shared cores: 0.96 s before (a set of 10,000 UIDs built per UID),
-    # 0.012 s after; the bound leaves room for a loaded machine.
-    assert blocked < 0.25, f"undo blocked the event loop for {blocked:.2f} s"
     await account.flush_actions()
     device = imap_device(dovecot, user)
     try:
