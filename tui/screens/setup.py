@@ -90,9 +90,8 @@ def describe_candidate(candidate: Candidate) -> Text:
 class SetupScreen(Screen[str | None]):
     """Dismissed with a sentence naming the saved account, or None when the user quits."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "quit_setup", "Quit", id="setup.quit"),
-    ]
+    # No binding id: setup runs before there is a config whose [keys] could remap it.
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "quit_setup", "Quit")]
 
     DEFAULT_CSS = """
     SetupScreen { align: center top; }
