@@ -28,6 +28,7 @@ async def run_setup(
     password_command: str | None = None,
     password_stdin: bool = False,
     yes: bool = False,
+    send_test: bool = False,
     out: TextIO = sys.stdout,
 ) -> int:
     """0 when the account was written, 1 when something did not work (said in one line)."""
@@ -113,4 +114,9 @@ async def run_setup(
     else:
         said = await service.save(proposal, chosen, name, password)
     say(said)
+    if send_test:
+        say("Sending a test message to yourself …")
+        trip = await service.send_test(proposal.email)
+        say(f"  {'ok  ' if trip.ok else 'fail'}    {clean_line(trip.detail)}")
+        return 0 if trip.ok else 1
     return 0

@@ -148,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also trust this CA certificate (servers with a private CA); kept in the config",
     )
     setup.add_argument("--yes", action="store_true", help="write the account without asking")
+    setup.add_argument(
+        "--send-test",
+        action="store_true",
+        help="after saving, send a message to your own address and time its arrival",
+    )
     setup.set_defaults(func=run_setup_command)
     doctor = commands.add_parser(
         "doctor",
@@ -163,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
     )
     doctor.add_argument("account", nargs="?", metavar="ACCOUNT", help="only this account")
+    doctor.add_argument(
+        "--send-test",
+        action="store_true",
+        help="also send a message to your own address and time its arrival",
+    )
     doctor.set_defaults(func=run_doctor_command)
     return parser
 
@@ -207,6 +217,7 @@ def run_setup_command(args: argparse.Namespace) -> int:
             password_command=args.password_command,
             password_stdin=args.password_stdin,
             yes=args.yes,
+            send_test=args.send_test,
         )
     )
 
@@ -236,7 +247,7 @@ def run_doctor_command(args: argparse.Namespace) -> int:
     config = load_user_config(args)
     if config is None:
         return 1
-    return asyncio.run(run_doctor(config, args.account))
+    return asyncio.run(run_doctor(config, args.account, send_test=args.send_test))
 
 
 def run_send_command(args: argparse.Namespace) -> int:

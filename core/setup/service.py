@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kittiwake.core.config import load_config
 from kittiwake.core.setup.configwrite import append_account, suggest_account_name
 from kittiwake.core.setup.confirm import Candidate
 from kittiwake.core.setup.discover import Discovery, Finding
@@ -25,6 +26,7 @@ from kittiwake.core.setup.flow import (
     find_settings,
 )
 from kittiwake.core.setup.login import LoginResult, check_login
+from kittiwake.core.setup.roundtrip import RoundTrip, send_to_self
 from kittiwake.core.setup.secretstore import StoreKind, store_first_working
 
 
@@ -37,6 +39,8 @@ class SetupService:
     stores: list[StoreKind] | None = None
     """Where passwords may go, in order (default: every store that works here)."""
     account_name: str | None = None
+    saved_key: str | None = None
+    """The name the last saved account was given."""
 
     async def find(
         self,
@@ -86,7 +90,18 @@ class SetupService:
             for secret_key in ref.config:
                 sources[f"{protocol}.{secret_key}"] = _STORED[ref.kind]
         append_account(self.config_path, key, block, sources, heading=_heading(proposal))
+        self.saved_key = key
         return f"Saved account {key} in {self.config_path}; the password is {ref.where}."
+
+    async def send_test(self, email: str) -> RoundTrip:
+        """The saved account (found by its address) sends itself a message and waits."""
+        config = load_config(self.config_path)
+        account = config.accounts.get(self.saved_key or "") or next(
+            (a for a in config.accounts.values() if a.email.lower() == email.lower()), None
+        )
+        if account is None:
+            return RoundTrip(False, f"no account for {email} in {self.config_path}")
+        return await send_to_self(account)
 
     def save_with_command(
         self, proposal: Proposal, receive: Receive, name: str, command: str
@@ -97,6 +112,7 @@ class SetupService:
             proposal, receive, name=name, secret={"password_command": command}
         )
         append_account(self.config_path, key, block, sources, heading=_heading(proposal))
+        self.saved_key = key
         return f"Saved account {key} in {self.config_path}; the password comes from {command}."
 
 

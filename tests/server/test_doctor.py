@@ -14,7 +14,12 @@ from pathlib import Path
 from harness import Dovecot, Postfix, TestCA, User
 
 
-def config(tmp_path: Path, imap: dict[str, object], smtp: dict[str, object] | None = None) -> Path:
+def config(
+    tmp_path: Path,
+    imap: dict[str, object],
+    smtp: dict[str, object] | None = None,
+    email: str = "me@example.test",
+) -> Path:
     def table(name: str, values: dict[str, object]) -> str:
         lines = [f"[accounts.me.{name}]"]
         for key, value in values.items():
@@ -23,7 +28,7 @@ def config(tmp_path: Path, imap: dict[str, object], smtp: dict[str, object] | No
             )
         return "\n".join(lines) + "\n"
 
-    text = '[accounts.me]\nemail = "me@example.test"\n' + table("imap", imap)
+    text = f'[accounts.me]\nemail = "{email}"\n' + table("imap", imap)
     if smtp is not None:
         text += table("smtp", smtp)
     path = tmp_path / "config.toml"
@@ -32,11 +37,13 @@ def config(tmp_path: Path, imap: dict[str, object], smtp: dict[str, object] | No
     return path
 
 
-def doctor(tmp_path: Path, cfg: Path, password: str) -> subprocess.CompletedProcess[str]:
+def doctor(
+    tmp_path: Path, cfg: Path, password: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "KITTIWAKE"))}
     env.update(HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"), KW_PASSWORD=password)
     return subprocess.run(
-        [sys.executable, "-m", "kittiwake.tui.main", "--config", str(cfg), "doctor"],
+        [sys.executable, "-m", "kittiwake.tui.main", "--config", str(cfg), "doctor", *extra],
         capture_output=True,
         text=True,
         timeout=120,
@@ -73,7 +80,12 @@ def test_everything_works(tmp_path: Path, dovecot: Dovecot, postfix: Postfix, us
         "ca_file": postfix.ca_file,
         "timeout": 15,
     }
-    done = doctor(tmp_path, config(tmp_path, imap_settings(dovecot, user), smtp), user.password)
+    done = doctor(
+        tmp_path,
+        config(tmp_path, imap_settings(dovecot, user), smtp, email=user.email),
+        user.password,
+        "--send-test",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     for expected in (
@@ -83,6 +95,7 @@ def test_everything_works(tmp_path: Path, dovecot: Dovecot, postfix: Postfix, us
         f"me  imap  ok    login         logged in to IMAP at {dovecot.host}:{dovecot.ports.imaps}",
         "me  smtp  ok    STARTTLS",
         "me  smtp  ok    login",
+        "me  mail  ok    round trip    the test message arrived in INBOX after",
         "everything works",
     ):
         assert expected in out, out

@@ -70,7 +70,13 @@ async def test_setup_from_an_address_writes_an_account_that_logs_in(
     monkeypatch.setattr("sys.stdin", io.StringIO(user.password + "\n"))
     out = io.StringIO()
     code = await run_setup(
-        service, user.email, name="Ann Example", password_stdin=True, yes=True, out=out
+        service,
+        user.email,
+        name="Ann Example",
+        password_stdin=True,
+        yes=True,
+        send_test=True,
+        out=out,
     )
     said = out.getvalue()
     assert code == 0, said
@@ -79,6 +85,7 @@ async def test_setup_from_an_address_writes_an_account_that_logs_in(
     assert "ok      logged in to IMAP at 127.0.0.2:" in said
     assert "ok      logged in to SMTP at 127.0.0.2:" in said and "nothing sent" in said
     assert user.password not in said
+    assert "ok      the test message arrived in INBOX after" in said and "(IDLE)" in said
 
     text = service.config_path.read_text()
     assert text.startswith(EXISTING)  # the user's text, byte for byte
@@ -133,3 +140,5 @@ async def test_a_password_command_is_written_as_given_and_nothing_stored(
     assert account.pop3 is not None and account.pop3.password_command == f"cat {secret_file}"
     assert not (tmp_path / "data" / "kittiwake" / "secrets").exists()
     assert (await check_login(account, "pop3")).ok
+    trip = await service.send_test(user.email)  # POP3 has no push: the maildrop is polled
+    assert trip.ok and trip.detail.startswith("the test message arrived after"), trip.detail
