@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from kittiwake.core.config import Config
@@ -40,6 +40,7 @@ from kittiwake.core.search_service import (
     server_hits,
     thread_folder,
 )
+from kittiwake.core.setup.doctor import Check, diagnose
 from kittiwake.core.smtp.composer import Composer, OutboxStatus
 from kittiwake.core.store import MailStore
 from kittiwake.core.threads import Threading
@@ -385,6 +386,10 @@ class MailApi:
 
     async def delete_folder(self, account: str, folder: str) -> None:
         await self._store(account).delete_folder(folder)
+
+    def diagnose(self, account: str) -> AsyncIterator[Check]:
+        """``kittiwake doctor`` for ``account``: its checks, layer by layer, as they run."""
+        return diagnose(self.config.accounts[account])
 
     def pending_actions(self, account: str) -> int:
         return len(self._store(account).triage.journal)

@@ -34,6 +34,7 @@ from kittiwake.tui.screens.compose import (
     delete_refused,
 )
 from kittiwake.tui.screens.confirm import Confirm
+from kittiwake.tui.screens.doctor import DoctorScreen
 from kittiwake.tui.screens.help import HelpScreen, binding_rows
 from kittiwake.tui.screens.mailbox import MailboxScreen
 from kittiwake.tui.screens.pickers import Picker
@@ -66,6 +67,7 @@ KEYMAP_CLASSES: list[type[DOMNode]] = [
     FolderTree,
     Picker,
     HelpScreen,
+    DoctorScreen,
     # -- compose and send ---
     ReviewScreen,
     BuiltinEditor,

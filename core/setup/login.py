@@ -38,6 +38,11 @@ class LoginResult:
     seconds: float = 0.0
 
 
+#: Servers delay a refused login (Dovecot by 2 s, more after repeated failures; big providers
+#: longer), so a check waits at least this long for the answer to its login.
+LOGIN_PATIENCE = 30.0
+
+
 async def check_login(account: Account, which: Which) -> LoginResult:
     """Log in to ``account``'s ``which`` server and out again; never raises for a refusal."""
     started = time.monotonic()
@@ -82,7 +87,7 @@ async def imap_session(
     cfg = account.imap
     assert cfg is not None
     at = f"accounts.{account.key}.imap"
-    conn = ImapConnection(timeout=cfg.timeout, on_untagged=on_untagged)
+    conn = ImapConnection(timeout=max(cfg.timeout, LOGIN_PATIENCE), on_untagged=on_untagged)
     await conn.connect(
         cfg.host,
         cfg.port or 993,
@@ -121,7 +126,7 @@ async def pop3_session(account: Account) -> Pop3Client:
     cfg = account.pop3
     assert cfg is not None
     at = f"accounts.{account.key}.pop3"
-    client = Pop3Client(timeout=cfg.timeout)
+    client = Pop3Client(timeout=max(cfg.timeout, LOGIN_PATIENCE))
     await client.connect(
         cfg.host,
         cfg.port or 995,
@@ -158,7 +163,7 @@ async def _pop3(account: Account) -> str:
 async def _smtp(account: Account) -> str:
     cfg = account.smtp
     assert cfg is not None
-    async with SmtpSession(account):
+    async with SmtpSession(account, timeout=max(cfg.timeout, LOGIN_PATIENCE)):
         pass
     user = cfg.user or account.email
     return f"logged in to SMTP at {cfg.host}:{cfg.port} as {user} (nothing sent)"

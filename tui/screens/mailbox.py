@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -89,6 +89,9 @@ class MailboxScreen(Screen[None]):
         Binding("escape", "clear_selection", "Clear selection", id="triage.clear", show=False),
         Binding("z", "undo", "Undo", id="triage.undo"),
         Binding("ctrl+r", "check_now", "Check for new mail", id="mailbox.refresh", show=False),
+        Binding(
+            "ctrl+d", "diagnose", "Why is it offline? (doctor)", id="mailbox.diagnose", show=False
+        ),
         # -- compose and send ---
         Binding("c", "compose", "Compose", id="compose.new"),
         Binding("r", "reply", "Reply", id="compose.reply"),
@@ -553,6 +556,18 @@ class MailboxScreen(Screen[None]):
 
     # -- checking for mail (ctrl+r: POP3 downloads now, IMAP resyncs the folder) -----------
 
+    def action_diagnose(self) -> None:
+        """The doctor's checks for the account on screen (why it is offline)."""
+        if self.account is None:
+            return
+        from kittiwake.tui.screens.doctor import DoctorScreen
+
+        self.app.push_screen(DoctorScreen(self.account, self.kw.api.diagnose(self.account)))
+
+    def on_click(self, event: events.Click) -> None:
+        if isinstance(event.widget, StatusBar):
+            self.action_diagnose()
+
     def action_check_now(self) -> None:
         if self.account is None:
             return
@@ -741,6 +756,7 @@ def _describe_connection(state: ConnectionChanged, retry_in: float | None) -> st
     if state.state is ConnState.CONNECTING:  # the reason: "waiting for password_command"
         return clean_line(state.reason) if state.reason else "connecting…"
     text = "login failed" if state.state is ConnState.AUTH_FAILED else "offline"
+    text += " (ctrl+d: why)"
     if retry_in is not None:  # before the reason, which can be long and is cut first
         text += f", retry in {retry_in:.0f}s"
     return f"{text}: {clean_line(state.reason)}" if state.reason else text
