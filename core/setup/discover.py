@@ -39,6 +39,15 @@ HARD_DEADLINE = 12.0
 #: Source kinds, most trusted first: a candidate's rank when choosing among working ones.
 RANKS = {"table": 0, "autoconfig": 1, "mx": 2, "srv": 3, "guess": 4}
 
+STANDARD_PORTS: dict[tuple[Protocol, Security], int] = {
+    ("imap", "tls"): 993,
+    ("imap", "starttls"): 143,
+    ("pop3", "tls"): 995,
+    ("pop3", "starttls"): 110,
+    ("smtp", "tls"): 465,
+    ("smtp", "starttls"): 587,
+}
+
 _SRV: tuple[tuple[str, Protocol, Security], ...] = (
     ("_imaps._tcp", "imap", "tls"),
     ("_imap._tcp", "imap", "starttls"),
@@ -75,6 +84,10 @@ class Discovery:
     dns: Dns = field(default_factory=Dns)
     context: ssl.SSLContext = field(default_factory=ssl.create_default_context)
     https_port: int | None = None
+    guess_ports: dict[tuple[Protocol, Security], int] = field(
+        default_factory=lambda: dict(STANDARD_PORTS)
+    )
+    """The ports guessed host names are tried on (the standard ones; tests serve elsewhere)."""
     soft_deadline: float = SOFT_DEADLINE
     hard_deadline: float = HARD_DEADLINE
 
@@ -168,22 +181,17 @@ class Discovery:
         return useful or [Finding("srv", f"SRV records of {domain}", error="none")]
 
     def _guesses(self, domain: str) -> Finding:
-        settings: list[ServerSetting] = []
-        for host in (f"imap.{domain}", f"mail.{domain}", domain):
-            settings += [
-                ServerSetting("imap", host, 993, "tls"),
-                ServerSetting("imap", host, 143, "starttls"),
-            ]
-        for host in (f"pop.{domain}", f"pop3.{domain}", f"mail.{domain}", domain):
-            settings += [
-                ServerSetting("pop3", host, 995, "tls"),
-                ServerSetting("pop3", host, 110, "starttls"),
-            ]
-        for host in (f"smtp.{domain}", f"mail.{domain}", domain):
-            settings += [
-                ServerSetting("smtp", host, 465, "tls"),
-                ServerSetting("smtp", host, 587, "starttls"),
-            ]
+        hosts: dict[Protocol, tuple[str, ...]] = {
+            "imap": (f"imap.{domain}", f"mail.{domain}", domain),
+            "pop3": (f"pop.{domain}", f"pop3.{domain}", f"mail.{domain}", domain),
+            "smtp": (f"smtp.{domain}", f"mail.{domain}", domain),
+        }
+        settings = [
+            ServerSetting(protocol, host, self.guess_ports[(protocol, security)], security)
+            for protocol, names in hosts.items()
+            for host in names
+            for security in ("tls", "starttls")
+        ]  # implicit TLS first, as RFC 8314 prefers
         return Finding("guess", f"guessed host names at {domain}", tuple(settings))
 
 
