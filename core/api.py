@@ -290,6 +290,19 @@ class MailApi:
     async def create_folder(self, account: str, name: str) -> None:
         await self._store(account).create_folder(name)
 
+    async def create_folder_for_move(self, account: str, name: str) -> None:
+        """A new folder typed as the destination of a move or copy: on IMAP a journaled
+        CREATE, sent ahead of the move that follows it (so offline, both wait together and
+        survive a restart); a local account's folder is made at once."""
+        if account in self.engine.imap:
+            self.act(
+                account,
+                Action(kind="create", folder=name, uidvalidity=None, uids=()),
+                undoable=False,
+            )
+            return
+        await self.create_folder(account, name)
+
     async def rename_folder(self, account: str, old: str, new: str) -> None:
         await self._store(account).rename_folder(old, new)
 

@@ -18,7 +18,7 @@ import msgspec
 
 from kittiwake.core.cache import Cache
 
-Kind = Literal["flags", "move", "copy", "expunge"]
+Kind = Literal["flags", "move", "copy", "expunge", "create"]
 
 
 class Action(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,6 +47,8 @@ class Action(msgspec.Struct, frozen=True, kw_only=True):
             return f"move {what} to {self.dest}"
         if self.kind == "copy":
             return f"copy {what} to {self.dest}"
+        if self.kind == "create":
+            return f"create the folder {self.folder}"
         return f"delete {what} for good"
 
 

@@ -170,7 +170,9 @@ class ImapAccount:
         self._synced = asyncio.Event()
         self.stats = SyncStats()
         self._bytes_done = 0
-        self.triage = Triage(self.name, cache, bus, self._dirty.mark, self._dirty.wake.set)
+        self.triage = Triage(
+            self.name, cache, bus, self._dirty.mark, self._dirty.wake.set, self._dirty.mark_list
+        )
 
     # -- lifecycle ----------------------------------------------------------------------
 

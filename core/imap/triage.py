@@ -52,6 +52,7 @@ class Triage:
         bus: EventBus,
         mark_dirty: Callable[[str], None],
         wake: Callable[[], None],
+        mark_list: Callable[[], None] = lambda: None,
     ) -> None:
         self.account = account
         self.cache = cache
@@ -59,6 +60,7 @@ class Triage:
         self.journal = Journal(cache)
         self._mark_dirty = mark_dirty
         self._wake = wake
+        self._mark_list = mark_list
         self._snapshots: dict[int, list[MessageSummary]] = {}
         self.done: dict[int, Done] = {}
         self._trail = UidTrail()
@@ -143,6 +145,9 @@ class Triage:
             self._snapshots.pop(action.id or -1, None)
 
     async def _execute(self, client: ImapClient, action: Action) -> None:
+        if action.kind == "create":
+            await self._create(client, action.folder)
+            return
         sel = await client.select(action.folder)
         if action.uidvalidity is not None and sel.uidvalidity != action.uidvalidity:
             self.bus.publish(
@@ -203,6 +208,19 @@ class Triage:
             await client.uid_expunge(uids)
         if record is not None:
             record.sent = True
+
+    async def _create(self, client: ImapClient, folder: str) -> None:
+        """CREATE (and SUBSCRIBE) a folder the user named while choosing where to move:
+        replayed like any action, so a move into it waits behind it, offline too. A folder
+        that exists already (created elsewhere, or by an attempt whose reply was lost) is
+        what was wanted."""
+        try:
+            await client.create(folder)
+        except CommandFailed as exc:
+            if exc.code != "ALREADYEXISTS" and "exist" not in exc.text.lower():
+                raise
+            log.info("%s: %s exists already", self.account, folder)
+        self._mark_list()
 
     async def _copied_before(
         self, client: ImapClient, action: Action, uids: list[int]

@@ -300,10 +300,17 @@ class MailboxScreen(Screen[None]):
             Confirm("This account has no Archive folder. Create one called “Archive”?"), answer
         )
 
-    def _create_then(self, account: str, name: str, then: Callable[[], None]) -> None:
+    def _create_then(
+        self, account: str, name: str, then: Callable[[], None], *, for_move: bool = True
+    ) -> None:
+        """Create ``name``, then ``then()``. For a move or copy into it the creation is
+        journaled ahead of the move (it waits with it while offline)."""
+        api = self.kw.api
+        create_folder = api.create_folder_for_move if for_move else api.create_folder
+
         async def create() -> None:
             try:
-                await self.kw.api.create_folder(account, name)
+                await create_folder(account, name)
             except KittiwakeError as exc:
                 self.notify(exc.message, severity="error")
                 return
@@ -412,7 +419,12 @@ class MailboxScreen(Screen[None]):
 
         def named(name: str | None) -> None:
             if name:
-                self._create_then(account, name, lambda: self.notify(f"Created {clean_line(name)}"))
+                self._create_then(
+                    account,
+                    name,
+                    lambda: self.notify(f"Created {clean_line(name)}"),
+                    for_move=False,
+                )
 
         self.app.push_screen(Prompt("Name of the new folder:"), named)
 
