@@ -802,6 +802,9 @@ class ImapAccount:
         async with self._lock:
             return bool(await search(self.client))
 
+    async def refresh_folders(self) -> None:
+        await self.sync_folder_list()
+
     async def create_folder(self, name: str) -> None:
         await self.run_locked(lambda client: client.create(name))
         await self.sync_folder_list()

@@ -196,6 +196,10 @@ class LocalAccount:
     def set_open_folder(self, folder: str | None) -> None:
         self.open_folder = folder
 
+    async def refresh_folders(self) -> None:
+        async with self._lock:
+            await self._sync_folders()
+
     async def create_folder(self, name: str) -> None:
         async with self._lock:
             try:
