@@ -1,14 +1,21 @@
-"""The outbox in ``kittiwake sync``, against the real Postfix and Dovecot.
+"""The outbox in ``kittiwake sync`` and across lost replies, against the real Postfix and Dovecot.
 
 * A fresh cache does not mean "no Sent folder": the Sent copy is filed on the first run.
+* Messages that need the user (refused for good, or may have been delivered) are printed, one
+  line each, and the exit status says so.
+* A message whose final dot reached the server but whose reply did not (connection cut, app
+  killed) is marked "may have been delivered" and not sent again by itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -19,10 +26,14 @@ from harness import (
     User,
     imap_device,
     imap_fetch_all,
+    wait_for,
     wait_for_messages,
 )
 
-from kittiwake.core.smtp.outbox import Backoff, Outbox
+from kittiwake.core.config import config_from_dict
+from kittiwake.core.events import DeliveryUncertain, Event, OutboxChanged
+from kittiwake.core.smtp.composer import OutboxStatus
+from kittiwake.core.smtp.outbox import Backoff, ItemState, Outbox, OutboxRunner
 
 FAST = Backoff(first=0.2, factor=1.5, maximum=1.0, jitter=0.0)
 HOLD_REPLY = "smtpd_end_of_data_restrictions = sleep 3"
@@ -129,3 +140,117 @@ def test_first_sync_on_a_fresh_cache_files_the_sent_copy(
     assert outbox_of(tmp_path).items() == []
     log = (tmp_path / "state" / "kittiwake" / "kittiwake.log").read_text()
     assert "creating Sent" not in log
+
+
+def test_sync_names_a_refused_message_and_exits_non_zero_each_time(
+    tmp_path: Path,
+    postfix_factory: Callable[..., Postfix],
+    dovecot: Dovecot,
+    user: User,
+) -> None:
+    mta = postfix_factory(extra_main_cf=REFUSING)
+    queue(outbox_of(tmp_path), user, "nobody@example.test", "typo in the address")
+    cfg = write_config(tmp_path, dovecot, user, mta)
+
+    for _ in range(2):  # refused now, and still waiting for the user on the next run
+        done = kittiwake_sync(cfg, tmp_path)
+        assert done.returncode == 1, done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith("kittiwake: me: not sent, refused by the server:")
+        assert "“typo in the address” to nobody@example.test" in line
+        assert "550 5.1.1" in line and "Mailbox nobody is unknown here" in line
+        assert done.stdout.strip().splitlines()[-1].startswith("done in ")
+    (kept,) = outbox_of(tmp_path).items()
+    assert kept.state is ItemState.FAILED
+
+
+def test_a_message_whose_reply_was_lost_is_not_sent_again_by_the_next_sync(
+    tmp_path: Path,
+    postfix_factory: Callable[..., Postfix],
+    dovecot: Dovecot,
+    user: User,
+    user2: User,
+    proxy_factory: Callable[[str, int], TcpProxy],
+) -> None:
+    """The app is killed after the final dot, while Postfix holds its reply."""
+    mta = postfix_factory(extra_main_cf=HOLD_REPLY)
+    proxy = proxy_factory(mta.host, mta.ports.plain)
+    mid = queue(outbox_of(tmp_path), user, user2.email, "killed while sending")
+    cfg = write_config(tmp_path, dovecot, user, mta, via=proxy)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "kittiwake.tui.main", "--config", str(cfg), "sync"],
+        env=sync_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: proxy.client_bytes().endswith(b"\r\n.\r\n"), 30, message="the final dot")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    wait_for_messages(dovecot, user2, 1, timeout=30)  # Postfix did deliver it
+    wait_for(lambda: submissions(mta, mid) == 1, 10, message="maillog")
+
+    again = kittiwake_sync(cfg, tmp_path)
+
+    assert again.returncode == 1, again.stderr
+    (line,) = again.stderr.strip().splitlines()
+    assert line.startswith("kittiwake: me: may have been delivered:")
+    assert f"“killed while sending” to {user2.email}" in line
+    assert submissions(mta, mid) == 1  # not sent again
+    (kept,) = outbox_of(tmp_path).items()
+    assert kept.state is ItemState.UNCERTAIN
+
+
+async def test_a_cut_reply_marks_it_may_have_been_delivered_and_the_user_decides(
+    tmp_path: Path,
+    postfix: Postfix,
+    dovecot: Dovecot,
+    user: User,
+    user2: User,
+    proxy_factory: Callable[[str, int], TcpProxy],
+) -> None:
+    """The connection is cut after Postfix accepted the message, inside its 250 line."""
+    proxy = proxy_factory(postfix.host, postfix.ports.plain)  # plain: the proxy sees the 250
+    config = config_from_dict(
+        {
+            "accounts": {
+                "me": {
+                    "email": user.email,
+                    "imap": {"host": dovecot.host, "user": user.login, "password": "unused"},
+                    "smtp": {
+                        "host": proxy.host,
+                        "port": proxy.port,
+                        "security": "none",
+                        "user": user.login,
+                        "password": user.password,
+                        "timeout": 10,
+                    },
+                }
+            }
+        }
+    )
+    events: list[Event] = []
+    outbox = Outbox("me", tmp_path)
+    runner = OutboxRunner(config.accounts["me"], outbox, backoff=FAST, publish=events.append)
+    mid = queue(outbox, user, user2.email, "cut after the dot")
+    proxy.cut_after(b"Ok: queued", "server")
+
+    (outcome,) = await runner.flush(force=True)
+
+    assert outcome.status == "uncertain"
+    assert "may have been delivered" in outcome.message
+    (item,) = outbox.items()
+    assert item.state is ItemState.UNCERTAIN and not item.sending
+    assert any(isinstance(e, DeliveryUncertain) and e.message_id == mid for e in events)
+    changed = [e for e in events if isinstance(e, OutboxChanged)]
+    assert changed[-1].uncertain == 1 and changed[-1].queued == 0
+    assert OutboxStatus(uncertain=1).describe() == "1 may have been delivered"
+    await asyncio.to_thread(wait_for_messages, dovecot, user2, 1, timeout=30)
+    assert await runner.flush(force=True) == []  # not sent again by itself
+    await asyncio.to_thread(wait_for, lambda: submissions(postfix, mid) == 1, 10, message="maillog")
+    # The user says it did not arrive: it goes again, once.
+    assert outbox.retry(item.id) is not None
+    (again,) = await runner.flush(force=True)
+    assert again.status == "accepted"
+    await asyncio.to_thread(wait_for, lambda: submissions(postfix, mid) == 2, 10, message="maillog")

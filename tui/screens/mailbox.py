@@ -17,6 +17,7 @@ from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import (
     ConnectionChanged,
     ConnState,
+    DeliveryUncertain,
     DraftsRecovered,
     Event,
     FlagsChanged,
@@ -617,6 +618,14 @@ class MailboxScreen(Screen[None]):
                     f"Not sent: {clean_line(message)}. It is kept in the outbox; "
                     "ctrl+p Outbox to edit or delete it.",
                     severity="error",
+                    timeout=15,
+                    markup=False,
+                )
+            case DeliveryUncertain(message=message):
+                self.notify(
+                    f"May have been delivered: {clean_line(message)}. It is kept in the outbox "
+                    "and not sent again; ctrl+p Outbox to send it again or delete it.",
+                    severity="warning",
                     timeout=15,
                     markup=False,
                 )
