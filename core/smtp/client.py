@@ -331,14 +331,19 @@ class SmtpSession:
         if protocol is None:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
         if on_data is not None:
-            on_data()
+            try:
+                on_data()
+            except BaseException:
+                self._smtp = None
+                smtp.close()  # mid-DATA: the server must not take what follows as the message
+                raise
         payload = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(raw)) + b".\r\n"
         protocol.write(payload)  # raises at once if the connection is already gone
         try:
             response = await protocol.read_response(timeout=timeout)
         except aiosmtplib.SMTPTimeoutError:
             raise SmtpOutcomeUnknown(
-                f"{self.where} did not confirm the message within {timeout:g} s of receiving "
+                f"{self.where} did not confirm the message within {timeout:.0f} s of receiving "
                 "it; it may have been delivered"
             ) from None
         except aiosmtplib.SMTPServerDisconnected:
