@@ -21,9 +21,7 @@ from kittiwake.core.config import config_from_dict
 from kittiwake.core.engine import Engine
 from kittiwake.core.events import ConnectionChanged, ConnState
 from kittiwake.core.imap.account import Tuning
-from kittiwake.core.imap.triage import match_copies
 from kittiwake.core.journal import Action
-from kittiwake.core.models import Envelope, MessageSummary
 
 
 def plain_device(server: Dovecot, user: User) -> imaplib.IMAP4:
@@ -171,19 +169,3 @@ async def test_a_copy_sent_again_after_its_reply_was_lost_copies_the_missing_one
     await started(api)
     await settled(api)
     assert subjects(device, "Archive") == ["Message 1", "Message 2"]
-
-
-def _summary(uid: int, message_id: str | None, size: int = 100) -> MessageSummary:
-    return MessageSummary(
-        uid=uid,
-        flags=frozenset(),
-        internal_date=None,
-        size=size,
-        envelope=Envelope(message_id=message_id),
-    )
-
-
-def test_match_copies_pairs_each_copy_with_one_original() -> None:
-    originals = [_summary(1, "<a@x>"), _summary(2, "<a@x>"), _summary(3, "<b@x>")]
-    landed = [_summary(10, "<a@x>"), _summary(11, "<b@x>", size=99), _summary(12, None)]
-    assert match_copies(originals, landed) == [(1, 10)]
