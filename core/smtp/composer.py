@@ -50,6 +50,7 @@ from kittiwake.core.models import ANSWERED, DRAFT, FORWARDED, SEEN, Address, Fol
 from kittiwake.core.smtp.client import SmtpError
 from kittiwake.core.smtp.filing import context_for, find_folder, role_folder
 from kittiwake.core.smtp.outbox import ItemState, item_subject
+from kittiwake.core.store import MailStore
 
 log = logging.getLogger(__name__)
 
@@ -283,9 +284,31 @@ class Composer:
             and ((local.server_folder, local.server_uid) != (folder, uid))
         ):
             self._expunge(local.account, local.server_folder, local.server_uid)
+        if uid is not None and local.draft.message_id:
+            await self._drop_lost_copies(store, local, folder, uid)
         local = replace(local, server_folder=folder, server_uid=uid)
         await asyncio.to_thread(self.local.save, local)
         return local
+
+    async def _drop_lost_copies(
+        self, store: MailStore, local: LocalDraft, folder: str, uid: int
+    ) -> None:
+        """Earlier copies of this draft whose APPEND reply was lost (connection cut, app
+        killed) are in Drafts under UIDs we never learnt: every other copy with its
+        Message-ID goes, so saving again replaces rather than duplicates."""
+        assert local.draft.message_id is not None
+        try:
+            found = await store.message_id_uids(folder, local.draft.message_id)
+        except (KittiwakeError, OSError) as exc:  # the copy is saved; tidy up next time
+            log.info("draft %s: earlier copies not looked for: %s", local.id, exc)
+            return
+        known = {local.server_uid} if local.server_folder == folder else set()
+        stale = sorted(found - {uid} - known)
+        if stale:
+            log.info("draft %s: %d earlier copies in %s removed", local.id, len(stale), folder)
+            store.triage.submit(
+                Action(kind="expunge", folder=folder, uidvalidity=None, uids=tuple(stale))
+            )
 
     def _find(self, cache: Cache, folder: str, message_id: str | None) -> int | None:
         """The UID of the draft just appended, when the server did not say (no UIDPLUS)."""

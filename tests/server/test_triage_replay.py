@@ -19,6 +19,7 @@ from harness.proxy import TcpProxy
 from kittiwake.core.api import MailApi
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.engine import Engine
+from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import ConnectionChanged, ConnState
 from kittiwake.core.imap.account import Tuning
 from kittiwake.core.journal import Action
@@ -43,9 +44,12 @@ def subjects(device: imaplib.IMAP4, folder: str) -> list[str]:
 
 
 @pytest.fixture
-async def api_via(tmp_path: Path) -> AsyncIterator[Callable[..., MailApi]]:
+async def api_via(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Callable[..., MailApi]]:
     """A MailApi on one cache directory, reaching a Dovecot without TLS through a proxy
     (plain text, so the proxy can see where to cut)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # local drafts, outbox
     made: list[MailApi] = []
 
     def make(user: User, proxy: TcpProxy, backoff: float = 0.05) -> MailApi:
@@ -62,6 +66,8 @@ async def api_via(tmp_path: Path) -> AsyncIterator[Callable[..., MailApi]]:
                             "password": user.password,
                             "timeout": 5,
                         },
+                        # Only so that drafts can be written; nothing is sent.
+                        "smtp": {"host": proxy.host, "port": 1, "security": "none"},
                     }
                 }
             }
@@ -169,3 +175,29 @@ async def test_a_copy_sent_again_after_its_reply_was_lost_copies_the_missing_one
     await started(api)
     await settled(api)
     assert subjects(device, "Archive") == ["Message 1", "Message 2"]
+
+
+async def test_a_draft_whose_append_reply_was_lost_is_replaced_not_duplicated(
+    api_via: Callable[..., MailApi],
+    dovecot_factory: Callable[..., Dovecot],
+    proxy_factory: Callable[[str, int], TcpProxy],
+) -> None:
+    """The APPEND of a draft ran but its reply was cut: the next save replaces that copy too."""
+    server = dovecot_factory(tls=False)
+    user = server.add_user("ora")
+    device = plain_device(server, user)
+    assert server.ports.imap is not None
+    proxy = proxy_factory(server.host, server.ports.imap)
+    api = api_via(user, proxy)
+    await started(api)
+    events = api.subscribe()
+    local = api.compose.new("me", "someone@example.test", "plans")
+    proxy.cut_after(b"[APPENDUID", "server")
+    with pytest.raises(KittiwakeError):
+        await api.save_draft(local)
+    await events.wait_for(ConnectionChanged, 10, state=ConnState.OFFLINE)
+    assert subjects(device, "Drafts") == ["plans"]  # the APPEND ran
+    await api.engine.imap["me"].wait_synced(15)
+    await api.save_draft(local)
+    await settled(api)
+    assert subjects(device, "Drafts") == ["plans"]
