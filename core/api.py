@@ -297,6 +297,9 @@ class MailApi:
         seen: list[Action] = []
         refused: ActionRefused | None = None
         for action in actions:
+            if action.kind == "create":  # names a folder to be, not messages the user saw
+                seen.append(action)
+                continue
             try:
                 seen.append(as_seen(store.cache, action))
             except ActionRefused as exc:
@@ -379,6 +382,20 @@ class MailApi:
     async def create_folder(self, account: str, name: str) -> None:
         _check_folder_name(account, name)
         await self._store(account).create_folder(name)
+
+    async def create_folder_for_move(self, account: str, name: str) -> None:
+        """A new folder typed as the destination of a move or copy: on IMAP a journaled
+        CREATE, sent ahead of the move that follows it (so offline, both wait together and
+        survive a restart); a local account's folder is made at once."""
+        _check_folder_name(account, name)
+        if account in self.engine.imap:
+            self.act(
+                account,
+                Action(kind="create", folder=name, uidvalidity=None, uids=()),
+                undoable=False,
+            )
+            return
+        await self.create_folder(account, name)
 
     async def rename_folder(self, account: str, old: str, new: str) -> None:
         _check_folder_name(account, new)

@@ -117,14 +117,18 @@ class SyncError(Event):
 
 @dataclass(frozen=True, slots=True)
 class OutboxChanged(Event):
-    """How many messages wait (``queued``), were refused (``failed``, kept for editing) and were
-    sent but still need their Sent copy (``saving``). ``reason`` is why queued ones wait."""
+    """How many messages wait (``queued``), were refused (``failed``, kept for editing), were
+    sent but still need their Sent copy (``saving``), or may have been delivered
+    (``uncertain``). ``reason`` is why queued ones wait."""
 
     queued: int
     failed: int
     saving: int = 0
     reason: str | None = None
     retry_in: float | None = None
+    uncertain: int = 0
+    """Sent, but the server's reply was lost: they may have been delivered (kept, not resent
+    until the user says so)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +152,16 @@ class DraftsRecovered(Event):
 @dataclass(frozen=True, slots=True)
 class SendFailed(Event):
     """The server refused the message for good; it is kept in the outbox (``item_id``)."""
+
+    message_id: str
+    message: str
+    item_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryUncertain(Event):
+    """The message went out but the server's reply never came: it may have been delivered.
+    Kept in the outbox (``item_id``), not sent again unless the user says so."""
 
     message_id: str
     message: str

@@ -30,6 +30,7 @@ from kittiwake.core.events import (
     SyncProgress,
 )
 from kittiwake.core.sanitize import clean_line
+from kittiwake.core.smtp.outbox import ItemState, item_subject
 
 
 def _quote(text: str) -> str:
@@ -130,7 +131,39 @@ async def _once(engine: Engine, account: str | None, out: TextIO, err: TextIO) -
         )
     out.write(f"done in {time.monotonic() - started:.2f} s\n")
     out.flush()
-    return 0
+    held = held_messages(engine, account)
+    for line in held:
+        err.write(f"kittiwake: {line}\n")
+    err.flush()
+    return 1 if held else 0
+
+
+def held_messages(engine: Engine, account: str | None) -> list[str]:
+    """One line per outbox message that needs the user: refused for good, or may have been
+    delivered (its reply was lost). Neither is sent again by itself."""
+    lines = []
+    for acct in engine.select(account):
+        runner = engine.outboxes.get(acct.key)
+        if runner is None:
+            continue
+        for item in runner.outbox.items():
+            if item.state not in (ItemState.FAILED, ItemState.UNCERTAIN):
+                continue
+            subject = clean_line(item_subject(runner.outbox, item.id)) or "(no subject)"
+            to = ", ".join(clean_line(r) for r in item.recipients) or "nobody"
+            why = clean_line(item.error or "")
+            if item.state is ItemState.FAILED:
+                lines.append(
+                    f"{acct.key}: not sent, refused by the server: “{subject}” to {to}: {why}"
+                    " (kept in the outbox; edit or delete it in the app: ctrl+p Outbox)"
+                )
+            else:
+                lines.append(
+                    f"{acct.key}: may have been delivered: “{subject}” to {to}: {why}"
+                    " (kept in the outbox, not sent again; send it again or delete it in the"
+                    " app: ctrl+p Outbox)"
+                )
+    return lines
 
 
 async def _watch(engine: Engine, account: str | None, out: TextIO) -> int:

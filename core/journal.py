@@ -19,7 +19,7 @@ import msgspec
 from kittiwake.core.cache import Cache
 from kittiwake.core.errors import KittiwakeError
 
-Kind = Literal["flags", "move", "copy", "expunge"]
+Kind = Literal["flags", "move", "copy", "expunge", "create"]
 
 
 class Action(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,6 +33,11 @@ class Action(msgspec.Struct, frozen=True, kw_only=True):
     remove: tuple[str, ...] = ()
     dest: str | None = None
     id: int | None = None
+    sent: bool = False
+    """A COPY for it went to the server: if the journal still holds it, its reply never came
+    (connection cut, app killed), so a replay must look in ``dest`` before copying again."""
+    dest_uidnext: int | None = None
+    """``dest``'s UIDNEXT just before that COPY: copies it made have UIDs from here on."""
 
     def describe(self) -> str:
         n = len(self.uids)
@@ -43,6 +48,8 @@ class Action(msgspec.Struct, frozen=True, kw_only=True):
             return f"move {what} to {self.dest}"
         if self.kind == "copy":
             return f"copy {what} to {self.dest}"
+        if self.kind == "create":
+            return f"create the folder {self.folder}"
         return f"delete {what} for good"
 
 
@@ -93,6 +100,23 @@ class Journal:
         finally:
             db.execute("PRAGMA synchronous=NORMAL")
         return msgspec.structs.replace(action, id=int(cur.lastrowid or 0))
+
+    def mark_sent(self, action: Action, dest_uidnext: int | None) -> Action:
+        """Persist, before a COPY goes out, that it did: a replay then knows the outcome is
+        unknown and looks in the destination first (``synchronous=FULL``, as in ``add``)."""
+        sent = msgspec.structs.replace(action, sent=True, dest_uidnext=dest_uidnext)
+        if action.id is None:
+            return sent
+        db = self.cache.db
+        db.execute("PRAGMA synchronous=FULL")
+        try:
+            db.execute(
+                "UPDATE journal SET action=? WHERE id=?",
+                (_ENCODE(msgspec.structs.replace(sent, id=None)), action.id),
+            )
+        finally:
+            db.execute("PRAGMA synchronous=NORMAL")
+        return sent
 
     def pending(self) -> list[Action]:
         rows = self.cache.db.execute("SELECT id, action FROM journal ORDER BY id").fetchall()

@@ -68,6 +68,16 @@ class MailStore(Protocol):
         before a crash must not be filed twice)."""
         ...
 
+    async def message_id_uids(self, folder: str, message_id: str) -> set[int]:
+        """The UIDs in ``folder`` of messages with this Message-ID (a draft whose APPEND
+        reply was lost is found, and replaced with the others)."""
+        ...
+
+    async def refresh_folders(self) -> None:
+        """Read the folder list from the server (the Maildir) into the cache now: a fresh
+        cache must not be mistaken for an account without Sent or Drafts."""
+        ...
+
     async def create_folder(self, name: str) -> None: ...
 
     async def rename_folder(self, old: str, new: str) -> None: ...

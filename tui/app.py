@@ -32,6 +32,8 @@ from kittiwake.tui.screens.compose import (
     compose_prepared,
     compose_refused,
     delete_refused,
+    delete_uncertain,
+    resend_uncertain,
 )
 from kittiwake.tui.screens.confirm import Confirm
 from kittiwake.tui.screens.doctor import DoctorScreen
@@ -193,6 +195,19 @@ class KittiwakeApp(App[None]):
                     f"Outbox: delete refused message {label}",
                     words,
                     partial(delete_refused, self, item.account, item.item_id, label),
+                )
+            for item in self.api.compose.uncertain_items():
+                label = clean_line(item.describe()).translate(_NO_MARKUP)
+                words = escape(clean_line(f"{item.account}: {item.words}"))
+                yield SystemCommand(
+                    f"Outbox: send again message that may have been delivered {label}",
+                    words,
+                    partial(resend_uncertain, self, item.account, item.item_id, label),
+                )
+                yield SystemCommand(
+                    f"Outbox: delete message that may have been delivered {label}",
+                    words,
+                    partial(delete_uncertain, self, item.account, item.item_id, label),
                 )
 
     def notify(

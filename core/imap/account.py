@@ -193,7 +193,13 @@ class ImapAccount:
         self.stats = SyncStats()
         self._bytes_done = 0
         self.triage = Triage(
-            self.name, cache, bus, self._dirty.mark, self._dirty.wake.set, self._reset_folder
+            self.name,
+            cache,
+            bus,
+            self._dirty.mark,
+            self._dirty.wake.set,
+            self._reset_folder,
+            self._dirty.mark_list,
         )
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -895,6 +901,10 @@ class ImapAccount:
     async def has_message_id(self, folder: str, message_id: str) -> bool:
         """Whether ``folder`` holds a message with this Message-ID (asked of the server, so a
         Sent copy or a draft saved just before a crash is found)."""
+        return bool(await self.message_id_uids(folder, message_id))
+
+    async def message_id_uids(self, folder: str, message_id: str) -> set[int]:
+        """The UIDs in ``folder`` of messages with this Message-ID, asked of the server."""
 
         async def search(client: ImapClient) -> set[int]:
             if client.selected != folder:
@@ -902,7 +912,10 @@ class ImapAccount:
             return await client.uid_search_header("Message-ID", message_id)
 
         async with self._lock:
-            return bool(await search(self.client))
+            return await search(self.client)
+
+    async def refresh_folders(self) -> None:
+        await self.sync_folder_list()
 
     async def create_folder(self, name: str) -> None:
         await self.run_locked(lambda client: client.create(name))

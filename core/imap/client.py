@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import re
-from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from kittiwake.core.cache import LazySummaries, RawRow
@@ -577,16 +577,34 @@ class ImapClient:
                 found.update(r.uids)
         return found
 
-    async def uid_copy_or_move(self, uids: Iterable[int], dest: str, move: bool) -> CopyUid | None:
+    async def uid_copy_or_move(
+        self,
+        uids: Iterable[int],
+        dest: str,
+        move: bool,
+        copied_before: Collection[int] = (),
+    ) -> CopyUid | None:
         """UID MOVE (RFC 6851) or UID COPY; the COPYUID mapping when the server gives one.
 
         Without MOVE, a move is COPY + \\Deleted + UID EXPUNGE of exactly those UIDs; without
         UIDPLUS there is no UID EXPUNGE, and a plain EXPUNGE would also remove other devices'
         \\Deleted messages, so the originals are only marked \\Deleted then.
+        ``copied_before``: UIDs an earlier COPY (whose reply was lost) already put in ``dest``;
+        they are not copied again, only deleted from the source on a move.
         """
         uidset = UidSet.from_iterable(uids)
         verb = "MOVE" if move and self.has("MOVE") else "COPY"
+        to_send = uidset
+        if verb == "COPY" and copied_before:
+            to_send = UidSet.from_iterable(u for u in uidset if u not in set(copied_before))
+        mapping = await self._uid_transfer(verb, to_send, dest) if to_send else None
+        if move and verb == "COPY":
+            await self.uid_store(uidset, "+FLAGS", ["\\Deleted"])
+            if self.has("UIDPLUS"):
+                await self.uid_expunge(uidset)
+        return mapping
 
+    async def _uid_transfer(self, verb: str, uidset: UidSet, dest: str) -> CopyUid | None:
         def claim(r: Untagged) -> bool:
             return isinstance(r, Ok) and r.code is not None and r.code.name == "COPYUID"
 
@@ -602,10 +620,6 @@ class ImapClient:
             if isinstance(tagged, Ok) and tagged.code is not None:
                 value = tagged.code.value
                 mapping = value if isinstance(value, CopyUid) else None
-        if move and verb == "COPY":
-            await self.uid_store(uidset, "+FLAGS", ["\\Deleted"])
-            if self.has("UIDPLUS"):
-                await self.uid_expunge(uidset)
         return mapping
 
     async def uid_expunge(self, uids: Iterable[int]) -> None:

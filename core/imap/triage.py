@@ -10,8 +10,9 @@ moved or deleted are left out, and the user is told.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import msgspec
 
@@ -26,6 +27,7 @@ from kittiwake.core.events import (
 )
 from kittiwake.core.imap.client import ImapClient
 from kittiwake.core.imap.parser import CopyUid
+from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.journal import Action, Journal, UidTrail, UndoRecords, flags_inverse
 from kittiwake.core.models import DELETED, MessageSummary
 
@@ -51,6 +53,7 @@ class Triage:
         mark_dirty: Callable[[str], None],
         wake: Callable[[], None],
         recreated: Callable[[str], None],
+        mark_list: Callable[[], None] = lambda: None,
     ) -> None:
         self.account = account
         self.cache = cache
@@ -59,6 +62,7 @@ class Triage:
         self._mark_dirty = mark_dirty
         self._wake = wake
         self._recreated = recreated
+        self._mark_list = mark_list
         self._snapshots: dict[int, list[MessageSummary]] = {}
         self.done: UndoRecords[Done] = UndoRecords(self.journal)
         self._trail = UidTrail()
@@ -142,10 +146,13 @@ class Triage:
     async def _flush(self, client: ImapClient, recreated: dict[str, list[str]]) -> None:
         for action in self.journal.pending():
             try:
-                if not await self._same_folder(client, action):
+                if action.kind == "create":
+                    await self._create(client, action.folder)
+                elif await self._same_folder(client, action):
+                    await self._execute(client, action)
+                else:
                     recreated.setdefault(action.folder, []).append(action.describe())
                     continue
-                await self._execute(client, action)
             except CommandFailed as exc:
                 log.info("%s: server refused %s: %s", self.account, action.describe(), exc)
                 self.journal.done(action)
@@ -205,18 +212,71 @@ class Triage:
             if action.remove:
                 await client.uid_store(uids, "-FLAGS", action.remove)
         elif action.kind in ("move", "copy"):
-            assert action.dest is not None
-            mapping = await client.uid_copy_or_move(uids, action.dest, action.kind == "move")
+            dest = action.dest
+            assert dest is not None
+            move = action.kind == "move"
+            before: CopyUid | None = None
+            if not (move and client.has("MOVE")):  # a COPY: not idempotent, unlike MOVE
+                if action.sent:
+                    before = await self._copied_before(client, action, uids)
+                else:
+                    status = await client.status(dest)
+                    action = self.journal.mark_sent(action, status.uidnext)
+            mapping = await client.uid_copy_or_move(
+                uids, dest, move, copied_before=set(before.source) if before else ()
+            )
+            if before is not None:
+                mapping = _merged(before, mapping)
             if record is not None:
                 record.copyuid = mapping
-            if mapping is not None and action.kind == "move":
-                self._trail.moved(action.folder, action.dest, mapping.pairs(), self.done.values())
-            self._mark_dirty(action.dest)
+            if mapping is not None and move:
+                self._trail.moved(action.folder, dest, mapping.pairs(), self.done.values())
+            self._mark_dirty(dest)
         elif action.kind == "expunge":
             await client.uid_store(uids, "+FLAGS", [DELETED])
             await client.uid_expunge(uids)
         if record is not None:
             record.sent = True
+
+    async def _create(self, client: ImapClient, folder: str) -> None:
+        """CREATE (and SUBSCRIBE) a folder the user named while choosing where to move:
+        replayed like any action, so a move into it waits behind it, offline too. A folder
+        that exists already (created elsewhere, or by an attempt whose reply was lost) is
+        what was wanted."""
+        try:
+            await client.create(folder)
+        except CommandFailed as exc:
+            if exc.code != "ALREADYEXISTS" and "exist" not in exc.text.lower():
+                raise
+            log.info("%s: %s exists already", self.account, folder)
+        self._mark_list()
+
+    async def _copied_before(
+        self, client: ImapClient, action: Action, uids: list[int]
+    ) -> CopyUid | None:
+        """Which of ``uids`` an earlier COPY of ``action`` (its reply lost) already put in the
+        destination: the messages there from its UIDNEXT at that time on, matched by
+        Message-ID, size and INTERNALDATE (which COPY keeps). None if none."""
+        assert action.dest is not None
+        originals = await client.uid_fetch_summaries(UidSet.from_iterable(uids))
+        sel = await client.select(action.dest, readonly=True)
+        since = action.dest_uidnext or 1
+        try:
+            landed = [s for s in await client.uid_fetch_summaries(f"{since}:*") if s.uid >= since]
+        finally:
+            await client.select(action.folder)
+        pairs = match_copies(originals, landed)
+        if not pairs:
+            return None
+        log.info(
+            "%s: %d of %d messages were copied to %s before the connection was lost; "
+            "not copied again",
+            self.account,
+            len(pairs),
+            len(uids),
+            action.dest,
+        )
+        return copyuid_of(sel.uidvalidity or 0, pairs)
 
     # -- undo -----------------------------------------------------------------------------
 
@@ -267,3 +327,43 @@ class Triage:
                 dest=action.folder,
             )
         ]
+
+
+def _copy_key(summary: MessageSummary) -> tuple[str | None, int, datetime | None]:
+    return (summary.envelope.message_id, summary.size, summary.internal_date)
+
+
+def match_copies(
+    originals: Iterable[MessageSummary], landed: Iterable[MessageSummary]
+) -> list[tuple[int, int]]:
+    """(original UID, copy UID) for each original that has a copy among ``landed``; each copy
+    answers for one original, so two identical originals need two copies."""
+    waiting: dict[tuple[str | None, int, datetime | None], list[int]] = {}
+    for copy in sorted(landed, key=lambda s: s.uid):
+        waiting.setdefault(_copy_key(copy), []).append(copy.uid)
+    pairs = []
+    for original in sorted(originals, key=lambda s: s.uid):
+        copies = waiting.get(_copy_key(original))
+        if copies:
+            pairs.append((original.uid, copies.pop(0)))
+    return pairs
+
+
+def copyuid_of(uidvalidity: int, pairs: Sequence[tuple[int, int]]) -> CopyUid:
+    """A COPYUID mapping for ``pairs`` (source UID, destination UID), in that order."""
+    return CopyUid(
+        uidvalidity,
+        UidSet.from_iterable(src for src, _ in pairs),
+        UidSet.from_iterable(dst for _, dst in pairs),
+        tuple((src, src) for src, _ in pairs),
+        tuple((dst, dst) for _, dst in pairs),
+    )
+
+
+def _merged(before: CopyUid, now: CopyUid | None) -> CopyUid:
+    """The mapping of a COPY done in two goes (an earlier one whose reply was lost, then the
+    rest), so that undo finds every copy."""
+    pairs = list(before.pairs())
+    if now is not None:
+        pairs += list(now.pairs())
+    return copyuid_of(before.uidvalidity, pairs)

@@ -196,6 +196,10 @@ class LocalAccount:
     def set_open_folder(self, folder: str | None) -> None:
         self.open_folder = folder
 
+    async def refresh_folders(self) -> None:
+        async with self._lock:
+            await self._sync_folders()
+
     async def create_folder(self, name: str) -> None:
         async with self._lock:
             try:
@@ -311,8 +315,14 @@ class LocalAccount:
     async def has_message_id(self, folder: str, message_id: str) -> bool:
         """Whether ``folder`` holds this Message-ID (rescanned first: a copy written just
         before a crash counts)."""
+        return bool(await self.message_id_uids(folder, message_id))
+
+    async def message_id_uids(self, folder: str, message_id: str) -> set[int]:
+        """The UIDs in ``folder`` of messages with this Message-ID (rescanned first)."""
         await self.sync_folder(folder)
         uids = self.cache.uids(folder)
-        return any(
-            s.envelope.message_id == message_id for s in self.cache.summaries(folder, uids).values()
-        )
+        return {
+            s.uid
+            for s in self.cache.summaries(folder, uids).values()
+            if s.envelope.message_id == message_id
+        }

@@ -20,10 +20,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
 import aiosmtplib
+from aiosmtplib.email import parse_address
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from kittiwake.core.config import PASSWORD_KEYS, Account, SmtpConfig
 from kittiwake.core.errors import KittiwakeError, SecretError
@@ -77,6 +80,12 @@ class SmtpAccountError(SmtpError):
     """TLS failed, STARTTLS not offered, login refused, no password: nothing about the message."""
 
     recoverable = True
+
+
+class SmtpOutcomeUnknown(SmtpError):
+    """The whole message went out but the server's reply never came (connection cut, no
+    answer in time): it may have been delivered. SMTP cannot tell; sending it again could
+    deliver it twice, so the user decides."""
 
 
 class SmtpRecipientsDeferred(SmtpTemporaryError):
@@ -212,8 +221,13 @@ class SmtpSession:
         raw: bytes,
         *,
         smtputf8: bool = False,
+        on_data: Callable[[], None] | None = None,
     ) -> SubmitResult:
-        """MAIL, RCPT for each recipient, DATA. Raises unless at least one recipient took it."""
+        """MAIL, RCPT for each recipient, DATA. Raises unless at least one recipient took it.
+
+        ``on_data`` runs once the server is ready for the message (its 354), just before the
+        message goes: from then until the server's reply a lost connection leaves the outcome
+        unknown, which raises ``SmtpOutcomeUnknown``."""
         smtp = self._require()
         options: list[str] = []
         caps = self.capabilities
@@ -236,11 +250,16 @@ class SmtpSession:
                 f"{self.where} accepts messages up to {caps.size // 1024} KiB; this one is "
                 f"{len(raw) // 1024} KiB"
             )
+        if smtp.supports_extension("size"):  # RFC 1870: the octets as transmitted
+            options.insert(0, f"SIZE={len(normalize_message_line_endings(raw))}")
         timeout = self.timeout + len(raw) / DATA_RATE
         try:
-            errors, response = await smtp.sendmail(
-                envelope_from, list(recipients), raw, mail_options=options, timeout=timeout
-            )
+            refused = await self._envelope(smtp, envelope_from, recipients, options, timeout)
+            response = await self._data(smtp, raw, timeout, on_data)
+        except SmtpOutcomeUnknown:
+            self._smtp = None
+            smtp.close()
+            raise
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = {r.recipient: (r.code, r.message) for r in exc.recipients}
             summary = "; ".join(f"{rcpt}: {words(c, t)}" for rcpt, (c, t) in refused.items())
@@ -257,9 +276,75 @@ class SmtpSession:
             self._smtp = None
             smtp.close()
             raise self._command_error(exc, "sending") from None
-        refused = {rcpt: (resp.code, resp.message) for rcpt, resp in errors.items()}
         accepted = tuple(r for r in recipients if r not in refused)
-        return SubmitResult(accepted, refused, response)
+        return SubmitResult(accepted, refused, response.message)
+
+    async def _envelope(
+        self,
+        smtp: aiosmtplib.SMTP,
+        sender: str,
+        recipients: list[str] | tuple[str, ...],
+        options: list[str],
+        timeout: float,
+    ) -> dict[str, tuple[int, str]]:
+        """MAIL and one RCPT per recipient (what aiosmtplib's ``sendmail`` does before DATA);
+        returns the refused recipients, and raises when every one was."""
+        encoding = "utf-8" if "SMTPUTF8" in options else "ascii"
+        for address in (sender, *recipients):
+            parse_address(address)  # a bad address fails before anything is sent
+        await smtp.mail(sender, options=options, encoding=encoding, timeout=timeout)
+        refused: dict[str, tuple[int, str]] = {}
+        for rcpt in recipients:
+            try:
+                await smtp.rcpt(rcpt, encoding=encoding, timeout=timeout)
+            except aiosmtplib.SMTPRecipientRefused as exc:
+                refused[rcpt] = (exc.code, exc.message)
+        if len(refused) == len(recipients):
+            raise aiosmtplib.SMTPRecipientsRefused(
+                [aiosmtplib.SMTPRecipientRefused(c, t, r) for r, (c, t) in refused.items()]
+            )
+        return refused
+
+    async def _data(
+        self,
+        smtp: aiosmtplib.SMTP,
+        raw: bytes,
+        timeout: float,
+        on_data: Callable[[], None] | None,
+    ) -> aiosmtplib.SMTPResponse:
+        """DATA, then the message. Done here rather than by aiosmtplib's ``data`` to know the
+        moment the message leaves: a lost connection before it is a plain failure (nothing
+        was delivered), after it the outcome is unknown."""
+        start = await smtp.execute_command(b"DATA", timeout=timeout)
+        if start.code != 354:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        protocol = smtp.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        if on_data is not None:
+            try:
+                on_data()
+            except BaseException:
+                self._smtp = None
+                smtp.close()  # mid-DATA: the server must not take what follows as the message
+                raise
+        payload = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(raw)) + b".\r\n"
+        protocol.write(payload)  # raises at once if the connection is already gone
+        try:
+            response = await protocol.read_response(timeout=timeout)
+        except aiosmtplib.SMTPTimeoutError:
+            raise SmtpOutcomeUnknown(
+                f"{self.where} did not confirm the message within {timeout:.0f} s of receiving "
+                "it; it may have been delivered"
+            ) from None
+        except aiosmtplib.SMTPServerDisconnected:
+            raise SmtpOutcomeUnknown(
+                f"the connection to {self.where} was lost after the message was sent and "
+                "before the server confirmed it; it may have been delivered"
+            ) from None
+        if response.code != 250:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+        return response
 
     async def close(self) -> None:
         smtp, self._smtp = self._smtp, None

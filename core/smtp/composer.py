@@ -11,8 +11,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
-from email.parser import HeaderParser
-from email.policy import compat32
 from pathlib import Path
 
 from kittiwake.core.addressbook import Seen, complete, seen_in_cache
@@ -47,11 +45,12 @@ from kittiwake.core.events import (
     SendFailed,
 )
 from kittiwake.core.journal import Action
-from kittiwake.core.mime import ParsedMessage, header_text, parse_message
+from kittiwake.core.mime import ParsedMessage, parse_message
 from kittiwake.core.models import ANSWERED, DRAFT, FORWARDED, SEEN, Address, FolderRole
 from kittiwake.core.smtp.client import SmtpError
 from kittiwake.core.smtp.filing import context_for, find_folder, role_folder
-from kittiwake.core.smtp.outbox import ItemState
+from kittiwake.core.smtp.outbox import ItemState, item_subject
+from kittiwake.core.store import MailStore
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +69,23 @@ class OutboxStatus:
     saving: int = 0
     reason: str | None = None
     """Why queued mail waits, or the server's words for a refused one."""
+    uncertain: int = 0
+    """Sent but never confirmed: may have been delivered; the user decides."""
 
     def describe(self) -> str:
-        """ "1 in outbox (cannot reach ...)", "1 not sent: 550 ...", or "" when empty."""
+        """ "1 in outbox (cannot reach ...)", "1 not sent: 550 ...", "1 may have been
+        delivered", or "" when empty."""
         parts = []
         if self.queued:
             parts.append(f"{self.queued} in outbox")
         if self.failed:
             parts.append(f"{self.failed} not sent")
+        if self.uncertain:
+            parts.append(f"{self.uncertain} may have been delivered")
         if self.saving and not parts:
             parts.append(f"{self.saving} being saved to Sent")
         text = ", ".join(parts)
-        if text and self.reason:
+        if text and self.reason and (self.queued or self.failed):
             text += f": {self.reason}"
         return text
 
@@ -280,9 +284,31 @@ class Composer:
             and ((local.server_folder, local.server_uid) != (folder, uid))
         ):
             self._expunge(local.account, local.server_folder, local.server_uid)
+        if uid is not None and local.draft.message_id:
+            await self._drop_lost_copies(store, local, folder, uid)
         local = replace(local, server_folder=folder, server_uid=uid)
         await asyncio.to_thread(self.local.save, local)
         return local
+
+    async def _drop_lost_copies(
+        self, store: MailStore, local: LocalDraft, folder: str, uid: int
+    ) -> None:
+        """Earlier copies of this draft whose APPEND reply was lost (connection cut, app
+        killed) are in Drafts under UIDs we never learnt: every other copy with its
+        Message-ID goes, so saving again replaces rather than duplicates."""
+        assert local.draft.message_id is not None
+        try:
+            found = await store.message_id_uids(folder, local.draft.message_id)
+        except (KittiwakeError, OSError) as exc:  # the copy is saved; tidy up next time
+            log.info("draft %s: earlier copies not looked for: %s", local.id, exc)
+            return
+        known = {local.server_uid} if local.server_folder == folder else set()
+        stale = sorted(found - {uid} - known)
+        if stale:
+            log.info("draft %s: %d earlier copies in %s removed", local.id, len(stale), folder)
+            store.triage.submit(
+                Action(kind="expunge", folder=folder, uidvalidity=None, uids=tuple(stale))
+            )
 
     def _find(self, cache: Cache, folder: str, message_id: str | None) -> int | None:
         """The UID of the draft just appended, when the server did not say (no UIDPLUS)."""
@@ -373,23 +399,43 @@ class Composer:
 
     def refused_items(self) -> list[RefusedItem]:
         """``refused`` with what the palette shows of each: subject and recipients."""
+        return self._held(ItemState.FAILED)
+
+    def uncertain_items(self) -> list[RefusedItem]:
+        """Messages that may have been delivered (their reply was lost), kept in the outbox
+        until the user sends them again (``resend_uncertain``) or deletes them."""
+        return self._held(ItemState.UNCERTAIN)
+
+    def _held(self, state: ItemState) -> list[RefusedItem]:
         out = []
         for key, runner in self.engine.outboxes.items():
             for item in runner.outbox.items():
-                if item.state is not ItemState.FAILED:
+                if item.state is not state:
                     continue
-                try:
-                    head = HeaderParser(policy=compat32).parsestr(
-                        runner.outbox.sent_copy(item.id).decode("utf-8", "replace"),
-                        headersonly=True,
-                    )
-                    subject = header_text(str(head.get("Subject", "") or ""))
-                except OSError:
-                    subject = ""
                 out.append(
-                    RefusedItem(key, item.id, item.error or "refused", subject, item.recipients)
+                    RefusedItem(
+                        key,
+                        item.id,
+                        item.error or state.value,
+                        item_subject(runner.outbox, item.id),
+                        item.recipients,
+                    )
                 )
         return out
+
+    async def resend_uncertain(self, account: str, item_id: str) -> None:
+        """The user says a message that may have been delivered was not: send it again."""
+        runner = self.engine.outboxes[account]
+        item = await asyncio.to_thread(runner.outbox.retry, item_id)
+        if item is None:
+            raise KittiwakeError("that message is no longer in the outbox (or is being sent)")
+        self._outbox.pop(account, None)  # recount from disk
+        runner._publish_counts()
+        runner.wake()
+
+    async def delete_uncertain(self, account: str, item_id: str) -> None:
+        """A message that may have been delivered, which the user will not send again."""
+        await self.delete_refused(account, item_id)
 
     async def delete_refused(self, account: str, item_id: str) -> None:
         """A refused message the user gives up on: gone from the outbox, for good."""
@@ -442,7 +488,7 @@ class Composer:
 
     def outbox_status(self) -> OutboxStatus:
         """What waits in every outbox, and why (read from disk once, then from events)."""
-        queued = failed = saving = 0
+        queued = failed = saving = uncertain = 0
         reasons: list[str] = []
         for key, runner in self.engine.outboxes.items():
             event = self._outbox.get(key)
@@ -456,6 +502,7 @@ class Composer:
                     len(refused),
                     sum(1 for i in items if i.state is ItemState.DELIVERED and not i.finished),
                     next((i.error for i in waiting if i.error), None),
+                    uncertain=sum(1 for i in items if i.state is ItemState.UNCERTAIN),
                 )
                 self._outbox[key] = event
                 if refused and refused[-1].error:
@@ -463,11 +510,12 @@ class Composer:
             queued += event.queued
             failed += event.failed
             saving += event.saving
+            uncertain += event.uncertain
             if event.failed and key in self._failed_words:
                 reasons.append(self._failed_words[key])
             elif event.queued and event.reason:
                 reasons.append(event.reason)
-        return OutboxStatus(queued, failed, saving, reasons[0] if reasons else None)
+        return OutboxStatus(queued, failed, saving, reasons[0] if reasons else None, uncertain)
 
     # -- addresses ------------------------------------------------------------------------
 

@@ -47,8 +47,14 @@ def find_folder(store: MailStore, role: FolderRole) -> str | None:
 
 
 async def role_folder(store: MailStore, role: FolderRole) -> str:
-    """``find_folder``, creating the usual name when the account has no such folder yet."""
+    """``find_folder``, creating the usual name when the account has no such folder yet.
+
+    The cache may simply not know yet (``kittiwake sync`` on a fresh cache sends the outbox
+    before it lists the folders): the server's list is read before anything is created."""
     found = find_folder(store, role)
+    if found is None:
+        await store.refresh_folders()
+        found = find_folder(store, role)
     if found is not None:
         return found
     name = DEFAULT_NAMES[role]

@@ -18,8 +18,12 @@ Rules that make "never lost, never twice" hold across crashes and between proces
   item and the journal once it holds the lock.
 * The moment the server accepts, the accepted recipients are appended to ``sent.journal`` and
   fsync'd, before anything else. Recipients already in the journal for that Message-ID are
-  never submitted again, whichever item (or process) carries it. The window left is between the
-  server's 250 and that fsync: a crash exactly there sends again on restart (SMTP cannot tell).
+  never submitted again, whichever item (or process) carries it.
+* SMTP cannot tell whether a message was delivered when the connection is lost (or the app is
+  killed) after the message went out and before the server's reply. The item is marked
+  ``sending`` (fsync'd) once the server is ready for the message, just before it goes; a lost
+  reply, or an item found still ``sending`` by the next run, makes it ``uncertain`` ("may have
+  been delivered"): kept, never sent again unless the user says so (``retry``).
 * The Sent copy (``on_sent``) is a step of its own: ``pending`` once accepted, ``started`` (on
   disk) just before the callback runs, removed with the item once it returned. An item found
   ``started`` after a crash is handed over with ``possibly_done=True``: the callback checks the
@@ -43,16 +47,26 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from email.parser import HeaderParser
+from email.policy import compat32
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 from kittiwake.core import paths
 from kittiwake.core.config import Account
-from kittiwake.core.events import Event, MessageSent, OutboxChanged, SendFailed
+from kittiwake.core.events import (
+    DeliveryUncertain,
+    Event,
+    MessageSent,
+    OutboxChanged,
+    SendFailed,
+)
+from kittiwake.core.mime import header_text
 from kittiwake.core.smtp.client import (
     Capabilities,
     SmtpError,
+    SmtpOutcomeUnknown,
     SmtpPermanentError,
     SmtpRecipientsDeferred,
     SmtpSession,
@@ -83,6 +97,9 @@ class ItemState(StrEnum):
     """Refused for good; kept until the user edits, retries or discards it."""
     DELIVERED = "delivered"
     """Every recipient accepted or refused for good; maybe the Sent copy still to do."""
+    UNCERTAIN = "uncertain"
+    """May have been delivered: the message went out but the server's reply never came.
+    Kept, and not sent again until the user says so (``retry``) or deletes it."""
 
 
 class CopyState(StrEnum):
@@ -130,6 +147,9 @@ class OutboxItem:
     """Why the Sent copy is not saved yet."""
     context: Mapping[str, str] = field(default_factory=dict)
     """Opaque to the outbox: e.g. which message this answers, for \\Answered after sending."""
+    sending: bool = False
+    """The message is going out (set just before, cleared with the outcome): found set by a
+    later run, the reply may have been lost with a killed process."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -152,6 +172,7 @@ class OutboxItem:
             "next_copy_attempt": self.next_copy_attempt,
             "copy_error": self.copy_error,
             "context": dict(self.context),
+            "sending": self.sending,
         }
 
     @classmethod
@@ -175,6 +196,7 @@ class OutboxItem:
             next_copy_attempt=float(data.get("next_copy_attempt", 0.0)),
             copy_error=data.get("copy_error"),
             context={str(k): str(v) for k, v in dict(data.get("context", {})).items()},
+            sending=bool(data.get("sending", False)),
         )
 
     @property
@@ -268,14 +290,14 @@ class Outbox:
         return copy.read_bytes() if copy.exists() else self.raw(item_id)
 
     def counts(self) -> tuple[int, int, int]:
-        """(queued, failed, saving)."""
+        """(queued, failed, saving); ``uncertain`` ones are counted by the runner's events."""
         queued = failed = saving = 0
         for item in self.items():
             if item.state is ItemState.QUEUED:
                 queued += 1
             elif item.state is ItemState.FAILED:
                 failed += 1
-            elif not item.finished:
+            elif item.state is ItemState.DELIVERED and not item.finished:
                 saving += 1
         return queued, failed, saving
 
@@ -302,13 +324,17 @@ class Outbox:
         shutil.rmtree(grave, ignore_errors=True)
 
     def retry(self, item_id: str) -> OutboxItem | None:
-        """A failed (or waiting) item is due again now."""
+        """A failed, uncertain (the user says: send it again) or waiting item is due now."""
         with self.claim(item_id) as got:
             item = self.get(item_id) if got else None
             if item is None:
                 return None
-            state = ItemState.QUEUED if item.state is ItemState.FAILED else item.state
-            item = replace(item, state=state, next_attempt=0.0, next_copy_attempt=0.0)
+            state = item.state
+            if state in (ItemState.FAILED, ItemState.UNCERTAIN):
+                state = ItemState.QUEUED
+            item = replace(
+                item, state=state, sending=False, next_attempt=0.0, next_copy_attempt=0.0
+            )
             self.save(item)
             return item
 
@@ -435,6 +461,16 @@ class Outbox:
                 continue
 
 
+def item_subject(outbox: Outbox, item_id: str) -> str:
+    """The Subject of an item's message, decoded ("" when unreadable): to name it to the user."""
+    try:
+        raw = outbox.sent_copy(item_id)
+    except OSError:
+        return ""
+    head = HeaderParser(policy=compat32).parsestr(raw.decode("utf-8", "replace"), headersonly=True)
+    return header_text(str(head.get("Subject", "") or ""))
+
+
 def _clean(text: str) -> str:
     return "".join(ch for ch in text if ch not in "\t\r\n")
 
@@ -509,9 +545,10 @@ class Outcome:
 
     item_id: str
     message_id: str
-    status: Literal["accepted", "queued", "failed", "filed", "busy", "gone"]
+    status: Literal["accepted", "queued", "failed", "uncertain", "filed", "busy", "gone"]
     """accepted: the server took it (maybe not for every recipient); queued: waits for a retry;
-    failed: refused for good; filed: only the Sent copy of a message sent earlier was due
+    failed: refused for good; uncertain: may have been delivered (its reply was lost), kept
+    and not sent again; filed: only the Sent copy of a message sent earlier was due
     (``copy_pending`` says if it is still not saved); busy: another process holds it; gone: no
     longer in the outbox."""
     message: str = ""
@@ -575,7 +612,7 @@ class OutboxRunner:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._published: tuple[int, int, int, str | None] | None = None
+        self._published: tuple[int, int, int, str | None, int] | None = None
 
     # -- for the engine ----------------------------------------------------------------------
 
@@ -758,11 +795,28 @@ class OutboxRunner:
             return item, Outcome(
                 item.id, item.message_id, "accepted", "already sent; not sent again"
             )
+        if item.sending:  # an earlier run died while the message was going out
+            return self._uncertain(
+                item,
+                "Kittiwake stopped while the message was being sent, before the server "
+                "confirmed it; it may have been delivered",
+            )
+
+        def going() -> None:  # persist first: a kill from here on leaves it "sending"
+            self.outbox.save(replace(item, sending=True))
+
         try:
             session = await holder.get()
             result = await session.submit(
-                item.envelope_from, todo, self.outbox.raw(item.id), smtputf8=item.smtputf8
+                item.envelope_from,
+                todo,
+                self.outbox.raw(item.id),
+                smtputf8=item.smtputf8,
+                on_data=going,
             )
+        except SmtpOutcomeUnknown as exc:
+            await holder.drop()
+            return self._uncertain(item, exc.message)
         except SmtpRecipientsDeferred as exc:
             await holder.drop()
             return self._refusals(item, SubmitResult((), exc.refused), exc.message)
@@ -840,6 +894,7 @@ class OutboxRunner:
             refused=item.refused + permanent,
             copy=copy,
             error=None,
+            sending=False,
         )
 
     def _schedule(self, item: OutboxItem, error: str) -> OutboxItem:
@@ -857,6 +912,20 @@ class OutboxRunner:
         self.last_error = message
         log.info("outbox %s: %s waits: %s", item.account, item.id, message)
         return item, Outcome(item.id, item.message_id, "queued", message)
+
+    def _uncertain(self, item: OutboxItem, message: str) -> tuple[OutboxItem, Outcome]:
+        item = replace(
+            item,
+            state=ItemState.UNCERTAIN,
+            sending=False,
+            error=message,
+            attempts=item.attempts + 1,
+        )
+        self.outbox.save(item)
+        self.last_error = message
+        log.warning("outbox %s: %s may have been delivered: %s", item.account, item.id, message)
+        self.publish(DeliveryUncertain(self.account.key, item.message_id, message, item.id))
+        return item, Outcome(item.id, item.message_id, "uncertain", message)
 
     def _failed(self, item: OutboxItem, message: str) -> tuple[OutboxItem, Outcome]:
         item = replace(item, state=ItemState.FAILED, error=message, attempts=item.attempts + 1)
@@ -897,12 +966,17 @@ class OutboxRunner:
         queued = [i for i in items if i.state is ItemState.QUEUED]
         failed = sum(1 for i in items if i.state is ItemState.FAILED)
         saving = sum(1 for i in items if i.state is ItemState.DELIVERED and not i.finished)
+        uncertain = sum(1 for i in items if i.state is ItemState.UNCERTAIN)
         reason = next((i.error for i in queued if i.error), None)
         retry_in = None
         if queued:
             retry_in = max(0.0, min(i.next_attempt for i in queued) - self.clock())
-        state = (len(queued), failed, saving, reason)
+        state = (len(queued), failed, saving, reason, uncertain)
         if state == self._published and retry_in is None:
             return  # nothing new to say
         self._published = state
-        self.publish(OutboxChanged(self.account.key, len(queued), failed, saving, reason, retry_in))
+        self.publish(
+            OutboxChanged(
+                self.account.key, len(queued), failed, saving, reason, retry_in, uncertain
+            )
+        )

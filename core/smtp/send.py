@@ -34,9 +34,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SendResult:
-    status: Literal["accepted", "queued", "refused"]
+    status: Literal["accepted", "queued", "refused", "uncertain"]
     """accepted: the server took it; queued: safe in the outbox, sent later (next start of the
-    app, ``kittiwake sync``); refused: the server said no for good (kept in the outbox)."""
+    app, ``kittiwake sync``); refused: the server said no for good (kept in the outbox);
+    uncertain: sent, but the server's reply was lost: it may have been delivered (kept in the
+    outbox, not sent again unless the user says so)."""
     account: str
     message_id: str
     message: str
@@ -47,7 +49,7 @@ class SendResult:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.status == "refused" else 0
+        return 1 if self.status in ("refused", "uncertain") else 0
 
 
 async def run_send(
@@ -99,6 +101,9 @@ async def run_send(
     if outcome.status == "failed":
         text = f"not sent: {outcome.message} (kept in the outbox)"
         return SendResult("refused", account.key, built.message_id, text, refused, item.id)
+    if outcome.status == "uncertain":
+        text = f"may have been delivered: {outcome.message} (kept in the outbox, not sent again)"
+        return SendResult("uncertain", account.key, built.message_id, text, (), item.id)
     text = f"queued in the outbox, to be sent later: {outcome.message}"
     return SendResult("queued", account.key, built.message_id, text, (), item.id)
 

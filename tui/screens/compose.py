@@ -297,3 +297,54 @@ def delete_refused(app: KittiwakeApp, account: str, item_id: str, label: str) ->
     app.push_screen(
         Confirm(clean_line(f"Delete the refused message {label}? It was not sent.")), answer
     )
+
+
+def resend_uncertain(app: KittiwakeApp, account: str, item_id: str, label: str) -> None:
+    """A message that may have been delivered: the user says it was not; asked first (the
+    recipients may get it twice), then sent again."""
+    from kittiwake.tui.screens.confirm import Confirm
+
+    async def answer(yes: bool | None) -> None:
+        if not yes:
+            return
+        try:
+            await app.api.compose.resend_uncertain(account, item_id)
+        except (KittiwakeError, OSError, KeyError) as exc:
+            app.notify(clean_line(f"Not sent again: {exc}"), severity="error", markup=False)
+            return
+        app.notify(clean_line(f"Sending again: {label}"), markup=False)
+
+    app.push_screen(
+        Confirm(
+            clean_line(
+                f"Send {label} again? It may have been delivered already; if it was, the "
+                "recipients get it twice."
+            )
+        ),
+        answer,
+    )
+
+
+def delete_uncertain(app: KittiwakeApp, account: str, item_id: str, label: str) -> None:
+    """A message that may have been delivered, not to be sent again: asked first."""
+    from kittiwake.tui.screens.confirm import Confirm
+
+    async def answer(yes: bool | None) -> None:
+        if not yes:
+            return
+        try:
+            await app.api.compose.delete_uncertain(account, item_id)
+        except (KittiwakeError, OSError, KeyError) as exc:
+            app.notify(clean_line(f"Not deleted: {exc}"), severity="error", markup=False)
+            return
+        app.notify(clean_line(f"Deleted from the outbox: {label}"), markup=False)
+
+    app.push_screen(
+        Confirm(
+            clean_line(
+                f"Delete {label} from the outbox? It may have been delivered; it will not be "
+                "sent again."
+            )
+        ),
+        answer,
+    )

@@ -19,6 +19,7 @@ from kittiwake.core.events import (
     CacheRefreshed,
     ConnectionChanged,
     ConnState,
+    DeliveryUncertain,
     DraftsRecovered,
     Event,
     FlagsChanged,
@@ -346,10 +347,17 @@ class MailboxScreen(Screen[None]):
         )
         return None
 
-    def _create_then(self, account: str, name: str, then: Callable[[], object]) -> None:
+    def _create_then(
+        self, account: str, name: str, then: Callable[[], object], *, for_move: bool = True
+    ) -> None:
+        """Create ``name``, then ``then()``. For a move or copy into it the creation is
+        journaled ahead of the move (it waits with it while offline)."""
+        api = self.kw.api
+        create_folder = api.create_folder_for_move if for_move else api.create_folder
+
         async def create() -> None:
             try:
-                await self.kw.api.create_folder(account, name)
+                await create_folder(account, name)
             except KittiwakeError as exc:
                 self.notify(exc.message, severity="error")
                 return
@@ -461,7 +469,12 @@ class MailboxScreen(Screen[None]):
 
         def named(name: str | None) -> None:
             if name:
-                self._create_then(account, name, lambda: self.notify(f"Created {clean_line(name)}"))
+                self._create_then(
+                    account,
+                    name,
+                    lambda: self.notify(f"Created {clean_line(name)}"),
+                    for_move=False,
+                )
 
         self.app.push_screen(Prompt("Name of the new folder:"), named)
 
@@ -669,6 +682,14 @@ class MailboxScreen(Screen[None]):
                     f"Not sent: {clean_line(message)}. It is kept in the outbox; "
                     "ctrl+p Outbox to edit or delete it.",
                     severity="error",
+                    timeout=15,
+                    markup=False,
+                )
+            case DeliveryUncertain(message=message):
+                self.notify(
+                    f"May have been delivered: {clean_line(message)}. It is kept in the outbox "
+                    "and not sent again; ctrl+p Outbox to send it again or delete it.",
+                    severity="warning",
                     timeout=15,
                     markup=False,
                 )

@@ -232,7 +232,7 @@ class TriageScreen(Screen[None]):
 
             async def create() -> None:
                 try:
-                    await self.kw.api.create_folder(account, name)
+                    await self.kw.api.create_folder_for_move(account, name)
                 except KittiwakeError as exc:
                     self.notify(exc.message, severity="error")
                     return
