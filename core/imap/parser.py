@@ -190,6 +190,10 @@ def _segment(
     ):
         return _segment_slow(data, pos, seg_end, cur, stack, max_depth)
     protected = b"[" in outside
+    if protected and quoted and any(p.rfind(b"[") > p.rfind(b"]") for p in parts[0::2]):
+        # A "[" left open before a quote: the reference reads a section running across the
+        # quote ("[\"]" is one atom there), which the split at quotes cannot see.
+        return _segment_slow(data, pos, seg_end, cur, stack, max_depth)
     if protected:
         try:
             outside = _SECTION.sub(_protect, outside)

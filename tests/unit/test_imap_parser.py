@@ -768,3 +768,18 @@ def test_responses_are_hashable_despite_dict_fields() -> None:
     }
     assert len(items) == 3
     assert isinstance(hash(fetch(b"* 1 FETCH (UID 1)")), int)
+
+
+@pytest.mark.parametrize("data", [b'["]"', b'* OK [x "]" y', b'BODY["a]" "b"'])
+def test_fast_path_agrees_when_a_bracket_is_left_open_before_a_quote(data: bytes) -> None:
+    """Found by hypothesis: the fast path split '["]"' at its quotes and read ['[', b']'],
+    where the reference reads a section '["]' and then an unterminated quote."""
+    try:
+        fast = read_values(data)
+    except ParseError:
+        fast = None
+    try:
+        slow = _read_values_slow(data)
+    except ParseError:
+        slow = None
+    assert fast == slow
