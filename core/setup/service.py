@@ -93,6 +93,13 @@ class SetupService:
         self.saved_key = key
         return f"Saved account {key} in {self.config_path}; the password is {ref.where}."
 
+    async def send_test_unsaved(
+        self, proposal: Proposal, receive: Receive, name: str, password: str
+    ) -> RoundTrip:
+        """The round trip with the settings and password still in memory (before saving)."""
+        block, _ = account_block(proposal, receive, name=name, secret={"password": password})
+        return await send_to_self(account_for_test("setup", block))
+
     async def send_test(self, email: str) -> RoundTrip:
         """The saved account (found by its address) sends itself a message and waits."""
         config = load_config(self.config_path)

@@ -93,6 +93,9 @@ async def test_from_an_address_to_the_mailbox(
         app.screen.query_one("#test", Button).press()
         await until(pilot, lambda: "Everything works" in shown(app, "#status"), timeout=30)
         assert "logged in to IMAP" in shown(app, "#logins")
+        app.screen.query_one("#roundtrip", Button).press()
+        await until(pilot, lambda: "arrived in INBOX" in shown(app, "#status"), timeout=60)
+        assert "(IDLE)" in shown(app, "#status")
         assert app.screen.query_one("#save", Button).has_focus
         await pilot.press("enter")
         await until(pilot, lambda: app.return_value is not None, timeout=10)
@@ -104,4 +107,4 @@ async def test_from_an_address_to_the_mailbox(
         await synced(mail, timeout=20)
         assert isinstance(mail.screen, MailboxScreen)
         messages = mail.screen.query_one(MessageList)
-        await until(pilot, lambda: len(messages.index) == 1, timeout=10)
+        await until(pilot, lambda: len(messages.index) == 2, timeout=10)  # + the test message

@@ -24,6 +24,7 @@ from kittiwake.core.setup.confirm import Candidate
 from kittiwake.core.setup.discover import Finding
 from kittiwake.core.setup.flow import IMAP_OR_POP3, Proposal, Receive
 from kittiwake.core.setup.login import LoginResult
+from kittiwake.core.setup.roundtrip import RoundTrip
 
 _MODE = {"tls": "TLS", "starttls": "STARTTLS", "none": "plain"}
 
@@ -43,6 +44,10 @@ class SetupService(Protocol):
     ) -> list[LoginResult]: ...
 
     async def save(self, proposal: Proposal, receive: Receive, name: str, password: str) -> str: ...
+
+    async def send_test_unsaved(
+        self, proposal: Proposal, receive: Receive, name: str, password: str
+    ) -> RoundTrip: ...
 
 
 def describe_findings(findings: list[Finding]) -> Text:
@@ -144,6 +149,7 @@ class SetupScreen(Screen[str | None]):
                 with Horizontal(id="buttons"):
                     yield Button("Test sign-in", id="test", variant="primary")
                     yield Button("Save account", id="save", disabled=True)
+                    yield Button("Send a test message", id="roundtrip", disabled=True)
         with Vertical(id="bottom"):
             yield Static(id="status")
             yield Static(
@@ -262,6 +268,7 @@ class SetupScreen(Screen[str | None]):
         self.tested = all(r.ok for r in results)
         save = self.query_one("#save", Button)
         save.disabled = not self.tested
+        self.query_one("#roundtrip", Button).disabled = not self.tested
         if self.tested:
             self._status("Everything works. Save the account to start reading mail.", "bold")
             save.focus()
@@ -272,6 +279,22 @@ class SetupScreen(Screen[str | None]):
                 "bold",
             )
             self.query_one("#password", Input).focus()
+
+    @on(Button.Pressed, "#roundtrip")
+    def _roundtrip(self) -> None:
+        if self.tested:
+            self.send_test()
+
+    @work(exclusive=True, group="roundtrip", exit_on_error=False)
+    async def send_test(self) -> None:
+        proposal = self.proposal
+        assert proposal is not None
+        password = self.query_one("#password", Input).value
+        name = self.query_one("#name", Input).value.strip()
+        self._status(f"Sending a message to {clean_line(proposal.email)} and waiting for it …")
+        trip = await self.service.send_test_unsaved(proposal, self.receive, name, password)
+        self._status(clean_line(trip.detail[:1].upper() + trip.detail[1:]) + ".", "bold")
+        self.query_one("#save", Button).focus()
 
     @on(Button.Pressed, "#save")
     def _save(self) -> None:
