@@ -110,11 +110,11 @@ def _probe_checks(protocol: Protocol, result: ProbeResult) -> list[Check]:
         "tcp": f"{where} accepts connections",
         "tls": f"{where}: TLS handshake, certificate valid for {s.host}",
         "greeting": f"{where} greets as {protocol.upper()}: {result.greeting[:60]}",
-        "starttls": f"{where} offers STARTTLS and switched to TLS",
+        "starttls": f"{where} offers STARTTLS; TLS on, certificate valid for {s.host}",
     }
     for layer in order[:reached]:
-        if layer == "tls" and s.security == "none":
-            continue
+        if layer == "tls" and s.security != "tls":
+            continue  # no TLS, or TLS after STARTTLS (the "starttls" line says it)
         if layer == "starttls" and s.security != "starttls":
             continue
         if layer in passed:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -19,29 +21,33 @@ from kittiwake.core.sanitize import clean_line
 from kittiwake.core.setup.doctor import Check
 
 
-def render_checks(account: str, checks: list[Check], running: bool) -> Text:
-    text = Text(f"Checking {account}, layer by layer (nothing is sent)\n\n", style="bold")
+def render_checks(account: str, checks: list[Check], running: bool) -> Group:
+    """A table, so a long sentence wraps under itself, not under the marks."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column(width=1)
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True)
+    table.add_column(ratio=1)
     for check in checks:
         if not check.ok:
-            text.append(" ✗ ", style="bold red")
+            mark = Text("✗", style="bold red")
         elif check.warning:
-            text.append(" ! ", style="bold yellow")
+            mark = Text("!", style="bold yellow")
         else:
-            text.append(" ✓ ", style="green")
-        text.append(f"{check.server.upper():<5}{check.layer:<13}", style="bold")
-        text.append(clean_line(check.sentence) + "\n")
+            mark = Text("✓", style="green")
+        sentence = Text(clean_line(check.sentence))
         if check.fix:
-            text.append(f"      fix: {clean_line(check.fix)}\n", style="bold")
+            sentence.append(f"\nfix: {clean_line(check.fix)}", style="bold")
+        table.add_row(mark, Text(check.server.upper(), style="bold"), check.layer, sentence)
+    title = Text(f"Checking {account}, layer by layer (nothing is sent)\n", style="bold")
     if running:
-        text.append("\n … checking", style="dim")
+        end = Text("\n… checking", style="dim")
     else:
         failed = sum(not c.ok for c in checks)
-        text.append(
-            "\n Everything works." if not failed else f"\n {failed} check(s) failed.",
-            style="bold",
-        )
-        text.append("  escape closes", style="dim")
-    return text
+        end = Text("\nEverything works." if not failed else f"\n{failed} check(s) failed.")
+        end.stylize("bold")
+        end.append("  escape closes", style="dim")
+    return Group(title, table, end)
 
 
 class DoctorScreen(ModalScreen[None]):

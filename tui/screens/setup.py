@@ -129,7 +129,6 @@ class SetupScreen(Screen[str | None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(Text("Set up a mail account", style="bold"), id="title")
-            yield Static(Text("enter: next   tab: next field   escape: leave setup", style="dim"))
             yield Static("Your email address", classes="label")
             yield Input(value=self.initial[0], placeholder="you@example.org", id="email")
             yield Static("Your name (shown to the people you write to)", classes="label")
