@@ -153,3 +153,27 @@ async def test_guesses_come_only_when_nothing_else_answered(
         (993, "tls"),
         (143, "starttls"),
     }
+
+
+async def test_a_domain_found_only_by_guessing_is_confirmed(
+    dns_server: DnsServer, tls_ca: TestCA, dovecot: Dovecot, postfix: Postfix
+) -> None:
+    """No table entry, no autoconfig, no MX, no SRV: the usual host names are tried (on the
+    standard ports; here the test servers' ports stand for them) and confirmed over TLS."""
+    d = discovery(dns_server, tls_ca)
+    d.guess_ports = {
+        ("imap", "tls"): dovecot.ports.imaps,
+        ("imap", "starttls"): dovecot.ports.imap,
+        ("pop3", "tls"): dovecot.ports.pop3s,
+        ("pop3", "starttls"): dovecot.ports.pop3,
+        ("smtp", "tls"): postfix.ports.submissions,
+        ("smtp", "starttls"): postfix.ports.submission,
+    }
+    found = await findings(d, "ann@example.test")
+    assert [f.kind for f in found if f.settings] == ["guess"]
+    candidates = await confirmed(d, found, tls_ca, "ann@example.test")
+    imap, smtp = best(candidates, "imap"), best(candidates, "smtp")
+    assert imap is not None and smtp is not None
+    assert (imap.setting.host, imap.setting.security) == ("imap.example.test", "tls")
+    assert (smtp.setting.host, smtp.setting.security) == ("smtp.example.test", "tls")
+    assert "guessed host names at example.test" in imap.sources
