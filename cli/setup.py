@@ -60,9 +60,9 @@ async def run_setup(
     if receive is not None and receive not in choices:
         say(f"kittiwake: no working {receive.upper()} server was found for {email}")
         return 1
-    if not choices or proposal.best("smtp") is None:
-        what = "receiving (IMAP or POP3)" if not choices else "sending (SMTP)"
-        say(f"kittiwake: no working server for {what} was found for {email}")
+    missing = proposal.missing()
+    if missing is not None:
+        say(f"kittiwake: {missing}")
         return 1
     chosen: Receive = receive or choices[0]
     if receive is None and len(choices) == 2:

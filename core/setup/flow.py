@@ -60,6 +60,31 @@ class Proposal:
                     break
         return rule
 
+    def missing(self) -> str | None:
+        """One sentence when no usable pair of servers was found: what and what to do."""
+        if self.receive_choices and self.best("smtp") is not None:
+            return None
+        what = "to receive mail (IMAP or POP3)" if not self.receive_choices else "to send mail"
+        if not self.candidates:
+            return (
+                f"No server {what} was found for {self.email}. Check the address; if it is "
+                "right, your provider's help pages name the servers: add them to the config "
+                "by hand (see the README's Configuration section)."
+            )
+        unreachable = [c for c in self.candidates if c.result.stage in ("dns", "tcp")]
+        if len(unreachable) == len(self.candidates):
+            example = self.candidates[0].result.detail
+            return (
+                f"None of the servers for {self.email} could be reached from this machine "
+                f"({example}). Check the network connection, then press enter in the address "
+                "field to try again."
+            )
+        return (
+            f"No working server {what} was found for {self.email}: the candidates above "
+            "failed as shown. If the address is right, add the servers your provider names to "
+            "the config by hand (see the README's Configuration section)."
+        )
+
     @property
     def receive_choices(self) -> list[Receive]:
         return [p for p in ("imap", "pop3") if self.best(p) is not None]

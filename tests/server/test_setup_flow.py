@@ -142,3 +142,18 @@ async def test_a_password_command_is_written_as_given_and_nothing_stored(
     assert (await check_login(account, "pop3")).ok
     trip = await service.send_test(user.email)  # POP3 has no push: the maildrop is polled
     assert trip.ok and trip.detail.startswith("the test message arrived after"), trip.detail
+
+
+async def test_an_offline_machine_is_told_so_in_one_sentence(service: SetupService) -> None:
+    """gmail.com is in the bundled table (found with no network), but its servers cannot be
+    reached from here: one sentence says so and what to do; nothing is written."""
+    before = service.config_path.read_bytes()
+    out = io.StringIO()
+    code = await run_setup(service, "someone@gmail.com", password_command="true", yes=True, out=out)
+    said = out.getvalue()
+    assert code == 1
+    assert "found   provider table (gmail.com)" in said
+    last = said.strip().splitlines()[-1]
+    assert last.startswith("kittiwake: None of the servers for someone@gmail.com could be reached")
+    assert "Check the network connection" in last
+    assert service.config_path.read_bytes() == before

@@ -202,14 +202,9 @@ class SetupScreen(Screen[str | None]):
         proposal = await self.service.find(email, found, probed)
         self.proposal = proposal
         choices = proposal.receive_choices
-        if not choices or proposal.best("smtp") is None:
-            missing = "a server to receive mail" if not choices else "a server to send mail"
-            self._status(
-                f"No working {missing} was found for {clean_line(email)}. Check the address; "
-                "if it is right, your provider's help pages name the servers "
-                "(kittiwake setup --help shows how to give them).",
-                "bold",
-            )
+        missing = proposal.missing()
+        if missing is not None:
+            self._status(clean_line(missing), "bold")
             return
         self._status("Found working servers.", "bold")
         choice = self.query_one("#choice")
