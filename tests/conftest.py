@@ -79,7 +79,11 @@ def dovecot_factory(server_root: ServerRoot, tls_ca: TestCA) -> Iterator[Callabl
     started: list[Dovecot] = []
 
     def make(
-        *, tls: bool = True, extra_conf: str = "", certificate: tuple[Path, Path] | None = None
+        *,
+        tls: bool = True,
+        extra_conf: str = "",
+        certificate: tuple[Path, Path] | None = None,
+        oauth2_introspection: str | None = None,
     ) -> Dovecot:
         server = Dovecot(
             server_root.instance_dir("dovecot"),
@@ -87,6 +91,7 @@ def dovecot_factory(server_root: ServerRoot, tls_ca: TestCA) -> Iterator[Callabl
             tls=tls,
             extra_conf=extra_conf,
             certificate=certificate,
+            oauth2_introspection=oauth2_introspection,
         )
         started.append(server)
         server.start()

@@ -114,6 +114,7 @@ class Dovecot:
         tls: bool = True,
         extra_conf: str = "",
         certificate: tuple[Path, Path] | None = None,
+        oauth2_introspection: str | None = None,
     ) -> None:
         """Prepare (but do not start) an instance in ``workdir``, which must be traversable.
 
@@ -127,6 +128,9 @@ class Dovecot:
         self.ca = ca
         self.tls = tls
         self.certificate = certificate
+        self.oauth2_introspection = oauth2_introspection
+        """An RFC 7662 introspection URL: XOAUTH2 and OAUTHBEARER are then offered, and the
+        access tokens clients present are checked there (harness.oauth.OAuthServer)."""
         self.extra_conf = extra_conf
         self.host = SERVER_HOST
         self.domain = MAIL_DOMAIN
@@ -309,6 +313,27 @@ class Dovecot:
         self.conf_path.write_text(self._render_config())
 
     def _render_config(self) -> str:
+        oauth2_mechs, oauth2_passdb, password_mechs = "", "", ""
+        if self.oauth2_introspection is not None:
+            oauth_conf = self.workdir / "dovecot-oauth2.conf.ext"
+            ca_copy = self.workdir / "oauth2-ca.pem"  # the auth process runs as dovecot
+            ca_copy.write_bytes(self.ca.ca_file.read_bytes())
+            ca_copy.chmod(0o644)
+            oauth_conf.write_text(
+                "introspection_mode = post\n"
+                f"introspection_url = {self.oauth2_introspection}\n"
+                "username_attribute = username\n"
+                "active_attribute = active\n"
+                "active_value = true\n"
+                "force_introspection = yes\n"
+                f"tls_ca_cert_file = {ca_copy}\n"
+            )
+            oauth2_mechs = " xoauth2 oauthbearer"
+            oauth2_passdb = (
+                "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                f"  args = {oauth_conf}\n}}\n"
+            )
+            password_mechs = "  mechanisms = plain login\n"
         w, ports = self.workdir, self.ports
         mailboxes = "".join(
             f"  mailbox {name} {{\n    special_use = {flag}\n    auto = subscribe\n  }}\n"
@@ -350,11 +375,11 @@ mailbox_list_index = yes
 mail_fsync = never
 # (CONDSTORE, QRESYNC, MOVE, UIDPLUS, SPECIAL-USE, IDLE are built in; NOTIFY needs the list index.)
 
-{tls}auth_mechanisms = plain login
+{tls}auth_mechanisms = plain login{oauth2_mechs}
 auth_verbose = yes
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {self.users_dir}/%u
+{password_mechs}  args = scheme=PLAIN username_format=%u {self.users_dir}/%u
 }}
 userdb {{
   driver = passwd-file
