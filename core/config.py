@@ -54,6 +54,26 @@ class KeyringEntry(_Strict):
     user: str
 
 
+class OAuth2Config(_Strict):
+    """``[accounts.NAME.oauth2]``: where the account signs in with OAuth2."""
+
+    client_id: str
+    """Your own client id (registered with Microsoft Entra or Google Cloud: see the README)."""
+    provider: Literal["microsoft", "google"] | None = None
+    """A preset of endpoints and scopes; None: give authorize_url and token_url."""
+    client_secret: str | None = None
+    """Google's desktop clients have one that is not secret; Microsoft's public clients none."""
+    tenant: str = "common"
+    """Microsoft: "common", "organizations", "consumers" or your tenant's id or domain."""
+    authorize_url: str | None = None
+    token_url: str | None = None
+    device_url: str | None = None
+    scopes: list[str] | None = None
+    """Instead of the preset's (IMAP, POP3 and SMTP scopes and offline_access)."""
+    ca_file: str | None = None
+    """An extra trust anchor for the sign-in server (PEM)."""
+
+
 class ServerConfig(_Strict):
     """How to reach and log in to one server."""
 
@@ -81,6 +101,8 @@ class ServerConfig(_Strict):
     """An extra trust anchor (PEM), on top of the system store."""
     timeout: float = 30.0
     """Seconds to wait for any single server reply."""
+    auth: Literal["password", "oauth2"] = "password"
+    """"oauth2": sign in through the account's [accounts.NAME.oauth2] section."""
 
 
 class ImapConfig(ServerConfig):
@@ -114,6 +136,7 @@ class AccountConfig(_Strict):
     """Used by archive when the server marks no \\Archive folder."""
     addresses: list[str] = []
     """Other addresses that are yours (removed from reply-all)."""
+    oauth2: OAuth2Config | None = None
 
 
 class UiConfig(_Strict):
@@ -137,6 +160,7 @@ class Account:
     smtp: SmtpConfig | None
     archive_folder: str | None
     addresses: tuple[str, ...]
+    oauth2: OAuth2Config | None = None
 
     @property
     def kind(self) -> Literal["imap", "pop3"]:
@@ -261,6 +285,30 @@ def _account(name: str, value: Any, where: str) -> Account:
             raise ConfigError(f"{where}: {at}.pop3.keep_on_server: days cannot be negative")
     if cfg.imap is not None:
         _check_duration(cfg.imap.poll_every, where, f"{at}.imap.poll_every")
+    oauth2 = cfg.oauth2
+    if oauth2 is not None:
+        from kittiwake.core.oauth2.settings import check_oauth2
+
+        check_oauth2(oauth2, where, f"{at}.oauth2")
+        if oauth2.ca_file is not None:
+            problem = ca_file_problem(oauth2.ca_file)
+            if problem is not None:
+                raise ConfigError(f"{where}: {at}.oauth2.ca_file: {problem}")
+            oauth2 = msgspec.structs.replace(oauth2, ca_file=_expand(oauth2.ca_file))
+    for proto in ("imap", "pop3", "smtp"):
+        section = resolved[proto]
+        if section is None or section.auth != "oauth2":
+            continue
+        if oauth2 is None:
+            raise ConfigError(
+                f'{where}: {at}.{proto}.auth: "oauth2" needs an [{at}.oauth2] section '
+                "(provider and client_id)"
+            )
+        others = [k for k in PASSWORD_KEYS if getattr(section, k) is not None]
+        if others:
+            raise ConfigError(
+                f'{where}: {at}.{proto}: auth = "oauth2" signs in by itself; remove {others[0]}'
+            )
     return Account(
         key=name,
         email=cfg.email,
@@ -270,6 +318,7 @@ def _account(name: str, value: Any, where: str) -> Account:
         smtp=resolved["smtp"],
         archive_folder=cfg.archive_folder,
         addresses=tuple(cfg.addresses),
+        oauth2=oauth2,
     )
 
 

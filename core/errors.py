@@ -30,6 +30,15 @@ class SecretError(KittiwakeError):
     """A password could not be obtained (command failed, variable unset)."""
 
 
+class SignInRequired(SecretError):
+    """An OAuth2 account has no usable sign-in (never signed in, or the refresh token was
+    refused): the user must sign in again; retrying on its own would only loop."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 # --- IMAP -------------------------------------------------------------------------------
 #
 # ``ConnectionLost`` is also a ``ConnectionError`` so generic network handling catches it;

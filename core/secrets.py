@@ -10,7 +10,7 @@ import signal
 import stat
 import subprocess
 
-from kittiwake.core.config import KeyringEntry, ServerConfig
+from kittiwake.core.config import Account, KeyringEntry, ServerConfig
 from kittiwake.core.errors import SecretError
 from kittiwake.core.logsetup import register_secret
 
@@ -126,8 +126,18 @@ def command_key(server: ServerConfig) -> str | None:
     return None
 
 
-async def credentials(server: ServerConfig, at: str) -> tuple[bool, Secret]:
-    """(True, an OAuth2 token) or (False, the password), commands run off the event loop."""
+async def credentials(
+    server: ServerConfig, at: str, account: Account | None = None
+) -> tuple[bool, Secret]:
+    """(True, an OAuth2 token) or (False, the password), commands run off the event loop.
+    ``auth = "oauth2"`` takes the account's token (refreshed when due; ``SignInRequired``
+    when the user must sign in)."""
+    if server.auth == "oauth2":
+        if account is None or account.oauth2 is None:
+            raise SecretError(f'{at}.auth: "oauth2" needs the account\'s [oauth2] section')
+        from kittiwake.core.oauth2.tokens import token_source
+
+        return True, await token_source(account).access_token()
     if server.oauth2_token_command is not None:
         token = await secret_from_command(server.oauth2_token_command, f"{at}.oauth2_token_command")
         return True, token

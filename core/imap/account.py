@@ -413,7 +413,7 @@ class ImapAccount:
             key = command_key(self.cfg)
             if key is not None and self.state is not ConnState.ONLINE:
                 self._set_state(ConnState.CONNECTING, f"waiting for {key}")
-            self._secret = await credentials(self.cfg, at)
+            self._secret = await credentials(self.cfg, at, self.account)
         return self._secret
 
     # -- syncing ------------------------------------------------------------------------

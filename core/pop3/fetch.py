@@ -464,7 +464,7 @@ async def fetch_once(
     if password is not None:
         secret = password if isinstance(password, Secret) else Secret(password)
     else:
-        is_token, found = await credentials(cfg, at)  # off the event loop, killed on cancel
+        is_token, found = await credentials(cfg, at, account)  # off the loop, killed on cancel
         token, secret = (found, None) if is_token else (None, found)
     if ssl_context is None and cfg.security != "none":
         ssl_context = tls_context_for(cfg.ca_file, at)

@@ -165,7 +165,7 @@ def imap_connector(account: Account) -> ImapConnector:
         await conn.connect(cfg.host, cfg.port or 993, cfg.security, ctx)
         try:
             user = cfg.user or account.email
-            is_token, secret = await credentials(cfg, at)  # off the event loop
+            is_token, secret = await credentials(cfg, at, account)  # off the event loop
             if is_token:
                 await conn.authenticate_oauth(user, secret.reveal())
             else:

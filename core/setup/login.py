@@ -96,7 +96,7 @@ async def imap_session(
     )
     try:
         user = cfg.user or account.email
-        is_token, secret = await credentials(cfg, at)
+        is_token, secret = await credentials(cfg, at, account)
         if is_token:
             await conn.authenticate_oauth(user, secret.reveal())
         else:
@@ -135,7 +135,7 @@ async def pop3_session(account: Account) -> Pop3Client:
     )
     try:
         user = cfg.user or account.email
-        is_token, secret = await credentials(cfg, at)
+        is_token, secret = await credentials(cfg, at, account)
         if is_token:
             await client.login_oauth2(user, secret)
         else:

@@ -184,7 +184,7 @@ class SmtpSession:
 
     async def _login(self, smtp: aiosmtplib.SMTP) -> None:
         cfg = self.cfg
-        wants_auth = any(getattr(cfg, key) is not None for key in PASSWORD_KEYS)
+        wants_auth = cfg.auth == "oauth2" or any(getattr(cfg, k) is not None for k in PASSWORD_KEYS)
         if not wants_auth:
             return
         if not smtp.supports_extension("auth"):
@@ -192,7 +192,7 @@ class SmtpSession:
             return
         user = cfg.user or self.account.email
         try:
-            is_token, secret = await credentials(cfg, self.at)  # off the event loop
+            is_token, secret = await credentials(cfg, self.at, self.account)  # off the loop
             if is_token:
                 await smtp.auth_xoauth2(user, secret.reveal())
             else:

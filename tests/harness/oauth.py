@@ -300,6 +300,7 @@ class OAuthServer:
         class Devices(DeviceAuthorizationEndpoint):  # type: ignore[misc]
             CLIENT_AUTH_METHODS: ClassVar[list[str]] = ["none"]
             USER_CODE_TYPE = "string"
+            INTERVAL = 1  # seconds between polls (providers say 5; the tests need not wait)
 
             def get_verification_uri(self) -> str:
                 return f"{outer.base}/activate"
@@ -464,3 +465,33 @@ def sign_in_by_code(
     with opener.open(urllib.request.Request(auth.token_url, data=body)) as answer:
         token: dict[str, Any] = json.loads(answer.read())
     return token
+
+
+def browser_sign_in(
+    auth: OAuthServer, authorize_url: str, user: str, password: str, *, follow: bool = True
+) -> str:
+    """What a person does in the browser: open the address Kittiwake shows, sign in on the
+    form, and (``follow``) let the browser go to the redirect, which reaches Kittiwake's
+    loopback listener. Returns the address the browser ended on (for the paste-back flow)."""
+    import urllib.parse
+    import urllib.request
+
+    context = ssl.create_default_context(cafile=str(auth.ca_file))
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), NoRedirect)
+    with opener.open(authorize_url) as page:  # the sign-in form (validates the request)
+        page.read()
+    form = urllib.parse.urlencode({"username": user, "password": password}).encode()
+    try:
+        opener.open(urllib.request.Request(authorize_url, data=form))
+        raise AssertionError("the authorization server did not redirect")
+    except urllib.error.HTTPError as redirect:
+        location = str(redirect.headers["Location"])
+    if follow:
+        with urllib.request.urlopen(location, timeout=10) as landed:
+            landed.read()
+    return location

@@ -1,0 +1,169 @@
+"""OAuth2 sign-in built in, against a real authorization server (Authlib, on loopback) and a
+Dovecot whose oauth2 passdb checks every token with it; Postfix logs in through that Dovecot.
+Sign-in by the browser's redirect to the loopback listener, by the address pasted back, by a
+device code; tokens refreshed ahead of expiry; a revoked sign-in asks for a new one, once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import Dovecot, Postfix, TestCA, User
+from harness.oauth import CLIENT_ID, OAuthServer, browser_sign_in
+
+from kittiwake.core.config import Account, config_from_dict
+from kittiwake.core.errors import SignInRequired
+from kittiwake.core.logsetup import setup_logging
+from kittiwake.core.oauth2.endpoint import DeviceStart
+from kittiwake.core.oauth2.flow import (
+    BrowserPrompt,
+    LoopbackReceiver,
+    sign_in_with_browser,
+    sign_in_with_device,
+)
+from kittiwake.core.oauth2.tokens import TokenSource, reference_path
+from kittiwake.core.setup.login import check_login
+
+
+class Servers:
+    def __init__(self, auth: OAuthServer, imap: Dovecot, smtp: Postfix, user: User) -> None:
+        self.auth, self.imap, self.smtp, self.user = auth, imap, smtp, user
+
+
+@pytest.fixture
+def servers(
+    tmp_path: Path,
+    tls_ca: TestCA,
+    dovecot_factory: Callable[..., Dovecot],
+    postfix_factory: Callable[..., Postfix],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Servers]:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("PASSWORD_STORE_DIR", str(tmp_path / "no-pass"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    with OAuthServer(tls_ca, tmp_path, {}) as auth:
+        imap = dovecot_factory(oauth2_introspection=auth.introspection_url)
+        user = imap.add_user("oauth")
+        auth.users[user.login] = user.password
+        yield Servers(auth, imap, postfix_factory(dovecot=imap), user)
+
+
+def account(s: Servers) -> Account:
+    def server(port: int, security: str) -> dict[str, Any]:
+        return {
+            "host": s.imap.host,
+            "port": port,
+            "security": security,
+            "user": s.user.login,
+            "auth": "oauth2",
+            "ca_file": str(s.imap.ca_file),
+            "timeout": 15,
+        }
+
+    data = {
+        "email": s.user.login,
+        "imap": server(s.imap.ports.imaps, "tls"),
+        "smtp": server(s.smtp.ports.submission, "starttls"),
+        "oauth2": {
+            "client_id": CLIENT_ID,
+            "authorize_url": s.auth.authorize_url,
+            "token_url": s.auth.token_url,
+            "device_url": s.auth.device_url,
+            "scopes": ["mail", "offline_access"],
+            "ca_file": str(s.imap.ca_file),
+        },
+    }
+    return config_from_dict({"accounts": {"me": data}}).accounts["me"]
+
+
+def in_browser(s: Servers, *, follow: bool = True) -> Callable[..., Any]:
+    """``show`` for the sign-in: a person signs in in a browser (in a thread: the browser is
+    another program); without ``follow`` they paste the address the browser ended on."""
+
+    async def show(prompt: BrowserPrompt, receiver: LoopbackReceiver) -> None:
+        assert prompt.ssh_hint == f"ssh -L {prompt.port}:127.0.0.1:{prompt.port} THIS-MACHINE"
+        landed: list[str] = []
+        thread = threading.Thread(
+            target=lambda: landed.append(
+                browser_sign_in(s.auth, prompt.url, s.user.login, s.user.password, follow=follow)
+            )
+        )
+        thread.start()
+        await asyncio.to_thread(thread.join)
+        if not follow:
+            assert receiver.paste("not an address") is False
+            assert receiver.paste(landed[0]) is True
+
+    return show
+
+
+async def test_sign_in_by_browser_then_imap_and_smtp_log_in_with_the_token(
+    servers: Servers,
+) -> None:
+    me = account(servers)
+    source = TokenSource(me)
+    tokens = await sign_in_with_browser(me.oauth2, source.endpoints, in_browser(servers))  # type: ignore[arg-type]
+    where = await source.signed_in(tokens)
+    assert where == "in a file only you can read"
+    assert tokens.refresh_token is not None
+    assert tokens.refresh_token not in reference_path("me").read_text()
+    from kittiwake.core.oauth2 import tokens as module
+
+    module._sources["me"] = source
+    assert (await check_login(me, "imap")).ok
+    assert (await check_login(me, "smtp")).ok
+
+
+async def test_sign_in_by_pasting_the_address_the_browser_ended_on(servers: Servers) -> None:
+    me = account(servers)
+    source = TokenSource(me)
+    tokens = await sign_in_with_browser(
+        me.oauth2,  # type: ignore[arg-type]
+        source.endpoints,
+        in_browser(servers, follow=False),
+    )
+    assert servers.auth.live_tokens(servers.user.login)[0].access_token == tokens.access_token
+
+
+async def test_sign_in_with_a_code_on_another_device(servers: Servers) -> None:
+    me = account(servers)
+    source = TokenSource(me)
+    shown: list[DeviceStart] = []
+
+    def show(device: DeviceStart) -> None:
+        shown.append(device)
+        servers.auth.approve_device(device.user_code, servers.user.login)  # the phone
+
+    tokens = await sign_in_with_device(me.oauth2, source.endpoints, show)  # type: ignore[arg-type]
+    assert shown and shown[0].verification_uri.endswith("/activate")
+    assert tokens.refresh_token
+
+
+async def test_the_access_token_is_refreshed_ahead_of_expiry_and_a_revoked_sign_in_asks_once(
+    servers: Servers, tmp_path: Path
+) -> None:
+    setup_logging(tmp_path / "kittiwake.log")
+    me = account(servers)
+    clock = [1_000_000.0]
+    source = TokenSource(me, now=lambda: clock[0])
+    tokens = await sign_in_with_browser(me.oauth2, source.endpoints, in_browser(servers))  # type: ignore[arg-type]
+    await source.signed_in(tokens)
+    clock[0] = tokens.expires_at  # the hour has passed
+    fresh = await source.access_token()
+    assert fresh.reveal() != tokens.access_token  # refreshed, and the server knows it
+    assert [t.access_token for t in servers.auth.live_tokens(servers.user.login)][-1] == (
+        fresh.reveal()
+    )
+    assert await source.access_token() == fresh  # not refreshed again while fresh
+    servers.auth.revoke_all(servers.user.login)
+    source.invalidate()  # a server refused the token
+    with pytest.raises(SignInRequired) as refused:
+        await source.access_token()
+    assert "kittiwake login me" in refused.value.message
+    log = (tmp_path / "kittiwake.log").read_text()
+    for secret in (tokens.access_token, tokens.refresh_token or "", fresh.reveal()):
+        assert secret not in log and secret not in refused.value.message
