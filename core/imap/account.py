@@ -31,6 +31,7 @@ from kittiwake.core.errors import (
     ConnectionLost,
     ImapError,
     KittiwakeError,
+    SignInRequired,
 )
 from kittiwake.core.events import (
     CacheRefreshed,
@@ -61,6 +62,7 @@ from kittiwake.core.imap.parser import (
 from kittiwake.core.imap.triage import Triage
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
+from kittiwake.core.oauth2.tokens import token_source
 from kittiwake.core.searchindex import body_words
 from kittiwake.core.secrets import Secret, command_key, credentials
 
@@ -187,6 +189,8 @@ class ImapAccount:
         self._lost_reason: ConnectionLost | None = None
         self._watch_conns: list[ImapConnection] = []
         self._secret: tuple[bool, Secret] | None = None
+        #: Set by ``signed_in`` when the user has signed in again (OAuth2).
+        self._signed_in = asyncio.Event()
         self._stopping = False
         self._online = asyncio.Event()
         self._synced = asyncio.Event()
@@ -295,6 +299,13 @@ class ImapAccount:
                 self._set_state(ConnState.OFFLINE, exc.message)
                 await self._close_all()
                 return
+            except SignInRequired as exc:
+                # An OAuth2 sign-in is needed: retrying cannot help, the user must act.
+                log.info("%s: %s", self.name, exc.message)
+                self._set_state(ConnState.AUTH_FAILED, exc.message)
+                await self._close_all()
+                self._signed_in.clear()
+                await self._signed_in.wait()
             except AuthFailed as exc:
                 # Retrying a wrong password only locks the account; wait for a long while.
                 self._set_state(ConnState.AUTH_FAILED, exc.message, self.tuning.backoff_max)
@@ -394,7 +405,17 @@ class ImapAccount:
         try:
             user = cfg.user or self.account.email
             if is_token:
-                await conn.authenticate_oauth(user, secret.reveal())
+                try:
+                    await conn.authenticate_oauth(user, secret.reveal())
+                except AuthFailed:
+                    if cfg.auth != "oauth2":
+                        raise
+                    # The server refused the access token (revoked, or expired early): one
+                    # refresh and one more try; a refused refresh asks the user to sign in.
+                    token_source(self.account).invalidate()
+                    self._secret = None
+                    is_token, secret = await self._credentials(at)
+                    await conn.authenticate_oauth(user, secret.reveal())
             else:
                 await conn.login(user, secret.reveal())
             client = ImapClient(conn, on_unsolicited)
@@ -423,6 +444,11 @@ class ImapAccount:
         if self._client is None:
             raise ConnectionLost(f"{self.cfg.host}:{self.cfg.port} is not connected")
         return self._client
+
+    def signed_in(self) -> None:
+        """The user has signed in again (OAuth2): reconnect now."""
+        self._secret = None
+        self._signed_in.set()
 
     async def connect_once(self) -> None:
         """Connect the command connection without the supervisor (``kittiwake sync``)."""

@@ -18,6 +18,8 @@ not; retry later, tell the user).
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import logging
 import ssl
 from collections.abc import Callable
@@ -193,10 +195,20 @@ class SmtpSession:
         user = cfg.user or self.account.email
         try:
             is_token, secret = await credentials(cfg, self.at, self.account)  # off the loop
-            if is_token:
-                await smtp.auth_xoauth2(user, secret.reveal())
-            else:
+            if not is_token:
                 await smtp.login(user, secret.reveal())
+            elif cfg.auth != "oauth2":
+                await self._oauth(smtp, user, secret.reveal())
+            else:
+                try:
+                    await self._oauth(smtp, user, secret.reveal())
+                except aiosmtplib.SMTPAuthenticationError:
+                    # The token was refused (revoked, or expired early): refresh once.
+                    from kittiwake.core.oauth2.tokens import token_source
+
+                    token_source(self.account).invalidate()
+                    _, secret = await credentials(cfg, self.at, self.account)
+                    await self._oauth(smtp, user, secret.reveal())
         except SecretError as exc:
             raise SmtpAccountError(exc.message) from None
         except aiosmtplib.SMTPAuthenticationError as exc:
@@ -213,6 +225,29 @@ class SmtpSession:
             ) from None
         except aiosmtplib.SMTPException as exc:
             raise self._command_error(exc, "login") from None
+
+    async def _oauth(self, smtp: aiosmtplib.SMTP, user: str, token: str) -> None:
+        """OAUTHBEARER (RFC 7628) where offered, else XOAUTH2; an error challenge is
+        answered as the RFC says, and its status joins the server's refusal."""
+        if "oauthbearer" not in smtp.server_auth_methods:
+            await smtp.auth_xoauth2(user, token)
+            return
+        name = user.replace("=", "=3D").replace(",", "=2C")
+        payload = (
+            f"n,a={name},\x01host={self.cfg.host}\x01port={self.cfg.port}\x01"
+            f"auth=Bearer {token}\x01\x01"
+        )
+        reply = await smtp.execute_command(
+            b"AUTH", b"OAUTHBEARER", base64.b64encode(payload.encode())
+        )
+        detail = ""
+        if reply.code == 334:  # the error challenge: a base64 JSON status
+            with contextlib.suppress(ValueError):
+                detail = base64.b64decode(reply.message).decode("utf-8", "replace")
+            reply = await smtp.execute_command(b"AQ==")
+        if reply.code != 235:
+            message = reply.message + (f" ({detail})" if detail else "")
+            raise aiosmtplib.SMTPAuthenticationError(reply.code, message)
 
     async def submit(
         self,

@@ -167,3 +167,85 @@ async def test_the_access_token_is_refreshed_ahead_of_expiry_and_a_revoked_sign_
     log = (tmp_path / "kittiwake.log").read_text()
     for secret in (tokens.access_token, tokens.refresh_token or "", fresh.reveal()):
         assert secret not in log and secret not in refused.value.message
+
+
+def config_of(s: Servers) -> Any:
+    from kittiwake.core.config import Config
+
+    me = account(s)
+    return Config(None, {"me": me})
+
+
+def wait_for_text(out: Any, needle: str) -> str:
+    from harness import wait_for
+
+    return str(wait_for(lambda: needle in out.getvalue() and out.getvalue(), timeout=20))
+
+
+@pytest.mark.parametrize("follow", [True, False], ids=["redirect", "pasted"])
+async def test_kittiwake_login_by_browser_or_pasted_address(servers: Servers, follow: bool) -> None:
+    import io
+    import os
+    import re
+
+    from kittiwake.cli.login import run_login
+    from kittiwake.core.oauth2 import tokens as module
+
+    module._sources.clear()
+    out = io.StringIO()
+    read_end, write_end = os.pipe()
+    stdin = os.fdopen(read_end, "r")
+    paste = os.fdopen(write_end, "w")
+
+    def person() -> None:
+        text = wait_for_text(out, "paste here")
+        url = re.search(r"https://\S+/authorize\?\S+", text)
+        assert url is not None
+        landed = browser_sign_in(
+            servers.auth, url.group(), servers.user.login, servers.user.password, follow=follow
+        )
+        if not follow:
+            paste.write("something else\n" + landed + "\n")
+            paste.flush()
+
+    thread = threading.Thread(target=person)
+    thread.start()
+    try:
+        code = await run_login(config_of(servers), "me", stdin=stdin, out=out)
+    finally:
+        await asyncio.to_thread(thread.join)
+        paste.close()
+    said = out.getvalue()
+    assert code == 0, said
+    assert (
+        "ssh -L " in said and "Signed in. The sign-in is kept in a file only you can read" in said
+    )
+    assert "ok      logged in to IMAP" in said and "ok      logged in to SMTP" in said
+    if not follow:
+        assert "That is not the address the browser ended on" in said
+
+
+async def test_kittiwake_login_with_a_device_code(servers: Servers) -> None:
+    import io
+    import re
+
+    from kittiwake.cli.login import run_login
+    from kittiwake.core.oauth2 import tokens as module
+
+    module._sources.clear()
+    out = io.StringIO()
+
+    def phone() -> None:
+        text = wait_for_text(out, "waiting")
+        code = re.search(r"^  (\S+)$", text, re.M)
+        assert code is not None
+        servers.auth.approve_device(code.group(1), servers.user.login)
+
+    thread = threading.Thread(target=phone)
+    thread.start()
+    try:
+        code = await run_login(config_of(servers), "me", device=True, out=out)
+    finally:
+        await asyncio.to_thread(thread.join)
+    assert code == 0, out.getvalue()
+    assert "/activate and enter the code" in out.getvalue()
