@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from kittiwake.core.config import Config
@@ -31,6 +31,14 @@ from kittiwake.core.html import html_to_text
 from kittiwake.core.journal import Action, ActionRefused, as_seen
 from kittiwake.core.mime import ParsedMessage, parse_message
 from kittiwake.core.models import SEEN, Address, FolderInfo, FolderRole, MessageSummary
+from kittiwake.core.oauth2.endpoint import DeviceStart
+from kittiwake.core.oauth2.flow import (
+    BrowserPrompt,
+    LoopbackReceiver,
+    sign_in_with_browser,
+    sign_in_with_device,
+)
+from kittiwake.core.oauth2.tokens import token_source
 from kittiwake.core.search import QueryError, parse_query
 from kittiwake.core.search_service import (
     Hit,
@@ -403,6 +411,45 @@ class MailApi:
 
     async def delete_folder(self, account: str, folder: str) -> None:
         await self._store(account).delete_folder(folder)
+
+    # -- OAuth2 sign-in (the logic is in ``core/oauth2/``) ------------------------------------
+
+    def sign_in_needed(self, account: str) -> str | None:
+        """Why ``account`` waits for the user to sign in (OAuth2), or None."""
+        imap = self.engine.imap.get(account)
+        return imap.sign_in_needed if imap is not None else None
+
+    def can_sign_in(self, account: str) -> bool:
+        info = self.config.accounts.get(account)
+        return info is not None and info.oauth2 is not None
+
+    def can_sign_in_with_code(self, account: str) -> bool:
+        info = self.config.accounts[account]
+        return token_source(info).endpoints.device_url is not None
+
+    async def sign_in(
+        self,
+        account: str,
+        show_browser: Callable[[BrowserPrompt, LoopbackReceiver], Awaitable[None] | None],
+        show_code: Callable[[DeviceStart], None] | None = None,
+    ) -> str:
+        """Sign ``account`` in (by the browser, or by a code on another device when
+        ``show_code`` is given); the account reconnects at once. One sentence back."""
+        info = self.config.accounts[account]
+        if info.oauth2 is None:
+            raise KittiwakeError(f"accounts.{account} signs in with a password, not OAuth2")
+        source = token_source(info)
+        if show_code is not None:
+            tokens = await sign_in_with_device(info.oauth2, source.endpoints, show_code)
+        else:
+            tokens = await sign_in_with_browser(
+                info.oauth2, source.endpoints, show_browser, login_hint=info.email
+            )
+        where = await source.signed_in(tokens)
+        imap = self.engine.imap.get(account)
+        if imap is not None:
+            imap.signed_in()
+        return f"Signed in to {account}; the sign-in is kept {where}."
 
     def diagnose(self, account: str) -> AsyncIterator[Check]:
         """``kittiwake doctor`` for ``account``: its checks, layer by layer, as they run."""

@@ -45,6 +45,7 @@ from kittiwake.tui.screens.reader import ReaderScreen
 from kittiwake.tui.screens.review import ReviewScreen
 from kittiwake.tui.screens.search import QUERY_HELP, SearchPrompt, SearchScreen
 from kittiwake.tui.screens.search_triage import ResultsScreen
+from kittiwake.tui.screens.signin import SignInScreen
 from kittiwake.tui.screens.thread_reader import ResultReaderScreen, ThreadReaderScreen
 from kittiwake.tui.screens.thread_view import ConversationsScreen
 from kittiwake.tui.themes import load_themes, pick_theme, register_themes
@@ -70,6 +71,7 @@ KEYMAP_CLASSES: list[type[DOMNode]] = [
     Picker,
     HelpScreen,
     DoctorScreen,
+    SignInScreen,
     # -- compose and send ---
     ReviewScreen,
     BuiltinEditor,
@@ -182,6 +184,19 @@ class KittiwakeApp(App[None]):
             yield SystemCommand(
                 "Delete folder", "Delete the folder you are in", screen.action_delete_folder
             )
+            for account in self.api.accounts():
+                if self.api.can_sign_in(account.key):
+                    yield SystemCommand(
+                        f"Sign in: {account.key}",
+                        "OAuth2 sign-in in a browser (works over SSH too)",
+                        partial(screen.action_sign_in, account.key),
+                    )
+                    if self.api.can_sign_in_with_code(account.key):
+                        yield SystemCommand(
+                            f"Sign in with a code: {account.key}",
+                            "Type a code on any device (phone, another computer)",
+                            partial(screen.action_sign_in, account.key, True),
+                        )
             for item in self.api.compose.refused_items():  # compose and send
                 # Titles are markup too, matched as typed: no brackets from the message.
                 label = clean_line(item.describe()).translate(_NO_MARKUP)

@@ -191,6 +191,8 @@ class ImapAccount:
         self._secret: tuple[bool, Secret] | None = None
         #: Set by ``signed_in`` when the user has signed in again (OAuth2).
         self._signed_in = asyncio.Event()
+        #: Why the account waits for the user to sign in (OAuth2), else None.
+        self.sign_in_needed: str | None = None
         self._stopping = False
         self._online = asyncio.Event()
         self._synced = asyncio.Event()
@@ -302,10 +304,12 @@ class ImapAccount:
             except SignInRequired as exc:
                 # An OAuth2 sign-in is needed: retrying cannot help, the user must act.
                 log.info("%s: %s", self.name, exc.message)
+                self.sign_in_needed = exc.message
                 self._set_state(ConnState.AUTH_FAILED, exc.message)
                 await self._close_all()
                 self._signed_in.clear()
                 await self._signed_in.wait()
+                self.sign_in_needed = None
             except AuthFailed as exc:
                 # Retrying a wrong password only locks the account; wait for a long while.
                 self._set_state(ConnState.AUTH_FAILED, exc.message, self.tuning.backoff_max)

@@ -93,6 +93,7 @@ class MailboxScreen(Screen[None]):
         Binding(
             "ctrl+d", "diagnose", "Why is it offline? (doctor)", id="mailbox.diagnose", show=False
         ),
+        Binding("ctrl+l", "sign_in", "Sign in (OAuth2)", id="mailbox.sign_in", show=False),
         # -- compose and send ---
         Binding("c", "compose", "Compose", id="compose.new"),
         Binding("r", "reply", "Reply", id="compose.reply"),
@@ -577,6 +578,23 @@ class MailboxScreen(Screen[None]):
 
         self.app.push_screen(DoctorScreen(self.account, self.kw.api.diagnose(self.account)))
 
+    def action_sign_in(self, account: str | None = None, with_code: bool = False) -> None:
+        """OAuth2 sign-in for ``account`` (the one on screen by default)."""
+        account = account or self.account
+        if account is None:
+            return
+        api = self.kw.api
+        if not api.can_sign_in(account):
+            self.notify(f"{account} signs in with a password (see kittiwake doctor)")
+            return
+        from kittiwake.tui.screens.signin import SignInScreen
+
+        def done(said: str | None) -> None:
+            if said:
+                self.notify(said)
+
+        self.app.push_screen(SignInScreen(api, account, with_code=with_code), done)
+
     def on_click(self, event: events.Click) -> None:
         if isinstance(event.widget, StatusBar):
             self.action_diagnose()
@@ -757,6 +775,8 @@ class MailboxScreen(Screen[None]):
             done, total_sync = syncing[-1]
             conn = f"syncing {done:,}/{total_sync:,}"
         conn = self._pop3_status(state) or conn  # checking for mail
+        if api.sign_in_needed(self.account):
+            conn = "sign-in needed: press ctrl+l"
         parts.append(conn)
         outbox = api.outbox_status().describe()  # compose and send
         if outbox:
