@@ -47,6 +47,8 @@ class Check:
 
 async def diagnose(account: Account, *, timeout: float = 10.0) -> AsyncIterator[Check]:
     """The checks of every server of ``account``, in order, as they complete."""
+    if account.oauth2 is not None:
+        yield await _oauth2_check(account)
     protocols: tuple[Protocol, ...] = ("imap", "pop3", "smtp")
     for protocol in protocols:
         server: ServerConfig | None = getattr(account, protocol)
@@ -54,6 +56,19 @@ async def diagnose(account: Account, *, timeout: float = 10.0) -> AsyncIterator[
             continue
         async for check in _diagnose_server(account, protocol, server, timeout):
             yield check
+
+
+async def _oauth2_check(account: Account) -> Check:
+    """The OAuth2 sign-in: stored, and does a refresh give an access token?"""
+    from kittiwake.core.errors import KittiwakeError
+    from kittiwake.core.oauth2.tokens import token_source
+
+    source = token_source(account)
+    try:
+        await source.access_token()
+    except KittiwakeError as exc:
+        return Check("oauth2", "sign-in", False, exc.message, f"kittiwake login {account.key}")
+    return Check("oauth2", "sign-in", True, source.state() + " (the refresh works)")
 
 
 async def _diagnose_server(

@@ -249,3 +249,23 @@ async def test_kittiwake_login_with_a_device_code(servers: Servers) -> None:
         await asyncio.to_thread(thread.join)
     assert code == 0, out.getvalue()
     assert "/activate and enter the code" in out.getvalue()
+
+
+async def test_doctor_reports_the_sign_in(servers: Servers) -> None:
+    from kittiwake.core.oauth2 import tokens as module
+    from kittiwake.core.setup.doctor import diagnose
+
+    module._sources.clear()
+    me = account(servers)
+    checks = [c async for c in diagnose(me)]
+    first = checks[0]
+    assert (first.server, first.layer, first.ok) == ("oauth2", "sign-in", False)
+    assert "not signed in yet" in first.sentence and first.fix == "kittiwake login me"
+    source = module.token_source(me)
+    await source.signed_in(
+        await sign_in_with_browser(me.oauth2, source.endpoints, in_browser(servers))  # type: ignore[arg-type]
+    )
+    checks = [c async for c in diagnose(me)]
+    assert checks[0].ok and "expires in" in checks[0].sentence
+    assert all(c.ok for c in checks), [c.sentence for c in checks if not c.ok]
+    assert any(c.layer == "login" and "logged in to SMTP" in c.sentence for c in checks)
