@@ -269,3 +269,67 @@ async def test_doctor_reports_the_sign_in(servers: Servers) -> None:
     assert checks[0].ok and "expires in" in checks[0].sentence
     assert all(c.ok for c in checks), [c.sentence for c in checks if not c.ok]
     assert any(c.layer == "login" and "logged in to SMTP" in c.sentence for c in checks)
+
+
+async def test_a_connection_lost_after_the_token_expired_comes_back_with_a_fresh_one(
+    servers: Servers,
+    proxy_factory: Callable[[str, int], Any],
+    tmp_path: Path,
+) -> None:
+    """The access token is short-lived (as Microsoft's and Google's: an hour; here seconds):
+    the session keeps working, and a reconnect (the link dropped) refreshes it first, so the
+    user notices nothing. Afterwards neither the log nor the cache holds a token."""
+    from kittiwake.core.api import MailApi
+    from kittiwake.core.engine import Engine
+    from kittiwake.core.events import ConnectionChanged, ConnState
+    from kittiwake.core.imap.account import Tuning
+    from kittiwake.core.oauth2 import tokens as module
+
+    setup_logging(tmp_path / "kittiwake.log")
+    module._sources.clear()
+    servers.auth.access_lifetime = 5  # shorter than the refresh margin: every connect refreshes
+    proxy = proxy_factory(servers.imap.host, servers.imap.ports.imaps)
+    me = account(servers)
+    assert me.imap is not None
+    import msgspec
+
+    me = type(me)(**{**me.__dict__, "imap": msgspec.structs.replace(me.imap, port=proxy.port)})
+    source = module.token_source(me)
+    first = await sign_in_with_browser(me.oauth2, source.endpoints, in_browser(servers))  # type: ignore[arg-type]
+    await source.signed_in(first)
+    from kittiwake.core.config import Config
+
+    api = MailApi(
+        Engine(
+            Config(None, {"me": me}), tmp_path / "cache", Tuning(backoff_min=0.05, backoff_max=0.3)
+        )
+    )
+    api.start()
+    try:
+        account_ = api.engine.imap["me"]
+        await account_.wait_synced(20)
+        issued = len(servers.auth.tokens)
+        events = api.subscribe()  # from now on
+        proxy.kill_connections()  # the link drops
+
+        async def online_again() -> None:
+            offline = False
+            async for event in events:
+                if isinstance(event, ConnectionChanged) and event.account == "me":
+                    offline |= event.state is not ConnState.ONLINE
+                    assert event.state is not ConnState.AUTH_FAILED, event.reason
+                    if offline and event.state is ConnState.ONLINE:
+                        return
+
+        await asyncio.wait_for(online_again(), 20)
+        assert len(servers.auth.tokens) > issued  # refreshed before logging in again
+    finally:
+        await api.stop()
+    secrets_seen = [t.access_token for t in servers.auth.tokens] + [
+        t.refresh_token for t in servers.auth.tokens if t.refresh_token
+    ]
+    files = [tmp_path / "kittiwake.log", *(tmp_path / "cache").rglob("*")]
+    for path in files:
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(s.encode() in data for s in secrets_seen), path
