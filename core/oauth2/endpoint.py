@@ -7,13 +7,14 @@ from __future__ import annotations
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from kittiwake.core.config import OAuth2Config
 from kittiwake.core.errors import KittiwakeError, SignInRequired
 from kittiwake.core.logsetup import register_secret
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class OAuth2Error(KittiwakeError):
@@ -48,6 +49,8 @@ class DeviceStart:
 
 
 def http_client(cfg: OAuth2Config, timeout: float = 30.0) -> httpx.AsyncClient:
+    import httpx  # here: importing httpx loads rich (its command line), kept out of core's imports
+
     context = ssl.create_default_context()
     if cfg.ca_file:
         context.load_verify_locations(cafile=cfg.ca_file)
@@ -64,6 +67,8 @@ def _client_fields(cfg: OAuth2Config) -> dict[str, str]:
 async def post_form(cfg: OAuth2Config, url: str, data: dict[str, str]) -> dict[str, Any]:
     """POST ``data`` (plus the client's id) and return the JSON answer, or raise with the
     server's ``error`` and ``error_description`` in plain words."""
+    import httpx
+
     where = httpx.URL(url).host
     try:
         async with http_client(cfg) as client:
