@@ -176,7 +176,6 @@ async def test_undo_follows_a_message_that_came_back_with_a_new_uid(
     assert server_flags(device, "INBOX") == {1: set(), 3: set(), 4: set()}
 
 
-@pytest.mark.xfail(strict=True)
 async def test_undo_of_a_flag_and_a_move_in_one_step_takes_both_back(
     api_for: Callable[..., MailApi], dovecot: Dovecot, user: User
 ) -> None:
