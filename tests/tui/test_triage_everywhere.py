@@ -111,10 +111,7 @@ async def open_on(app: KittiwakeApp, pilot: object, place: str, folder: str, sub
 # -- a [keys] triage.* remapping holds everywhere -----------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "place",
-    [pytest.param(p, marks=pytest.mark.xfail(strict=True)) if p == "reader" else p for p in PLACES],
-)  # fmt: skip
+@pytest.mark.parametrize("place", PLACES)
 async def test_a_remapped_triage_key_works_everywhere(
     xdg: Path, mailbox: Callable[..., Config], place: str
 ) -> None:
@@ -137,7 +134,6 @@ async def test_a_remapped_triage_key_works_everywhere(
         assert noticed(app, "Moved 1 message to Trash")
 
 
-@pytest.mark.xfail(strict=True)
 async def test_the_readers_old_ids_are_still_accepted(
     xdg: Path, mailbox: Callable[..., Config]
 ) -> None:
@@ -161,7 +157,6 @@ async def test_the_readers_old_ids_are_still_accepted(
 # -- undoing junk takes $Junk away too ---------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True)
 @pytest.mark.parametrize("place", PLACES)
 async def test_undoing_junk_takes_the_junk_flag_away(
     xdg: Path, mailbox: Callable[..., Config], dovecot: Dovecot, user: User, place: str
