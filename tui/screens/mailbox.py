@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import events, on, work
 from textual.app import ComposeResult
@@ -33,6 +33,7 @@ from kittiwake.core.events import (
 )
 from kittiwake.core.models import FolderRole
 from kittiwake.core.sanitize import clean_line
+from kittiwake.tui.context import AppContext, app_context
 from kittiwake.tui.screens.confirm import Confirm
 from kittiwake.tui.screens.prompt import Prompt
 from kittiwake.tui.triage import TRIAGE_BUT_UNDO, Targets, TriageCommands, plural, triage_bindings
@@ -40,9 +41,6 @@ from kittiwake.tui.widgets.folder_tree import FolderRef, FolderTree
 from kittiwake.tui.widgets.footer import KeyFooter
 from kittiwake.tui.widgets.message_list import MessageList
 from kittiwake.tui.widgets.plain import PlainBar
-
-if TYPE_CHECKING:
-    from kittiwake.tui.app import KittiwakeApp
 
 NARROW = 100  # below this many columns the sidebar folds away
 
@@ -122,8 +120,8 @@ class MailboxScreen(TriageCommands):
         self._counts: dict[tuple[str, str], tuple[int, int]] = {}
 
     @property
-    def kw(self) -> KittiwakeApp:
-        return self.app  # type: ignore[return-value]
+    def kw(self) -> AppContext:
+        return app_context(self)
 
     def compose(self) -> ComposeResult:
         with Horizontal():
