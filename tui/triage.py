@@ -145,10 +145,18 @@ class TriageCommands(Screen[None]):
 
     # -- submitting --------------------------------------------------------------------------
 
-    def _submit(self, actions: list[Action], done: str, *, undoable: bool = True) -> bool | None:
+    def _submit(
+        self,
+        actions: list[Action],
+        done: str,
+        *,
+        undoable: bool = True,
+        counted: str | None = None,
+    ) -> bool | None:
         """Submit ``actions`` as one step; False (and the reason shown) when their messages
         are all gone, None when there was nothing to do. ``done`` ends with what it was done
-        to (the count said is that of the first action's kind, as asked)."""
+        to; what is said to be left out counts the actions of kind ``counted`` (the last
+        action's by default)."""
         account = self._triage_account()
         if account is None or not actions:
             return None
@@ -158,7 +166,7 @@ class TriageCommands(Screen[None]):
             self._refused(exc)
             return False
         self._after_submit()
-        kind = actions[-1].kind
+        kind = counted or actions[-1].kind
         asked = sum(len(a.uids) for a in actions if a.kind == kind)
         kept = sum(len(a.uids) for a in acted if a.kind == kind)
         if done and (missing := asked - kept) > 0:
@@ -275,9 +283,8 @@ class TriageCommands(Screen[None]):
         if junk is None:
             self.notify("This account has no Junk folder.", severity="warning")
             return None
-        aim = [t for t in aim if t.folder != junk]
         count = sum(len(t.uids) for t in aim)
-        actions = [
+        actions = [  # per folder: the flag, then the move (none for what is in Junk already)
             a
             for t in aim
             for a in (
@@ -285,7 +292,7 @@ class TriageCommands(Screen[None]):
                 *self._actions("move", [t], dest=junk),
             )
         ]
-        return self._submit(actions, f"Marked as junk: {plural(count)}")
+        return self._submit(actions, f"Marked as junk: {plural(count)}", counted="flags")
 
     def _folder_refs(self, account: str) -> list[FolderRef]:
         return tree_order(account, app_context(self).api.folders(account))
