@@ -243,7 +243,8 @@ def compose_new(app: App[Any], account: str | None, to: str = "") -> None:
 
         _open_review(app, make(), edit_first=True)
 
-    app.push_screen(NewMessagePrompt(app_context(app).api.complete_addresses, to), answered)  # type: ignore[arg-type]
+    complete = app_context(app).api.complete_addresses
+    app.push_screen(NewMessagePrompt(complete, to), answered)  # type: ignore[arg-type]
 
 
 def compose_reply(app: App[Any], account: str, folder: str, uid: int, *, all: bool) -> None:
