@@ -24,6 +24,7 @@ from kittiwake.core.config import Config
 from kittiwake.core.events import MessagesAdded
 from kittiwake.core.models import SEEN, FolderRole, MessageSummary
 from kittiwake.core.sanitize import clean_line
+from kittiwake.tui.context import AppContext
 from kittiwake.tui.keymap import binding_ids, check_keymap
 from kittiwake.tui.screens.compose import (
     BuiltinEditor,
@@ -315,3 +316,8 @@ def _database_error(error: BaseException) -> sqlite3.DatabaseError | None:
             return seen
         seen = getattr(seen, "error", None) or seen.__cause__ or seen.__context__
     return None
+
+
+def _context(app: KittiwakeApp) -> AppContext:
+    """The app is what screens and widgets see of it (``tui/context.py``): checked by mypy."""
+    return app

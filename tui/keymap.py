@@ -9,6 +9,13 @@ from __future__ import annotations
 from textual.binding import Binding
 from textual.dom import DOMNode
 
+#: Ids that were renamed: the old name still works, with a warning saying the new one. The
+#: reader had its own triage ids until it took the list's (``tui/triage.py``).
+RENAMED = {
+    f"reader.{name}": f"triage.{name}"
+    for name in ("flag", "read", "archive", "delete", "move", "junk", "undo")
+}
+
 
 def binding_ids(classes: list[type[DOMNode]]) -> set[str]:
     ids: set[str] = set()
@@ -26,6 +33,15 @@ def check_keymap(
     keymap: dict[str, str] = {}
     warnings: list[str] = []
     for ident, spec in keys.items():
+        if ident in RENAMED and RENAMED[ident] in known:
+            new = RENAMED[ident]
+            if new in keys:
+                warnings.append(
+                    f"{where}: keys.{ident}: ignored, keys.{new} is set (it is its new name)"
+                )
+                continue
+            warnings.append(f"{where}: keys.{ident} is now called {new} (it applies everywhere)")
+            ident = new
         if ident not in known:
             close = sorted(k for k in known if k.split(".")[-1] == ident.split(".")[-1])
             hint = f" (did you mean {close[0]}?)" if close else ""

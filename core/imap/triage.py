@@ -145,6 +145,7 @@ class Triage:
 
     async def _flush(self, client: ImapClient, recreated: dict[str, list[str]]) -> None:
         for action in self.journal.pending():
+            action = self._followed(action)
             try:
                 if action.kind == "create":
                     await self._create(client, action.folder)
@@ -279,6 +280,15 @@ class Triage:
         return copyuid_of(sel.uidvalidity or 0, pairs)
 
     # -- undo -----------------------------------------------------------------------------
+
+    def _followed(self, action: Action) -> Action:
+        """A flag change waiting to be sent, on the UIDs its messages have now: undoing one
+        step of [flag, move] (junk) moves them back first, under new UIDs (``UidTrail``
+        renumbers the waiting change's record), then changes their flags there."""
+        record = self.done.get(action.id or -1)
+        if action.kind != "flags" or record is None or record.action.uids == action.uids:
+            return action
+        return msgspec.structs.replace(action, uids=record.action.uids)
 
     def keep(self, action: Action) -> None:
         """Undo may ask about ``action`` once it is sent (see ``UndoRecords``)."""

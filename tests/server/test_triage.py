@@ -21,7 +21,7 @@ from kittiwake.core.engine import Engine
 from kittiwake.core.events import ConnectionChanged, ConnState, SyncError
 from kittiwake.core.imap.account import Tuning
 from kittiwake.core.journal import Action
-from kittiwake.core.models import DELETED, FLAGGED, SEEN
+from kittiwake.core.models import DELETED, FLAGGED, JUNK, SEEN
 
 
 def server_flags(device: imaplib.IMAP4, folder: str) -> dict[int, set[str]]:
@@ -174,6 +174,31 @@ async def test_undo_follows_a_message_that_came_back_with_a_new_uid(
     assert api.undo("me").startswith("Undone")
     await settled(api)
     assert server_flags(device, "INBOX") == {1: set(), 3: set(), 4: set()}
+
+
+async def test_undo_of_a_flag_and_a_move_in_one_step_takes_both_back(
+    api_for: Callable[..., MailApi], dovecot: Dovecot, user: User
+) -> None:
+    """Junk is one step: flag, then move. Undone once the server has both, the message moves
+    back (a new UID) and the flag comes off it there, not off the UID it had before."""
+    device = imap_device(dovecot, user)
+    append_many(device, 3)
+    api = api_for(dovecot, user)
+    await started(api)
+    api.act_many(
+        "me",
+        [
+            flags_action([2], add=(JUNK,)),
+            Action(kind="move", folder="INBOX", uidvalidity=None, uids=(2,), dest="Junk"),
+        ],
+    )
+    await settled(api)
+    assert JUNK in next(iter(server_flags(device, "Junk").values()))
+    assert api.undo("me").startswith("Undone")
+    await settled(api)
+    assert server_flags(device, "Junk") == {}
+    assert server_flags(device, "INBOX") == {1: set(), 3: set(), 4: set()}
+    assert api.undo("me") == "Nothing to undo"
 
 
 async def test_delete_moves_to_trash_and_in_trash_deletes_for_good(

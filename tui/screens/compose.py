@@ -13,7 +13,7 @@ import shlex
 import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -28,12 +28,9 @@ from kittiwake.core.config import Config
 from kittiwake.core.drafts import LocalDraft
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.sanitize import clean_line
+from kittiwake.tui.context import app_context
 from kittiwake.tui.widgets.address_input import AddressInput, PathInput
 from kittiwake.tui.widgets.footer import KeyFooter
-
-if TYPE_CHECKING:
-    from kittiwake.tui.app import KittiwakeApp
-
 
 KEEP_EVERY = 5.0
 """Seconds between writes of the built-in editor's text to the draft's local copy."""
@@ -219,7 +216,7 @@ class PathPrompt(ModalScreen[str | None]):
 # -- starting a message -----------------------------------------------------------------------
 
 
-def _open_review(app: KittiwakeApp, make: Awaitable[LocalDraft], edit_first: bool) -> None:
+def _open_review(app: App[Any], make: Awaitable[LocalDraft], edit_first: bool) -> None:
     from kittiwake.tui.screens.review import ReviewScreen
 
     async def start() -> None:
@@ -233,7 +230,7 @@ def _open_review(app: KittiwakeApp, make: Awaitable[LocalDraft], edit_first: boo
     app.run_worker(start(), group="compose-start", exclusive=True)
 
 
-def compose_new(app: KittiwakeApp, account: str | None, to: str = "") -> None:
+def compose_new(app: App[Any], account: str | None, to: str = "") -> None:
     """``c``: ask To and Subject, then the editor."""
 
     def answered(result: tuple[str, str] | None) -> None:
@@ -242,45 +239,44 @@ def compose_new(app: KittiwakeApp, account: str | None, to: str = "") -> None:
         to_text, subject = result
 
         async def make() -> LocalDraft:
-            return app.api.compose.new(account, to_text, subject)
+            return app_context(app).api.compose.new(account, to_text, subject)
 
         _open_review(app, make(), edit_first=True)
 
-    app.push_screen(NewMessagePrompt(app.api.complete_addresses, to), answered)  # type: ignore[arg-type]
+    complete = app_context(app).api.complete_addresses
+    app.push_screen(NewMessagePrompt(complete, to), answered)  # type: ignore[arg-type]
 
 
-def compose_reply(app: KittiwakeApp, account: str, folder: str, uid: int, *, all: bool) -> None:
-    _open_review(app, app.api.compose.reply(account, folder, uid, all=all), edit_first=True)
+def compose_reply(app: App[Any], account: str, folder: str, uid: int, *, all: bool) -> None:
+    reply = app_context(app).api.compose.reply(account, folder, uid, all=all)
+    _open_review(app, reply, edit_first=True)
 
 
-def compose_forward(
-    app: KittiwakeApp, account: str, folder: str, uid: int, *, attached: bool
-) -> None:
-    _open_review(
-        app, app.api.compose.forward(account, folder, uid, attached=attached), edit_first=True
-    )
+def compose_forward(app: App[Any], account: str, folder: str, uid: int, *, attached: bool) -> None:
+    forward = app_context(app).api.compose.forward(account, folder, uid, attached=attached)
+    _open_review(app, forward, edit_first=True)
 
 
-def compose_reopen(app: KittiwakeApp, account: str, folder: str, uid: int) -> None:
+def compose_reopen(app: App[Any], account: str, folder: str, uid: int) -> None:
     """A draft from the Drafts folder: straight to the review."""
-    _open_review(app, app.api.draft_from(account, folder, uid), edit_first=False)
+    _open_review(app, app_context(app).api.draft_from(account, folder, uid), edit_first=False)
 
 
-def compose_prepared(app: KittiwakeApp, account: str | None, draft: Draft) -> None:
+def compose_prepared(app: App[Any], account: str | None, draft: Draft) -> None:
     """A message filled in beforehand (``kittiwake 'mailto:...'``)."""
 
     async def make() -> LocalDraft:
-        return app.api.compose.from_draft(account, draft)
+        return app_context(app).api.compose.from_draft(account, draft)
 
     _open_review(app, make(), edit_first=True)
 
 
-def compose_refused(app: KittiwakeApp, account: str, item_id: str) -> None:
+def compose_refused(app: App[Any], account: str, item_id: str) -> None:
     """A message the server refused, back in the review to fix and send again."""
-    _open_review(app, app.api.compose.edit_refused(account, item_id), edit_first=False)
+    _open_review(app, app_context(app).api.compose.edit_refused(account, item_id), edit_first=False)
 
 
-def delete_refused(app: KittiwakeApp, account: str, item_id: str, label: str) -> None:
+def delete_refused(app: App[Any], account: str, item_id: str, label: str) -> None:
     """A refused message given up on: asked first, then gone from the outbox."""
     from kittiwake.tui.screens.confirm import Confirm
 
@@ -288,7 +284,7 @@ def delete_refused(app: KittiwakeApp, account: str, item_id: str, label: str) ->
         if not yes:
             return
         try:
-            await app.api.compose.delete_refused(account, item_id)
+            await app_context(app).api.compose.delete_refused(account, item_id)
         except (KittiwakeError, OSError, KeyError) as exc:
             app.notify(clean_line(f"Not deleted: {exc}"), severity="error", markup=False)
             return
@@ -299,7 +295,7 @@ def delete_refused(app: KittiwakeApp, account: str, item_id: str, label: str) ->
     )
 
 
-def resend_uncertain(app: KittiwakeApp, account: str, item_id: str, label: str) -> None:
+def resend_uncertain(app: App[Any], account: str, item_id: str, label: str) -> None:
     """A message that may have been delivered: the user says it was not; asked first (the
     recipients may get it twice), then sent again."""
     from kittiwake.tui.screens.confirm import Confirm
@@ -308,7 +304,7 @@ def resend_uncertain(app: KittiwakeApp, account: str, item_id: str, label: str) 
         if not yes:
             return
         try:
-            await app.api.compose.resend_uncertain(account, item_id)
+            await app_context(app).api.compose.resend_uncertain(account, item_id)
         except (KittiwakeError, OSError, KeyError) as exc:
             app.notify(clean_line(f"Not sent again: {exc}"), severity="error", markup=False)
             return
@@ -325,7 +321,7 @@ def resend_uncertain(app: KittiwakeApp, account: str, item_id: str, label: str) 
     )
 
 
-def delete_uncertain(app: KittiwakeApp, account: str, item_id: str, label: str) -> None:
+def delete_uncertain(app: App[Any], account: str, item_id: str, label: str) -> None:
     """A message that may have been delivered, not to be sent again: asked first."""
     from kittiwake.tui.screens.confirm import Confirm
 
@@ -333,7 +329,7 @@ def delete_uncertain(app: KittiwakeApp, account: str, item_id: str, label: str) 
         if not yes:
             return
         try:
-            await app.api.compose.delete_uncertain(account, item_id)
+            await app_context(app).api.compose.delete_uncertain(account, item_id)
         except (KittiwakeError, OSError, KeyError) as exc:
             app.notify(clean_line(f"Not deleted: {exc}"), severity="error", markup=False)
             return

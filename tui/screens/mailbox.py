@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar
 
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Tree
 
 from kittiwake.core.errors import KittiwakeError
@@ -33,18 +31,16 @@ from kittiwake.core.events import (
     SyncError,
     SyncProgress,
 )
-from kittiwake.core.journal import Action, ActionRefused
-from kittiwake.core.models import FLAGGED, JUNK, SEEN, FolderRole
+from kittiwake.core.models import FolderRole
 from kittiwake.core.sanitize import clean_line
+from kittiwake.tui.context import AppContext, app_context
 from kittiwake.tui.screens.confirm import Confirm
 from kittiwake.tui.screens.prompt import Prompt
+from kittiwake.tui.triage import TRIAGE_BUT_UNDO, Targets, TriageCommands, plural, triage_bindings
 from kittiwake.tui.widgets.folder_tree import FolderRef, FolderTree
 from kittiwake.tui.widgets.footer import KeyFooter
 from kittiwake.tui.widgets.message_list import MessageList
 from kittiwake.tui.widgets.plain import PlainBar
-
-if TYPE_CHECKING:
-    from kittiwake.tui.app import KittiwakeApp
 
 NARROW = 100  # below this many columns the sidebar folds away
 
@@ -60,35 +56,19 @@ class StatusBar(PlainBar):
     """
 
 
-@dataclass(frozen=True)
-class Targets:
-    """The messages a key acts on, as the user saw them: their folder, its UIDVALIDITY when
-    they were shown, and their UIDs."""
-
-    folder: str
-    uidvalidity: int | None
-    uids: tuple[int, ...]
-
-
-class MailboxScreen(Screen[None]):
+class MailboxScreen(TriageCommands):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("J", "next_folder", "Next folder", id="mailbox.next_folder", show=False),
         Binding("K", "previous_folder", "Prev folder", id="mailbox.previous_folder", show=False),
         Binding("o", "go_folder", "Go to folder", id="mailbox.go_folder", show=False),
         Binding("b", "toggle_sidebar", "Sidebar", id="mailbox.toggle_sidebar", show=False),
         Binding("tab", "switch_pane", "Pane", id="mailbox.switch_pane", show=False),
-        Binding("s", "flag", "Flag", id="triage.flag"),
-        Binding("u", "toggle_read", "Read/unread", id="triage.read", show=False),
-        Binding("e", "archive", "Archive", id="triage.archive"),
-        Binding("d", "delete", "Delete", id="triage.delete"),
-        Binding("m", "move", "Move", id="triage.move", show=False),
-        Binding("y", "copy", "Copy", id="triage.copy", show=False),
-        Binding("exclamation_mark", "junk", "Junk", id="triage.junk", show=False),
+        *triage_bindings(shown=("flag", "archive", "delete"), only=TRIAGE_BUT_UNDO),
         Binding("x", "select", "Select", id="triage.select", show=False),
         Binding("X", "select_thread", "Select thread", id="triage.select_thread", show=False),
         Binding("asterisk", "select_all", "Select all", id="triage.select_all", show=False),
         Binding("escape", "clear_selection", "Clear selection", id="triage.clear", show=False),
-        Binding("z", "undo", "Undo", id="triage.undo"),
+        *triage_bindings(shown=("undo",), only=("undo",)),
         Binding("ctrl+r", "check_now", "Check for new mail", id="mailbox.refresh", show=False),
         Binding(
             "ctrl+d", "diagnose", "Why is it offline? (doctor)", id="mailbox.diagnose", show=False
@@ -141,8 +121,8 @@ class MailboxScreen(Screen[None]):
         self._counts: dict[tuple[str, str], tuple[int, int]] = {}
 
     @property
-    def kw(self) -> KittiwakeApp:
-        return self.app  # type: ignore[return-value]
+    def kw(self) -> AppContext:
+        return app_context(self)
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -251,191 +231,27 @@ class MailboxScreen(Screen[None]):
     async def action_quit(self) -> None:
         await self.app.action_quit()
 
-    # -- triage ---------------------------------------------------------------------------
+    # -- triage (the keys and actions: tui/triage.py) ------------------------------------
 
     def _list(self) -> MessageList:
         return self.query_one(MessageList)
 
-    def _targets(self, given: Targets | None = None) -> Targets | None:
-        """What a key acts on, taken when it is pressed: ``given`` (the reader's message),
-        else the selection or the row under the cursor, with the UIDVALIDITY the list was
-        read under. A picker or a question answered later acts on these, not on whatever
-        the cursor is on by then."""
-        if given is not None:
-            return given
+    def _triage_account(self) -> str | None:
+        return self.account
+
+    def _targets(self) -> list[Targets]:
+        """The selection, or the row under the cursor, with the UIDVALIDITY the list was
+        read under."""
         uids = self._list().targets()
         if not uids or self.folder is None:
-            return None
-        return Targets(self.folder, self._list().uidvalidity, uids)
+            return []
+        return [Targets(self.folder, self._list().uidvalidity, uids)]
 
-    def _act(self, action: Action, done: Callable[[int], str], *, undoable: bool = True) -> bool:
-        """Submit ``action``; False (and the reason shown) when its messages are gone."""
-        if self.account is None:
-            return False
-        try:
-            acted = self.kw.api.act(self.account, action, undoable=undoable)
-        except ActionRefused as exc:
-            self.notify(clean_line(exc.message), severity="warning")
-            return False
+    def _after_submit(self) -> None:
         self._list().clear_selection()
-        said = done(len(acted.uids))
-        if said:
-            self.notify(f"{said} (z to undo)" if undoable else said, timeout=3)
-        return True
 
-    def _plural(self, n: int) -> str:
-        return f"{n} message{'s' if n != 1 else ''}"
-
-    def _flag_toggle(
-        self, flag: str, on_word: str, off_word: str, targets: Targets | None
-    ) -> bool | None:
-        if (aim := self._targets(targets)) is None:
-            return None
-        rows = self.kw.api.summaries(self.account or "", aim.folder, list(aim.uids))
-        everyone_has = all(flag in rows[u].flags for u in aim.uids if u in rows)
-        add, remove = ((), (flag,)) if everyone_has else ((flag,), ())
-        word = off_word if everyone_has else on_word
-        return self._act(
-            Action(
-                kind="flags",
-                folder=aim.folder,
-                uidvalidity=aim.uidvalidity,
-                uids=aim.uids,
-                add=add,
-                remove=remove,
-            ),
-            lambda n: f"{word} {self._plural(n)}",
-        )
-
-    def action_flag(self, targets: Targets | None = None) -> bool | None:
-        return self._flag_toggle(FLAGGED, "Flagged", "Unflagged", targets)
-
-    def action_toggle_read(self, targets: Targets | None = None) -> bool | None:
-        return self._flag_toggle(SEEN, "Marked read:", "Marked unread:", targets)
-
-    def _move_to(
-        self,
-        dest: str,
-        aim: Targets,
-        verb: str = "Moved",
-        kind: Literal["move", "copy"] = "move",
-    ) -> bool | None:
-        if dest == aim.folder:
-            return None
-        return self._act(
-            Action(
-                kind=kind, folder=aim.folder, uidvalidity=aim.uidvalidity, uids=aim.uids, dest=dest
-            ),
-            lambda n: f"{verb} {self._plural(n)} to {clean_line(dest)}",
-        )
-
-    def action_archive(self, targets: Targets | None = None) -> bool | None:
-        if self.account is None or (aim := self._targets(targets)) is None:
-            return None
-        dest = self.kw.api.archive_folder(self.account)
-        if dest is not None:
-            return self._move_to(dest, aim, "Archived")
-        account = self.account
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self._create_then(
-                    account, "Archive", lambda: self._move_to("Archive", aim, "Archived")
-                )
-
-        self.app.push_screen(
-            Confirm("This account has no Archive folder. Create one called “Archive”?"), answer
-        )
-        return None
-
-    def _create_then(
-        self, account: str, name: str, then: Callable[[], object], *, for_move: bool = True
-    ) -> None:
-        """Create ``name``, then ``then()``. For a move or copy into it the creation is
-        journaled ahead of the move (it waits with it while offline)."""
-        api = self.kw.api
-        create_folder = api.create_folder_for_move if for_move else api.create_folder
-
-        async def create() -> None:
-            try:
-                await create_folder(account, name)
-            except KittiwakeError as exc:
-                self.notify(exc.message, severity="error")
-                return
-            then()
-
-        self.run_worker(create(), group="create-folder")
-
-    def action_delete(self, targets: Targets | None = None) -> bool | None:
-        if self.account is None or (aim := self._targets(targets)) is None:
-            return None
-        trash = self.kw.api.role_folder(self.account, FolderRole.TRASH)
-        if trash is not None and trash != aim.folder:
-            return self._move_to(trash, aim, "Moved")
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self._act(
-                    Action(
-                        kind="expunge",
-                        folder=aim.folder,
-                        uidvalidity=aim.uidvalidity,
-                        uids=aim.uids,
-                    ),
-                    lambda n: f"Deleted {self._plural(n)} for good",
-                    undoable=False,
-                )
-
-        count = self._plural(len(aim.uids))
-        self.app.push_screen(Confirm(f"Delete {count} for good? This cannot be undone."), answer)
-        return None
-
-    def action_junk(self, targets: Targets | None = None) -> bool | None:
-        if self.account is None or (aim := self._targets(targets)) is None:
-            return None
-        junk = self.kw.api.role_folder(self.account, FolderRole.JUNK)
-        if junk is None:
-            self.notify("This account has no Junk folder.", severity="warning")
-            return None
-        flagged = self._act(
-            Action(
-                kind="flags",
-                folder=aim.folder,
-                uidvalidity=aim.uidvalidity,
-                uids=aim.uids,
-                add=(JUNK,),
-            ),
-            lambda n: "",
-            undoable=False,
-        )
-        return flagged and self._move_to(junk, aim, "Marked as junk:")
-
-    def _pick_folder(self, title: str, then: Callable[[str], object]) -> None:
-        from kittiwake.tui.screens.folder_picker import FolderPicker
-
-        account = self.account
-        if account is None:
-            return
-        refs = [r for r in self.query_one(FolderTree).folder_refs() if r.account == account]
-
-        def chosen(ref: FolderRef | None) -> None:
-            if ref is None or ref.folder is None:
-                return
-            name = ref.folder
-            if ref.create:
-                self._create_then(account, name, lambda: then(name))
-            else:
-                then(name)
-
-        self.app.push_screen(FolderPicker(refs, title, create_in=account), chosen)
-
-    def action_move(self, targets: Targets | None = None) -> None:
-        if (aim := self._targets(targets)) is not None:
-            self._pick_folder("Move to…", lambda dest: self._move_to(dest, aim))
-
-    def action_copy(self, targets: Targets | None = None) -> None:
-        if (aim := self._targets(targets)) is not None:
-            self._pick_folder("Copy to…", lambda dest: self._move_to(dest, aim, "Copied", "copy"))
+    def _folder_refs(self, account: str) -> list[FolderRef]:
+        return [r for r in self.query_one(FolderTree).folder_refs() if r.account == account]
 
     def action_select(self) -> None:
         messages = self._list()
@@ -515,7 +331,7 @@ class MailboxScreen(Screen[None]):
 
         self.app.push_screen(
             Confirm(
-                f"Delete the folder {clean_line(folder)} and the {self._plural(total)} in it?"
+                f"Delete the folder {clean_line(folder)} and the {plural(total)} in it?"
                 " This cannot be undone."
             ),
             answer,
@@ -538,7 +354,7 @@ class MailboxScreen(Screen[None]):
     def action_compose(self) -> None:
         from kittiwake.tui.screens.compose import compose_new
 
-        compose_new(self.kw, self.account)
+        compose_new(self.app, self.account)
 
     def _current(self) -> tuple[str, str, int] | None:
         uid = self._list().current_uid
@@ -550,13 +366,13 @@ class MailboxScreen(Screen[None]):
         from kittiwake.tui.screens.compose import compose_reply
 
         if (here := self._current()) is not None:
-            compose_reply(self.kw, *here, all=all)
+            compose_reply(self.app, *here, all=all)
 
     def action_forward(self, attached: bool = False) -> None:
         from kittiwake.tui.screens.compose import compose_forward
 
         if (here := self._current()) is not None:
-            compose_forward(self.kw, *here, attached=attached)
+            compose_forward(self.app, *here, attached=attached)
 
     def _in_drafts(self) -> bool:
         return self.account is not None and self.folder == self.kw.api.role_folder(
@@ -564,9 +380,6 @@ class MailboxScreen(Screen[None]):
         )
 
     # -- end compose and send -------------------------------------------------------------
-
-    def action_undo(self) -> None:
-        self.notify(self.kw.api.undo(self.account), timeout=3)
 
     # -- checking for mail (ctrl+r: POP3 downloads now, IMAP resyncs the folder) -----------
 
@@ -647,7 +460,7 @@ class MailboxScreen(Screen[None]):
         if self._in_drafts() and (here := self._current()) is not None:
             from kittiwake.tui.screens.compose import compose_reopen
 
-            compose_reopen(self.kw, *here)  # a draft opens in the composer
+            compose_reopen(self.app, *here)  # a draft opens in the composer
             return
         self.app.push_screen(ReaderScreen(self.account, self.folder, self.query_one(MessageList)))
 

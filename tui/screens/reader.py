@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -17,14 +18,16 @@ from textual.widgets import Static
 from kittiwake.core import paths
 from kittiwake.core.body import BodyLine, analyse
 from kittiwake.core.events import Event, FolderReset, MessagesExpunged
+from kittiwake.core.journal import ActionRefused
 from kittiwake.core.mime import Attachment, ParsedMessage
 from kittiwake.core.models import SEEN, Address
 from kittiwake.core.sanitize import clean_line, clean_text
+from kittiwake.tui.context import AppContext, app_context
+from kittiwake.tui.triage import Targets, TriageCommands, triage_bindings
 from kittiwake.tui.widgets.footer import KeyFooter
 from kittiwake.tui.widgets.plain import PlainBar
 
 if TYPE_CHECKING:
-    from kittiwake.tui.app import KittiwakeApp
     from kittiwake.tui.widgets.message_list import MessageList
 
 
@@ -157,7 +160,7 @@ class MessageBody(Static):
         return self.get_component_rich_style(f"body--{name}", partial=True)
 
 
-class ReaderScreen(Screen[None]):
+class ReaderScreen(TriageCommands):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "back", "Back", id="reader.back"),
         Binding("J", "next_message", "Next", id="reader.next"),
@@ -171,13 +174,8 @@ class ReaderScreen(Screen[None]):
         Binding("H", "toggle_headers", "Headers", id="reader.headers"),
         Binding("S", "save_attachment", "Save", id="reader.save"),
         Binding("V", "toggle_source", "Source", id="reader.source"),
-        Binding("s", "triage('flag')", "Flag", id="reader.flag", show=False),
-        Binding("u", "triage('toggle_read')", "Unread", id="reader.read", show=False),
-        Binding("e", "triage('archive', True)", "Archive", id="reader.archive", show=False),
-        Binding("d", "triage('delete', True)", "Delete", id="reader.delete", show=False),
-        Binding("m", "triage('move', True)", "Move", id="reader.move", show=False),
-        Binding("exclamation_mark", "triage('junk', True)", "Junk", id="reader.junk", show=False),
-        Binding("z", "triage('undo')", "Undo", id="reader.undo", show=False),
+        # The list's triage keys (same ids), on the message shown.
+        *triage_bindings(labels={"read": "Unread"}),
         # -- compose and send ---
         Binding("r", "reply", "Reply", id="compose.reply"),
         Binding("R", "reply(True)", "Reply all", id="compose.reply_all", show=False),
@@ -238,8 +236,8 @@ class ReaderScreen(Screen[None]):
         self._leaving: int | None = None
 
     @property
-    def kw(self) -> KittiwakeApp:
-        return self.app  # type: ignore[return-value]
+    def kw(self) -> AppContext:
+        return app_context(self)
 
     def compose(self) -> ComposeResult:
         yield PlainBar(id="gone")
@@ -459,31 +457,52 @@ class ReaderScreen(Screen[None]):
     def action_save_attachment(self) -> None:
         offer_save(self, self.parsed)
 
-    def action_triage(self, name: str, leaves: bool = False) -> None:
-        """The list's triage keys, on the message shown (by its folder, UIDVALIDITY and UID,
-        never the list's cursor row, which another device's expunge moves); if it leaves the
-        folder, show the next. A message gone meanwhile is left alone, and said to be."""
-        from kittiwake.tui.screens.mailbox import MailboxScreen, Targets
+    # -- triage: tui/triage.py's keys on the message shown ----------------------------------
 
-        mailbox = next(s for s in self.app.screen_stack if isinstance(s, MailboxScreen))
-        if name == "undo":
-            mailbox.action_undo()
-            return
+    def _triage_account(self) -> str | None:
+        return self.account
+
+    def _targets(self) -> list[Targets]:
+        """The message shown, by its folder, UIDVALIDITY and UID (never the list's cursor
+        row, which another device's expunge moves)."""
         if self.uid is None:
-            return
-        shown = self.uid
+            return []
+        return [Targets(self.folder, self.uidvalidity, (self.uid,))]
+
+    def _after_submit(self) -> None:
         self.messages.clear_selection()
+
+    def _refused(self, exc: ActionRefused) -> None:
+        """A message gone meanwhile is left alone, and said to be."""
+        super()._refused(exc)
+        self._leaving = None
+        self.show_gone(GONE)
+
+    def _leave(self, act: Callable[[], bool | None]) -> bool | None:
+        """``act`` takes the message shown out of its folder: show the next. When a picker
+        or a question is open, its answer moves it later (``on_engine_event`` shows the
+        next then)."""
+        shown = self.uid
+        if shown is None:
+            return None
         before = len(self.app.screen_stack)
-        if leaves:
-            self._leaving = shown
-        acted = getattr(mailbox, f"action_{name}")(Targets(self.folder, self.uidvalidity, (shown,)))
-        if acted is False:
-            self._leaving = None
-            self.show_gone(GONE)
-            return
-        if not leaves or len(self.app.screen_stack) != before:
-            return  # a picker or a question is open; its answer moves the message later
-        self._show_next(shown)
+        self._leaving = shown
+        acted = act()
+        if acted and len(self.app.screen_stack) == before:
+            self._show_next(shown)
+        return acted
+
+    def action_archive(self) -> bool | None:
+        return self._leave(super().action_archive)
+
+    def action_delete(self) -> bool | None:
+        return self._leave(super().action_delete)
+
+    def action_junk(self) -> bool | None:
+        return self._leave(super().action_junk)
+
+    def action_move(self) -> None:
+        self._leave(super().action_move)
 
     def _show_next(self, left: int) -> None:
         """``left`` left the folder: show the message after it (before it, at the end)."""
@@ -535,7 +554,7 @@ class ReaderScreen(Screen[None]):
     def action_compose(self) -> None:
         from kittiwake.tui.screens.compose import compose_new
 
-        compose_new(self.kw, self.account)
+        compose_new(self.app, self.account)
 
     def _quotable(self) -> bool:
         """A reply or forward reads the message again by its UID: in a folder recreated
@@ -552,10 +571,10 @@ class ReaderScreen(Screen[None]):
         from kittiwake.tui.screens.compose import compose_reply
 
         if self._quotable() and self.uid is not None:
-            compose_reply(self.kw, self.account, self.folder, self.uid, all=all)
+            compose_reply(self.app, self.account, self.folder, self.uid, all=all)
 
     def action_forward(self, attached: bool = False) -> None:
         from kittiwake.tui.screens.compose import compose_forward
 
         if self._quotable() and self.uid is not None:
-            compose_forward(self.kw, self.account, self.folder, self.uid, attached=attached)
+            compose_forward(self.app, self.account, self.folder, self.uid, attached=attached)

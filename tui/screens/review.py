@@ -12,7 +12,7 @@ import asyncio
 import mimetypes
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -34,6 +34,7 @@ from kittiwake.core.drafts import LocalDraft
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.models import Address
 from kittiwake.core.sanitize import clean_line, clean_text
+from kittiwake.tui.context import AppContext, app_context
 from kittiwake.tui.screens.compose import (
     BuiltinEditor,
     PathPrompt,
@@ -43,9 +44,6 @@ from kittiwake.tui.screens.compose import (
 from kittiwake.tui.screens.confirm import Confirm
 from kittiwake.tui.widgets.address_input import AddressInput
 from kittiwake.tui.widgets.footer import KeyFooter
-
-if TYPE_CHECKING:
-    from kittiwake.tui.app import KittiwakeApp
 
 AUTOSAVE_EVERY = 30.0
 ADDRESS_FIELDS = ("to", "cc", "bcc")
@@ -131,8 +129,8 @@ class ReviewScreen(Screen[None]):
         self._builtin: BuiltinEditor | None = None
 
     @property
-    def kw(self) -> KittiwakeApp:
-        return self.app  # type: ignore[return-value]
+    def kw(self) -> AppContext:
+        return app_context(self)
 
     # -- layout ---------------------------------------------------------------------------
 

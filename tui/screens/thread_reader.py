@@ -5,7 +5,7 @@ search results (one message, read as the message reader reads one: no n/p or fol
 ``n``/``p`` move between the messages of the thread, ``enter`` folds or unfolds the one
 under the marker, ``J``/``K`` go to the next or previous conversation of the list it came
 from (the next result, from search).
-Every triage key of the mailbox (same ids, ``triage.*``) and every per-message key of the
+Every triage key (``tui/triage.py``, ids ``triage.*``) and every per-message key of the
 reader (same ids: ``compose.*`` reply and forward, ``reader.headers``, ``reader.source``,
 ``reader.save``) acts on the message under the marker, whose attachments are listed under
 its body. The view follows the events: flags redraw, a message moved or deleted (here or on
@@ -33,6 +33,7 @@ from kittiwake.core.models import FLAGGED, SEEN, Address, MessageSummary
 from kittiwake.core.sanitize import clean_line, clean_text
 from kittiwake.tui.screens.reader import MessageBody, attachment_list, offer_save
 from kittiwake.tui.screens.search_triage import TitleBar, TriageScreen
+from kittiwake.tui.triage import triage_bindings
 from kittiwake.tui.widgets.footer import KeyFooter
 from kittiwake.tui.widgets.message_list import compact_date
 from kittiwake.tui.widgets.thread_list import ThreadList
@@ -161,8 +162,7 @@ class ThreadReaderScreen(TriageScreen):
         Binding("S", "save_attachment", "Save attachment", id="reader.save", show=False),
         Binding("?", "help", "Help", id="app.help"),
         # The triage keys are ``TriageScreen``'s; these two leave the footer to n and p.
-        Binding("e", "archive", "Archive", id="triage.archive", show=False),
-        Binding("m", "move", "Move", id="triage.move", show=False),
+        *triage_bindings(only=("archive", "move")),
     ]
 
     def __init__(
@@ -435,23 +435,24 @@ class ThreadReaderScreen(TriageScreen):
     def action_compose(self) -> None:
         from kittiwake.tui.screens.compose import compose_new
 
-        compose_new(self.kw, self.account)
+        compose_new(self.app, self.account)
 
     def action_reply(self, all: bool = False) -> None:
         from kittiwake.tui.screens.compose import compose_reply
 
         if (part := self._current_part()) is not None:
-            compose_reply(self.kw, self.account, part.hit.folder, part.hit.uid, all=all)
+            compose_reply(self.app, self.account, part.hit.folder, part.hit.uid, all=all)
 
     def action_forward(self, attached: bool = False) -> None:
         from kittiwake.tui.screens.compose import compose_forward
 
         if (part := self._current_part()) is not None:
-            compose_forward(self.kw, self.account, part.hit.folder, part.hit.uid, attached=attached)
+            hit = part.hit
+            compose_forward(self.app, self.account, hit.folder, hit.uid, attached=attached)
 
-    # -- triage of the message under the marker (the keys are ``TriageScreen``'s) ----------
+    # -- triage of the message under the marker (the keys are ``tui/triage.py``'s) --------
 
-    def _targets(self) -> list[Hit]:
+    def _hits(self) -> list[Hit]:
         part = self._current_part()
         return [part.hit] if part is not None else []
 
@@ -460,7 +461,7 @@ class ThreadReaderScreen(TriageScreen):
 
     def _after_submit(self) -> None:
         """Flags show at once (moves and deletes arrive as events and take the part away)."""
-        self._refresh_parts(set(self._targets()))
+        self._refresh_parts(set(self._hits()))
 
 
 class ResultReaderScreen(ThreadReaderScreen):

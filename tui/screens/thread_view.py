@@ -23,7 +23,8 @@ from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import Event, FolderReset, MessagesExpunged
 from kittiwake.core.models import FolderRole
 from kittiwake.core.sanitize import clean_line
-from kittiwake.tui.screens.search_triage import ResultsScreen, plural
+from kittiwake.tui.screens.search_triage import ResultsScreen
+from kittiwake.tui.triage import Targets, plural
 from kittiwake.tui.widgets.message_list import MessageList
 from kittiwake.tui.widgets.thread_list import ThreadList
 
@@ -58,15 +59,15 @@ class ConversationsScreen(ResultsScreen):
             results.go_to(Hit(self.folder, uid))
         self._update_title()
 
-    def _relocation_targets(self) -> list[Hit]:
+    def _relocation_targets(self) -> list[Targets]:
         """A folded conversation is archived, deleted or moved as this folder's part of it:
         the user's own replies stay in Sent (mutt's thread delete acts on one mailbox too).
         An explicit selection is taken as it is."""
         results = self.results()
-        hits = self._targets()
+        aim = self._targets()
         if results.chosen or not results.cursor_folded():
-            return hits
-        return [h for h in hits if h.folder == self.folder]
+            return aim
+        return [t for t in aim if t.folder == self.folder]
 
     def _mailbox_list(self) -> MessageList | None:
         """The message list under this screen, when it shows this folder."""
