@@ -12,6 +12,7 @@ import asyncio
 import os
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from typing import TextIO
 
 from kittiwake.core.config import Account, Config
@@ -42,6 +43,43 @@ def oauth2_account(config: Config, name: str) -> Account:
     return account
 
 
+def browser_prompt(
+    say: Callable[..., None], stdin: TextIO
+) -> Callable[[BrowserPrompt, LoopbackReceiver], Awaitable[None]]:
+    """How the command line shows a browser sign-in: the address (a browser opens on a
+    desktop), the ssh -L line, and a pasted address read from ``stdin`` meanwhile."""
+
+    async def show(prompt: BrowserPrompt, receiver: LoopbackReceiver) -> None:
+        opened = False
+        if _has_display():
+            import webbrowser
+
+            opened = await asyncio.to_thread(webbrowser.open, prompt.url)
+        say("Open this address in a browser and sign in:" if not opened else "A browser opened:")
+        say()
+        say(f"  {prompt.url}")
+        say()
+        say("On another machine (over SSH), connect this port to it first:")
+        say(f"  {prompt.ssh_hint}")
+        say("or, after signing in, paste here the address the browser ended on:")
+        loop = asyncio.get_running_loop()
+
+        def offer(line: str) -> None:
+            if not receiver.paste(line) and line.strip():
+                say(
+                    "That is not the address the browser ended on (it starts with "
+                    f"http://127.0.0.1:{prompt.port}/); paste it again:"
+                )
+
+        def read_pasted() -> None:  # a daemon thread: it must never hold up the exit
+            for line in stdin:
+                loop.call_soon_threadsafe(offer, line)
+
+        threading.Thread(target=read_pasted, name="paste", daemon=True).start()
+
+    return show
+
+
 def _has_display() -> bool:
     over_ssh = bool(os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_TTY"))
     return not over_ssh and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
@@ -64,34 +102,7 @@ async def run_login(
     def say(line: str = "") -> None:
         print(line, file=out, flush=True)
 
-    async def show_browser(prompt: BrowserPrompt, receiver: LoopbackReceiver) -> None:
-        opened = False
-        if _has_display():
-            import webbrowser
-
-            opened = await asyncio.to_thread(webbrowser.open, prompt.url)
-        say("Open this address in a browser and sign in:" if not opened else "A browser opened:")
-        say()
-        say(f"  {prompt.url}")
-        say()
-        say("On another machine (over SSH), connect this port to it first:")
-        say(f"  {prompt.ssh_hint}")
-        say("or, after signing in, paste here the address the browser ended on:")
-
-        loop = asyncio.get_running_loop()
-
-        def offer(line: str) -> None:
-            if not receiver.paste(line) and line.strip():
-                say(
-                    "That is not the address the browser ended on (it starts with "
-                    f"http://127.0.0.1:{prompt.port}/); paste it again:"
-                )
-
-        def read_pasted() -> None:  # a daemon thread: it must never hold up the exit
-            for line in stdin:
-                loop.call_soon_threadsafe(offer, line)
-
-        threading.Thread(target=read_pasted, name="paste", daemon=True).start()
+    show_browser = browser_prompt(say, stdin)
 
     def show_device(start: DeviceStart) -> None:
         say(f"On any device, open {start.verification_uri} and enter the code:")

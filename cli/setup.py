@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import getpass
 import sys
+from collections.abc import Callable
 from typing import Literal, TextIO
 
-from kittiwake.core.errors import ConfigError
+from kittiwake.cli.login import browser_prompt
+from kittiwake.core.errors import ConfigError, KittiwakeError
 from kittiwake.core.sanitize import clean_line
 from kittiwake.core.secrets import run_secret_command
 from kittiwake.core.setup.confirm import Candidate
 from kittiwake.core.setup.discover import Finding
-from kittiwake.core.setup.flow import IMAP_OR_POP3, Receive
+from kittiwake.core.setup.flow import IMAP_OR_POP3, Proposal, Receive
 from kittiwake.core.setup.service import SetupService
 
 _MODE = {"tls": "TLS", "starttls": "STARTTLS", "none": "plain"}
@@ -29,6 +31,8 @@ async def run_setup(
     password_stdin: bool = False,
     yes: bool = False,
     send_test: bool = False,
+    oauth2_client_id: str | None = None,
+    oauth2_client_secret: str | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
     """0 when the account was written, 1 when something did not work (said in one line)."""
@@ -82,6 +86,10 @@ async def run_setup(
     if rule is not None:
         say()
         say(rule.advice)
+    if oauth2_client_id is not None:
+        return await _setup_oauth2(
+            service, proposal, chosen, name, oauth2_client_id, oauth2_client_secret, yes, say
+        )
     if password_command is not None:
         password = run_secret_command(password_command, "--password-command").reveal()
     elif password_stdin:
@@ -119,4 +127,38 @@ async def run_setup(
         trip = await service.send_test(proposal.email)
         say(f"  {'ok  ' if trip.ok else 'fail'}    {clean_line(trip.detail)}")
         return 0 if trip.ok else 1
+    return 0
+
+
+async def _setup_oauth2(
+    service: SetupService,
+    proposal: Proposal,
+    chosen: Receive,
+    name: str,
+    client_id: str,
+    client_secret: str | None,
+    yes: bool,
+    say: Callable[..., None],
+) -> int:
+    """The OAuth2 path: sign in in a browser (over SSH too), log in with the token, save."""
+    say()
+    say("Signing in with OAuth2 (nothing is sent) …")
+    try:
+        block, results = await service.sign_in_oauth2(
+            proposal, chosen, name, client_id, client_secret, browser_prompt(say, sys.stdin)
+        )
+    except KittiwakeError as exc:
+        say(f"kittiwake: {exc.message}; nothing was written")
+        return 1
+    for result in results:
+        say(f"  {'ok  ' if result.ok else 'fail'}    {clean_line(result.detail)}")
+        if result.hint:
+            say(f"          {clean_line(result.hint)}")
+    if not all(r.ok for r in results):
+        say("kittiwake: sign-in did not work; nothing was written")
+        return 1
+    if not yes:
+        say(f"kittiwake: add --yes to write the account to {service.config_path}")
+        return 1
+    say(service.save_oauth2(proposal, block))
     return 0

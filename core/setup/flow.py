@@ -149,6 +149,32 @@ def account_block(
     return block, sources
 
 
+def oauth2_section(
+    proposal: Proposal, client_id: str, client_secret: str | None = None
+) -> dict[str, Any] | None:
+    """The ``[accounts.NAME.oauth2]`` table for this address: a preset for Microsoft and
+    Google, else the endpoints the provider's autoconfig or table entry names; None when
+    nothing says where to sign in."""
+    rule = proposal.sign_in
+    table: dict[str, Any] = {"client_id": client_id}
+    if client_secret:
+        table["client_secret"] = client_secret
+    if rule is not None and rule.name in ("Microsoft", "Google"):
+        table["provider"] = rule.name.lower()
+        return table
+    provider = proposal.provider
+    if provider is None or provider.oauth2 is None:
+        return None
+    table.update(
+        authorize_url=provider.oauth2.auth_url,
+        token_url=provider.oauth2.token_url,
+        scopes=provider.oauth2.scope.split(),
+    )
+    if proposal.ca_file is not None:
+        table["ca_file"] = str(proposal.ca_file)
+    return table
+
+
 def account_for_test(key: str, block: dict[str, Any]) -> Account:
     """The block as the app would load it, to log in with before anything is written."""
     return config_from_dict({"accounts": {key: block}}).accounts[key]

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import tomllib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kittiwake.core.config import load_config
+from kittiwake.core.config import Account, OAuth2Config, load_config
+from kittiwake.core.oauth2.endpoint import OAuth2Error
+from kittiwake.core.oauth2.flow import BrowserPrompt, LoopbackReceiver, sign_in_with_browser
+from kittiwake.core.oauth2.tokens import token_source
 from kittiwake.core.setup.configwrite import append_account, suggest_account_name
 from kittiwake.core.setup.confirm import Candidate
 from kittiwake.core.setup.discover import Discovery, Finding
@@ -24,6 +27,7 @@ from kittiwake.core.setup.flow import (
     account_block,
     account_for_test,
     find_settings,
+    oauth2_section,
 )
 from kittiwake.core.setup.login import LoginResult, check_login
 from kittiwake.core.setup.roundtrip import RoundTrip, send_to_self
@@ -110,6 +114,47 @@ class SetupService:
             return RoundTrip(False, f"no account for {email} in {self.config_path}")
         return await send_to_self(account)
 
+    async def sign_in_oauth2(
+        self,
+        proposal: Proposal,
+        receive: Receive,
+        name: str,
+        client_id: str,
+        client_secret: str | None,
+        show: Callable[[BrowserPrompt, LoopbackReceiver], Awaitable[None] | None],
+    ) -> tuple[dict[str, Any], list[LoginResult]]:
+        """Sign in with OAuth2 in a browser for the account about to be saved (the refresh
+        token is stored under its name), then log in to its servers with the token. The
+        block to save comes back with the login results."""
+        oauth2 = oauth2_section(proposal, client_id, client_secret)
+        if oauth2 is None:
+            raise OAuth2Error(
+                f"nothing says where {proposal.email} signs in with OAuth2 (no provider preset "
+                "and no endpoints in its autoconfig); use a password, or add an [oauth2] "
+                "section by hand"
+            )
+        key = self._key(proposal.email)
+        block, _ = account_block(proposal, receive, name=name, secret={"auth": "oauth2"})
+        block["oauth2"] = oauth2
+        account = account_for_test(key, block)
+        source = token_source(account)
+        tokens = await sign_in_with_browser(
+            oauth2_config(account), source.endpoints, show, login_hint=proposal.email
+        )
+        await source.signed_in(tokens)
+        which: list[Any] = [receive, "smtp"] if "smtp" in block else [receive]
+        results = list(await asyncio.gather(*(check_login(account, w) for w in which)))
+        return block, results
+
+    def save_oauth2(self, proposal: Proposal, block: dict[str, Any]) -> str:
+        """Append the block of a completed OAuth2 sign-in (no secret in it)."""
+        key = self._key(proposal.email)
+        _, sources = account_block(proposal, "imap" if "imap" in block else "pop3", secret={})
+        sources["oauth2"] = "signed in by kittiwake setup; the sign-in is kept outside the config"
+        append_account(self.config_path, key, block, sources, heading=_heading(proposal))
+        self.saved_key = key
+        return f"Saved account {key} in {self.config_path}; it signs in with OAuth2."
+
     def save_with_command(
         self, proposal: Proposal, receive: Receive, name: str, command: str
     ) -> str:
@@ -121,6 +166,11 @@ class SetupService:
         append_account(self.config_path, key, block, sources, heading=_heading(proposal))
         self.saved_key = key
         return f"Saved account {key} in {self.config_path}; the password comes from {command}."
+
+
+def oauth2_config(account: Account) -> OAuth2Config:
+    assert account.oauth2 is not None
+    return account.oauth2
 
 
 _STORED = {

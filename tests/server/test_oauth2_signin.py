@@ -333,3 +333,93 @@ async def test_a_connection_lost_after_the_token_expired_comes_back_with_a_fresh
         if path.is_file():
             data = path.read_bytes()
             assert not any(s.encode() in data for s in secrets_seen), path
+
+
+async def test_kittiwake_setup_signs_in_with_oauth2_where_the_provider_says_so(
+    servers: Servers, tmp_path: Path, tls_ca: TestCA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider's autoconfig document names its OAuth2 endpoints and says its servers
+    take OAuth2: ``kittiwake setup --oauth2-client-id`` signs in in the browser, logs in to
+    IMAP and SMTP with the token and writes an account with no secret in it."""
+    import io
+    import re
+
+    from harness.dns import DnsServer
+    from harness.https import HttpsServer
+
+    from kittiwake.cli.setup import run_setup
+    from kittiwake.core.config import load_config
+    from kittiwake.core.oauth2 import tokens as module
+    from kittiwake.core.setup.discover import Discovery
+    from kittiwake.core.setup.dns import Dns
+    from kittiwake.core.setup.probe import tls_context
+    from kittiwake.core.setup.secretstore import StoreKind
+    from kittiwake.core.setup.service import SetupService
+
+    module._sources.clear()
+    s = servers
+    document = f"""<clientConfig version="1.1"><emailProvider id="example.test">
+      <domain>example.test</domain>
+      <incomingServer type="imap"><hostname>{s.imap.host}</hostname>
+        <port>{s.imap.ports.imaps}</port><socketType>SSL</socketType>
+        <username>%EMAILADDRESS%</username><authentication>OAuth2</authentication>
+      </incomingServer>
+      <outgoingServer type="smtp"><hostname>{s.smtp.host}</hostname>
+        <port>{s.smtp.ports.submission}</port><socketType>STARTTLS</socketType>
+        <username>%EMAILADDRESS%</username><authentication>OAuth2</authentication>
+      </outgoingServer></emailProvider>
+      <oAuth2><issuer>auth.example.test</issuer><scope>mail offline_access</scope>
+        <authURL>{s.auth.authorize_url}</authURL><tokenURL>{s.auth.token_url}</tokenURL>
+      </oAuth2></clientConfig>""".encode()
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    out = io.StringIO()
+    with (
+        DnsServer(tmp_path) as dns_server,
+        HttpsServer(
+            tls_ca, tmp_path, ["autoconfig.example.test"], {"/mail/config-v1.1.xml": document}
+        ) as web,
+    ):
+        service = SetupService(
+            tmp_path / "config.toml",
+            Discovery(
+                dns=Dns("127.0.0.1", dns_server.port, timeout=2),
+                context=tls_context(tls_ca.ca_file),
+                https_port=web.port,
+                soft_deadline=3,
+                hard_deadline=6,
+            ),
+            ca_file=tls_ca.ca_file,
+            stores=[StoreKind.FILE],
+        )
+
+        def person() -> None:
+            text = wait_for_text(out, "paste here")
+            url = re.search(r"https://\S+/authorize\?\S+", text)
+            assert url is not None
+            browser_sign_in(s.auth, url.group(), s.user.login, s.user.password)
+
+        thread = threading.Thread(target=person)
+        thread.start()
+        try:
+            code = await run_setup(
+                service,
+                s.user.login,
+                receive="imap",
+                oauth2_client_id=CLIENT_ID,
+                yes=True,
+                out=out,
+            )
+        finally:
+            await asyncio.to_thread(thread.join)
+    said = out.getvalue()
+    assert code == 0, said
+    assert "ok      logged in to IMAP" in said and "ok      logged in to SMTP" in said
+    assert "it signs in with OAuth2" in said
+    text = service.config_path.read_text()
+    assert 'auth = "oauth2"' in text and "client_id" in text
+    assert not any(t.access_token in text for t in s.auth.tokens)
+    config = load_config(service.config_path)
+    saved = next(iter(config.accounts.values()))
+    assert saved.oauth2 is not None and saved.oauth2.token_url == s.auth.token_url
+    module._sources.clear()  # as after a restart: the stored sign-in is found again
+    assert (await check_login(saved, "imap")).ok
