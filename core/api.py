@@ -27,9 +27,9 @@ from kittiwake.core.events import (
     FolderReset,
     Subscription,
 )
-from kittiwake.core.html import html_to_text
 from kittiwake.core.journal import Action, ActionRefused, as_seen
-from kittiwake.core.mime import ParsedMessage, parse_message
+from kittiwake.core.message.html import html_to_text
+from kittiwake.core.message.mime import ParsedMessage, parse_message
 from kittiwake.core.models import SEEN, Address, FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.search import QueryError, parse_query
 from kittiwake.core.search_service import (

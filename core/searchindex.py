@@ -45,7 +45,7 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
-from kittiwake.core.mime import parse_message
+from kittiwake.core.message.mime import parse_message
 from kittiwake.core.models import Address, Envelope, MessageSummary
 
 __all__ = [

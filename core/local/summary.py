@@ -18,7 +18,7 @@ from email.message import Message
 from pathlib import Path
 
 from kittiwake.core.imap.decode import parse_date
-from kittiwake.core.mime import addresses, header_text
+from kittiwake.core.message.mime import addresses, header_text
 from kittiwake.core.models import Envelope, MessageSummary
 
 log = logging.getLogger(__name__)

@@ -45,7 +45,7 @@ from kittiwake.core.events import (
     SendFailed,
 )
 from kittiwake.core.journal import Action
-from kittiwake.core.mime import ParsedMessage, parse_message
+from kittiwake.core.message.mime import ParsedMessage, parse_message
 from kittiwake.core.models import ANSWERED, DRAFT, FORWARDED, SEEN, Address, FolderRole
 from kittiwake.core.smtp.client import SmtpError
 from kittiwake.core.smtp.filing import context_for, find_folder, role_folder

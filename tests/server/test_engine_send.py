@@ -42,7 +42,7 @@ from kittiwake.core.events import (
     SendFailed,
     Subscription,
 )
-from kittiwake.core.mime import parse_message
+from kittiwake.core.message.mime import parse_message
 from kittiwake.core.models import Address
 from kittiwake.core.smtp.outbox import Backoff
 

@@ -16,7 +16,7 @@ from harness.ui import synced, until
 
 from kittiwake.core.config import Config, config_from_dict
 from kittiwake.core.drafts import LocalDrafts
-from kittiwake.core.mime import parse_message
+from kittiwake.core.message.mime import parse_message
 from kittiwake.tui.app import KittiwakeApp
 from kittiwake.tui.screens.compose import BuiltinEditor, NewMessagePrompt
 from kittiwake.tui.screens.confirm import Confirm

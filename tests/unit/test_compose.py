@@ -32,7 +32,7 @@ from kittiwake.core.compose import (
     reply_subject,
 )
 from kittiwake.core.config import Account, config_from_dict
-from kittiwake.core.mime import ParsedMessage, parse_message
+from kittiwake.core.message.mime import ParsedMessage, parse_message
 from kittiwake.core.models import Address
 
 

@@ -10,7 +10,7 @@ import pytest
 from kittiwake.core.compose import DataAttachment, Draft, draft_bytes, draft_from_message
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.drafts import LocalDraft, LocalDrafts
-from kittiwake.core.mime import parse_message
+from kittiwake.core.message.mime import parse_message
 from kittiwake.core.models import Address
 from kittiwake.core.smtp.composer import OutboxStatus
 from kittiwake.tui.main import split_mailto
