@@ -31,8 +31,8 @@ from kittiwake.core.journal import Action, ActionRefused, as_seen
 from kittiwake.core.message.html import html_to_text
 from kittiwake.core.message.mime import ParsedMessage, parse_message
 from kittiwake.core.models import SEEN, Address, FolderInfo, FolderRole, MessageSummary
-from kittiwake.core.search import QueryError, parse_query
-from kittiwake.core.search_service import (
+from kittiwake.core.search.query import QueryError, parse_query
+from kittiwake.core.search.service import (
     Hit,
     has_server,
     local_hits,
@@ -40,10 +40,10 @@ from kittiwake.core.search_service import (
     server_hits,
     thread_folder,
 )
+from kittiwake.core.search.threads import Threading
 from kittiwake.core.setup.doctor import Check, diagnose
 from kittiwake.core.smtp.composer import Composer, OutboxStatus
 from kittiwake.core.store import MailStore
-from kittiwake.core.threads import Threading
 
 log = logging.getLogger(__name__)
 

@@ -37,9 +37,10 @@ from typing import TypeAlias, overload
 
 import msgspec
 
-from kittiwake.core import cache_repair, searchindex
+from kittiwake.core import cache_repair
 from kittiwake.core.errors import CacheError
 from kittiwake.core.models import SEEN, Envelope, FolderInfo, FolderRole, MessageSummary
+from kittiwake.core.search import index as searchindex
 
 SCHEMA_VERSION = 5
 

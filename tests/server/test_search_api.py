@@ -21,8 +21,8 @@ from kittiwake.core.config import config_from_dict
 from kittiwake.core.engine import Engine
 from kittiwake.core.events import MessagesAdded
 from kittiwake.core.imap.account import ImapAccount
-from kittiwake.core.search import QueryError
-from kittiwake.core.search_service import Hit
+from kittiwake.core.search.query import QueryError
+from kittiwake.core.search.service import Hit
 
 
 def mail(subject: str, body: str, date: str, sender: str = "Zed <zed@example.org>") -> bytes:

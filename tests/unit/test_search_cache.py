@@ -21,7 +21,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kittiwake.core import searchindex
 from kittiwake.core.cache import Cache, LazySummaries
 from kittiwake.core.imap.lazy import decode_pass, extract
 from kittiwake.core.models import (
@@ -34,7 +33,8 @@ from kittiwake.core.models import (
     Envelope,
     MessageSummary,
 )
-from kittiwake.core.search import (
+from kittiwake.core.search import index as searchindex
+from kittiwake.core.search.query import (
     And,
     DateTerm,
     FlagName,

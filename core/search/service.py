@@ -27,7 +27,8 @@ from kittiwake.core.imap.account import ImapAccount
 from kittiwake.core.imap.client import ImapClient
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.models import MessageSummary
-from kittiwake.core.search import (
+from kittiwake.core.search.index import body_text
+from kittiwake.core.search.query import (
     ImapSearch,
     Query,
     evaluate,
@@ -37,9 +38,8 @@ from kittiwake.core.search import (
     sort_date,
     to_imap_search,
 )
-from kittiwake.core.searchindex import body_text
+from kittiwake.core.search.threads import Threading, keep_threads, thread_cached
 from kittiwake.core.store import MailStore
-from kittiwake.core.threads import Threading, keep_threads, thread_cached
 
 log = logging.getLogger(__name__)
 

@@ -52,7 +52,7 @@ from kittiwake.core.imap.connection import Literal, quote
 from kittiwake.core.imap.parser import ESearch, Search, parse_untagged
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.models import ANSWERED, DRAFT, FLAGGED, FORWARDED, SEEN, MessageSummary
-from kittiwake.core.searchindex import TABLE, envelope_columns, normalize, tokens
+from kittiwake.core.search.index import TABLE, envelope_columns, normalize, tokens
 
 if TYPE_CHECKING:  # the parser and the SQL need no IMAP client (the cache may import this)
     from kittiwake.core.imap.client import ImapClient
