@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from kittiwake.core.cache import Cache
 from kittiwake.core.imap.connection import Literal
+from kittiwake.core.imap.search import to_imap_search
 from kittiwake.core.models import ANSWERED, FLAGGED, SEEN, Address, Envelope, MessageSummary
 from kittiwake.core.search import index as searchindex
 from kittiwake.core.search.index import body_text, normalize, tokens
@@ -34,7 +35,6 @@ from kittiwake.core.search.query import (
     fts_expression,
     parse_query,
     search_cache,
-    to_imap_search,
     to_sql,
 )
 
