@@ -16,8 +16,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+from kittiwake.core.compose.drafts import LocalDraft
+from kittiwake.core.compose.service import Composer, OutboxStatus
 from kittiwake.core.config import Config
-from kittiwake.core.drafts import LocalDraft
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import (
@@ -42,7 +43,6 @@ from kittiwake.core.search.service import (
 )
 from kittiwake.core.search.threads import Threading
 from kittiwake.core.setup.doctor import Check, diagnose
-from kittiwake.core.smtp.composer import Composer, OutboxStatus
 from kittiwake.core.store import MailStore
 
 log = logging.getLogger(__name__)

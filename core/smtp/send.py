@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote
 
-from kittiwake.core.compose import (
+from kittiwake.core.compose.draft import (
     Built,
     ComposeError,
     Draft,

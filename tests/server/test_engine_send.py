@@ -31,9 +31,9 @@ from harness import (
 )
 
 from kittiwake.core.api import MailApi
-from kittiwake.core.compose import parse_addresses
+from kittiwake.core.compose.draft import parse_addresses
+from kittiwake.core.compose.drafts import LocalDrafts
 from kittiwake.core.config import Config, config_from_dict
-from kittiwake.core.drafts import LocalDrafts
 from kittiwake.core.engine import Engine
 from kittiwake.core.events import (
     DraftsRecovered,

@@ -30,9 +30,9 @@ from harness import (
     wait_for_messages,
 )
 
+from kittiwake.core.compose.service import OutboxStatus
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.events import DeliveryUncertain, Event, OutboxChanged
-from kittiwake.core.smtp.composer import OutboxStatus
 from kittiwake.core.smtp.outbox import Backoff, ItemState, Outbox, OutboxRunner
 
 FAST = Backoff(first=0.2, factor=1.5, maximum=1.0, jitter=0.0)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kittiwake.core.compose import (
+from kittiwake.core.compose.draft import (
     MAX_REFERENCES,
     ComposeError,
     DataAttachment,

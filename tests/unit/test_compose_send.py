@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kittiwake.core.compose import ComposeError, DraftParseError
+from kittiwake.core.compose.draft import ComposeError, DraftParseError
 from kittiwake.core.config import Config, config_from_dict
 from kittiwake.core.errors import ConfigError
 from kittiwake.core.message.mime import parse_message
