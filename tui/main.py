@@ -320,7 +320,7 @@ def run_app(args: argparse.Namespace) -> int:
 
     app = KittiwakeApp(config)
     if getattr(args, "mailto", None):
-        from kittiwake.core.smtp.send import parse_mailto
+        from kittiwake.core.compose.mailto import parse_mailto
 
         app.mailto = parse_mailto(args.mailto)  # a bad URL stops here, in one sentence
     app.run()
