@@ -346,7 +346,7 @@ def test_kittiwake_send_command_sends_and_files_the_copy(
         f"From: {user.email}\nTo: {user2.email}\nSubject: from a script\n\nhello from git\n"
     ).encode()
     done = subprocess.run(
-        [sys.executable, "-m", "kittiwake.tui.main", "send", "--config", str(config_path)],
+        [sys.executable, "-m", "kittiwake.cli.main", "send", "--config", str(config_path)],
         input=raw,
         capture_output=True,
         env=dict(os.environ),

@@ -382,7 +382,7 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_search_command(args: argparse.Namespace) -> int:
     import asyncio
 
-    from kittiwake.core.search_command import run_search
+    from kittiwake.cli.search import run_search
 
     config = load_user_config(args)
     if config is None:
@@ -394,7 +394,7 @@ def run_search_command(args: argparse.Namespace) -> int:
 def run_sync_command(args: argparse.Namespace) -> int:
     import asyncio
 
-    from kittiwake.core.headless import run_sync
+    from kittiwake.cli.sync import run_sync
 
     config = load_user_config(args)
     if config is None:
