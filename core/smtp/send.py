@@ -1,5 +1,5 @@
-"""``kittiwake send``: a complete message from stdin, through the outbox (mailto: URLs are in
-``core/compose/mailto.py``)."""
+"""Sending a complete message through the outbox: ``run_send``, which ``kittiwake send``
+(``cli/send.py``) runs with the Sent copy filed by the engine."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from kittiwake.core.compose.draft import (
 )
 from kittiwake.core.config import Account, Config
 from kittiwake.core.errors import ConfigError
-from kittiwake.core.smtp.outbox import Backoff, OnSent, Outbox, OutboxRunner, Publish, SentInfo
+from kittiwake.core.smtp.outbox import Backoff, OnSent, Outbox, OutboxRunner, Publish
 
 
 @dataclass(frozen=True)
@@ -217,31 +217,3 @@ class _Head:
 
     def bytes(self) -> bytes:
         return b"".join(line + b"\r\n" for _, line in self.fields)
-
-
-# -- kittiwake send ---------------------------------------------------------------------------
-
-
-async def send_command(config: Config, account_name: str | None, raw: bytes) -> SendResult:
-    """``run_send`` with the engine's Sent filing: the copy goes to the account's Sent folder
-    over a login of its own (made only once the server accepted the message)."""
-    from kittiwake.core.engine import Engine  # the engine imports this package's outbox
-
-    engine = Engine(config)
-    connected: list[str] = []
-
-    async def on_sent(account: str, copy: bytes, info: SentInfo) -> None:
-        imap = engine.imap.get(account)
-        if imap is None:
-            await engine.filer.file_copy(account, copy, info)
-            return
-        if account not in connected:
-            await imap.connect_once()
-            connected.append(account)
-            await imap.sync_folder_list()  # which folder is Sent, even with a fresh cache
-        await engine.filer.file_copy(account, copy, info)
-
-    try:
-        return await run_send(config, account_name, raw, on_sent=on_sent)
-    finally:
-        await engine.stop()
