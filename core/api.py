@@ -467,7 +467,7 @@ class MailApi:
 
     # -- end checking for mail ---------------------------------------------------------------
 
-    # -- search and threads (the logic is in ``core/search_service.py``) --------------------
+    # -- search and threads (the logic is in ``core/search/service.py``) --------------------
 
     def search_folders(self, account: str, folder: str | None) -> list[str]:
         """The folders a search covers: ``folder``, or every selectable one of the account."""

@@ -19,13 +19,13 @@ The language (documented for users in the help screen and README)::
 
 Unquoted words match word *prefixes* (``meet`` finds "meeting", ``ann@exa`` finds
 "ann@example.org"); quoted phrases match whole words. Case, accents and punctuation are
-ignored (see ``core.searchindex.normalize``). A query that cannot be understood raises
+ignored (see ``core.search.index.normalize``). A query that cannot be understood raises
 :class:`QueryError` whose message says what is wrong and at which column; parsing never
 raises anything else.
 
 Three evaluators share one AST:
 
-* :func:`search_cache`: SQL over the cache, FTS5 (``core.searchindex``) for the words;
+* :func:`search_cache`: SQL over the cache, FTS5 (``core.search.index``) for the words;
 * :func:`evaluate`: one summary in Python, three-valued (``None`` when the answer depends
   on a body that is not cached) — to decide whether a message arriving live belongs to an
   open result view, and to post-filter a server answer that is not exact;

@@ -9,7 +9,7 @@ shown and acted on like a cached message. Local (Maildir) accounts hold everythi
 cache, so their first stage is the whole answer.
 
 Threads are built from the cache off the event loop (``asyncio.to_thread`` over a read-only
-connection of their own, see ``core.threads.thread_cached``), over the folder and the
+connection of their own, see ``core.search.threads.thread_cached``), over the folder and the
 account's Sent folder, keeping only the conversations with a message in the folder.
 """
 

@@ -3,7 +3,7 @@ Python filter over the same summaries gives, for a table of queries and for gene
 
 The brute force is written here from the language's definition (words as
 ``searchindex.normalize`` splits them; an unquoted term's last word may be a prefix; a phrase
-is consecutive words within one field), not from ``core.search``'s code.
+is consecutive words within one field), not from ``core.search.query``'s code.
 """
 
 from __future__ import annotations
