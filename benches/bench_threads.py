@@ -27,7 +27,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kittiwake.core.threads import ThreadColumns, ThreadInput, thread_messages
+from kittiwake.core.search.threads import ThreadColumns, ThreadInput, thread_messages
 
 
 def generate(n: int, seed: int) -> list[ThreadInput[int]]:
@@ -147,7 +147,7 @@ def main() -> None:
             f" over {args.runs} runs"
         )
     if args.cache:
-        from kittiwake.core.threads import columns_from_cache
+        from kittiwake.core.search.threads import columns_from_cache
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "bench.sqlite3"

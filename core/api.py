@@ -15,9 +15,13 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
+from kittiwake.core.compose.draft import Draft
+from kittiwake.core.compose.drafts import LocalDraft
+from kittiwake.core.compose.service import Composer, OutboxStatus, RefusedItem
 from kittiwake.core.config import Config
-from kittiwake.core.drafts import LocalDraft
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import (
@@ -27,9 +31,9 @@ from kittiwake.core.events import (
     FolderReset,
     Subscription,
 )
-from kittiwake.core.html import html_to_text
 from kittiwake.core.journal import Action, ActionRefused, as_seen
-from kittiwake.core.mime import ParsedMessage, parse_message
+from kittiwake.core.message.html import html_to_text
+from kittiwake.core.message.mime import ParsedMessage, parse_message
 from kittiwake.core.models import SEEN, Address, FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.oauth2.endpoint import DeviceStart
 from kittiwake.core.oauth2.flow import (
@@ -39,8 +43,8 @@ from kittiwake.core.oauth2.flow import (
     sign_in_with_device,
 )
 from kittiwake.core.oauth2.tokens import token_source
-from kittiwake.core.search import QueryError, parse_query
-from kittiwake.core.search_service import (
+from kittiwake.core.search.query import QueryError, parse_query
+from kittiwake.core.search.service import (
     Hit,
     has_server,
     local_hits,
@@ -48,10 +52,9 @@ from kittiwake.core.search_service import (
     server_hits,
     thread_folder,
 )
+from kittiwake.core.search.threads import Threading
 from kittiwake.core.setup.doctor import Check, diagnose
-from kittiwake.core.smtp.composer import Composer, OutboxStatus
 from kittiwake.core.store import MailStore
-from kittiwake.core.threads import Threading
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,38 @@ def _check_folder_name(account: str, name: str) -> None:
         )
 
 
+class ComposeFace(Protocol):
+    """``MailApi.compose``: the compose service's face, the one part of the engine besides
+    ``MailApi`` itself that the UI may call (drafts on disk and in the Drafts folder, replies
+    and forwards, messages the outbox holds for the user). ``Composer``
+    (``core/compose/service.py``) implements it; ``MailApi`` keeps the rest of it for itself."""
+
+    open_ids: set[str]
+
+    def senders(self) -> list[str]: ...
+    def new(
+        self, account: str | None, to: str = "", subject: str = "", body: str = ""
+    ) -> LocalDraft: ...
+    def from_draft(self, account: str | None, draft: Draft) -> LocalDraft: ...
+    def change_account(self, local: LocalDraft, account: str) -> LocalDraft: ...
+    async def reply(
+        self, account: str, folder: str, uid: int, *, all: bool = False
+    ) -> LocalDraft: ...
+    async def forward(
+        self, account: str, folder: str, uid: int, *, attached: bool = False
+    ) -> LocalDraft: ...
+    def text_path(self, local: LocalDraft) -> Path: ...
+    def read_back(self, local: LocalDraft) -> str: ...
+    async def keep(self, local: LocalDraft) -> LocalDraft: ...
+    async def discard(self, local: LocalDraft, *, keep_server_copy: bool = False) -> None: ...
+    def refused_items(self) -> list[RefusedItem]: ...
+    def uncertain_items(self) -> list[RefusedItem]: ...
+    async def edit_refused(self, account: str, item_id: str) -> LocalDraft: ...
+    async def delete_refused(self, account: str, item_id: str) -> None: ...
+    async def resend_uncertain(self, account: str, item_id: str) -> None: ...
+    async def delete_uncertain(self, account: str, item_id: str) -> None: ...
+
+
 class MailApi:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -103,8 +138,10 @@ class MailApi:
         #: Message-ID (careless or forged) must not share a body.
         self._html: dict[bytes, tuple[str, list[str]]] = {}
         self._moved_ids: deque[str] = deque(maxlen=2000)
-        #: Compose and send: drafts, the Drafts folder, the outbox (``core/smtp/composer.py``).
-        self.compose = Composer(engine, self.message)
+        #: Compose and send: drafts, the Drafts folder, the outbox (``core/compose/service.py``).
+        self._composer = Composer(engine, self.message)
+        #: What the UI may call of it (see ``ComposeFace``).
+        self.compose: ComposeFace = self._composer
 
     @classmethod
     def from_config(cls, config: Config) -> MailApi:
@@ -124,7 +161,7 @@ class MailApi:
 
     async def _track(self) -> None:
         async for event in self._watch:
-            self.compose.note(event)
+            self._composer.note(event)
             if isinstance(event, ConnectionChanged):
                 self._state[event.account] = event
                 self._state_at[event.account] = time.monotonic()
@@ -477,7 +514,7 @@ class MailApi:
 
     # -- end checking for mail ---------------------------------------------------------------
 
-    # -- search and threads (the logic is in ``core/search_service.py``) --------------------
+    # -- search and threads (the logic is in ``core/search/service.py``) --------------------
 
     def search_folders(self, account: str, folder: str | None) -> list[str]:
         """The folders a search covers: ``folder``, or every selectable one of the account."""
@@ -542,28 +579,28 @@ class MailApi:
 
     # -- end search and threads ---------------------------------------------------------------
 
-    # -- compose and send (the logic is in ``core/smtp/composer.py``) ------------------------
+    # -- compose and send (the logic is in ``core/compose/service.py``) ------------------------
 
     def can_send(self) -> bool:
-        return bool(self.compose.senders())
+        return bool(self._composer.senders())
 
     async def send(self, local: LocalDraft) -> str:
         """Into the outbox, durably, then off; one sentence back. Results come as events."""
-        return await self.compose.send(local)
+        return await self._composer.send(local)
 
     async def save_draft(self, local: LocalDraft) -> LocalDraft:
         """Local copy, then the Drafts folder (the previous copy there is replaced)."""
-        return await self.compose.save(local)
+        return await self._composer.save(local)
 
     async def draft_from(self, account: str, folder: str, uid: int) -> LocalDraft:
         """A draft from the Drafts folder, reopened to edit and send."""
-        return await self.compose.reopen(account, folder, uid)
+        return await self._composer.reopen(account, folder, uid)
 
     def outbox_status(self) -> OutboxStatus:
-        return self.compose.outbox_status()
+        return self._composer.outbox_status()
 
     def complete_addresses(self, prefix: str, exclude: list[str] | None = None) -> list[Address]:
-        return self.compose.complete(prefix, exclude or [])
+        return self._composer.complete(prefix, exclude or [])
 
     # -- end compose and send ---------------------------------------------------------------
 

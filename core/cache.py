@@ -16,11 +16,11 @@ fly, so callers always get fully decoded ``MessageSummary`` objects. ``undecoded
 of a whole folder; ``raw`` is NULL once a row is decoded. The decoder lives with the IMAP
 parser (the only writer of raw rows) and is imported on first use.
 
-Search index (schema 4): ``core.searchindex``'s FTS5 table holds the words of every decoded
+Search index (schema 4): ``core.search.index``'s FTS5 table holds the words of every decoded
 summary and of every cached body, written in the transaction that writes the row
 (``put_summaries``, ``set_decoded``, ``put_body``) and forgotten with it (``remove``,
 ``reset_folder``, ``set_folders``). Raw rows are indexed when they are decoded, not in the
-bulk write path of a first sync; ``core.search`` judges them in Python meanwhile.
+bulk write path of a first sync; ``core.search.query`` judges them in Python meanwhile.
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ from typing import TypeAlias, overload
 
 import msgspec
 
-from kittiwake.core import cache_repair, searchindex
+from kittiwake.core import cache_repair
 from kittiwake.core.errors import CacheError
 from kittiwake.core.models import SEEN, Envelope, FolderInfo, FolderRole, MessageSummary
+from kittiwake.core.search import index as searchindex
 
 SCHEMA_VERSION = 5
 
@@ -371,7 +372,7 @@ class Cache:
         return fid
 
     def folder_id(self, folder: str) -> int | None:
-        """The row id of a cached folder: what ``core.search`` and ``core.threads`` key by."""
+        """The row id of a cached folder: what ``core.search`` (query, threads) keys by."""
         return self._fid(folder)
 
     def folder_names(self) -> dict[int, str]:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from kittiwake.core.errors import KittiwakeError
-from kittiwake.core.imap import utf7
+from kittiwake.core.message import utf7
 from kittiwake.core.models import ANSWERED, DELETED, DRAFT, FLAGGED, FORWARDED, SEEN
 
 __all__ = [

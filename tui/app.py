@@ -19,7 +19,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from kittiwake.core.api import MailApi
-from kittiwake.core.compose import Draft
+from kittiwake.core.compose.draft import Draft
 from kittiwake.core.config import Config
 from kittiwake.core.events import MessagesAdded
 from kittiwake.core.models import SEEN, FolderRole, MessageSummary

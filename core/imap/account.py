@@ -63,7 +63,7 @@ from kittiwake.core.imap.triage import Triage
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.oauth2.tokens import token_source
-from kittiwake.core.searchindex import body_words
+from kittiwake.core.search.index import body_words
 from kittiwake.core.secrets import Secret, command_key, credentials
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 from kittiwake.core.cache import LazySummaries, RawRow
 from kittiwake.core.errors import CommandFailed
-from kittiwake.core.imap import utf7
 from kittiwake.core.imap.connection import CommandResult, ImapConnection
 from kittiwake.core.imap.decode import summary_from_fetch
 from kittiwake.core.imap.lazy import LAZY_MIN, extract, read_stream
@@ -43,6 +42,7 @@ from kittiwake.core.imap.parser import (
 )
 from kittiwake.core.imap.protocol import StreamReader
 from kittiwake.core.imap.uidset import UidSet
+from kittiwake.core.message import utf7
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
 
 log = logging.getLogger(__name__)

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 #: MIME nesting deeper than this is one raw part (BodyPart.walk and repr recurse), as the
-#: reader shows it (``core.mime.MAX_MIME_DEPTH``).
+#: reader shows it (``core.message.mime.MAX_MIME_DEPTH``).
 MAX_BODY_DEPTH = 64
 
 # --- charsets and RFC 2047 ----------------------------------------------------------------

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import ClassVar, TypeAlias, cast
 
-from kittiwake.core.imap import utf7
 from kittiwake.core.imap.parseerror import DecodeError, ParseError
 from kittiwake.core.imap.uidset import UidSet, parse_ranges
+from kittiwake.core.message import utf7
 from kittiwake.core.models import FolderInfo, FolderRole
 
 __all__ = [

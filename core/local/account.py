@@ -43,7 +43,7 @@ from kittiwake.core.local.summary import (
 from kittiwake.core.local.triage import LocalTriage
 from kittiwake.core.maildir import INBOX, Maildir, MaildirError, MessageFile
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
-from kittiwake.core.searchindex import body_words
+from kittiwake.core.search.index import body_words
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Mail is untrusted and a local file may be anything: nothing here raises on bad input. A file
 without headers gets an empty envelope; a broken Date none; a header in raw 8-bit text is
-decoded as ``core/mime.py`` does. Only the header block is read, except for a multipart
+decoded as ``core/message/mime.py`` does. Only the header block is read, except for a multipart
 message, whose body is parsed to tell whether it has attachments (the paperclip).
 """
 
@@ -18,7 +18,7 @@ from email.message import Message
 from pathlib import Path
 
 from kittiwake.core.imap.decode import parse_date
-from kittiwake.core.mime import addresses, header_text
+from kittiwake.core.message.mime import addresses, header_text
 from kittiwake.core.models import Envelope, MessageSummary
 
 log = logging.getLogger(__name__)

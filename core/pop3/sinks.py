@@ -39,10 +39,10 @@ from typing import Generic, Protocol, TypeVar
 
 from kittiwake.core.config import Account
 from kittiwake.core.errors import CommandFailed, KittiwakeError
-from kittiwake.core.imap import utf7
 from kittiwake.core.imap.connection import ImapConnection
 from kittiwake.core.imap.parser import Fetch, Search, Status, parse_untagged
 from kittiwake.core.maildir import INBOX, LazyFile, Maildir, MaildirError, Spool
+from kittiwake.core.message import utf7
 
 __all__ = [
     "ImapConnector",

@@ -1,20 +1,18 @@
-"""``kittiwake send`` (a complete message from stdin, through the outbox) and mailto: URLs."""
+"""Sending a complete message through the outbox: ``run_send``, which ``kittiwake send``
+(``cli/send.py``) runs with the Sent copy filed by the engine."""
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote
 
-from kittiwake.core.compose import (
+from kittiwake.core.compose.draft import (
     Built,
     ComposeError,
-    Draft,
     account_address,
     address_header,
     envelope_address,
@@ -22,14 +20,10 @@ from kittiwake.core.compose import (
     make_message_id,
     normalize_msgid,
     own_addresses,
-    parse_addresses,
 )
 from kittiwake.core.config import Account, Config
 from kittiwake.core.errors import ConfigError
-from kittiwake.core.models import Address
-from kittiwake.core.smtp.outbox import Backoff, OnSent, Outbox, OutboxRunner, Publish, SentInfo
-
-log = logging.getLogger(__name__)
+from kittiwake.core.smtp.outbox import Backoff, OnSent, Outbox, OutboxRunner, Publish
 
 
 @dataclass(frozen=True)
@@ -223,90 +217,3 @@ class _Head:
 
     def bytes(self) -> bytes:
         return b"".join(line + b"\r\n" for _, line in self.fields)
-
-
-# -- mailto: ----------------------------------------------------------------------------------
-
-_MAILTO_KEEP = {"to", "cc", "bcc", "subject", "body", "in-reply-to"}
-
-
-def parse_mailto(url: str) -> Draft:
-    """A draft from a ``mailto:`` URL (RFC 6068): to, cc, bcc, subject, body and in-reply-to;
-    everything else (From, attachments, arbitrary headers) is ignored, as the RFC advises.
-    The draft has no From: the caller sets the account."""
-    if not url[:7].lower() == "mailto:":
-        raise ComposeError(f"{url[:40]!r} is not a mailto: URL")
-    rest = url[7:].split("#", 1)[0]
-    path, _, query = rest.partition("?")
-    to: list[Address] = []
-    cc: list[Address] = []
-    bcc: list[Address] = []
-    subject: str | None = None
-    body: str | None = None
-    in_reply_to: str | None = None
-    if path:
-        to += _mailto_addresses(path, "to")
-    for pair in query.split("&") if query else ():
-        if not pair:
-            continue
-        raw_name, _, raw_value = pair.partition("=")
-        name = unquote(raw_name, errors="replace").strip().lower()
-        value = unquote(raw_value, errors="replace")
-        if name == "to":
-            to += _mailto_addresses(raw_value, name)
-        elif name == "cc":
-            cc += _mailto_addresses(raw_value, name)
-        elif name == "bcc":
-            bcc += _mailto_addresses(raw_value, name)
-        elif name == "subject" and subject is None:
-            subject = " ".join(value.split())
-        elif name == "body" and body is None:
-            body = value.replace("\r\n", "\n").replace("\r", "\n")
-            if body and not body.endswith("\n"):
-                body += "\n"  # a text file ends with a newline: what the editor adds starts anew
-        elif name == "in-reply-to" and in_reply_to is None:
-            in_reply_to = normalize_msgid(value)
-        elif name not in _MAILTO_KEEP:
-            log.info("mailto: ignored the %r field", name[:40])
-    return Draft(
-        to=tuple(to),
-        cc=tuple(cc),
-        bcc=tuple(bcc),
-        subject=subject or "",
-        body=body or "",
-        in_reply_to=in_reply_to,
-        references=(in_reply_to,) if in_reply_to else (),
-    )
-
-
-def _mailto_addresses(raw: str, field: str) -> list[Address]:
-    text = " ".join(unquote(raw, errors="replace").split())
-    return list(parse_addresses(text, field.capitalize())) if text else []
-
-
-# -- kittiwake send ---------------------------------------------------------------------------
-
-
-async def send_command(config: Config, account_name: str | None, raw: bytes) -> SendResult:
-    """``run_send`` with the engine's Sent filing: the copy goes to the account's Sent folder
-    over a login of its own (made only once the server accepted the message)."""
-    from kittiwake.core.engine import Engine  # the engine imports this package's outbox
-
-    engine = Engine(config)
-    connected: list[str] = []
-
-    async def on_sent(account: str, copy: bytes, info: SentInfo) -> None:
-        imap = engine.imap.get(account)
-        if imap is None:
-            await engine.filer.file_copy(account, copy, info)
-            return
-        if account not in connected:
-            await imap.connect_once()
-            connected.append(account)
-            await imap.sync_folder_list()  # which folder is Sent, even with a fresh cache
-        await engine.filer.file_copy(account, copy, info)
-
-    try:
-        return await run_send(config, account_name, raw, on_sent=on_sent)
-    finally:
-        await engine.stop()

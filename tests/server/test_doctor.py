@@ -43,7 +43,7 @@ def doctor(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "KITTIWAKE"))}
     env.update(HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"), KW_PASSWORD=password)
     return subprocess.run(
-        [sys.executable, "-m", "kittiwake.tui.main", "--config", str(cfg), "doctor", *extra],
+        [sys.executable, "-m", "kittiwake.cli.main", "--config", str(cfg), "doctor", *extra],
         capture_output=True,
         text=True,
         timeout=120,

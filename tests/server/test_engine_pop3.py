@@ -252,7 +252,7 @@ def test_kittiwake_sync_downloads_pop3_mail(tmp_path: Path, dovecot: Dovecot, us
 
     def sync() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "kittiwake.tui.main", "--config", str(config), "sync"],
+            [sys.executable, "-m", "kittiwake.cli.main", "--config", str(config), "sync"],
             capture_output=True,
             text=True,
             timeout=60,

@@ -31,9 +31,9 @@ from harness import (
 )
 
 from kittiwake.core.api import MailApi
-from kittiwake.core.compose import parse_addresses
+from kittiwake.core.compose.draft import parse_addresses
+from kittiwake.core.compose.drafts import LocalDrafts
 from kittiwake.core.config import Config, config_from_dict
-from kittiwake.core.drafts import LocalDrafts
 from kittiwake.core.engine import Engine
 from kittiwake.core.events import (
     DraftsRecovered,
@@ -42,7 +42,7 @@ from kittiwake.core.events import (
     SendFailed,
     Subscription,
 )
-from kittiwake.core.mime import parse_message
+from kittiwake.core.message.mime import parse_message
 from kittiwake.core.models import Address
 from kittiwake.core.smtp.outbox import Backoff
 
@@ -346,7 +346,7 @@ def test_kittiwake_send_command_sends_and_files_the_copy(
         f"From: {user.email}\nTo: {user2.email}\nSubject: from a script\n\nhello from git\n"
     ).encode()
     done = subprocess.run(
-        [sys.executable, "-m", "kittiwake.tui.main", "send", "--config", str(config_path)],
+        [sys.executable, "-m", "kittiwake.cli.main", "send", "--config", str(config_path)],
         input=raw,
         capture_output=True,
         env=dict(os.environ),

@@ -280,7 +280,7 @@ async def test_non_ascii_subjects_and_folder_names(
 ) -> None:
     device = imap_device(dovecot, user)
     name = "Entwürfe/日本語"
-    from kittiwake.core.imap import utf7
+    from kittiwake.core.message import utf7
 
     wire = utf7.encode(name)
     device.create(f'"{wire}"')

@@ -19,7 +19,7 @@ from kittiwake.core.journal import Action
 from kittiwake.core.local.account import LocalAccount
 from kittiwake.core.maildir import INBOX, Maildir, MaildirError
 from kittiwake.core.models import FLAGGED, SEEN
-from kittiwake.core.search_service import local_hits
+from kittiwake.core.search.service import local_hits
 
 DEADLINE = 10.0
 

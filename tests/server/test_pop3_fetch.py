@@ -26,7 +26,7 @@ from harness import (
 
 from kittiwake.core.config import Account, config_from_dict
 from kittiwake.core.maildir import INBOX, Maildir, Spool
-from kittiwake.core.mime import parse_message
+from kittiwake.core.message.mime import parse_message
 from kittiwake.core.pop3.client import Pop3ConnectionLost, Pop3StartTlsUnavailable
 from kittiwake.core.pop3.fetch import FetchProgress, FetchStats, FetchTuning, fetch_once
 from kittiwake.core.pop3.ledger import Ledger, LedgerBusy

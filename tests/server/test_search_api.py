@@ -21,8 +21,8 @@ from kittiwake.core.config import config_from_dict
 from kittiwake.core.engine import Engine
 from kittiwake.core.events import MessagesAdded
 from kittiwake.core.imap.account import ImapAccount
-from kittiwake.core.search import QueryError
-from kittiwake.core.search_service import Hit
+from kittiwake.core.search.query import QueryError
+from kittiwake.core.search.service import Hit
 
 
 def mail(subject: str, body: str, date: str, sender: str = "Zed <zed@example.org>") -> bytes:
@@ -152,7 +152,7 @@ def kittiwake(tmp_path: Path, user: User, *args: str) -> subprocess.CompletedPro
         "KW_TEST_PASSWORD": user.password,
     }
     return subprocess.run(
-        [sys.executable, "-m", "kittiwake.tui.main", *args],
+        [sys.executable, "-m", "kittiwake.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -210,7 +210,7 @@ def test_search_command_json_lines_and_errors(tmp_path: Path, dovecot: Dovecot, 
     log = tmp_path / "state" / "kittiwake" / "kittiwake.log"
     before = log.read_text() if log.exists() else ""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kittiwake.tui.main", "--config", cfg, "search", "--json", "a"],
+        [sys.executable, "-m", "kittiwake.cli.main", "--config", cfg, "search", "--json", "a"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,

@@ -17,15 +17,10 @@ from kittiwake.core.config import config_from_dict
 from kittiwake.core.events import EventBus
 from kittiwake.core.imap.account import ImapAccount, Tuning
 from kittiwake.core.imap.client import ImapClient
+from kittiwake.core.imap.search import ImapSearch, server_search, to_imap_search
 from kittiwake.core.imap.uidset import UidSet
-from kittiwake.core.search import (
-    ImapSearch,
-    evaluate,
-    parse_query,
-    server_search,
-    to_imap_search,
-)
-from kittiwake.core.search_service import local_hits
+from kittiwake.core.search.query import evaluate, parse_query
+from kittiwake.core.search.service import local_hits
 
 DATE = "Thu, 26 Nov 2026 10:00:00 +0000"
 

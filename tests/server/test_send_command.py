@@ -19,7 +19,7 @@ from harness import (
 )
 
 from kittiwake.core.config import Config, config_from_dict
-from kittiwake.core.mime import parse_message
+from kittiwake.core.message.mime import parse_message
 from kittiwake.core.smtp.outbox import Backoff, Outbox, OutboxRunner, SentInfo
 from kittiwake.core.smtp.send import run_send
 

@@ -32,10 +32,10 @@ from harness import (
     wait_for_messages,
 )
 
-from kittiwake.core.compose import Draft, build_mime, draft_from_message, new_message, reply
+from kittiwake.core.compose.draft import Draft, build_mime, draft_from_message, new_message, reply
 from kittiwake.core.config import Account, config_from_dict
 from kittiwake.core.events import EventBus
-from kittiwake.core.mime import parse_message
+from kittiwake.core.message.mime import parse_message
 from kittiwake.core.models import Address
 from kittiwake.core.smtp.client import SmtpSession, probe
 from kittiwake.core.smtp.outbox import (

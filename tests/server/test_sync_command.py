@@ -45,7 +45,7 @@ def env(tmp_path: Path, user: User, password: str | None = None) -> dict[str, st
 
 def kittiwake(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kittiwake.tui.main", *args],
+        [sys.executable, "-m", "kittiwake.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -94,7 +94,7 @@ def test_sync_watch_prints_live_changes(tmp_path: Path, dovecot: Dovecot, user: 
     device.append("INBOX", "", None, b"Subject: first\r\nFrom: a@b.c\r\n\r\nbody\r\n")
     cfg = write_config(tmp_path, dovecot, user)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kittiwake.tui.main", "--config", str(cfg), "sync", "--watch"],
+        [sys.executable, "-m", "kittiwake.cli.main", "--config", str(cfg), "sync", "--watch"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -30,9 +30,9 @@ from harness import (
     wait_for_messages,
 )
 
+from kittiwake.core.compose.service import OutboxStatus
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.events import DeliveryUncertain, Event, OutboxChanged
-from kittiwake.core.smtp.composer import OutboxStatus
 from kittiwake.core.smtp.outbox import Backoff, ItemState, Outbox, OutboxRunner
 
 FAST = Backoff(first=0.2, factor=1.5, maximum=1.0, jitter=0.0)
@@ -101,7 +101,7 @@ def queue(outbox: Outbox, sender: User, to: str, subject: str) -> str:
 
 def kittiwake_sync(cfg: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kittiwake.tui.main", "--config", str(cfg), "sync"],
+        [sys.executable, "-m", "kittiwake.cli.main", "--config", str(cfg), "sync"],
         capture_output=True,
         text=True,
         timeout=90,
@@ -178,7 +178,7 @@ def test_a_message_whose_reply_was_lost_is_not_sent_again_by_the_next_sync(
     mid = queue(outbox_of(tmp_path), user, user2.email, "killed while sending")
     cfg = write_config(tmp_path, dovecot, user, mta, via=proxy)
     first = subprocess.Popen(
-        [sys.executable, "-m", "kittiwake.tui.main", "--config", str(cfg), "sync"],
+        [sys.executable, "-m", "kittiwake.cli.main", "--config", str(cfg), "sync"],
         env=sync_env(tmp_path),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

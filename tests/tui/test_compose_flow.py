@@ -14,9 +14,9 @@ from harness import Dovecot, Postfix, User, wait_for_async, wait_for_messages
 from harness.clients import imap_device, imap_fetch_all
 from harness.ui import synced, until
 
+from kittiwake.core.compose.drafts import LocalDrafts
 from kittiwake.core.config import Config, config_from_dict
-from kittiwake.core.drafts import LocalDrafts
-from kittiwake.core.mime import parse_message
+from kittiwake.core.message.mime import parse_message
 from kittiwake.tui.app import KittiwakeApp
 from kittiwake.tui.screens.compose import BuiltinEditor, NewMessagePrompt
 from kittiwake.tui.screens.confirm import Confirm

@@ -50,7 +50,7 @@ def _sync_in_another_process(dovecot: Dovecot, user: User, where: Path) -> None:
     )
     config.chmod(0o600)
     done = subprocess.run(
-        [sys.executable, "-m", "kittiwake.tui.main", "--config", str(config), "sync"],
+        [sys.executable, "-m", "kittiwake.cli.main", "--config", str(config), "sync"],
         capture_output=True,
         text=True,
         timeout=60,

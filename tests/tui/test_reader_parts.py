@@ -11,7 +11,7 @@ from pathlib import Path
 from harness.ui import screen_text, synced, until
 
 from kittiwake.core.config import Config
-from kittiwake.core.mime import PART_SEPARATOR
+from kittiwake.core.message.mime import PART_SEPARATOR
 from kittiwake.tui.app import KittiwakeApp
 from kittiwake.tui.screens.attachment_picker import AttachmentPicker
 from kittiwake.tui.screens.mailbox import MailboxScreen

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kittiwake.core.addressbook import Seen, complete, fold, matches, rank
+from kittiwake.core.compose.addressbook import Seen, complete, fold, matches, rank
 from kittiwake.core.models import Address
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC).timestamp()

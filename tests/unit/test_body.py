@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kittiwake.core.body import analyse
-from kittiwake.core.html import html_to_text
+from kittiwake.core.message.body import analyse
+from kittiwake.core.message.html import html_to_text
 
 
 def test_quotes_signature_and_links() -> None:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import msgspec
 
-from kittiwake.core import searchindex
 from kittiwake.core.cache import _MIGRATIONS, SCHEMA_VERSION, Cache
 from kittiwake.core.imap.lazy import decode_pass, extract
 from kittiwake.core.models import Address, Envelope, FolderInfo
-from kittiwake.core.search_service import local_hits, local_hits_off_loop
+from kittiwake.core.search import index as searchindex
+from kittiwake.core.search.service import local_hits, local_hits_off_loop
 
 
 def _body(text: str) -> bytes:

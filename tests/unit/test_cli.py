@@ -14,7 +14,7 @@ def run(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess[
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "KITTIWAKE"))}
     environ.update(HOME=str(home), **env)
     return subprocess.run(
-        [sys.executable, "-m", "kittiwake.tui.main", *args],
+        [sys.executable, "-m", "kittiwake.cli.main", *args],
         capture_output=True,
         text=True,
         env=environ,

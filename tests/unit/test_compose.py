@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kittiwake.core.compose import (
+from kittiwake.core.compose.draft import (
     MAX_REFERENCES,
     ComposeError,
     DataAttachment,
@@ -32,7 +32,7 @@ from kittiwake.core.compose import (
     reply_subject,
 )
 from kittiwake.core.config import Account, config_from_dict
-from kittiwake.core.mime import ParsedMessage, parse_message
+from kittiwake.core.message.mime import ParsedMessage, parse_message
 from kittiwake.core.models import Address
 
 

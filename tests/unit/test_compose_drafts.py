@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from kittiwake.core.compose import DataAttachment, Draft, draft_bytes, draft_from_message
+from kittiwake.cli.main import split_mailto
+from kittiwake.core.compose.draft import DataAttachment, Draft, draft_bytes, draft_from_message
+from kittiwake.core.compose.drafts import LocalDraft, LocalDrafts
+from kittiwake.core.compose.service import OutboxStatus
 from kittiwake.core.config import config_from_dict
-from kittiwake.core.drafts import LocalDraft, LocalDrafts
-from kittiwake.core.mime import parse_message
+from kittiwake.core.message.mime import parse_message
 from kittiwake.core.models import Address
-from kittiwake.core.smtp.composer import OutboxStatus
-from kittiwake.tui.main import split_mailto
 from kittiwake.tui.screens.compose import editor_command
 from kittiwake.tui.widgets.address_input import address_suggestion, path_suggestion
 

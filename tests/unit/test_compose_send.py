@@ -8,12 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kittiwake.core.compose import ComposeError, DraftParseError
+from kittiwake.core.compose.draft import ComposeError, DraftParseError
+from kittiwake.core.compose.mailto import parse_mailto
 from kittiwake.core.config import Config, config_from_dict
 from kittiwake.core.errors import ConfigError
-from kittiwake.core.mime import parse_message
+from kittiwake.core.message.mime import parse_message
 from kittiwake.core.models import Address
-from kittiwake.core.smtp.send import SendResult, choose_account, parse_mailto, prepare_message
+from kittiwake.core.smtp.send import SendResult, choose_account, prepare_message
 
 
 def make_config() -> Config:

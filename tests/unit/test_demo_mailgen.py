@@ -22,7 +22,7 @@ from kittiwake.core.demo.mailgen import (
     MailGenerator,
     SeedMessage,
 )
-from kittiwake.core.mime import parse_message
+from kittiwake.core.message.mime import parse_message
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

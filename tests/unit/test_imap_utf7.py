@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kittiwake.core.imap import utf7
+from kittiwake.core.message import utf7
 
 VECTORS = [
     ("INBOX", "INBOX"),

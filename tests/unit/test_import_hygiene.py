@@ -27,7 +27,7 @@ def test_importing_every_core_module_never_loads_textual() -> None:
 def test_headless_cli_does_not_load_textual() -> None:
     code = (
         "import sys\n"
-        "from kittiwake.tui import main\n"
+        "from kittiwake.cli import main\n"
         "print(any(m.split('.')[0] == 'textual' for m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -11,8 +11,8 @@ from harness.mail import INNERMOST, nested_messages, nested_multipart
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kittiwake.core import mime
-from kittiwake.core.mime import MAX_MIME_DEPTH, PART_SEPARATOR, parse_message, safe_filename
+from kittiwake.core.message import mime
+from kittiwake.core.message.mime import MAX_MIME_DEPTH, PART_SEPARATOR, parse_message, safe_filename
 
 
 def test_plain_and_html_alternatives_with_attachments() -> None:

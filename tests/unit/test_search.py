@@ -12,11 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kittiwake.core import searchindex
 from kittiwake.core.cache import Cache
 from kittiwake.core.imap.connection import Literal
+from kittiwake.core.imap.search import to_imap_search
 from kittiwake.core.models import ANSWERED, FLAGGED, SEEN, Address, Envelope, MessageSummary
-from kittiwake.core.search import (
+from kittiwake.core.search import index as searchindex
+from kittiwake.core.search.index import body_text, normalize, tokens
+from kittiwake.core.search.query import (
     And,
     DateTerm,
     FlagName,
@@ -33,10 +35,8 @@ from kittiwake.core.search import (
     fts_expression,
     parse_query,
     search_cache,
-    to_imap_search,
     to_sql,
 )
-from kittiwake.core.searchindex import body_text, normalize, tokens
 
 
 def root(text: str) -> object:

@@ -3,7 +3,7 @@ Python filter over the same summaries gives, for a table of queries and for gene
 
 The brute force is written here from the language's definition (words as
 ``searchindex.normalize`` splits them; an unquoted term's last word may be a prefix; a phrase
-is consecutive words within one field), not from ``core.search``'s code.
+is consecutive words within one field), not from ``core.search.query``'s code.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kittiwake.core import searchindex
 from kittiwake.core.cache import Cache, LazySummaries
 from kittiwake.core.imap.lazy import decode_pass, extract
 from kittiwake.core.models import (
@@ -34,7 +33,8 @@ from kittiwake.core.models import (
     Envelope,
     MessageSummary,
 )
-from kittiwake.core.search import (
+from kittiwake.core.search import index as searchindex
+from kittiwake.core.search.query import (
     And,
     DateTerm,
     FlagName,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from kittiwake.core.cache import Cache, LazySummaries
 from kittiwake.core.imap.lazy import extract
 from kittiwake.core.models import SEEN, Envelope, MessageSummary
-from kittiwake.core.threads import (
+from kittiwake.core.search.threads import (
     ThreadColumns,
     Threading,
     ThreadInput,

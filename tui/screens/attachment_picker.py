@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kittiwake.core.mime import Attachment
+from kittiwake.core.message.mime import Attachment
 from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.screens.pickers import Picker
 

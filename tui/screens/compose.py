@@ -23,9 +23,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Input, Static, TextArea
 
-from kittiwake.core.compose import Draft
+from kittiwake.core.compose.draft import Draft
+from kittiwake.core.compose.drafts import LocalDraft
 from kittiwake.core.config import Config
-from kittiwake.core.drafts import LocalDraft
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.context import app_context

@@ -16,10 +16,10 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from kittiwake.core import paths
-from kittiwake.core.body import BodyLine, analyse
 from kittiwake.core.events import Event, FolderReset, MessagesExpunged
 from kittiwake.core.journal import ActionRefused
-from kittiwake.core.mime import Attachment, ParsedMessage
+from kittiwake.core.message.body import BodyLine, analyse
+from kittiwake.core.message.mime import Attachment, ParsedMessage
 from kittiwake.core.models import SEEN, Address
 from kittiwake.core.sanitize import clean_line, clean_text
 from kittiwake.tui.context import AppContext, app_context

@@ -23,14 +23,14 @@ from textual.screen import Screen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from kittiwake.core.compose import (
+from kittiwake.core.compose.draft import (
     Draft,
     DraftParseError,
     format_address,
     format_addresses,
     parse_addresses,
 )
-from kittiwake.core.drafts import LocalDraft
+from kittiwake.core.compose.drafts import LocalDraft
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.models import Address
 from kittiwake.core.sanitize import clean_line, clean_text

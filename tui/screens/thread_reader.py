@@ -26,9 +26,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 
 from kittiwake.core.api import Hit
-from kittiwake.core.body import analyse
 from kittiwake.core.events import Event, FlagsChanged, FolderReset, MessagesExpunged
-from kittiwake.core.mime import ParsedMessage
+from kittiwake.core.message.body import analyse
+from kittiwake.core.message.mime import ParsedMessage
 from kittiwake.core.models import FLAGGED, SEEN, Address, MessageSummary
 from kittiwake.core.sanitize import clean_line, clean_text
 from kittiwake.tui.screens.reader import MessageBody, attachment_list, offer_save

@@ -17,7 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.suggester import Suggester
 from textual.widgets import Input
 
-from kittiwake.core.addressbook import fold
+from kittiwake.core.compose.addressbook import fold
 from kittiwake.core.models import Address
 from kittiwake.core.sanitize import clean_line
 

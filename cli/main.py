@@ -253,7 +253,7 @@ def run_doctor_command(args: argparse.Namespace) -> int:
 def run_send_command(args: argparse.Namespace) -> int:
     import asyncio
 
-    from kittiwake.core.smtp.send import send_command
+    from kittiwake.cli.send import send_command
 
     config = load_user_config(args)
     if config is None:
@@ -302,6 +302,8 @@ def load_user_config(args: argparse.Namespace) -> Config | None:
 
 def run_app(args: argparse.Namespace) -> int:
     if args.demo:
+        from kittiwake.cli.demo import run_demo
+
         return run_demo(args)
     if (
         not config_path(args).exists()
@@ -320,69 +322,17 @@ def run_app(args: argparse.Namespace) -> int:
 
     app = KittiwakeApp(config)
     if getattr(args, "mailto", None):
-        from kittiwake.core.smtp.send import parse_mailto
+        from kittiwake.core.compose.mailto import parse_mailto
 
         app.mailto = parse_mailto(args.mailto)  # a bad URL stops here, in one sentence
     app.run()
     return app.return_code or 0
 
 
-def demo_home() -> Path:
-    """A temporary home for everything the demo writes (cache, log, drafts), so that
-    ``kittiwake --demo`` touches none of the user's files. Created before logging starts."""
-    import tempfile
-
-    home = Path(tempfile.mkdtemp(prefix="kittiwake-demo-"))
-    for var, sub in DEMO_XDG:
-        (home / sub).mkdir(mode=0o700)
-        os.environ[var] = str(home / sub)
-    return home
-
-
-DEMO_XDG = (
-    ("XDG_CONFIG_HOME", "config"),
-    ("XDG_CACHE_HOME", "cache"),
-    ("XDG_DATA_HOME", "data"),
-    ("XDG_STATE_HOME", "state"),
-)
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    """Embedded loopback servers with generated mail, all in ``args.demo_home``: removed at
-    the end, kept (with its log) when the demo failed."""
-    import asyncio
-    import shutil
-
-    from kittiwake.core.api import MailApi
-    from kittiwake.core.demo import DemoServers, run_demo_mail_feed
-    from kittiwake.core.engine import Engine
-    from kittiwake.tui.themes import normalise_no_color
-
-    normalise_no_color()
-    from kittiwake.tui.app import KittiwakeApp
-
-    home: Path = args.demo_home
-
-    async def main() -> None:
-        async with DemoServers(workdir=home) as demo:
-            os.environ.update(demo.xdg_environment())  # the same directories as demo_home's
-            config = demo.config()
-            app = KittiwakeApp(config, MailApi(Engine(config, cache_dir=demo.cache_dir)))
-            feed = asyncio.create_task(run_demo_mail_feed(demo, every=20))
-            try:
-                await app.run_async()
-            finally:
-                feed.cancel()
-
-    asyncio.run(main())
-    shutil.rmtree(home, ignore_errors=True)
-    return 0
-
-
 def run_search_command(args: argparse.Namespace) -> int:
     import asyncio
 
-    from kittiwake.core.search_command import run_search
+    from kittiwake.cli.search import run_search
 
     config = load_user_config(args)
     if config is None:
@@ -394,7 +344,7 @@ def run_search_command(args: argparse.Namespace) -> int:
 def run_sync_command(args: argparse.Namespace) -> int:
     import asyncio
 
-    from kittiwake.core.headless import run_sync
+    from kittiwake.cli.sync import run_sync
 
     config = load_user_config(args)
     if config is None:
@@ -411,6 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.mailto = mailto
     if args.demo:
+        from kittiwake.cli.demo import demo_home
+
         args.demo_home = demo_home()  # before the log file is opened: nothing of the user's
     setup_logging(paths.log_path(), logging.DEBUG if args.debug else logging.INFO)
     try:

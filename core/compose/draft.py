@@ -31,7 +31,7 @@ from pathlib import Path
 
 from kittiwake.core.config import Account
 from kittiwake.core.errors import KittiwakeError
-from kittiwake.core.mime import ParsedMessage, addresses, safe_filename
+from kittiwake.core.message.mime import ParsedMessage, addresses, safe_filename
 from kittiwake.core.models import Address
 
 log = logging.getLogger(__name__)
@@ -390,7 +390,7 @@ def message_text(parsed: ParsedMessage) -> str:
     if parsed.text is not None:
         text = parsed.text
     elif parsed.html:
-        from kittiwake.core.html import html_to_text
+        from kittiwake.core.message.html import html_to_text
 
         text, links = html_to_text(parsed.html)
         if links:

@@ -9,7 +9,7 @@ shown and acted on like a cached message. Local (Maildir) accounts hold everythi
 cache, so their first stage is the whole answer.
 
 Threads are built from the cache off the event loop (``asyncio.to_thread`` over a read-only
-connection of their own, see ``core.threads.thread_cached``), over the folder and the
+connection of their own, see ``core.search.threads.thread_cached``), over the folder and the
 account's Sent folder, keeping only the conversations with a message in the folder.
 """
 
@@ -25,21 +25,13 @@ from kittiwake.core.cache import Cache, LazySummaries
 from kittiwake.core.events import EventBus, MessagesAdded
 from kittiwake.core.imap.account import ImapAccount
 from kittiwake.core.imap.client import ImapClient
+from kittiwake.core.imap.search import ImapSearch, server_search, to_imap_search
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.models import MessageSummary
-from kittiwake.core.search import (
-    ImapSearch,
-    Query,
-    evaluate,
-    parse_query,
-    search_cache,
-    server_search,
-    sort_date,
-    to_imap_search,
-)
-from kittiwake.core.searchindex import body_text
+from kittiwake.core.search.index import body_text
+from kittiwake.core.search.query import Query, evaluate, parse_query, search_cache, sort_date
+from kittiwake.core.search.threads import Threading, keep_threads, thread_cached
 from kittiwake.core.store import MailStore
-from kittiwake.core.threads import Threading, keep_threads, thread_cached
 
 log = logging.getLogger(__name__)
 

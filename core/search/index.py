@@ -3,7 +3,7 @@
 The cache keeps each envelope as a msgpack blob, which SQL cannot look into, so the words to
 search are written here, next to the message, when the cache stores it (``index_summaries``
 from ``Cache.put_summaries``, ``index_body`` from ``Cache.put_body``, ``remove`` and
-``remove_folder`` when messages or folders go away). ``core.search`` reads the table.
+``remove_folder`` when messages or folders go away). ``core.search.query`` reads the table.
 
 Design:
 
@@ -26,7 +26,7 @@ Design:
   Unicode tables compiled into the SQLite at hand. Scripts without spaces between words
   (Chinese, Japanese, Thai) are indexed as runs, matched by prefix only.
 * Body text: the first text/plain part, else the first text/html part with its tags
-  stripped (a regular expression, not ``core.html``: the index needs words, not layout, and
+  stripped (a regular expression, not ``core.message.html``: the index needs words, not layout, and
   inscriptis takes tens of milliseconds a message). Attachments are not indexed. At most
   ``MAX_BODY_CHARS`` characters of a body are indexed.
 * Rows a first sync stores undecoded (``messages.raw``) have no envelope yet: they are
@@ -45,7 +45,7 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
-from kittiwake.core.mime import parse_message
+from kittiwake.core.message.mime import parse_message
 from kittiwake.core.models import Address, Envelope, MessageSummary
 
 __all__ = [

@@ -21,8 +21,8 @@ from kittiwake.core.errors import ConfigError, KittiwakeError
 from kittiwake.core.imap.account import ImapAccount
 from kittiwake.core.models import SEEN, MessageSummary
 from kittiwake.core.sanitize import clean_line
-from kittiwake.core.search import Query, parse_query
-from kittiwake.core.search_service import Hit, local_hits, server_hits
+from kittiwake.core.search.query import Query, parse_query
+from kittiwake.core.search.service import Hit, local_hits, server_hits
 from kittiwake.core.store import MailStore
 
 

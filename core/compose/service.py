@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from kittiwake.core.addressbook import Seen, complete, seen_in_cache
 from kittiwake.core.cache import Cache
-from kittiwake.core.compose import (
+from kittiwake.core.compose.addressbook import Seen, complete, seen_in_cache
+from kittiwake.core.compose.draft import (
     ComposeError,
     Draft,
     account_address,
@@ -31,8 +31,8 @@ from kittiwake.core.compose import (
     parse_addresses,
     reply,
 )
+from kittiwake.core.compose.drafts import LocalDraft, LocalDrafts
 from kittiwake.core.config import Account
-from kittiwake.core.drafts import LocalDraft, LocalDrafts
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import (
@@ -45,7 +45,7 @@ from kittiwake.core.events import (
     SendFailed,
 )
 from kittiwake.core.journal import Action
-from kittiwake.core.mime import ParsedMessage, parse_message
+from kittiwake.core.message.mime import ParsedMessage, parse_message
 from kittiwake.core.models import ANSWERED, DRAFT, FORWARDED, SEEN, Address, FolderRole
 from kittiwake.core.smtp.client import SmtpError
 from kittiwake.core.smtp.filing import context_for, find_folder, role_folder

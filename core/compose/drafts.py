@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kittiwake.core import paths
-from kittiwake.core.compose import DataAttachment, Draft, DraftParseError
+from kittiwake.core.compose.draft import DataAttachment, Draft, DraftParseError
 
 log = logging.getLogger(__name__)
 
