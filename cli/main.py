@@ -149,11 +149,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     setup.add_argument("--yes", action="store_true", help="write the account without asking")
     setup.add_argument(
+        "--oauth2-client-id",
+        metavar="ID",
+        help="sign in with OAuth2 (Microsoft, Google, or a provider whose autoconfig says so) "
+        "using your own client id (see the README); no password is asked",
+    )
+    setup.add_argument(
+        "--oauth2-client-secret", metavar="SECRET", help="Google desktop clients have one"
+    )
+    setup.add_argument(
         "--send-test",
         action="store_true",
         help="after saving, send a message to your own address and time its arrival",
     )
     setup.set_defaults(func=run_setup_command)
+    login = commands.add_parser(
+        "login",
+        help="sign in to an OAuth2 account (Microsoft 365, Outlook.com, Google), also over SSH",
+        description=(
+            "Signs in to ACCOUNT with OAuth2: opens a browser on a desktop; over SSH prints the "
+            "address to open on your own machine and the ssh -L line that carries the "
+            "browser's redirect back, and also accepts the address the browser ended on, "
+            "pasted. --device shows a code to type on any device instead. The sign-in is "
+            "kept like a password (never in the config); the app uses it from then on."
+        ),
+    )
+    login.add_argument(
+        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
+    )
+    login.add_argument("account", metavar="ACCOUNT", help="the account to sign in to")
+    login.add_argument(
+        "--device", action="store_true", help="show a code to type on another device instead"
+    )
+    login.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="the loopback port for the browser's redirect (default: any free one)",
+    )
+    login.set_defaults(func=run_login_command)
     doctor = commands.add_parser(
         "doctor",
         help="check every server of every (or one) account, layer by layer, and say what to fix",
@@ -218,6 +252,8 @@ def run_setup_command(args: argparse.Namespace) -> int:
             password_stdin=args.password_stdin,
             yes=args.yes,
             send_test=args.send_test,
+            oauth2_client_id=args.oauth2_client_id,
+            oauth2_client_secret=args.oauth2_client_secret,
         )
     )
 
@@ -237,6 +273,17 @@ def run_setup_screen(args: argparse.Namespace, *, then_open: bool) -> int:
     if not then_open:
         return 0
     return run_app(args)
+
+
+def run_login_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from kittiwake.cli.login import run_login
+
+    config = load_user_config(args)
+    if config is None:
+        return 1
+    return asyncio.run(run_login(config, args.account, device=args.device, port=args.port))
 
 
 def run_doctor_command(args: argparse.Namespace) -> int:

@@ -423,3 +423,64 @@ async def test_kittiwake_setup_signs_in_with_oauth2_where_the_provider_says_so(
     assert saved.oauth2 is not None and saved.oauth2.token_url == s.auth.token_url
     module._sources.clear()  # as after a restart: the stored sign-in is found again
     assert (await check_login(saved, "imap")).ok
+
+
+def test_kittiwake_login_as_a_process_over_ssh_then_doctor_is_happy(
+    servers: Servers, tmp_path: Path
+) -> None:
+    """The user is on another machine: no browser here, so they paste the address their
+    browser ended on into the running command; then ``kittiwake doctor`` passes."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    s = servers
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[accounts.me]\nemail = "{s.user.login}"\n'
+        f'[accounts.me.imap]\nhost = "{s.imap.host}"\nport = {s.imap.ports.imaps}\n'
+        f'user = "{s.user.login}"\nauth = "oauth2"\nca_file = "{s.imap.ca_file}"\n'
+        f'[accounts.me.smtp]\nhost = "{s.smtp.host}"\nport = {s.smtp.ports.submission}\n'
+        f'security = "starttls"\nuser = "{s.user.login}"\nauth = "oauth2"\n'
+        f'ca_file = "{s.imap.ca_file}"\ntimeout = 15\n'
+        f'[accounts.me.oauth2]\nclient_id = "{CLIENT_ID}"\n'
+        f'authorize_url = "{s.auth.authorize_url}"\ntoken_url = "{s.auth.token_url}"\n'
+        f'scopes = ["mail", "offline_access"]\nca_file = "{s.imap.ca_file}"\n'
+    )
+    config.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "KITTIWAKE"))}
+    env.update(
+        HOME=str(tmp_path),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        SSH_CONNECTION="192.0.2.1 5000 192.0.2.2 22",  # no browser to open here
+    )
+    command = [sys.executable, "-m", "kittiwake.cli.main", "--config", str(config)]
+    login = subprocess.Popen(
+        [*command, "login", "me"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert login.stdout is not None and login.stdin is not None
+    seen = ""
+    while "paste here" not in seen:
+        line = login.stdout.readline()
+        assert line, f"the command ended early: {seen}{login.stderr.read() if login.stderr else ''}"
+        seen += line
+    url = re.search(r"https://\S+/authorize\?\S+", seen)
+    assert url is not None and "ssh -L " in seen
+    landed = browser_sign_in(s.auth, url.group(), s.user.login, s.user.password, follow=False)
+    out, err = login.communicate(landed + "\n", timeout=60)
+    assert login.returncode == 0, seen + out + err
+    assert "Signed in." in out and "ok      logged in to IMAP" in out
+    doctor = subprocess.run(
+        [*command, "doctor"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "oauth2  ok    sign-in" in doctor.stdout
+    log = (tmp_path / "state" / "kittiwake" / "kittiwake.log").read_text()
+    assert not any(t.access_token in log for t in s.auth.tokens)
