@@ -14,7 +14,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
+from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from kittiwake.core.api import MailApi
@@ -23,21 +23,23 @@ from kittiwake.core.oauth2.flow import BrowserPrompt, LoopbackReceiver
 from kittiwake.core.sanitize import clean_line
 
 
-class SignInScreen(ModalScreen[str | None]):
+class SignInScreen(Screen[str | None]):
     """Dismissed with one sentence once signed in, or None when left."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss_none", "Close", id="signin.close"),
+        Binding("ctrl+y", "copy_address", "Copy the address", id="signin.copy"),
     ]
 
+    # No frame around the text: the long address must copy out of the terminal cleanly.
     DEFAULT_CSS = """
-    SignInScreen { align: center middle; }
-    SignInScreen > VerticalScroll {
-        width: 95%; max-width: 110; height: auto; max-height: 90%;
-        background: $surface; border: tall $accent; padding: 0 1;
+    SignInScreen { background: $surface; }
+    SignInScreen > VerticalScroll { height: 1fr; padding: 0 0; }
+    SignInScreen Input, SignInScreen Input:focus {
+        height: 1; border: none; padding: 0 1; background: $boost; margin-top: 1;
     }
-    SignInScreen Input { height: 1; border: none; padding: 0 1; background: $boost; }
     SignInScreen #said { height: auto; }
+    SignInScreen #keys { dock: bottom; height: 1; }
     """
 
     def __init__(self, api: MailApi, account: str, *, with_code: bool = False) -> None:
@@ -57,6 +59,10 @@ class SignInScreen(ModalScreen[str | None]):
                 placeholder="paste the address the browser ended on (http://127.0.0.1:…)",
                 id="pasted",
             )
+        yield Static(
+            Text(" ctrl+y copy the address · enter use the pasted address · escape close", "dim"),
+            id="keys",
+        )
 
     def on_mount(self) -> None:
         if self.with_code:
@@ -113,6 +119,12 @@ class SignInScreen(ModalScreen[str | None]):
                 f"http://127.0.0.1:{self.receiver.port}/)",
                 severity="warning",
             )
+
+    def action_copy_address(self) -> None:
+        """OSC 52: reaches the clipboard of the terminal the user sits at, over SSH too."""
+        if self.prompt is not None:
+            self.app.copy_to_clipboard(self.prompt.url)
+            self.notify("The address was sent to your terminal's clipboard (if it allows that)")
 
     def action_dismiss_none(self) -> None:
         if self.receiver is not None:
