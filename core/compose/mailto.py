@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from urllib.parse import unquote
 
-from kittiwake.core.compose.draft import ComposeError, Draft, normalize_msgid, parse_addresses
+from kittiwake.core.compose.draft import ComposeError, Draft, parse_addresses
+from kittiwake.core.compose.reply import normalize_msgid
 from kittiwake.core.models import Address
 
 log = logging.getLogger(__name__)

@@ -15,23 +15,19 @@ from pathlib import Path
 
 from kittiwake.core.cache import Cache
 from kittiwake.core.compose.addressbook import Seen, complete, seen_in_cache
-from kittiwake.core.compose.draft import (
-    ComposeError,
-    Draft,
+from kittiwake.core.compose.draft import ComposeError, Draft, parse_addresses
+from kittiwake.core.compose.drafts import LocalDraft, LocalDrafts
+from kittiwake.core.compose.mime import build_mime, draft_bytes, make_message_id
+from kittiwake.core.compose.reply import (
     account_address,
-    build_mime,
-    draft_bytes,
     draft_from_message,
     forward_attached,
     forward_inline,
     forwarded_message_id,
-    make_message_id,
     new_message,
     own_addresses,
-    parse_addresses,
     reply,
 )
-from kittiwake.core.compose.drafts import LocalDraft, LocalDrafts
 from kittiwake.core.config import Account
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError

@@ -32,7 +32,9 @@ from harness import (
     wait_for_messages,
 )
 
-from kittiwake.core.compose.draft import Draft, build_mime, draft_from_message, new_message, reply
+from kittiwake.core.compose.draft import Draft
+from kittiwake.core.compose.mime import build_mime
+from kittiwake.core.compose.reply import draft_from_message, new_message, reply
 from kittiwake.core.config import Account, config_from_dict
 from kittiwake.core.events import EventBus
 from kittiwake.core.message.mime import parse_message

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from harness import Dovecot, Postfix, User, wait_for, wait_for_async, wait_for_messages
 
-from kittiwake.core.compose.draft import build_mime, new_message
+from kittiwake.core.compose.mime import build_mime
+from kittiwake.core.compose.reply import new_message
 from kittiwake.core.config import Account, config_from_dict
 from kittiwake.core.events import Event
 from kittiwake.core.models import Address

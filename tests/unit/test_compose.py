@@ -19,14 +19,16 @@ from kittiwake.core.compose.draft import (
     DataAttachment,
     Draft,
     DraftParseError,
-    build_mime,
-    draft_from_message,
     format_address,
+    parse_addresses,
+)
+from kittiwake.core.compose.mime import build_mime
+from kittiwake.core.compose.reply import (
+    draft_from_message,
     forward_attached,
     forward_inline,
     forward_subject,
     new_message,
-    parse_addresses,
     quote,
     reply,
     reply_subject,

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from kittiwake.cli.main import split_mailto
-from kittiwake.core.compose.draft import DataAttachment, Draft, draft_bytes, draft_from_message
+from kittiwake.core.compose.draft import DataAttachment, Draft
 from kittiwake.core.compose.drafts import LocalDraft, LocalDrafts
+from kittiwake.core.compose.mime import draft_bytes
+from kittiwake.core.compose.reply import draft_from_message
 from kittiwake.core.compose.service import OutboxStatus
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.message.mime import parse_message

@@ -1,0 +1,362 @@
+"""A ``Draft`` made into MIME (``build_mime``, ``draft_bytes``); the only I/O is reading
+attachment files.
+
+``build_mime`` writes the top-level header block itself instead of through ``email``'s header
+registry: on Python 3.11 the registry folds a long Message-ID in References or In-Reply-To into
+encoded words (``=?utf-8?q?=3C...?=``), which breaks threading for every reader. The MIME body
+(parts, transfer encodings, RFC 2231 filenames) is made by ``email``.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.parser
+import email.policy
+import mimetypes
+import re
+import secrets
+import time
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import MIMEPart
+from email.utils import format_datetime
+from pathlib import Path
+
+from kittiwake.core.compose.draft import (
+    _CONTROL,
+    FOLD_AT,
+    MAX_LINE,
+    ComposeError,
+    DataAttachment,
+    Draft,
+    _merge,
+    _one_line,
+    _phrase_ok_unquoted,
+    _quote,
+    is_address,
+)
+from kittiwake.core.compose.reply import account_address, normalize_msgid
+from kittiwake.core.config import Account
+from kittiwake.core.models import Address
+
+
+@dataclass(frozen=True)
+class Built:
+    """A message ready to submit."""
+
+    raw: bytes = field(repr=False)
+    """What is sent: CRLF lines, no Bcc header."""
+    envelope_from: str
+    envelope_rcpts: tuple[str, ...]
+    """To, Cc and Bcc, each once."""
+    message_id: str
+    sent_copy: bytes = field(repr=False)
+    """The copy for the Sent folder: ``raw`` plus the Bcc header, so you can see who got it."""
+    smtputf8: bool = False
+    """An address is non-ASCII before the @: the message must go with SMTPUTF8."""
+    eightbit: bool = False
+    """The bytes hold 8-bit data: submit with BODY=8BITMIME."""
+
+
+def make_message_id(domain: str) -> str:
+    stamp = format(int(time.time() * 1000), "x")
+    return f"<{stamp}.{secrets.token_hex(10)}@{_ascii_domain(domain) or 'kittiwake.invalid'}>"
+
+
+def build_mime(
+    draft: Draft,
+    account: Account,
+    smtputf8_ok: bool = False,
+    eightbit_ok: bool = False,
+    *,
+    now: datetime | None = None,
+    for_draft: bool = False,
+) -> Built:
+    """Make ``draft`` into bytes to submit.
+
+    ``smtputf8_ok`` / ``eightbit_ok`` say whether the submission server offers SMTPUTF8 and
+    8BITMIME. Bodies are 7bit when ASCII with short lines, 8bit when allowed and no line is
+    over 998 octets, quoted-printable otherwise. Non-ASCII names and subjects become encoded
+    words; an address with a non-ASCII local part needs SMTPUTF8 (ComposeError if not
+    offered; non-ASCII domains are sent as IDNA A-labels and need nothing).
+
+    ``for_draft``: the message is only stored (Drafts folder), never submitted: it may have
+    no recipient yet, and non-ASCII addresses are written as they are.
+    """
+    from_ = draft.from_ if draft.from_.addr else account_address(account)
+    recipients = _merge(draft.recipients)
+    if not recipients and not for_draft:
+        raise ComposeError("the message has no recipient: add one in To, Cc or Bcc")
+    every = (from_, *recipients, *draft.reply_to)
+    for a in every:
+        if not is_address(a.addr):
+            raise ComposeError(f"{a.addr!r} is not an email address")
+    needs_utf8 = any(not a.addr.rpartition("@")[0].isascii() for a in every)
+    if needs_utf8 and not smtputf8_ok and not for_draft:
+        bad = next(a.addr for a in every if not a.addr.rpartition("@")[0].isascii())
+        raise ComposeError(
+            f"{bad} has non-ASCII characters before the @, which needs SMTPUTF8, and the "
+            f"server for account {account.key} does not offer it"
+        )
+    utf8 = needs_utf8
+    message_id = normalize_msgid(draft.message_id) or make_message_id(
+        account.email.rpartition("@")[2]
+    )
+    date = now or datetime.now().astimezone()
+
+    headers = _HeaderWriter(utf8)
+    headers.unstructured("Date", format_datetime(date))
+    headers.addresses("From", (from_,))
+    if draft.to:
+        headers.addresses("To", _merge(draft.to))
+    if draft.cc:
+        headers.addresses("Cc", _merge(draft.cc))
+    if draft.reply_to:
+        headers.addresses("Reply-To", _merge(draft.reply_to))
+    headers.unstructured("Subject", _one_line(draft.subject).strip())
+    headers.ids("Message-ID", [message_id])
+    in_reply_to = normalize_msgid(draft.in_reply_to)
+    if in_reply_to:
+        headers.ids("In-Reply-To", [in_reply_to])
+    refs = [r for r in (normalize_msgid(x) for x in draft.references) if r]
+    if refs:
+        headers.ids("References", refs)
+    headers.unstructured("MIME-Version", "1.0")
+
+    body = _mime_body(draft, eightbit_ok)
+    raw = headers.bytes() + body
+    bcc = _merge(draft.bcc)
+    if bcc:
+        extra = _HeaderWriter(utf8)
+        extra.addresses("Bcc", bcc)
+        head_end = len(headers.bytes())
+        sent_copy = raw[:head_end] + extra.bytes() + raw[head_end:]
+    else:
+        sent_copy = raw
+    return Built(
+        raw=raw,
+        envelope_from=envelope_address(from_.addr, utf8),
+        envelope_rcpts=tuple(envelope_address(a.addr, utf8) for a in recipients),
+        message_id=message_id,
+        sent_copy=sent_copy,
+        smtputf8=utf8,
+        eightbit=any(b > 127 for b in raw),
+    )
+
+
+def draft_bytes(draft: Draft, account: Account, *, now: datetime | None = None) -> bytes:
+    """``draft`` as a message for the Drafts folder: Bcc kept, recipients optional, 8-bit
+    allowed (IMAP APPEND takes it); ``draft_from_message`` reads it back."""
+    return build_mime(draft, account, True, True, now=now, for_draft=True).sent_copy
+
+
+def address_header(name: str, items: Sequence[Address], utf8: bool = False) -> bytes:
+    """One folded address header field, CRLF-terminated (encoded words unless ``utf8``)."""
+    writer = _HeaderWriter(utf8)
+    writer.addresses(name, items)
+    return writer.bytes()
+
+
+def envelope_address(addr: str, utf8: bool = False) -> str:
+    """The address as given in MAIL FROM / RCPT TO: the domain as IDNA A-label unless the
+    message goes with SMTPUTF8."""
+    local, _, domain = addr.rpartition("@")
+    if utf8:
+        return addr
+    return f"{local}@{_ascii_domain(domain)}"
+
+
+def _ascii_domain(domain: str) -> str:
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ComposeError(f"{domain!r} is not a valid domain name") from None
+
+
+class _HeaderWriter:
+    """Writes folded header fields (CRLF) the way RFC 5322 and 2047 want them."""
+
+    def __init__(self, utf8: bool) -> None:
+        self.utf8 = utf8
+        self._lines: list[str] = []
+
+    def bytes(self) -> bytes:
+        return "".join(self._lines).encode("utf-8")
+
+    def _emit(self, name: str, tokens: list[tuple[str, str]]) -> None:
+        """``tokens`` are (separator, text); the fold goes before a separator."""
+        line = f"{name}:"
+        out: list[str] = []
+        for sep, text in tokens:
+            sep = sep or " "
+            if len(line) + len(sep) + len(text) > FOLD_AT and line.strip() != f"{name}:":
+                out.append(line)
+                line = ""
+            line += sep + text
+        out.append(line)
+        self._lines.append("\r\n".join(out) + "\r\n")
+
+    def unstructured(self, name: str, value: str) -> None:
+        self._emit(name, self._words(value) if value else [(" ", "")])
+
+    def ids(self, name: str, ids: list[str]) -> None:
+        self._emit(name, [(" ", i) for i in ids])
+
+    def addresses(self, name: str, items: Sequence[Address]) -> None:
+        tokens: list[tuple[str, str]] = []
+        for n, a in enumerate(items):
+            part = self._address(a)
+            if n < len(items) - 1:
+                part[-1] = (part[-1][0], part[-1][1] + ",")
+            tokens += part
+        self._emit(name, tokens)
+
+    def _address(self, a: Address) -> list[tuple[str, str]]:
+        addr = envelope_address(a.addr, self.utf8)
+        name = _CONTROL.sub(" ", a.name).strip()
+        if not name:
+            return [(" ", addr)]
+        if name.isascii() or self.utf8:
+            phrase = name if _phrase_ok_unquoted(name) else _quote(name)
+            if name.isascii() and len(phrase) > 900:
+                return [*[(" ", w) for w in _encoded_words(name)], (" ", f"<{addr}>")]
+            return [(" ", phrase), (" ", f"<{addr}>")]
+        return [*[(" ", w) for w in _encoded_words(name)], (" ", f"<{addr}>")]
+
+    def _words(self, value: str) -> list[tuple[str, str]]:
+        """Unstructured text as tokens: ASCII words as they are, runs of other words as
+        encoded words (whitespace inside a run is encoded with it, so it survives)."""
+        value = _CONTROL.sub(" ", value)
+        parts = re.findall(r"([ \t]*)([^ \t]+)", value)
+        if self.utf8:
+            return [(sep or " ", word) for sep, word in parts]
+        tokens: list[tuple[str, str]] = []
+        run: list[tuple[str, str]] = []
+
+        def flush() -> None:
+            if run:
+                text = "".join(s + w for s, w in run)[len(run[0][0]) :]
+                words = _encoded_words(text)
+                tokens.append((run[0][0] or " ", words[0]))
+                tokens.extend((" ", w) for w in words[1:])
+                run.clear()
+
+        for sep, word in parts:
+            if word.isascii() and "=?" not in word and len(word) <= 900:
+                flush()
+                tokens.append((sep or " ", word))
+            else:
+                run.append((sep, word))
+        flush()
+        return tokens
+
+
+def _encoded_words(text: str) -> list[str]:
+    """RFC 2047 B-encoded words of at most 75 characters, split between characters."""
+    words: list[str] = []
+    chunk = b""
+    for ch in text:
+        data = ch.encode("utf-8")
+        if len(chunk) + len(data) > 45:
+            words.append(_b_word(chunk))
+            chunk = b""
+        chunk += data
+    if chunk or not words:
+        words.append(_b_word(chunk))
+    return words
+
+
+def _b_word(data: bytes) -> str:
+    return "=?utf-8?b?" + base64.b64encode(data).decode("ascii") + "?="
+
+
+_POLICY = email.policy.SMTP
+
+
+def _mime_body(draft: Draft, eightbit_ok: bool) -> bytes:
+    text = draft.body.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    data = text.encode("utf-8")
+    longest = max(len(line) for line in data.split(b"\n"))
+    if data.isascii() and longest <= MAX_LINE:
+        cte = "7bit"
+    elif eightbit_ok and longest <= MAX_LINE:
+        cte = "8bit"
+    else:
+        cte = "quoted-printable"
+    top = MIMEPart(policy=_POLICY)
+    top.set_content(text, subtype="plain", charset="utf-8", cte=cte)
+    parts = [_file_attachment(path) for path in draft.attachments]
+    parts += list(draft.attached)
+    if not parts:
+        return top.as_bytes(policy=_POLICY)
+    top.make_mixed()
+    splices: dict[bytes, bytes] = {}
+    for att in parts:
+        top.attach(_attachment_part(att, eightbit_ok, splices))
+    for _ in range(5):
+        top.set_boundary("=_kw_" + secrets.token_hex(12))
+        out = top.as_bytes(policy=_POLICY)
+        boundary = (top.get_boundary() or "").encode()
+        if not any(boundary in data for data in splices.values()):
+            break
+    for token, data in splices.items():
+        out = out.replace(token, data, 1)
+    return out
+
+
+def _file_attachment(path: Path) -> DataAttachment:
+    path = Path(path).expanduser()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ComposeError(f"attachment {path}: no such file") from None
+    except IsADirectoryError:
+        raise ComposeError(f"attachment {path}: is a directory") from None
+    except OSError as exc:
+        raise ComposeError(f"attachment {path}: cannot be read ({exc.strerror})") from None
+    ctype = mimetypes.guess_type(path.name, strict=False)[0] or "application/octet-stream"
+    return DataAttachment(path.name, ctype, data)
+
+
+def _attachment_part(
+    att: DataAttachment, eightbit_ok: bool, splices: dict[bytes, bytes]
+) -> MIMEPart:
+    maintype, _, subtype = att.content_type.lower().partition("/")
+    if not subtype or not re.fullmatch(r"[a-z0-9!#$&^_.+-]+", maintype + subtype):
+        maintype, subtype = "application", "octet-stream"
+    filename = unicodedata.normalize("NFC", att.filename) or "attachment"
+    part = MIMEPart(policy=_POLICY)
+    if (maintype, subtype) == ("message", "rfc822"):
+        inner = re.sub(rb"\r?\n", b"\r\n", att.data)
+        if not inner.endswith(b"\r\n"):
+            inner += b"\r\n"
+        eight = not inner.isascii()
+        if not eight or eightbit_ok:
+            # email cannot write raw 8-bit message/rfc822 content: a placeholder is replaced by
+            # the original bytes after generation, so a forwarded message stays byte-identical.
+            token = f"KITTIWAKE-SPLICE-{secrets.token_hex(16)}"
+            splices[token.encode() + b"\r\n"] = inner
+            part["Content-Type"] = "message/rfc822"
+            part.add_header("Content-Disposition", "attachment", filename=filename)
+            part["Content-Transfer-Encoding"] = "8bit" if eight else "7bit"
+            part.set_payload(token + "\r\n")
+            return part
+        maintype, subtype = "application", "octet-stream"  # 8-bit message, no 8BITMIME
+        att = DataAttachment(att.filename, "application/octet-stream", inner)
+    params: dict[str, str] = {}
+    if maintype == "text":
+        try:
+            att.data.decode("utf-8")
+            params["charset"] = "utf-8"
+        except UnicodeDecodeError:
+            pass
+    part.set_content(
+        att.data, maintype, subtype, disposition="attachment", filename=filename, params=params
+    )
+    return part
