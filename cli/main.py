@@ -76,7 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="stay connected and print one line per change until interrupted",
     )
     sync.set_defaults(func=run_sync_command)
-    # -- search and threads ---
     search = commands.add_parser(
         "search",
         help="print the messages matching a query (cache first, then the server)",
@@ -95,8 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print a JSON array of objects")
     search.add_argument("query", nargs="+", metavar="QUERY", help="the query (quote it)")
     search.set_defaults(func=run_search_command)
-    # -- end search and threads ---
-    # -- compose and send ---
     send = commands.add_parser(
         "send",
         help="send a complete message read from stdin (through the outbox)",
@@ -318,7 +315,6 @@ def split_mailto(argv: Sequence[str]) -> tuple[list[str], str | None]:
         if arg[:7].lower() == "mailto:":
             return rest[:n] + rest[n + 1 :], arg
     return rest, None
-    # -- end compose and send ---
 
 
 def no_config_message(path: Path) -> str:

@@ -512,8 +512,6 @@ class MailApi:
         poller = self.engine.pop3.get(account)
         return poller.next_check_in if poller is not None else None
 
-    # -- end checking for mail ---------------------------------------------------------------
-
     # -- search and threads (the logic is in ``core/search/service.py``) --------------------
 
     def search_folders(self, account: str, folder: str | None) -> list[str]:
@@ -577,8 +575,6 @@ class MailApi:
         sent = self.role_folder(account, FolderRole.SENT)
         return await thread_folder(self._store(account).cache, folder, sent)
 
-    # -- end search and threads ---------------------------------------------------------------
-
     # -- compose and send (the logic is in ``core/compose/service.py``) ------------------------
 
     def can_send(self) -> bool:
@@ -601,8 +597,6 @@ class MailApi:
 
     def complete_addresses(self, prefix: str, exclude: list[str] | None = None) -> list[Address]:
         return self._composer.complete(prefix, exclude or [])
-
-    # -- end compose and send ---------------------------------------------------------------
 
 
 __all__ = ["AccountInfo", "Event", "Hit", "MailApi"]

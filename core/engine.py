@@ -50,7 +50,6 @@ class Engine:
                 feed = self.feeds[account.key] = Pop3Feed(account, config, local, self._stores)
                 every = parse_duration(account.pop3.check_every)
                 self.pop3[account.key] = Pop3Poller(account.key, feed, self.bus, every)
-        # -- end local accounts ----------------------------------------------------------------
         # -- compose and send: one outbox runner per account with an [smtp] section ---------
         self.filer = SentFiler(lambda: self.stores, self.bus.publish)
         self.outboxes: dict[str, OutboxRunner] = {
@@ -60,7 +59,6 @@ class Engine:
             for a in config.accounts.values()
             if a.smtp is not None
         }
-        # -- end compose and send ---------------------------------------------------------------
         #: Sentences for the user about caches found damaged and rebuilt (``Cache.notice``).
         self.notices = [s.cache.notice for s in self.stores.values() if s.cache.notice]
 

@@ -73,7 +73,6 @@ KEYMAP_CLASSES: list[type[DOMNode]] = [
     HelpScreen,
     DoctorScreen,
     SignInScreen,
-    # -- compose and send ---
     ReviewScreen,
     BuiltinEditor,
     NewMessagePrompt,
@@ -81,7 +80,6 @@ KEYMAP_CLASSES: list[type[DOMNode]] = [
     PathInput,
     Confirm,
     Prompt,
-    # -- search and threads ---
     ResultsScreen,
     SearchScreen,
     SearchPrompt,
@@ -89,7 +87,6 @@ KEYMAP_CLASSES: list[type[DOMNode]] = [
     ThreadList,
     ThreadReaderScreen,
     ResultReaderScreen,
-    # -- end search and threads ---
 ]
 
 
@@ -258,7 +255,6 @@ class KittiwakeApp(App[None]):
             ReaderScreen: "Keys: reading a message",
             ReviewScreen: "Keys: reviewing a message before sending",
         }.get(type(screen), "Keys")
-        # -- search and threads ---
         title = {
             SearchScreen: "Keys: search results",
             ConversationsScreen: "Keys: conversations",
@@ -267,7 +263,6 @@ class KittiwakeApp(App[None]):
         }.get(type(screen), title)
         notes = QUERY_HELP if isinstance(screen, MailboxScreen | SearchScreen) else ""
         self.push_screen(HelpScreen(binding_rows(screen), title, notes))
-        # -- end search and threads ---
 
     def new_mail(self, event: MessagesAdded) -> None:
         """Tell the user about mail that arrives in an inbox after the first sync."""

@@ -74,7 +74,6 @@ class MailboxScreen(TriageCommands):
             "ctrl+d", "diagnose", "Why is it offline? (doctor)", id="mailbox.diagnose", show=False
         ),
         Binding("ctrl+l", "sign_in", "Sign in (OAuth2)", id="mailbox.sign_in", show=False),
-        # -- compose and send ---
         Binding("c", "compose", "Compose", id="compose.new"),
         Binding("r", "reply", "Reply", id="compose.reply"),
         Binding("R", "reply(True)", "Reply all", id="compose.reply_all", show=False),
@@ -82,11 +81,8 @@ class MailboxScreen(TriageCommands):
         Binding(
             "F", "forward(True)", "Forward attached", id="compose.forward_attached", show=False
         ),
-        # -- end compose and send ---
-        # -- search and threads ---
         Binding("slash", "search", "Search", id="mailbox.search"),
         Binding("t", "threads", "Threads", id="mailbox.threads"),
-        # -- end search and threads ---
         Binding("?", "help", "Help", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit", show=False),
     ]
@@ -379,8 +375,6 @@ class MailboxScreen(TriageCommands):
             self.account, FolderRole.DRAFTS
         )
 
-    # -- end compose and send -------------------------------------------------------------
-
     # -- checking for mail (ctrl+r: POP3 downloads now, IMAP resyncs the folder) -----------
 
     def action_diagnose(self) -> None:
@@ -432,8 +426,6 @@ class MailboxScreen(TriageCommands):
             return f"downloading {done:,}/{total:,}" if total else "checking for mail…"
         return None
 
-    # -- end checking for mail -------------------------------------------------------------
-
     # -- search and threads (screens in search.py, thread_view.py) -------------------------
 
     def action_search(self) -> None:
@@ -446,8 +438,6 @@ class MailboxScreen(TriageCommands):
 
         if self.account is not None and self.folder is not None:
             self.app.push_screen(ConversationsScreen(self.account, self.folder))
-
-    # -- end search and threads -------------------------------------------------------------
 
     # -- reading --------------------------------------------------------------------------
 

@@ -176,7 +176,6 @@ class ReaderScreen(TriageCommands):
         Binding("V", "toggle_source", "Source", id="reader.source"),
         # The list's triage keys (same ids), on the message shown.
         *triage_bindings(labels={"read": "Unread"}),
-        # -- compose and send ---
         Binding("r", "reply", "Reply", id="compose.reply"),
         Binding("R", "reply(True)", "Reply all", id="compose.reply_all", show=False),
         Binding("f", "forward", "Forward", id="compose.forward", show=False),
@@ -184,7 +183,6 @@ class ReaderScreen(TriageCommands):
             "F", "forward(True)", "Forward attached", id="compose.forward_attached", show=False
         ),
         Binding("c", "compose", "Compose", id="compose.new", show=False),
-        # -- end compose and send ---
         Binding("?", "help", "Help", id="app.help"),
     ]
 
