@@ -484,3 +484,54 @@ def test_kittiwake_login_as_a_process_over_ssh_then_doctor_is_happy(
     assert "oauth2  ok    sign-in" in doctor.stdout
     log = (tmp_path / "state" / "kittiwake" / "kittiwake.log").read_text()
     assert not any(t.access_token in log for t in s.auth.tokens)
+
+
+async def test_pop3_logs_in_and_smtp_sends_with_the_token(servers: Servers) -> None:
+    """POP3 takes the token too (Dovecot offers OAUTHBEARER/XOAUTH2 there), and a message
+    sent with the token's SMTP login arrives."""
+    import uuid
+
+    from harness import wait_for_messages
+
+    from kittiwake.core.oauth2 import tokens as module
+    from kittiwake.core.smtp.client import SmtpSession
+
+    module._sources.clear()
+    s = servers
+    me = account(s)
+    source = module.token_source(me)
+    await source.signed_in(
+        await sign_in_with_browser(me.oauth2, source.endpoints, in_browser(s))  # type: ignore[arg-type]
+    )
+    pop = config_from_dict(
+        {
+            "accounts": {
+                "me": {
+                    "email": s.user.login,
+                    "pop3": {
+                        "host": s.imap.host,
+                        "port": s.imap.ports.pop3s,
+                        "user": s.user.login,
+                        "auth": "oauth2",
+                        "ca_file": str(s.imap.ca_file),
+                        "timeout": 15,
+                    },
+                    "oauth2": dict(
+                        client_id=CLIENT_ID,
+                        authorize_url=s.auth.authorize_url,
+                        token_url=s.auth.token_url,
+                        scopes=["mail", "offline_access"],
+                        ca_file=str(s.imap.ca_file),
+                    ),
+                }
+            }
+        }
+    ).accounts["me"]
+    result = await check_login(pop, "pop3")
+    assert result.ok, result.detail
+    token = uuid.uuid4().hex
+    raw = f"From: {s.user.login}\r\nTo: {s.user.login}\r\nSubject: {token}\r\n\r\nhi\r\n".encode()
+    async with SmtpSession(me) as smtp:
+        await smtp.submit(s.user.login, [s.user.login], raw)
+    arrived = wait_for_messages(s.imap, s.user, 1, timeout=30)
+    assert any(token.encode() in m for m in arrived)

@@ -10,6 +10,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from harness import Dovecot, TestCA, imap_device
@@ -93,3 +94,61 @@ async def test_ctrl_l_signs_in_and_the_mailbox_fills(oauth: tuple[OAuthServer, D
         messages = app.screen.query_one(MessageList)
         await until(pilot, lambda: len(messages.index) == 1, 20)
         assert "online" in str(bar.render())
+
+
+async def test_a_revoked_sign_in_says_so_once_and_waits_for_the_user(
+    oauth: tuple[OAuthServer, Dovecot], proxy_factory: Callable[[str, int], Any]
+) -> None:
+    """The user revokes Kittiwake's access on the provider's security page; the link then
+    drops: the account does not loop on reconnects, the status bar asks for a sign-in."""
+    from harness.oauth import sign_in_by_code
+
+    from kittiwake.core.oauth2.endpoint import tokens_from
+    from kittiwake.core.oauth2.tokens import token_source
+
+    auth, server = oauth
+    user = server.add_user("revoked")
+    auth.users[user.login] = user.password
+    proxy = proxy_factory(server.host, server.ports.imaps)
+    config = config_from_dict(
+        {
+            "accounts": {
+                "me": {
+                    "email": user.login,
+                    "imap": {
+                        "host": server.host,
+                        "port": proxy.port,
+                        "user": user.login,
+                        "auth": "oauth2",
+                        "ca_file": str(server.ca_file),
+                        "timeout": 10,
+                    },
+                    "oauth2": {
+                        "client_id": CLIENT_ID,
+                        "authorize_url": auth.authorize_url,
+                        "token_url": auth.token_url,
+                        "scopes": ["mail", "offline_access"],
+                        "ca_file": str(server.ca_file),
+                    },
+                }
+            }
+        }
+    )
+    import time
+
+    signed = sign_in_by_code(auth, user.login, user.password)
+    await token_source(config.accounts["me"]).signed_in(tokens_from(signed, None, time.time()))
+    app = KittiwakeApp(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        bar = app.screen.query_one(StatusBar)
+        await until(pilot, lambda: "online" in str(bar.render()), 20)
+        auth.revoke_all(user.login)
+        connections = proxy.connection_count
+        proxy.kill_connections()
+        await until(pilot, lambda: "sign-in needed: press ctrl+l" in str(bar.render()), 20)
+        imap = app.api.engine.imap["me"]
+        assert imap.sign_in_needed is not None and "kittiwake login me" in imap.sign_in_needed
+        settled = proxy.connection_count
+        assert settled - connections <= 3  # one attempt (command + watch), not a loop
+        await pilot.press("ctrl+l")
+        await until(pilot, lambda: isinstance(app.screen, SignInScreen), 5)
