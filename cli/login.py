@@ -9,7 +9,6 @@ reads the address the browser ended on when it is pasted (when no tunnel is poss
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from kittiwake.core.oauth2.endpoint import DeviceStart
 from kittiwake.core.oauth2.flow import (
     BrowserPrompt,
     LoopbackReceiver,
+    open_browser,
     sign_in_with_browser,
     sign_in_with_device,
 )
@@ -50,11 +50,7 @@ def browser_prompt(
     desktop), the ssh -L line, and a pasted address read from ``stdin`` meanwhile."""
 
     async def show(prompt: BrowserPrompt, receiver: LoopbackReceiver) -> None:
-        opened = False
-        if _has_display():
-            import webbrowser
-
-            opened = await asyncio.to_thread(webbrowser.open, prompt.url)
+        opened = await asyncio.to_thread(open_browser, prompt.url)
         say("Open this address in a browser and sign in:" if not opened else "A browser opened:")
         say()
         say(f"  {prompt.url}")
@@ -78,11 +74,6 @@ def browser_prompt(
         threading.Thread(target=read_pasted, name="paste", daemon=True).start()
 
     return show
-
-
-def _has_display() -> bool:
-    over_ssh = bool(os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_TTY"))
-    return not over_ssh and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 async def run_login(

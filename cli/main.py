@@ -40,6 +40,13 @@ password_command = "pass show mail/work"
 """
 
 
+def config_option(command: argparse.ArgumentParser) -> None:
+    """``--config`` after the command name too (``kittiwake sync --config PATH``)."""
+    command.add_argument(
+        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kittiwake",
@@ -66,9 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="synchronize accounts into the local cache, then exit (or --watch)",
         description="Synchronize every folder of every (or the named) account into the cache.",
     )
-    sync.add_argument(
-        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
-    )
+    config_option(sync)
     sync.add_argument("--account", metavar="NAME", help="only this account")
     sync.add_argument(
         "--watch",
@@ -86,9 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
             "or ? in the app, e.g.  from:ann is:unread invoice OR receipt."
         ),
     )
-    search.add_argument(
-        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
-    )
+    config_option(search)
     search.add_argument("--account", metavar="NAME", help="only this account")
     search.add_argument("--folder", metavar="F", help="only this folder (default: all)")
     search.add_argument("--json", action="store_true", help="print a JSON array of objects")
@@ -103,9 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
             "a copy in Sent. Exits 0 once accepted or safely queued."
         ),
     )
-    send.add_argument(
-        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
-    )
+    config_option(send)
     send.add_argument("--account", metavar="NAME", help="send from this account (default: by From)")
     send.set_defaults(func=run_send_command)
     setup = commands.add_parser(
@@ -120,9 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
             "setup screen."
         ),
     )
-    setup.add_argument(
-        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
-    )
+    config_option(setup)
     setup.add_argument("--email", metavar="ADDRESS", help="the address to set up")
     setup.add_argument("--name", default="", help="your name, shown to the people you write to")
     setup.add_argument("--account", metavar="NAME", help="the account's name in the config")
@@ -171,9 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
             "kept like a password (never in the config); the app uses it from then on."
         ),
     )
-    login.add_argument(
-        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
-    )
+    config_option(login)
     login.add_argument("account", metavar="ACCOUNT", help="the account to sign in to")
     login.add_argument(
         "--device", action="store_true", help="show a code to type on another device instead"
@@ -195,9 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
             "only when everything works. Nothing is sent."
         ),
     )
-    doctor.add_argument(
-        "--config", type=Path, metavar="PATH", default=argparse.SUPPRESS, help="config file"
-    )
+    config_option(doctor)
     doctor.add_argument("account", nargs="?", metavar="ACCOUNT", help="only this account")
     doctor.add_argument(
         "--send-test",

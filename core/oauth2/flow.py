@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import os
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -49,6 +50,17 @@ class BrowserPrompt:
     @property
     def ssh_hint(self) -> str:
         return f"ssh -L {self.port}:127.0.0.1:{self.port} THIS-MACHINE"
+
+
+def open_browser(url: str) -> bool:
+    """Open ``url`` in a browser on this machine when there is one to see: a desktop
+    session, not a login over SSH (where the browser is on the user's own machine)."""
+    over_ssh = bool(os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_TTY"))
+    if over_ssh or not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    import webbrowser
+
+    return webbrowser.open(url)
 
 
 def pkce_pair() -> tuple[str, str]:

@@ -6,7 +6,6 @@ type on any device where the provider allows it. The account reconnects once sig
 
 from __future__ import annotations
 
-import os
 from typing import ClassVar
 
 from rich.text import Text
@@ -19,7 +18,7 @@ from textual.widgets import Input, Static
 
 from kittiwake.core.api import MailApi
 from kittiwake.core.oauth2.endpoint import DeviceStart
-from kittiwake.core.oauth2.flow import BrowserPrompt, LoopbackReceiver
+from kittiwake.core.oauth2.flow import BrowserPrompt, LoopbackReceiver, open_browser
 from kittiwake.core.sanitize import clean_line
 
 
@@ -86,11 +85,7 @@ class SignInScreen(Screen[str | None]):
 
     def _show_browser(self, prompt: BrowserPrompt, receiver: LoopbackReceiver) -> None:
         self.prompt, self.receiver = prompt, receiver
-        opened = False
-        if _has_display():
-            import webbrowser
-
-            opened = webbrowser.open(prompt.url)
+        opened = open_browser(prompt.url)
         text = Text()
         text.append("A browser opened; sign in there.\n\n" if opened else "Open this address in a ")
         if not opened:
@@ -130,8 +125,3 @@ class SignInScreen(Screen[str | None]):
         if self.receiver is not None:
             self.receiver.close()
         self.dismiss(None)
-
-
-def _has_display() -> bool:
-    over_ssh = bool(os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_TTY"))
-    return not over_ssh and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
