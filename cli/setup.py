@@ -13,12 +13,11 @@ from kittiwake.cli.login import browser_prompt
 from kittiwake.core.errors import ConfigError, KittiwakeError
 from kittiwake.core.sanitize import clean_line
 from kittiwake.core.secrets import run_secret_command
+from kittiwake.core.setup.autoconfig import SECURITY_LABELS
 from kittiwake.core.setup.confirm import Candidate
 from kittiwake.core.setup.discover import Finding
 from kittiwake.core.setup.flow import IMAP_OR_POP3, Proposal, Receive
 from kittiwake.core.setup.service import SetupService
-
-_MODE = {"tls": "TLS", "starttls": "STARTTLS", "none": "plain"}
 
 
 async def run_setup(
@@ -43,7 +42,8 @@ async def run_setup(
     def found(finding: Finding) -> None:
         if finding.settings:
             servers = ", ".join(
-                f"{s.protocol} {s.host}:{s.port} {_MODE[s.security]}" for s in finding.settings[:6]
+                f"{s.protocol} {s.host}:{s.port} {SECURITY_LABELS[s.security]}"
+                for s in finding.settings[:6]
             )
             source = clean_line(finding.source)
             say(f"  found   {source} ({finding.seconds:.1f} s): {clean_line(servers)}")
@@ -54,7 +54,7 @@ async def run_setup(
         s = candidate.setting
         verdict = "ok  " if candidate.ok else "fail"
         detail = "" if candidate.ok else f": {clean_line(candidate.result.detail)}"
-        say(f"  {verdict}    {s.protocol} {s.host}:{s.port} {_MODE[s.security]}{detail}")
+        say(f"  {verdict}    {s.protocol} {s.host}:{s.port} {SECURITY_LABELS[s.security]}{detail}")
 
     if "@" not in email.strip("@"):
         raise ConfigError(f"{email!r} is not an email address")
@@ -79,7 +79,7 @@ async def run_setup(
         assert c is not None
         s = c.setting
         say(
-            f"{protocol.upper():<5} {s.host}:{s.port} {_MODE[s.security]}, "
+            f"{protocol.upper():<5} {s.host}:{s.port} {SECURITY_LABELS[s.security]}, "
             f"user {s.login_for(email)}  (from {clean_line(c.sources)})"
         )
     rule = proposal.sign_in

@@ -20,6 +20,9 @@ from defusedxml.common import DefusedXmlException
 Security = Literal["tls", "starttls", "none"]  # as in core/config.py; this module stands alone
 Protocol = Literal["imap", "pop3", "smtp"]
 
+#: How a security mode is named to the user (setup's screen and command print candidates).
+SECURITY_LABELS: dict[str, str] = {"tls": "TLS", "starttls": "STARTTLS", "none": "plain"}
+
 MAX_DOCUMENT = 256 * 1024
 """Real documents are 1-10 KB; anything far larger is not an autoconfig document."""
 

@@ -20,13 +20,12 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, RadioButton, RadioSet, Static
 
 from kittiwake.core.sanitize import clean_line
+from kittiwake.core.setup.autoconfig import SECURITY_LABELS
 from kittiwake.core.setup.confirm import Candidate
 from kittiwake.core.setup.discover import Finding
 from kittiwake.core.setup.flow import IMAP_OR_POP3, Proposal, Receive
 from kittiwake.core.setup.login import LoginResult
 from kittiwake.core.setup.roundtrip import RoundTrip
-
-_MODE = {"tls": "TLS", "starttls": "STARTTLS", "none": "plain"}
 
 
 class SetupService(Protocol):
@@ -58,7 +57,7 @@ def describe_findings(findings: list[Finding]) -> Text:
         if not finding.settings:
             continue
         servers = ", ".join(
-            f"{s.protocol.upper()} {s.host}:{s.port} {_MODE[s.security]}"
+            f"{s.protocol.upper()} {s.host}:{s.port} {SECURITY_LABELS[s.security]}"
             for s in finding.settings[:3]
         )
         text.append("  ●  ", style="bold")
@@ -85,7 +84,7 @@ def describe_candidate(candidate: Candidate) -> Text:
         text.append("  ✓  ", style="bold green")
     else:
         text.append("  ✗  ", style="dim")
-    label = f"{s.protocol.upper():<4} {s.host}:{s.port} {_MODE[s.security]}"
+    label = f"{s.protocol.upper():<4} {s.host}:{s.port} {SECURITY_LABELS[s.security]}"
     text.append(clean_line(label), style="" if candidate.ok else "dim")
     if not candidate.ok:
         text.append(f"  {clean_line(candidate.result.detail)[:70]}", style="dim")
