@@ -2,7 +2,7 @@
 
 The password typed once is used for every server of the account (providers use one password
 for IMAP or POP3 and SMTP); it is tested in memory, then stored where this machine can read it
-back (``core/setup/secretstore.py``), and the config only says how to read it.
+back (``core/secretstore.py``), and the config only says how to read it.
 """
 
 from __future__ import annotations
