@@ -40,20 +40,9 @@ from kittiwake.tui.triage import TRIAGE_BUT_UNDO, Targets, TriageCommands, plura
 from kittiwake.tui.widgets.folder_tree import FolderRef, FolderTree
 from kittiwake.tui.widgets.footer import KeyFooter
 from kittiwake.tui.widgets.message_list import MessageList
-from kittiwake.tui.widgets.plain import PlainBar
+from kittiwake.tui.widgets.status_bar import StatusBar
 
 NARROW = 100  # below this many columns the sidebar folds away
-
-
-class StatusBar(PlainBar):
-    DEFAULT_CSS = """
-    StatusBar {
-        height: 1;
-        background: $panel;
-        color: $foreground;
-        padding: 0 1;
-    }
-    """
 
 
 class MailboxScreen(TriageCommands):
