@@ -81,7 +81,7 @@ async def test_the_message_list_follows_its_folder_in_one_reload_per_burst(
     async with app.run_test(size=(100, 30)) as pilot:
         await synced(app)
         messages = _mailbox(app).query_one(MessageList)
-        await until(pilot, lambda: len(messages.index) == 8)
+        await until(pilot, lambda: len(messages.index) == 8 and not messages._pending_reload)
         row = messages.index.index(3)  # message 3: read, not flagged
         assert messages.render_line(row).text[:2] == "  "
         reloads: list[frozenset[int]] = []
