@@ -36,8 +36,8 @@ def run_demo(args: argparse.Namespace) -> int:
     import shutil
 
     from kittiwake.core.api import MailApi
-    from kittiwake.core.demo import DemoServers, run_demo_mail_feed
     from kittiwake.core.engine import Engine
+    from kittiwake.demo import DemoServers, run_demo_mail_feed
     from kittiwake.tui.themes import normalise_no_color
 
     normalise_no_color()

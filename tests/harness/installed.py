@@ -20,7 +20,7 @@ from .dovecot import Dovecot, User
 from .postfix import Postfix
 
 REPO = Path(__file__).resolve().parents[2]
-TOP_LEVEL = ("core", "tui", "themes", "cli")
+TOP_LEVEL = ("core", "tui", "themes", "cli", "demo")
 
 
 def source_modules() -> set[str]:

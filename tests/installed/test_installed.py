@@ -34,7 +34,7 @@ def test_the_wheel_carries_every_module_and_data_file_of_the_tree(installed: Ins
 def test_every_installed_module_imports_outside_the_checkout(installed: Installed) -> None:
     out = installed.python(
         "import importlib, pkgutil\n"
-        "roots = ['kittiwake.' + p for p in ('core', 'tui', 'themes', 'cli')]\n"
+        "roots = ['kittiwake.' + p for p in ('core', 'tui', 'themes', 'cli', 'demo')]\n"
         "names = list(roots)\n"
         "for root in roots:\n"
         "    package = importlib.import_module(root)\n"

@@ -43,15 +43,15 @@ from types import TracebackType
 from typing import Any, Literal
 
 from kittiwake.core.config import Config, config_from_dict
-from kittiwake.core.demo.mailgen import ARCHIVE, DEMO_USER, DemoUser
 from kittiwake.core.errors import KittiwakeError
+from kittiwake.demo.mailgen import ARCHIVE, DEMO_USER, DemoUser
 
 log = logging.getLogger(__name__)
 
 #: The account's name in ``DemoServers.config()``.
 ACCOUNT = "demo"
 
-_BACKEND = "kittiwake.core.demo.backend"
+_BACKEND = "kittiwake.demo.backend"
 
 
 class DemoError(KittiwakeError):
