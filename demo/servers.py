@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import importlib.util
 import json
 import logging
 import random
@@ -52,6 +53,19 @@ log = logging.getLogger(__name__)
 ACCOUNT = "demo"
 
 _BACKEND = "kittiwake.demo.backend"
+
+#: What the server process (``backend``) needs beyond Kittiwake: the ``demo`` extra.
+SERVER_PACKAGES = ("pymap", "aiosmtpd")
+
+
+def check_servers_installed() -> None:
+    """Raise ``ModuleNotFoundError`` (its ``name`` the package) when a server package is not
+    installed. The servers run in a child process, where a failed import shows only as an
+    exit status and a traceback on its stderr; this asks before starting anything, without
+    importing them into the app's process."""
+    for name in SERVER_PACKAGES:
+        if importlib.util.find_spec(name) is None:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 
 class DemoError(KittiwakeError):
@@ -413,4 +427,11 @@ async def run_demo_mail_feed(servers: DemoServers, every: float = 20.0) -> None:
         await servers.feed_one()
 
 
-__all__ = ["ACCOUNT", "DemoError", "DemoServers", "run_demo_mail_feed"]
+__all__ = [
+    "ACCOUNT",
+    "SERVER_PACKAGES",
+    "DemoError",
+    "DemoServers",
+    "check_servers_installed",
+    "run_demo_mail_feed",
+]
