@@ -13,17 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import sqlite3
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from kittiwake.core import cache_repair
 from kittiwake.core.cache import Cache, FolderState, LazySummaries
-from kittiwake.core.config import Account, ca_file_problem, parse_duration
+from kittiwake.core.config import Account, parse_duration
 from kittiwake.core.errors import (
     AuthFailed,
     CommandFailed,
@@ -65,6 +63,7 @@ from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.oauth2.tokens import token_source
 from kittiwake.core.search.index import body_words
 from kittiwake.core.secrets import Secret, command_key, credentials
+from kittiwake.core.transport import tls_context_for
 
 log = logging.getLogger(__name__)
 
@@ -100,41 +99,6 @@ class Tuning:
     batch: int = BATCH
     poll_every: float | None = None
     dead_after: float = 30.0
-
-
-_SSL_CONTEXTS: dict[tuple[str | None, int, int], ssl.SSLContext] = {}
-
-
-def make_ssl_context(ca_file: str | None) -> ssl.SSLContext:
-    """System trust store plus the account's own CA: verification is never switched off.
-
-    Loading the system trust store takes 15-20 ms, so contexts are kept per CA file (and
-    rebuilt when that file changes); a context can be shared by any number of connections.
-    """
-    try:
-        stat = os.stat(ca_file) if ca_file else None
-    except OSError:
-        stat = None  # load_verify_locations raises the error the user should see
-    key = (ca_file or None, stat.st_mtime_ns if stat else 0, stat.st_size if stat else 0)
-    ctx = _SSL_CONTEXTS.get(key)
-    if ctx is None:
-        ctx = ssl.create_default_context()
-        if ca_file:
-            ctx.load_verify_locations(cafile=ca_file)
-        if ca_file is None or stat is not None:
-            _SSL_CONTEXTS[key] = ctx
-    return ctx
-
-
-def tls_context_for(ca_file: str | None, at: str) -> ssl.SSLContext:
-    """``make_ssl_context``, with a ``ca_file`` that broke after the config was read (moved,
-    replaced) reported as the config mistake it is: one sentence naming the key
-    (``at`` is the section, e.g. accounts.work.imap), never an OSError or SSLError."""
-    try:
-        return make_ssl_context(ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        problem = (ca_file_problem(ca_file) if ca_file else None) or f"{ca_file}: {exc}"
-        raise ConfigError(f"{at}.ca_file: {problem}") from None
 
 
 @dataclass

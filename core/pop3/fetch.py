@@ -455,7 +455,7 @@ async def fetch_once(
     ``ca_file``). Raises Pop3Error subclasses (``recoverable`` when a retry may help),
     MaildirError, SecretError; whatever was durably delivered before an error stays so.
     """
-    from kittiwake.core.imap.account import tls_context_for
+    from kittiwake.core.transport import tls_context_for
 
     cfg = _pop3(account)
     at = f"accounts.{account.key}.pop3"

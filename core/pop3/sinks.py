@@ -151,8 +151,8 @@ ImapConnector = Callable[[], Awaitable[ImapConnection]]
 
 def imap_connector(account: Account) -> ImapConnector:
     """A connector for an IMAP account of the config, with its TLS and login rules."""
-    from kittiwake.core.imap.account import make_ssl_context
     from kittiwake.core.secrets import credentials
+    from kittiwake.core.transport import make_ssl_context
 
     cfg = account.imap
     if cfg is None:

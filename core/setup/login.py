@@ -15,12 +15,12 @@ from typing import Literal
 
 from kittiwake.core.config import Account
 from kittiwake.core.errors import AuthFailed, KittiwakeError, SecretError
-from kittiwake.core.imap.account import make_ssl_context
 from kittiwake.core.imap.connection import ImapConnection
 from kittiwake.core.pop3.client import Pop3AuthFailed, Pop3Client
 from kittiwake.core.secrets import credentials
 from kittiwake.core.setup.known import provider_hint
 from kittiwake.core.smtp.client import SmtpAccountError, SmtpSession
+from kittiwake.core.transport import make_ssl_context
 
 Which = Literal["imap", "pop3", "smtp"]
 

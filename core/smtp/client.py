@@ -32,8 +32,8 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from kittiwake.core.config import PASSWORD_KEYS, Account, SmtpConfig
 from kittiwake.core.errors import KittiwakeError, SecretError
-from kittiwake.core.imap.account import make_ssl_context
 from kittiwake.core.secrets import credentials
+from kittiwake.core.transport import make_ssl_context
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,10 @@ from kittiwake.core.cache import Cache
 from kittiwake.core.demo import mailgen
 from kittiwake.core.demo.servers import ACCOUNT, DemoServers, run_demo_mail_feed
 from kittiwake.core.events import EventBus, MessagesAdded, Subscription
-from kittiwake.core.imap.account import ImapAccount, Tuning, make_ssl_context
+from kittiwake.core.imap.account import ImapAccount, Tuning
 from kittiwake.core.models import ANSWERED, SEEN, FolderRole, MessageSummary
 from kittiwake.core.sanitize import clean_line
+from kittiwake.core.transport import make_ssl_context
 
 ROLES = {
     "INBOX": FolderRole.INBOX,
