@@ -57,13 +57,13 @@ from kittiwake.core.imap.parser import (
     Untagged,
     Vanished,
 )
+from kittiwake.core.imap.session import imap_session
 from kittiwake.core.imap.triage import Triage
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
-from kittiwake.core.oauth2.tokens import token_source
 from kittiwake.core.search.index import body_words
-from kittiwake.core.secrets import Secret, command_key, credentials
-from kittiwake.core.transport import tls_context_for
+from kittiwake.core.secrets import command_key
+from kittiwake.core.transport import Credential, credential
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class ImapAccount:
         self._lost = asyncio.Event()
         self._lost_reason: ConnectionLost | None = None
         self._watch_conns: list[ImapConnection] = []
-        self._secret: tuple[bool, Secret] | None = None
+        self._secret: Credential | None = None
         #: Set by ``signed_in`` when the user has signed in again (OAuth2).
         self._signed_in = asyncio.Event()
         #: Why the account waits for the user to sign in (OAuth2), else None.
@@ -362,30 +362,14 @@ class ImapAccount:
     async def _connect(
         self, on_unsolicited: Callable[[str | None, Untagged], None] | None
     ) -> ImapClient:
-        cfg = self.cfg
         at = f"accounts.{self.name}.imap"
-        ssl_context = tls_context_for(cfg.ca_file, at) if cfg.security != "none" else None
-        is_token, secret = await self._credentials(at)  # before connecting: it may take long
-        conn = ImapConnection(timeout=cfg.timeout, on_lost=self._note_lost)
-        await conn.connect(
-            cfg.host, cfg.port or 993, security=cfg.security, ssl_context=ssl_context
+        conn = await imap_session(
+            self.account,
+            on_lost=self._note_lost,
+            source=lambda: self._credential(at),
+            forget=self._forget_credential,
         )
         try:
-            user = cfg.user or self.account.email
-            if is_token:
-                try:
-                    await conn.authenticate_oauth(user, secret.reveal())
-                except AuthFailed:
-                    if cfg.auth != "oauth2":
-                        raise
-                    # The server refused the access token (revoked, or expired early): one
-                    # refresh and one more try; a refused refresh asks the user to sign in.
-                    token_source(self.account).invalidate()
-                    self._secret = None
-                    is_token, secret = await self._credentials(at)
-                    await conn.authenticate_oauth(user, secret.reveal())
-            else:
-                await conn.login(user, secret.reveal())
             client = ImapClient(conn, on_unsolicited)
             await client.enable_extensions()
         except BaseException:
@@ -394,7 +378,7 @@ class ImapAccount:
             raise
         return client
 
-    async def _credentials(self, at: str) -> tuple[bool, Secret]:
+    async def _credential(self, at: str) -> Credential:
         """The password or token of this connection attempt (the watch connections reuse
         the command connection's). A command runs off the event loop, and the status bar
         says it is being waited for: it may be a password manager asking for a passphrase."""
@@ -402,8 +386,11 @@ class ImapAccount:
             key = command_key(self.cfg)
             if key is not None and self.state is not ConnState.ONLINE:
                 self._set_state(ConnState.CONNECTING, f"waiting for {key}")
-            self._secret = await credentials(self.cfg, at, self.account)
+            self._secret = await credential(self.cfg, at, self.account)
         return self._secret
+
+    def _forget_credential(self) -> None:
+        self._secret = None
 
     # -- syncing ------------------------------------------------------------------------
 

@@ -55,7 +55,8 @@ from kittiwake.core.pop3.sinks import (
     discard_all,
     imap_connector,
 )
-from kittiwake.core.secrets import Secret, credentials
+from kittiwake.core.secrets import Secret
+from kittiwake.core.transport import credential, tls_context
 
 __all__ = [
     "Delivered",
@@ -455,8 +456,6 @@ async def fetch_once(
     ``ca_file``). Raises Pop3Error subclasses (``recoverable`` when a retry may help),
     MaildirError, SecretError; whatever was durably delivered before an error stays so.
     """
-    from kittiwake.core.transport import tls_context_for
-
     cfg = _pop3(account)
     at = f"accounts.{account.key}.pop3"
     token: Secret | None = None
@@ -464,10 +463,10 @@ async def fetch_once(
     if password is not None:
         secret = password if isinstance(password, Secret) else Secret(password)
     else:
-        is_token, found = await credentials(cfg, at, account)  # off the loop, killed on cancel
-        token, secret = (found, None) if is_token else (None, found)
-    if ssl_context is None and cfg.security != "none":
-        ssl_context = tls_context_for(cfg.ca_file, at)
+        found = await credential(cfg, at, account)  # off the loop, killed on cancel
+        token, secret = (found.secret, None) if found.oauth2 else (None, found.secret)
+    if ssl_context is None:
+        ssl_context = tls_context(cfg, at)
     own_sink = sink is None
     the_sink = sink if sink is not None else sink_for(account, config)
     fetcher = Pop3Fetcher(

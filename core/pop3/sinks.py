@@ -151,30 +151,13 @@ ImapConnector = Callable[[], Awaitable[ImapConnection]]
 
 def imap_connector(account: Account) -> ImapConnector:
     """A connector for an IMAP account of the config, with its TLS and login rules."""
-    from kittiwake.core.secrets import credentials
-    from kittiwake.core.transport import make_ssl_context
+    from kittiwake.core.imap.session import imap_session
 
-    cfg = account.imap
-    if cfg is None:
+    if account.imap is None:
         raise ValueError(f"account {account.key} has no IMAP section")
-    at = f"accounts.{account.key}.imap"
 
     async def connect() -> ImapConnection:
-        conn = ImapConnection(timeout=cfg.timeout)
-        ctx = make_ssl_context(cfg.ca_file) if cfg.security != "none" else None
-        await conn.connect(cfg.host, cfg.port or 993, cfg.security, ctx)
-        try:
-            user = cfg.user or account.email
-            is_token, secret = await credentials(cfg, at, account)  # off the event loop
-            if is_token:
-                await conn.authenticate_oauth(user, secret.reveal())
-            else:
-                await conn.login(user, secret.reveal())
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await conn.close()
-            raise
-        return conn
+        return await imap_session(account)
 
     return connect
 
