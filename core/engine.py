@@ -12,14 +12,14 @@ from kittiwake.core.cache import Cache
 from kittiwake.core.config import Account, Config, parse_duration
 from kittiwake.core.errors import ConfigError
 from kittiwake.core.events import EventBus
-from kittiwake.core.imap.account import ImapAccount, SyncStats, Tuning
+from kittiwake.core.imap.account import ImapAccount, Tuning
 from kittiwake.core.local.account import LocalAccount
 from kittiwake.core.local.pop3 import Pop3Feed
 from kittiwake.core.pop3.fetch import maildir_path
 from kittiwake.core.pop3.poller import Pop3Poller
 from kittiwake.core.smtp.filing import SentFiler
 from kittiwake.core.smtp.outbox import Outbox, OutboxRunner
-from kittiwake.core.store import MailStore
+from kittiwake.core.store import MailStore, SyncStats
 
 
 class Engine:

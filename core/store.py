@@ -8,11 +8,20 @@ kind of account they are looking at.
 from __future__ import annotations
 
 from collections.abc import Sized
+from dataclasses import dataclass
 from typing import Protocol
 
 from kittiwake.core.cache import Cache
 from kittiwake.core.events import ConnState
 from kittiwake.core.journal import Action
+
+
+@dataclass
+class SyncStats:
+    folders: int = 0
+    messages: int = 0
+    fetched: int = 0
+    seconds: float = 0.0
 
 
 class ActionQueue(Protocol):

@@ -63,6 +63,7 @@ from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.search.index import body_words
 from kittiwake.core.secrets import command_key
+from kittiwake.core.store import SyncStats
 from kittiwake.core.transport import Credential, credential
 
 log = logging.getLogger(__name__)
@@ -78,14 +79,6 @@ BATCH = 2000
 #: link alive (DONE must be answered within ``dead_after``), so a connection that died
 #: silently (suspend, NAT timeout) is noticed within minutes, not half an hour.
 IDLE_RENEW = 5 * 60
-
-
-@dataclass
-class SyncStats:
-    folders: int = 0
-    messages: int = 0
-    fetched: int = 0
-    seconds: float = 0.0
 
 
 @dataclass

@@ -15,12 +15,12 @@ from collections.abc import Callable, Mapping, Sequence
 from kittiwake.core.config import Account, Config
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import ConnState
-from kittiwake.core.imap.account import ImapAccount, SyncStats
+from kittiwake.core.imap.account import ImapAccount
 from kittiwake.core.local.account import LocalAccount
 from kittiwake.core.maildir import INBOX, Maildir
 from kittiwake.core.pop3.fetch import Delivered, FetchProgress, FetchStats, fetch_once
 from kittiwake.core.pop3.sinks import MaildirSink
-from kittiwake.core.store import MailStore
+from kittiwake.core.store import MailStore, SyncStats
 
 __all__ = ["Pop3Feed"]
 
