@@ -7,7 +7,7 @@ kind of account they are looking at.
 
 from __future__ import annotations
 
-from collections.abc import Sized
+from collections.abc import Collection, Sized
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -51,6 +51,8 @@ class MailStore(Protocol):
     name: str
     cache: Cache
     state: ConnState
+    searches_server: bool
+    """Whether a server completes searches (``search_folder``) beyond what the cache holds."""
 
     @property
     def triage(self) -> ActionQueue: ...
@@ -85,6 +87,17 @@ class MailStore(Protocol):
     async def refresh_folders(self) -> None:
         """Read the folder list from the server (the Maildir) into the cache now: a fresh
         cache must not be mistaken for an account without Sent or Drafts."""
+        ...
+
+    async def connect_once(self) -> None:
+        """Connect without the supervisor (one-shot commands: ``kittiwake search``); raises
+        ``KittiwakeError`` when the server cannot be reached or refuses the login."""
+        ...
+
+    async def search_folder(self, folder: str, query: str) -> Collection[int]:
+        """The UIDs the server finds in ``folder`` for ``query`` (the search language of
+        ``core/search/query.py``); summaries it finds that were not cached are stored and
+        published first. Empty where the cache is the whole answer."""
         ...
 
     async def create_folder(self, name: str) -> None: ...

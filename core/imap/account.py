@@ -16,7 +16,7 @@ import logging
 import random
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from kittiwake.core import cache_repair
@@ -57,11 +57,13 @@ from kittiwake.core.imap.parser import (
     Untagged,
     Vanished,
 )
+from kittiwake.core.imap.search import search_and_fetch, to_imap_search
 from kittiwake.core.imap.session import imap_session
 from kittiwake.core.imap.triage import Triage
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.search.index import body_words
+from kittiwake.core.search.query import parse_query
 from kittiwake.core.secrets import command_key
 from kittiwake.core.store import SyncStats
 from kittiwake.core.transport import Credential, credential
@@ -112,6 +114,8 @@ class _Dirty:
 
 class ImapAccount:
     """The engine for one IMAP account. ``start()`` runs it until ``stop()``."""
+
+    searches_server = True
 
     def __init__(
         self, account: Account, cache: Cache, bus: EventBus, tuning: Tuning | None = None
@@ -890,6 +894,23 @@ class ImapAccount:
 
     async def refresh_folders(self) -> None:
         await self.sync_folder_list()
+
+    async def search_folder(self, folder: str, query: str) -> Collection[int]:
+        """UID SEARCH for ``query`` in ``folder`` (holding the command lock); the summaries
+        of UIDs the cache lacks are stored and published like a sync's, so every hit can be
+        shown. Nothing when IMAP SEARCH cannot narrow the query down (``has:attachment``
+        alone would return the whole folder)."""
+        search = to_imap_search(parse_query(query))
+        if search.matches_all:
+            return ()
+        result = await self.run_locked(
+            lambda client: search_and_fetch(client, folder, search, lambda: self.cache.uids(folder))
+        )
+        assert isinstance(result, tuple)
+        uids, fetched = result
+        self._store_new(folder, fetched)
+        assert isinstance(uids, UidSet)
+        return uids
 
     async def create_folder(self, name: str) -> None:
         await self.run_locked(lambda client: client.create(name))

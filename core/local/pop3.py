@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping, Sequence
 from kittiwake.core.config import Account, Config
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import ConnState
-from kittiwake.core.imap.account import ImapAccount
 from kittiwake.core.local.account import LocalAccount
 from kittiwake.core.maildir import INBOX, Maildir
 from kittiwake.core.pop3.fetch import Delivered, FetchProgress, FetchStats, fetch_once
@@ -71,10 +70,10 @@ class Pop3Feed:
         """Have the ``deliver_to`` IMAP account show what was appended (when online)."""
         name, _, folder = target.partition("/")
         store = self._stores().get(name)
-        if not isinstance(store, ImapAccount) or store.state is not ConnState.ONLINE:
+        if store is None or store.state is not ConnState.ONLINE:
             return  # it syncs the folder when it is back
         try:
-            await store.sync_folder_list()
+            await store.refresh_folders()
             await store.sync_folder(folder)
         except KittiwakeError as exc:
             # The mail is safely there; the folder shows it on the account's next sync.
