@@ -14,7 +14,7 @@ from kittiwake.core.errors import ConfigError
 from kittiwake.core.events import EventBus
 from kittiwake.core.imap.account import ImapAccount, Tuning
 from kittiwake.core.local.account import LocalAccount
-from kittiwake.core.local.pop3 import Pop3Feed
+from kittiwake.core.pop3.feed import Pop3Feed
 from kittiwake.core.pop3.fetch import maildir_path
 from kittiwake.core.pop3.poller import Pop3Poller
 from kittiwake.core.smtp.filing import SentFiler
