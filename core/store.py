@@ -7,7 +7,7 @@ kind of account they are looking at.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sized
+from collections.abc import Callable, Collection, Sized
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -98,6 +98,24 @@ class MailStore(Protocol):
         """The UIDs the server finds in ``folder`` for ``query`` (the search language of
         ``core/search/query.py``); summaries it finds that were not cached are stored and
         published first. Empty where the cache is the whole answer."""
+        ...
+
+    async def sync_all(self) -> object:
+        """Replay journaled actions, list the folders and sync each (``kittiwake sync``)."""
+        ...
+
+    async def append_mark(self, folder: str) -> str:
+        """A mark of ``folder`` taken just before appending, creating the folder when it is
+        missing; ``find_appended`` tells from it what arrived since. Together they make a
+        delivery exactly once across a crash between the append and its record (POP3's
+        ``deliver_to``)."""
+        ...
+
+    async def find_appended(
+        self, folder: str, mark: str, sizes: Collection[int], matches: Callable[[bytes], bool]
+    ) -> str | None:
+        """Where a message appended to ``folder`` since ``mark``, with one of ``sizes`` and
+        content that ``matches``, is now; None when there is none (or it cannot be told)."""
         ...
 
     async def create_folder(self, name: str) -> None: ...

@@ -18,6 +18,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from kittiwake.core import cache_repair
 from kittiwake.core.cache import Cache, FolderState, LazySummaries
@@ -45,6 +46,7 @@ from kittiwake.core.events import (
     SyncError,
     SyncProgress,
 )
+from kittiwake.core.imap import deliver
 from kittiwake.core.imap.client import ImapClient, SelectInfo
 from kittiwake.core.imap.connection import ImapConnection
 from kittiwake.core.imap.lazy import decode_pass
@@ -69,6 +71,8 @@ from kittiwake.core.store import SyncStats
 from kittiwake.core.transport import Credential, credential
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: How long the background decode pass waits while the account has other work to do.
 DECODE_BACKOFF = 0.02
@@ -867,14 +871,44 @@ class ImapAccount:
         async with self._lock:
             return await action(self.client)
 
+    async def _on_a_connection(self, action: Callable[[ImapClient], Awaitable[T]]) -> T:
+        """``action`` on the command connection when online, else on a one-off connection:
+        POP3 mail for ``deliver_to`` arrives whether this account runs or not (``kittiwake
+        sync`` of the POP3 account alone; the account offline in the app). After a refused
+        login there is no other try behind the user's back: that raises as offline."""
+        online = self.state is ConnState.ONLINE and self._client is not None
+        if online or self.state is ConnState.AUTH_FAILED:
+            async with self._lock:
+                return await action(self.client)
+        conn = await imap_session(self.account)
+        try:
+            return await action(ImapClient(conn, None))
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.logout()
+            with contextlib.suppress(Exception):
+                await conn.close()
+
     async def append(
         self, folder: str, raw: bytes, flags: frozenset[str] = frozenset()
     ) -> int | None:
-        """APPEND (a Sent copy, a draft), then sync the folder so the cache shows it."""
-        async with self._lock:
-            uid = await self.client.append(folder, raw, sorted(flags))
-        await self.sync_folder(folder)
+        """APPEND (a Sent copy, a draft, POP3 mail), then sync the folder so the cache shows
+        it (when online; else it shows on the next sync)."""
+        online = self.state is ConnState.ONLINE
+        uid = await self._on_a_connection(lambda client: client.append(folder, raw, sorted(flags)))
+        if online:
+            await self.sync_folder(folder)
         return uid
+
+    async def append_mark(self, folder: str) -> str:
+        return await self._on_a_connection(lambda client: deliver.append_mark(client, folder))
+
+    async def find_appended(
+        self, folder: str, mark: str, sizes: Collection[int], matches: Callable[[bytes], bool]
+    ) -> str | None:
+        return await self._on_a_connection(
+            lambda client: deliver.find_appended(client, folder, mark, sizes, matches)
+        )
 
     async def has_message_id(self, folder: str, message_id: str) -> bool:
         """Whether ``folder`` holds a message with this Message-ID (asked of the server, so a

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 
 from kittiwake.core.cache import Cache
@@ -201,6 +201,14 @@ class LocalAccount:
     async def refresh_folders(self) -> None:
         async with self._lock:
             await self._sync_folders()
+
+    async def append_mark(self, folder: str) -> str:
+        raise MaildirError("POP3 mail is delivered into a local account by its own Maildir sink")
+
+    async def find_appended(
+        self, folder: str, mark: str, sizes: Collection[int], matches: Callable[[bytes], bool]
+    ) -> str | None:
+        raise MaildirError("POP3 mail is delivered into a local account by its own Maildir sink")
 
     async def connect_once(self) -> None:
         """Nothing to connect to: the Maildir is on this machine."""
