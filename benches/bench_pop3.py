@@ -212,10 +212,10 @@ def child_poplib(args: dict[str, Any]) -> dict[str, Any]:
 
 def child_kittiwake(args: dict[str, Any]) -> dict[str, Any]:
     from kittiwake.core.config import config_from_dict
-    from kittiwake.core.imap.account import make_ssl_context
     from kittiwake.core.maildir import Maildir
     from kittiwake.core.pop3.fetch import FetchTuning, fetch_once
     from kittiwake.core.pop3.sinks import MaildirSink
+    from kittiwake.core.transport import make_ssl_context
 
     dest = Path(args["dest"])
     config = config_from_dict(

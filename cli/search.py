@@ -18,7 +18,6 @@ from typing import TextIO
 from kittiwake.core.config import Config
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import ConfigError, KittiwakeError
-from kittiwake.core.imap.account import ImapAccount
 from kittiwake.core.models import SEEN, MessageSummary
 from kittiwake.core.sanitize import clean_line
 from kittiwake.core.search.query import Query, parse_query
@@ -61,15 +60,16 @@ class Found:
 
 
 async def search_account(
-    engine: Engine, store: MailStore, folder: str | None, query: Query, err: TextIO
+    store: MailStore, folder: str | None, query: Query, err: TextIO
 ) -> list[Hit]:
-    """The cache's hits, then the server's additions (connecting once for IMAP)."""
+    """The cache's hits, then the server's additions (connecting once where a server
+    completes the search)."""
     cache = store.cache
-    online = isinstance(store, ImapAccount)
-    if isinstance(store, ImapAccount):
+    online = store.searches_server
+    if online:
         try:
             await store.connect_once()
-            await store.sync_folder_list()
+            await store.refresh_folders()
         except KittiwakeError as exc:
             err.write(f"kittiwake: warning: {store.name}: {exc.message}; cached results only\n")
             online = False
@@ -80,7 +80,7 @@ async def search_account(
     hits = local_hits(cache, folders, query)
     if online:
         try:
-            hits += await server_hits(store, engine.bus, folders, query, set(hits))
+            hits += await server_hits(store, folders, query, set(hits))
         except KittiwakeError as exc:
             err.write(f"kittiwake: warning: {store.name}: {exc.message}; cached results only\n")
     return hits
@@ -106,7 +106,7 @@ async def run_search(
         for name in accounts:
             store = engine.stores[name]
             try:
-                hits = await search_account(engine, store, folder, query, err)
+                hits = await search_account(store, folder, query, err)
             except ConfigError as exc:
                 if account is not None:
                     raise

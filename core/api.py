@@ -46,7 +46,6 @@ from kittiwake.core.oauth2.tokens import token_source
 from kittiwake.core.search.query import QueryError, parse_query
 from kittiwake.core.search.service import (
     Hit,
-    has_server,
     local_hits,
     local_hits_off_loop,
     server_hits,
@@ -530,7 +529,7 @@ class MailApi:
 
     def searches_server(self, account: str) -> bool:
         """Whether a search in ``account`` is completed by a server (IMAP accounts)."""
-        return has_server(self._store(account))
+        return self._store(account).searches_server
 
     def search_cached(self, account: str, folder: str | None, query: str) -> list[Hit]:
         """The cached messages matching ``query`` in ``folder`` (None: every folder), newest
@@ -552,7 +551,6 @@ class MailApi:
         without a server to ask."""
         return await server_hits(
             self._store(account),
-            self.engine.bus,
             self.search_folders(account, folder),
             parse_query(query),
             set(known),

@@ -12,15 +12,17 @@ from kittiwake.core.cache import Cache
 from kittiwake.core.config import Account, Config, parse_duration
 from kittiwake.core.errors import ConfigError
 from kittiwake.core.events import EventBus
-from kittiwake.core.imap.account import ImapAccount, SyncStats, Tuning
+from kittiwake.core.imap.account import ImapAccount, Tuning
 from kittiwake.core.imap.lazy import decode_raw
 from kittiwake.core.local.account import LocalAccount
-from kittiwake.core.local.pop3 import Pop3Feed
-from kittiwake.core.pop3.fetch import maildir_path
+from kittiwake.core.maildir import INBOX, Maildir
+from kittiwake.core.pop3.feed import Pop3Feed
+from kittiwake.core.pop3.fetch import maildir_path, spool_dir
 from kittiwake.core.pop3.poller import Pop3Poller
+from kittiwake.core.pop3.sinks import MaildirSink, StoreSink
 from kittiwake.core.smtp.filing import SentFiler
 from kittiwake.core.smtp.outbox import Outbox, OutboxRunner
-from kittiwake.core.store import MailStore
+from kittiwake.core.store import MailStore, SyncStats
 
 
 class Engine:
@@ -48,7 +50,7 @@ class Engine:
                 cache = Cache(self.cache_dir / f"{account.key}.sqlite3")
                 local = LocalAccount(account.key, maildir_path(account), cache, self.bus)
                 self.local[account.key] = self.stores[account.key] = local
-                feed = self.feeds[account.key] = Pop3Feed(account, config, local, self._stores)
+                feed = self.feeds[account.key] = self._feed(account, local)
                 every = parse_duration(account.pop3.check_every)
                 self.pop3[account.key] = Pop3Poller(account.key, feed, self.bus, every)
         # -- compose and send: one outbox runner per account with an [smtp] section ---------
@@ -76,8 +78,18 @@ class Engine:
         """One sentence for an SQLite error at run time, naming the damaged cache file."""
         return cache_repair.runtime_failure([s.cache.path for s in self.stores.values()], exc)
 
-    def _stores(self) -> dict[str, MailStore]:
-        return self.stores
+    def _feed(self, account: Account, local: LocalAccount) -> Pop3Feed:
+        """The POP3 feed of ``account``: into its own Maildir (a sink with a Maildir object of
+        its own: it delivers from worker threads), or into the folder of the IMAP account
+        that ``deliver_to`` names (the config allows only those)."""
+        assert account.pop3 is not None
+        if not account.pop3.deliver_to:
+            own = MaildirSink(Maildir(local.maildir.root))
+            return Pop3Feed(account, local, own, on_delivered=lambda: local.mark_dirty(INBOX))
+        name, _, folder = account.pop3.deliver_to.partition("/")
+        target = self.imap[name]
+        sink = StoreSink(target, folder, spool_dir(account))
+        return Pop3Feed(account, local, sink, target=target, folder=folder)
 
     def traffic(self, name: str) -> int:
         """Octets received from the account's server in this run."""

@@ -143,9 +143,8 @@ async def credentials(
         return True, token
     if server.password_command is not None:
         return False, await secret_from_command(server.password_command, f"{at}.password_command")
-    if server.password_keyring is not None:  # a keyring may wait for its unlock dialog
-        return False, await asyncio.to_thread(password_for, server, at)
-    return False, password_for(server, at)
+    # A keyring may wait for its unlock dialog, a password file sit on a slow disk: a thread.
+    return False, await asyncio.to_thread(password_for, server, at)
 
 
 def password_for(server: ServerConfig, at: str) -> Secret:

@@ -7,12 +7,21 @@ kind of account they are looking at.
 
 from __future__ import annotations
 
-from collections.abc import Sized
+from collections.abc import Callable, Collection, Sized
+from dataclasses import dataclass
 from typing import Protocol
 
 from kittiwake.core.cache import Cache
 from kittiwake.core.events import ConnState
 from kittiwake.core.journal import Action
+
+
+@dataclass
+class SyncStats:
+    folders: int = 0
+    messages: int = 0
+    fetched: int = 0
+    seconds: float = 0.0
 
 
 class ActionQueue(Protocol):
@@ -42,6 +51,8 @@ class MailStore(Protocol):
     name: str
     cache: Cache
     state: ConnState
+    searches_server: bool
+    """Whether a server completes searches (``search_folder``) beyond what the cache holds."""
 
     @property
     def triage(self) -> ActionQueue: ...
@@ -76,6 +87,35 @@ class MailStore(Protocol):
     async def refresh_folders(self) -> None:
         """Read the folder list from the server (the Maildir) into the cache now: a fresh
         cache must not be mistaken for an account without Sent or Drafts."""
+        ...
+
+    async def connect_once(self) -> None:
+        """Connect without the supervisor (one-shot commands: ``kittiwake search``); raises
+        ``KittiwakeError`` when the server cannot be reached or refuses the login."""
+        ...
+
+    async def search_folder(self, folder: str, query: str) -> Collection[int]:
+        """The UIDs the server finds in ``folder`` for ``query`` (the search language of
+        ``core/search/query.py``); summaries it finds that were not cached are stored and
+        published first. Empty where the cache is the whole answer."""
+        ...
+
+    async def sync_all(self) -> object:
+        """Replay journaled actions, list the folders and sync each (``kittiwake sync``)."""
+        ...
+
+    async def append_mark(self, folder: str) -> str:
+        """A mark of ``folder`` taken just before appending, creating the folder when it is
+        missing; ``find_appended`` tells from it what arrived since. Together they make a
+        delivery exactly once across a crash between the append and its record (POP3's
+        ``deliver_to``)."""
+        ...
+
+    async def find_appended(
+        self, folder: str, mark: str, sizes: Collection[int], matches: Callable[[bytes], bool]
+    ) -> str | None:
+        """Where a message appended to ``folder`` since ``mark``, with one of ``sizes`` and
+        content that ``matches``, is now; None when there is none (or it cannot be told)."""
         ...
 
     async def create_folder(self, name: str) -> None: ...

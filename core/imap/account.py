@@ -13,17 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import sqlite3
-import ssl
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from kittiwake.core import cache_repair
 from kittiwake.core.cache import Cache, FolderState, LazySummaries
-from kittiwake.core.config import Account, ca_file_problem, parse_duration
+from kittiwake.core.config import Account, parse_duration
 from kittiwake.core.errors import (
     AuthFailed,
     CommandFailed,
@@ -47,6 +46,7 @@ from kittiwake.core.events import (
     SyncError,
     SyncProgress,
 )
+from kittiwake.core.imap import deliver
 from kittiwake.core.imap.client import ImapClient, SelectInfo
 from kittiwake.core.imap.connection import ImapConnection
 from kittiwake.core.imap.lazy import decode_pass
@@ -59,14 +59,20 @@ from kittiwake.core.imap.parser import (
     Untagged,
     Vanished,
 )
+from kittiwake.core.imap.search import search_and_fetch, to_imap_search
+from kittiwake.core.imap.session import imap_session
 from kittiwake.core.imap.triage import Triage
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
-from kittiwake.core.oauth2.tokens import token_source
 from kittiwake.core.search.index import body_words
-from kittiwake.core.secrets import Secret, command_key, credentials
+from kittiwake.core.search.query import parse_query
+from kittiwake.core.secrets import command_key
+from kittiwake.core.store import SyncStats
+from kittiwake.core.transport import Credential, credential
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: How long the background decode pass waits while the account has other work to do.
 DECODE_BACKOFF = 0.02
@@ -82,14 +88,6 @@ IDLE_RENEW = 5 * 60
 
 
 @dataclass
-class SyncStats:
-    folders: int = 0
-    messages: int = 0
-    fetched: int = 0
-    seconds: float = 0.0
-
-
-@dataclass
 class Tuning:
     """Knobs tests turn down; defaults are for people."""
 
@@ -100,41 +98,6 @@ class Tuning:
     batch: int = BATCH
     poll_every: float | None = None
     dead_after: float = 30.0
-
-
-_SSL_CONTEXTS: dict[tuple[str | None, int, int], ssl.SSLContext] = {}
-
-
-def make_ssl_context(ca_file: str | None) -> ssl.SSLContext:
-    """System trust store plus the account's own CA: verification is never switched off.
-
-    Loading the system trust store takes 15-20 ms, so contexts are kept per CA file (and
-    rebuilt when that file changes); a context can be shared by any number of connections.
-    """
-    try:
-        stat = os.stat(ca_file) if ca_file else None
-    except OSError:
-        stat = None  # load_verify_locations raises the error the user should see
-    key = (ca_file or None, stat.st_mtime_ns if stat else 0, stat.st_size if stat else 0)
-    ctx = _SSL_CONTEXTS.get(key)
-    if ctx is None:
-        ctx = ssl.create_default_context()
-        if ca_file:
-            ctx.load_verify_locations(cafile=ca_file)
-        if ca_file is None or stat is not None:
-            _SSL_CONTEXTS[key] = ctx
-    return ctx
-
-
-def tls_context_for(ca_file: str | None, at: str) -> ssl.SSLContext:
-    """``make_ssl_context``, with a ``ca_file`` that broke after the config was read (moved,
-    replaced) reported as the config mistake it is: one sentence naming the key
-    (``at`` is the section, e.g. accounts.work.imap), never an OSError or SSLError."""
-    try:
-        return make_ssl_context(ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        problem = (ca_file_problem(ca_file) if ca_file else None) or f"{ca_file}: {exc}"
-        raise ConfigError(f"{at}.ca_file: {problem}") from None
 
 
 @dataclass
@@ -155,6 +118,8 @@ class _Dirty:
 
 class ImapAccount:
     """The engine for one IMAP account. ``start()`` runs it until ``stop()``."""
+
+    searches_server = True
 
     def __init__(
         self, account: Account, cache: Cache, bus: EventBus, tuning: Tuning | None = None
@@ -188,7 +153,7 @@ class ImapAccount:
         self._lost = asyncio.Event()
         self._lost_reason: ConnectionLost | None = None
         self._watch_conns: list[ImapConnection] = []
-        self._secret: tuple[bool, Secret] | None = None
+        self._secret: Credential | None = None
         #: Set by ``signed_in`` when the user has signed in again (OAuth2).
         self._signed_in = asyncio.Event()
         #: Why the account waits for the user to sign in (OAuth2), else None.
@@ -398,30 +363,14 @@ class ImapAccount:
     async def _connect(
         self, on_unsolicited: Callable[[str | None, Untagged], None] | None
     ) -> ImapClient:
-        cfg = self.cfg
         at = f"accounts.{self.name}.imap"
-        ssl_context = tls_context_for(cfg.ca_file, at) if cfg.security != "none" else None
-        is_token, secret = await self._credentials(at)  # before connecting: it may take long
-        conn = ImapConnection(timeout=cfg.timeout, on_lost=self._note_lost)
-        await conn.connect(
-            cfg.host, cfg.port or 993, security=cfg.security, ssl_context=ssl_context
+        conn = await imap_session(
+            self.account,
+            on_lost=self._note_lost,
+            source=lambda: self._credential(at),
+            forget=self._forget_credential,
         )
         try:
-            user = cfg.user or self.account.email
-            if is_token:
-                try:
-                    await conn.authenticate_oauth(user, secret.reveal())
-                except AuthFailed:
-                    if cfg.auth != "oauth2":
-                        raise
-                    # The server refused the access token (revoked, or expired early): one
-                    # refresh and one more try; a refused refresh asks the user to sign in.
-                    token_source(self.account).invalidate()
-                    self._secret = None
-                    is_token, secret = await self._credentials(at)
-                    await conn.authenticate_oauth(user, secret.reveal())
-            else:
-                await conn.login(user, secret.reveal())
             client = ImapClient(conn, on_unsolicited)
             await client.enable_extensions()
         except BaseException:
@@ -430,7 +379,7 @@ class ImapAccount:
             raise
         return client
 
-    async def _credentials(self, at: str) -> tuple[bool, Secret]:
+    async def _credential(self, at: str) -> Credential:
         """The password or token of this connection attempt (the watch connections reuse
         the command connection's). A command runs off the event loop, and the status bar
         says it is being waited for: it may be a password manager asking for a passphrase."""
@@ -438,8 +387,11 @@ class ImapAccount:
             key = command_key(self.cfg)
             if key is not None and self.state is not ConnState.ONLINE:
                 self._set_state(ConnState.CONNECTING, f"waiting for {key}")
-            self._secret = await credentials(self.cfg, at, self.account)
+            self._secret = await credential(self.cfg, at, self.account)
         return self._secret
+
+    def _forget_credential(self) -> None:
+        self._secret = None
 
     # -- syncing ------------------------------------------------------------------------
 
@@ -919,14 +871,44 @@ class ImapAccount:
         async with self._lock:
             return await action(self.client)
 
+    async def _on_a_connection(self, action: Callable[[ImapClient], Awaitable[T]]) -> T:
+        """``action`` on the command connection when online, else on a one-off connection:
+        POP3 mail for ``deliver_to`` arrives whether this account runs or not (``kittiwake
+        sync`` of the POP3 account alone; the account offline in the app). After a refused
+        login there is no other try behind the user's back: that raises as offline."""
+        online = self.state is ConnState.ONLINE and self._client is not None
+        if online or self.state is ConnState.AUTH_FAILED:
+            async with self._lock:
+                return await action(self.client)
+        conn = await imap_session(self.account)
+        try:
+            return await action(ImapClient(conn, None))
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.logout()
+            with contextlib.suppress(Exception):
+                await conn.close()
+
     async def append(
         self, folder: str, raw: bytes, flags: frozenset[str] = frozenset()
     ) -> int | None:
-        """APPEND (a Sent copy, a draft), then sync the folder so the cache shows it."""
-        async with self._lock:
-            uid = await self.client.append(folder, raw, sorted(flags))
-        await self.sync_folder(folder)
+        """APPEND (a Sent copy, a draft, POP3 mail), then sync the folder so the cache shows
+        it (when online; else it shows on the next sync)."""
+        online = self.state is ConnState.ONLINE
+        uid = await self._on_a_connection(lambda client: client.append(folder, raw, sorted(flags)))
+        if online:
+            await self.sync_folder(folder)
         return uid
+
+    async def append_mark(self, folder: str) -> str:
+        return await self._on_a_connection(lambda client: deliver.append_mark(client, folder))
+
+    async def find_appended(
+        self, folder: str, mark: str, sizes: Collection[int], matches: Callable[[bytes], bool]
+    ) -> str | None:
+        return await self._on_a_connection(
+            lambda client: deliver.find_appended(client, folder, mark, sizes, matches)
+        )
 
     async def has_message_id(self, folder: str, message_id: str) -> bool:
         """Whether ``folder`` holds a message with this Message-ID (asked of the server, so a
@@ -946,6 +928,23 @@ class ImapAccount:
 
     async def refresh_folders(self) -> None:
         await self.sync_folder_list()
+
+    async def search_folder(self, folder: str, query: str) -> Collection[int]:
+        """UID SEARCH for ``query`` in ``folder`` (holding the command lock); the summaries
+        of UIDs the cache lacks are stored and published like a sync's, so every hit can be
+        shown. Nothing when IMAP SEARCH cannot narrow the query down (``has:attachment``
+        alone would return the whole folder)."""
+        search = to_imap_search(parse_query(query))
+        if search.matches_all:
+            return ()
+        result = await self.run_locked(
+            lambda client: search_and_fetch(client, folder, search, lambda: self.cache.uids(folder))
+        )
+        assert isinstance(result, tuple)
+        uids, fetched = result
+        self._store_new(folder, fetched)
+        assert isinstance(uids, UidSet)
+        return uids
 
     async def create_folder(self, name: str) -> None:
         await self.run_locked(lambda client: client.create(name))

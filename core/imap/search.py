@@ -9,6 +9,7 @@ term with no IMAP equivalent makes the criteria a superset (``ImapSearch.exact``
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
@@ -32,8 +33,9 @@ from kittiwake.core.search.query import (
 
 if TYPE_CHECKING:
     from kittiwake.core.imap.client import ImapClient
+    from kittiwake.core.models import MessageSummary
 
-__all__ = ["ImapSearch", "server_search", "to_imap_search"]
+__all__ = ["ImapSearch", "search_and_fetch", "server_search", "to_imap_search"]
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _IMAP_MAX_NUMBER = 2**32 - 1
@@ -269,3 +271,16 @@ async def server_search(
         elif isinstance(item, ESearch) and item.all is not None:
             out = out | item.all
     return out | UidSet.from_iterable(found)
+
+
+async def search_and_fetch(
+    client: ImapClient, folder: str, search: ImapSearch, cached: Callable[[], Iterable[int]]
+) -> tuple[UidSet, Sequence[MessageSummary]]:
+    """``server_search``, then the summaries of the found UIDs ``cached()`` lacks (read after
+    the search: a sync may have stored some meanwhile). Hold the command lock."""
+    uids = await server_search(client, folder, search)
+    have = set(cached())
+    missing = UidSet.from_iterable(u for u in uids if u not in have)
+    if not len(missing):
+        return uids, ()
+    return uids, await client.uid_fetch_summaries(missing)

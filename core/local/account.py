@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 
 from kittiwake.core.cache import Cache
@@ -90,6 +90,8 @@ def _summaries(items: Sequence[tuple[MessageFile, int]]) -> list[tuple[MessageSu
 
 class LocalAccount:
     """The local mail store of one POP3 account. ``start()`` indexes and follows it."""
+
+    searches_server = False
 
     def __init__(self, name: str, root: Path, cache: Cache, bus: EventBus) -> None:
         self.name = name
@@ -199,6 +201,21 @@ class LocalAccount:
     async def refresh_folders(self) -> None:
         async with self._lock:
             await self._sync_folders()
+
+    async def append_mark(self, folder: str) -> str:
+        raise MaildirError("POP3 mail is delivered into a local account by its own Maildir sink")
+
+    async def find_appended(
+        self, folder: str, mark: str, sizes: Collection[int], matches: Callable[[bytes], bool]
+    ) -> str | None:
+        raise MaildirError("POP3 mail is delivered into a local account by its own Maildir sink")
+
+    async def connect_once(self) -> None:
+        """Nothing to connect to: the Maildir is on this machine."""
+
+    async def search_folder(self, folder: str, query: str) -> Collection[int]:
+        """No server to ask: the cache holds every message, and its answer is complete."""
+        return ()
 
     async def create_folder(self, name: str) -> None:
         async with self._lock:

@@ -32,13 +32,13 @@ import logging
 import ssl
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from kittiwake.core import paths
-from kittiwake.core.config import Account, Config, Pop3Config
+from kittiwake.core.config import Account, Pop3Config
 from kittiwake.core.maildir import Maildir
 from kittiwake.core.pop3.client import (
     DEFAULT_WINDOW,
@@ -48,14 +48,15 @@ from kittiwake.core.pop3.client import (
 )
 from kittiwake.core.pop3.ledger import Ledger, LedgerEntry
 from kittiwake.core.pop3.sinks import (
-    ImapFolderSink,
     MaildirSink,
     Sink,
     SpoolFile,
+    StoreSink,
     discard_all,
-    imap_connector,
 )
-from kittiwake.core.secrets import Secret, credentials
+from kittiwake.core.secrets import Secret
+from kittiwake.core.store import MailStore
+from kittiwake.core.transport import credential, tls_context
 
 __all__ = [
     "Delivered",
@@ -105,15 +106,16 @@ def maildrop_of(account: Account) -> str:
     return f"{cfg.user or account.email}@{cfg.host.lower()}"
 
 
-def sink_for(account: Account, config: Config | None = None) -> Sink[Any]:
-    """The account's sink: its Maildir, or the IMAP folder named by ``deliver_to``."""
+def sink_for(account: Account, stores: Mapping[str, MailStore] | None = None) -> Sink[Any]:
+    """The account's sink: its Maildir, or the folder of the store (in ``stores``, by account
+    name) that ``deliver_to`` names."""
     cfg = _pop3(account)
     if cfg.deliver_to:
-        if config is None:
-            raise ValueError("deliver_to needs the whole config to find the IMAP account")
         dest, _, folder = cfg.deliver_to.partition("/")
-        target = config.accounts[dest]
-        return ImapFolderSink(imap_connector(target), folder, spool_dir(account))
+        store = (stores or {}).get(dest)
+        if store is None:
+            raise ValueError(f"deliver_to needs the mail store of the account {dest}")
+        return StoreSink(store, folder, spool_dir(account))
     return MaildirSink(Maildir(maildir_path(account)))
 
 
@@ -140,9 +142,10 @@ class FetchProgress:
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
-    """One message durably delivered: ``locator`` is the Maildir key (or "UIDVALIDITY:UID",
-    or "" when the IMAP server gave no APPENDUID). Also reported for deliveries of an
-    interrupted run that recovery found complete."""
+    """One message durably delivered: ``locator`` is the Maildir key, or for ``deliver_to``
+    the UID the store reported ("" when the server gave no APPENDUID; "UIDVALIDITY:UID" when
+    recovery found it). Also reported for deliveries of an interrupted run that recovery
+    found complete."""
 
     uidl: bytes
     locator: str
@@ -435,8 +438,8 @@ class Pop3Fetcher:
 
 async def fetch_once(
     account: Account,
-    config: Config | None = None,
     *,
+    stores: Mapping[str, MailStore] | None = None,
     sink: Sink[Any] | None = None,
     ledger: Path | None = None,
     password: Secret | str | None = None,
@@ -449,14 +452,13 @@ async def fetch_once(
 ) -> FetchStats:
     """Download new mail of a POP3 account once (see the module docstring).
 
-    Defaults come from the account: the sink (``sink_for``: its Maildir, or the IMAP folder
-    of ``deliver_to``, which needs ``config``), the ledger path, the password or OAuth2
-    token (``password_command`` etc., run in a thread), the TLS context (system store plus
-    ``ca_file``). Raises Pop3Error subclasses (``recoverable`` when a retry may help),
-    MaildirError, SecretError; whatever was durably delivered before an error stays so.
+    Defaults come from the account: the sink (``sink_for``: its Maildir, or the folder of
+    ``deliver_to``, which needs that account's store in ``stores``), the ledger path, the
+    password or OAuth2 token (``password_command`` etc., run in a thread), the TLS context
+    (system store plus ``ca_file``). Raises Pop3Error subclasses (``recoverable`` when a
+    retry may help), MaildirError, SecretError; whatever was durably delivered before an
+    error stays so.
     """
-    from kittiwake.core.imap.account import tls_context_for
-
     cfg = _pop3(account)
     at = f"accounts.{account.key}.pop3"
     token: Secret | None = None
@@ -464,12 +466,12 @@ async def fetch_once(
     if password is not None:
         secret = password if isinstance(password, Secret) else Secret(password)
     else:
-        is_token, found = await credentials(cfg, at, account)  # off the loop, killed on cancel
-        token, secret = (found, None) if is_token else (None, found)
-    if ssl_context is None and cfg.security != "none":
-        ssl_context = tls_context_for(cfg.ca_file, at)
+        found = await credential(cfg, at, account)  # off the loop, killed on cancel
+        token, secret = (found.secret, None) if found.oauth2 else (None, found.secret)
+    if ssl_context is None:
+        ssl_context = tls_context(cfg, at)
     own_sink = sink is None
-    the_sink = sink if sink is not None else sink_for(account, config)
+    the_sink = sink if sink is not None else sink_for(account, stores)
     fetcher = Pop3Fetcher(
         account=account.key,
         settings=cfg,

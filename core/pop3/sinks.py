@@ -1,4 +1,4 @@
-"""Where downloaded POP3 mail goes: the local Maildir, or a folder of an IMAP account.
+"""Where downloaded POP3 mail goes: the local Maildir, or a folder of another mail store.
 
 A sink delivers in two phases, so that the download is exactly-once whatever fails when:
 
@@ -8,7 +8,7 @@ A sink delivers in two phases, so that the download is exactly-once whatever fai
    whether the delivery happened. The downloader records the tokens in the ledger
    (``committing``) and only then calls
 3. ``commit(spools)``: the delivery proper (Maildir: rename into ``new/`` and fsync the
-   directory; IMAP: APPEND), after which the ledger says ``stored``.
+   directory; a store: ``append``), after which the ledger says ``stored``.
 
 After a crash between 2 and the ledger's ``stored``, ``recover(token, size)`` answers
 whether the message arrived (then it is ``stored`` and never fetched again) or not (then the
@@ -17,41 +17,30 @@ row is forgotten and the message is downloaded again, once).
 * ``MaildirSink``: the token is the Maildir key. Recovery finishes a delivery whose complete
   spool file is still in ``tmp/``, or finds the key in any folder (the user may have moved
   the message already), else reports it undelivered.
-* ``ImapFolderSink``: the token records the folder's UIDVALIDITY and UIDNEXT before the
-  APPEND, the size and a SHA-256 of the message with line ends normalised to CRLF (servers
-  may store bare LFs as CRLF). Recovery looks only at messages that arrived after that
-  UIDNEXT with a matching size, and compares their content: no marker header or keyword is
-  added to the user's mail.
+* ``StoreSink``: the token records the store's mark of the folder before the append
+  (``MailStore.append_mark``; IMAP: UIDVALIDITY and UIDNEXT), the size and a SHA-256 of the
+  message with line ends normalised to CRLF (servers may store bare LFs as CRLF). Recovery
+  (``MailStore.find_appended``) looks only at messages that arrived after the mark with a
+  matching size, and compares their content: no marker header or keyword is added to the
+  user's mail. Tokens written before the mark (``uidvalidity``/``uidnext``) stay readable.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-from kittiwake.core.config import Account
-from kittiwake.core.errors import CommandFailed, KittiwakeError
-from kittiwake.core.imap.connection import ImapConnection
-from kittiwake.core.imap.parser import Fetch, Search, Status, parse_untagged
 from kittiwake.core.maildir import INBOX, LazyFile, Maildir, MaildirError, Spool
-from kittiwake.core.message import utf7
+from kittiwake.core.store import MailStore
 
-__all__ = [
-    "ImapConnector",
-    "ImapFolderSink",
-    "MaildirSink",
-    "Sink",
-    "SpoolFile",
-    "imap_connector",
-]
+__all__ = ["MaildirSink", "Sink", "SpoolFile", "StoreSink"]
 
 log = logging.getLogger(__name__)
 
@@ -143,40 +132,7 @@ class MaildirSink(Sink[Spool]):
             return None
 
 
-# -- IMAP folder -----------------------------------------------------------------------------
-
-ImapConnector = Callable[[], Awaitable[ImapConnection]]
-"""Opens and logs in a fresh IMAP connection (``imap_connector(account)`` makes one)."""
-
-
-def imap_connector(account: Account) -> ImapConnector:
-    """A connector for an IMAP account of the config, with its TLS and login rules."""
-    from kittiwake.core.imap.account import make_ssl_context
-    from kittiwake.core.secrets import credentials
-
-    cfg = account.imap
-    if cfg is None:
-        raise ValueError(f"account {account.key} has no IMAP section")
-    at = f"accounts.{account.key}.imap"
-
-    async def connect() -> ImapConnection:
-        conn = ImapConnection(timeout=cfg.timeout)
-        ctx = make_ssl_context(cfg.ca_file) if cfg.security != "none" else None
-        await conn.connect(cfg.host, cfg.port or 993, cfg.security, ctx)
-        try:
-            user = cfg.user or account.email
-            is_token, secret = await credentials(cfg, at, account)  # off the event loop
-            if is_token:
-                await conn.authenticate_oauth(user, secret.reveal())
-            else:
-                await conn.login(user, secret.reveal())
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await conn.close()
-            raise
-        return conn
-
-    return connect
+# -- a folder of a mail store (deliver_to) --------------------------------------------------
 
 
 class _CrlfHasher:
@@ -227,37 +183,24 @@ class _FileSpool(LazyFile):
         return written
 
 
-class ImapFolderSink(Sink[_FileSpool]):
-    """Append each message to ``folder`` of an IMAP account (``deliver_to``), exactly once.
+class StoreSink(Sink[_FileSpool]):
+    """Append each message to ``folder`` of a mail store (``deliver_to``: a folder of an IMAP
+    account), exactly once, through the store's own API (``MailStore.append``).
 
-    Spool files live in ``spool_dir`` (under the XDG data dir); one IMAP connection is
-    opened lazily through ``connect`` and closed by ``close()``. The folder is created when
-    missing. Messages are appended without flags (unread) and with the server's date.
+    Spool files live in ``spool_dir`` (under the XDG data dir). The folder is created when
+    missing (``append_mark``). Messages are appended without flags (unread) and with the
+    server's date.
     """
 
-    def __init__(self, connect: ImapConnector, folder: str, spool_dir: Path) -> None:
-        self._connect = connect
+    def __init__(self, store: MailStore, folder: str, spool_dir: Path) -> None:
+        self.store = store
         self.folder = folder
-        self.mailbox = utf7.encode(folder)
         self.spool_dir = spool_dir
-        self.description = f"IMAP folder {folder}"
-        self._conn: ImapConnection | None = None
-
-    async def _connection(self) -> ImapConnection:
-        conn = self._conn
-        if conn is None or not conn.is_connected:
-            conn = self._conn = await self._connect()
-        return conn
-
-    async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.logout()
+        self.description = f"folder {folder} of {store.name}"
 
     async def begin_run(self) -> None:
         # Spool files are deleted once appended; any left are from an interrupted run, and
-        # recovery never needs them (it compares with what the server holds).
+        # recovery never needs them (it compares with what the store holds).
         def clean() -> None:
             if self.spool_dir.is_dir():
                 for path in self.spool_dir.glob("spool-*"):
@@ -269,32 +212,13 @@ class ImapFolderSink(Sink[_FileSpool]):
         self.spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         return _FileSpool(self.spool_dir / f"spool-{secrets.token_hex(12)}")
 
-    async def _status(self, conn: ImapConnection, mailbox: str) -> tuple[int, int]:
-        result = await conn.status(mailbox, ["UIDNEXT", "UIDVALIDITY"], timeout=None)
-        for raw in result.untagged:
-            with contextlib.suppress(ValueError):
-                item = parse_untagged(raw)
-                if isinstance(item, Status) and item.uidnext and item.uidvalidity:
-                    return item.uidvalidity, item.uidnext
-        raise KittiwakeError(f"{conn.label} did not report UIDNEXT for {utf7.decode(mailbox)}")
-
-    async def _status_or_create(self, conn: ImapConnection, mailbox: str) -> tuple[int, int]:
-        try:
-            return await self._status(conn, mailbox)
-        except CommandFailed:
-            log.info("%s: creating %s for deliver_to", conn.label, utf7.decode(mailbox))
-            await conn.create(mailbox)
-            return await self._status(conn, mailbox)
-
     async def prepare(self, spools: Sequence[_FileSpool]) -> list[str]:
-        conn = await self._connection()
-        uidvalidity, uidnext = await self._status_or_create(conn, self.mailbox)
+        mark = await self.store.append_mark(self.folder)
         return [
             json.dumps(
                 {
                     "folder": self.folder,
-                    "uidvalidity": uidvalidity,
-                    "uidnext": uidnext,
+                    "mark": mark,
                     "size": s.size,
                     "nsize": s.hasher.size,
                     "sha256": s.hasher.hexdigest(),
@@ -305,64 +229,32 @@ class ImapFolderSink(Sink[_FileSpool]):
         ]
 
     async def commit(self, spools: Sequence[_FileSpool]) -> list[str]:
-        conn = await self._connection()
         out: list[str] = []
         for spool in spools:
             data = await asyncio.to_thread(spool.path.read_bytes)
-            result = await conn.append(self.mailbox, data)
-            if not result.ok:  # pragma: no cover - append() raises on NO/BAD
-                raise CommandFailed(f"{conn.label} refused APPEND: {result.text}")
-            code = result.code or ""
-            out.append(code.removeprefix("APPENDUID ") if code.startswith("APPENDUID ") else "")
+            uid = await self.store.append(self.folder, data, frozenset())
+            out.append("" if uid is None else str(uid))
             spool.discard()
         return out
 
     async def recover(self, token: str, size: int) -> str | None:
         try:
             info = json.loads(token)
-            uidvalidity, uidnext = int(info["uidvalidity"]), int(info["uidnext"])
+            if "mark" in info:
+                mark = str(info["mark"])
+            else:  # written before the store API: the same mark, in two fields
+                mark = f"{int(info['uidvalidity'])}:{int(info['uidnext'])}"
             sizes = {int(info["size"]), int(info["nsize"])}
             digest = str(info["sha256"])
-            mailbox = utf7.encode(str(info["folder"]))
+            folder = str(info["folder"])
         except (ValueError, KeyError, TypeError):
             log.warning("unreadable deliver_to ledger token; downloading again")
             return None
-        conn = await self._connection()
-        now_validity, now_next = await self._status_or_create(conn, mailbox)
-        if now_validity != uidvalidity:
-            log.warning("%s: UIDVALIDITY changed; cannot tell whether a message arrived", mailbox)
-            return None
-        if now_next <= uidnext:
-            return None
-        await conn.examine(mailbox)
-        try:
-            result = await conn.uid_search(
-                "UID",
-                f"{uidnext}:*",
-                "LARGER",
-                str(min(sizes) - 1),
-                "SMALLER",
-                str(max(sizes) + 1),
-            )
-            candidates: list[int] = []
-            for raw in result.untagged:
-                with contextlib.suppress(ValueError):
-                    item = parse_untagged(raw)
-                    if isinstance(item, Search):
-                        candidates.extend(u for u in item.uids if u >= uidnext)
-            for uid in sorted(candidates):
-                fetched = await conn.uid_fetch(str(uid), "(UID BODY.PEEK[])")
-                for raw in fetched.untagged:
-                    with contextlib.suppress(ValueError):
-                        item = parse_untagged(raw)
-                        if isinstance(item, Fetch) and item.uid == uid:
-                            body = item.section("")
-                            if body is not None and normalized_digest(body)[0] == digest:
-                                return f"{uidvalidity}:{uid}"
-        finally:
-            with contextlib.suppress(Exception):
-                await conn.unselect()
-        return None
+
+        def matches(body: bytes) -> bool:
+            return normalized_digest(body)[0] == digest
+
+        return await self.store.find_appended(folder, mark, sizes, matches)
 
 
 def discard_all(spools: Sequence[SpoolFile]) -> None:

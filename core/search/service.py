@@ -21,13 +21,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from kittiwake.core.cache import Cache, LazySummaries
-from kittiwake.core.events import EventBus, MessagesAdded
-from kittiwake.core.imap.account import ImapAccount
-from kittiwake.core.imap.client import ImapClient
-from kittiwake.core.imap.search import ImapSearch, server_search, to_imap_search
-from kittiwake.core.imap.uidset import UidSet
-from kittiwake.core.models import MessageSummary
+from kittiwake.core.cache import Cache
 from kittiwake.core.search.index import body_text
 from kittiwake.core.search.query import Query, evaluate, parse_query, search_cache, sort_date
 from kittiwake.core.search.threads import Threading, keep_threads, thread_cached
@@ -35,7 +29,7 @@ from kittiwake.core.store import MailStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Hit", "has_server", "local_hits", "local_hits_off_loop", "server_hits", "thread_folder"]
+__all__ = ["Hit", "local_hits", "local_hits_off_loop", "server_hits", "thread_folder"]
 
 
 class Hit(NamedTuple):
@@ -47,11 +41,6 @@ class Hit(NamedTuple):
 
 def _folder_ids(cache: Cache, folders: Sequence[str]) -> list[int]:
     return [fid for f in folders if (fid := cache.folder_id(f)) is not None]
-
-
-def has_server(store: MailStore) -> bool:
-    """Whether searches in ``store`` are completed by a server (IMAP accounts)."""
-    return isinstance(store, ImapAccount)
 
 
 def local_hits(cache: Cache, folders: Sequence[str] | None, query: Query | str) -> list[Hit]:
@@ -91,25 +80,21 @@ async def local_hits_off_loop(
 
 async def server_hits(
     store: MailStore,
-    bus: EventBus,
     folders: Sequence[str],
     query: Query,
     known: set[Hit],
 ) -> list[Hit]:
     """What the server finds in ``folders`` beyond ``known`` (the cache's answer), newest
-    first; nothing for accounts that are not IMAP. Summaries of UIDs the cache lacks are
-    fetched and stored first. A hit whose cached headers rule it out is dropped (the server
-    matches substrings: ``from:ann`` would also find "joanne"); one that needs the body the
-    cache lacks is kept."""
-    if not isinstance(store, ImapAccount):
-        return []
-    search = to_imap_search(query)
-    if search.matches_all:  # e.g. has:attachment alone: the server cannot narrow it down
+    first; nothing for stores without a server to ask (``searches_server``). Summaries of
+    UIDs the cache lacks are fetched and stored first. A hit whose cached headers rule it out
+    is dropped (the server matches substrings: ``from:ann`` would also find "joanne"); one
+    that needs the body the cache lacks is kept."""
+    if not store.searches_server:
         return []
     cache = store.cache
     found: list[tuple[float, int, Hit]] = []
     for folder in folders:
-        uids = await _search_folder(store, bus, folder, search)
+        uids = await store.search_folder(folder, query.text)
         fresh = sorted(u for u in uids if Hit(folder, u) not in known)
         for uid, summary in cache.summaries(folder, fresh).items():
             raw = cache.body(folder, uid)
@@ -118,31 +103,6 @@ async def server_hits(
                 found.append((sort_date(summary), uid, Hit(folder, uid)))
     found.sort(reverse=True)
     return [hit for _, _, hit in found]
-
-
-async def _search_folder(
-    account: ImapAccount, bus: EventBus, folder: str, search: ImapSearch
-) -> UidSet:
-    """UID SEARCH in one folder (holding the command lock), then the summaries of the UIDs
-    the cache does not hold yet, stored and published like a sync's."""
-
-    async def run(client: ImapClient) -> tuple[UidSet, Sequence[MessageSummary]]:
-        uids = await server_search(client, folder, search)
-        cached = set(account.cache.uids(folder))
-        missing = UidSet.from_iterable(u for u in uids if u not in cached)
-        if not len(missing):
-            return uids, ()
-        return uids, await client.uid_fetch_summaries(missing)
-
-    result = await account.run_locked(run)
-    assert isinstance(result, tuple)
-    uids, fetched = result
-    if fetched:
-        account.cache.put_summaries(folder, fetched)
-        batch = fetched if isinstance(fetched, LazySummaries) else tuple(fetched)
-        bus.publish(MessagesAdded(account.name, folder, batch))
-    assert isinstance(uids, UidSet)
-    return uids
 
 
 def _keep_in(folder_id: int) -> Callable[[tuple[int, int]], bool]:

@@ -15,12 +15,12 @@ from typing import Literal
 
 from kittiwake.core.config import Account
 from kittiwake.core.errors import AuthFailed, KittiwakeError, SecretError
-from kittiwake.core.imap.account import make_ssl_context
 from kittiwake.core.imap.connection import ImapConnection
+from kittiwake.core.imap.session import imap_session as open_imap_session
 from kittiwake.core.pop3.client import Pop3AuthFailed, Pop3Client
-from kittiwake.core.secrets import credentials
 from kittiwake.core.setup.known import provider_hint
 from kittiwake.core.smtp.client import SmtpAccountError, SmtpSession
+from kittiwake.core.transport import Credential, credential, sign_in, tls_context
 
 Which = Literal["imap", "pop3", "smtp"]
 
@@ -86,26 +86,9 @@ async def imap_session(
     """A logged-in IMAP connection for ``account``, as the app makes it; the caller closes."""
     cfg = account.imap
     assert cfg is not None
-    at = f"accounts.{account.key}.imap"
-    conn = ImapConnection(timeout=max(cfg.timeout, LOGIN_PATIENCE), on_untagged=on_untagged)
-    await conn.connect(
-        cfg.host,
-        cfg.port or 993,
-        security=cfg.security,
-        ssl_context=make_ssl_context(cfg.ca_file) if cfg.security != "none" else None,
+    return await open_imap_session(
+        account, timeout=max(cfg.timeout, LOGIN_PATIENCE), on_untagged=on_untagged
     )
-    try:
-        user = cfg.user or account.email
-        is_token, secret = await credentials(cfg, at, account)
-        if is_token:
-            await conn.authenticate_oauth(user, secret.reveal())
-        else:
-            await conn.login(user, secret.reveal())
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await conn.close()
-        raise
-    return conn
 
 
 async def _imap(account: Account) -> str:
@@ -126,20 +109,19 @@ async def pop3_session(account: Account) -> Pop3Client:
     cfg = account.pop3
     assert cfg is not None
     at = f"accounts.{account.key}.pop3"
+    context = tls_context(cfg, at)
+    first = await credential(cfg, at, account)  # before connecting: it may take long
     client = Pop3Client(timeout=max(cfg.timeout, LOGIN_PATIENCE))
-    await client.connect(
-        cfg.host,
-        cfg.port or 995,
-        cfg.security,
-        make_ssl_context(cfg.ca_file) if cfg.security != "none" else None,
-    )
-    try:
-        user = cfg.user or account.email
-        is_token, secret = await credentials(cfg, at, account)
-        if is_token:
-            await client.login_oauth2(user, secret)
+    await client.connect(cfg.host, cfg.port or 995, cfg.security, context)
+
+    async def login(c: Credential) -> None:
+        if c.oauth2:
+            await client.login_oauth2(c.user, c.secret)
         else:
-            await client.login(user, secret)
+            await client.login(c.user, c.secret)
+
+    try:
+        await sign_in(cfg, at, account, login, Pop3AuthFailed, first=first)
     except BaseException:
         with contextlib.suppress(Exception):
             await client.close()

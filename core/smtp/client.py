@@ -4,8 +4,9 @@
   never aiosmtplib's default ``None`` (which quietly carries on in plain text, AUTH included,
   when the server does not offer STARTTLS); plain text only for ``"none"``. After connecting,
   TLS is checked once more before any credential is sent.
-* Certificates are verified as for IMAP (``make_ssl_context``: system store + ``ca_file``).
-* Credentials come from ``core.secrets`` (fetched in a thread: ``password_command`` may block).
+* Certificates are verified as for IMAP (``transport.tls_context``: system store + ``ca_file``).
+* Credentials and the login sequence come from ``core.transport`` (``sign_in``: off the
+  event loop, an OAuth2 token refused once is refreshed once).
 * A recipient refused while others are accepted does not raise: ``SubmitResult.refused`` holds
   the server's words per recipient.
 
@@ -31,9 +32,8 @@ from aiosmtplib.email import parse_address
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from kittiwake.core.config import PASSWORD_KEYS, Account, SmtpConfig
-from kittiwake.core.errors import KittiwakeError, SecretError
-from kittiwake.core.imap.account import make_ssl_context
-from kittiwake.core.secrets import credentials
+from kittiwake.core.errors import ConfigError, KittiwakeError, SecretError
+from kittiwake.core.transport import Credential, sign_in, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +156,9 @@ class SmtpSession:
         cfg = self.cfg
         security = cfg.security
         try:
-            context = make_ssl_context(cfg.ca_file) if security != "none" else None
-        except (OSError, ssl.SSLError) as exc:
-            raise SmtpAccountError(f"{self.at}.ca_file: cannot be loaded ({exc})") from None
+            context = tls_context(cfg, self.at)
+        except ConfigError as exc:
+            raise SmtpAccountError(exc.message) from None
         smtp = aiosmtplib.SMTP(
             hostname=cfg.host,
             port=cfg.port,
@@ -193,22 +193,15 @@ class SmtpSession:
             log.info("%s offers no AUTH; sending without logging in", self.where)
             return
         user = cfg.user or self.account.email
-        try:
-            is_token, secret = await credentials(cfg, self.at, self.account)  # off the loop
-            if not is_token:
-                await smtp.login(user, secret.reveal())
-            elif cfg.auth != "oauth2":
-                await self._oauth(smtp, user, secret.reveal())
-            else:
-                try:
-                    await self._oauth(smtp, user, secret.reveal())
-                except aiosmtplib.SMTPAuthenticationError:
-                    # The token was refused (revoked, or expired early): refresh once.
-                    from kittiwake.core.oauth2.tokens import token_source
 
-                    token_source(self.account).invalidate()
-                    _, secret = await credentials(cfg, self.at, self.account)
-                    await self._oauth(smtp, user, secret.reveal())
+        async def login(c: Credential) -> None:
+            if c.oauth2:
+                await self._oauth(smtp, c.user, c.secret.reveal())
+            else:
+                await smtp.login(c.user, c.secret.reveal())
+
+        try:
+            await sign_in(cfg, self.at, self.account, login, aiosmtplib.SMTPAuthenticationError)
         except SecretError as exc:
             raise SmtpAccountError(exc.message) from None
         except aiosmtplib.SMTPAuthenticationError as exc:
