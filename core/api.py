@@ -128,8 +128,7 @@ class MailApi:
         self._bodies: dict[
             tuple[str, str, int | None, int], asyncio.Task[ParsedMessage | None]
         ] = {}
-        self._watch = engine.bus.subscribe()
-        self._tracker: asyncio.Task[None] | None = None
+        self._unobserve = engine.bus.observe(self._note)
         #: Undo steps, newest last: one per user action, which may span several folders
         #: (one journaled ``Action`` each, see ``act_many``).
         self._history: deque[tuple[str, tuple[Action, ...]]] = deque(maxlen=50)
@@ -150,22 +149,19 @@ class MailApi:
 
     def start(self) -> None:
         """Start syncing every account in the background (call inside the running loop)."""
-        self._tracker = asyncio.create_task(self._track())
         self.engine.start()
 
     async def stop(self) -> None:
-        if self._tracker is not None:
-            self._tracker.cancel()
         await self.engine.stop()
+        self._unobserve()
 
-    async def _track(self) -> None:
-        async for event in self._watch:
-            self._composer.note(event)
-            if isinstance(event, ConnectionChanged):
-                self._state[event.account] = event
-                self._state_at[event.account] = time.monotonic()
-            elif isinstance(event, FolderReset):
-                self._forget_folder(event.account, event.folder)
+    def _note(self, event: Event) -> None:
+        self._composer.note(event)
+        if isinstance(event, ConnectionChanged):
+            self._state[event.account] = event
+            self._state_at[event.account] = time.monotonic()
+        elif isinstance(event, FolderReset):
+            self._forget_folder(event.account, event.folder)
 
     def _forget_folder(self, account: str, folder: str) -> None:
         """A recreated folder: its parsed bodies and rendered HTML go (the cache dropped its

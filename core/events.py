@@ -7,12 +7,15 @@ unbounded queue, so a slow consumer never blocks the engine; events are small an
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from kittiwake.core.models import FolderInfo, MessageSummary
+
+log = logging.getLogger(__name__)
 
 
 class ConnState(StrEnum):
@@ -173,10 +176,23 @@ class EventBus:
 
     def __init__(self) -> None:
         self._queues: list[asyncio.Queue[Event | None]] = []
+        self._observers: list[Callable[[Event], None]] = []
 
     def publish(self, event: Event) -> None:
+        for observer in self._observers:
+            try:
+                observer(event)
+            except Exception:  # one broken observer must not stop the event reaching the rest
+                log.exception("event observer failed on %s", type(event).__name__)
         for queue in self._queues:
             queue.put_nowait(event)
+
+    def observe(self, observer: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``observer`` on every event as it is published, before any subscriber can
+        see it: state kept from events (the API's outbox and connection state) is then
+        already current when a subscriber reads it. Returns the function that stops it."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer) if observer in self._observers else None
 
     def subscribe(self) -> Subscription:
         queue: asyncio.Queue[Event | None] = asyncio.Queue()

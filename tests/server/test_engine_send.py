@@ -396,6 +396,8 @@ async def test_a_refused_message_says_why_and_comes_back_to_be_fixed(
     fixed = replace(fixing.draft, to=parse_addresses(user2.email))
     await api.send(replace(fixing, draft=fixed))
     await events.wait_for(MessageSent, 30, message_id=local.draft.message_id)
+    # The outbox says so after it has recorded the delivery (the event after MessageSent).
+    await events.wait_for(OutboxChanged, 30, queued=0, failed=0)
     (got,) = await asyncio.to_thread(wait_for_messages, dovecot, user2, 1, timeout=30)
     assert parse_message(got).subject == "typo in the address"
     assert api.outbox_status().describe() in ("", "1 being saved to Sent")
