@@ -15,6 +15,7 @@ from email.utils import getaddresses
 from pathlib import Path
 
 from kittiwake.core.errors import KittiwakeError
+from kittiwake.core.message.charset import unescape
 from kittiwake.core.models import Address
 
 MAX_LINE = 998
@@ -207,7 +208,7 @@ def _merge(items: Iterable[Address]) -> tuple[Address, ...]:
     for a in items:
         if not a.addr:
             continue
-        a = Address(_one_line(a.name).strip(), _unescape(a.addr))
+        a = Address(_one_line(a.name).strip(), unescape(a.addr))
         key = a.addr.lower()
         if key not in out:
             out[key] = a
@@ -219,14 +220,5 @@ def _merge(items: Iterable[Address]) -> tuple[Address, ...]:
 def _one_line(text: str) -> str:
     """Header text on one line: unfolded, other line breaks and tabs become spaces, other
     controls go, raw 8-bit bytes (surrogate-escaped by ``email``) read as UTF-8."""
-    text = re.sub(r"\r?\n(?=[ \t])", "", _unescape(text))
+    text = re.sub(r"\r?\n(?=[ \t])", "", unescape(text))
     return _CONTROL.sub("", re.sub(r"[\r\n\t]+", " ", text))
-
-
-_SURROGATE = re.compile("[\udc80-\udcff]")
-
-
-def _unescape(text: str) -> str:
-    if not _SURROGATE.search(text):
-        return text
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

@@ -20,7 +20,8 @@ from datetime import datetime
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
-from kittiwake.core.imap.decode import decode_bytes, decode_words
+from kittiwake.core.imap.decode import decode_words
+from kittiwake.core.message.charset import decode_bytes, from_8bit
 from kittiwake.core.models import Address, BodyPart
 
 log = logging.getLogger(__name__)
@@ -96,18 +97,6 @@ class ParsedMessage:
             if key.lower() == wanted:
                 return value
         return None
-
-
-def from_8bit(text: str) -> str:
-    """Undo the surrogate escapes ``email`` leaves for raw 8-bit header bytes (mailers that
-    skip RFC 2047): UTF-8 when they are UTF-8, else Windows-1252, the usual culprit."""
-    if not any("\udc80" <= c <= "\udcff" for c in text):
-        return text
-    data = text.encode("utf-8", "surrogateescape")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", "replace")
 
 
 def header_text(raw: str) -> str:

@@ -15,7 +15,6 @@ from kittiwake.core.imap.decode import (
     DecodeError,
     _value_has_attachments,
     bodystructure_from_value,
-    decode_bytes,
     decode_words,
     envelope_from_value,
     has_attachments,
@@ -24,6 +23,7 @@ from kittiwake.core.imap.decode import (
     summary_from_fetch,
 )
 from kittiwake.core.imap.parser import Fetch, Value, parse_untagged, read_values
+from kittiwake.core.message.charset import decode_bytes
 from kittiwake.core.models import Address, Envelope
 
 
