@@ -22,7 +22,8 @@ from kittiwake.core.compose.draft import (
     format_addresses,
 )
 from kittiwake.core.config import Account
-from kittiwake.core.message.mime import ParsedMessage, addresses, safe_filename
+from kittiwake.core.message.headers import addresses
+from kittiwake.core.message.mime import ParsedMessage, safe_filename
 from kittiwake.core.models import Address
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,6 @@ can be compared and sorted without TypeError.
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import re
 from datetime import UTC, datetime
@@ -28,13 +27,13 @@ from kittiwake.core.imap.parser import (
     tz_for_offset,
 )
 from kittiwake.core.message.charset import decode_bytes
+from kittiwake.core.message.headers import decode_words, raw_text
 from kittiwake.core.models import Address, BodyPart, Envelope, MessageSummary
 
 __all__ = [
     "MAX_BODY_DEPTH",
     "DecodeError",
     "bodystructure_from_value",
-    "decode_words",
     "decoded_parts",
     "envelope_from_value",
     "has_attachments",
@@ -48,98 +47,18 @@ __all__ = [
 #: reader shows it (``core.message.mime.MAX_MIME_DEPTH``).
 MAX_BODY_DEPTH = 64
 
-# --- RFC 2047 -----------------------------------------------------------------------------
-
-_ENCODED_WORD = re.compile(r"=\?([^?\s*]{1,40})(?:\*[^?\s]{0,20})?\?([bBqQ])\?([^?\s]*+)\?=")
-_BLANK = re.compile(r"[ \t\r\n]*")
-_B64_CHARS = re.compile(r"[A-Za-z0-9+/]*")
-
-
-def _word_bytes(enc: str, payload: str) -> bytes | None:
-    if enc in "bB":
-        data = payload.rstrip("=")
-        if _B64_CHARS.fullmatch(data) is None or len(data) % 4 == 1:
-            return None
-        try:
-            return binascii.a2b_base64(data + "=" * (-len(data) % 4))
-        except binascii.Error:
-            return None
-    return binascii.a2b_qp(payload.encode("utf-8"), header=True)
-
-
-def decode_words(text: str) -> str:
-    """Decode RFC 2047 encoded words in ``text``; undecodable words are left as they are.
-
-    Blanks between adjacent encoded words are dropped (RFC 2047 §6.2); adjacent words in the
-    same charset are joined as bytes before decoding (encoders split multi-byte characters).
-    """
-    if "=?" not in text:
-        return text
-    out: list[str] = []
-    pending = bytearray()
-    pending_cs: str | None = None
-    pos = 0
-    after_word = False
-
-    def flush() -> None:
-        nonlocal pending_cs
-        if pending_cs is not None:
-            out.append(decode_bytes(bytes(pending), pending_cs))
-            pending.clear()
-            pending_cs = None
-
-    for m in _ENCODED_WORD.finditer(text):
-        gap = text[pos : m.start()]
-        raw = _word_bytes(m.group(2), m.group(3))
-        if after_word and raw is not None and _BLANK.fullmatch(gap):
-            gap = ""
-        if raw is None:  # broken: keep the word as written
-            flush()
-            out.append(gap + m.group())
-            after_word = False
-            pos = m.end()
-            continue
-        charset = m.group(1).lower()
-        if gap or charset != pending_cs:
-            flush()
-            out.append(gap)
-        pending_cs = charset
-        pending += raw
-        after_word = True
-        pos = m.end()
-    flush()
-    out.append(text[pos:])
-    return "".join(out)
-
-
-_FOLD = re.compile(r"\r?\n(?=[ \t])")
-
-
-def _raw_text(v: Value) -> str:
-    """A string value as text (raw bytes guessed: UTF-8, Windows-1252, Latin-1), unfolded
-    (CRLF before a blank removed, other CR/LF made blanks); no encoded-word decoding."""
-    if isinstance(v, bytes):
-        s = decode_bytes(v)
-    elif isinstance(v, str):
-        s = v
-    elif isinstance(v, int):
-        return str(v)
-    else:
-        return ""
-    if "\r" in s or "\n" in s:
-        s = _FOLD.sub("", s).replace("\r", " ").replace("\n", " ")
-    return s
+# --- header text --------------------------------------------------------------------------
 
 
 def _header_text(v: Value) -> str:
-    s = _raw_text(v)
+    s = raw_text(v)
     if "=?" in s:
         s = decode_words(s)
     return s
 
 
 def _opt(v: Value) -> str | None:
-    s = _raw_text(v).strip()
+    s = raw_text(v).strip()
     return s or None
 
 
@@ -159,7 +78,7 @@ _DATE_FAST = re.compile(
 
 def parse_date(v: Value) -> datetime | None:
     """An RFC 5322 date as an aware datetime (UTC if the zone is unknown); None if invalid."""
-    s = _raw_text(v)
+    s = raw_text(v)
     if not s:
         return None
     m = _DATE_FAST.match(s)
@@ -201,8 +120,8 @@ def _address(item: list[Value]) -> Address:
     name = _header_text(item[0]).strip()
     if len(name) >= 2 and name[0] == name[-1] == '"':
         name = name[1:-1].strip()
-    mailbox = _raw_text(item[2]).strip()
-    host = _raw_text(item[3]).strip()
+    mailbox = raw_text(item[2]).strip()
+    host = raw_text(item[3]).strip()
     addr = f"{mailbox}@{host}" if host and host.lower() not in _FAKE_HOSTS else mailbox
     return Address(name, addr)
 
@@ -275,8 +194,8 @@ def _params(v: Value) -> dict[str, str]:
         key_v, val_v = v[i], v[i + 1]
         if isinstance(key_v, list) or isinstance(val_v, list) or key_v is None:
             continue
-        key = _raw_text(key_v).strip().lower()
-        val = _raw_text(val_v)
+        key = raw_text(key_v).strip().lower()
+        val = raw_text(val_v)
         m = _PARAM_EXT.fullmatch(key)
         if m is None:
             out.setdefault(key, val)
@@ -306,7 +225,7 @@ def _disposition(v: Value) -> tuple[str | None, dict[str, str]]:
             return None, {}
         return (_opt(kind) or "").lower() or None, _params(v[1] if len(v) > 1 else None)
     if isinstance(v, bytes | str):  # some servers send just the type
-        return _raw_text(v).strip().lower() or None, {}
+        return raw_text(v).strip().lower() or None, {}
     return None, {}
 
 
@@ -460,7 +379,7 @@ def _value_has_attachments(v: Value) -> bool:
                 found = True
                 continue
             dparams_v = disp_v[1] if len(disp_v) > 1 else None
-        elif isinstance(disp_v, bytes | str) and _raw_text(disp_v).strip().lower() == "attachment":
+        elif isinstance(disp_v, bytes | str) and raw_text(disp_v).strip().lower() == "attachment":
             found = True
             continue
         if (_has_key(dparams_v, b"filename") or _has_key(f[2], b"name")) and _filename(

@@ -18,7 +18,7 @@ from email.message import Message
 from pathlib import Path
 
 from kittiwake.core.imap.decode import parse_date
-from kittiwake.core.message.mime import addresses, header_text
+from kittiwake.core.message.headers import FOLD, addresses, header_text
 from kittiwake.core.models import Envelope, MessageSummary
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,6 @@ FULL_PARSE_LIMIT = 25 * 1024 * 1024
 """Above this size a multipart/mixed message is assumed to carry attachments, unparsed."""
 
 _MSGID = re.compile(r"<([^<>]*)>")
-_FOLD = re.compile(r"\r?\n[ \t]*")
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
 
 
@@ -67,7 +66,7 @@ def _one_id(raw: str | None) -> str | None:
     found = _ids(raw)
     if found:
         return found[0]
-    text = _FOLD.sub("", raw).strip()
+    text = FOLD.sub("", raw).strip()
     return text or None
 
 
@@ -86,7 +85,7 @@ def _headers(head: bytes) -> dict[str, str]:
 
 
 def _content_type(first: dict[str, str]) -> str:
-    value = _FOLD.sub(" ", first.get("content-type", "text/plain"))
+    value = FOLD.sub(" ", first.get("content-type", "text/plain"))
     return value.split(";", 1)[0].strip().lower() or "text/plain"
 
 
@@ -146,7 +145,7 @@ def _summary(
 ) -> MessageSummary:
     date_raw = first.get("date")
     envelope = Envelope(
-        date=parse_date(_FOLD.sub(" ", date_raw)) if date_raw else None,
+        date=parse_date(FOLD.sub(" ", date_raw)) if date_raw else None,
         subject=header_text(first.get("subject", "")),
         from_=addresses(first.get("from")),
         sender=addresses(first.get("sender")),
@@ -171,6 +170,6 @@ def _summary(
         internal_date=datetime.fromtimestamp(arrived, UTC) if arrived is not None else None,
         size=size,
         envelope=envelope,
-        references=_ids(_FOLD.sub(" ", first.get("references", ""))),
+        references=_ids(FOLD.sub(" ", first.get("references", ""))),
         has_attachments=attachments,
     )

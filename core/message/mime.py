@@ -18,15 +18,14 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 
-from kittiwake.core.imap.decode import decode_words
-from kittiwake.core.message.charset import decode_bytes, from_8bit
+from kittiwake.core.message.charset import decode_bytes
+from kittiwake.core.message.headers import FOLD, addresses, header_text
 from kittiwake.core.models import Address, BodyPart
 
 log = logging.getLogger(__name__)
 
-_FOLD = re.compile(r"\r?\n[ \t]*")
 _PATHLIKE = re.compile(r"[/\\]|\.\.?[/\\]|[A-Za-z]:[/\\]")
 # Controls, separators, characters Windows refuses, and the bidi controls that disguise a
 # name on screen ("invoice\u202efdp.exe" shows as "invoiceexe.pdf").
@@ -97,26 +96,6 @@ class ParsedMessage:
             if key.lower() == wanted:
                 return value
         return None
-
-
-def header_text(raw: str) -> str:
-    """A raw header value as text: unfolded, encoded words decoded, never raising."""
-    text = from_8bit(_FOLD.sub(" ", raw).strip())
-    try:
-        return decode_words(text)
-    except Exception:
-        return text
-
-
-def addresses(raw: str | None) -> tuple[Address, ...]:
-    if not raw:
-        return ()
-    raw = from_8bit(raw)
-    try:
-        pairs = getaddresses([_FOLD.sub(" ", raw)])
-    except Exception:
-        return (Address(header_text(raw), ""),)
-    return tuple(Address(header_text(name), addr) for name, addr in pairs if name or addr)
 
 
 def safe_filename(name: str | None, fallback: str = "attachment") -> str:
@@ -260,7 +239,7 @@ def _parse(raw: bytes) -> ParsedMessage:
     date = None
     if "date" in first:
         try:
-            date = parsedate_to_datetime(_FOLD.sub(" ", first["date"]).strip())
+            date = parsedate_to_datetime(FOLD.sub(" ", first["date"]).strip())
         except (TypeError, ValueError, IndexError):
             date = None
     text, html, attachments, tree = _walk(msg)
@@ -273,7 +252,7 @@ def _parse(raw: bytes) -> ParsedMessage:
         cc=addresses(first.get("cc")),
         reply_to=addresses(first.get("reply-to")),
         date=date,
-        message_id=_FOLD.sub("", mid).strip() if mid else None,
+        message_id=FOLD.sub("", mid).strip() if mid else None,
         text=text,
         html=html,
         attachments=tuple(attachments),

@@ -15,7 +15,6 @@ from kittiwake.core.imap.decode import (
     DecodeError,
     _value_has_attachments,
     bodystructure_from_value,
-    decode_words,
     envelope_from_value,
     has_attachments,
     parse_date,
@@ -24,6 +23,7 @@ from kittiwake.core.imap.decode import (
 )
 from kittiwake.core.imap.parser import Fetch, Value, parse_untagged, read_values
 from kittiwake.core.message.charset import decode_bytes
+from kittiwake.core.message.headers import decode_words
 from kittiwake.core.models import Address, Envelope
 
 

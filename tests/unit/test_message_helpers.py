@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from kittiwake.core.message.charset import from_8bit, unescape
+from kittiwake.core.message.headers import addresses, decode_words, header_text, raw_text
+from kittiwake.core.models import Address
 
 
 def escaped(raw: bytes) -> str:
@@ -20,3 +22,17 @@ def test_outgoing_text_keeps_utf8_and_marks_other_bytes_as_unknown() -> None:
     assert unescape(escaped("Café".encode())) == "Café"
     assert unescape(escaped(b"caf\xe9")) == "caf\ufffd"
     assert unescape("plain") == "plain"
+
+
+def test_a_header_reads_the_same_from_any_source() -> None:
+    folded = "=?utf-8?q?Caf=C3=A9?=\r\n =?utf-8?q?_au_lait?="
+    assert header_text(folded) == "Café au lait"  # a header block's raw value
+    assert decode_words(raw_text(folded.encode())) == "Café au lait"  # an ENVELOPE string
+    assert raw_text(b"caf\xe9\r\n\tcr\xe8me") == "caf\xe9\tcr\xe8me"
+    assert raw_text(None) == "" and raw_text(7) == "7"
+
+
+def test_addresses_are_decoded_and_unfolded() -> None:
+    raw = '"=?utf-8?q?D=C3=BCrst?=" <d@example.org>,\r\n b@example.org'
+    assert addresses(raw) == (Address("Dürst", "d@example.org"), Address("", "b@example.org"))
+    assert addresses(None) == ()
