@@ -16,17 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import re
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 from kittiwake.core.imap.parseerror import DecodeError
-from kittiwake.core.imap.parser import (
-    Fetch,
-    Value,
-    parse_internaldate,
-    tz_for_offset,
-)
+from kittiwake.core.imap.parser import Fetch, Value, parse_internaldate
 from kittiwake.core.message.charset import decode_bytes
+from kittiwake.core.message.dates import parse_date
 from kittiwake.core.message.headers import decode_words, raw_text
 from kittiwake.core.models import Address, BodyPart, Envelope, MessageSummary
 
@@ -37,7 +31,6 @@ __all__ = [
     "decoded_parts",
     "envelope_from_value",
     "has_attachments",
-    "parse_date",
     "parse_internaldate",
     "references_from_fetch",
     "summary_from_fetch",
@@ -60,55 +53,6 @@ def _header_text(v: Value) -> str:
 def _opt(v: Value) -> str | None:
     s = raw_text(v).strip()
     return s or None
-
-
-# --- dates --------------------------------------------------------------------------------
-
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
-    )
-}
-_DATE_FAST = re.compile(
-    r"\s*(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+"
-    r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s+([+-])(\d{2})(\d{2})(?:\s|\Z)"
-)
-
-
-def parse_date(v: Value) -> datetime | None:
-    """An RFC 5322 date as an aware datetime (UTC if the zone is unknown); None if invalid."""
-    s = raw_text(v)
-    if not s:
-        return None
-    m = _DATE_FAST.match(s)
-    if m is not None:
-        day, mon, year, hh, mm, ss, sign, tzh, tzm = m.groups()
-        month = _MONTHS.get(mon.lower())
-        if month is not None:
-            offset = int(tzh) * 60 + int(tzm)
-            if offset < 24 * 60:
-                try:
-                    return datetime(
-                        int(year),
-                        month,
-                        int(day),
-                        int(hh),
-                        int(mm),
-                        int(ss or 0),
-                        tzinfo=tz_for_offset(-offset if sign == "-" else offset),
-                    )
-                except ValueError:
-                    pass
-    if len(s) > 200:
-        return None
-    try:
-        d = parsedate_to_datetime(s)
-    except Exception:  # the stdlib raises TypeError/ValueError/IndexError/... on junk
-        return None
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=UTC)
-    return d
 
 
 # --- ENVELOPE -----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
 
-from kittiwake.core.imap.decode import parse_date
+from kittiwake.core.message.dates import parse_date
 from kittiwake.core.message.headers import FOLD, addresses, header_text
 from kittiwake.core.models import Envelope, MessageSummary
 

@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
-from email.utils import parsedate_to_datetime
 
 from kittiwake.core.message.charset import decode_bytes
+from kittiwake.core.message.dates import parse_date
 from kittiwake.core.message.headers import FOLD, addresses, header_text
 from kittiwake.core.models import Address, BodyPart
 
@@ -236,12 +236,6 @@ def _parse(raw: bytes) -> ParsedMessage:
     first: dict[str, str] = {}
     for key, value in _raw_items(msg):
         first.setdefault(key.lower(), value)
-    date = None
-    if "date" in first:
-        try:
-            date = parsedate_to_datetime(FOLD.sub(" ", first["date"]).strip())
-        except (TypeError, ValueError, IndexError):
-            date = None
     text, html, attachments, tree = _walk(msg)
     mid = first.get("message-id")
     return ParsedMessage(
@@ -251,7 +245,7 @@ def _parse(raw: bytes) -> ParsedMessage:
         to=addresses(first.get("to")),
         cc=addresses(first.get("cc")),
         reply_to=addresses(first.get("reply-to")),
-        date=date,
+        date=parse_date(first["date"]) if "date" in first else None,
         message_id=FOLD.sub("", mid).strip() if mid else None,
         text=text,
         html=html,

@@ -27,9 +27,10 @@ from kittiwake.core.imap.account import ImapAccount
 from kittiwake.core.imap.client import ImapClient
 from kittiwake.core.imap.search import ImapSearch, server_search, to_imap_search
 from kittiwake.core.imap.uidset import UidSet
+from kittiwake.core.message.dates import sort_date
 from kittiwake.core.models import MessageSummary
 from kittiwake.core.search.index import body_text
-from kittiwake.core.search.query import Query, evaluate, parse_query, search_cache, sort_date
+from kittiwake.core.search.query import Query, evaluate, parse_query, search_cache
 from kittiwake.core.search.threads import Threading, keep_threads, thread_cached
 from kittiwake.core.store import MailStore
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from kittiwake.core.message.charset import from_8bit, unescape
+from kittiwake.core.message.dates import parse_date, sort_key
 from kittiwake.core.message.headers import addresses, decode_words, header_text, raw_text
+from kittiwake.core.message.mime import parse_message
 from kittiwake.core.models import Address
 
 
@@ -36,3 +40,19 @@ def test_addresses_are_decoded_and_unfolded() -> None:
     raw = '"=?utf-8?q?D=C3=BCrst?=" <d@example.org>,\r\n b@example.org'
     assert addresses(raw) == (Address("Dürst", "d@example.org"), Address("", "b@example.org"))
     assert addresses(None) == ()
+
+
+def test_the_list_sorts_by_the_date_header_unless_it_is_over_a_day_after_arrival() -> None:
+    arrived = 1_700_000_000.0
+    assert sort_key(arrived - 60, arrived) == arrived - 60
+    assert sort_key(arrived + 86400, arrived) == arrived + 86400
+    assert sort_key(arrived + 86401, arrived) == arrived  # spam dated in the future
+    assert sort_key(None, arrived) == arrived and sort_key(5.0, None) == 5.0
+    assert sort_key(None, None) == 0.0
+
+
+def test_the_reader_reads_a_date_as_the_list_does() -> None:
+    raw = b"Date: Tue, 28 Nov 2023 06:43:05 -0000\r\nSubject: x\r\n\r\nbody\r\n"
+    when = datetime(2023, 11, 28, 6, 43, 5, tzinfo=UTC)  # no zone: UTC (a naive one != this)
+    assert parse_message(raw).date == parse_date(b"Tue, 28 Nov 2023 06:43:05 -0000") == when
+    assert parse_date(b"not a date") is None
