@@ -15,7 +15,6 @@ import email.policy
 import mimetypes
 import re
 import secrets
-import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,8 +36,9 @@ from kittiwake.core.compose.draft import (
     _quote,
     is_address,
 )
-from kittiwake.core.compose.reply import account_address, normalize_msgid
+from kittiwake.core.compose.reply import account_address
 from kittiwake.core.config import Account
+from kittiwake.core.message.ids import make_message_id, normalize_msgid
 from kittiwake.core.models import Address
 
 
@@ -58,11 +58,6 @@ class Built:
     """An address is non-ASCII before the @: the message must go with SMTPUTF8."""
     eightbit: bool = False
     """The bytes hold 8-bit data: submit with BODY=8BITMIME."""
-
-
-def make_message_id(domain: str) -> str:
-    stamp = format(int(time.time() * 1000), "x")
-    return f"<{stamp}.{secrets.token_hex(10)}@{_ascii_domain(domain) or 'kittiwake.invalid'}>"
 
 
 def build_mime(

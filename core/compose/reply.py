@@ -23,6 +23,7 @@ from kittiwake.core.compose.draft import (
 )
 from kittiwake.core.config import Account
 from kittiwake.core.message.headers import addresses
+from kittiwake.core.message.ids import msgids, normalize_msgid
 from kittiwake.core.message.mime import ParsedMessage, safe_filename
 from kittiwake.core.models import Address
 
@@ -164,7 +165,7 @@ def draft_from_message(parsed: ParsedMessage) -> Draft:
     attached = tuple(
         DataAttachment(a.filename, a.content_type, a.payload()) for a in parsed.attachments
     )
-    refs = _msgids(parsed.header("References") or "")
+    refs = msgids(parsed.header("References") or "")
     return Draft(
         from_=parsed.from_[0] if parsed.from_ else NO_ADDRESS,
         to=parsed.to,
@@ -236,32 +237,12 @@ def _attribution(parsed: ParsedMessage) -> str:
     return f"On {when}, {name} wrote:"
 
 
-_MSGID = re.compile(r"<[^<>\s]+>")
-
-
-def _msgids(text: str) -> list[str]:
-    return [m for m in _MSGID.findall(text) if "@" in m or len(m) > 2]
-
-
-def normalize_msgid(value: str | None) -> str | None:
-    """``<id@host>`` from a header value, or None when there is none worth keeping."""
-    if not value:
-        return None
-    found = _MSGID.findall(value)
-    if found:
-        return found[0] if len(found[0]) <= 900 else None
-    bare = value.strip()
-    if bare and not re.search(r"[\s<>]", bare) and len(bare) <= 900:
-        return f"<{bare}>"
-    return None
-
-
 def thread_references(parsed: ParsedMessage) -> tuple[str, ...]:
     """The parent's References (or, lacking them, its In-Reply-To) plus its Message-ID,
     without duplicates, trimmed to the root and the newest ancestors (RFC 5322 3.6.4)."""
-    refs = _msgids(parsed.header("References") or "")
+    refs = list(msgids(parsed.header("References") or ""))
     if not refs:
-        refs = _msgids(parsed.header("In-Reply-To") or "")[:1]
+        refs = list(msgids(parsed.header("In-Reply-To") or ""))[:1]
     own = normalize_msgid(parsed.message_id)
     if own:
         refs.append(own)

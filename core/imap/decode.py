@@ -22,6 +22,7 @@ from kittiwake.core.imap.parser import Fetch, Value, parse_internaldate
 from kittiwake.core.message.charset import decode_bytes
 from kittiwake.core.message.dates import parse_date
 from kittiwake.core.message.headers import decode_words, raw_text
+from kittiwake.core.message.ids import msgids
 from kittiwake.core.models import Address, BodyPart, Envelope, MessageSummary
 
 __all__ = [
@@ -369,7 +370,6 @@ def has_attachments(part: BodyPart) -> bool:
 
 # --- summaries ----------------------------------------------------------------------------
 
-_MSGID = re.compile(rb"<([^<>]*)>")
 _REFERENCES_FIELD = re.compile(rb"(?im)^references[ \t]*:((?:.*)(?:\r?\n[ \t].*)*)")
 
 
@@ -382,17 +382,8 @@ def references_from_fetch(fetch: Fetch) -> tuple[str, ...]:
             break
     if not header:
         return ()
-    out: list[str] = []
-    seen: set[str] = set()
-    for field_m in _REFERENCES_FIELD.finditer(header):
-        for m in _MSGID.finditer(field_m.group(1)):
-            ident = b"".join(m.group(1).split()).decode("utf-8", "replace")
-            if ident:
-                ref = f"<{ident}>"
-                if ref not in seen:
-                    seen.add(ref)
-                    out.append(ref)
-    return tuple(out)
+    fields = b" ".join(m.group(1) for m in _REFERENCES_FIELD.finditer(header))
+    return msgids(fields.decode("utf-8", "replace"))
 
 
 def summary_from_fetch(fetch: Fetch) -> MessageSummary:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from kittiwake.core.message.dates import parse_date
 from kittiwake.core.message.headers import FOLD, addresses, header_text
+from kittiwake.core.message.ids import first_msgid, msgids
 from kittiwake.core.models import Envelope, MessageSummary
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,6 @@ HEAD_LIMIT = 1024 * 1024
 FULL_PARSE_LIMIT = 25 * 1024 * 1024
 """Above this size a multipart/mixed message is assumed to carry attachments, unparsed."""
 
-_MSGID = re.compile(r"<([^<>]*)>")
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
 
 
@@ -48,26 +48,6 @@ def read_head(path: Path, limit: int = HEAD_LIMIT) -> bytes:
             if found is not None:
                 return bytes(out[: found.end()])
     return bytes(out[:limit])
-
-
-def _ids(text: str) -> tuple[str, ...]:
-    """Message-IDs (``<id>``, in order, no duplicates) of a References-like header."""
-    out: list[str] = []
-    for m in _MSGID.finditer(text):
-        ident = "".join(m.group(1).split())
-        if ident and f"<{ident}>" not in out:
-            out.append(f"<{ident}>")
-    return tuple(out)
-
-
-def _one_id(raw: str | None) -> str | None:
-    if raw is None:
-        return None
-    found = _ids(raw)
-    if found:
-        return found[0]
-    text = FOLD.sub("", raw).strip()
-    return text or None
 
 
 def _headers(head: bytes) -> dict[str, str]:
@@ -153,8 +133,8 @@ def _summary(
         to=addresses(first.get("to")),
         cc=addresses(first.get("cc")),
         bcc=addresses(first.get("bcc")),
-        in_reply_to=_one_id(first.get("in-reply-to")),
-        message_id=_one_id(first.get("message-id")),
+        in_reply_to=first_msgid(first.get("in-reply-to")),
+        message_id=first_msgid(first.get("message-id")),
     )
     ctype = _content_type(first)
     if ctype.startswith("multipart/") and ctype != "multipart/alternative":
@@ -170,6 +150,6 @@ def _summary(
         internal_date=datetime.fromtimestamp(arrived, UTC) if arrived is not None else None,
         size=size,
         envelope=envelope,
-        references=_ids(FOLD.sub(" ", first.get("references", ""))),
+        references=msgids(first.get("references", "")),
         has_attachments=attachments,
     )

@@ -21,7 +21,8 @@ from email.message import Message
 
 from kittiwake.core.message.charset import decode_bytes
 from kittiwake.core.message.dates import parse_date
-from kittiwake.core.message.headers import FOLD, addresses, header_text
+from kittiwake.core.message.headers import addresses, header_text
+from kittiwake.core.message.ids import first_msgid
 from kittiwake.core.models import Address, BodyPart
 
 log = logging.getLogger(__name__)
@@ -237,7 +238,6 @@ def _parse(raw: bytes) -> ParsedMessage:
     for key, value in _raw_items(msg):
         first.setdefault(key.lower(), value)
     text, html, attachments, tree = _walk(msg)
-    mid = first.get("message-id")
     return ParsedMessage(
         headers=headers,
         subject=header_text(first.get("subject", "")),
@@ -246,7 +246,7 @@ def _parse(raw: bytes) -> ParsedMessage:
         cc=addresses(first.get("cc")),
         reply_to=addresses(first.get("reply-to")),
         date=parse_date(first["date"]) if "date" in first else None,
-        message_id=FOLD.sub("", mid).strip() if mid else None,
+        message_id=first_msgid(first.get("message-id")),
         text=text,
         html=html,
         attachments=tuple(attachments),

@@ -47,6 +47,8 @@ from typing import Generic, NamedTuple, TypeVar
 
 import msgspec
 
+from kittiwake.core.message.ids import normalize_msgid
+
 __all__ = [
     "MAX_INDENT",
     "ThreadColumns",
@@ -55,7 +57,6 @@ __all__ = [
     "ThreadRow",
     "Threading",
     "base_subject",
-    "clean_message_id",
     "columns_from_cache",
     "is_reply_subject",
     "keep_threads",
@@ -184,26 +185,7 @@ def keep_threads(threading: Threading[K], keep: Callable[[K], bool]) -> Threadin
     return Threading(keys, depths, prefixes, thread_of, threads)
 
 
-# -- message ids and subjects -----------------------------------------------------------
-
-_MSGID = re.compile(r"<([^<>]*)>")
-_WS = re.compile(r"\s+")
-
-
-def clean_message_id(value: str | None) -> str | None:
-    """The first ``<id>`` of a Message-ID or In-Reply-To value, whitespace removed inside;
-    a value without brackets is bracketed (broken mailers); None when there is nothing."""
-    if not value:
-        return None
-    if value[0] == "<" and value[-1] == ">" and value.count("<") == 1 and " " not in value:
-        return value if len(value) > 2 else None
-    m = _MSGID.search(value)
-    if m is not None:
-        ident = _WS.sub("", m.group(1))
-        return f"<{ident}>" if ident else None
-    ident = _WS.sub("", value)
-    return f"<{ident}>" if ident else None
-
+# -- subjects ----------------------------------------------------------------------------
 
 _PREFIX = re.compile(
     r"^(?:\s*(?:\[[^\[\]]{0,40}\]\s*)*"  # list tags: [announce]
@@ -327,7 +309,7 @@ def _thread(
         zip(cols.message_ids, cols.in_reply_to, cols.references, strict=True)
     ):
         if mid is not None and not (mid[:1] == "<" and mid[-1:] == ">" and " " not in mid):
-            mid = clean_message_id(mid)
+            mid = normalize_msgid(mid)
         c = table_get(mid) if mid else None
         if c is None:
             c = len(cmsg)
@@ -346,7 +328,7 @@ def _thread(
 
         if irt:
             if not (irt[:1] == "<" and irt[-1:] == ">" and " " not in irt):
-                irt = clean_message_id(irt)
+                irt = normalize_msgid(irt)
             if irt and (not refs or (refs[-1] != irt and irt not in refs)):
                 refs = [*refs, irt]
         prev = -1

@@ -1,12 +1,18 @@
-"""The protocol-neutral helpers of core/message/ (charset, headers, dates, ids, subjects)."""
+"""The protocol-neutral helpers of core/message/ (charset, headers, dates, ids, subjects),
+and that every reader of a message uses them alike."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from kittiwake.core.compose.reply import thread_references
+from kittiwake.core.imap.decode import references_from_fetch
+from kittiwake.core.imap.parser import Fetch
+from kittiwake.core.local.summary import summary_from_bytes
 from kittiwake.core.message.charset import from_8bit, unescape
 from kittiwake.core.message.dates import parse_date, sort_key
 from kittiwake.core.message.headers import addresses, decode_words, header_text, raw_text
+from kittiwake.core.message.ids import first_msgid, make_message_id, msgids, normalize_msgid
 from kittiwake.core.message.mime import parse_message
 from kittiwake.core.models import Address
 
@@ -56,3 +62,42 @@ def test_the_reader_reads_a_date_as_the_list_does() -> None:
     when = datetime(2023, 11, 28, 6, 43, 5, tzinfo=UTC)  # no zone: UTC (a naive one != this)
     assert parse_message(raw).date == parse_date(b"Tue, 28 Nov 2023 06:43:05 -0000") == when
     assert parse_date(b"not a date") is None
+
+
+def test_one_message_id_rule() -> None:
+    assert normalize_msgid("<a@b>") == "<a@b>"
+    assert normalize_msgid(" <a @b> (comment)") == "<a@b>"  # a folded id: blanks dropped
+    assert normalize_msgid("x@y") == "<x@y>"  # bare, from a broken mailer
+    assert normalize_msgid("x <y") is None
+    assert normalize_msgid("<>") is None and normalize_msgid("") is None
+    assert normalize_msgid(None) is None
+    assert normalize_msgid("<" + "a" * 898 + ">") == "<" + "a" * 898 + ">"
+    assert normalize_msgid("<" + "a" * 899 + ">") is None  # too long for a header line
+
+
+def test_references_in_order_without_duplicates() -> None:
+    assert msgids("<a@x> <b\r\n @x>\r\n\t<a@x> junk <> <c@x>") == ("<a@x>", "<b@x>", "<c@x>")
+    assert msgids("") == ()
+
+
+def test_a_message_id_field_without_an_id_is_kept_as_written() -> None:
+    assert first_msgid("<m1@x> <m2@x>") == "<m1@x>"
+    assert first_msgid("<<<>>>@@") == "<<<>>>@@"
+    assert first_msgid(" \r\n ") is None and first_msgid(None) is None
+
+
+def test_new_message_ids_are_unique_and_ascii() -> None:
+    one, two = make_message_id("exämple.org"), make_message_id("")
+    assert one.endswith("@xn--exmple-cua.org>") and two.endswith("@kittiwake.invalid>")
+    assert one != make_message_id("exämple.org") and normalize_msgid(one) == one
+
+
+def test_imap_a_local_file_the_reader_and_a_reply_read_ids_alike() -> None:
+    refs = b"References: <r1@x>\r\n <r 2@x> <r1@x>\r\n"
+    raw = b"From: a@x\r\nMessage-ID: <own@x>\r\n" + refs + b"\r\nbody\r\n"
+    want = ("<r1@x>", "<r2@x>")
+    assert references_from_fetch(Fetch(1, {"BODY[HEADER.FIELDS (REFERENCES)]": refs})) == want
+    assert summary_from_bytes(1, raw, frozenset(), None).references == want
+    parsed = parse_message(raw)
+    assert parsed.message_id == "<own@x>"
+    assert thread_references(parsed) == (*want, "<own@x>")

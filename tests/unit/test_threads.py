@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 
 from kittiwake.core.cache import Cache, LazySummaries
 from kittiwake.core.imap.lazy import extract
+from kittiwake.core.message.ids import normalize_msgid
 from kittiwake.core.models import SEEN, Envelope, MessageSummary
 from kittiwake.core.search.threads import (
     ThreadColumns,
     Threading,
     ThreadInput,
     base_subject,
-    clean_message_id,
     columns_from_cache,
     is_reply_subject,
     keep_threads,
@@ -237,11 +237,11 @@ def test_subject_helpers() -> None:
     assert base_subject("Regarding: x") == "regarding: x"
     assert is_reply_subject("SV: x") and is_reply_subject("[list] Re: x")
     assert not is_reply_subject("Rex: x") and not is_reply_subject("Hello")
-    assert clean_message_id("<a@b>") == "<a@b>"
-    assert clean_message_id(" <a @b> ") == "<a@b>"
-    assert clean_message_id("x@y") == "<x@y>"
-    assert clean_message_id("<>") is None
-    assert clean_message_id("") is None and clean_message_id(None) is None
+    assert normalize_msgid("<a@b>") == "<a@b>"
+    assert normalize_msgid(" <a @b> ") == "<a@b>"
+    assert normalize_msgid("x@y") == "<x@y>"
+    assert normalize_msgid("<>") is None
+    assert normalize_msgid("") is None and normalize_msgid(None) is None
 
 
 def test_unread_counts_with_set_and_with_predicate() -> None:
