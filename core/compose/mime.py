@@ -31,13 +31,13 @@ from kittiwake.core.compose.draft import (
     DataAttachment,
     Draft,
     _merge,
-    _one_line,
     _phrase_ok_unquoted,
     _quote,
     is_address,
 )
 from kittiwake.core.compose.reply import account_address
 from kittiwake.core.config import Account
+from kittiwake.core.message.headers import one_line
 from kittiwake.core.message.ids import make_message_id, normalize_msgid
 from kittiwake.core.models import Address
 
@@ -110,7 +110,7 @@ def build_mime(
         headers.addresses("Cc", _merge(draft.cc))
     if draft.reply_to:
         headers.addresses("Reply-To", _merge(draft.reply_to))
-    headers.unstructured("Subject", _one_line(draft.subject).strip())
+    headers.unstructured("Subject", one_line(draft.subject).strip())
     headers.ids("Message-ID", [message_id])
     in_reply_to = normalize_msgid(draft.in_reply_to)
     if in_reply_to:

@@ -7,7 +7,6 @@ import builtins
 import email.parser
 import email.policy
 import logging
-import re
 from collections.abc import Sequence
 from email.utils import format_datetime
 from pathlib import Path
@@ -18,13 +17,13 @@ from kittiwake.core.compose.draft import (
     DataAttachment,
     Draft,
     _merge,
-    _one_line,
     format_addresses,
 )
 from kittiwake.core.config import Account
-from kittiwake.core.message.headers import addresses
+from kittiwake.core.message.headers import addresses, one_line
 from kittiwake.core.message.ids import msgids, normalize_msgid
 from kittiwake.core.message.mime import ParsedMessage, safe_filename
+from kittiwake.core.message.subjects import forward_subject, reply_subject
 from kittiwake.core.models import Address
 
 log = logging.getLogger(__name__)
@@ -53,31 +52,10 @@ def new_message(
         to=tuple(to),
         cc=tuple(cc),
         bcc=tuple(bcc),
-        subject=_one_line(subject),
+        subject=one_line(subject),
         body=body,
         attachments=tuple(attachments),
     )
-
-
-_REPLY_PREFIX = re.compile(
-    r"^(?:\s*(?:\[[^\]]*\]\s*)?(?:re|aw|sv|antw|vs|ref|rif|odp|r)(?:\s*[\[(]\d+[\])])?\s*[:：])+\s*",
-    re.IGNORECASE,
-)
-_FORWARD_PREFIX = re.compile(r"^\s*(?:fwd?|wg|tr|rv|i)\s*[:：]", re.IGNORECASE)
-
-
-def reply_subject(subject: str) -> str:
-    """``Re:`` once: ``Re: Re: x``, ``RE: x``, ``Aw: x``, ``[list] Re: x`` all become ``Re: x``."""
-    subject = _one_line(subject).strip()
-    stripped = _REPLY_PREFIX.sub("", subject, count=1)
-    return f"Re: {stripped}" if stripped else "Re:"
-
-
-def forward_subject(subject: str) -> str:
-    subject = _one_line(subject).strip()
-    if _FORWARD_PREFIX.match(subject):
-        return subject
-    return f"Fwd: {subject}" if subject else "Fwd:"
 
 
 def reply(parsed: ParsedMessage, account: Account, all: bool = False) -> Draft:
@@ -127,7 +105,7 @@ def forward_inline(parsed: ParsedMessage, account: Account | None = None) -> Dra
     for label, value in (
         ("From", format_addresses(parsed.from_)),
         ("Date", format_datetime(parsed.date) if parsed.date else ""),
-        ("Subject", _one_line(parsed.subject)),
+        ("Subject", one_line(parsed.subject)),
         ("To", format_addresses(parsed.to)),
         ("Cc", format_addresses(parsed.cc)),
     ):
@@ -152,7 +130,7 @@ def forward_inline(parsed: ParsedMessage, account: Account | None = None) -> Dra
 
 def forward_attached(parsed: ParsedMessage, account: Account | None = None) -> Draft:
     """A forward with the original attached whole, as message/rfc822."""
-    name = safe_filename((_one_line(parsed.subject).strip() or "message")[:80] + ".eml")
+    name = safe_filename((one_line(parsed.subject).strip() or "message")[:80] + ".eml")
     return Draft(
         from_=account_address(account) if account else NO_ADDRESS,
         subject=forward_subject(parsed.subject),
@@ -229,7 +207,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def _attribution(parsed: ParsedMessage) -> str:
     who = parsed.from_[0] if parsed.from_ else None
     name = (who.name or who.addr) if who else "someone"
-    name = _one_line(name)
+    name = one_line(name)
     if parsed.date is None:
         return f"{name} wrote:"
     d = parsed.date

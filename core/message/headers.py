@@ -8,10 +8,10 @@ import binascii
 import re
 from email.utils import getaddresses
 
-from kittiwake.core.message.charset import decode_bytes, from_8bit
+from kittiwake.core.message.charset import decode_bytes, from_8bit, unescape
 from kittiwake.core.models import Address
 
-__all__ = ["FOLD", "addresses", "decode_words", "header_text", "raw_text"]
+__all__ = ["FOLD", "addresses", "decode_words", "header_text", "one_line", "raw_text"]
 
 #: A line break and the blanks after it (a folded line): ``FOLD.sub(" ", value)`` unfolds.
 FOLD = re.compile(r"\r?\n[ \t]*")
@@ -115,3 +115,13 @@ def addresses(raw: str | None) -> tuple[Address, ...]:
     except Exception:
         return (Address(header_text(raw), ""),)
     return tuple(Address(header_text(name), addr) for name, addr in pairs if name or addr)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """Header text on one line: unfolded, other line breaks and tabs become spaces, other
+    controls go, raw 8-bit bytes (surrogate-escaped by ``email``) read as UTF-8."""
+    text = _UNFOLD.sub("", unescape(text))
+    return _CONTROL.sub("", re.sub(r"[\r\n\t]+", " ", text))

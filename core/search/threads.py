@@ -38,7 +38,6 @@ common cases linear. Measured on 100,000 messages: see ``benches/bench_threads.p
 from __future__ import annotations
 
 import gc
-import re
 import sqlite3
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from typing import Generic, NamedTuple, TypeVar
 import msgspec
 
 from kittiwake.core.message.ids import normalize_msgid
+from kittiwake.core.message.subjects import base_subject, is_reply_subject
 
 __all__ = [
     "MAX_INDENT",
@@ -56,9 +56,7 @@ __all__ = [
     "ThreadInput",
     "ThreadRow",
     "Threading",
-    "base_subject",
     "columns_from_cache",
-    "is_reply_subject",
     "keep_threads",
     "thread_cached",
     "thread_messages",
@@ -183,30 +181,6 @@ def keep_threads(threading: Threading[K], keep: Callable[[K], bool]) -> Threadin
         prefixes += threading.prefixes[start:end]
         thread_of += [number] * info.rows
     return Threading(keys, depths, prefixes, thread_of, threads)
-
-
-# -- subjects ----------------------------------------------------------------------------
-
-_PREFIX = re.compile(
-    r"^(?:\s*(?:\[[^\[\]]{0,40}\]\s*)*"  # list tags: [announce]
-    r"(?:re|fwd?|aw|wg|sv|vs|antw|odp|r[ée]f|rif|tr|r|enc|res|ynt|atb|vl|ref)"
-    r"(?:\s*[\[(]\d{1,4}[\])])?\s*[:：]\s*)+",
-    re.IGNORECASE,
-)
-_TAGS = re.compile(r"^(?:\s*\[[^\[\]]{0,40}\])+\s*")
-
-
-def is_reply_subject(subject: str) -> bool:
-    """Does the subject start with a reply or forward prefix ("Re:", "AW:", "Fwd:", ...)?"""
-    return _PREFIX.match(subject) is not None
-
-
-def base_subject(subject: str) -> str:
-    """The subject without reply/forward prefixes and list tags, case-folded, spaces
-    collapsed: what the subject fallback compares."""
-    text = _PREFIX.sub("", subject)
-    text = _TAGS.sub("", text)
-    return " ".join(text.split()).casefold()
 
 
 # -- the algorithm ----------------------------------------------------------------------
@@ -442,7 +416,7 @@ def _group_by_subject(
     anchors: dict[str, list[tuple[float, int, int]]] = {}
     for c in roots:
         m = cmsg[c]
-        if m >= 0 and no_refs[m] and _PREFIX.match(subjects[m]) is not None:
+        if m >= 0 and no_refs[m] and is_reply_subject(subjects[m]):
             movable.append(c)
     if not movable:
         return roots
