@@ -38,7 +38,7 @@ from kittiwake.core.compose.draft import (
 from kittiwake.core.compose.reply import account_address
 from kittiwake.core.config import Account
 from kittiwake.core.message.headers import one_line
-from kittiwake.core.message.ids import make_message_id, normalize_msgid
+from kittiwake.core.message.ids import ascii_domain, make_message_id, normalize_msgid
 from kittiwake.core.models import Address
 
 
@@ -164,12 +164,10 @@ def envelope_address(addr: str, utf8: bool = False) -> str:
 
 
 def _ascii_domain(domain: str) -> str:
-    if domain.isascii():
-        return domain
-    try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise ComposeError(f"{domain!r} is not a valid domain name") from None
+    ascii = ascii_domain(domain)
+    if ascii is None:
+        raise ComposeError(f"{domain!r} is not a valid domain name")
+    return ascii
 
 
 class _HeaderWriter:

@@ -29,7 +29,7 @@ from typing import ClassVar, TypeAlias, cast
 from kittiwake.core.imap.parseerror import DecodeError, ParseError
 from kittiwake.core.imap.uidset import UidSet, parse_ranges
 from kittiwake.core.message import utf7
-from kittiwake.core.message.dates import tz_for_offset
+from kittiwake.core.message.dates import MONTHS, tz_for_offset
 from kittiwake.core.models import FolderInfo, FolderRole
 
 __all__ = [
@@ -375,12 +375,6 @@ def _mailbox(v: Value, utf8: bool) -> tuple[str, str]:
 
 # --- INTERNALDATE -------------------------------------------------------------------------
 
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1
-    )
-}
 _INTERNALDATE = re.compile(
     r"\s*(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d{1,2}):(\d{2}):(\d{2})(?: ([+-])(\d{2})(\d{2}))?\s*"
 )
@@ -396,7 +390,7 @@ def parse_internaldate(v: Value) -> datetime | None:
     if m is None:
         return None
     day, mon, year, hh, mm, ss, sign, tzh, tzm = m.groups()
-    month = _MONTHS.get(mon.upper())
+    month = MONTHS.get(mon.lower())
     if month is None:
         return None
     offset = 0

@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 from kittiwake.core.message.headers import raw_text
 from kittiwake.core.models import MessageSummary
 
-__all__ = ["parse_date", "sort_date", "sort_key", "tz_for_offset"]
+__all__ = ["MONTHS", "parse_date", "sort_date", "sort_key", "tz_for_offset"]
 
 _TZ_CACHE: dict[int, timezone] = {}
 
@@ -25,7 +25,8 @@ def tz_for_offset(minutes: int) -> timezone:
     return tz
 
 
-_MONTHS = {
+#: Month names as RFC 5322 Date and IMAP INTERNALDATE write them, lower-cased.
+MONTHS = {
     m: i
     for i, m in enumerate(
         ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
@@ -45,7 +46,7 @@ def parse_date(v: object) -> datetime | None:
     m = _DATE_FAST.match(s)
     if m is not None:
         day, mon, year, hh, mm, ss, sign, tzh, tzm = m.groups()
-        month = _MONTHS.get(mon.lower())
+        month = MONTHS.get(mon.lower())
         if month is not None:
             offset = int(tzh) * 60 + int(tzm)
             if offset < 24 * 60:

@@ -9,7 +9,14 @@ import time
 
 from kittiwake.core.message.headers import FOLD
 
-__all__ = ["MAX_MSGID", "first_msgid", "make_message_id", "msgids", "normalize_msgid"]
+__all__ = [
+    "MAX_MSGID",
+    "ascii_domain",
+    "first_msgid",
+    "make_message_id",
+    "msgids",
+    "normalize_msgid",
+]
 
 #: A longer id is not kept: it could not be written in a header line (998 octets at most).
 MAX_MSGID = 900
@@ -60,13 +67,14 @@ def first_msgid(raw: str | None) -> str | None:
 def make_message_id(domain: str) -> str:
     """A new ``<id@domain>``, unique by time and randomness."""
     stamp = format(int(time.time() * 1000), "x")
-    return f"<{stamp}.{secrets.token_hex(10)}@{_ascii_domain(domain) or 'kittiwake.invalid'}>"
+    return f"<{stamp}.{secrets.token_hex(10)}@{ascii_domain(domain) or 'kittiwake.invalid'}>"
 
 
-def _ascii_domain(domain: str) -> str:
+def ascii_domain(domain: str) -> str | None:
+    """``domain`` as IDNA A-labels (what a header or SMTP takes); None if it has none."""
     if domain.isascii():
         return domain
     try:
         return domain.encode("idna").decode("ascii")
     except UnicodeError:
-        return ""
+        return None

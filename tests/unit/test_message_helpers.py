@@ -12,7 +12,13 @@ from kittiwake.core.local.summary import summary_from_bytes
 from kittiwake.core.message.charset import from_8bit, unescape
 from kittiwake.core.message.dates import parse_date, sort_key
 from kittiwake.core.message.headers import addresses, decode_words, header_text, raw_text
-from kittiwake.core.message.ids import first_msgid, make_message_id, msgids, normalize_msgid
+from kittiwake.core.message.ids import (
+    ascii_domain,
+    first_msgid,
+    make_message_id,
+    msgids,
+    normalize_msgid,
+)
 from kittiwake.core.message.mime import parse_message
 from kittiwake.core.models import Address
 
@@ -90,6 +96,7 @@ def test_new_message_ids_are_unique_and_ascii() -> None:
     one, two = make_message_id("exämple.org"), make_message_id("")
     assert one.endswith("@xn--exmple-cua.org>") and two.endswith("@kittiwake.invalid>")
     assert one != make_message_id("exämple.org") and normalize_msgid(one) == one
+    assert ascii_domain("x.org") == "x.org" and ascii_domain("a..ü") is None
 
 
 def test_imap_a_local_file_the_reader_and_a_reply_read_ids_alike() -> None:
