@@ -31,10 +31,10 @@ from harness.mail import append_many
 from kittiwake.core.api import MailApi
 from kittiwake.core.config import load_config
 from kittiwake.core.engine import Engine
+from kittiwake.core.secretstore import StoreKind
 from kittiwake.core.setup.discover import Discovery
 from kittiwake.core.setup.dns import Dns
 from kittiwake.core.setup.probe import tls_context
-from kittiwake.core.setup.secretstore import StoreKind
 from kittiwake.core.setup.service import SetupService
 
 

@@ -139,13 +139,17 @@ RawDecoder: TypeAlias = Callable[[bytes], tuple[Envelope, tuple[str, ...], bool]
 _raw_decoder: RawDecoder | None = None
 
 
-def decode_raw(raw: bytes) -> tuple[Envelope, tuple[str, ...], bool]:
-    """Decode a lazy row's ``raw`` (with ``kittiwake.core.imap.lazy.decode_raw``)."""
+def register_raw_decoder(decoder: RawDecoder) -> None:
+    """Name the reader of ``raw`` rows. The wing that writes them (``imap/lazy.py``) registers
+    its own reader, so the cache reads those rows without importing any protocol wing."""
     global _raw_decoder
-    if _raw_decoder is None:
-        from kittiwake.core.imap.lazy import decode_raw as imap_decode_raw
+    _raw_decoder = decoder
 
-        _raw_decoder = imap_decode_raw
+
+def decode_raw(raw: bytes) -> tuple[Envelope, tuple[str, ...], bool]:
+    """Decode a lazy row's ``raw`` with the registered decoder."""
+    if _raw_decoder is None:
+        raise CacheError("the cache holds undecoded rows but no decoder for them is registered")
     return _raw_decoder(raw)
 
 
@@ -246,7 +250,9 @@ class PageKey:
 
 
 class Cache:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, raw_decoder: RawDecoder | None = None) -> None:
+        if raw_decoder is not None:
+            register_raw_decoder(raw_decoder)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = path
         #: One sentence for the user when the file was found damaged and set aside.

@@ -13,6 +13,7 @@ from kittiwake.core.config import Account, Config, parse_duration
 from kittiwake.core.errors import ConfigError
 from kittiwake.core.events import EventBus
 from kittiwake.core.imap.account import ImapAccount, SyncStats, Tuning
+from kittiwake.core.imap.lazy import decode_raw
 from kittiwake.core.local.account import LocalAccount
 from kittiwake.core.local.pop3 import Pop3Feed
 from kittiwake.core.pop3.fetch import maildir_path
@@ -34,7 +35,7 @@ class Engine:
         self.imap: dict[str, ImapAccount] = {}
         for account in config.accounts.values():
             if account.imap is not None:
-                cache = Cache(self.cache_dir / f"{account.key}.sqlite3")
+                cache = Cache(self.cache_dir / f"{account.key}.sqlite3", raw_decoder=decode_raw)
                 self.imap[account.key] = ImapAccount(account, cache, self.bus, tuning)
         #: Every account that holds mail, whatever its kind (what ``MailApi`` reads and acts on).
         self.stores: dict[str, MailStore] = dict(self.imap)

@@ -45,7 +45,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from typing import Any
 
-from kittiwake.core.cache import Cache, RawRow
+from kittiwake.core.cache import Cache, RawRow, register_raw_decoder
 from kittiwake.core.imap.decode import decoded_parts
 from kittiwake.core.imap.parser import (
     _SYSTEM_FLAGS,
@@ -484,3 +484,7 @@ async def decode_pass(
                 on_decoded(folder, [found[u] for u in written if u in found])
             await (between() if between is not None else asyncio.sleep(0))
         below = pending[-1][0]
+
+
+# The rows this module writes are read back by the cache with this module's own decoder.
+register_raw_decoder(decode_raw)

@@ -120,8 +120,8 @@ class TokenSource:
             ) from None
 
     async def _store_refresh_token(self, refresh_token: str) -> None:
-        from kittiwake.core.setup.files import atomic_write, make_private_dirs
-        from kittiwake.core.setup.secretstore import store_first_working
+        from kittiwake.core.files import atomic_write, make_private_dirs
+        from kittiwake.core.secretstore import store_first_working
 
         ref, _failures = await store_first_working(self.account.key, "oauth2", refresh_token)
         path = reference_path(self.account.key)
@@ -140,7 +140,7 @@ class TokenSource:
         self._tokens = Tokens(
             tokens.access_token, self.now() + lifetime, tokens.refresh_token, tokens.scope
         )
-        from kittiwake.core.setup.secretstore import StoreKind
+        from kittiwake.core.secretstore import StoreKind
 
         stored = json.loads(reference_path(self.account.key).read_text(encoding="utf-8"))
         kind = (

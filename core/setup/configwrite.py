@@ -27,7 +27,7 @@ import tomli_w
 
 from kittiwake.core.config import Config, is_valid_account_name, load_config
 from kittiwake.core.errors import ConfigError
-from kittiwake.core.setup.files import PRIVATE_FILE, atomic_write, file_mode, make_private_dirs
+from kittiwake.core.files import PRIVATE_FILE, atomic_write, file_mode, make_private_dirs
 
 COMMENT_MAX = 200
 """Characters of one ``# from: ...`` comment (longer text is cut, with an ellipsis)."""

@@ -2,7 +2,7 @@
 
 The password typed once is used for every server of the account (providers use one password
 for IMAP or POP3 and SMTP); it is tested in memory, then stored where this machine can read it
-back (``core/setup/secretstore.py``), and the config only says how to read it.
+back (``core/secretstore.py``), and the config only says how to read it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from kittiwake.core.config import Account, OAuth2Config, load_config
 from kittiwake.core.oauth2.endpoint import OAuth2Error
 from kittiwake.core.oauth2.flow import BrowserPrompt, LoopbackReceiver, sign_in_with_browser
 from kittiwake.core.oauth2.tokens import token_source
+from kittiwake.core.secretstore import StoreKind, store_first_working
 from kittiwake.core.setup.configwrite import append_account, suggest_account_name
 from kittiwake.core.setup.confirm import Candidate
 from kittiwake.core.setup.discover import Discovery, Finding
@@ -31,7 +32,6 @@ from kittiwake.core.setup.flow import (
 )
 from kittiwake.core.setup.login import LoginResult, check_login
 from kittiwake.core.setup.roundtrip import RoundTrip, send_to_self
-from kittiwake.core.setup.secretstore import StoreKind, store_first_working
 
 
 @dataclass

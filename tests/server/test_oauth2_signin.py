@@ -350,10 +350,10 @@ async def test_kittiwake_setup_signs_in_with_oauth2_where_the_provider_says_so(
     from kittiwake.cli.setup import run_setup
     from kittiwake.core.config import load_config
     from kittiwake.core.oauth2 import tokens as module
+    from kittiwake.core.secretstore import StoreKind
     from kittiwake.core.setup.discover import Discovery
     from kittiwake.core.setup.dns import Dns
     from kittiwake.core.setup.probe import tls_context
-    from kittiwake.core.setup.secretstore import StoreKind
     from kittiwake.core.setup.service import SetupService
 
     module._sources.clear()

@@ -14,11 +14,11 @@ from harness.dns import DnsServer
 
 from kittiwake.cli.setup import run_setup
 from kittiwake.core.config import load_config
+from kittiwake.core.secretstore import StoreKind
 from kittiwake.core.setup.discover import Discovery
 from kittiwake.core.setup.dns import Dns
 from kittiwake.core.setup.login import check_login
 from kittiwake.core.setup.probe import tls_context
-from kittiwake.core.setup.secretstore import StoreKind
 from kittiwake.core.setup.service import SetupService
 
 EXISTING = """# my accounts

@@ -14,10 +14,10 @@ from harness.ui import synced, until
 from textual.widgets import Button
 
 from kittiwake.core.config import load_config
+from kittiwake.core.secretstore import StoreKind
 from kittiwake.core.setup.discover import Discovery
 from kittiwake.core.setup.dns import Dns
 from kittiwake.core.setup.probe import tls_context
-from kittiwake.core.setup.secretstore import StoreKind
 from kittiwake.core.setup.service import SetupService
 from kittiwake.tui.app import KittiwakeApp
 from kittiwake.tui.screens.mailbox import MailboxScreen

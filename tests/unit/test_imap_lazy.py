@@ -614,3 +614,15 @@ def test_undecodable_raw_reads_as_empty(tmp_path: Path) -> None:
     assert decode_raw(b"ENVELOPE (((") == decode_raw(b"")
     envelope, refs, attachments = decode_raw(b"junk")
     assert envelope.subject == "" and refs == () and not attachments
+
+
+def test_cache_reads_raw_rows_only_through_the_registered_decoder(monkeypatch: Any) -> None:
+    """The cache imports no protocol wing: the IMAP wing registers its reader of raw rows."""
+    import kittiwake.core.cache as cache_mod
+    from kittiwake.core.errors import CacheError
+
+    assert cache_mod._raw_decoder is decode_raw  # registered by importing imap/lazy.py
+    monkeypatch.setattr(cache_mod, "_raw_decoder", None)
+    with pytest.raises(CacheError, match="no decoder"):
+        cache_mod.decode_raw(b"ENVELOPE NIL")
+

@@ -24,7 +24,7 @@ from kittiwake.core.config import load_config
 from kittiwake.core.errors import SecretError
 from kittiwake.core.logsetup import setup_logging
 from kittiwake.core.secrets import password_for
-from kittiwake.core.setup.secretstore import (
+from kittiwake.core.secretstore import (
     SecretRef,
     StoreKind,
     available_stores,

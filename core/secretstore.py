@@ -55,9 +55,9 @@ from typing import Any, TypeVar
 from kittiwake.core import paths
 from kittiwake.core.config import ServerConfig, config_from_dict, is_valid_account_name
 from kittiwake.core.errors import ConfigError, SecretError
+from kittiwake.core.files import PRIVATE_DIR, PRIVATE_FILE, atomic_write, make_private_dirs
 from kittiwake.core.logsetup import mask
 from kittiwake.core.secrets import Secret, password_for
-from kittiwake.core.setup.files import PRIVATE_DIR, PRIVATE_FILE, atomic_write, make_private_dirs
 
 log = logging.getLogger(__name__)
 
