@@ -1,8 +1,8 @@
 """Package discovery for the kittiwake wheel (everything else is in pyproject.toml).
 
-The repository keeps core/, tui/ and themes/ at its top level (the design card) but installs
-them as kittiwake.core, kittiwake.tui and kittiwake.themes. setuptools' own discovery cannot
-add that prefix, so the package list is computed here from the tree: a new package is in the
+The repository keeps core/, tui/, themes/, cli/ and demo/ at its top level (the design card) but
+installs them as kittiwake.core, kittiwake.tui and so on. setuptools' own discovery cannot add
+that prefix, so the package list is computed here from the tree: a new package is in the
 wheel the moment it has an __init__.py, and nobody edits a list by hand (a hand-kept list once
 left out kittiwake.core.local and every installed copy failed at start).
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from setuptools import setup
 
-TOP_LEVEL = ("core", "tui", "themes", "cli")
+TOP_LEVEL = ("core", "tui", "themes", "cli", "demo")
 ROOT = Path(__file__).resolve().parent
 
 

@@ -21,10 +21,18 @@ from textual.screen import Screen
 from kittiwake.core.api import MailApi
 from kittiwake.core.compose.draft import Draft
 from kittiwake.core.config import Config
-from kittiwake.core.events import MessagesAdded
+from kittiwake.core.events import (
+    DeliveryUncertain,
+    DraftsRecovered,
+    MessagesAdded,
+    MessageSent,
+    SendFailed,
+    SyncError,
+)
 from kittiwake.core.models import SEEN, FolderRole, MessageSummary
 from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.context import AppContext
+from kittiwake.tui.events import EngineEvent, EngineEvents, follow
 from kittiwake.tui.keymap import binding_ids, check_keymap
 from kittiwake.tui.screens.compose import (
     BuiltinEditor,
@@ -62,6 +70,9 @@ log = logging.getLogger(__name__)
 NEW_MAIL_COALESCE = 0.5
 _NO_MARKUP = str.maketrans("[]\\", "()/")
 """Palette titles are markup: brackets in a subject become parentheses."""
+
+#: The events the app tells the user about, whatever screen is on top (``on_engine_event``).
+TOLD = (MessagesAdded, SyncError, SendFailed, DeliveryUncertain, DraftsRecovered, MessageSent)
 
 #: Every class whose bindings the user may remap through [keys].
 KEYMAP_CLASSES: list[type[DOMNode]] = [
@@ -143,6 +154,7 @@ class KittiwakeApp(App[None]):
         self.open_drafts: set[ReviewScreen] = set()
         self.mailto: Draft | None = None
         self._fresh_mail: list[MessageSummary] = []
+        self.engine_events = EngineEvents()
         self._setup_theme()
         keymap, warnings = check_keymap(
             config.keys, binding_ids([*KEYMAP_CLASSES, type(self)]), str(config.path or "config")
@@ -160,6 +172,8 @@ class KittiwakeApp(App[None]):
 
     def on_mount(self) -> None:
         self.api.start()
+        self.engine_events.start(self, self.api.subscribe())
+        follow(self, *TOLD)
         self.push_screen(MailboxScreen())
         if self.mailto is not None:
             compose_prepared(self, None, self.mailto)
@@ -263,6 +277,39 @@ class KittiwakeApp(App[None]):
         }.get(type(screen), title)
         notes = QUERY_HELP if isinstance(screen, MailboxScreen | SearchScreen) else ""
         self.push_screen(HelpScreen(binding_rows(screen), title, notes))
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        """What the engine says to the user, whatever screen is on top: new mail, and how
+        sending and syncing went."""
+        match message.event:
+            case MessagesAdded() as added:
+                self.new_mail(added)
+            case SyncError(message=said):
+                self.notify(clean_line(said), severity="warning")
+            case SendFailed(message=said):
+                self.notify(
+                    f"Not sent: {clean_line(said)}. It is kept in the outbox; "
+                    "ctrl+p Outbox to edit or delete it.",
+                    severity="error",
+                    timeout=15,
+                )
+            case DeliveryUncertain(message=said):
+                self.notify(
+                    f"May have been delivered: {clean_line(said)}. It is kept in the outbox "
+                    "and not sent again; ctrl+p Outbox to send it again or delete it.",
+                    severity="warning",
+                    timeout=15,
+                )
+            case DraftsRecovered(folder=folder, subjects=subjects):
+                listed = ", ".join(subjects[:3]) + (" …" if len(subjects) > 3 else "")
+                said = f"Recovered {len(subjects)} unsaved draft(s) into {folder}: {listed}"
+                self.notify(clean_line(said), timeout=15)
+            case MessageSent(refused=refused):
+                words = "; ".join(f"{r}: {w}" for r, w in refused)
+                self.notify(
+                    clean_line(f"Message sent; refused: {words}" if refused else "Message sent"),
+                    severity="warning" if refused else "information",
+                )
 
     def new_mail(self, event: MessagesAdded) -> None:
         """Tell the user about mail that arrives in an inbox after the first sync."""

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from kittiwake.core.api import MailApi
     from kittiwake.core.config import Config
-    from kittiwake.core.events import MessagesAdded
+    from kittiwake.tui.events import EngineEvents
 
 
 class AppContext(Protocol):
@@ -22,12 +22,11 @@ class AppContext(Protocol):
     config: Config
     open_drafts: set[Any]
     """The review screens open now (saved to Drafts when the app quits)."""
+    engine_events: EngineEvents
+    """The engine's events for the nodes that follow them (``tui/events.follow``)."""
 
     def action_help(self) -> None:
         """The keys of the screen on top."""
-
-    def new_mail(self, event: MessagesAdded) -> None:
-        """Tell the user about mail that arrived."""
 
 
 def app_context(node: DOMNode) -> AppContext:

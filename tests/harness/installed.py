@@ -20,7 +20,7 @@ from .dovecot import Dovecot, User
 from .postfix import Postfix
 
 REPO = Path(__file__).resolve().parents[2]
-TOP_LEVEL = ("core", "tui", "themes", "cli")
+TOP_LEVEL = ("core", "tui", "themes", "cli", "demo")
 
 
 def source_modules() -> set[str]:
@@ -82,7 +82,8 @@ class Home:
 
 
 class Installed:
-    """A venv with only the wheel (and its dependencies) installed, outside the checkout."""
+    """A venv with only the wheel (its dependencies and ``extras``) installed, outside the
+    checkout."""
 
     def __init__(self, base: Path) -> None:
         self.base = base
@@ -90,7 +91,8 @@ class Installed:
         self.outside = base / "elsewhere"  # the working directory of every command
 
     @classmethod
-    def create(cls, base: Path) -> Installed:
+    def create(cls, base: Path, *, extras: str = "demo") -> Installed:
+        """``extras`` as pip takes them ("demo": the demo's servers; "" for none)."""
         self = cls(base)
         wheel = os.environ.get("KITTIWAKE_WHEEL")
         if not wheel:
@@ -98,7 +100,8 @@ class Installed:
             _quiet_pip([sys.executable, "-m", "build", "--wheel", "-o", str(dist), str(REPO)])
             wheel = str(next(dist.glob("kittiwake-*.whl")))
         _quiet_pip([sys.executable, "-m", "venv", str(self.venv)])
-        _quiet_pip([str(self.bin("python")), "-m", "pip", "install", "-q", wheel])
+        requirement = f"{wheel}[{extras}]" if extras else wheel
+        _quiet_pip([str(self.bin("python")), "-m", "pip", "install", "-q", requirement])
         self.outside.mkdir()
         return self
 

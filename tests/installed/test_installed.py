@@ -34,7 +34,7 @@ def test_the_wheel_carries_every_module_and_data_file_of_the_tree(installed: Ins
 def test_every_installed_module_imports_outside_the_checkout(installed: Installed) -> None:
     out = installed.python(
         "import importlib, pkgutil\n"
-        "roots = ['kittiwake.' + p for p in ('core', 'tui', 'themes', 'cli')]\n"
+        "roots = ['kittiwake.' + p for p in ('core', 'tui', 'themes', 'cli', 'demo')]\n"
         "names = list(roots)\n"
         "for root in roots:\n"
         "    package = importlib.import_module(root)\n"
@@ -131,9 +131,25 @@ def test_the_installed_demo_paints_its_inbox_and_writes_none_of_the_users_files(
     assert home.snapshot() == before, "the demo wrote into the user's home or XDG directories"
 
 
+def test_without_the_demo_extra_the_demo_says_what_to_install(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`pipx install kittiwake` has no demo servers (pymap, aiosmtpd): `--demo` says in one
+    sentence what to install, with no traceback and nothing written."""
+    bare = Installed.create(tmp_path_factory.mktemp("bare"), extras="")
+    spec = "import importlib.util as u; print(u.find_spec('pymap'), u.find_spec('aiosmtpd'))"
+    assert bare.python(spec).split() == ["None", "None"]  # truly without the extra
+    out = bare.kittiwake("--demo")
+    assert out.returncode == 1
+    assert out.stderr == "kittiwake: the demo needs its servers: pipx install 'kittiwake[demo]'\n"
+    assert out.stdout == "" and not (bare.base / "nohome").exists()
+    version = bare.kittiwake("--version")  # the command itself works without it
+    assert version.returncode == 0 and version.stdout.startswith("kittiwake ")
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    return Installed.create(tmp_path_factory.mktemp("installed"))
+    return Installed.create(tmp_path_factory.mktemp("installed"), extras="demo")
 
 
 def test_running_from_outside_proves_nothing_of_the_checkout_is_on_the_path(

@@ -18,12 +18,12 @@ import aiosmtplib
 import pytest
 
 from kittiwake.core.cache import Cache
-from kittiwake.core.demo import mailgen
-from kittiwake.core.demo.servers import ACCOUNT, DemoServers, run_demo_mail_feed
 from kittiwake.core.events import EventBus, MessagesAdded, Subscription
 from kittiwake.core.imap.account import ImapAccount, Tuning, make_ssl_context
 from kittiwake.core.models import ANSWERED, SEEN, FolderRole, MessageSummary
 from kittiwake.core.sanitize import clean_line
+from kittiwake.demo import mailgen
+from kittiwake.demo.servers import ACCOUNT, DemoServers, run_demo_mail_feed
 
 ROLES = {
     "INBOX": FolderRole.INBOX,

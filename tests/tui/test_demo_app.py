@@ -9,8 +9,8 @@ import pytest
 from harness.ui import synced, until
 
 from kittiwake.core.api import MailApi
-from kittiwake.core.demo import DemoServers
 from kittiwake.core.engine import Engine
+from kittiwake.demo import DemoServers
 from kittiwake.tui.app import KittiwakeApp
 from kittiwake.tui.screens.mailbox import MailboxScreen
 from kittiwake.tui.screens.reader import ReaderScreen

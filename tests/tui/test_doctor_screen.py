@@ -11,7 +11,7 @@ from rich.console import Console
 
 from kittiwake.tui.app import KittiwakeApp
 from kittiwake.tui.screens.doctor import DoctorScreen, render_checks
-from kittiwake.tui.screens.mailbox import StatusBar
+from kittiwake.tui.widgets.status_bar import StatusBar
 
 
 async def test_ctrl_d_explains_a_refused_login(dovecot: Dovecot, user: User) -> None:

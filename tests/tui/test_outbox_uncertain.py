@@ -16,7 +16,7 @@ from kittiwake.core.config import Config, config_from_dict
 from kittiwake.core.smtp.outbox import ItemState, Outbox
 from kittiwake.tui.app import KittiwakeApp
 from kittiwake.tui.screens.confirm import Confirm
-from kittiwake.tui.screens.mailbox import StatusBar
+from kittiwake.tui.widgets.status_bar import StatusBar
 
 
 def config_for(dovecot: Dovecot, postfix: Postfix, user: User) -> Config:

@@ -19,9 +19,9 @@ from harness.ui import until
 
 from kittiwake.core.config import config_from_dict
 from kittiwake.tui.app import KittiwakeApp
-from kittiwake.tui.screens.mailbox import StatusBar
 from kittiwake.tui.screens.signin import SignInScreen
 from kittiwake.tui.widgets.message_list import MessageList
+from kittiwake.tui.widgets.status_bar import StatusBar
 
 
 @pytest.fixture

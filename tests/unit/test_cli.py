@@ -91,3 +91,41 @@ def test_the_app_refuses_a_cache_it_must_not_touch_in_one_sentence(
     assert line.startswith(f"kittiwake: {path}: "), line
     assert ("upgrade Kittiwake" if cache == "newer" else "move it elsewhere") in line
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("missing", ["pymap", "aiosmtpd"])
+def test_the_demo_without_its_servers_says_what_to_install(tmp_path: Path, missing: str) -> None:
+    """The servers are the `demo` extra: without them `--demo` says so in one sentence and
+    leaves nothing behind (not "the demo servers stopped (exit status 1)" and a temp dir)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "KITTIWAKE"))}
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    environ.update(HOME=str(tmp_path / "home"), TMPDIR=str(temp))
+    code = (
+        "import sys\n"
+        f"sys.modules[{missing!r}] = None  # not installed, as without the demo extra\n"
+        "from kittiwake.cli.main import main\n"
+        "sys.exit(main(['--demo']))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=60
+    )
+    assert out.returncode == 1
+    assert out.stderr == "kittiwake: the demo needs its servers: pipx install 'kittiwake[demo]'\n"
+    assert out.stdout == ""
+    assert list(temp.iterdir()) == []  # the demo's temporary home is gone
+    assert not (tmp_path / "home").exists()  # and nothing of the user's was written
+
+
+def test_the_demo_checks_for_exactly_the_packages_of_its_extra() -> None:
+    """What the check asks for is what `pip install 'kittiwake[demo]'` installs, and the dev
+    install (which has the extra) passes it."""
+    import re
+    import tomllib
+
+    from kittiwake.demo.servers import SERVER_PACKAGES, check_servers_installed
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    extra = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]["demo"]
+    assert set(SERVER_PACKAGES) == {re.split(r"[<>=!~;\[ ]", req)[0] for req in extra}
+    check_servers_installed()  # raises ModuleNotFoundError if one is missing

@@ -11,8 +11,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from kittiwake.core.demo import mailgen
-from kittiwake.core.demo.mailgen import (
+from kittiwake.core.message.mime import parse_message
+from kittiwake.demo import mailgen
+from kittiwake.demo.mailgen import (
     ANSWERED,
     DRAFT,
     FLAGGED,
@@ -22,7 +23,6 @@ from kittiwake.core.demo.mailgen import (
     MailGenerator,
     SeedMessage,
 )
-from kittiwake.core.message.mime import parse_message
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

@@ -1,36 +1,18 @@
-"""The main screen: folder sidebar, message list, status bar; follows the engine's events live."""
+"""The main screen: folder sidebar, message list, status bar, each following the engine's
+events that it shows (``tui/events.py``)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
-from textual import events, on, work
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Tree
 
 from kittiwake.core.errors import KittiwakeError
-from kittiwake.core.events import (
-    CacheRefreshed,
-    ConnectionChanged,
-    ConnState,
-    DeliveryUncertain,
-    DraftsRecovered,
-    Event,
-    FlagsChanged,
-    FolderCountsChanged,
-    FolderListChanged,
-    FolderReset,
-    MessagesAdded,
-    MessageSent,
-    MessagesExpunged,
-    SendFailed,
-    SyncError,
-    SyncProgress,
-)
 from kittiwake.core.models import FolderRole
 from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.context import AppContext, app_context
@@ -40,20 +22,9 @@ from kittiwake.tui.triage import TRIAGE_BUT_UNDO, Targets, TriageCommands, plura
 from kittiwake.tui.widgets.folder_tree import FolderRef, FolderTree
 from kittiwake.tui.widgets.footer import KeyFooter
 from kittiwake.tui.widgets.message_list import MessageList
-from kittiwake.tui.widgets.plain import PlainBar
+from kittiwake.tui.widgets.status_bar import StatusBar
 
 NARROW = 100  # below this many columns the sidebar folds away
-
-
-class StatusBar(PlainBar):
-    DEFAULT_CSS = """
-    StatusBar {
-        height: 1;
-        background: $panel;
-        color: $foreground;
-        padding: 0 1;
-    }
-    """
 
 
 class MailboxScreen(TriageCommands):
@@ -109,22 +80,17 @@ class MailboxScreen(TriageCommands):
         super().__init__()
         self.account: str | None = None
         self.folder: str | None = None
-        self._progress: dict[str, tuple[int, int]] = {}
-        self._pending_reload = False
-        self._pending_refresh = False
-        self._pending_flags: set[int] = set()
-        self._pending_forget: set[int] = set()
-        self._counts: dict[tuple[str, str], tuple[int, int]] = {}
 
     @property
     def kw(self) -> AppContext:
         return app_context(self)
 
     def compose(self) -> ComposeResult:
+        messages = MessageList(self.kw.api, id="messages")
         with Horizontal():
             yield FolderTree(id="folders")
-            yield MessageList(self.kw.api, id="messages")
-        yield StatusBar(id="status")
+            yield messages
+        yield StatusBar(messages, id="status")
         yield KeyFooter()
 
     def on_mount(self) -> None:
@@ -136,8 +102,6 @@ class MailboxScreen(TriageCommands):
         if first:
             self.show_folder(first[0].key, self._inbox_of(first[0].key))
         self.query_one(MessageList).focus()
-        self.follow_events()
-        self.set_interval(1.0, self._tick)
 
     def _inbox_of(self, account: str) -> str:
         for f in self.kw.api.folders(account):
@@ -413,19 +377,6 @@ class MailboxScreen(TriageCommands):
         check = self.kw.api.check_now(self.account, self.folder)
         self.run_worker(check, group="check", exclusive=True)
 
-    def _pop3_status(self, state: ConnectionChanged) -> str | None:
-        """POP3 has no push: say when the next check is, or how the running one goes."""
-        if self.account is None:
-            return None
-        next_in = self.kw.api.next_check_in(self.account)
-        if state.state is ConnState.ONLINE and next_in is not None:
-            return f"next check in {_duration(next_in)}"
-        pop3 = any(a.key == self.account and a.kind == "pop3" for a in self.kw.api.accounts())
-        if state.state is ConnState.CONNECTING and pop3:
-            done, total = self._progress.get(f"{self.account}/INBOX", (0, 0))
-            return f"downloading {done:,}/{total:,}" if total else "checking for mail…"
-        return None
-
     # -- search and threads (screens in search.py, thread_view.py) -------------------------
 
     def action_search(self) -> None:
@@ -458,149 +409,16 @@ class MailboxScreen(TriageCommands):
     def _highlighted(self, event: MessageList.Highlighted) -> None:
         self._refresh_status()
 
-    # -- live events ----------------------------------------------------------------------
+    # -- live changes (the widgets follow the engine's events themselves) -----------------
 
-    @work(exclusive=True, group="events", exit_on_error=False)
-    async def follow_events(self) -> None:
-        async with self.kw.api.subscribe() as events:
-            async for event in events:
-                self.on_engine_event(event)
+    @on(FolderTree.Changed)
+    def _folders_changed(self, event: FolderTree.Changed) -> None:
+        if self.folder is None:  # the first folder list of an account that had none cached
+            self.show_folder(event.account, self._inbox_of(event.account))
 
-    def on_engine_event(self, event: Event) -> None:
-        tree = self.query_one(FolderTree)
-        folder_of = getattr(event, "folder", None)
-        if folder_of is not None:
-            self._counts.pop((event.account, folder_of), None)
-        here = event.account == self.account and getattr(event, "folder", None) == self.folder
-        match event:
-            case FolderListChanged(folders=folders):
-                acct = next(a for a in self.kw.api.accounts() if a.key == event.account)
-                tree.set_account(event.account, acct.name or acct.email, list(folders))
-                if self.folder is None:
-                    self.show_folder(event.account, self._inbox_of(event.account))
-            case FolderCountsChanged(folder=folder):
-                for info in self.kw.api.folders(event.account):
-                    if info.name == folder:
-                        tree.update_counts(event.account, info)
-                self._progress.pop(f"{event.account}/{folder}", None)
-            case MessagesAdded() | FolderReset() if here:
-                self._schedule_reload()
-            case CacheRefreshed() if here:  # another program wrote it: every row may differ
-                self._pending_refresh = True
-                self._schedule_reload()
-            case MessagesExpunged(uids=uids) if here:
-                self._pending_forget.update(uids)
-                self._schedule_reload()
-            case FlagsChanged(flags=flags) if here:
-                self._pending_flags.update(flags)
-                self._schedule_reload()
-            case SyncProgress(folder=folder, done=done, total=total):
-                self._progress[f"{event.account}/{folder}"] = (done, total)
-            case SyncError(message=message):
-                self.notify(clean_line(message), severity="warning")
-            case SendFailed(message=message):  # compose and send
-                self.notify(
-                    f"Not sent: {clean_line(message)}. It is kept in the outbox; "
-                    "ctrl+p Outbox to edit or delete it.",
-                    severity="error",
-                    timeout=15,
-                    markup=False,
-                )
-            case DeliveryUncertain(message=message):
-                self.notify(
-                    f"May have been delivered: {clean_line(message)}. It is kept in the outbox "
-                    "and not sent again; ctrl+p Outbox to send it again or delete it.",
-                    severity="warning",
-                    timeout=15,
-                    markup=False,
-                )
-            case DraftsRecovered(folder=folder, subjects=subjects):
-                listed = ", ".join(subjects[:3]) + (" …" if len(subjects) > 3 else "")
-                said = f"Recovered {len(subjects)} unsaved draft(s) into {folder}: {listed}"
-                self.notify(clean_line(said), timeout=15)
-            case MessageSent(refused=refused):
-                words = "; ".join(f"{r}: {w}" for r, w in refused)
-                self.notify(
-                    clean_line(f"Message sent; refused: {words}" if refused else "Message sent"),
-                    severity="warning" if refused else "information",
-                )
-            case ConnectionChanged():
-                pass
-        if isinstance(event, MessagesAdded):
-            self.kw.new_mail(event)
-        self._refresh_status()
-
-    def _schedule_reload(self) -> None:
-        """Coalesce bursts (a first sync sends a batch every few milliseconds)."""
-        if not self._pending_reload:
-            self._pending_reload = True
-            self.set_timer(0.05, self._reload_now)
-
-    def _reload_now(self) -> None:
-        self._pending_reload = False
-        messages = self.query_one(MessageList)
-        messages.reload(
-            forget=frozenset(self._pending_forget | self._pending_flags),
-            forget_all=self._pending_refresh,
-        )
-        self._pending_refresh = False
-        self._pending_forget.clear()
-        self._pending_flags.clear()
-        self._refresh_status()
-
-    # -- status ---------------------------------------------------------------------------
-
-    def _tick(self) -> None:
+    @on(MessageList.Reloaded)
+    def _reloaded(self, event: MessageList.Reloaded) -> None:
         self._refresh_status()
 
     def _refresh_status(self) -> None:
-        if self.account is None:
-            return
-        api = self.kw.api
-        key = (self.account, self.folder or "")
-        if key not in self._counts:
-            self._counts[key] = api.counts(*key)
-        total, unread = self._counts[key]
-        state = api.connection(self.account)
-        noun = "message" if total == 1 else "messages"
-        parts = [f"{self.account}", clean_line(self.folder or ""), f"{total:,} {noun}"]
-        if unread:
-            parts.append(f"{unread:,} unread")
-        selected = len(self.query_one(MessageList).selected)
-        if selected:
-            parts.append(f"{selected:,} selected")
-        pending = api.pending_actions(self.account)
-        if pending:
-            parts.append(f"{pending} action{'s' if pending != 1 else ''} waiting to be sent")
-        conn = _describe_connection(state, api.retry_in(self.account))
-        syncing = [v for k, v in self._progress.items() if k.startswith(self.account + "/")]
-        if syncing and state.state is ConnState.ONLINE:
-            done, total_sync = syncing[-1]
-            conn = f"syncing {done:,}/{total_sync:,}"
-        conn = self._pop3_status(state) or conn  # checking for mail
-        if api.sign_in_needed(self.account):
-            conn = "sign-in needed: press ctrl+l"
-        parts.append(conn)
-        outbox = api.outbox_status().describe()  # compose and send
-        if outbox:
-            parts.append(clean_line(outbox))
-        self.query_one(StatusBar).update(" · ".join(parts))
-
-
-def _duration(seconds: float) -> str:
-    """ "45 s", "4 min": how long until the next POP3 check."""
-    if seconds < 60:
-        return f"{max(0, round(seconds))} s"
-    return f"{math.ceil(seconds / 60)} min"
-
-
-def _describe_connection(state: ConnectionChanged, retry_in: float | None) -> str:
-    if state.state is ConnState.ONLINE:
-        return "online"
-    if state.state is ConnState.CONNECTING:  # the reason: "waiting for password_command"
-        return clean_line(state.reason) if state.reason else "connecting…"
-    text = "login failed" if state.state is ConnState.AUTH_FAILED else "offline"
-    text += " (ctrl+d: why)"
-    if retry_in is not None:  # before the reason, which can be long and is cut first
-        text += f", retry in {retry_in:.0f}s"
-    return f"{text}: {clean_line(state.reason)}" if state.reason else text
+        self.query_one(StatusBar).refresh_status()

@@ -16,13 +16,14 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from kittiwake.core import paths
-from kittiwake.core.events import Event, FolderReset, MessagesExpunged
+from kittiwake.core.events import FolderReset, MessagesExpunged
 from kittiwake.core.journal import ActionRefused
 from kittiwake.core.message.body import BodyLine, analyse
 from kittiwake.core.message.mime import Attachment, ParsedMessage
 from kittiwake.core.models import SEEN, Address
 from kittiwake.core.sanitize import clean_line, clean_text
 from kittiwake.tui.context import AppContext, app_context
+from kittiwake.tui.events import EngineEvent, follow
 from kittiwake.tui.triage import Targets, TriageCommands, triage_bindings
 from kittiwake.tui.widgets.footer import KeyFooter
 from kittiwake.tui.widgets.plain import PlainBar
@@ -247,7 +248,7 @@ class ReaderScreen(TriageCommands):
         yield KeyFooter()
 
     def on_mount(self) -> None:
-        self.follow_events()
+        follow(self, MessagesExpunged, FolderReset)
         self.load()
 
     # -- loading --------------------------------------------------------------------------
@@ -524,14 +525,12 @@ class ReaderScreen(TriageCommands):
 
     # -- live events ----------------------------------------------------------------------
 
-    @work(exclusive=True, group="reader-events", exit_on_error=False)
-    async def follow_events(self) -> None:
-        async with self.kw.api.subscribe() as events:
-            async for event in events:
-                if event.account == self.account and getattr(event, "folder", None) == self.folder:
-                    self.on_engine_event(event)
-
-    def on_engine_event(self, event: Event) -> None:
+    def on_engine_event(self, message: EngineEvent) -> None:
+        """The fate of the message shown: moved or deleted (here or elsewhere), or its
+        folder recreated."""
+        event = message.event
+        if event.account != self.account or getattr(event, "folder", None) != self.folder:
+            return
         shown = self.uid
         match event:
             case MessagesExpunged(uids=uids) if shown is not None and shown in uids:

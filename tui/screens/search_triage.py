@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 
@@ -27,6 +26,7 @@ from kittiwake.core.events import (
 )
 from kittiwake.core.models import FolderRole
 from kittiwake.tui.context import AppContext, app_context
+from kittiwake.tui.events import EngineEvent, follow
 from kittiwake.tui.triage import Targets, TriageCommands, plural, targets_of, triage_bindings
 from kittiwake.tui.widgets.footer import KeyFooter
 from kittiwake.tui.widgets.plain import PlainBar
@@ -108,7 +108,7 @@ class ResultsScreen(TriageScreen):
         outgoing = (api.role_folder(self.account, r) for r in (FolderRole.SENT, FolderRole.DRAFTS))
         self.results().outgoing_folders = frozenset(f for f in outgoing if f is not None)
         self.results().focus()
-        self.follow_events()
+        follow(self, FlagsChanged, MessagesExpunged, MessagesAdded, FolderReset)
 
     def results(self) -> ThreadList:
         return self.query_one(ThreadList)
@@ -119,14 +119,13 @@ class ResultsScreen(TriageScreen):
 
     # -- live events ------------------------------------------------------------------------
 
-    @work(exclusive=True, group="results-events", exit_on_error=False)
-    async def follow_events(self) -> None:
-        async with self.kw.api.subscribe() as events:
-            async for event in events:
-                if event.account == self.account:
-                    self.on_engine_event(event)
+    def on_engine_event(self, message: EngineEvent) -> None:
+        if message.event.account == self.account:
+            self.live_event(message.event)
 
-    def on_engine_event(self, event: Event) -> None:
+    def live_event(self, event: Event) -> None:
+        """A change in the account: rows change or go (a subclass adds to this, not to the
+        message handler, which Textual would call once per class)."""
         results = self.results()
         match event:
             case FlagsChanged(folder=folder, flags=flags):

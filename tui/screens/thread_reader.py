@@ -26,11 +26,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 
 from kittiwake.core.api import Hit
-from kittiwake.core.events import Event, FlagsChanged, FolderReset, MessagesExpunged
+from kittiwake.core.events import FlagsChanged, FolderReset, MessagesExpunged
 from kittiwake.core.message.body import analyse
 from kittiwake.core.message.mime import ParsedMessage
 from kittiwake.core.models import FLAGGED, SEEN, Address, MessageSummary
 from kittiwake.core.sanitize import clean_line, clean_text
+from kittiwake.tui.events import EngineEvent, follow
 from kittiwake.tui.screens.reader import MessageBody, attachment_list, offer_save
 from kittiwake.tui.screens.search_triage import TitleBar, TriageScreen
 from kittiwake.tui.triage import triage_bindings
@@ -183,7 +184,7 @@ class ThreadReaderScreen(TriageScreen):
         yield KeyFooter()
 
     async def on_mount(self) -> None:
-        self.follow_events()
+        follow(self, FlagsChanged, MessagesExpunged, FolderReset)
         await self.load(self.hits, self.focus_hit)
 
     def parts(self) -> list[ThreadMessage]:
@@ -231,14 +232,10 @@ class ThreadReaderScreen(TriageScreen):
 
     # -- live events ------------------------------------------------------------------------
 
-    @work(exclusive=True, group="thread-events", exit_on_error=False)
-    async def follow_events(self) -> None:
-        async with self.kw.api.subscribe() as stream:
-            async for event in stream:
-                if event.account == self.account:
-                    await self.on_engine_event(event)
-
-    async def on_engine_event(self, event: Event) -> None:
+    async def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        if event.account != self.account:
+            return
         match event:
             case FlagsChanged(folder=folder, flags=flags):
                 self._refresh_parts({Hit(folder, uid) for uid in flags})

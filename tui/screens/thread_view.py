@@ -91,10 +91,10 @@ class ConversationsScreen(ResultsScreen):
             parts.append(f"{unread:,} with unread mail")
         self.set_title(" · ".join(parts))
 
-    def on_engine_event(self, event: Event) -> None:
+    def live_event(self, event: Event) -> None:
         results = self.results()
         known = set(results.hits)
-        super().on_engine_event(event)
+        super().live_event(event)
         if isinstance(event, MessagesExpunged) and any(
             Hit(event.folder, uid) in known for uid in event.uids
         ):

@@ -1,4 +1,5 @@
-"""The sidebar: accounts and their folders as a tree, special folders first, unread counts."""
+"""The sidebar: accounts and their folders as a tree, special folders first, unread counts.
+It follows the folder lists and counts live."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from kittiwake.core.events import FolderCountsChanged, FolderListChanged
 from kittiwake.core.models import FolderInfo, FolderRole
 from kittiwake.core.sanitize import clean_line
+from kittiwake.tui.context import app_context
+from kittiwake.tui.events import EngineEvent, follow
 
 ROLE_ORDER = {
     FolderRole.INBOX: 0,
@@ -62,12 +67,35 @@ class FolderTree(Tree[FolderRef]):
     }
     """
 
+    class Changed(Message):
+        """An account's folder list changed (the screen may now have a folder to show)."""
+
+        def __init__(self, account: str) -> None:
+            super().__init__()
+            self.account = account
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("Accounts", id=id)
         self.show_root = False
         self.guide_depth = 2
         self._folder_nodes: dict[tuple[str, str], TreeNode[FolderRef]] = {}
         self._account_nodes: dict[str, TreeNode[FolderRef]] = {}
+
+    def on_mount(self) -> None:
+        follow(self, FolderListChanged, FolderCountsChanged)
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        api = app_context(self).api
+        event = message.event
+        match event:
+            case FolderListChanged(folders=folders):
+                acct = next(a for a in api.accounts() if a.key == event.account)
+                self.set_account(event.account, acct.name or acct.email, list(folders))
+                self.post_message(self.Changed(event.account))
+            case FolderCountsChanged(folder=folder):
+                for info in api.folders(event.account):
+                    if info.name == folder:
+                        self.update_counts(event.account, info)
 
     def set_account(self, account: str, label: str, folders: list[FolderInfo]) -> None:
         """(Re)build one account's subtree, keeping the highlighted folder if it still exists."""

@@ -20,8 +20,16 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from kittiwake.core.api import MailApi
+from kittiwake.core.events import (
+    CacheRefreshed,
+    FlagsChanged,
+    FolderReset,
+    MessagesAdded,
+    MessagesExpunged,
+)
 from kittiwake.core.models import ANSWERED, FLAGGED, SEEN, MessageSummary
 from kittiwake.core.sanitize import clean_line
+from kittiwake.tui.events import EngineEvent, follow
 
 _ROW_CACHE = 600
 
@@ -120,6 +128,10 @@ class MessageList(ScrollView, can_focus=True):
             super().__init__()
             self.uid = uid
 
+    class Reloaded(Message):
+        """The list took in live changes (rows came, went or changed; the selection may
+        be smaller)."""
+
     class Opened(Message):
         """The user asked to read the message under the cursor."""
 
@@ -139,10 +151,15 @@ class MessageList(ScrollView, can_focus=True):
         self.selected: set[int] = set()
         self._moved = False
         self._rows: OrderedDict[int, MessageSummary] = OrderedDict()
+        self._pending_reload = False
+        self._pending_refresh = False
+        self._pending_changed: set[int] = set()
 
     # -- data -----------------------------------------------------------------------------
 
     def show_folder(self, account: str, folder: str, show_recipients: bool = False) -> None:
+        """Show ``folder`` and follow its changes live."""
+        follow(self, MessagesAdded, FolderReset, CacheRefreshed, MessagesExpunged, FlagsChanged)
         self.account, self.folder = account, folder
         self.show_recipients = show_recipients
         self._rows.clear()
@@ -185,6 +202,34 @@ class MessageList(ScrollView, can_focus=True):
         self.set_reactive(MessageList.cursor, position)
         self._follow_cursor()
         self.refresh()
+
+    # -- live changes ---------------------------------------------------------------------
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        if event.account != self.account or getattr(event, "folder", None) != self.folder:
+            return
+        match event:
+            case CacheRefreshed():  # another program wrote it: every row may differ
+                self._pending_refresh = True
+            case MessagesExpunged(uids=uids):
+                self._pending_changed.update(uids)
+            case FlagsChanged(flags=flags):
+                self._pending_changed.update(flags)
+        self._schedule_reload()
+
+    def _schedule_reload(self) -> None:
+        """Coalesce bursts (a first sync sends a batch every few milliseconds)."""
+        if not self._pending_reload:
+            self._pending_reload = True
+            self.set_timer(0.05, self._reload_now)
+
+    def _reload_now(self) -> None:
+        self._pending_reload = False
+        self.reload(forget=frozenset(self._pending_changed), forget_all=self._pending_refresh)
+        self._pending_refresh = False
+        self._pending_changed.clear()
+        self.post_message(self.Reloaded())
 
     def update_rows(self, uids: set[int]) -> None:
         """Some messages changed (flags): forget their cached rows and repaint."""

@@ -5,8 +5,8 @@ server (aiosmtpd) in a child process, seeds them with a few thousand generated m
 (``mailgen``) and hands out a ready ``Config``; ``run_demo_mail_feed`` keeps new mail coming.
 """
 
-from kittiwake.core.demo.mailgen import DEMO_USER, DemoUser, MailGenerator
-from kittiwake.core.demo.servers import ACCOUNT, DemoError, DemoServers, run_demo_mail_feed
+from kittiwake.demo.mailgen import DEMO_USER, DemoUser, MailGenerator
+from kittiwake.demo.servers import ACCOUNT, DemoError, DemoServers, run_demo_mail_feed
 
 __all__ = [
     "ACCOUNT",

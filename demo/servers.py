@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import importlib.util
 import json
 import logging
 import random
@@ -43,15 +44,28 @@ from types import TracebackType
 from typing import Any, Literal
 
 from kittiwake.core.config import Config, config_from_dict
-from kittiwake.core.demo.mailgen import ARCHIVE, DEMO_USER, DemoUser
 from kittiwake.core.errors import KittiwakeError
+from kittiwake.demo.mailgen import ARCHIVE, DEMO_USER, DemoUser
 
 log = logging.getLogger(__name__)
 
 #: The account's name in ``DemoServers.config()``.
 ACCOUNT = "demo"
 
-_BACKEND = "kittiwake.core.demo.backend"
+_BACKEND = "kittiwake.demo.backend"
+
+#: What the server process (``backend``) needs beyond Kittiwake: the ``demo`` extra.
+SERVER_PACKAGES = ("pymap", "aiosmtpd")
+
+
+def check_servers_installed() -> None:
+    """Raise ``ModuleNotFoundError`` (its ``name`` the package) when a server package is not
+    installed. The servers run in a child process, where a failed import shows only as an
+    exit status and a traceback on its stderr; this asks before starting anything, without
+    importing them into the app's process."""
+    for name in SERVER_PACKAGES:
+        if importlib.util.find_spec(name) is None:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 
 class DemoError(KittiwakeError):
@@ -413,4 +427,11 @@ async def run_demo_mail_feed(servers: DemoServers, every: float = 20.0) -> None:
         await servers.feed_one()
 
 
-__all__ = ["ACCOUNT", "DemoError", "DemoServers", "run_demo_mail_feed"]
+__all__ = [
+    "ACCOUNT",
+    "SERVER_PACKAGES",
+    "DemoError",
+    "DemoServers",
+    "check_servers_installed",
+    "run_demo_mail_feed",
+]

@@ -1,6 +1,6 @@
 """The demo's server process: pymap (in memory) for IMAP, aiosmtpd for SMTP, on loopback.
 
-Run by ``DemoServers`` as ``python -m kittiwake.core.demo.backend``; not meant to be started by
+Run by ``DemoServers`` as ``python -m kittiwake.demo.backend``; not meant to be started by
 hand. It speaks JSON lines: the first line on stdin is the spec (seed, sizes, host, TLS, the
 user and the random password: never on the command line, where ``ps`` shows it), later lines
 are requests (``deliver``, ``feed``, ``stop``); stdout carries events (``listening`` with the
@@ -54,8 +54,8 @@ from pymap.parsing.specials.flag import Flag
 from pymap.user import UserMetadata
 from pysasl.hashing import Cleartext
 
-from kittiwake.core.demo.mailgen import FOLDERS, INBOX, SEEN, SENT, DemoUser, MailGenerator
-from kittiwake.core.demo.tls import make_throwaway_tls, tls_available
+from kittiwake.demo.mailgen import FOLDERS, INBOX, SEEN, SENT, DemoUser, MailGenerator
+from kittiwake.demo.tls import make_throwaway_tls, tls_available
 
 log = logging.getLogger("kittiwake.demo.backend")
 

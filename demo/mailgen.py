@@ -31,8 +31,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from html import escape
 
-from kittiwake.core.demo import mime, pools
-from kittiwake.core.demo.pools import Person
+from kittiwake.demo import mime, pools
+from kittiwake.demo.pools import Person
 
 SEEN = "\\Seen"
 ANSWERED = "\\Answered"

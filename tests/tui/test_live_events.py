@@ -1,0 +1,191 @@
+"""Engine events reach the widgets that show them (``tui/events.py``): each test publishes on
+the engine's bus, as the engine does after writing its cache, and reads what the widget shows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.ui import synced, until
+
+from kittiwake.core.cache import Cache
+from kittiwake.core.config import Config
+from kittiwake.core.events import (
+    ConnectionChanged,
+    ConnState,
+    DraftsRecovered,
+    FlagsChanged,
+    FolderCountsChanged,
+    FolderListChanged,
+    MessagesAdded,
+    MessageSent,
+    SendFailed,
+    SyncError,
+    SyncProgress,
+)
+from kittiwake.core.models import FLAGGED, SEEN, FolderInfo
+from kittiwake.tui.app import KittiwakeApp
+from kittiwake.tui.screens.mailbox import MailboxScreen
+from kittiwake.tui.screens.reader import ReaderScreen
+from kittiwake.tui.screens.thread_reader import ThreadReaderScreen
+from kittiwake.tui.screens.thread_view import ConversationsScreen
+from kittiwake.tui.widgets.folder_tree import FolderTree
+from kittiwake.tui.widgets.message_list import MessageList
+from kittiwake.tui.widgets.status_bar import StatusBar
+
+
+def _mailbox(app: KittiwakeApp) -> MailboxScreen:
+    return next(s for s in app.screen_stack if isinstance(s, MailboxScreen))
+
+
+def _cache(app: KittiwakeApp) -> Cache:
+    return app.api.engine.imap["mine"].cache
+
+
+def _publish(app: KittiwakeApp, *events: Any) -> None:
+    for event in events:
+        app.api.engine.bus.publish(event)
+
+
+def _label(tree: FolderTree, folder: str) -> str:
+    return tree._folder_nodes[("mine", folder)].label.plain  # type: ignore[union-attr]
+
+
+async def test_the_folder_tree_follows_folder_lists_and_counts(
+    xdg: Path, mailbox: Callable[..., Config]
+) -> None:
+    app = KittiwakeApp(mailbox(3))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        tree = _mailbox(app).query_one(FolderTree)
+        await until(pilot, lambda: _label(tree, "Work") == "Work (1)")
+        _cache(app).set_flags("Work", {1: frozenset({SEEN})})  # read on another device
+        _publish(app, FolderCountsChanged("mine", "Work", 1, 0))
+        await until(pilot, lambda: _label(tree, "Work") == "Work")
+        mailbox_screen = _mailbox(app)
+        mailbox_screen.folder = None  # as before any folder was known
+        folders = (*_cache(app).folders(), FolderInfo("Projects", "/"))
+        _publish(app, FolderListChanged("mine", folders))
+        await until(pilot, lambda: any(r.folder == "Projects" for r in tree.folder_refs()))
+        assert _label(tree, "Projects") == "Projects"
+        # The tree says so (FolderTree.Changed), and the mailbox, which had no folder, opens
+        # the account's inbox.
+        await until(pilot, lambda: mailbox_screen.folder == "INBOX")
+
+
+async def test_the_message_list_follows_its_folder_in_one_reload_per_burst(
+    xdg: Path, mailbox: Callable[..., Config]
+) -> None:
+    app = KittiwakeApp(mailbox(8))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        messages = _mailbox(app).query_one(MessageList)
+        await until(pilot, lambda: len(messages.index) == 8 and not messages._pending_reload)
+        row = messages.index.index(3)  # message 3: read, not flagged
+        assert messages.render_line(row).text[:2] == "  "
+        reloads: list[frozenset[int]] = []
+        reload = messages.reload
+
+        def counted(*, forget: frozenset[int] = frozenset(), forget_all: bool = False) -> None:
+            reloads.append(forget)
+            reload(forget=forget, forget_all=forget_all)
+
+        messages.reload = counted  # type: ignore[method-assign]
+        flagged = frozenset({SEEN, FLAGGED})
+        _cache(app).set_flags("INBOX", {3: flagged})
+        _publish(
+            app,
+            FlagsChanged("mine", "Work", {1: flagged}),  # another folder: not this list's
+            FlagsChanged("other", "INBOX", {4: flagged}),  # another account
+            *[MessagesAdded("mine", "INBOX", ()) for _ in range(20)],
+            FlagsChanged("mine", "INBOX", {3: flagged}),
+        )
+        await until(pilot, lambda: messages.render_line(row).text[:2] == " !")
+        assert reloads == [frozenset({3})]  # one reload for the burst, row 3 read again
+        assert messages.current_uid == 8
+
+
+async def test_the_status_bar_follows_connection_progress_and_counts(
+    xdg: Path, mailbox: Callable[..., Config]
+) -> None:
+    app = KittiwakeApp(mailbox(8))
+    async with app.run_test(size=(160, 30)) as pilot:
+        await synced(app)
+        bar = _mailbox(app).query_one(StatusBar)
+
+        def shown() -> str:
+            return str(bar.render())
+
+        await until(pilot, lambda: shown() == "mine · INBOX · 8 messages · 5 unread · online")
+        _publish(app, SyncProgress("mine", "INBOX", 1200, 5000))
+        await until(pilot, lambda: shown().endswith(" · syncing 1,200/5,000"))
+        _cache(app).set_flags("INBOX", {3: frozenset()})  # marked unread on another device
+        _publish(app, FolderCountsChanged("mine", "INBOX", 8, 6))  # and the sync is done
+        await until(pilot, lambda: shown() == "mine · INBOX · 8 messages · 6 unread · online")
+        _publish(app, ConnectionChanged("mine", ConnState.OFFLINE, "the link went", 30.0))
+        await until(pilot, lambda: "offline (ctrl+d: why), retry in" in shown())
+        assert shown().endswith("s: the link went")
+
+
+async def test_the_app_tells_new_mail_and_what_sending_and_syncing_said(
+    xdg: Path, mailbox: Callable[..., Config]
+) -> None:
+    app = KittiwakeApp(mailbox(3))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        await until(pilot, lambda: len(_mailbox(app).query_one(MessageList).index) == 3)
+        await pilot.press("enter")  # whatever screen is on top
+        await until(pilot, lambda: isinstance(app.screen, ReaderScreen))
+        told: list[Any] = []
+        app.new_mail = told.append  # type: ignore[method-assign]
+        added = MessagesAdded("mine", "INBOX", ())
+        _publish(
+            app,
+            added,
+            SyncError("mine", "Work: [b]refused[/b]"),
+            SendFailed("mine", "<a@b>", "550 no such user"),
+            MessageSent("mine", "<c@d>", refused=(("x@y", "551 moved"),)),
+            DraftsRecovered("mine", "Drafts", ("Plans",)),
+        )
+        await until(pilot, lambda: len(app._notifications) == 4)
+        notes = [(n.severity, n.message) for n in app._notifications]
+        assert notes[0] == ("warning", "Work: [b]refused[/b]")
+        assert notes[1][0] == "error" and notes[1][1].startswith("Not sent: 550 no such user.")
+        assert notes[2] == ("warning", "Message sent; refused: x@y: 551 moved")
+        assert notes[3][1] == "Recovered 1 unsaved draft(s) into Drafts: Plans"
+        assert told == [added]
+
+
+async def test_closed_screens_stop_following(xdg: Path, mailbox: Callable[..., Config]) -> None:
+    app = KittiwakeApp(mailbox(3))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        mailbox_screen = _mailbox(app)
+        followers = app.engine_events.followers
+        await until(pilot, lambda: len(followers()) == 4)
+        assert set(followers()) == {
+            app,
+            mailbox_screen.query_one(FolderTree),
+            mailbox_screen.query_one(MessageList),
+            mailbox_screen.query_one(StatusBar),
+        }
+        before = set(followers())
+        await until(pilot, lambda: len(mailbox_screen.query_one(MessageList).index) == 3)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ReaderScreen))
+        reader = app.screen
+        assert reader in followers()
+        await pilot.press("escape")
+        await until(pilot, lambda: set(followers()) == before)
+        await pilot.press("t")  # conversations, then one read
+        await until(pilot, lambda: isinstance(app.screen, ConversationsScreen))
+        threads = app.screen
+        await until(pilot, lambda: threads in followers())
+        await until(pilot, lambda: threads.results().threading is not None)  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ThreadReaderScreen))
+        assert {threads, app.screen} <= set(followers())
+        await pilot.press("escape", "escape")
+        await until(pilot, lambda: set(followers()) == before)
+        assert reader.parent is None  # gone from the DOM, and from the followers
