@@ -39,6 +39,7 @@ import msgspec
 
 from kittiwake.core import cache_repair
 from kittiwake.core.errors import CacheError
+from kittiwake.core.message.dates import sort_date
 from kittiwake.core.models import SEEN, Envelope, FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.search import index as searchindex
 
@@ -516,7 +517,7 @@ class Cache:
             (
                 fid,
                 s.uid,
-                _sort_date(s),
+                sort_date(s),
                 " ".join(sorted(s.flags)),
                 int(SEEN in s.flags),
                 s.internal_date.timestamp() if s.internal_date else None,
@@ -902,21 +903,6 @@ class _Checkpointer:
     def close(self) -> None:
         if self._thread is not None:
             self._thread.join()
-
-
-def sort_key(sent: float | None, arrived: float | None) -> float:
-    """The list's sort date from the Date header and the arrival time (epoch seconds): the
-    Date header (what the list shows), unless it lies in the future relative to arrival
-    (spam floats itself to the top that way): then the arrival time."""
-    if sent is not None and (arrived is None or sent <= arrived + 86400):
-        return sent
-    return arrived if arrived is not None else 0.0
-
-
-def _sort_date(s: MessageSummary) -> float:
-    arrived = s.internal_date.timestamp() if s.internal_date is not None else None
-    sent = s.envelope.date.timestamp() if s.envelope.date is not None else None
-    return sort_key(sent, arrived)
 
 
 _SUMMARY_COLUMNS = (

@@ -15,6 +15,8 @@ from email.utils import getaddresses
 from pathlib import Path
 
 from kittiwake.core.errors import KittiwakeError
+from kittiwake.core.message.charset import unescape
+from kittiwake.core.message.headers import one_line
 from kittiwake.core.models import Address
 
 MAX_LINE = 998
@@ -80,7 +82,7 @@ class Draft:
             f"To: {format_addresses(self.to)}",
             f"Cc: {format_addresses(self.cc)}",
             f"Bcc: {format_addresses(self.bcc)}",
-            f"Subject: {_one_line(self.subject)}",
+            f"Subject: {one_line(self.subject)}",
             f"Reply-To: {format_addresses(self.reply_to)}",
         ]
         lines += [f"Attach: {path}" for path in self.attachments]
@@ -128,7 +130,7 @@ class Draft:
                     raise DraftParseError(f"line {number}: From holds one address", number)
                 draft = replace(draft, from_=found[0] if found else NO_ADDRESS)
             elif key == "subject":
-                draft = replace(draft, subject=_one_line(value))
+                draft = replace(draft, subject=one_line(value))
             else:
                 raise DraftParseError(
                     f"line {number}: unknown header {name!r} "
@@ -207,26 +209,10 @@ def _merge(items: Iterable[Address]) -> tuple[Address, ...]:
     for a in items:
         if not a.addr:
             continue
-        a = Address(_one_line(a.name).strip(), _unescape(a.addr))
+        a = Address(one_line(a.name).strip(), unescape(a.addr))
         key = a.addr.lower()
         if key not in out:
             out[key] = a
         elif not out[key].name and a.name:
             out[key] = Address(a.name, out[key].addr)
     return tuple(out.values())
-
-
-def _one_line(text: str) -> str:
-    """Header text on one line: unfolded, other line breaks and tabs become spaces, other
-    controls go, raw 8-bit bytes (surrogate-escaped by ``email``) read as UTF-8."""
-    text = re.sub(r"\r?\n(?=[ \t])", "", _unescape(text))
-    return _CONTROL.sub("", re.sub(r"[\r\n\t]+", " ", text))
-
-
-_SURROGATE = re.compile("[\udc80-\udcff]")
-
-
-def _unescape(text: str) -> str:
-    if not _SURROGATE.search(text):
-        return text
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

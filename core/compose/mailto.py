@@ -6,7 +6,7 @@ import logging
 from urllib.parse import unquote
 
 from kittiwake.core.compose.draft import ComposeError, Draft, parse_addresses
-from kittiwake.core.compose.reply import normalize_msgid
+from kittiwake.core.message.ids import normalize_msgid
 from kittiwake.core.models import Address
 
 log = logging.getLogger(__name__)

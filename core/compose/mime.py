@@ -15,7 +15,6 @@ import email.policy
 import mimetypes
 import re
 import secrets
-import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,13 +31,14 @@ from kittiwake.core.compose.draft import (
     DataAttachment,
     Draft,
     _merge,
-    _one_line,
     _phrase_ok_unquoted,
     _quote,
     is_address,
 )
-from kittiwake.core.compose.reply import account_address, normalize_msgid
+from kittiwake.core.compose.reply import account_address
 from kittiwake.core.config import Account
+from kittiwake.core.message.headers import one_line
+from kittiwake.core.message.ids import ascii_domain, make_message_id, normalize_msgid
 from kittiwake.core.models import Address
 
 
@@ -58,11 +58,6 @@ class Built:
     """An address is non-ASCII before the @: the message must go with SMTPUTF8."""
     eightbit: bool = False
     """The bytes hold 8-bit data: submit with BODY=8BITMIME."""
-
-
-def make_message_id(domain: str) -> str:
-    stamp = format(int(time.time() * 1000), "x")
-    return f"<{stamp}.{secrets.token_hex(10)}@{_ascii_domain(domain) or 'kittiwake.invalid'}>"
 
 
 def build_mime(
@@ -115,7 +110,7 @@ def build_mime(
         headers.addresses("Cc", _merge(draft.cc))
     if draft.reply_to:
         headers.addresses("Reply-To", _merge(draft.reply_to))
-    headers.unstructured("Subject", _one_line(draft.subject).strip())
+    headers.unstructured("Subject", one_line(draft.subject).strip())
     headers.ids("Message-ID", [message_id])
     in_reply_to = normalize_msgid(draft.in_reply_to)
     if in_reply_to:
@@ -169,12 +164,10 @@ def envelope_address(addr: str, utf8: bool = False) -> str:
 
 
 def _ascii_domain(domain: str) -> str:
-    if domain.isascii():
-        return domain
-    try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise ComposeError(f"{domain!r} is not a valid domain name") from None
+    ascii = ascii_domain(domain)
+    if ascii is None:
+        raise ComposeError(f"{domain!r} is not a valid domain name")
+    return ascii
 
 
 class _HeaderWriter:

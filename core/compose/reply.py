@@ -7,7 +7,6 @@ import builtins
 import email.parser
 import email.policy
 import logging
-import re
 from collections.abc import Sequence
 from email.utils import format_datetime
 from pathlib import Path
@@ -18,11 +17,13 @@ from kittiwake.core.compose.draft import (
     DataAttachment,
     Draft,
     _merge,
-    _one_line,
     format_addresses,
 )
 from kittiwake.core.config import Account
-from kittiwake.core.message.mime import ParsedMessage, addresses, safe_filename
+from kittiwake.core.message.headers import addresses, one_line
+from kittiwake.core.message.ids import msgids, normalize_msgid
+from kittiwake.core.message.mime import ParsedMessage, safe_filename
+from kittiwake.core.message.subjects import forward_subject, reply_subject
 from kittiwake.core.models import Address
 
 log = logging.getLogger(__name__)
@@ -51,31 +52,10 @@ def new_message(
         to=tuple(to),
         cc=tuple(cc),
         bcc=tuple(bcc),
-        subject=_one_line(subject),
+        subject=one_line(subject),
         body=body,
         attachments=tuple(attachments),
     )
-
-
-_REPLY_PREFIX = re.compile(
-    r"^(?:\s*(?:\[[^\]]*\]\s*)?(?:re|aw|sv|antw|vs|ref|rif|odp|r)(?:\s*[\[(]\d+[\])])?\s*[:：])+\s*",
-    re.IGNORECASE,
-)
-_FORWARD_PREFIX = re.compile(r"^\s*(?:fwd?|wg|tr|rv|i)\s*[:：]", re.IGNORECASE)
-
-
-def reply_subject(subject: str) -> str:
-    """``Re:`` once: ``Re: Re: x``, ``RE: x``, ``Aw: x``, ``[list] Re: x`` all become ``Re: x``."""
-    subject = _one_line(subject).strip()
-    stripped = _REPLY_PREFIX.sub("", subject, count=1)
-    return f"Re: {stripped}" if stripped else "Re:"
-
-
-def forward_subject(subject: str) -> str:
-    subject = _one_line(subject).strip()
-    if _FORWARD_PREFIX.match(subject):
-        return subject
-    return f"Fwd: {subject}" if subject else "Fwd:"
 
 
 def reply(parsed: ParsedMessage, account: Account, all: bool = False) -> Draft:
@@ -125,7 +105,7 @@ def forward_inline(parsed: ParsedMessage, account: Account | None = None) -> Dra
     for label, value in (
         ("From", format_addresses(parsed.from_)),
         ("Date", format_datetime(parsed.date) if parsed.date else ""),
-        ("Subject", _one_line(parsed.subject)),
+        ("Subject", one_line(parsed.subject)),
         ("To", format_addresses(parsed.to)),
         ("Cc", format_addresses(parsed.cc)),
     ):
@@ -150,7 +130,7 @@ def forward_inline(parsed: ParsedMessage, account: Account | None = None) -> Dra
 
 def forward_attached(parsed: ParsedMessage, account: Account | None = None) -> Draft:
     """A forward with the original attached whole, as message/rfc822."""
-    name = safe_filename((_one_line(parsed.subject).strip() or "message")[:80] + ".eml")
+    name = safe_filename((one_line(parsed.subject).strip() or "message")[:80] + ".eml")
     return Draft(
         from_=account_address(account) if account else NO_ADDRESS,
         subject=forward_subject(parsed.subject),
@@ -163,7 +143,7 @@ def draft_from_message(parsed: ParsedMessage) -> Draft:
     attached = tuple(
         DataAttachment(a.filename, a.content_type, a.payload()) for a in parsed.attachments
     )
-    refs = _msgids(parsed.header("References") or "")
+    refs = msgids(parsed.header("References") or "")
     return Draft(
         from_=parsed.from_[0] if parsed.from_ else NO_ADDRESS,
         to=parsed.to,
@@ -227,7 +207,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def _attribution(parsed: ParsedMessage) -> str:
     who = parsed.from_[0] if parsed.from_ else None
     name = (who.name or who.addr) if who else "someone"
-    name = _one_line(name)
+    name = one_line(name)
     if parsed.date is None:
         return f"{name} wrote:"
     d = parsed.date
@@ -235,32 +215,12 @@ def _attribution(parsed: ParsedMessage) -> str:
     return f"On {when}, {name} wrote:"
 
 
-_MSGID = re.compile(r"<[^<>\s]+>")
-
-
-def _msgids(text: str) -> list[str]:
-    return [m for m in _MSGID.findall(text) if "@" in m or len(m) > 2]
-
-
-def normalize_msgid(value: str | None) -> str | None:
-    """``<id@host>`` from a header value, or None when there is none worth keeping."""
-    if not value:
-        return None
-    found = _MSGID.findall(value)
-    if found:
-        return found[0] if len(found[0]) <= 900 else None
-    bare = value.strip()
-    if bare and not re.search(r"[\s<>]", bare) and len(bare) <= 900:
-        return f"<{bare}>"
-    return None
-
-
 def thread_references(parsed: ParsedMessage) -> tuple[str, ...]:
     """The parent's References (or, lacking them, its In-Reply-To) plus its Message-ID,
     without duplicates, trimmed to the root and the newest ancestors (RFC 5322 3.6.4)."""
-    refs = _msgids(parsed.header("References") or "")
+    refs = list(msgids(parsed.header("References") or ""))
     if not refs:
-        refs = _msgids(parsed.header("In-Reply-To") or "")[:1]
+        refs = list(msgids(parsed.header("In-Reply-To") or ""))[:1]
     own = normalize_msgid(parsed.message_id)
     if own:
         refs.append(own)

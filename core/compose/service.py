@@ -17,7 +17,7 @@ from kittiwake.core.cache import Cache
 from kittiwake.core.compose.addressbook import Seen, complete, seen_in_cache
 from kittiwake.core.compose.draft import ComposeError, Draft, parse_addresses
 from kittiwake.core.compose.drafts import LocalDraft, LocalDrafts
-from kittiwake.core.compose.mime import build_mime, draft_bytes, make_message_id
+from kittiwake.core.compose.mime import build_mime, draft_bytes
 from kittiwake.core.compose.reply import (
     account_address,
     draft_from_message,
@@ -41,6 +41,7 @@ from kittiwake.core.events import (
     SendFailed,
 )
 from kittiwake.core.journal import Action
+from kittiwake.core.message.ids import make_message_id
 from kittiwake.core.message.mime import ParsedMessage, parse_message
 from kittiwake.core.models import ANSWERED, DRAFT, FORWARDED, SEEN, Address, FolderRole
 from kittiwake.core.smtp.client import SmtpError

@@ -14,31 +14,24 @@ can be compared and sorted without TypeError.
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import re
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 from kittiwake.core.imap.parseerror import DecodeError
-from kittiwake.core.imap.parser import (
-    Fetch,
-    Value,
-    parse_internaldate,
-    tz_for_offset,
-)
+from kittiwake.core.imap.parser import Fetch, Value, parse_internaldate
+from kittiwake.core.message.charset import decode_bytes
+from kittiwake.core.message.dates import parse_date
+from kittiwake.core.message.headers import decode_words, raw_text
+from kittiwake.core.message.ids import msgids
 from kittiwake.core.models import Address, BodyPart, Envelope, MessageSummary
 
 __all__ = [
     "MAX_BODY_DEPTH",
     "DecodeError",
     "bodystructure_from_value",
-    "decode_bytes",
-    "decode_words",
     "decoded_parts",
     "envelope_from_value",
     "has_attachments",
-    "parse_date",
     "parse_internaldate",
     "references_from_fetch",
     "summary_from_fetch",
@@ -48,236 +41,19 @@ __all__ = [
 #: reader shows it (``core.message.mime.MAX_MIME_DEPTH``).
 MAX_BODY_DEPTH = 64
 
-# --- charsets and RFC 2047 ----------------------------------------------------------------
-
-_CHARSET_NAME = re.compile(r"[A-Za-z0-9_.:+\-]{1,40}")
-_CHARSET_ALIASES = {
-    # Supersets that real mail needs (as browsers and other MUAs do).
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "x-gbk": "gb18030",
-    "euc-cn": "gb18030",
-    "ks_c_5601-1987": "cp949",
-    "ks_c_5601": "cp949",
-    "euc-kr": "cp949",
-    "iso-8859-8-i": "iso-8859-8",
-    "iso-8859-6-i": "iso-8859-6",
-    "windows-874": "cp874",
-    "tis-620": "cp874",
-    "shift_jis": "cp932",
-    "sjis": "cp932",
-    "x-sjis": "cp932",
-    "big5": "big5hkscs",
-    "utf8": "utf-8",
-}
-# Labels that promise nothing: guess (UTF-8, then Windows-1252, then Latin-1). Mail labelled
-# ASCII or Latin-1 that is valid UTF-8 is UTF-8 in practice.
-_GUESS = frozenset(
-    {
-        "",
-        "utf-8",
-        "us-ascii",
-        "ascii",
-        "iso-8859-1",
-        "iso8859-1",
-        "latin1",
-        "latin-1",
-        "l1",
-        "windows-1252",
-        "cp1252",
-        "x-unknown",
-        "unknown",
-        "unknown-8bit",
-        "x-user-defined",
-        "default",
-    }
-)
-# Python codecs that are not text encodings (they decode bytes to bytes or raise oddly).
-_NOT_TEXT = re.compile(
-    r"(?i)(?:base[_-]?64|base64_codec|bz2|hex|quopri|rot[_-]?13|uu|zlib|idna|punycode"
-    r"|unicode[_-]?escape|raw[_-]?unicode[_-]?escape|undefined|mbcs|oem)(?:[_-]codec)?"
-)
-
-
-def _guess(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return raw.decode("cp1252")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
-
-
-def decode_bytes(raw: bytes, charset: str | None = None) -> str:
-    """``raw`` as text. Never raises.
-
-    A real charset label is tried first (with aliases for the usual supersets), then UTF-8,
-    then the label with replacement characters. No label, or an ASCII/Latin-1/unknown label:
-    UTF-8, else Windows-1252, else Latin-1.
-    """
-    cs = charset.strip().lower() if charset else ""
-    cs = _CHARSET_ALIASES.get(cs, cs)
-    if cs in _GUESS or _CHARSET_NAME.fullmatch(cs) is None or _NOT_TEXT.fullmatch(cs):
-        return _guess(raw)
-    try:
-        return raw.decode(cs)
-    except (LookupError, ValueError, TypeError):
-        pass
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return raw.decode(cs, "replace")
-    except (LookupError, ValueError, TypeError):
-        return _guess(raw)
-
-
-_ENCODED_WORD = re.compile(r"=\?([^?\s*]{1,40})(?:\*[^?\s]{0,20})?\?([bBqQ])\?([^?\s]*+)\?=")
-_BLANK = re.compile(r"[ \t\r\n]*")
-_B64_CHARS = re.compile(r"[A-Za-z0-9+/]*")
-
-
-def _word_bytes(enc: str, payload: str) -> bytes | None:
-    if enc in "bB":
-        data = payload.rstrip("=")
-        if _B64_CHARS.fullmatch(data) is None or len(data) % 4 == 1:
-            return None
-        try:
-            return binascii.a2b_base64(data + "=" * (-len(data) % 4))
-        except binascii.Error:
-            return None
-    return binascii.a2b_qp(payload.encode("utf-8"), header=True)
-
-
-def decode_words(text: str) -> str:
-    """Decode RFC 2047 encoded words in ``text``; undecodable words are left as they are.
-
-    Blanks between adjacent encoded words are dropped (RFC 2047 §6.2); adjacent words in the
-    same charset are joined as bytes before decoding (encoders split multi-byte characters).
-    """
-    if "=?" not in text:
-        return text
-    out: list[str] = []
-    pending = bytearray()
-    pending_cs: str | None = None
-    pos = 0
-    after_word = False
-
-    def flush() -> None:
-        nonlocal pending_cs
-        if pending_cs is not None:
-            out.append(decode_bytes(bytes(pending), pending_cs))
-            pending.clear()
-            pending_cs = None
-
-    for m in _ENCODED_WORD.finditer(text):
-        gap = text[pos : m.start()]
-        raw = _word_bytes(m.group(2), m.group(3))
-        if after_word and raw is not None and _BLANK.fullmatch(gap):
-            gap = ""
-        if raw is None:  # broken: keep the word as written
-            flush()
-            out.append(gap + m.group())
-            after_word = False
-            pos = m.end()
-            continue
-        charset = m.group(1).lower()
-        if gap or charset != pending_cs:
-            flush()
-            out.append(gap)
-        pending_cs = charset
-        pending += raw
-        after_word = True
-        pos = m.end()
-    flush()
-    out.append(text[pos:])
-    return "".join(out)
-
-
-_FOLD = re.compile(r"\r?\n(?=[ \t])")
-
-
-def _raw_text(v: Value) -> str:
-    """A string value as text (raw bytes guessed: UTF-8, Windows-1252, Latin-1), unfolded
-    (CRLF before a blank removed, other CR/LF made blanks); no encoded-word decoding."""
-    if isinstance(v, bytes):
-        try:
-            s = v.decode("utf-8")
-        except UnicodeDecodeError:
-            s = _guess(v)
-    elif isinstance(v, str):
-        s = v
-    elif isinstance(v, int):
-        return str(v)
-    else:
-        return ""
-    if "\r" in s or "\n" in s:
-        s = _FOLD.sub("", s).replace("\r", " ").replace("\n", " ")
-    return s
+# --- header text --------------------------------------------------------------------------
 
 
 def _header_text(v: Value) -> str:
-    s = _raw_text(v)
+    s = raw_text(v)
     if "=?" in s:
         s = decode_words(s)
     return s
 
 
 def _opt(v: Value) -> str | None:
-    s = _raw_text(v).strip()
+    s = raw_text(v).strip()
     return s or None
-
-
-# --- dates --------------------------------------------------------------------------------
-
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
-    )
-}
-_DATE_FAST = re.compile(
-    r"\s*(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+"
-    r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s+([+-])(\d{2})(\d{2})(?:\s|\Z)"
-)
-
-
-def parse_date(v: Value) -> datetime | None:
-    """An RFC 5322 date as an aware datetime (UTC if the zone is unknown); None if invalid."""
-    s = _raw_text(v)
-    if not s:
-        return None
-    m = _DATE_FAST.match(s)
-    if m is not None:
-        day, mon, year, hh, mm, ss, sign, tzh, tzm = m.groups()
-        month = _MONTHS.get(mon.lower())
-        if month is not None:
-            offset = int(tzh) * 60 + int(tzm)
-            if offset < 24 * 60:
-                try:
-                    return datetime(
-                        int(year),
-                        month,
-                        int(day),
-                        int(hh),
-                        int(mm),
-                        int(ss or 0),
-                        tzinfo=tz_for_offset(-offset if sign == "-" else offset),
-                    )
-                except ValueError:
-                    pass
-    if len(s) > 200:
-        return None
-    try:
-        d = parsedate_to_datetime(s)
-    except Exception:  # the stdlib raises TypeError/ValueError/IndexError/... on junk
-        return None
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=UTC)
-    return d
 
 
 # --- ENVELOPE -----------------------------------------------------------------------------
@@ -289,8 +65,8 @@ def _address(item: list[Value]) -> Address:
     name = _header_text(item[0]).strip()
     if len(name) >= 2 and name[0] == name[-1] == '"':
         name = name[1:-1].strip()
-    mailbox = _raw_text(item[2]).strip()
-    host = _raw_text(item[3]).strip()
+    mailbox = raw_text(item[2]).strip()
+    host = raw_text(item[3]).strip()
     addr = f"{mailbox}@{host}" if host and host.lower() not in _FAKE_HOSTS else mailbox
     return Address(name, addr)
 
@@ -363,8 +139,8 @@ def _params(v: Value) -> dict[str, str]:
         key_v, val_v = v[i], v[i + 1]
         if isinstance(key_v, list) or isinstance(val_v, list) or key_v is None:
             continue
-        key = _raw_text(key_v).strip().lower()
-        val = _raw_text(val_v)
+        key = raw_text(key_v).strip().lower()
+        val = raw_text(val_v)
         m = _PARAM_EXT.fullmatch(key)
         if m is None:
             out.setdefault(key, val)
@@ -394,7 +170,7 @@ def _disposition(v: Value) -> tuple[str | None, dict[str, str]]:
             return None, {}
         return (_opt(kind) or "").lower() or None, _params(v[1] if len(v) > 1 else None)
     if isinstance(v, bytes | str):  # some servers send just the type
-        return _raw_text(v).strip().lower() or None, {}
+        return raw_text(v).strip().lower() or None, {}
     return None, {}
 
 
@@ -548,7 +324,7 @@ def _value_has_attachments(v: Value) -> bool:
                 found = True
                 continue
             dparams_v = disp_v[1] if len(disp_v) > 1 else None
-        elif isinstance(disp_v, bytes | str) and _raw_text(disp_v).strip().lower() == "attachment":
+        elif isinstance(disp_v, bytes | str) and raw_text(disp_v).strip().lower() == "attachment":
             found = True
             continue
         if (_has_key(dparams_v, b"filename") or _has_key(f[2], b"name")) and _filename(
@@ -594,7 +370,6 @@ def has_attachments(part: BodyPart) -> bool:
 
 # --- summaries ----------------------------------------------------------------------------
 
-_MSGID = re.compile(rb"<([^<>]*)>")
 _REFERENCES_FIELD = re.compile(rb"(?im)^references[ \t]*:((?:.*)(?:\r?\n[ \t].*)*)")
 
 
@@ -607,17 +382,8 @@ def references_from_fetch(fetch: Fetch) -> tuple[str, ...]:
             break
     if not header:
         return ()
-    out: list[str] = []
-    seen: set[str] = set()
-    for field_m in _REFERENCES_FIELD.finditer(header):
-        for m in _MSGID.finditer(field_m.group(1)):
-            ident = b"".join(m.group(1).split()).decode("utf-8", "replace")
-            if ident:
-                ref = f"<{ident}>"
-                if ref not in seen:
-                    seen.add(ref)
-                    out.append(ref)
-    return tuple(out)
+    fields = b" ".join(m.group(1) for m in _REFERENCES_FIELD.finditer(header))
+    return msgids(fields.decode("utf-8", "replace"))
 
 
 def summary_from_fetch(fetch: Fetch) -> MessageSummary:

@@ -46,8 +46,7 @@ from datetime import date
 from typing import Any
 
 from kittiwake.core.cache import Cache, RawRow, register_raw_decoder
-from kittiwake.core.imap.decode import _DATE_FAST as _DATE_FAST_TEXT
-from kittiwake.core.imap.decode import decoded_parts, parse_date
+from kittiwake.core.imap.decode import decoded_parts
 from kittiwake.core.imap.parser import (
     _SYSTEM_FLAGS,
     _UNESCAPE,
@@ -56,6 +55,8 @@ from kittiwake.core.imap.parser import (
     parse_internaldate,
     parse_untagged,
 )
+from kittiwake.core.message.dates import _DATE_FAST as _DATE_FAST_TEXT
+from kittiwake.core.message.dates import parse_date, sort_key
 from kittiwake.core.models import SEEN, Envelope, MessageSummary
 
 __all__ = ["LAZY_MIN", "decode_pass", "decode_raw", "extract", "read_stream"]
@@ -283,7 +284,7 @@ def _arrival(raw: bytes) -> float | None:
     return d.timestamp() if d is not None else None
 
 
-# ``decode._DATE_FAST`` for bytes: on ASCII text without CR/LF (which ``decode._raw_text``
+# ``dates._DATE_FAST`` for bytes: on ASCII text without CR/LF (which ``headers.raw_text``
 # leaves as it is) it matches exactly what that one matches on the decoded text.
 _DATE_FAST = re.compile(_DATE_FAST_TEXT.pattern.encode("ascii"))
 
@@ -297,7 +298,7 @@ _USUAL_DATE = re.compile(
 
 
 def _sent(raw: bytes) -> float | None:
-    """The Date field as epoch seconds: ``decode.parse_date(raw).timestamp()``."""
+    """The Date field as epoch seconds: ``dates.parse_date(raw).timestamp()``."""
     m = _USUAL_DATE.match(raw)
     if m is not None:
         dmy, hh, mm, ss, zone = m.groups()
@@ -325,7 +326,7 @@ def _sent(raw: bytes) -> float | None:
             h, mi, sec = int(hh), int(mm), int(ss) if ss is not None else 0
             if base is not None and off is not None and h < 24 and mi < 60 and sec < 60:
                 return float(base + h * 3600 + mi * 60 + sec - off)
-    d = parse_date(raw)  # everything unusual: the decoder decides
+    d = parse_date(raw)  # everything unusual: parse_date decides
     return d.timestamp() if d is not None else None
 
 
@@ -419,10 +420,7 @@ def _row(
         sent = _sent(raw_date)
     elif ix.litdate >= 0 and g[ix.litdate] is not None:
         sent = _sent(literals[bisect_left(where, m.start("litdate"))])
-    if sent is not None and (arrived is None or sent <= arrived + 86400):
-        sort = sent  # as cache.sort_key
-    else:
-        sort = arrived if arrived is not None else 0.0
+    sort = sort_key(sent, arrived)
     # No literal comes before ENVELOPE, so its offset in ``text`` is its offset in ``resp``.
     return (uid, sort, flags, seen, arrived, size, modseq, resp[m.start(ix.env) : stop])
 

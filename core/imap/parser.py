@@ -23,12 +23,13 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from typing import ClassVar, TypeAlias, cast
 
 from kittiwake.core.imap.parseerror import DecodeError, ParseError
 from kittiwake.core.imap.uidset import UidSet, parse_ranges
 from kittiwake.core.message import utf7
+from kittiwake.core.message.dates import MONTHS, tz_for_offset
 from kittiwake.core.models import FolderInfo, FolderRole
 
 __all__ = [
@@ -374,26 +375,9 @@ def _mailbox(v: Value, utf8: bool) -> tuple[str, str]:
 
 # --- INTERNALDATE -------------------------------------------------------------------------
 
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1
-    )
-}
 _INTERNALDATE = re.compile(
     r"\s*(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d{1,2}):(\d{2}):(\d{2})(?: ([+-])(\d{2})(\d{2}))?\s*"
 )
-_TZ_CACHE: dict[int, timezone] = {}
-
-
-def tz_for_offset(minutes: int) -> timezone:
-    """A (cached) fixed-offset timezone."""
-    tz = _TZ_CACHE.get(minutes)
-    if tz is None:
-        tz = UTC if minutes == 0 else timezone(timedelta(minutes=minutes))
-        if len(_TZ_CACHE) < 512:
-            _TZ_CACHE[minutes] = tz
-    return tz
 
 
 def parse_internaldate(v: Value) -> datetime | None:
@@ -406,7 +390,7 @@ def parse_internaldate(v: Value) -> datetime | None:
     if m is None:
         return None
     day, mon, year, hh, mm, ss, sign, tzh, tzm = m.groups()
-    month = _MONTHS.get(mon.upper())
+    month = MONTHS.get(mon.lower())
     if month is None:
         return None
     offset = 0

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
 
-from kittiwake.core.imap.decode import parse_date
-from kittiwake.core.message.mime import addresses, header_text
+from kittiwake.core.message.dates import parse_date
+from kittiwake.core.message.headers import FOLD, addresses, header_text
+from kittiwake.core.message.ids import first_msgid, msgids
 from kittiwake.core.models import Envelope, MessageSummary
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,6 @@ HEAD_LIMIT = 1024 * 1024
 FULL_PARSE_LIMIT = 25 * 1024 * 1024
 """Above this size a multipart/mixed message is assumed to carry attachments, unparsed."""
 
-_MSGID = re.compile(r"<([^<>]*)>")
-_FOLD = re.compile(r"\r?\n[ \t]*")
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
 
 
@@ -51,26 +50,6 @@ def read_head(path: Path, limit: int = HEAD_LIMIT) -> bytes:
     return bytes(out[:limit])
 
 
-def _ids(text: str) -> tuple[str, ...]:
-    """Message-IDs (``<id>``, in order, no duplicates) of a References-like header."""
-    out: list[str] = []
-    for m in _MSGID.finditer(text):
-        ident = "".join(m.group(1).split())
-        if ident and f"<{ident}>" not in out:
-            out.append(f"<{ident}>")
-    return tuple(out)
-
-
-def _one_id(raw: str | None) -> str | None:
-    if raw is None:
-        return None
-    found = _ids(raw)
-    if found:
-        return found[0]
-    text = _FOLD.sub("", raw).strip()
-    return text or None
-
-
 def _headers(head: bytes) -> dict[str, str]:
     """The first value of each header, raw (names lower-cased)."""
     try:
@@ -86,7 +65,7 @@ def _headers(head: bytes) -> dict[str, str]:
 
 
 def _content_type(first: dict[str, str]) -> str:
-    value = _FOLD.sub(" ", first.get("content-type", "text/plain"))
+    value = FOLD.sub(" ", first.get("content-type", "text/plain"))
     return value.split(";", 1)[0].strip().lower() or "text/plain"
 
 
@@ -146,7 +125,7 @@ def _summary(
 ) -> MessageSummary:
     date_raw = first.get("date")
     envelope = Envelope(
-        date=parse_date(_FOLD.sub(" ", date_raw)) if date_raw else None,
+        date=parse_date(FOLD.sub(" ", date_raw)) if date_raw else None,
         subject=header_text(first.get("subject", "")),
         from_=addresses(first.get("from")),
         sender=addresses(first.get("sender")),
@@ -154,8 +133,8 @@ def _summary(
         to=addresses(first.get("to")),
         cc=addresses(first.get("cc")),
         bcc=addresses(first.get("bcc")),
-        in_reply_to=_one_id(first.get("in-reply-to")),
-        message_id=_one_id(first.get("message-id")),
+        in_reply_to=first_msgid(first.get("in-reply-to")),
+        message_id=first_msgid(first.get("message-id")),
     )
     ctype = _content_type(first)
     if ctype.startswith("multipart/") and ctype != "multipart/alternative":
@@ -171,6 +150,6 @@ def _summary(
         internal_date=datetime.fromtimestamp(arrived, UTC) if arrived is not None else None,
         size=size,
         envelope=envelope,
-        references=_ids(_FOLD.sub(" ", first.get("references", ""))),
+        references=msgids(first.get("references", "")),
         has_attachments=attachments,
     )

@@ -18,14 +18,15 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
-from email.utils import getaddresses, parsedate_to_datetime
 
-from kittiwake.core.imap.decode import decode_bytes, decode_words
+from kittiwake.core.message.charset import decode_bytes
+from kittiwake.core.message.dates import parse_date
+from kittiwake.core.message.headers import addresses, header_text
+from kittiwake.core.message.ids import first_msgid
 from kittiwake.core.models import Address, BodyPart
 
 log = logging.getLogger(__name__)
 
-_FOLD = re.compile(r"\r?\n[ \t]*")
 _PATHLIKE = re.compile(r"[/\\]|\.\.?[/\\]|[A-Za-z]:[/\\]")
 # Controls, separators, characters Windows refuses, and the bidi controls that disguise a
 # name on screen ("invoice\u202efdp.exe" shows as "invoiceexe.pdf").
@@ -96,38 +97,6 @@ class ParsedMessage:
             if key.lower() == wanted:
                 return value
         return None
-
-
-def from_8bit(text: str) -> str:
-    """Undo the surrogate escapes ``email`` leaves for raw 8-bit header bytes (mailers that
-    skip RFC 2047): UTF-8 when they are UTF-8, else Windows-1252, the usual culprit."""
-    if not any("\udc80" <= c <= "\udcff" for c in text):
-        return text
-    data = text.encode("utf-8", "surrogateescape")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", "replace")
-
-
-def header_text(raw: str) -> str:
-    """A raw header value as text: unfolded, encoded words decoded, never raising."""
-    text = from_8bit(_FOLD.sub(" ", raw).strip())
-    try:
-        return decode_words(text)
-    except Exception:
-        return text
-
-
-def addresses(raw: str | None) -> tuple[Address, ...]:
-    if not raw:
-        return ()
-    raw = from_8bit(raw)
-    try:
-        pairs = getaddresses([_FOLD.sub(" ", raw)])
-    except Exception:
-        return (Address(header_text(raw), ""),)
-    return tuple(Address(header_text(name), addr) for name, addr in pairs if name or addr)
 
 
 def safe_filename(name: str | None, fallback: str = "attachment") -> str:
@@ -268,14 +237,7 @@ def _parse(raw: bytes) -> ParsedMessage:
     first: dict[str, str] = {}
     for key, value in _raw_items(msg):
         first.setdefault(key.lower(), value)
-    date = None
-    if "date" in first:
-        try:
-            date = parsedate_to_datetime(_FOLD.sub(" ", first["date"]).strip())
-        except (TypeError, ValueError, IndexError):
-            date = None
     text, html, attachments, tree = _walk(msg)
-    mid = first.get("message-id")
     return ParsedMessage(
         headers=headers,
         subject=header_text(first.get("subject", "")),
@@ -283,8 +245,8 @@ def _parse(raw: bytes) -> ParsedMessage:
         to=addresses(first.get("to")),
         cc=addresses(first.get("cc")),
         reply_to=addresses(first.get("reply-to")),
-        date=date,
-        message_id=_FOLD.sub("", mid).strip() if mid else None,
+        date=parse_date(first["date"]) if "date" in first else None,
+        message_id=first_msgid(first.get("message-id")),
         text=text,
         html=html,
         attachments=tuple(attachments),

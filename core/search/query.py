@@ -48,6 +48,7 @@ from enum import StrEnum
 from typing import Literal as TypingLiteral
 
 from kittiwake.core.errors import KittiwakeError
+from kittiwake.core.message.dates import sort_date
 from kittiwake.core.models import ANSWERED, DRAFT, FLAGGED, FORWARDED, SEEN, MessageSummary
 from kittiwake.core.search.index import TABLE, envelope_columns, normalize, tokens
 
@@ -72,7 +73,6 @@ __all__ = [
     "fts_expression",
     "parse_query",
     "search_cache",
-    "sort_date",
     "to_sql",
 ]
 
@@ -526,16 +526,6 @@ def _day_range(node: DateTerm, tz: tzinfo | None) -> tuple[float, float]:
     except OverflowError:
         end = float("inf")
     return start, end
-
-
-def sort_date(s: MessageSummary) -> float:
-    """The date the list shows and sorts by (mirrors ``cache._sort_date``): the Date header
-    unless it is more than a day after arrival, then the arrival time."""
-    arrived = s.internal_date.timestamp() if s.internal_date is not None else None
-    sent = s.envelope.date.timestamp() if s.envelope.date is not None else None
-    if sent is not None and (arrived is None or sent <= arrived + 86400):
-        return sent
-    return arrived if arrived is not None else 0.0
 
 
 # -- SQL over the cache -----------------------------------------------------------------

@@ -22,8 +22,9 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from kittiwake.core.cache import Cache
+from kittiwake.core.message.dates import sort_date
 from kittiwake.core.search.index import body_text
-from kittiwake.core.search.query import Query, evaluate, parse_query, search_cache, sort_date
+from kittiwake.core.search.query import Query, evaluate, parse_query, search_cache
 from kittiwake.core.search.threads import Threading, keep_threads, thread_cached
 from kittiwake.core.store import MailStore
 

@@ -38,7 +38,6 @@ common cases linear. Measured on 100,000 messages: see ``benches/bench_threads.p
 from __future__ import annotations
 
 import gc
-import re
 import sqlite3
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +46,9 @@ from typing import Generic, NamedTuple, TypeVar
 
 import msgspec
 
+from kittiwake.core.message.ids import normalize_msgid
+from kittiwake.core.message.subjects import base_subject, is_reply_subject
+
 __all__ = [
     "MAX_INDENT",
     "ThreadColumns",
@@ -54,10 +56,7 @@ __all__ = [
     "ThreadInput",
     "ThreadRow",
     "Threading",
-    "base_subject",
-    "clean_message_id",
     "columns_from_cache",
-    "is_reply_subject",
     "keep_threads",
     "thread_cached",
     "thread_messages",
@@ -184,49 +183,6 @@ def keep_threads(threading: Threading[K], keep: Callable[[K], bool]) -> Threadin
     return Threading(keys, depths, prefixes, thread_of, threads)
 
 
-# -- message ids and subjects -----------------------------------------------------------
-
-_MSGID = re.compile(r"<([^<>]*)>")
-_WS = re.compile(r"\s+")
-
-
-def clean_message_id(value: str | None) -> str | None:
-    """The first ``<id>`` of a Message-ID or In-Reply-To value, whitespace removed inside;
-    a value without brackets is bracketed (broken mailers); None when there is nothing."""
-    if not value:
-        return None
-    if value[0] == "<" and value[-1] == ">" and value.count("<") == 1 and " " not in value:
-        return value if len(value) > 2 else None
-    m = _MSGID.search(value)
-    if m is not None:
-        ident = _WS.sub("", m.group(1))
-        return f"<{ident}>" if ident else None
-    ident = _WS.sub("", value)
-    return f"<{ident}>" if ident else None
-
-
-_PREFIX = re.compile(
-    r"^(?:\s*(?:\[[^\[\]]{0,40}\]\s*)*"  # list tags: [announce]
-    r"(?:re|fwd?|aw|wg|sv|vs|antw|odp|r[ée]f|rif|tr|r|enc|res|ynt|atb|vl|ref)"
-    r"(?:\s*[\[(]\d{1,4}[\])])?\s*[:：]\s*)+",
-    re.IGNORECASE,
-)
-_TAGS = re.compile(r"^(?:\s*\[[^\[\]]{0,40}\])+\s*")
-
-
-def is_reply_subject(subject: str) -> bool:
-    """Does the subject start with a reply or forward prefix ("Re:", "AW:", "Fwd:", ...)?"""
-    return _PREFIX.match(subject) is not None
-
-
-def base_subject(subject: str) -> str:
-    """The subject without reply/forward prefixes and list tags, case-folded, spaces
-    collapsed: what the subject fallback compares."""
-    text = _PREFIX.sub("", subject)
-    text = _TAGS.sub("", text)
-    return " ".join(text.split()).casefold()
-
-
 # -- the algorithm ----------------------------------------------------------------------
 #
 # Containers are integers indexing three lists (message index or -1, parent or -1, children
@@ -327,7 +283,7 @@ def _thread(
         zip(cols.message_ids, cols.in_reply_to, cols.references, strict=True)
     ):
         if mid is not None and not (mid[:1] == "<" and mid[-1:] == ">" and " " not in mid):
-            mid = clean_message_id(mid)
+            mid = normalize_msgid(mid)
         c = table_get(mid) if mid else None
         if c is None:
             c = len(cmsg)
@@ -346,7 +302,7 @@ def _thread(
 
         if irt:
             if not (irt[:1] == "<" and irt[-1:] == ">" and " " not in irt):
-                irt = clean_message_id(irt)
+                irt = normalize_msgid(irt)
             if irt and (not refs or (refs[-1] != irt and irt not in refs)):
                 refs = [*refs, irt]
         prev = -1
@@ -460,7 +416,7 @@ def _group_by_subject(
     anchors: dict[str, list[tuple[float, int, int]]] = {}
     for c in roots:
         m = cmsg[c]
-        if m >= 0 and no_refs[m] and _PREFIX.match(subjects[m]) is not None:
+        if m >= 0 and no_refs[m] and is_reply_subject(subjects[m]):
             movable.append(c)
     if not movable:
         return roots

@@ -62,7 +62,7 @@ from kittiwake.core.events import (
     OutboxChanged,
     SendFailed,
 )
-from kittiwake.core.message.mime import header_text
+from kittiwake.core.message.headers import header_text
 from kittiwake.core.smtp.client import (
     Capabilities,
     SmtpError,

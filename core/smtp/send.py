@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Literal
 
 from kittiwake.core.compose.draft import ComposeError, is_address
-from kittiwake.core.compose.mime import Built, address_header, envelope_address, make_message_id
-from kittiwake.core.compose.reply import account_address, normalize_msgid, own_addresses
+from kittiwake.core.compose.mime import Built, address_header, envelope_address
+from kittiwake.core.compose.reply import account_address, own_addresses
 from kittiwake.core.config import Account, Config
 from kittiwake.core.errors import ConfigError
+from kittiwake.core.message.ids import make_message_id, normalize_msgid
 from kittiwake.core.smtp.outbox import Backoff, OnSent, Outbox, OutboxRunner, Publish
 
 

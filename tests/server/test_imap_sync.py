@@ -13,7 +13,7 @@ from harness import Dovecot, User
 from harness.clients import imap_device
 from harness.mail import BARE_CAPS, append_many, message
 
-from kittiwake.core.cache import Cache, LazySummaries, _sort_date
+from kittiwake.core.cache import Cache, LazySummaries
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.events import (
     ConnectionChanged,
@@ -28,6 +28,7 @@ from kittiwake.core.events import (
 )
 from kittiwake.core.imap.account import ImapAccount, Tuning
 from kittiwake.core.imap.lazy import decode_pass
+from kittiwake.core.message.dates import sort_date
 from kittiwake.core.models import FLAGGED, SEEN, FolderRole
 
 LIVE = 1.0  # seconds: the bound for another device's change to reach the event stream
@@ -184,7 +185,7 @@ async def test_bulk_batches_are_stored_lazily_and_read_back_as_the_full_decoder_
     assert await decode_pass(account.cache, "INBOX") == undecoded
     assert account.cache.summaries("INBOX", list(full)) == utc
     assert account.cache.ordered_uids("INBOX")[:3] == [
-        s.uid for s in sorted(utc.values(), key=lambda s: (_sort_date(s), s.uid), reverse=True)[:3]
+        s.uid for s in sorted(utc.values(), key=lambda s: (sort_date(s), s.uid), reverse=True)[:3]
     ]
 
 

@@ -27,14 +27,13 @@ from kittiwake.core.compose.reply import (
     draft_from_message,
     forward_attached,
     forward_inline,
-    forward_subject,
     new_message,
     quote,
     reply,
-    reply_subject,
 )
 from kittiwake.core.config import Account, config_from_dict
 from kittiwake.core.message.mime import ParsedMessage, parse_message
+from kittiwake.core.message.subjects import forward_subject, reply_subject
 from kittiwake.core.models import Address
 
 
@@ -191,6 +190,13 @@ def test_a_reply_all_with_nobody_in_to_promotes_cc() -> None:
         ("", "Re:"),
         ("Re:", "Re:"),
         ("Re: multi\r\n line", "Re: multi line"),
+        # the prefixes threading knew too (one table since core/message/subjects.py)
+        ("Réf: hello", "Re: hello"),
+        ("ENC: hello", "Re: hello"),
+        ("Res: hello", "Re: hello"),
+        ("Ynt: hello", "Re: hello"),
+        ("Atb: hello", "Re: hello"),
+        ("VL: Re: hello", "Re: hello"),
     ],
 )
 def test_reply_subject(subject: str, expected: str) -> None:
@@ -199,7 +205,14 @@ def test_reply_subject(subject: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("subject", "expected"),
-    [("hello", "Fwd: hello"), ("Fwd: hello", "Fwd: hello"), ("WG: hallo", "WG: hallo")],
+    [
+        ("hello", "Fwd: hello"),
+        ("Fwd: hello", "Fwd: hello"),
+        ("WG: hallo", "WG: hallo"),
+        ("RV: hola", "RV: hola"),
+        ("I: ciao", "I: ciao"),
+        ("Re: hello", "Fwd: Re: hello"),
+    ],
 )
 def test_forward_subject(subject: str, expected: str) -> None:
     assert forward_subject(subject) == expected

@@ -15,15 +15,15 @@ from kittiwake.core.imap.decode import (
     DecodeError,
     _value_has_attachments,
     bodystructure_from_value,
-    decode_bytes,
-    decode_words,
     envelope_from_value,
     has_attachments,
-    parse_date,
     references_from_fetch,
     summary_from_fetch,
 )
 from kittiwake.core.imap.parser import Fetch, Value, parse_untagged, read_values
+from kittiwake.core.message.charset import decode_bytes
+from kittiwake.core.message.dates import parse_date
+from kittiwake.core.message.headers import decode_words
 from kittiwake.core.models import Address, Envelope
 
 

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kittiwake.core.cache import Cache, LazySummaries, RawRow, _sort_date
+from kittiwake.core.cache import Cache, LazySummaries, RawRow
 from kittiwake.core.events import MessagesAdded
-from kittiwake.core.imap.decode import parse_date, summary_from_fetch
+from kittiwake.core.imap.decode import summary_from_fetch
 from kittiwake.core.imap.lazy import (
     _arrival,
     _sent,
@@ -35,6 +35,7 @@ from kittiwake.core.imap.lazy import (
 )
 from kittiwake.core.imap.parser import Fetch, ParseError, parse_internaldate, parse_untagged
 from kittiwake.core.imap.protocol import SELECTED, ImapProtocol, PendingCommand
+from kittiwake.core.message.dates import parse_date, sort_date
 from kittiwake.core.models import MessageSummary
 
 RECENT = "\\Recent"
@@ -74,7 +75,7 @@ def check_row(row: RawRow, resp: bytes) -> None:
     assert arrived == timestamp(full.internal_date)
     assert size == full.size
     assert modseq == full.modseq
-    assert sort == _sort_date(full)
+    assert sort == sort_date(full)
     assert decode_raw(raw) == (full.envelope, full.references, full.has_attachments)
 
 

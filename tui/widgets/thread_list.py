@@ -20,9 +20,10 @@ from textual.message import Message
 from textual.strip import Strip
 
 from kittiwake.core.api import Hit, MailApi
+from kittiwake.core.message.subjects import base_subject
 from kittiwake.core.models import ANSWERED, FLAGGED, SEEN, MessageSummary
 from kittiwake.core.sanitize import clean_line
-from kittiwake.core.search.threads import Threading, base_subject
+from kittiwake.core.search.threads import Threading
 from kittiwake.tui.widgets.message_list import MessageList, _fit, compact_date
 
 _ROW_CACHE = 600
