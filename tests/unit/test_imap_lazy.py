@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -626,3 +628,10 @@ def test_cache_reads_raw_rows_only_through_the_registered_decoder(monkeypatch: A
     with pytest.raises(CacheError, match="no decoder"):
         cache_mod.decode_raw(b"ENVELOPE NIL")
 
+
+
+def test_importing_the_cache_loads_no_protocol_wing() -> None:
+    wings = ("kittiwake.core.imap", "kittiwake.core.pop3", "kittiwake.core.smtp")
+    code = f"import sys, kittiwake.core.cache; print(sorted(m for m in sys.modules if m.startswith({wings!r})))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

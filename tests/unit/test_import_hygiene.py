@@ -32,3 +32,21 @@ def test_headless_cli_does_not_load_textual() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_every_core_module_stands_on_a_floor() -> None:
+    """A module left out of the layers contract would be free to import anything."""
+    import tomllib
+    from pathlib import Path
+
+    config = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    (floors,) = [c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers"]
+    placed = {m.strip() for layer in floors["layers"] for m in layer.replace("|", ":").split(":")}
+    modules = [m.name for m in pkgutil.walk_packages(kittiwake.core.__path__, "kittiwake.core.")]
+    unplaced = [
+        m
+        for m in modules
+        if not any(m == p or m.startswith(p + ".") for p in placed)
+        and not any(p.startswith(m + ".") for p in placed)  # a package named module by module
+    ]
+    assert unplaced == []
