@@ -1,0 +1,228 @@
+"""A test-only program that plays a user's triage through the real engine, and can kill -9
+itself at any step: ``python -m faults.journal_driver SPEC.json`` (with ``tests/`` on
+``PYTHONPATH``; run by tests/faults/test_journal_crash.py and scripts/faults-long).
+
+Kill points are counted here, not in production code: in this process only, the journal's
+writes (``Journal.add``, ``mark_sent``, ``done``, ``cancel``) are wrapped to count an event
+before and after each, and the IMAP connection's ``execute`` counts one when a changing
+command's answer has arrived but before the engine has seen it (so the server did it and the
+app never learnt it). With ``kill_at`` = N the process sends itself SIGKILL at event N, after
+writing (fsync'd) how many user acts had been journaled by then: the test compares the server
+with an uninterrupted run of that many acts.
+
+Modes: ``run`` plays the scenario's acts (each followed by a flush, so the order of events is
+the same in every run), ``resume`` is a restart that only syncs and sends what the journal
+holds. A clean ``run`` writes the list of events it saw, which the test turns into kill points.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from kittiwake.core.api import MailApi
+from kittiwake.core.config import config_from_dict
+from kittiwake.core.engine import Engine
+from kittiwake.core.imap.account import Tuning
+from kittiwake.core.imap.connection import ImapConnection
+from kittiwake.core.journal import Action, ActionRefused, Journal
+
+CHANGING = ("STORE", "COPY", "MOVE", "EXPUNGE", "APPEND", "CREATE", "DELETE", "RENAME")
+"""Commands that change the server (the first word after the tag, or after ``UID``)."""
+
+
+def verb_of(line: str) -> str:
+    words = line.split(" ")
+    return words[1] if words[0] == "UID" and len(words) > 1 else words[0]
+
+
+class Steps:
+    """Counts events and kills this process at the chosen one."""
+
+    def __init__(self, kill_at: int | None, out: Path) -> None:
+        self.kill_at = kill_at
+        self.out = out
+        self.events: list[str] = []
+        self.acts_journaled = 0
+        self.in_act = False
+        self.act_counted = False
+
+    def event(self, name: str) -> None:
+        self.events.append(name)
+        if len(self.events) == self.kill_at:
+            self.write({"killed_at": name, "acts_journaled": self.acts_journaled})
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def journaled(self) -> None:
+        """The act being played reached the journal (or the server): it counts as done."""
+        if self.in_act and not self.act_counted:
+            self.act_counted = True
+            self.acts_journaled += 1
+
+    def write(self, data: dict[str, Any]) -> None:
+        with self.out.open("w") as file:
+            json.dump(data, file)
+            file.flush()
+            os.fsync(file.fileno())
+
+
+def instrument(steps: Steps) -> None:
+    """Wrap the journal's writes and the connection's execute (this process only)."""
+    for name in ("add", "mark_sent", "done", "cancel"):
+        original = getattr(Journal, name)
+
+        def wrapped(self: Journal, *args: Any, _name: str = name, _orig: Any = original) -> Any:
+            steps.event(f"before journal.{_name}")
+            result = _orig(self, *args)
+            if _name == "add" or (_name == "cancel" and result):
+                steps.journaled()
+            steps.event(f"after journal.{_name}")
+            return result
+
+        setattr(Journal, name, wrapped)
+
+    execute = ImapConnection.execute
+
+    async def counted(self: ImapConnection, line: str, *args: Any, **kwargs: Any) -> Any:
+        result = await execute(self, line, *args, **kwargs)
+        verb = verb_of(line)
+        if verb in CHANGING:
+            if verb == "RENAME":
+                steps.journaled()  # not journaled: done once the server did it
+            steps.event(f"answered {verb}")
+        return result
+
+    ImapConnection.execute = counted  # type: ignore[method-assign]
+
+
+def make_api(spec: dict[str, Any]) -> MailApi:
+    config = config_from_dict(
+        {
+            "accounts": {
+                "me": {
+                    "email": spec["login"],
+                    "imap": {
+                        "host": spec["host"],
+                        "port": spec["port"],
+                        "security": "none",
+                        "user": spec["login"],
+                        "password": spec["password"],
+                        "timeout": 5,
+                    },
+                }
+            }
+        }
+    )
+    tuning = Tuning(backoff_min=0.05, backoff_max=0.2)
+    return MailApi(Engine(config, Path(spec["cache_dir"]), tuning))
+
+
+async def play(api: MailApi, spec: dict[str, Any], steps: Steps) -> list[str]:
+    """The scenario's first ``acts`` acts, each flushed before the next."""
+    account = api.engine.imap["me"]
+    seen = {f.name: api.uidvalidity("me", f.name) for f in api.folders("me")}
+    said: list[str] = []
+    acts = spec["acts"][: spec.get("count", len(spec["acts"]))]
+    for act in acts:
+        if "doveadm" in act:  # another party changes the server: not a user act
+            subprocess.run(act["doveadm"], check=True, capture_output=True)
+            continue
+        steps.in_act, steps.act_counted = True, False
+        try:
+            await one_act(api, act, seen, said)
+        except ActionRefused as exc:
+            said.append(exc.message)
+        steps.journaled()  # refused at once, or not journaled: done all the same
+        steps.in_act = False
+        await account.flush_actions()
+    return said
+
+
+async def one_act(
+    api: MailApi, act: dict[str, Any], seen: dict[str, int | None], said: list[str]
+) -> None:
+    if "undo" in act:
+        said.append(api.undo("me"))
+    elif "create" in act:
+        await api.create_folder_for_move("me", act["create"])
+    elif "rename" in act:
+        old, new = act["rename"]
+        await api.rename_folder("me", old, new)
+    else:
+        folder = act["folder"]
+        api.act(
+            "me",
+            Action(
+                kind=act["kind"],
+                folder=folder,
+                uidvalidity=seen.get(folder),
+                uids=tuple(act["uids"]),
+                add=tuple(act.get("add", ())),
+                remove=tuple(act.get("remove", ())),
+                dest=act.get("dest"),
+            ),
+        )
+
+
+async def main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    os.environ["XDG_DATA_HOME"] = spec["data_dir"]
+    steps = Steps(spec.get("kill_at"), Path(spec["out"]))
+    instrument(steps)
+    api = make_api(spec)
+    events = api.subscribe()
+    api.start()
+    account = api.engine.imap["me"]
+    try:
+        await account.wait_synced(20)
+    except TimeoutError:
+        raise SystemExit(f"never synced: {events.pending()[-3:]}") from None
+    said: list[str] = []
+    if spec["mode"] == "run":
+        said = await play(api, spec, steps)
+    await account.flush_actions()
+    pending = api.pending_actions("me")
+    await api.stop()
+    steps.write({"events": steps.events, "said": said, "pending": pending})
+
+
+def child(spec_path: str) -> None:
+    """One run in a forked child: its stderr goes next to the spec; never returns."""
+    code = 1
+    try:
+        log = os.open(Path(spec_path).with_name("stderr.txt"), os.O_WRONLY | os.O_CREAT, 0o600)
+        os.dup2(log, 2)
+        asyncio.run(main(spec_path))
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def serve() -> None:
+    """Fork one child per spec path read from stdin and answer its wait status: the import of
+    Kittiwake (0.45 s) is paid once, not three times per kill point. Nothing here has opened
+    a file, a socket or a thread before forking."""
+    for line in sys.stdin:
+        pid = os.fork()
+        if pid == 0:
+            child(line.strip())
+        _, status = os.waitpid(pid, 0)
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        print(code, flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--serve":
+        serve()
+    else:
+        asyncio.run(main(sys.argv[1]))

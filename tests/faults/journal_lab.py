@@ -1,0 +1,310 @@
+"""Crash consistency of the action journal: canonical scenarios, kill -9 at every step, and the
+checks that the server ends as an uninterrupted run left it and that a second run changes
+nothing. Shared by tests/faults/test_journal_crash.py (quick form) and scripts/faults-long.
+
+A run is ``faults.journal_driver`` in a child process (the venv's python), through a recording
+``TcpProxy`` in front of a private Dovecot without TLS (so the proxy reads the commands). Every
+run gets a fresh user whose mailbox is seeded the same way, so runs compare by content: each
+folder's messages as (subject, flags), counted (a message applied twice shows up twice).
+"""
+
+from __future__ import annotations
+
+import imaplib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import Dovecot, TcpProxy, User
+from harness.mail import append_many
+
+TESTS_DIR = Path(__file__).resolve().parent.parent
+SEEDED = 4
+"""Messages in INBOX before every scenario: "Message 1" .. "Message 4" (UIDs 1..4)."""
+
+State = dict[str, Counter[tuple[str, frozenset[str]]]]
+
+CHANGING_LINE = re.compile(
+    rb"^\S+ (UID )?(STORE|COPY|MOVE|EXPUNGE|APPEND|CREATE|DELETE|RENAME|SUBSCRIBE)\b",
+    re.MULTILINE,
+)
+
+
+def scenarios(doveadm_conf: Path | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The canonical scenarios: each a list of user acts (and one server-side change).
+    ``{"doveadm": ...}`` is filled per user by ``Lab`` (it names the login)."""
+    return {
+        "flag": [
+            {"kind": "flags", "folder": "INBOX", "uids": [1, 2], "add": ["\\Flagged"]},
+            {"kind": "flags", "folder": "INBOX", "uids": [3], "add": ["\\Seen"]},
+        ],
+        "move": [{"kind": "move", "folder": "INBOX", "uids": [1, 2], "dest": "Archive"}],
+        "copy": [{"kind": "copy", "folder": "INBOX", "uids": [1, 3], "dest": "Archive"}],
+        "delete": [{"kind": "expunge", "folder": "INBOX", "uids": [2]}],
+        "undo": [
+            {"kind": "move", "folder": "INBOX", "uids": [1], "dest": "Archive"},
+            {"undo": True},
+        ],
+        "folders": [
+            {"create": "Projects"},
+            {"kind": "move", "folder": "INBOX", "uids": [4], "dest": "Projects"},
+            {"rename": ["Projects", "Done"]},
+        ],
+        "uidvalidity": [
+            {"kind": "flags", "folder": "INBOX", "uids": [1], "add": ["\\Flagged"]},
+            {"doveadm": "INBOX"},
+            {"kind": "move", "folder": "INBOX", "uids": [2], "dest": "Archive"},
+        ],
+    }
+
+
+BARE_SCENARIOS = {
+    # On a server without MOVE a move is COPY + \Deleted + UID EXPUNGE: three changing commands.
+    "move-without-MOVE": [{"kind": "move", "folder": "INBOX", "uids": [1, 2], "dest": "Archive"}],
+}
+
+
+def user_acts(acts: list[dict[str, Any]]) -> int:
+    return sum(1 for act in acts if "doveadm" not in act)
+
+
+@dataclass
+class Outcome:
+    """What one kill point gave."""
+
+    scenario: str
+    kill_at: int
+    event: str
+    acts_journaled: int
+    lost: int
+    doubled: int
+    changing_on_second_run: list[bytes]
+
+    @property
+    def consistent(self) -> bool:
+        return not (self.lost or self.doubled or self.changing_on_second_run)
+
+
+class Zygote:
+    """``journal_driver --serve``: the venv's python with Kittiwake imported, forking one
+    child per run (each a real process, killed for real)."""
+
+    def __init__(self) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "faults.journal_driver", "--serve"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, spec_path: Path) -> int:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{spec_path}\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            raise AssertionError(f"the driver's zygote died ({self.proc.poll()})")
+        return int(answer)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+@dataclass
+class Lab:
+    """Runs scenarios on one Dovecot (plain IMAP, reached through a fresh proxy per run)."""
+
+    server: Dovecot
+    workdir: Path
+    _references: dict[tuple[str, int], State] = field(default_factory=dict)
+    _runs: int = 0
+    zygote: Zygote | None = None
+
+    # -- one run --------------------------------------------------------------------------
+
+    def fresh(self, name: str) -> tuple[User, Path]:
+        """A user with the seeded mailbox, and an empty directory for the app's files."""
+        user = self.server.add_user(name)
+        device = self.device(user)
+        append_many(device, SEEDED)
+        device.logout()
+        self._runs += 1
+        home = self.workdir / f"run{self._runs}"
+        home.mkdir()
+        return user, home
+
+    def device(self, user: User) -> imaplib.IMAP4:
+        assert self.server.ports.imap is not None
+        device = imaplib.IMAP4(self.server.host, self.server.ports.imap, timeout=30)
+        device.login(user.login, user.password)
+        return device
+
+    def drive(
+        self,
+        user: User,
+        home: Path,
+        proxy: TcpProxy,
+        acts: list[dict[str, Any]],
+        *,
+        mode: str,
+        count: int | None = None,
+        kill_at: int | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """Run the driver once; its exit status and what it wrote."""
+        out = home / "out.json"
+        out.unlink(missing_ok=True)
+        spec = {
+            "host": proxy.host,
+            "port": proxy.port,
+            "login": user.login,
+            "password": user.password,
+            "cache_dir": str(home / "cache"),
+            "data_dir": str(home / "data"),
+            "mode": mode,
+            "acts": [self._bind(act, user) for act in acts],
+            "count": len(acts) if count is None else count,
+            "kill_at": kill_at,
+            "out": str(out),
+        }
+        spec_path = home / "spec.json"
+        spec_path.write_text(json.dumps(spec))
+        code = self._zygote().run(spec_path)
+        if code not in (0, -signal.SIGKILL):
+            log = (home / "stderr.txt").read_text(errors="replace")
+            raise AssertionError(f"driver failed ({code}):\n{log[-3000:]}")
+        return code, json.loads(out.read_text())
+
+    def _zygote(self) -> Zygote:
+        if self.zygote is None:
+            self.zygote = Zygote()
+        return self.zygote
+
+    def close(self) -> None:
+        if self.zygote is not None:
+            self.zygote.close()
+            self.zygote = None
+
+    def _bind(self, act: dict[str, Any], user: User) -> dict[str, Any]:
+        if "doveadm" not in act:
+            return act
+        folder = act["doveadm"]
+        command = ["doveadm", "-c", str(self.server.conf_path), "mailbox", "update"]
+        return {"doveadm": [*command, "-u", user.login, "--uid-validity", "777", folder]}
+
+    # -- the server's state -----------------------------------------------------------------
+
+    def state(self, user: User) -> State:
+        device = self.device(user)
+        try:
+            _, listed = device.list()
+            names = sorted(
+                line.decode().rsplit(" ", 1)[1].strip('"')
+                for line in listed
+                if isinstance(line, bytes)
+            )
+            found: State = {}
+            for name in names:
+                _, count = device.select(f'"{name}"', readonly=True)
+                if count[0] == b"0":
+                    found[name] = Counter()
+                    continue
+                _, data = device.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+                found[name] = Counter(_row(item) for item in data if isinstance(item, tuple))
+            return found
+        finally:
+            device.logout()
+
+    def reference(self, name: str, acts: list[dict[str, Any]], count: int) -> State:
+        """The server after an uninterrupted run of the first ``count`` user acts."""
+        key = (name, count)
+        if key not in self._references:
+            user, home = self.fresh("ref")
+            with TcpProxy(self.server.host, self.server.ports.imap or 0) as proxy:
+                upto = _through(acts, count)
+                code, _ = self.drive(user, home, proxy, acts, mode="run", count=upto)
+                assert code == 0
+            self._references[key] = self.state(user)
+        return self._references[key]
+
+    def kill_points(self, acts: list[dict[str, Any]]) -> list[str]:
+        """The events of a clean run: kill point N is the N-th (1-based)."""
+        user, home = self.fresh("clean")
+        with TcpProxy(self.server.host, self.server.ports.imap or 0) as proxy:
+            code, result = self.drive(user, home, proxy, acts, mode="run")
+        assert code == 0 and result["pending"] == 0, result
+        return list(result["events"])
+
+    def crash(self, name: str, acts: list[dict[str, Any]], kill_at: int) -> Outcome:
+        """Kill -9 at event ``kill_at``, restart, resume; then a second restart through a
+        fresh proxy must send no changing command."""
+        user, home = self.fresh("crash")
+        with TcpProxy(self.server.host, self.server.ports.imap or 0) as proxy:
+            code, killed = self.drive(user, home, proxy, acts, mode="run", kill_at=kill_at)
+            assert code == -signal.SIGKILL, f"not killed at {kill_at}: {killed}"
+            code, resumed = self.drive(user, home, proxy, acts, mode="resume")
+            assert code == 0 and resumed["pending"] == 0, resumed
+        with TcpProxy(self.server.host, self.server.ports.imap or 0) as second:
+            code, _ = self.drive(user, home, second, acts, mode="resume")
+            assert code == 0
+            changing = CHANGING_LINE.findall(second.client_bytes())
+        got = self.state(user)
+        expected = self.reference(name, acts, killed["acts_journaled"])
+        lost, doubled = compare(expected, got)
+        return Outcome(
+            name,
+            kill_at,
+            killed["killed_at"],
+            killed["acts_journaled"],
+            lost,
+            doubled,
+            [b" ".join(filter(None, m)) for m in changing],
+        )
+
+
+def _row(item: tuple[bytes, bytes]) -> tuple[str, frozenset[str]]:
+    head, body = item
+    flags = re.search(rb"FLAGS \(([^)]*)\)", head)
+    names = frozenset(flags.group(1).decode().split() if flags else []) - {"\\Recent"}
+    subject = body.decode().strip().removeprefix("Subject: ")
+    return subject, names
+
+
+def _through(acts: list[dict[str, Any]], count: int) -> int:
+    """How many entries of ``acts`` make the first ``count`` user acts (a server-side change
+    right after them is included: it happened before the next act in every run)."""
+    seen = 0
+    for index, act in enumerate(acts):
+        if "doveadm" in act:
+            continue
+        if seen == count:
+            return index
+        seen += 1
+    return len(acts)
+
+
+def compare(expected: State, got: State) -> tuple[int, int]:
+    """(lost, doubled): messages (subject, flags) the uninterrupted run has and this one
+    lacks, and ones this one has more of; a folder present in one only counts whole."""
+    lost = doubled = 0
+    for folder in expected.keys() | got.keys():
+        want, have = expected.get(folder, Counter()), got.get(folder, Counter())
+        lost += sum((want - have).values()) + (folder in expected and folder not in got)
+        doubled += sum((have - want).values()) + (folder in got and folder not in expected)
+    return lost, doubled
+
+
+def new_workdir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="kittiwake-faults-"))
