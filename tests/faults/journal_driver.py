@@ -30,6 +30,8 @@ from typing import Any
 from kittiwake.core.api import MailApi
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.engine import Engine
+from kittiwake.core.errors import ConnectionLost
+from kittiwake.core.events import ConnectionChanged, ConnState, Subscription
 from kittiwake.core.imap.account import Tuning
 from kittiwake.core.imap.connection import ImapConnection
 from kittiwake.core.journal import Action, ActionRefused, Journal
@@ -126,7 +128,6 @@ def make_api(spec: dict[str, Any]) -> MailApi:
 
 async def play(api: MailApi, spec: dict[str, Any], steps: Steps) -> list[str]:
     """The scenario's first ``acts`` acts, each flushed before the next."""
-    account = api.engine.imap["me"]
     seen = {f.name: api.uidvalidity("me", f.name) for f in api.folders("me")}
     said: list[str] = []
     acts = spec["acts"][: spec.get("count", len(spec["acts"]))]
@@ -141,8 +142,27 @@ async def play(api: MailApi, spec: dict[str, Any], steps: Steps) -> list[str]:
             said.append(exc.message)
         steps.journaled()  # refused at once, or not journaled: done all the same
         steps.in_act = False
-        await account.flush_actions()
+        await settle(api)
     return said
+
+
+async def settle(api: MailApi) -> None:
+    """Send what the journal holds; a connection the fault proxy reset on the way is waited
+    out (the account reconnects by itself) and the flush tried again."""
+    account = api.engine.imap["me"]
+    for _ in range(5):
+        try:
+            await account.wait_synced(20)
+            await account.flush_actions()
+            return
+        except ConnectionLost:
+            if account.state is ConnState.ONLINE:
+                await WATCH[0].wait_for(ConnectionChanged, 20, state=ConnState.OFFLINE)
+    raise SystemExit("the journal could not be sent after 5 connection losses")
+
+
+WATCH: list[Subscription] = []
+"""The run's event subscription (one per process)."""
 
 
 async def one_act(
@@ -178,6 +198,7 @@ async def main(spec_path: str) -> None:
     instrument(steps)
     api = make_api(spec)
     events = api.subscribe()
+    WATCH.append(api.subscribe())
     api.start()
     account = api.engine.imap["me"]
     try:
@@ -187,7 +208,7 @@ async def main(spec_path: str) -> None:
     said: list[str] = []
     if spec["mode"] == "run":
         said = await play(api, spec, steps)
-    await account.flush_actions()
+    await settle(api)
     pending = api.pending_actions("me")
     await api.stop()
     steps.write({"events": steps.events, "said": said, "pending": pending})

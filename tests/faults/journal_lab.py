@@ -13,6 +13,7 @@ from __future__ import annotations
 import imaplib
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -70,6 +71,31 @@ BARE_SCENARIOS = {
     # On a server without MOVE a move is COPY + \Deleted + UID EXPUNGE: three changing commands.
     "move-without-MOVE": [{"kind": "move", "folder": "INBOX", "uids": [1, 2], "dest": "Archive"}],
 }
+
+
+FLAGS = ("\\Flagged", "\\Seen", "$Label1")
+
+
+def random_acts(rng: random.Random, count: int = 6) -> list[dict[str, Any]]:
+    """A seeded run of triage on the seeded INBOX: flags on and off, copies and moves to
+    Archive, a delete for good, undo. Acts on messages gone by then are refused at once (as
+    the app refuses them), which is part of what is checked."""
+    acts: list[dict[str, Any]] = []
+    for _ in range(count):
+        uids = sorted(rng.sample(range(1, SEEDED + 1), rng.randint(1, 2)))
+        roll = rng.random()
+        if roll < 0.45:
+            op = "add" if rng.random() < 0.6 else "remove"
+            acts.append({"kind": "flags", "folder": "INBOX", "uids": uids, op: [rng.choice(FLAGS)]})
+        elif roll < 0.6:
+            acts.append({"kind": "copy", "folder": "INBOX", "uids": uids, "dest": "Archive"})
+        elif roll < 0.75:
+            acts.append({"kind": "move", "folder": "INBOX", "uids": uids[:1], "dest": "Archive"})
+        elif roll < 0.8:
+            acts.append({"kind": "expunge", "folder": "INBOX", "uids": uids[:1]})
+        else:
+            acts.append({"undo": True})
+    return acts
 
 
 def user_acts(acts: list[dict[str, Any]]) -> int:
@@ -241,19 +267,47 @@ class Lab:
 
     def kill_points(self, acts: list[dict[str, Any]]) -> list[str]:
         """The events of a clean run: kill point N is the N-th (1-based)."""
+        return self.clean_run(acts)[0]
+
+    def clean_run(self, acts: list[dict[str, Any]]) -> tuple[list[str], int]:
+        """A clean run's events and how many bytes the client sent."""
         user, home = self.fresh("clean")
         with TcpProxy(self.server.host, self.server.ports.imap or 0) as proxy:
             code, result = self.drive(user, home, proxy, acts, mode="run")
+            sent = len(proxy.client_bytes())
         assert code == 0 and result["pending"] == 0, result
-        return list(result["events"])
+        return list(result["events"]), sent
 
-    def crash(self, name: str, acts: list[dict[str, Any]], kill_at: int) -> Outcome:
+    def random_run(self, seed: int) -> tuple[Outcome, bool]:
+        """A seeded triage run killed at a random point; half of the runs also get their
+        connection reset after a random number of bytes. Returns whether a reset was armed."""
+        rng = random.Random(seed)
+        acts = random_acts(rng)
+        events, sent = self.clean_run(acts)
+        kill_at = rng.randint(1, len(events))
+        reset_at = rng.randint(1, sent) if rng.random() < 0.5 else None
+        return self.crash(f"random-{seed}", acts, kill_at, reset_at=reset_at), reset_at is not None
+
+    def crash(
+        self,
+        name: str,
+        acts: list[dict[str, Any]],
+        kill_at: int,
+        *,
+        reset_at: int | None = None,
+    ) -> Outcome:
         """Kill -9 at event ``kill_at``, restart, resume; then a second restart through a
-        fresh proxy must send no changing command."""
+        fresh proxy must send no changing command. ``reset_at``: the proxy also resets the
+        connection after that many bytes from the client (before or after the kill)."""
         user, home = self.fresh("crash")
         with TcpProxy(self.server.host, self.server.ports.imap or 0) as proxy:
+            if reset_at is not None:
+                proxy.reset_after(reset_at, "client")
             code, killed = self.drive(user, home, proxy, acts, mode="run", kill_at=kill_at)
-            assert code == -signal.SIGKILL, f"not killed at {kill_at}: {killed}"
+            if code == 0:  # a reset changed the run's events: it ended before kill_at
+                assert reset_at is not None, f"not killed at {kill_at}: {killed}"
+                killed = {"killed_at": "(ran to the end)", "acts_journaled": user_acts(acts)}
+            proxy.heal()
             code, resumed = self.drive(user, home, proxy, acts, mode="resume")
             assert code == 0 and resumed["pending"] == 0, resumed
         with TcpProxy(self.server.host, self.server.ports.imap or 0) as second:

@@ -63,3 +63,19 @@ def test_the_checks_see_a_double_and_a_loss(lab: Lab) -> None:
     assert compare(a, b) == (0, 1)
     assert compare(b, a) == (1, 0)
     assert compare(a, {"INBOX": a["INBOX"]}) == (1, 0)
+
+
+QUICK_SEEDS = range(1, 21)
+"""The quick form's random kill points (the long form: scripts/faults-long)."""
+
+
+def test_random_kills_with_connection_resets(lab: Lab) -> None:
+    bad = []
+    resets = 0
+    for seed in QUICK_SEEDS:
+        outcome, reset = lab.random_run(seed)
+        resets += reset
+        if not outcome.consistent:
+            bad.append((seed, outcome))
+    assert not bad, "\n".join(map(str, bad))
+    assert resets > 0

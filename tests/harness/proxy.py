@@ -290,10 +290,15 @@ class TcpProxy:
     async def _shutdown(self) -> None:
         await self._stop_listening()
         await self._kill_all()
+        if self._flowing is not None:
+            self._flowing.set()  # a paused pump wakes up, sees its connection closed, ends
         tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        for task in tasks:
+        # Reset connections end their handlers; cancelling a handler that asyncio's stream
+        # callback still watches logs a spurious CancelledError, so only stragglers are.
+        _, pending = await asyncio.wait(tasks, timeout=2) if tasks else (set(), set())
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _set_flowing(self, flowing: bool) -> None:
         assert self._flowing is not None
