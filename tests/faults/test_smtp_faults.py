@@ -224,3 +224,50 @@ async def test_a_fault_at_each_stage_loses_nothing_and_never_resends_after_5xx(
         assert got == fault.delivered_if_user_resends
         assert len(copies) == 1  # the copy in Sent is filed once, however often it went
 
+
+async def test_an_uncertain_message_the_user_will_not_resend_keeps_one_sent_copy(
+    postfix: Postfix,
+    dovecot: Dovecot,
+    user: User,
+    user2: User,
+    proxy_factory: Callable[[str, int], TcpProxy],
+    outbox_dir: Path,
+) -> None:
+    """The reply after the final dot is lost, the message did arrive, and the user chooses
+    "do not send again": it leaves the outbox with its copy in Sent, and is never resent.
+    (Before: the item was deleted, and a delivered message had no Sent copy.)"""
+    proxy = proxy_factory(postfix.host, postfix.ports.plain)
+    acct = account(user, proxy, "none", postfix.ca_file)
+    built = build_mime(new_message(acct, to=[Address("", user2.email)], body="once"), acct)
+    copies: list[SentInfo] = []
+
+    async def on_sent(account_key: str, raw: bytes, info: SentInfo) -> None:
+        copies.append(info)
+
+    runner = OutboxRunner(acct, Outbox("me", outbox_dir), on_sent=on_sent, backoff=FAST)
+    item = await runner.enqueue(
+        built.raw, built.envelope_from, built.envelope_rcpts, message_id=built.message_id
+    )
+    fired = proxy.rewrite_line(b"queued as", b"")
+    task = asyncio.create_task(runner.flush(force=True))
+    assert await asyncio.to_thread(fired.wait, 10)
+    proxy.kill_connections()
+    (outcome,) = await asyncio.wait_for(task, 30)
+    assert outcome.status == "uncertain"
+
+    assert runner.outbox.settle_uncertain(item.id) is not None
+    mails_before = proxy.client_bytes().count(b"MAIL FROM")
+    (filed,) = await runner.flush()
+    assert filed.status == "filed" and len(copies) == 1
+    assert runner.outbox.items() == []
+    assert proxy.client_bytes().count(b"MAIL FROM") == mails_before  # not sent again
+    got = await asyncio.to_thread(deliveries, postfix, dovecot, user2, built.message_id)
+    assert got == 1
+    # Another item with the same Message-ID (a second "send" of the same draft) is not sent.
+    again = await runner.enqueue(
+        built.raw, built.envelope_from, built.envelope_rcpts, message_id=built.message_id
+    )
+    (outcome,) = await runner.flush(force=True)
+    assert outcome.status == "accepted" and "not sent again" in outcome.message
+    assert proxy.client_bytes().count(b"MAIL FROM") == mails_before
+    assert runner.outbox.get(again.id) is None
