@@ -24,10 +24,12 @@ import signal
 import subprocess
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from kittiwake.core.api import MailApi
+from kittiwake.core.compose.drafts import LocalDraft, LocalDrafts
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import ConnectionLost
@@ -90,6 +92,16 @@ def instrument(steps: Steps) -> None:
 
         setattr(Journal, name, wrapped)
 
+    keep = LocalDrafts.save
+
+    def kept(self: LocalDrafts, local: LocalDraft) -> None:
+        steps.event("before drafts.save")  # a draft on this machine: durable from here
+        keep(self, local)
+        steps.journaled()
+        steps.event("after drafts.save")
+
+    LocalDrafts.save = kept  # type: ignore[method-assign]
+
     execute = ImapConnection.execute
 
     async def counted(self: ImapConnection, line: str, *args: Any, **kwargs: Any) -> Any:
@@ -110,6 +122,8 @@ def make_api(spec: dict[str, Any]) -> MailApi:
             "accounts": {
                 "me": {
                     "email": spec["login"],
+                    # Only so that drafts can be written; nothing is sent.
+                    "smtp": {"host": spec["host"], "port": 1, "security": "none"},
                     "imap": {
                         "host": spec["host"],
                         "port": spec["port"],
@@ -161,14 +175,33 @@ async def settle(api: MailApi) -> None:
     raise SystemExit("the journal could not be sent after 5 connection losses")
 
 
+async def recover_drafts(api: MailApi) -> None:
+    """What the app does on start for drafts an earlier run left on disk, awaited here: the
+    automatic recovery (started when the account came online) first, then once more for any
+    it had not reached."""
+    composer = api._composer
+    await asyncio.gather(*list(composer._tasks), return_exceptions=True)
+    await composer.recover("me")
+
+
 WATCH: list[Subscription] = []
 """The run's event subscription (one per process)."""
+
+
+DRAFTS: list[LocalDraft] = []
+"""The draft being written in this run (a kill forgets it, as it would the composer)."""
 
 
 async def one_act(
     api: MailApi, act: dict[str, Any], seen: dict[str, int | None], said: list[str]
 ) -> None:
-    if "undo" in act:
+    if "compose" in act:
+        DRAFTS.append(api.compose.new("me", "someone@example.test", act["compose"]))
+    elif "save_draft" in act:
+        local = DRAFTS.pop()
+        local = replace(local, draft=replace(local.draft, subject=act["save_draft"]))
+        DRAFTS.append(await api.save_draft(local))
+    elif "undo" in act:
         said.append(api.undo("me"))
     elif "create" in act:
         await api.create_folder_for_move("me", act["create"])
@@ -208,6 +241,8 @@ async def main(spec_path: str) -> None:
     said: list[str] = []
     if spec["mode"] == "run":
         said = await play(api, spec, steps)
+    else:
+        await recover_drafts(api)
     await settle(api)
     pending = api.pending_actions("me")
     await api.stop()

@@ -59,6 +59,13 @@ def scenarios(doveadm_conf: Path | None = None) -> dict[str, list[dict[str, Any]
             {"kind": "move", "folder": "INBOX", "uids": [4], "dest": "Projects"},
             {"rename": ["Projects", "Done"]},
         ],
+        # A draft is written (its local copy exists before the editor opens), saved to
+        # Drafts, edited and saved again: Drafts must end with one copy, the latest.
+        "draft": [
+            {"compose": "plans"},
+            {"save_draft": "plans v1"},
+            {"save_draft": "plans v2"},
+        ],
         "uidvalidity": [
             {"kind": "flags", "folder": "INBOX", "uids": [1], "add": ["\\Flagged"]},
             {"doveadm": "INBOX"},
@@ -254,13 +261,16 @@ class Lab:
             device.logout()
 
     def reference(self, name: str, acts: list[dict[str, Any]], count: int) -> State:
-        """The server after an uninterrupted run of the first ``count`` user acts."""
+        """The server after an uninterrupted run of the first ``count`` user acts, then a
+        restart (which files drafts the run left on this machine, as any restart does)."""
         key = (name, count)
         if key not in self._references:
             user, home = self.fresh("ref")
             with TcpProxy(self.server.host, self.server.ports.imap or 0) as proxy:
                 upto = _through(acts, count)
                 code, _ = self.drive(user, home, proxy, acts, mode="run", count=upto)
+                assert code == 0
+                code, _ = self.drive(user, home, proxy, acts, mode="resume")
                 assert code == 0
             self._references[key] = self.state(user)
         return self._references[key]
