@@ -139,6 +139,10 @@ FAULTS = {
     "reset inside the body": Fault(
         "plain", lambda p: p.cut_after(MARK.encode(), "client"), "uncertain", 0, 1
     ),
+    # The link hangs in the middle of the message: the reply never comes within the timeout.
+    "stall inside DATA": Fault(
+        "plain", lambda p: p.stall_after(MARK.encode(), "client"), "uncertain", 0, 1
+    ),
     # The server queued the message; its "250 ... queued as" never arrives (dropped, then the
     # connection is reset by the test): the one window SMTP cannot close.
     "reset between the dot and the reply": Fault(
