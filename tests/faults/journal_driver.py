@@ -255,7 +255,13 @@ def child(spec_path: str) -> None:
     try:
         log = os.open(Path(spec_path).with_name("stderr.txt"), os.O_WRONLY | os.O_CREAT, 0o600)
         os.dup2(log, 2)
-        asyncio.run(main(spec_path))
+        spec = json.loads(Path(spec_path).read_text())
+        if spec.get("driver") == "smtp":
+            from faults import smtp_driver
+
+            asyncio.run(smtp_driver.main(spec))
+        else:
+            asyncio.run(main(spec_path))
         code = 0
     except BaseException:
         traceback.print_exc()
