@@ -15,6 +15,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -229,6 +230,7 @@ class Lab:
         if self.zygote is not None:
             self.zygote.close()
             self.zygote = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _bind(self, act: dict[str, Any], user: User) -> dict[str, Any]:
         if "doveadm" not in act:

@@ -6,6 +6,7 @@ tests/faults/test_smtp_crash.py and scripts/faults-long."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,7 @@ class SmtpLab:
 
     def close(self) -> None:
         self.zygote.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _run(self, spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         home = Path(spec["home"])
