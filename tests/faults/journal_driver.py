@@ -18,6 +18,7 @@ holds. A clean ``run`` writes the list of events it saw, which the test turns in
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
 import os
 import signal
@@ -147,7 +148,10 @@ async def play(api: MailApi, spec: dict[str, Any], steps: Steps) -> list[str]:
     acts = spec["acts"][: spec.get("count", len(spec["acts"]))]
     for act in acts:
         if "doveadm" in act:  # another party changes the server: not a user act
-            subprocess.run(act["doveadm"], check=True, capture_output=True)
+            done = subprocess.run(act["doveadm"], capture_output=True, check=False)
+            nobody = done.returncode == 68 and "kick" in act["doveadm"]  # not connected now
+            if done.returncode != 0 and not nobody:
+                raise SystemExit(f"{act['doveadm']}: {done.returncode} {done.stderr!r}")
             continue
         steps.in_act, steps.act_counted = True, False
         try:
@@ -235,17 +239,26 @@ async def main(spec_path: str) -> None:
     api.start()
     account = api.engine.imap["me"]
     try:
-        await account.wait_synced(20)
-    except TimeoutError:
-        raise SystemExit(f"never synced: {events.pending()[-3:]}") from None
-    said: list[str] = []
-    if spec["mode"] == "run":
-        said = await play(api, spec, steps)
-    else:
-        await recover_drafts(api)
-    await settle(api)
-    pending = api.pending_actions("me")
-    await api.stop()
+        try:
+            await account.wait_synced(20)
+        except TimeoutError:
+            raise SystemExit(f"never synced: {events.pending()[-3:]}") from None
+        said: list[str] = []
+        if spec["mode"] == "run":
+            said = await play(api, spec, steps)
+        else:
+            await recover_drafts(api)
+        await settle(api)
+        pending = api.pending_actions("me")
+    except BaseException:
+        traceback.print_exc()  # now: asyncio.run's cleanup below may hang on a stuck task
+        raise
+    finally:
+        await api.stop()
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                print("left running after stop:", task, file=sys.stderr, flush=True)
+                task.print_stack(file=sys.stderr)
     steps.write({"events": steps.events, "said": said, "pending": pending})
 
 
@@ -255,6 +268,10 @@ def child(spec_path: str) -> None:
     try:
         log = os.open(Path(spec_path).with_name("stderr.txt"), os.O_WRONLY | os.O_CREAT, 0o600)
         os.dup2(log, 2)
+        # A run that hangs says where, and ends (the test then fails with this traceback).
+        faulthandler.dump_traceback_later(
+            int(os.environ.get("KITTIWAKE_FAULTS_HANG", "90")), exit=True
+        )
         spec = json.loads(Path(spec_path).read_text())
         if spec.get("driver") == "smtp":
             from faults import smtp_driver

@@ -86,7 +86,8 @@ FLAGS = ("\\Flagged", "\\Seen", "$Label1")
 
 def random_acts(rng: random.Random, count: int = 6) -> list[dict[str, Any]]:
     """A seeded run of triage on the seeded INBOX: flags on and off, copies and moves to
-    Archive, a delete for good, undo. Acts on messages gone by then are refused at once (as
+    Archive, a delete for good, undo, and now and then the server kicking the account's
+    connections (``doveadm kick``). Acts on messages gone by then are refused at once (as
     the app refuses them), which is part of what is checked."""
     acts: list[dict[str, Any]] = []
     for _ in range(count):
@@ -103,6 +104,8 @@ def random_acts(rng: random.Random, count: int = 6) -> list[dict[str, Any]]:
             acts.append({"kind": "expunge", "folder": "INBOX", "uids": uids[:1]})
         else:
             acts.append({"undo": True})
+        if rng.random() < 0.15:  # the server drops the account's connections (doveadm kick)
+            acts.append({"doveadm": "kick"})
     return acts
 
 
@@ -235,9 +238,12 @@ class Lab:
     def _bind(self, act: dict[str, Any], user: User) -> dict[str, Any]:
         if "doveadm" not in act:
             return act
+        doveadm = ["doveadm", "-c", str(self.server.conf_path)]
+        if act["doveadm"] == "kick":
+            return {"doveadm": [*doveadm, "kick", user.login]}
         folder = act["doveadm"]
-        command = ["doveadm", "-c", str(self.server.conf_path), "mailbox", "update"]
-        return {"doveadm": [*command, "-u", user.login, "--uid-validity", "777", folder]}
+        update = [*doveadm, "mailbox", "update", "-u", user.login]
+        return {"doveadm": [*update, "--uid-validity", "777", folder]}
 
     # -- the server's state -----------------------------------------------------------------
 
