@@ -431,8 +431,16 @@ class Composer:
         runner.wake()
 
     async def delete_uncertain(self, account: str, item_id: str) -> None:
-        """A message that may have been delivered, which the user will not send again."""
-        await self.delete_refused(account, item_id)
+        """A message that may have been delivered, which the user will not send again. It
+        leaves the outbox once its copy is in Sent (``Outbox.settle_uncertain``): it may
+        well have arrived, and then Sent must show it."""
+        runner = self.engine.outboxes[account]
+        item = await asyncio.to_thread(runner.outbox.settle_uncertain, item_id)
+        if item is None:
+            raise KittiwakeError("that message is no longer in the outbox (or is being sent)")
+        self._outbox.pop(account, None)  # recount from disk
+        runner._publish_counts()
+        runner.wake()
 
     async def delete_refused(self, account: str, item_id: str) -> None:
         """A refused message the user gives up on: gone from the outbox, for good."""

@@ -341,8 +341,7 @@ class ImapAccount:
         for task in self._watchers:
             task.cancel()
         for task in self._watchers:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await _reap(task)
         self._watchers = []
         conns = [c.conn for c in [self._client] if c is not None] + self._watch_conns
         self._client = None
@@ -957,6 +956,20 @@ class ImapAccount:
     async def delete_folder(self, folder: str) -> None:
         await self.run_locked(lambda client: client.delete(folder))
         await self.sync_folder_list()
+
+
+async def _reap(task: asyncio.Task[None]) -> None:
+    """Wait for a cancelled task to end, whatever it ended with, but pass on a cancellation
+    of the waiting task itself: swallowed, it left a supervisor cancelled while closing its
+    connections (asyncio's teardown, a task group) reconnecting for ever."""
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+    except Exception:  # noqa: S110 (its failure is not ours: it was being cancelled)
+        pass
 
 
 def _unchanged(state: FolderState, status: Status, cached: int) -> bool:

@@ -338,6 +338,28 @@ class Outbox:
             self.save(item)
             return item
 
+    def settle_uncertain(self, item_id: str) -> OutboxItem | None:
+        """The user will not send an uncertain item again: it is taken as delivered (its
+        recipients journaled, so no item with its Message-ID sends to them again), and its
+        Sent copy is still due. It may well have arrived (its reply was lost after the final
+        dot): dropping it would have left a delivered message with no copy in Sent."""
+        with self.claim(item_id) as got:
+            item = self.get(item_id) if got else None
+            if item is None or item.state is not ItemState.UNCERTAIN:
+                return None
+            self.record_accepted(item.message_id, item.recipients)
+            item = replace(
+                item,
+                state=ItemState.DELIVERED,
+                recipients=(),
+                accepted=item.accepted + item.recipients,
+                copy=CopyState.PENDING if item.copy is CopyState.WAITING else item.copy,
+                sending=False,
+                next_copy_attempt=0.0,
+            )
+            self.save(item)
+            return item
+
     @contextlib.contextmanager
     def claim(self, item_id: str) -> Iterator[bool]:
         """Hold the item's lock (non-blocking): yields False when another process has it."""

@@ -4,7 +4,12 @@ Point a client at ``proxy.host:proxy.port`` instead of the real server and the p
 both ways while recording them. Tests use it to prove what a client did *not* send (no credentials
 before TLS), and to break the network on purpose: drop every connection at once, drop one exactly
 when a given byte pattern has been forwarded (mid-FETCH), hang all traffic, or refuse new
-connections.
+connections. The fault suite (tests/faults/) adds one-shot faults armed on the next connection
+that reaches them: reset after N bytes (``reset_after``), stall one connection after a pattern
+until released (``stall_after``: the middle of an APPEND literal or of SMTP DATA), rewrite, drop
+or inject one line (``rewrite_line``: a 421 or a 5xx the server never said); and link
+properties: a blackhole (half-open: one direction delivers nothing), slicing into chunks of
+seeded random sizes down to 1 byte (``chop``), and a slow link (``slow``).
 
 It runs its own event loop in a daemon thread, so it works the same from synchronous tests and from
 async tests (whose loop is busy running the client under test).
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import struct
 import threading
@@ -46,12 +52,39 @@ class _Conn:
     sent: bytearray = field(default_factory=bytearray)
     received: bytearray = field(default_factory=bytearray)
     open: bool = True
+    forwarded: dict[Direction, int] = field(default_factory=lambda: {"client": 0, "server": 0})
+    """Bytes passed on (after rewriting) per direction: where ``reset_after`` counts."""
+    lines: dict[Direction, bytearray] = field(
+        default_factory=lambda: {"client": bytearray(), "server": bytearray()}
+    )
+    """A partial line held back while a ``rewrite_line`` rule waits in that direction."""
+    tail: dict[Direction, bytes] = field(default_factory=lambda: {"client": b"", "server": b""})
+    """The last bytes passed on, so a pattern split across reads is still found."""
+    held: bytes = b""
+    """What a stalled connection received after the stall point, forwarded on release."""
+    released: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
 class _Cut:
-    pattern: bytes
+    """A one-shot trigger: at ``pattern`` (or after ``count`` bytes) in ``direction``, forward
+    up to it, then reset the connection (``stall`` False) or hold it until released."""
+
     direction: Direction
+    pattern: bytes = b""
+    count: int | None = None
+    stall: bool = False
+    fired: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class _Rewrite:
+    """Replace the next complete line containing ``match`` in ``direction``."""
+
+    direction: Direction
+    match: bytes
+    replacement: bytes
+    fired: threading.Event = field(default_factory=threading.Event)
 
 
 class TcpProxy:
@@ -65,6 +98,13 @@ class TcpProxy:
         self._conns: list[_Conn] = []
         self._lock = threading.Lock()
         self._cut: _Cut | None = None
+        self._rewrites: list[_Rewrite] = []
+        self._blackhole: set[Direction] = set()
+        self._chop: tuple[int, random.Random] | None = None
+        self._rate: float | None = None
+        self._swallowed = threading.Event()
+        self.write_sizes: dict[Direction, list[int]] = {"client": [], "server": []}
+        """The size of every write the proxy made, per direction (for ``chop`` tests)."""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="tcp-proxy", daemon=True
@@ -135,7 +175,78 @@ class TcpProxy:
         if not pattern:
             raise ValueError("pattern must not be empty")
         with self._lock:
-            self._cut = _Cut(pattern, direction)
+            self._cut = _Cut(direction, pattern=pattern)
+
+    def reset_after(self, count: int, direction: Direction = "client") -> threading.Event:
+        """Arm a one-shot reset of the first connection that has passed ``count`` bytes in
+        ``direction`` (counted from its start): exactly ``count`` are forwarded. The event is
+        set when it fired."""
+        if count < 0:
+            raise ValueError("count must not be negative")
+        cut = _Cut(direction, count=count)
+        with self._lock:
+            self._cut = cut
+        return cut.fired
+
+    def stall_after(self, pattern: bytes, direction: Direction = "client") -> threading.Event:
+        """Arm a one-shot stall: forward up to and including ``pattern``, then hold that
+        connection in that direction (it stays open) until ``release`` or a reset. The event
+        is set when the stall began: tests wait on it, never on time."""
+        if not pattern:
+            raise ValueError("pattern must not be empty")
+        cut = _Cut(direction, pattern=pattern, stall=True)
+        with self._lock:
+            self._cut = cut
+        return cut.fired
+
+    def release(self) -> None:
+        """Let every stalled connection go on."""
+        self._call(self._release_all())
+
+    def rewrite_line(
+        self, match: bytes, replacement: bytes, direction: Direction = "server"
+    ) -> threading.Event:
+        """Replace the next complete line (up to and including LF) containing ``match`` in
+        ``direction`` by ``replacement``: ``b""`` drops it, ``b"X\r\n" + line`` injects a
+        line before it. Several rules apply in the order armed, each once."""
+        if not match:
+            raise ValueError("match must not be empty")
+        rule = _Rewrite(direction, match, replacement)
+        with self._lock:
+            self._rewrites.append(rule)
+        return rule.fired
+
+    def blackhole(self, direction: Direction = "server") -> threading.Event:
+        """Swallow everything in ``direction`` (recorded, never delivered, not even later):
+        a half-open link. ``heal`` ends it. The event is set once something was swallowed."""
+        with self._lock:
+            self._blackhole.add(direction)
+            self._swallowed = threading.Event()
+            return self._swallowed
+
+    def chop(self, max_size: int = 1, seed: int = 0) -> None:
+        """Forward in chunks of 1..``max_size`` bytes (seeded random sizes; 1: byte by byte),
+        each written and drained on its own, so the peer's reads see every split."""
+        if max_size < 1:
+            raise ValueError("max_size must be at least 1")
+        with self._lock:
+            self._chop = (max_size, random.Random(seed))
+
+    def slow(self, bytes_per_second: float) -> None:
+        """Limit every connection to about ``bytes_per_second`` in each direction."""
+        if bytes_per_second <= 0:
+            raise ValueError("bytes_per_second must be positive")
+        with self._lock:
+            self._rate = bytes_per_second
+
+    def heal(self) -> None:
+        """End the link faults (blackhole, chop, slow) and disarm pending one-shot faults."""
+        with self._lock:
+            self._blackhole.clear()
+            self._chop = None
+            self._rate = None
+            self._cut = None
+            self._rewrites.clear()
 
     def pause(self) -> None:
         """Stop forwarding on all connections (they stay open: a hung network). Data is kept."""
@@ -179,10 +290,15 @@ class TcpProxy:
     async def _shutdown(self) -> None:
         await self._stop_listening()
         await self._kill_all()
+        if self._flowing is not None:
+            self._flowing.set()  # a paused pump wakes up, sees its connection closed, ends
         tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        for task in tasks:
+        # Reset connections end their handlers; cancelling a handler that asyncio's stream
+        # callback still watches logs a spurious CancelledError, so only stragglers are.
+        _, pending = await asyncio.wait(tasks, timeout=2) if tasks else (set(), set())
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _set_flowing(self, flowing: bool) -> None:
         assert self._flowing is not None
@@ -198,9 +314,16 @@ class TcpProxy:
             self._reset(conn)
         return len(victims)
 
+    async def _release_all(self) -> None:
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            conn.released.set()
+
     def _reset(self, conn: _Conn) -> None:
         with self._lock:
             conn.open = False
+        conn.released.set()
         for writer in (conn.client, conn.upstream):
             if writer is None or writer.transport.is_closing():
                 continue
@@ -249,25 +372,113 @@ class TcpProxy:
                 await self._flowing.wait()
                 if not conn.open:
                     return
-                writer.write(data)
-                await writer.drain()
-                if cut:
+                await self._forward(conn, writer, direction, data)
+                if cut is not None and cut.stall:
+                    await conn.released.wait()
+                    rest, cut = self._held(conn, direction)
+                    if not conn.open:
+                        return
+                    await self._forward(conn, writer, direction, rest)
+                if cut is not None and not cut.stall:
                     self._reset(conn)
                     return
         except (ConnectionError, OSError):
             self._reset(conn)
 
-    def _record(self, conn: _Conn, direction: Direction, data: bytes) -> tuple[bytes, bool]:
-        """Append ``data`` to the recording; return what to forward and whether to cut after."""
+    async def _forward(
+        self, conn: _Conn, writer: asyncio.StreamWriter, direction: Direction, data: bytes
+    ) -> None:
+        """Write ``data`` as the link faults say: swallowed, chopped, slowed, or whole."""
+        with self._lock:
+            if direction in self._blackhole:
+                self._swallowed.set()
+                return
+            chop, rate = self._chop, self._rate
+            pieces: list[bytes] = []
+            if chop is None:
+                pieces = [data] if data else []
+            else:
+                at = 0
+                while at < len(data):
+                    size = chop[1].randint(1, chop[0])
+                    pieces.append(data[at : at + size])
+                    at += size
+        for piece in pieces:
+            if not conn.open:
+                return
+            writer.write(piece)
+            await writer.drain()
+            with self._lock:
+                self.write_sizes[direction].append(len(piece))
+            if rate is not None:  # simulating a slow link, not waiting for something
+                await asyncio.sleep(len(piece) / rate)
+
+    def _held(self, conn: _Conn, direction: Direction) -> tuple[bytes, _Cut | None]:
+        """What a stalled connection kept back, once released."""
+        with self._lock:
+            data, conn.held = conn.held, b""
+            return self._cut_point(conn, direction, data)
+
+    def _record(self, conn: _Conn, direction: Direction, data: bytes) -> tuple[bytes, _Cut | None]:
+        """Append ``data`` to the recording; return what to forward now and the one-shot
+        fault that fires at its end (a stall keeps the rest in ``conn.held``)."""
         with self._lock:
             buffer = conn.sent if direction == "client" else conn.received
-            before = len(buffer)
             buffer += data
-            cut = self._cut
-            if cut is None or cut.direction != direction:
-                return data, False
-            found = buffer.find(cut.pattern, max(0, before - len(cut.pattern) + 1))
-            if found < 0:
-                return data, False
-            self._cut = None
-            return data[: found + len(cut.pattern) - before], True
+            return self._cut_point(conn, direction, self._rewrite(conn, direction, data))
+
+    def _cut_point(
+        self, conn: _Conn, direction: Direction, data: bytes
+    ) -> tuple[bytes, _Cut | None]:
+        """Where the armed one-shot fault fires in ``data`` (called with the lock held)."""
+        cut = self._cut
+        if cut is None or cut.direction != direction or not data:
+            conn.forwarded[direction] += len(data)
+            return data, None
+        done = conn.forwarded[direction]
+        if cut.count is not None:
+            end = max(0, cut.count - done) if done + len(data) >= cut.count else -1
+        else:
+            tail = conn.tail[direction]
+            window = tail + data
+            found = window.find(cut.pattern)
+            end = found + len(cut.pattern) - len(tail) if found >= 0 else -1
+            keep = len(cut.pattern) - 1
+            conn.tail[direction] = window[-keep:] if keep else b""
+        if end < 0:
+            conn.forwarded[direction] += len(data)
+            return data, None
+        self._cut = None
+        cut.fired.set()
+        conn.forwarded[direction] += end
+        if cut.stall:
+            conn.released.clear()
+            conn.held = data[end:]
+        return data[:end], cut
+
+    def _rewrite(self, conn: _Conn, direction: Direction, data: bytes) -> bytes:
+        """Apply armed ``rewrite_line`` rules to complete lines; hold a partial one back."""
+        pending = conn.lines[direction]
+        rules = [r for r in self._rewrites if r.direction == direction]
+        if not rules and not pending:
+            return data
+        pending += data
+        out = bytearray()
+        while rules:
+            end = pending.find(b"\n")
+            if end < 0:
+                break
+            line = bytes(pending[: end + 1])
+            del pending[: end + 1]
+            rule = next((r for r in rules if r.match in line), None)
+            if rule is None:
+                out += line
+                continue
+            out += rule.replacement
+            rule.fired.set()
+            self._rewrites.remove(rule)
+            rules.remove(rule)
+        if not rules:
+            out += pending
+            pending.clear()
+        return bytes(out)
