@@ -4,7 +4,9 @@ Point a client at ``proxy.host:proxy.port`` instead of the real server and the p
 both ways while recording them. Tests use it to prove what a client did *not* send (no credentials
 before TLS), and to break the network on purpose: drop every connection at once, drop one exactly
 when a given byte pattern has been forwarded (mid-FETCH), hang all traffic, or refuse new
-connections.
+connections. As a man in the middle it can also inject bytes right after a pattern (STARTTLS
+response injection) or rewrite a pattern in passing (a greeting made PREAUTH, STARTTLS stripped
+from the capabilities).
 
 It runs its own event loop in a daemon thread, so it works the same from synchronous tests and from
 async tests (whose loop is busy running the client under test).
@@ -17,7 +19,7 @@ import contextlib
 import socket
 import struct
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -54,6 +56,16 @@ class _Cut:
     direction: Direction
 
 
+@dataclass
+class _Tamper:
+    """One-shot: after ``pattern`` insert ``insert``, or put ``replace`` in its place."""
+
+    pattern: bytes
+    direction: Direction
+    insert: bytes | Callable[[bytes], bytes] = b""
+    replace: bytes | None = None
+
+
 class TcpProxy:
     """Forwards ``host:port`` to ``upstream_host:upstream_port``, recording every byte."""
 
@@ -65,6 +77,7 @@ class TcpProxy:
         self._conns: list[_Conn] = []
         self._lock = threading.Lock()
         self._cut: _Cut | None = None
+        self._tampers: list[_Tamper] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="tcp-proxy", daemon=True
@@ -136,6 +149,36 @@ class TcpProxy:
             raise ValueError("pattern must not be empty")
         with self._lock:
             self._cut = _Cut(pattern, direction)
+
+    def inject_after(
+        self,
+        pattern: bytes,
+        data: bytes | Callable[[bytes], bytes],
+        direction: Direction = "server",
+    ) -> None:
+        """Arm a one-shot injection: the next time ``pattern`` passes in ``direction``, ``data``
+        is forwarded right after it, in the same write (so the client reads both together, as a
+        man in the middle appending to the server's STARTTLS reply would arrange). The recording
+        keeps what the real peer sent, not what was added. ``data`` may be a function of what
+        the client sent so far on that connection (to forge a reply with the next IMAP tag).
+        """
+        if not pattern:
+            raise ValueError("pattern must not be empty")
+        with self._lock:
+            self._tampers.append(_Tamper(pattern, direction, insert=data))
+
+    def rewrite(self, pattern: bytes, replacement: bytes, direction: Direction = "server") -> None:
+        """Arm a one-shot rewrite: the next ``pattern`` seen within one read in ``direction`` is
+        forwarded as ``replacement`` (e.g. ``b"* OK"`` -> ``b"* PREAUTH"``)."""
+        if not pattern:
+            raise ValueError("pattern must not be empty")
+        with self._lock:
+            self._tampers.append(_Tamper(pattern, direction, replace=replacement))
+
+    def armed(self) -> int:
+        """Injections and rewrites not yet triggered (a test asserts they all fired)."""
+        with self._lock:
+            return len(self._tampers)
 
     def pause(self) -> None:
         """Stop forwarding on all connections (they stay open: a hung network). Data is kept."""
@@ -263,6 +306,7 @@ class TcpProxy:
             buffer = conn.sent if direction == "client" else conn.received
             before = len(buffer)
             buffer += data
+            data = self._tamper(conn, buffer, before, direction, data)
             cut = self._cut
             if cut is None or cut.direction != direction:
                 return data, False
@@ -271,3 +315,29 @@ class TcpProxy:
                 return data, False
             self._cut = None
             return data[: found + len(cut.pattern) - before], True
+
+    def _tamper(
+        self, conn: _Conn, buffer: bytearray, before: int, direction: Direction, data: bytes
+    ) -> bytes:
+        """Apply armed injections and rewrites to ``data`` (the bytes of ``buffer`` from
+        ``before`` on). Called with the lock held. A cut's offsets are the recording's, so a test
+        arms a cut or a tamper in one direction, not both at once."""
+        for tamper in list(self._tampers):
+            if tamper.direction != direction:
+                continue
+            if tamper.replace is not None:
+                at = data.find(tamper.pattern)
+                if at < 0:
+                    continue
+                data = data[:at] + tamper.replace + data[at + len(tamper.pattern) :]
+            else:
+                found = buffer.find(tamper.pattern, max(0, before - len(tamper.pattern) + 1))
+                if found < 0:
+                    continue
+                end = found + len(tamper.pattern) - before
+                insert = tamper.insert
+                if callable(insert):
+                    insert = insert(bytes(conn.sent))
+                data = data[:end] + insert + data[end:]
+            self._tampers.remove(tamper)
+        return data
