@@ -14,6 +14,7 @@ input's parse time is measured: the goal is no crash and no input over 50 ms.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -40,12 +41,16 @@ class Stats:
         self.saved_at = time.monotonic()
         self.retimed = 0.0
 
-    def record(self, data: bytes, ms: float, crash: BaseException | None) -> None:
+    def record(
+        self, data: bytes, ms: float, crash: BaseException | None, target: Any = None
+    ) -> None:
         self.runs += 1
         if ms > self.max_ms:
             self.max_ms, self.worst = ms, data
-        if ms > LIMIT_MS:
-            self.slow += 1
+        if ms > LIMIT_MS and target is not None:
+            # Over the bound: time it again (best of three) before counting it, so a first
+            # call's imports or a busy machine are not taken for a slow parser.
+            self.slow += self.best_of_three(target, data) > LIMIT_MS
         if crash is not None:
             self.crashes += 1
             if not self.first_crash:
@@ -54,15 +59,17 @@ class Stats:
             self.save()
 
     def retime(self, target: Any) -> float:
-        """The worst input again, best of three: a first call pays imports and codec lookups,
-        which is not the parser's cost."""
+        """The worst input again: a first call pays imports and codec lookups, which is not
+        the parser's cost."""
+        return self.best_of_three(target, self.worst)
+
+    @staticmethod
+    def best_of_three(target: Any, data: bytes) -> float:
         best = float("inf")
         for _ in range(3):
             started = time.perf_counter()
-            try:
-                target(self.worst)
-            except Exception:
-                pass
+            with contextlib.suppress(Exception):
+                target(data)
             best = min(best, (time.perf_counter() - started) * 1000)
         return best
 
@@ -92,7 +99,7 @@ def timed(target: Any, stats: Stats, data: bytes) -> None:
         target(data)
     except Exception as exc:  # a crash: counted, the run goes on
         crash = exc
-    stats.record(data, (time.perf_counter() - started) * 1000, crash)
+    stats.record(data, (time.perf_counter() - started) * 1000, crash, target)
 
 
 def run_atheris_child(target_name: str, seconds: int, max_len: int, out: Path) -> None:
@@ -111,6 +118,7 @@ def run_atheris_child(target_name: str, seconds: int, max_len: int, out: Path) -
         (corpus / f"seed{i}").write_bytes(seed[:max_len])
     args = [sys.argv[0], f"-max_total_time={seconds}", f"-max_len={max_len}", str(corpus)]
     atheris.Setup(args, one)
+
     def finish() -> None:
         stats.retimed = stats.retime(target)
         stats.save()
@@ -145,10 +153,8 @@ def run_hypothesis(target_name: str, seconds: int, max_len: int) -> dict[str, An
         if len(data) <= max_len:
             timed(target, stats, data)
 
-    try:
+    with contextlib.suppress(_TimeUp):
         loop()
-    except _TimeUp:
-        pass
     stats.retimed = stats.retime(target)
     return stats.as_dict()
 
@@ -208,13 +214,13 @@ def main() -> int:
         r = results[-1]
         print(
             f"{engine:10} {name:14} runs {r['runs']:>8}  crashes {r['crashes']}  "
-            f">50ms {r['over_50ms']}  max {r['max_ms']:.1f} ms (len {r['worst_len']}, "
+            f">50ms (retimed) {r['over_50ms']}  max {r['max_ms']:.1f} ms (len {r['worst_len']}, "
             f"again {r['worst_retimed_ms']:.1f} ms)",
             flush=True,
         )
         if r["first_crash"]:
             print(r["first_crash"])
-    bad = sum(r["crashes"] + (r["worst_retimed_ms"] > LIMIT_MS) for r in results)
+    bad = sum(r["crashes"] + r["over_50ms"] for r in results)
     return 1 if bad else 0
 
 
