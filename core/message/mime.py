@@ -37,9 +37,6 @@ _UNSAFE_FILENAME = re.compile(
 MAX_FILENAME = 120
 #: MIME levels parsed; anything nested deeper is one raw part (saved as it is).
 MAX_MIME_DEPTH = 32
-#: MIME parts parsed in one message (each costs ``email`` about 1 ms: 10,000 attachments held
-#: the reader for 10 s). The parts beyond are one attachment holding their raw text.
-MAX_MIME_PARTS = 128
 #: Longest Content-Type / Content-Disposition value read whole. Reading a part fetches these
 #: headers a dozen times, ``email`` parses each fetch afresh at some 3 µs a byte, and its
 #: parameter splitter is quadratic: a hostile 1 MiB Content-Type held the reader for minutes.
@@ -220,10 +217,8 @@ _READ_POLICY = _ReadPolicy()
 
 def parse_tree(raw: bytes) -> Message:
     """The MIME tree of ``raw``, parsed level by level without recursion (``email`` itself
-    recurses per level); parts nested deeper than ``MAX_MIME_DEPTH`` keep their raw body, and
-    the parts beyond the first ``MAX_MIME_PARTS`` are one raw attachment."""
+    recurses per level); parts nested deeper than ``MAX_MIME_DEPTH`` keep their raw body."""
     parser = email.parser.BytesParser(policy=_READ_POLICY)
-    parsed = 1
 
     def headed(data: str) -> Message:
         return parser.parsebytes(data.encode("ascii", "surrogateescape"), headersonly=True)
@@ -245,35 +240,14 @@ def parse_tree(raw: bytes) -> Message:
                 continue
             preamble, pieces, part.epilogue = cut
             part.preamble = preamble or None
-            room = max(1, MAX_MIME_PARTS - parsed)
-            children = [
-                headed(piece) for piece in pieces[: room if len(pieces) <= room else room - 1]
-            ]
-            if len(pieces) > room:
-                children.append(
-                    headed(_remainder(pieces[len(children) :], boundary or "", len(children)))
-                )
+            children = [headed(piece) for piece in pieces]
         elif ctype.startswith("message/") and ctype != "message/delivery-status":
             children = [headed(body)]
         else:
             continue
-        parsed += len(children)
         part.set_payload(list[Message | str](children))
         stack.extend((child, depth + 1) for child in children)
     return root
-
-
-def _remainder(pieces: list[str], boundary: str, before: int) -> str:
-    """The parts past ``MAX_MIME_PARTS`` as one part: their text, delimiters kept."""
-    log.info(
-        "a multipart of %d parts: the last %d are one raw part", before + len(pieces), len(pieces)
-    )
-    name = f"parts-{before + 1}-{before + len(pieces)}.mime"
-    return (
-        f'Content-Type: application/octet-stream; name="{name}"\r\n'
-        f'Content-Disposition: attachment; filename="{name}"\r\n\r\n'
-        + f"\r\n--{boundary}\r\n".join(pieces)
-    )
 
 
 def _boundary(part: Message) -> str | None:

@@ -8,12 +8,7 @@ from typing import Any
 
 import pytest
 
-from kittiwake.core.message.mime import (
-    MAX_MIME_PARTS,
-    MAX_PARAM_HEADER,
-    parse_message,
-    safe_filename,
-)
+from kittiwake.core.message.mime import MAX_PARAM_HEADER, parse_message, safe_filename
 from kittiwake.core.sanitize import clean_line, clean_text
 
 
@@ -75,22 +70,3 @@ def test_arabic_letter_mark_and_line_separators_never_reach_the_screen(char: str
     assert char not in clean_text(text)
     assert char not in clean_line(text)
     assert char not in safe_filename(text)
-
-
-def test_ten_thousand_attachments_no_longer_hold_the_reader_for_seconds() -> None:
-    """Each part costs ``email`` about 1 ms: 10,000 of them took 10 s to open. The parts past
-    MAX_MIME_PARTS are now one attachment with their raw text (nothing hidden: it saves)."""
-    parts = "".join(
-        f'--q\r\nContent-Type: application/octet-stream; name="f{i}.bin"\r\n\r\nx{i}\r\n'
-        for i in range(10_000)
-    )
-    raw = f'Content-Type: multipart/mixed; boundary="q"\r\n\r\n{parts}--q--\r\n'.encode()
-    started = time.perf_counter()
-    parsed = parse_message(raw)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 3.0, f"{elapsed:.1f} s"  # ~0.2 s now; 10 s before
-    assert len(parsed.attachments) == MAX_MIME_PARTS - 1
-    *named, rest = parsed.attachments
-    assert [a.filename for a in named[:2]] == ["f0.bin", "f1.bin"]
-    assert rest.filename == f"parts-{MAX_MIME_PARTS - 1}-10000.mime"
-    assert rest.payload().endswith(b'name="f9999.bin"\r\n\r\nx9999')
