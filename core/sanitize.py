@@ -2,7 +2,8 @@
 
 Removes whole escape sequences (CSI, OSC, DCS and friends, 7- and 8-bit forms) so no payload
 survives as visible junk, and replaces the remaining C0/C1 controls and the bidi overrides
-that can disguise text (Trojan Source) with visible stand-ins.
+that can disguise text (Trojan Source: U+061C and U+200E/F included) and the Unicode line and
+paragraph separators (a terminal may break the line there) with visible stand-ins.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ _ESCAPES = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f]")
+_CONTROLS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\u2028\u2029]"
+)
 
 
 def _visible(match: re.Match[str]) -> str:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.headerregistry import BaseHeader
 from email.message import Message
 
 from kittiwake.core.message.charset import decode_bytes
@@ -31,11 +33,18 @@ _PATHLIKE = re.compile(r"[/\\]|\.\.?[/\\]|[A-Za-z]:[/\\]")
 # Controls, separators, characters Windows refuses, and the bidi controls that disguise a
 # name on screen ("invoice\u202efdp.exe" shows as "invoiceexe.pdf").
 _UNSAFE_FILENAME = re.compile(
-    '[\x00-\x1f\x7f-\x9f/\\\\:*?"<>|\u202a-\u202e\u2066-\u2069\u200e\u200f]+'
+    '[\x00-\x1f\x7f-\x9f/\\\\:*?"<>|\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\u2028\u2029]+'
 )
 MAX_FILENAME = 120
 #: MIME levels parsed; anything nested deeper is one raw part (saved as it is).
 MAX_MIME_DEPTH = 32
+#: Longest Content-Type / Content-Disposition value read whole. Reading a part fetches these
+#: headers a dozen times, ``email`` parses each fetch afresh at some 3 µs a byte, and its
+#: parameter splitter is quadratic: a hostile 1 MiB Content-Type held the reader for minutes.
+#: A longer value is cut at its last ";" before the bound (a 255-character RFC 2231 name
+#: fits twice over); the parameters beyond it are dropped.
+MAX_PARAM_HEADER = 4096
+_PARAM_HEADERS = frozenset({"content-type", "content-disposition"})
 #: Between inline text parts of one message (a thin rule on a line of its own).
 PART_SEPARATOR = "\n\n" + "\u2500" * 24 + "\n\n"
 
@@ -150,10 +159,35 @@ def _split_multipart(body: str, boundary: str) -> tuple[str, list[str], str] | N
     return preamble, parts, ""
 
 
+@functools.lru_cache(maxsize=32)
+def _fetched(name: str, value: str) -> BaseHeader:
+    return email.policy.default.header_fetch_parse(name, value)  # type: ignore[no-any-return]
+
+
+class _ReadPolicy(email.policy.EmailPolicy):
+    """``policy.default`` that cuts an overlong Content-Type or Content-Disposition as it is
+    read (see ``MAX_PARAM_HEADER``) and parses a header value once, not on every fetch (the
+    header objects are immutable strings, so sharing them is safe)."""
+
+    def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
+        name, value = super().header_source_parse(sourcelines)
+        if len(value) > MAX_PARAM_HEADER and name.lower() in _PARAM_HEADERS:
+            cut = value.rfind(";", 0, MAX_PARAM_HEADER)
+            log.info("a %s header of %d characters was cut to %d", name, len(value), cut)
+            value = value[: cut if cut > 0 else MAX_PARAM_HEADER]
+        return name, value
+
+    def header_fetch_parse(self, name: str, value: str) -> BaseHeader:
+        return _fetched(name, value)
+
+
+_READ_POLICY = _ReadPolicy()
+
+
 def parse_tree(raw: bytes) -> Message:
     """The MIME tree of ``raw``, parsed level by level without recursion (``email`` itself
     recurses per level); parts nested deeper than ``MAX_MIME_DEPTH`` keep their raw body."""
-    parser = email.parser.BytesParser(policy=email.policy.default)
+    parser = email.parser.BytesParser(policy=_READ_POLICY)
 
     def headed(data: str) -> Message:
         return parser.parsebytes(data.encode("ascii", "surrogateescape"), headersonly=True)

@@ -9,7 +9,10 @@ that reaches them: reset after N bytes (``reset_after``), stall one connection a
 until released (``stall_after``: the middle of an APPEND literal or of SMTP DATA), rewrite, drop
 or inject one line (``rewrite_line``: a 421 or a 5xx the server never said); and link
 properties: a blackhole (half-open: one direction delivers nothing), slicing into chunks of
-seeded random sizes down to 1 byte (``chop``), and a slow link (``slow``).
+seeded random sizes down to 1 byte (``chop``), and a slow link (``slow``). As a man in the
+middle it can also inject bytes right after a pattern (``inject_after``: STARTTLS response
+injection) or rewrite a pattern in passing (``rewrite``: a greeting made PREAUTH, STARTTLS
+stripped from the capabilities).
 
 It runs its own event loop in a daemon thread, so it works the same from synchronous tests and from
 async tests (whose loop is busy running the client under test).
@@ -23,7 +26,7 @@ import random
 import socket
 import struct
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -87,6 +90,16 @@ class _Rewrite:
     fired: threading.Event = field(default_factory=threading.Event)
 
 
+@dataclass
+class _Tamper:
+    """One-shot: after ``pattern`` insert ``insert``, or put ``replace`` in its place."""
+
+    pattern: bytes
+    direction: Direction
+    insert: bytes | Callable[[bytes], bytes] = b""
+    replace: bytes | None = None
+
+
 class TcpProxy:
     """Forwards ``host:port`` to ``upstream_host:upstream_port``, recording every byte."""
 
@@ -99,6 +112,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._cut: _Cut | None = None
         self._rewrites: list[_Rewrite] = []
+        self._tampers: list[_Tamper] = []
         self._blackhole: set[Direction] = set()
         self._chop: tuple[int, random.Random] | None = None
         self._rate: float | None = None
@@ -247,6 +261,36 @@ class TcpProxy:
             self._rate = None
             self._cut = None
             self._rewrites.clear()
+
+    def inject_after(
+        self,
+        pattern: bytes,
+        data: bytes | Callable[[bytes], bytes],
+        direction: Direction = "server",
+    ) -> None:
+        """Arm a one-shot injection: the next time ``pattern`` passes in ``direction``, ``data``
+        is forwarded right after it, in the same write (so the client reads both together, as a
+        man in the middle appending to the server's STARTTLS reply would arrange). The recording
+        keeps what the real peer sent, not what was added. ``data`` may be a function of what
+        the client sent so far on that connection (to forge a reply with the next IMAP tag).
+        """
+        if not pattern:
+            raise ValueError("pattern must not be empty")
+        with self._lock:
+            self._tampers.append(_Tamper(pattern, direction, insert=data))
+
+    def rewrite(self, pattern: bytes, replacement: bytes, direction: Direction = "server") -> None:
+        """Arm a one-shot rewrite: the next ``pattern`` seen within one read in ``direction`` is
+        forwarded as ``replacement`` (e.g. ``b"* OK"`` -> ``b"* PREAUTH"``)."""
+        if not pattern:
+            raise ValueError("pattern must not be empty")
+        with self._lock:
+            self._tampers.append(_Tamper(pattern, direction, replace=replacement))
+
+    def armed(self) -> int:
+        """Injections and rewrites not yet triggered (a test asserts they all fired)."""
+        with self._lock:
+            return len(self._tampers)
 
     def pause(self) -> None:
         """Stop forwarding on all connections (they stay open: a hung network). Data is kept."""
@@ -424,7 +468,9 @@ class TcpProxy:
         fault that fires at its end (a stall keeps the rest in ``conn.held``)."""
         with self._lock:
             buffer = conn.sent if direction == "client" else conn.received
+            before = len(buffer)
             buffer += data
+            data = self._tamper(conn, buffer, before, direction, data)
             return self._cut_point(conn, direction, self._rewrite(conn, direction, data))
 
     def _cut_point(
@@ -482,3 +528,29 @@ class TcpProxy:
             out += pending
             pending.clear()
         return bytes(out)
+
+    def _tamper(
+        self, conn: _Conn, buffer: bytearray, before: int, direction: Direction, data: bytes
+    ) -> bytes:
+        """Apply armed injections and rewrites to ``data`` (the bytes of ``buffer`` from
+        ``before`` on). Called with the lock held. A cut's offsets are the recording's, so a test
+        arms a cut or a tamper in one direction, not both at once."""
+        for tamper in list(self._tampers):
+            if tamper.direction != direction:
+                continue
+            if tamper.replace is not None:
+                at = data.find(tamper.pattern)
+                if at < 0:
+                    continue
+                data = data[:at] + tamper.replace + data[at + len(tamper.pattern) :]
+            else:
+                found = buffer.find(tamper.pattern, max(0, before - len(tamper.pattern) + 1))
+                if found < 0:
+                    continue
+                end = found + len(tamper.pattern) - before
+                insert = tamper.insert
+                if callable(insert):
+                    insert = insert(bytes(conn.sent))
+                data = data[:end] + insert + data[end:]
+            self._tampers.remove(tamper)
+        return data

@@ -35,6 +35,11 @@ if TYPE_CHECKING:
 #: Above the headers when the message shown left its folder elsewhere (one line at 80 columns).
 GONE = "This message was moved or deleted on another device; keys change nothing."
 RECREATED = "Its folder was recreated on the server; this message is no longer there."
+#: Bytes of a message's source the source view (V) shows: laying out 1 MiB of text in one
+#: Static took 7 s with the app frozen; a longer source ends with a note of what is left.
+MAX_SOURCE_SHOWN = 64 * 1024
+#: Characters of one header value the header pane shows (a 1 MiB Subject froze it for 1 s).
+MAX_HEADER_SHOWN = 2000
 
 
 def _addresses(addrs: tuple[Address, ...]) -> str:
@@ -322,6 +327,8 @@ class ReaderScreen(TriageCommands):
     def _header_line(self, text: Text, name: str, value: str) -> None:
         if not value:
             return
+        if len(value) > MAX_HEADER_SHOWN:
+            value = value[:MAX_HEADER_SHOWN] + f" … ({len(value) - MAX_HEADER_SHOWN:,} more)"
         text.append(f"{name}: ", style=self._style("header-name"))
         text.append(value + "\n")
 
@@ -344,8 +351,11 @@ class ReaderScreen(TriageCommands):
         headers.rstrip()
         self.query_one("#headers", Static).update(headers)
         if self.source:
-            raw = parsed.raw.decode("utf-8", "replace")
-            self.query_one("#body", Static).update(Text(clean_text(raw)))
+            source = Text(clean_text(parsed.raw[:MAX_SOURCE_SHOWN].decode("utf-8", "replace")))
+            if len(parsed.raw) > MAX_SOURCE_SHOWN:
+                left = len(parsed.raw) - MAX_SOURCE_SHOWN
+                source.append(f"\n… and {left:,} more bytes, not shown.", style="dim")
+            self.query_one("#body", Static).update(source)
         else:
             self.query_one("#body", Static).update(self._body(body, links))
         self._show_attachments(attachment_list(parsed))
