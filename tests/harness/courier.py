@@ -44,7 +44,7 @@ from .common import (
 )
 from .dovecot import MAIL_DOMAIN, User
 
-FOLDERS = ("Drafts", "Sent", "Trash")
+FOLDERS = ("Drafts", "Sent", "Trash", "Junk")
 """Made for every user, as ``INBOX.<name>`` (Maildir ``.<name>``)."""
 _user_numbers = itertools.count(1)
 _START_ATTEMPTS = 5
@@ -80,6 +80,7 @@ class Courier:
         self._lock = threading.Lock()
         self._users: dict[User, Path] = {}
         self._mail = pwd.getpwnam("mail")
+        self.mail_uid, self.mail_gid = self._mail.pw_uid, self._mail.pw_gid
         for path in (self.etc, self.log_dir, workdir / "run"):
             path.mkdir(mode=0o755, exist_ok=True)
         self.mail_dir.mkdir(mode=0o711, exist_ok=True)

@@ -82,14 +82,17 @@ class Cyrus:
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         mail = pwd.getpwnam("mail")
-        for name in ("conf", "spool", "sieve", "socket", "run", "log"):
+        # conf/socket: each imapd binds its own idle.<pid> socket there, for idled to wake it
+        for name in ("conf", "conf/socket", "spool", "sieve", "socket", "run", "log"):
             path = workdir / name
             path.mkdir(mode=0o750, exist_ok=True)
             os.chown(path, mail.pw_uid, mail.pw_gid)
-        key = self.conf_dir / "server.key"  # imapd reads it after dropping root
-        key.write_bytes(ca.key_file.read_bytes())
-        key.chmod(0o600)
-        os.chown(key, mail.pw_uid, mail.pw_gid)
+        # imapd reads them after dropping root (pytest's temp dirs are 0700)
+        for name, source in (("server.key", ca.key_file), ("server.pem", ca.cert_file)):
+            copy = self.conf_dir / name
+            copy.write_bytes(source.read_bytes())
+            copy.chmod(0o600)
+            os.chown(copy, mail.pw_uid, mail.pw_gid)
         self._mail = mail
 
     @property
@@ -258,10 +261,10 @@ sasl_auxprop_plugin: sasldb
 sasl_sasldb_path: {self._sasldb}
 sasl_mech_list: PLAIN LOGIN
 allowplaintext: no
-tls_server_cert: {self.ca.cert_file}
+tls_server_cert: {self.conf_dir / "server.pem"}
 tls_server_key: {self.conf_dir / "server.key"}
 lmtpsocket: {self.lmtp_socket}
-idlesocket: {w}/socket/idle
+idlesocket: {w}/conf/socket/idle
 notifysocket: {w}/socket/notify
 proc_path: {w}/run/proc
 mboxname_lockpath: {w}/run/lock
@@ -286,6 +289,7 @@ SERVICES {{
 EVENTS {{
 }}
 DAEMON {{
+  idled cmd="{self._bin("idled")} -C {conf}"
 }}
 """
         )
