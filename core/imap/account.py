@@ -661,10 +661,15 @@ class ImapAccount:
                     fetched += len(batch)
                     self.bus.publish(SyncProgress(self.name, folder, fetched, sel.exists))
         else:
-            server = await client.uid_search_all()
+            # The flags of what is cached may have changed since (another device, or a
+            # cache from before this server's UIDNEXT was known): one FETCH says both.
+            flags, _ = await client.uid_fetch_flags("1:*")
+            server = UidSet.from_iterable(flags)
             missing = server.difference(UidSet.from_iterable(cached))
             gone = UidSet.from_iterable(cached).difference(server)
             self._expunge(folder, list(gone))
+            known = set(cached)
+            self._apply_flags(folder, {u: f for u, f in flags.items() if u in known})
             for chunk in _descending_chunks(missing, self.tuning.batch):
                 batch = await client.uid_fetch_summaries(chunk)
                 self._store_new(folder, batch)
@@ -810,7 +815,8 @@ class ImapAccount:
         """The folder the user looks at: watched live even without NOTIFY."""
         if folder != self.open_folder:
             self.open_folder = folder
-            self._idling.pop(folder or "", None)
+            if folder != "INBOX":  # INBOX's watcher stays: its readiness still holds
+                self._idling.pop(folder or "", None)
             if self._open_changed is not None:
                 self._open_changed.set()
 

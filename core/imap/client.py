@@ -352,6 +352,12 @@ class ImapClient:
         if tagged.code_name == "READ-ONLY":
             info.readonly = True
         self.selected_uidvalidity = info.uidvalidity
+        if info.uidnext is None:
+            # Courier's SELECT has no [UIDNEXT] (RFC 3501 requires it). Without it the cache
+            # never learns where new mail starts, so every sync would be taken for a first one
+            # and never fetch flags again. STATUS says it; a message arriving in between
+            # comes with an EXISTS (the folder is resynced) and is found by its count.
+            info.uidnext = (await self.status(folder)).uidnext
         return info
 
     # -- fetching -----------------------------------------------------------------------
