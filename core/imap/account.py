@@ -953,6 +953,18 @@ class ImapAccount:
     async def refresh_folders(self) -> None:
         await self.sync_folder_list()
 
+    def new_folder_name(self, name: str) -> str:
+        """Where a folder Kittiwake makes on its own (Archive, Sent) goes: under the personal
+        namespace (Courier, and Cyrus with its Debian defaults, refuse ``CREATE "Archive"``
+        and take ``INBOX.Archive``). Before this run has listed the folders, the cached list
+        tells: every folder but INBOX under ``INBOX`` and its delimiter."""
+        prefix: str | None = None
+        if self._client is not None and self._client.personal_namespace is not None:
+            prefix = self._client.personal_namespace[0]
+        if prefix is None:
+            prefix = _cached_prefix(self.cache.folders())
+        return name if name.startswith(prefix) else prefix + name
+
     async def create_folder(self, name: str) -> None:
         await self.run_locked(lambda client: client.create(name))
         await self.sync_folder_list()
@@ -985,6 +997,15 @@ def _recreated(state: FolderState, status: Status | None, client: ImapClient, fo
     if client.selected == folder and client.selected_uidvalidity is not None:
         return client.selected_uidvalidity != state.uidvalidity
     return False
+
+
+def _cached_prefix(folders: Sequence[FolderInfo]) -> str:
+    inbox = next((f for f in folders if f.name == "INBOX"), None)
+    if inbox is None or not inbox.delimiter:
+        return ""
+    prefix = "INBOX" + inbox.delimiter
+    others = [f.name for f in folders if f.name != "INBOX"]
+    return prefix if others and all(n.startswith(prefix) for n in others) else ""
 
 
 def _descending_chunks(uids: UidSet, size: int) -> list[UidSet]:

@@ -200,6 +200,9 @@ class LocalAccount:
         async with self._lock:
             await self._sync_folders()
 
+    def new_folder_name(self, name: str) -> str:
+        return name  # a Maildir has no namespace: folders sit beside INBOX
+
     async def create_folder(self, name: str) -> None:
         async with self._lock:
             try:
