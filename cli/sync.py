@@ -140,16 +140,25 @@ async def _once(engine: Engine, account: str | None, out: TextIO, err: TextIO) -
 
 def held_messages(engine: Engine, account: str | None) -> list[str]:
     """One line per outbox message that needs the user: refused for good, or may have been
-    delivered (its reply was lost). Neither is sent again by itself."""
+    delivered (its reply was lost), neither sent again by itself; or sent, with its copy in
+    Sent refused so far."""
     lines = []
     for acct in engine.select(account):
         runner = engine.outboxes.get(acct.key)
         if runner is None:
             continue
         for item in runner.outbox.items():
+            subject = clean_line(item_subject(runner.outbox, item.id)) or "(no subject)"
+            if item.state is ItemState.DELIVERED and item.copy_error:
+                # Sent, but the copy in Sent was refused (Courier's CREATE "Sent" was): said
+                # at every run until it is saved, never retried in silence.
+                lines.append(
+                    f"{acct.key}: sent, but not saved in Sent: “{subject}”:"
+                    f" {clean_line(item.copy_error)} (tried again at each sync)"
+                )
+                continue
             if item.state not in (ItemState.FAILED, ItemState.UNCERTAIN):
                 continue
-            subject = clean_line(item_subject(runner.outbox, item.id)) or "(no subject)"
             to = ", ".join(clean_line(r) for r in item.recipients) or "nobody"
             why = clean_line(item.error or "")
             if item.state is ItemState.FAILED:

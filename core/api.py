@@ -419,6 +419,11 @@ class MailApi:
             return configured
         return None
 
+    def new_folder_name(self, account: str, name: str) -> str:
+        """What to call a folder Kittiwake offers to make ("Archive"): under the account's
+        personal namespace (Courier takes ``INBOX.Archive``, never ``Archive``)."""
+        return self._store(account).new_folder_name(name)
+
     async def create_folder(self, account: str, name: str) -> None:
         _check_folder_name(account, name)
         await self._store(account).create_folder(name)

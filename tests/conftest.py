@@ -12,9 +12,20 @@ from pathlib import Path
 
 import pytest
 from harness import Dovecot, Postfix, ServerRoot, TcpProxy, TestCA, User, make_test_ca
+from harness.courier import Courier
+from harness.cyrus import Cyrus
 
 _SERVER_FIXTURES = frozenset(
-    {"dovecot", "postfix", "user", "user2", "dovecot_factory", "postfix_factory"}
+    {
+        "dovecot",
+        "postfix",
+        "user",
+        "user2",
+        "dovecot_factory",
+        "postfix_factory",
+        "cyrus",
+        "courier",
+    }
 )
 
 
@@ -44,6 +55,24 @@ def dovecot(server_root: ServerRoot, tls_ca: TestCA) -> Iterator[Dovecot]:
     """The shared Dovecot. Use fresh users (``user``/``user2``/``dovecot.add_user``), and never
     stop it: fault tests get their own instance from ``dovecot_factory``."""
     server = Dovecot(server_root.instance_dir("dovecot"), tls_ca)
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def cyrus(server_root: ServerRoot, tls_ca: TestCA) -> Iterator[Cyrus]:
+    """A shared Cyrus IMAP (harness.cyrus), started on first use; use fresh users."""
+    server = Cyrus(server_root.instance_dir("cyrus"), tls_ca)
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def courier(server_root: ServerRoot, tls_ca: TestCA) -> Iterator[Courier]:
+    """A shared Courier-IMAP (harness.courier), started on first use; use fresh users."""
+    server = Courier(server_root.instance_dir("courier"), tls_ca)
     server.start()
     yield server
     server.close()

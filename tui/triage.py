@@ -130,16 +130,22 @@ class TriageCommands(Screen[None]):
     def _no_archive(self, account: str, aim: list[Targets]) -> bool | None:
         """The account has no Archive folder: offer to create one (answered later: None)."""
 
+        api = app_context(self).api
+        # The configured name if it does not exist yet, else "Archive" where the server
+        # allows new folders (under INBOX. on Courier and Cyrus).
+        name = api.config.accounts[account].archive_folder or api.new_folder_name(
+            account, "Archive"
+        )
+
         def answer(yes: bool | None) -> None:
             if yes:
-                self._create_then(
-                    account, "Archive", lambda: self._move_to("Archive", aim, "Archived")
-                )
+                self._create_then(account, name, lambda: self._move_to(name, aim, "Archived"))
 
         from kittiwake.tui.screens.confirm import Confirm
 
         self.app.push_screen(
-            Confirm("This account has no Archive folder. Create one called “Archive”?"), answer
+            Confirm(f"This account has no Archive folder. Create one called “{clean_line(name)}”?"),
+            answer,
         )
         return None
 

@@ -612,10 +612,15 @@ class ImapAccount:
                     fetched += len(batch)
                     self.bus.publish(SyncProgress(self.name, folder, fetched, sel.exists))
         else:
-            server = await client.uid_search_all()
+            # The flags of what is cached may have changed since (another device, or a
+            # cache from before this server's UIDNEXT was known): one FETCH says both.
+            flags, _ = await client.uid_fetch_flags("1:*")
+            server = UidSet.from_iterable(flags)
             missing = server.difference(UidSet.from_iterable(cached))
             gone = UidSet.from_iterable(cached).difference(server)
             self._expunge(folder, list(gone))
+            known = set(cached)
+            self._apply_flags(folder, {u: f for u, f in flags.items() if u in known})
             for chunk in _descending_chunks(missing, self.tuning.batch):
                 batch = await client.uid_fetch_summaries(chunk)
                 self._store_new(folder, batch)
@@ -761,7 +766,8 @@ class ImapAccount:
         """The folder the user looks at: watched live even without NOTIFY."""
         if folder != self.open_folder:
             self.open_folder = folder
-            self._idling.pop(folder or "", None)
+            if folder != "INBOX":  # INBOX's watcher stays: its readiness still holds
+                self._idling.pop(folder or "", None)
             if self._open_changed is not None:
                 self._open_changed.set()
 
@@ -945,6 +951,18 @@ class ImapAccount:
         assert isinstance(uids, UidSet)
         return uids
 
+    def new_folder_name(self, name: str) -> str:
+        """Where a folder Kittiwake makes on its own (Archive, Sent) goes: under the personal
+        namespace (Courier, and Cyrus with its Debian defaults, refuse ``CREATE "Archive"``
+        and take ``INBOX.Archive``). Before this run has listed the folders, the cached list
+        tells: every folder but INBOX under ``INBOX`` and its delimiter."""
+        prefix: str | None = None
+        if self._client is not None and self._client.personal_namespace is not None:
+            prefix = self._client.personal_namespace[0]
+        if prefix is None:
+            prefix = _cached_prefix(self.cache.folders())
+        return name if name.startswith(prefix) else prefix + name
+
     async def create_folder(self, name: str) -> None:
         await self.run_locked(lambda client: client.create(name))
         await self.sync_folder_list()
@@ -991,6 +1009,15 @@ def _recreated(state: FolderState, status: Status | None, client: ImapClient, fo
     if client.selected == folder and client.selected_uidvalidity is not None:
         return client.selected_uidvalidity != state.uidvalidity
     return False
+
+
+def _cached_prefix(folders: Sequence[FolderInfo]) -> str:
+    inbox = next((f for f in folders if f.name == "INBOX"), None)
+    if inbox is None or not inbox.delimiter:
+        return ""
+    prefix = "INBOX" + inbox.delimiter
+    others = [f.name for f in folders if f.name != "INBOX"]
+    return prefix if others and all(n.startswith(prefix) for n in others) else ""
 
 
 def _descending_chunks(uids: UidSet, size: int) -> list[UidSet]:

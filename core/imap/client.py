@@ -33,6 +33,7 @@ from kittiwake.core.imap.parser import (
     Fetch,
     Flags,
     ListItem,
+    Namespace,
     Ok,
     Search,
     Status,
@@ -123,6 +124,9 @@ class ImapClient:
         self.selected_uidvalidity: int | None = None
         self.enabled: frozenset[str] = frozenset()
         self._raw_names: dict[str, str] = {"INBOX": "INBOX"}
+        #: The personal namespace's prefix and delimiter (``INBOX.`` on Courier and Cyrus),
+        #: read once with the first LIST; ``("", None)`` without NAMESPACE.
+        self.personal_namespace: tuple[str, str | None] | None = None
         self._utf8 = False
         self._busy = False
         conn.on_untagged = self._on_raw
@@ -231,8 +235,23 @@ class ImapClient:
 
     # -- folders ------------------------------------------------------------------------
 
+    async def namespace(self) -> tuple[str, str | None]:
+        """The personal namespace (RFC 2342): where the user's own folders live, and so where
+        roles are guessed and new folders made (Courier refuses any name outside ``INBOX.``)."""
+        if self.personal_namespace is None:
+            found: tuple[str, str | None] = ("", None)
+            if self.has("NAMESPACE"):
+                responses, _ = await self.run("NAMESPACE", claim=lambda r: isinstance(r, Namespace))
+                for r in responses:
+                    if isinstance(r, Namespace) and r.personal:
+                        prefix, delimiter = r.personal[0]
+                        found = (utf7.decode(prefix), delimiter)
+            self.personal_namespace = found
+        return self.personal_namespace
+
     async def list_folders(self) -> tuple[list[FolderInfo], dict[str, Status]]:
         """All folders with roles and subscription; STATUS too when LIST-STATUS is offered."""
+        prefix, _ = await self.namespace()
         items: list[ListItem] = []
         statuses: dict[str, Status] = {}
         subscribed: set[str] | None = None
@@ -264,7 +283,7 @@ class ImapClient:
                     info.name, info.delimiter, FolderRole.INBOX, info.attributes, True
                 )
             folders.append(info)
-        return _fill_fallback_roles(folders), statuses
+        return _fill_fallback_roles(folders, prefix), statuses
 
     def _status_items(self) -> str:
         items = "MESSAGES UNSEEN UIDNEXT UIDVALIDITY"
@@ -352,6 +371,12 @@ class ImapClient:
         if tagged.code_name == "READ-ONLY":
             info.readonly = True
         self.selected_uidvalidity = info.uidvalidity
+        if info.uidnext is None:
+            # Courier's SELECT has no [UIDNEXT] (RFC 3501 requires it). Without it the cache
+            # never learns where new mail starts, so every sync would be taken for a first one
+            # and never fetch flags again. STATUS says it; a message arriving in between
+            # comes with an EXISTS (the folder is resynced) and is found by its count.
+            info.uidnext = (await self.status(folder)).uidnext
         return info
 
     # -- fetching -----------------------------------------------------------------------
@@ -658,12 +683,14 @@ def _flag_fetch(uid: int, flags: frozenset[str]) -> Fetch:
     return Fetch(0, {"UID": uid, "FLAGS": [f for f in sorted(flags)]})
 
 
-def _fill_fallback_roles(folders: list[FolderInfo]) -> list[FolderInfo]:
-    """Where the server marks no SPECIAL-USE folder for a role, guess by common names."""
+def _fill_fallback_roles(folders: list[FolderInfo], prefix: str = "") -> list[FolderInfo]:
+    """Where the server marks no SPECIAL-USE folder for a role, guess by common names, as
+    they stand under the personal namespace ``prefix`` (Courier's ``INBOX.Trash``)."""
     taken = {f.role for f in folders if f.role is not None}
     out = []
     for f in folders:
-        guess = _FALLBACK_ROLES.get(f.name.lower())
+        name = f.name[len(prefix) :] if prefix and f.name.startswith(prefix) else f.name
+        guess = _FALLBACK_ROLES.get(name.lower())
         if f.role is None and guess is not None and guess not in taken and f.selectable:
             f = FolderInfo(f.name, f.delimiter, guess, f.attributes, f.subscribed)
             taken.add(guess)

@@ -217,6 +217,9 @@ class LocalAccount:
         """No server to ask: the cache holds every message, and its answer is complete."""
         return ()
 
+    def new_folder_name(self, name: str) -> str:
+        return name  # a Maildir has no namespace: folders sit beside INBOX
+
     async def create_folder(self, name: str) -> None:
         async with self._lock:
             try:

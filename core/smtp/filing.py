@@ -39,9 +39,12 @@ def find_folder(store: MailStore, role: FolderRole) -> str | None:
     for info in folders:
         if info.role is role:
             return info.name
-    wanted = DEFAULT_NAMES.get(role, "").lower()
+    wanted = DEFAULT_NAMES.get(role, "")
+    if not wanted:
+        return None
+    usual = {wanted.lower(), store.new_folder_name(wanted).lower()}
     for info in folders:
-        if info.name.lower() == wanted or info.name.lower().endswith("/" + wanted):
+        if info.name.lower() in usual or info.name.lower().endswith("/" + wanted.lower()):
             return info.name
     return None
 
@@ -57,7 +60,7 @@ async def role_folder(store: MailStore, role: FolderRole) -> str:
         found = find_folder(store, role)
     if found is not None:
         return found
-    name = DEFAULT_NAMES[role]
+    name = store.new_folder_name(DEFAULT_NAMES[role])
     log.info("%s: no %s folder; creating %s", store.name, role.value, name)
     await store.create_folder(name)
     return name

@@ -83,7 +83,13 @@ async def run_send(
         if refused:
             text += "; refused: " + "; ".join(f"{r}: {w}" for r, w in refused)
         if outcome.copy_pending and account.smtp.save_sent:
-            text += "; the copy in Sent will be saved later"
+            left = runner.outbox.get(item.id)
+            why = left.copy_error if left is not None else None
+            text += (
+                f"; {why} (tried again at each sync)"
+                if why
+                else ("; the copy in Sent will be saved later")
+            )
         return SendResult("accepted", account.key, built.message_id, text, refused, item.id)
     if outcome.status == "failed":
         text = f"not sent: {outcome.message} (kept in the outbox)"
