@@ -172,7 +172,10 @@ def aerc_client(top: Path, dovecot: Any, user: Any) -> Client:
 
 
 def tmux(*args: str, check: bool = True) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=check).stdout
+    # A server of our own (-L): other tmux users on the machine neither see nor disturb it.
+    return subprocess.run(
+        ["tmux", "-L", SESSION, *args], capture_output=True, text=True, check=check
+    ).stdout
 
 
 def capture(escapes: bool = False) -> str:
