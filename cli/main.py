@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kittiwake.core import __version__, paths
+from kittiwake import core
+from kittiwake.core import paths
 from kittiwake.core.config import Config, load_config
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.logsetup import setup_logging
@@ -40,6 +41,29 @@ password_command = "pass show mail/work"
 """
 
 
+class VersionAction(argparse.Action):
+    """``--version``: the version is looked up only when asked for (``core.__version__``)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help="show the version and exit",
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        sys.stdout.write(f"kittiwake {core.__version__}\n")  # as argparse's "version" does
+        parser.exit()
+
+
 def config_option(command: argparse.ArgumentParser) -> None:
     """``--config`` after the command name too (``kittiwake sync --config PATH``)."""
     command.add_argument(
@@ -53,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A keyboard-driven terminal mail client for IMAP, POP3 and SMTP.",
         epilog=f"Config: {paths.default_config_path()}  Log: {paths.log_path()}",
     )
-    parser.add_argument("--version", action="version", version=f"kittiwake {__version__}")
+    parser.add_argument("--version", action=VersionAction)
     parser.add_argument(
         "--config",
         type=Path,

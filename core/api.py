@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kittiwake.core.compose.draft import Draft
 from kittiwake.core.compose.drafts import LocalDraft
@@ -32,28 +32,18 @@ from kittiwake.core.events import (
     Subscription,
 )
 from kittiwake.core.journal import Action, ActionRefused, as_seen
-from kittiwake.core.message.html import html_to_text
-from kittiwake.core.message.mime import ParsedMessage, parse_message
 from kittiwake.core.models import SEEN, Address, FolderInfo, FolderRole, MessageSummary
-from kittiwake.core.oauth2.endpoint import DeviceStart
-from kittiwake.core.oauth2.flow import (
-    BrowserPrompt,
-    LoopbackReceiver,
-    sign_in_with_browser,
-    sign_in_with_device,
-)
-from kittiwake.core.oauth2.tokens import token_source
-from kittiwake.core.search.query import QueryError, parse_query
-from kittiwake.core.search.service import (
-    Hit,
-    local_hits,
-    local_hits_off_loop,
-    server_hits,
-    thread_folder,
-)
-from kittiwake.core.search.threads import Threading
-from kittiwake.core.setup.doctor import Check, diagnose
 from kittiwake.core.store import MailStore
+
+# Loaded when first used, not at start (the first screen needs none of them): HTML
+# conversion (lxml), MIME parsing, OAuth2, search and threads, the doctor's checks.
+if TYPE_CHECKING:
+    from kittiwake.core.message.mime import ParsedMessage
+    from kittiwake.core.oauth2.endpoint import DeviceStart
+    from kittiwake.core.oauth2.flow import BrowserPrompt, LoopbackReceiver
+    from kittiwake.core.search.service import Hit
+    from kittiwake.core.search.threads import Threading
+    from kittiwake.core.setup.doctor import Check
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +220,8 @@ class MailApi:
         key = hashlib.sha256(parsed.html.encode("utf-8", "surrogatepass")).digest()
         cached = self._html.get(key)
         if cached is None:
+            from kittiwake.core.message.html import html_to_text
+
             cached = await asyncio.to_thread(html_to_text, parsed.html)
             self._html[key] = cached
             while len(self._html) > 32:
@@ -272,6 +264,8 @@ class MailApi:
         return await asyncio.shield(task)
 
     async def _load(self, account: str, folder: str, uid: int) -> ParsedMessage | None:
+        from kittiwake.core.message.mime import parse_message
+
         try:
             raw = await self._store(account).fetch_body(folder, uid)
             if raw is None:
@@ -461,6 +455,8 @@ class MailApi:
         return info is not None and info.oauth2 is not None
 
     def can_sign_in_with_code(self, account: str) -> bool:
+        from kittiwake.core.oauth2.tokens import token_source
+
         info = self.config.accounts[account]
         return token_source(info).endpoints.device_url is not None
 
@@ -472,6 +468,9 @@ class MailApi:
     ) -> str:
         """Sign ``account`` in (by the browser, or by a code on another device when
         ``show_code`` is given); the account reconnects at once. One sentence back."""
+        from kittiwake.core.oauth2.flow import sign_in_with_browser, sign_in_with_device
+        from kittiwake.core.oauth2.tokens import token_source
+
         info = self.config.accounts[account]
         if info.oauth2 is None:
             raise KittiwakeError(f"accounts.{account} signs in with a password, not OAuth2")
@@ -490,6 +489,8 @@ class MailApi:
 
     def diagnose(self, account: str) -> AsyncIterator[Check]:
         """``kittiwake doctor`` for ``account``: its checks, layer by layer, as they run."""
+        from kittiwake.core.setup.doctor import diagnose
+
         return diagnose(self.config.accounts[account])
 
     def pending_actions(self, account: str) -> int:
@@ -522,6 +523,8 @@ class MailApi:
 
     def check_query(self, query: str) -> str | None:
         """None when ``query`` can be understood, else one sentence saying what is wrong."""
+        from kittiwake.core.search.query import QueryError, parse_query
+
         try:
             parse_query(query)
         except QueryError as exc:
@@ -535,11 +538,15 @@ class MailApi:
     def search_cached(self, account: str, folder: str | None, query: str) -> list[Hit]:
         """The cached messages matching ``query`` in ``folder`` (None: every folder), newest
         first, at once. A malformed query raises ``QueryError`` (one sentence)."""
+        from kittiwake.core.search.service import local_hits
+
         return local_hits(self._store(account).cache, None if folder is None else [folder], query)
 
     async def search_local(self, account: str, folder: str | None, query: str) -> list[Hit]:
         """``search_cached`` off the event loop (what the UI uses: rows a first sync left raw
         are decoded to be judged, which takes time on a big folder)."""
+        from kittiwake.core.search.service import local_hits_off_loop
+
         return await local_hits_off_loop(
             self._store(account).cache, None if folder is None else [folder], query
         )
@@ -550,6 +557,9 @@ class MailApi:
         """What the server adds to ``known`` (the cached answer), newest first; messages it
         finds that were not cached are fetched into the cache first. Nothing for accounts
         without a server to ask."""
+        from kittiwake.core.search.query import parse_query
+        from kittiwake.core.search.service import server_hits
+
         return await server_hits(
             self._store(account),
             self.search_folders(account, folder),
@@ -571,6 +581,8 @@ class MailApi:
     ) -> tuple[Threading[tuple[int, int]], dict[int, str]]:
         """The conversations of ``folder`` with the account's Sent folder threaded in, keyed
         by (folder id, uid), and folder names by id; built off the event loop."""
+        from kittiwake.core.search.service import thread_folder
+
         sent = self.role_folder(account, FolderRole.SENT)
         return await thread_folder(self._store(account).cache, folder, sent)
 
@@ -596,6 +608,16 @@ class MailApi:
 
     def complete_addresses(self, prefix: str, exclude: list[str] | None = None) -> list[Address]:
         return self._composer.complete(prefix, exclude or [])
+
+
+def __getattr__(name: str) -> Any:
+    """``Hit`` (a search result) is named here for the UI but lives in the search service,
+    which is loaded when first asked for."""
+    if name == "Hit":
+        from kittiwake.core.search.service import Hit
+
+        return Hit
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["AccountInfo", "Event", "Hit", "MailApi"]

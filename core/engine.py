@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kittiwake.core import cache_repair, paths
 from kittiwake.core.cache import Cache
@@ -14,15 +15,16 @@ from kittiwake.core.errors import ConfigError
 from kittiwake.core.events import EventBus
 from kittiwake.core.imap.account import ImapAccount, Tuning
 from kittiwake.core.imap.lazy import decode_raw
-from kittiwake.core.local.account import LocalAccount
-from kittiwake.core.maildir import INBOX, Maildir
-from kittiwake.core.pop3.feed import Pop3Feed
-from kittiwake.core.pop3.fetch import maildir_path, spool_dir
-from kittiwake.core.pop3.poller import Pop3Poller
-from kittiwake.core.pop3.sinks import MaildirSink, StoreSink
 from kittiwake.core.smtp.filing import SentFiler
-from kittiwake.core.smtp.outbox import Outbox, OutboxRunner
 from kittiwake.core.store import MailStore, SyncStats
+
+# POP3 and local accounts, and the outbox (SMTP), are loaded only when the config has an
+# account that needs them: an IMAP-only start does not pay for their imports.
+if TYPE_CHECKING:
+    from kittiwake.core.local.account import LocalAccount
+    from kittiwake.core.pop3.feed import Pop3Feed
+    from kittiwake.core.pop3.poller import Pop3Poller
+    from kittiwake.core.smtp.outbox import OutboxRunner
 
 
 class Engine:
@@ -47,6 +49,10 @@ class Engine:
         self.feeds: dict[str, Pop3Feed] = {}
         for account in config.accounts.values():
             if account.pop3 is not None and account.imap is None:
+                from kittiwake.core.local.account import LocalAccount
+                from kittiwake.core.pop3.fetch import maildir_path
+                from kittiwake.core.pop3.poller import Pop3Poller
+
                 cache = Cache(self.cache_dir / f"{account.key}.sqlite3")
                 local = LocalAccount(account.key, maildir_path(account), cache, self.bus)
                 self.local[account.key] = self.stores[account.key] = local
@@ -55,13 +61,14 @@ class Engine:
                 self.pop3[account.key] = Pop3Poller(account.key, feed, self.bus, every)
         # -- compose and send: one outbox runner per account with an [smtp] section ---------
         self.filer = SentFiler(lambda: self.stores, self.bus.publish)
-        self.outboxes: dict[str, OutboxRunner] = {
-            a.key: OutboxRunner(
-                a, Outbox(a.key), publish=self.filer.publish, on_sent=self.filer.file_copy
-            )
-            for a in config.accounts.values()
-            if a.smtp is not None
-        }
+        self.outboxes: dict[str, OutboxRunner] = {}
+        for a in config.accounts.values():
+            if a.smtp is not None:
+                from kittiwake.core.smtp.outbox import Outbox, OutboxRunner
+
+                self.outboxes[a.key] = OutboxRunner(
+                    a, Outbox(a.key), publish=self.filer.publish, on_sent=self.filer.file_copy
+                )
         #: Sentences for the user about caches found damaged and rebuilt (``Cache.notice``).
         self.notices = [s.cache.notice for s in self.stores.values() if s.cache.notice]
 
@@ -82,6 +89,11 @@ class Engine:
         """The POP3 feed of ``account``: into its own Maildir (a sink with a Maildir object of
         its own: it delivers from worker threads), or into the folder of the IMAP account
         that ``deliver_to`` names (the config allows only those)."""
+        from kittiwake.core.maildir import INBOX, Maildir
+        from kittiwake.core.pop3.feed import Pop3Feed
+        from kittiwake.core.pop3.fetch import spool_dir
+        from kittiwake.core.pop3.sinks import MaildirSink, StoreSink
+
         assert account.pop3 is not None
         if not account.pop3.deliver_to:
             own = MaildirSink(Maildir(local.maildir.root))

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.app import App, SystemCommand
@@ -19,7 +19,6 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from kittiwake.core.api import MailApi
-from kittiwake.core.compose.draft import Draft
 from kittiwake.core.config import Config
 from kittiwake.core.events import (
     DeliveryUncertain,
@@ -34,35 +33,14 @@ from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.context import AppContext
 from kittiwake.tui.events import EngineEvent, EngineEvents, follow
 from kittiwake.tui.keymap import binding_ids, check_keymap
-from kittiwake.tui.screens.compose import (
-    BuiltinEditor,
-    NewMessagePrompt,
-    PathPrompt,
-    compose_prepared,
-    compose_refused,
-    delete_refused,
-    delete_uncertain,
-    resend_uncertain,
-)
-from kittiwake.tui.screens.confirm import Confirm
-from kittiwake.tui.screens.doctor import DoctorScreen
-from kittiwake.tui.screens.help import HelpScreen, binding_rows
 from kittiwake.tui.screens.mailbox import MailboxScreen
-from kittiwake.tui.screens.pickers import Picker
-from kittiwake.tui.screens.prompt import Prompt
-from kittiwake.tui.screens.reader import ReaderScreen
-from kittiwake.tui.screens.review import ReviewScreen
-from kittiwake.tui.screens.search import QUERY_HELP, SearchPrompt, SearchScreen
-from kittiwake.tui.screens.search_triage import ResultsScreen
-from kittiwake.tui.screens.signin import SignInScreen
-from kittiwake.tui.screens.thread_reader import ResultReaderScreen, ThreadReaderScreen
-from kittiwake.tui.screens.thread_view import ConversationsScreen
 from kittiwake.tui.themes import load_themes, pick_theme, register_themes
-from kittiwake.tui.widgets.address_input import PathInput
-from kittiwake.tui.widgets.folder_tree import FolderTree
-from kittiwake.tui.widgets.message_list import MessageList
 from kittiwake.tui.widgets.plain import highlight
-from kittiwake.tui.widgets.thread_list import ThreadList
+
+if TYPE_CHECKING:
+    from kittiwake.core.compose.draft import Draft
+    from kittiwake.tui.screens.review import ReviewScreen
+
 
 log = logging.getLogger(__name__)
 
@@ -74,31 +52,52 @@ _NO_MARKUP = str.maketrans("[]\\", "()/")
 #: The events the app tells the user about, whatever screen is on top (``on_engine_event``).
 TOLD = (MessagesAdded, SyncError, SendFailed, DeliveryUncertain, DraftsRecovered, MessageSent)
 
-#: Every class whose bindings the user may remap through [keys].
-KEYMAP_CLASSES: list[type[DOMNode]] = [
-    MailboxScreen,
-    ReaderScreen,
-    MessageList,
-    FolderTree,
-    Picker,
-    HelpScreen,
-    DoctorScreen,
-    SignInScreen,
-    ReviewScreen,
-    BuiltinEditor,
-    NewMessagePrompt,
-    PathPrompt,
-    PathInput,
-    Confirm,
-    Prompt,
-    ResultsScreen,
-    SearchScreen,
-    SearchPrompt,
-    ConversationsScreen,
-    ThreadList,
-    ThreadReaderScreen,
-    ResultReaderScreen,
-]
+
+def keymap_classes() -> list[type[DOMNode]]:
+    """Every class whose bindings the user may remap through [keys]. A function, not a
+    constant: it imports every screen, which a start without [keys] does not need."""
+    from kittiwake.tui.screens.compose import BuiltinEditor, NewMessagePrompt, PathPrompt
+    from kittiwake.tui.screens.confirm import Confirm
+    from kittiwake.tui.screens.doctor import DoctorScreen
+    from kittiwake.tui.screens.help import HelpScreen
+    from kittiwake.tui.screens.pickers import Picker
+    from kittiwake.tui.screens.prompt import Prompt
+    from kittiwake.tui.screens.reader import ReaderScreen
+    from kittiwake.tui.screens.review import ReviewScreen
+    from kittiwake.tui.screens.search import SearchPrompt, SearchScreen
+    from kittiwake.tui.screens.search_triage import ResultsScreen
+    from kittiwake.tui.screens.signin import SignInScreen
+    from kittiwake.tui.screens.thread_reader import ResultReaderScreen, ThreadReaderScreen
+    from kittiwake.tui.screens.thread_view import ConversationsScreen
+    from kittiwake.tui.widgets.address_input import PathInput
+    from kittiwake.tui.widgets.folder_tree import FolderTree
+    from kittiwake.tui.widgets.message_list import MessageList
+    from kittiwake.tui.widgets.thread_list import ThreadList
+
+    return [
+        MailboxScreen,
+        ReaderScreen,
+        MessageList,
+        FolderTree,
+        Picker,
+        HelpScreen,
+        DoctorScreen,
+        SignInScreen,
+        ReviewScreen,
+        BuiltinEditor,
+        NewMessagePrompt,
+        PathPrompt,
+        PathInput,
+        Confirm,
+        Prompt,
+        ResultsScreen,
+        SearchScreen,
+        SearchPrompt,
+        ConversationsScreen,
+        ThreadList,
+        ThreadReaderScreen,
+        ResultReaderScreen,
+    ]
 
 
 class FolderCommands(Provider):
@@ -156,9 +155,9 @@ class KittiwakeApp(App[None]):
         self._fresh_mail: list[MessageSummary] = []
         self.engine_events = EngineEvents()
         self._setup_theme()
-        keymap, warnings = check_keymap(
-            config.keys, binding_ids([*KEYMAP_CLASSES, type(self)]), str(config.path or "config")
-        )
+        # Without [keys] nothing is checked, so no screen is imported for it.
+        known = binding_ids([*keymap_classes(), type(self)]) if config.keys else set()
+        keymap, warnings = check_keymap(config.keys, known, str(config.path or "config"))
         self.startup_warnings += warnings
         self.set_keymap(keymap)
 
@@ -176,6 +175,8 @@ class KittiwakeApp(App[None]):
         follow(self, *TOLD)
         self.push_screen(MailboxScreen())
         if self.mailto is not None:
+            from kittiwake.tui.screens.compose import compose_prepared
+
             compose_prepared(self, None, self.mailto)
         for warning in self.startup_warnings:
             self.notify(warning, severity="warning", timeout=10)
@@ -209,6 +210,13 @@ class KittiwakeApp(App[None]):
                             "Type a code on any device (phone, another computer)",
                             partial(screen.action_sign_in, account.key, True),
                         )
+            from kittiwake.tui.screens.compose import (
+                compose_refused,
+                delete_refused,
+                delete_uncertain,
+                resend_uncertain,
+            )
+
             for item in self.api.compose.refused_items():  # compose and send
                 # Titles are markup too, matched as typed: no brackets from the message.
                 label = clean_line(item.describe()).translate(_NO_MARKUP)
@@ -263,6 +271,13 @@ class KittiwakeApp(App[None]):
         super()._handle_exception(error)
 
     def action_help(self) -> None:
+        from kittiwake.tui.screens.help import HelpScreen, binding_rows
+        from kittiwake.tui.screens.reader import ReaderScreen
+        from kittiwake.tui.screens.review import ReviewScreen
+        from kittiwake.tui.screens.search import QUERY_HELP, SearchScreen
+        from kittiwake.tui.screens.thread_reader import ResultReaderScreen, ThreadReaderScreen
+        from kittiwake.tui.screens.thread_view import ConversationsScreen
+
         screen = self.screen
         title = {
             MailboxScreen: "Keys: message list",

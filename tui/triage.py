@@ -15,18 +15,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from kittiwake.core.api import Hit
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.journal import Action, ActionRefused
 from kittiwake.core.models import FLAGGED, JUNK, SEEN, FolderInfo, FolderRole
 from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.context import app_context
 from kittiwake.tui.widgets.folder_tree import FolderRef, folder_order
+
+if TYPE_CHECKING:
+    from kittiwake.core.api import Hit
 
 
 @dataclass(frozen=True)

@@ -12,22 +12,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 from kittiwake.core.cache import Cache
 from kittiwake.core.compose.addressbook import Seen, complete, seen_in_cache
 from kittiwake.core.compose.draft import ComposeError, Draft, parse_addresses
 from kittiwake.core.compose.drafts import LocalDraft, LocalDrafts
-from kittiwake.core.compose.mime import build_mime, draft_bytes
-from kittiwake.core.compose.reply import (
-    account_address,
-    draft_from_message,
-    forward_attached,
-    forward_inline,
-    forwarded_message_id,
-    new_message,
-    own_addresses,
-    reply,
-)
 from kittiwake.core.config import Account
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
@@ -42,16 +32,19 @@ from kittiwake.core.events import (
 )
 from kittiwake.core.journal import Action
 from kittiwake.core.message.ids import make_message_id
-from kittiwake.core.message.mime import ParsedMessage, parse_message
 from kittiwake.core.models import ANSWERED, DRAFT, FORWARDED, SEEN, Address, FolderRole
-from kittiwake.core.smtp.client import SmtpError
 from kittiwake.core.smtp.filing import context_for, find_folder, role_folder
-from kittiwake.core.smtp.outbox import ItemState, item_subject
 from kittiwake.core.store import MailStore
+
+# Building and parsing MIME, replies and the outbox load when a message is first composed or
+# sent, not when the app starts (the Composer itself is made at start: it follows events).
+if TYPE_CHECKING:
+    from kittiwake.core.message.mime import ParsedMessage
+    from kittiwake.core.smtp.outbox import ItemState
 
 log = logging.getLogger(__name__)
 
-LoadMessage = Callable[[str, str, int], Awaitable[ParsedMessage | None]]
+LoadMessage: TypeAlias = "Callable[[str, str, int], Awaitable[ParsedMessage | None]]"
 SEEN_TTL = 300.0
 """Seconds the address list read from the caches is reused for completion."""
 CAPS_TIMEOUT = 10.0
@@ -135,6 +128,8 @@ class Composer:
 
     def change_account(self, local: LocalDraft, account: str) -> LocalDraft:
         """The draft sent from another account (its From follows)."""
+        from kittiwake.core.compose.reply import account_address
+
         acct = self.sender_for(account)
         return replace(
             local, account=acct.key, draft=replace(local.draft, from_=account_address(acct))
@@ -146,17 +141,23 @@ class Composer:
         self, account: str | None, to: str = "", subject: str = "", body: str = ""
     ) -> LocalDraft:
         """A new message; ``to`` as typed (``Name <a@b>, c@d``), checked here."""
+        from kittiwake.core.compose.reply import new_message
+
         acct = self.sender_for(account)
         draft = new_message(acct, to=parse_addresses(to, "To"), subject=subject, body=body)
         return self._start(acct, draft, {}, is_new=True)
 
     def from_draft(self, account: str | None, draft: Draft) -> LocalDraft:
         """A prepared draft (a mailto: URL): From set from the account."""
+        from kittiwake.core.compose.reply import account_address
+
         acct = self.sender_for(account)
         draft = replace(draft, from_=account_address(acct))
         return self._start(acct, draft, {}, is_new=not draft.body.strip())
 
     async def reply(self, account: str, folder: str, uid: int, *, all: bool = False) -> LocalDraft:
+        from kittiwake.core.compose.reply import reply
+
         parsed = await self._message(account, folder, uid)
         acct = self.sender_for(account)
         context = self._context(account, folder, uid, ANSWERED)
@@ -165,6 +166,8 @@ class Composer:
     async def forward(
         self, account: str, folder: str, uid: int, *, attached: bool = False
     ) -> LocalDraft:
+        from kittiwake.core.compose.reply import forward_attached, forward_inline
+
         parsed = await self._message(account, folder, uid)
         acct = self.sender_for(account)
         draft = forward_attached(parsed, acct) if attached else forward_inline(parsed, acct)
@@ -173,6 +176,8 @@ class Composer:
 
     async def reopen(self, account: str, folder: str, uid: int) -> LocalDraft:
         """A draft saved in the Drafts folder, to edit and send; saving replaces it there."""
+        from kittiwake.core.compose.reply import account_address, draft_from_message
+
         parsed = await self._message(account, folder, uid)
         draft = await asyncio.to_thread(draft_from_message, parsed)
         acct = self.sender_for(account)
@@ -188,6 +193,8 @@ class Composer:
         """What a draft from the Drafts folder answers (its In-Reply-To) or forwards (the
         message attached to it), found in the cache by Message-ID: the message to flag
         \\Answered/$Forwarded once it is sent. Nothing of this travels in the draft itself."""
+        from kittiwake.core.compose.reply import forwarded_message_id
+
         store = self.engine.stores.get(account)
         if store is None:
             return {}
@@ -248,6 +255,8 @@ class Composer:
         """Local copy, then APPEND to Drafts (\\Draft), then the previous copy there is
         expunged (a journaled action): replaced, never duplicated. Raises KittiwakeError
         with one sentence when only the local copy could be made."""
+        from kittiwake.core.compose.mime import draft_bytes
+
         local = await self.keep(local)
         store = self.engine.stores.get(local.account)
         if store is None:
@@ -358,6 +367,9 @@ class Composer:
     async def send(self, local: LocalDraft) -> str:
         """Into the outbox (durably) and off; returns one sentence. The outcome arrives as
         MessageSent / SendFailed / OutboxChanged events."""
+        from kittiwake.core.compose.mime import build_mime
+        from kittiwake.core.smtp.client import SmtpError
+
         runner = self.engine.outboxes.get(local.account)
         if runner is None:
             raise ComposeError(f"account {local.account} cannot send: it has no [smtp] section")
@@ -387,6 +399,8 @@ class Composer:
     def refused(self) -> list[tuple[str, str, str]]:
         """Messages the server refused for good, kept in the outbox to edit:
         (account, item id, the server's words)."""
+        from kittiwake.core.smtp.outbox import ItemState
+
         out = []
         for key, runner in self.engine.outboxes.items():
             for item in runner.outbox.items():
@@ -396,14 +410,20 @@ class Composer:
 
     def refused_items(self) -> list[RefusedItem]:
         """``refused`` with what the palette shows of each: subject and recipients."""
+        from kittiwake.core.smtp.outbox import ItemState
+
         return self._held(ItemState.FAILED)
 
     def uncertain_items(self) -> list[RefusedItem]:
         """Messages that may have been delivered (their reply was lost), kept in the outbox
         until the user sends them again (``resend_uncertain``) or deletes them."""
+        from kittiwake.core.smtp.outbox import ItemState
+
         return self._held(ItemState.UNCERTAIN)
 
     def _held(self, state: ItemState) -> list[RefusedItem]:
+        from kittiwake.core.smtp.outbox import item_subject
+
         out = []
         for key, runner in self.engine.outboxes.items():
             for item in runner.outbox.items():
@@ -452,6 +472,9 @@ class Composer:
     async def edit_refused(self, account: str, item_id: str) -> LocalDraft:
         """A refused message back in the composer; it leaves the outbox only once its
         draft is on disk."""
+        from kittiwake.core.compose.reply import draft_from_message
+        from kittiwake.core.message.mime import parse_message
+
         outbox = self.engine.outboxes[account].outbox
         item = outbox.get(item_id)
         if item is None:
@@ -498,6 +521,8 @@ class Composer:
         for key, runner in self.engine.outboxes.items():
             event = self._outbox.get(key)
             if event is None:
+                from kittiwake.core.smtp.outbox import ItemState  # loaded with the runner
+
                 items = runner.outbox.items()
                 waiting = [i for i in items if i.state is ItemState.QUEUED]
                 refused = [i for i in items if i.state is ItemState.FAILED]
@@ -526,6 +551,8 @@ class Composer:
 
     def complete(self, prefix: str, exclude: Iterable[str] = (), limit: int = 8) -> list[Address]:
         """Addresses for To/Cc/Bcc that match ``prefix``, best first (from every cache)."""
+        from kittiwake.core.compose.reply import own_addresses
+
         now = time.monotonic()
         if self._seen is None or now - self._seen[0] > SEEN_TTL:
             seen: list[Seen] = []

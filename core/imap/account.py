@@ -59,13 +59,11 @@ from kittiwake.core.imap.parser import (
     Untagged,
     Vanished,
 )
-from kittiwake.core.imap.search import search_and_fetch, to_imap_search
 from kittiwake.core.imap.session import imap_session
 from kittiwake.core.imap.triage import Triage
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.search.index import body_words
-from kittiwake.core.search.query import parse_query
 from kittiwake.core.secrets import command_key
 from kittiwake.core.store import SyncStats
 from kittiwake.core.transport import Credential, credential
@@ -941,6 +939,9 @@ class ImapAccount:
         of UIDs the cache lacks are stored and published like a sync's, so every hit can be
         shown. Nothing when IMAP SEARCH cannot narrow the query down (``has:attachment``
         alone would return the whole folder)."""
+        from kittiwake.core.imap.search import search_and_fetch, to_imap_search
+        from kittiwake.core.search.query import parse_query
+
         search = to_imap_search(parse_query(query))
         if search.matches_all:
             return ()

@@ -45,7 +45,6 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
-from kittiwake.core.message.mime import parse_message
 from kittiwake.core.models import Address, Envelope, MessageSummary
 
 __all__ = [
@@ -170,6 +169,9 @@ def _strip_html(markup: str) -> str:
 
 def body_text(raw: bytes) -> str:
     """The searchable text of a whole message: its text part, else its HTML part's words."""
+    # MIME parsing (the email package) loads when a first body is indexed, not at start.
+    from kittiwake.core.message.mime import parse_message
+
     try:
         parsed = parse_message(raw)
     except Exception:  # parse_message is not meant to raise; the index must never stop sync

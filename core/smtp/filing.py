@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from kittiwake.core.events import Event, MessageSent
 from kittiwake.core.journal import Action
 from kittiwake.core.models import SEEN, FolderRole
-from kittiwake.core.smtp.outbox import SentInfo
 from kittiwake.core.store import MailStore
+
+if TYPE_CHECKING:  # the outbox (and SMTP) load only for accounts that send
+    from kittiwake.core.smtp.outbox import SentInfo
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Every key binding of the app can be remapped through ``[keys]``: a binding whose class is
-missing from ``KEYMAP_CLASSES`` would be reported as "no such action" instead."""
+missing from ``keymap_classes()`` would be reported as "no such action" instead."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pkgutil
 from textual.dom import DOMNode
 
 import kittiwake.tui
-from kittiwake.tui.app import KEYMAP_CLASSES, KittiwakeApp
+from kittiwake.tui.app import KittiwakeApp, keymap_classes
 from kittiwake.tui.keymap import binding_ids
 
 
@@ -30,5 +30,5 @@ def _every_class() -> set[type[DOMNode]]:
 def test_every_binding_id_is_remappable() -> None:
     ours = binding_ids(sorted(_every_class(), key=lambda c: c.__qualname__))
     assert ours, "no bindings found at all"
-    known = binding_ids([*KEYMAP_CLASSES, KittiwakeApp])  # what the app accepts in [keys]
+    known = binding_ids([*keymap_classes(), KittiwakeApp])  # what the app accepts in [keys]
     assert ours <= known, sorted(ours - known)

@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""Kittiwake against aerc and neomutt, side by side, in one interleaved run (issue 19).
+
+    .venv/bin/python benches/compare_peers.py --messages 10000 --messages 100000
+
+For each folder size: a private Dovecot (the test harness, IMAPS on 127.0.0.2) gets an INBOX
+of generated mail (``bench_imap_sync.fill_maildir``) plus one newest message whose subject is
+the marker. Each client runs in its own tmux pane (100x30); the figures are
+
+- start to list drawn: from spawning the client to the marker on screen (``capture-pane``
+  polled every 5 ms), warm (Kittiwake: a full cache; neomutt: a full header cache) and cold
+  (no cache; aerc 0.14 keeps none, so its two rows are the same measurement kind);
+- key to screen: ``send-keys`` to a changed screen (colours included), polled every 2 ms, for
+  one line down, one page down, and to the last and first message (``G``/``g``; neomutt has
+  them on ``*``/``=``), after a warm start and one quiet second;
+- peak memory: the client's VmHWM (``/proc``) when it is closed, after the keys.
+
+Runs are interleaved client by client (the order rotates each round) so a machine that slows
+down slows all three alike; medians are printed, with ratios Kittiwake/peer (below 1 is
+Kittiwake ahead). Needs root (Dovecot, as for the server tests), tmux, and the Debian packages
+``neomutt`` and ``aerc`` (installed with apt-get when missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benches"))
+
+MARKER = "Kwbench newest marker"
+SESSION = "kwpeers"
+KEYS = ("j", "PageDown", "end", "home")
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def ensure_peers() -> None:
+    missing = [p for p in ("neomutt", "aerc", "tmux") if shutil.which(p) is None]
+    if missing:
+        log(f"installing {', '.join(missing)} (apt-get)")
+        subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True)
+
+
+@dataclass
+class Client:
+    name: str
+    home: Path
+    command: str
+    env: dict[str, str]
+    keys: dict[str, str]
+    clear_cache: Callable[[], None]
+    fill_cache: Callable[[], None]
+    warm: list[float] = field(default_factory=list)
+    cold: list[float] = field(default_factory=list)
+    latency: dict[str, list[float]] = field(default_factory=dict)
+    rss_mb: list[float] = field(default_factory=list)
+
+
+def base_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "KITTIWAKE"))}
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_CACHE_HOME=str(home / "cache"),
+        XDG_STATE_HOME=str(home / "state"),
+        XDG_DATA_HOME=str(home / "data"),
+        TERM="xterm-256color",
+    )
+    return env
+
+
+def kittiwake_client(top: Path, dovecot: Any, user: Any) -> Client:
+    home = top / "kittiwake"
+    home.mkdir()
+    config = home / "config.toml"
+    config.write_text(
+        f'[accounts.bench]\nemail = "{user.email}"\n[accounts.bench.imap]\n'
+        f'host = "{dovecot.host}"\nport = {dovecot.ports.imaps}\nuser = "{user.login}"\n'
+        f'password = "{user.password}"\nca_file = "{dovecot.ca_file}"\n'
+    )
+    config.chmod(0o600)
+    exe = ROOT / ".venv" / "bin" / "kittiwake"
+    env = base_env(home)
+
+    def fill() -> None:
+        subprocess.run(
+            [str(exe), "--config", str(config), "sync"], env=env, check=True, capture_output=True
+        )
+
+    return Client(
+        "Kittiwake",
+        home,
+        f"{exe} --config {config}",
+        env,
+        {"j": "j", "PageDown": "PageDown", "end": "G", "home": "g"},
+        lambda: shutil.rmtree(home / "cache", ignore_errors=True),
+        fill,
+    )
+
+
+def neomutt_client(top: Path, dovecot: Any, user: Any) -> Client:
+    home = top / "neomutt"
+    home.mkdir()
+    rc = home / "muttrc"
+    hcache = home / "hcache"
+    url = f"imaps://{quote(user.login, safe='')}@{dovecot.host}:{dovecot.ports.imaps}/"
+    rc.write_text(
+        f'set folder="{url}"\nset spoolfile="+INBOX"\n'
+        f'set imap_pass="{user.password}"\nset ssl_ca_certificates_file="{dovecot.ca_file}"\n'
+        f'set header_cache="{hcache}"\nset sort=reverse-date\n'
+        "set mail_check_stats=no\nset imap_check_subscribed=no\nset imap_idle=yes\n"
+        "set sidebar_visible=no\nset move=no\nset confirmappend=no\n"
+    )
+    rc.chmod(0o600)
+    env = base_env(home)
+
+    def fill() -> None:  # one start fills the header cache; the caller closes it
+        pass
+
+    return Client(
+        "neomutt",
+        home,
+        f"neomutt -n -F {rc}",
+        env,
+        {"j": "j", "PageDown": "PageDown", "end": "*", "home": "="},
+        lambda: shutil.rmtree(hcache, ignore_errors=True),
+        fill,
+    )
+
+
+def aerc_client(top: Path, dovecot: Any, user: Any) -> Client:
+    home = top / "aerc"
+    conf = home / "config" / "aerc"
+    conf.mkdir(parents=True)
+    login, password = quote(user.login, safe=""), quote(user.password, safe="")
+    (conf / "accounts.conf").write_text(
+        "[bench]\n"
+        f"source = imaps://{login}:{password}@{dovecot.host}:{dovecot.ports.imaps}\n"
+        f"from = Bench <{user.email}>\ndefault = INBOX\n"
+    )
+    (conf / "accounts.conf").chmod(0o600)
+    env = base_env(home)
+    env["SSL_CERT_FILE"] = str(dovecot.ca_file)  # Go's TLS reads its roots from here
+    return Client(
+        "aerc",
+        home,
+        "aerc",
+        env,
+        {"j": "j", "PageDown": "PageDown", "end": "G", "home": "g"},
+        lambda: None,
+        lambda: None,
+    )
+
+
+def tmux(*args: str, check: bool = True) -> str:
+    # A server of our own (-L): other tmux users on the machine neither see nor disturb it.
+    return subprocess.run(
+        ["tmux", "-L", SESSION, *args], capture_output=True, text=True, check=check
+    ).stdout
+
+
+def capture(escapes: bool = False) -> str:
+    return tmux("capture-pane", "-p", "-t", SESSION, *(["-e"] if escapes else []), check=False)
+
+
+def start(client: Client, timeout: float = 60.0) -> tuple[float, int]:
+    """Spawn ``client`` in a fresh tmux session; seconds to the marker on screen, and its pid."""
+    tmux("kill-session", "-t", SESSION, check=False)
+    env = " ".join(
+        f"{k}={quote(v, safe='/:._-,=@')}"
+        for k, v in client.env.items()
+        if k in ("HOME", "TERM", "SSL_CERT_FILE") or k.startswith("XDG_")
+    )
+    began = time.perf_counter()
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        SESSION,
+        "-x",
+        "100",
+        "-y",
+        "30",
+        f"exec env -i PATH={os.environ['PATH']} {env} {client.command}",
+    )
+    while MARKER not in capture():
+        if time.perf_counter() - began > timeout:
+            screen = capture()
+            tmux("kill-session", "-t", SESSION, check=False)
+            raise SystemExit(f"{client.name}: no list within {timeout:.0f} s:\n{screen}")
+        time.sleep(0.005)
+    took = time.perf_counter() - began
+    pid = int(tmux("display-message", "-p", "-t", SESSION, "#{pane_pid}").strip())
+    return took, pid
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM of ``pid`` and its children (the largest), in MB."""
+    best = 0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        try:
+            text = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        found = re.search(r"VmHWM:\s+(\d+) kB", text)
+        if found:
+            best = max(best, int(found.group(1)))
+    return best / 1024
+
+
+def key_latency(key: str) -> float:
+    before = capture(True)
+    began = time.perf_counter()
+    tmux("send-keys", "-t", SESSION, key)
+    while capture(True) == before:
+        if time.perf_counter() - began > 10:
+            raise SystemExit(f"the screen did not change after {key}")
+        time.sleep(0.002)
+    took = time.perf_counter() - began
+    time.sleep(0.1)  # let the client go idle before the next key
+    return took
+
+
+def stop() -> None:
+    tmux("kill-session", "-t", SESSION, check=False)
+    time.sleep(0.2)
+
+
+def run_size(count: int, runs: int, key_reps: int) -> list[Client]:
+    from bench_imap_sync import fill_maildir  # type: ignore[import-not-found]
+    from harness import Dovecot, ServerRoot, make_test_ca
+    from harness.clients import imap_device
+
+    root = ServerRoot()
+    top = Path(tempfile.mkdtemp(prefix="kw-peers-"))
+    try:
+        dovecot = Dovecot(root.instance_dir("dovecot"), make_test_ca(root.instance_dir("ca")))
+        dovecot.start()
+        user = dovecot.add_user("bench", "bench-password")
+        t = time.perf_counter()
+        fill_maildir(dovecot, user, count, 1)
+        device = imap_device(dovecot, user)
+        newest = (
+            f"From: Marker <marker@example.org>\r\nTo: {user.email}\r\n"
+            f"Subject: {MARKER}\r\nDate: {format_datetime(datetime.now().astimezone())}\r\n"
+            "Message-ID: <marker@example.org>\r\n\r\nThe newest message.\r\n"
+        ).encode()
+        device.select("INBOX")  # UIDs for the filled files first: the marker gets the highest
+        device.append("INBOX", "", None, newest)
+        device.select("INBOX")  # Dovecot builds its index and cache before anything is timed
+        device.uid("FETCH", "1:*", "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)")
+        device.logout()
+        log(f"{count:,} messages + marker in {time.perf_counter() - t:.0f} s")
+        clients = [
+            kittiwake_client(top, dovecot, user),
+            aerc_client(top, dovecot, user),
+            neomutt_client(top, dovecot, user),
+        ]
+        # Warm-up: every client once (page cache, Dovecot's cache), and the caches filled.
+        for c in clients:
+            c.clear_cache()
+            c.fill_cache()
+            start(c, timeout=300)
+            time.sleep(1)
+            stop()
+        for mode in ("warm", "cold"):
+            for r in range(runs):
+                order = clients[r % 3 :] + clients[: r % 3]
+                for c in order:
+                    if mode == "cold":
+                        c.clear_cache()
+                    took, pid = start(c, timeout=300)
+                    (c.warm if mode == "warm" else c.cold).append(took)
+                    if mode == "warm" and r == runs - 1:
+                        time.sleep(1.0)
+                        for _ in range(key_reps):
+                            for name in KEYS:
+                                c.latency.setdefault(name, []).append(key_latency(c.keys[name]))
+                    if mode == "warm":
+                        c.rss_mb.append(peak_rss_mb(pid))
+                    stop()
+                    if mode == "cold":
+                        c.fill_cache()  # leave a full cache for the next warm start
+                log(f"{count:,} {mode} round {r + 1}/{runs} done")
+        dovecot.close()
+        return clients
+    finally:
+        stop()
+        shutil.rmtree(top, ignore_errors=True)
+        root.cleanup()
+
+
+def fmt_s(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} s" if values else "-"
+
+
+def table(count: int, clients: list[Client]) -> str:
+    kw, peers = clients[0], clients[1:]
+
+    def row(label: str, get: Callable[[Client], float | None], unit: str, scale: float) -> str:
+        cells, ratios = [], []
+        mine = get(kw)
+        for c in clients:
+            v = get(c)
+            cells.append(
+                "-"
+                if v is None
+                else f"{v * scale:.{0 if unit == 'MB' else 2 if unit == 's' else 1}f} {unit}"
+            )
+        for p in peers:
+            v = get(p)
+            ratios.append("-" if v is None or mine is None or v == 0 else f"{mine / v:.2f}x")
+        return f"| {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |"
+
+    def med(values: list[float]) -> float | None:
+        return statistics.median(values) if values else None
+
+    lines = [
+        f"| {count:,} messages | "
+        + " | ".join(c.name for c in clients)
+        + " | "
+        + " | ".join(f"Kittiwake/{p.name}" for p in peers)
+        + " |",
+        "|---" * (1 + len(clients) + len(peers)) + "|",
+        row("start to list drawn, warm", lambda c: med(c.warm), "s", 1),
+        row("start to list drawn, cold", lambda c: med(c.cold), "s", 1),
+    ]
+    for name in KEYS:
+        label = {
+            "j": "key: one down (j)",
+            "PageDown": "key: page down",
+            "end": "key: to the last (G)",
+            "home": "key: to the first (g)",
+        }[name]
+        lines.append(row(label, lambda c, n=name: med(c.latency.get(n, [])), "ms", 1000))
+    lines.append(
+        row(
+            "peak memory (RSS) after the keys",
+            lambda c: max(c.rss_mb) if c.rss_mb else None,
+            "MB",
+            1,
+        )
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--messages",
+        type=int,
+        action="append",
+        help="folder size (repeat for several; default 10000 and 100000)",
+    )
+    parser.add_argument("--runs", type=int, default=5, help="timed starts per client and mode")
+    parser.add_argument("--key-reps", type=int, default=10, help="presses of each key")
+    args = parser.parse_args()
+    ensure_peers()
+    for count in args.messages or [10_000, 100_000]:
+        clients = run_size(count, args.runs, args.key_reps)
+        print(table(count, clients), flush=True)
+        print(flush=True)
+
+
+if __name__ == "__main__":
+    main()

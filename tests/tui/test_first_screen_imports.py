@@ -1,0 +1,114 @@
+"""The first screen loads only what it needs: start-up time is mostly imports (issue 19).
+
+HTML conversion, MIME parsing and building, search, threads, compose, the outbox, OAuth2,
+setup and the doctor load when first used. The app runs in a fresh interpreter (this one has
+imported everything already), syncs a real mailbox until the list shows it, and reports which
+modules it loaded; then the reader is opened, to show the check can see a module arrive."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from harness import Dovecot, User
+
+from kittiwake.core.config import Config
+
+#: Module prefixes the first screen must not load.
+HEAVY = (
+    "lxml",
+    "inscriptis",
+    "aiosmtplib",
+    "importlib.metadata",
+    "email.parser",
+    "email.policy",
+    "kittiwake.core.message.html",
+    "kittiwake.core.message.mime",
+    "kittiwake.core.compose.mime",
+    "kittiwake.core.compose.reply",
+    "kittiwake.core.search.query",
+    "kittiwake.core.search.service",
+    "kittiwake.core.search.threads",
+    "kittiwake.core.imap.search",
+    "kittiwake.core.setup",
+    "kittiwake.core.oauth2",
+    "kittiwake.core.smtp.outbox",
+    "kittiwake.core.smtp.client",
+    "kittiwake.core.pop3",
+    "kittiwake.core.local",
+    "kittiwake.tui.screens.compose",
+    "kittiwake.tui.screens.review",
+    "kittiwake.tui.screens.reader",
+    "kittiwake.tui.screens.search",
+    "kittiwake.tui.screens.search_triage",
+    "kittiwake.tui.screens.thread_view",
+    "kittiwake.tui.screens.thread_reader",
+    "kittiwake.tui.screens.setup",
+    "kittiwake.tui.screens.doctor",
+    "kittiwake.tui.screens.signin",
+    "kittiwake.tui.screens.help",
+)
+
+CHILD = """
+import asyncio, json, sys
+from pathlib import Path
+from kittiwake.core.config import load_config
+from kittiwake.tui.app import KittiwakeApp
+from kittiwake.tui.widgets.message_list import MessageList
+
+HEAVY = tuple(json.loads(sys.argv[2]))
+
+def loaded():
+    return sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+async def main():
+    app = KittiwakeApp(load_config(Path(sys.argv[1])))
+    async with app.run_test(size=(100, 30)) as pilot:
+        messages = app.screen.query_one(MessageList)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while len(messages.index) < 12 or not app.api.synced("mine"):
+            assert loop.time() < deadline, "the list was not drawn in time"
+            await pilot.pause(0.02)
+        await pilot.pause()
+        first = loaded()
+        await pilot.press("enter")
+        while "kittiwake.tui.screens.reader" not in sys.modules:
+            assert loop.time() < deadline, "the reader did not open in time"
+            await pilot.pause(0.02)
+        print(json.dumps({"first": first, "after_reader": loaded()}))
+
+asyncio.run(main())
+"""
+
+
+def write_config(path: Path, dovecot: Dovecot, user: User) -> None:
+    path.write_text(
+        f'[accounts.mine]\nemail = "{user.email}"\n[accounts.mine.imap]\n'
+        f'host = "{dovecot.host}"\nport = {dovecot.ports.imaps}\nuser = "{user.login}"\n'
+        f'password = "{user.password}"\nca_file = "{dovecot.ca_file}"\n'
+    )
+    path.chmod(0o600)
+
+
+def test_first_screen_loads_no_heavy_module(
+    xdg: Path, mailbox: Callable[..., Config], dovecot: Dovecot, user: User
+) -> None:
+    mailbox(count=12)
+    config = xdg / "config.toml"
+    write_config(config, dovecot, user)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(config), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["first"] == [], f"the first screen loaded: {report['first']}"
+    # The check sees a module that does arrive: opening a message loads the reader and MIME.
+    assert "kittiwake.tui.screens.reader" in report["after_reader"]
+    assert "kittiwake.core.message.mime" in report["after_reader"]
