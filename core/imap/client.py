@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from kittiwake.core.cache import LazySummaries, RawRow
 from kittiwake.core.errors import CommandFailed
+from kittiwake.core.imap import salvage
 from kittiwake.core.imap.connection import CommandResult, ImapConnection
 from kittiwake.core.imap.decode import summary_from_fetch
 from kittiwake.core.imap.lazy import LAZY_MIN, extract, read_stream
@@ -178,13 +179,15 @@ class ImapClient:
         claim: Callable[[Untagged], bool] = bool,
         sink: Callable[[bytes], bool] | None = None,
         reader: StreamReader | None = None,
+        refused_ok: bool = False,
     ) -> tuple[list[Untagged], CommandResult]:
         """Run one command; return the untagged responses it claims and the tagged result.
 
         Responses that ``claim`` rejects (another device's EXISTS, EXPUNGE, VANISHED or FETCH
         FLAGS that arrived during the command) go to ``on_unsolicited``. ``sink`` sees every
         untagged response as it arrives, ``reader`` the received bytes (see
-        ``ImapConnection.execute``); what they consume is theirs.
+        ``ImapConnection.execute``); what they consume is theirs. ``refused_ok``: a ``NO``
+        is returned (see ``result.ok``) rather than raised, with what arrived before it.
         """
         self._busy = True
         try:
@@ -204,7 +207,7 @@ class ImapClient:
                 out.append(item)
             elif self.on_unsolicited is not None:
                 self.on_unsolicited(self.selected, item)
-        if not result.ok:
+        if not result.ok and not (refused_ok and result.status == "NO"):
             verb = (
                 " ".join(line.split(" ", 2)[:2]) if line.startswith("UID ") else line.split(" ")[0]
             )
@@ -391,19 +394,21 @@ class ImapClient:
         decoded when read, and the responses are handled as they arrive.
         """
         lazy = seq_hi - seq_lo + 1 >= LAZY_MIN
-        return await self._summaries(f"FETCH {seq_lo}:{seq_hi} ({self._summary_items()})", lazy)
+        return await self._summaries(
+            f"FETCH {seq_lo}:{seq_hi} ({self._summary_items()})", lazy, (seq_lo, seq_hi)
+        )
 
     async def uid_fetch_summaries(self, uids: UidSet | str) -> Sequence[MessageSummary]:
         """Summaries of ``uids`` (lazy from ``LAZY_MIN`` UIDs on, as ``fetch_summaries``)."""
         text = uids.format() if isinstance(uids, UidSet) else uids
         if "*" in text:
-            out = await self._summaries(f"UID FETCH {text} ({self._summary_items()})", False)
+            out = await self._summaries(f"UID FETCH {text} ({self._summary_items()})", False, None)
             # "n:*" returns the last message even when its UID is below n.
             start = int(text.split(":", 1)[0])
             return [s for s in out if s.uid >= start]
         wanted = uids if isinstance(uids, UidSet) else UidSet.parse(text, max_value=2**32 - 1)
         lazy = len(wanted) >= LAZY_MIN
-        return await self._summaries(f"UID FETCH {text} ({self._summary_items()})", lazy)
+        return await self._summaries(f"UID FETCH {text} ({self._summary_items()})", lazy, wanted)
 
     async def fetch_summaries_newest_first(
         self, exists: int, first: int, batch: int
@@ -437,8 +442,14 @@ class ImapClient:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
-    async def _summaries(self, line: str, lazy: bool) -> Sequence[MessageSummary]:
+    async def _summaries(
+        self, line: str, lazy: bool, wanted: UidSet | tuple[int, int] | None
+    ) -> Sequence[MessageSummary]:
+        """Run a summary FETCH. Per-message isolation (``salvage.py``): a degraded response
+        is shown from its headers, and after a ``NO`` the messages of ``wanted`` (UIDs, or
+        a sequence range) that did not come are fetched again one by one."""
         flags_only: dict[int, frozenset[str]] = {}
+        degraded: list[int] = []
 
         def claim(r: Untagged) -> bool:
             return isinstance(r, Fetch)
@@ -459,10 +470,20 @@ class ImapClient:
             def reader(data: bytes, pos: int, max_size: int) -> int:
                 return read_stream(data, pos, max_size, rows)
 
-        responses, _ = await self.run(line, claim=claim, sink=sink, reader=reader)
+        responses, result = await self.run(
+            line, claim=claim, sink=sink, reader=reader, refused_ok=wanted is not None
+        )
+        if not result.ok:  # Yahoo, Exchange: the others, then NO for one broken message
+            responses = [*responses, *await self._refused(wanted, responses, rows)]
         out: list[MessageSummary] = []
         for r in responses:
             assert isinstance(r, Fetch)
+            if r.degraded:
+                if r.uid is not None:
+                    degraded.append(r.uid)
+                else:
+                    log.warning("%s: a FETCH response without a readable UID", self.selected)
+                continue
             if r.get("ENVELOPE") is None:
                 # An unsolicited flag update from another device that arrived mid-command.
                 if r.uid is not None and r.flags is not None:
@@ -477,12 +498,31 @@ class ImapClient:
                 out.append(summary)
             except ValueError:
                 log.warning("skipping an unparseable FETCH response in %s", self.selected)
+        if degraded:
+            log.warning("%s: %d messages shown from raw headers", self.selected, len(degraded))
+            out.extend(await salvage.header_summaries(self, degraded))
         if flags_only and self.on_unsolicited is not None:
             for uid, flags in flags_only.items():
                 self.on_unsolicited(self.selected, _flag_fetch(uid, flags))
         if lazy:
             return LazySummaries.of(rows, out)
         return out
+
+    async def _refused(
+        self, wanted: UidSet | tuple[int, int] | None, got: list[Untagged], rows: list[RawRow]
+    ) -> list[Fetch]:
+        """After a ``NO``: the summaries of the messages of ``wanted`` that did not come,
+        fetched one by one; those refused again come back degraded (shown from headers)."""
+        have = {r.uid for r in got if isinstance(r, Fetch) and r.uid is not None}
+        have.update(row[0] for row in rows)
+        if isinstance(wanted, tuple):
+            expected = await salvage.uids_in(self, *wanted)
+        else:
+            expected = set(wanted or ())
+        missing = sorted(expected - have)
+        log.warning("%s: FETCH refused; retrying %d messages alone", self.selected, len(missing))
+        fetched, refused = await salvage.fetch_alone(self, missing, self._summary_items())
+        return [*fetched, *(Fetch(0, {"UID": uid}, degraded="refused") for uid in refused)]
 
     async def uid_fetch_flags(
         self, uids: str = "1:*", changedsince: int | None = None

@@ -943,8 +943,7 @@ QUIRKS: tuple[Quirk, ...] = (
     Quirk(
         "unescaped-quote",
         "Exchange, old Domino",
-        b'* 1 FETCH (UID 1 ENVELOPE (NIL "The "best" offer" NIL NIL NIL NIL NIL NIL NIL '
-        b'"<a@b>"))',
+        b'* 1 FETCH (UID 1 ENVELOPE (NIL "The "best" offer" NIL NIL NIL NIL NIL NIL NIL "<a@b>"))',
         "when the strict reading fails or leaves an ENVELOPE without ten fields, a quote "
         "closes its string only before ')', the end, or a blank and the start of a value",
     ),

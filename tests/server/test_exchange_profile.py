@@ -1,0 +1,101 @@
+"""Per-message isolation against a server that misbehaves as Exchange and Yahoo do.
+
+A plain-text private Dovecot behind the fault proxy (``tests/harness/proxy.py``), whose
+responses are rewritten on the way: one message's FETCH response made unreadable, a FETCH
+answered ``NO`` after the other messages came (Yahoo, Exchange). Every other message must
+show, and the broken one too (from its raw headers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from harness import Dovecot, TcpProxy, make_message
+
+from kittiwake.core.imap.client import ImapClient
+from kittiwake.core.imap.connection import ImapConnection
+from kittiwake.core.imap.lazy import LAZY_MIN
+
+DEADLINE = 30.0
+
+
+def msg(i: int) -> bytes:
+    return make_message(
+        sender=f"sender{i}@example.net", to=["b@example.test"], subject=f"hello {i}", body="x"
+    )
+
+
+@pytest.fixture
+async def setup(
+    dovecot_factory: Callable[..., Dovecot], proxy_factory: Callable[[str, int], TcpProxy]
+) -> AsyncIterator[tuple[ImapClient, TcpProxy, Callable[[int], object]]]:
+    plain = dovecot_factory(tls=False)
+    carol = plain.add_user("carol")
+    proxy = proxy_factory(plain.host, plain.ports.imap)
+    conn = ImapConnection(timeout=DEADLINE)
+    await conn.connect(proxy.host, proxy.port, "none")
+    await conn.login(carol.login, carol.password)
+    client = ImapClient(conn)
+
+    async def fill(n: int) -> None:
+        for i in range(1, n + 1):
+            await conn.append("INBOX", msg(i))
+        await client.select("INBOX")
+
+    try:
+        yield client, proxy, fill
+    finally:
+        await conn.logout(timeout=2)
+
+
+# The rest of a Dovecot summary response after the broken line: the References literal
+# ({2} CRLF CRLF) and ")". The replacement opens two lists it never closes.
+BROKEN = b'* 3 FETCH (UID 3 FLAGS (\\Seen) ENVELOPE ("broken" (NIL {2}\r\n'
+
+
+async def test_an_unreadable_response_shows_every_other_message_and_the_broken_one(
+    setup: tuple[ImapClient, TcpProxy, Callable[[int], object]],
+) -> None:
+    client, proxy, fill = setup
+    await fill(5)  # type: ignore[misc]
+    fired = proxy.rewrite_line(b"* 3 FETCH (UID 3 ", BROKEN)
+    summaries = await client.fetch_summaries(1, 5)
+    assert fired.is_set()
+    by_uid = {s.uid: s for s in summaries}
+    assert sorted(by_uid) == [1, 2, 3, 4, 5]
+    assert by_uid[3].envelope.subject == "hello 3"  # from BODY.PEEK[HEADER]
+    assert by_uid[3].envelope.from_[0].addr == "sender3@example.net"
+    assert by_uid[3].size > 0 and by_uid[4].envelope.subject == "hello 4"
+
+
+async def test_the_lazy_bulk_path_isolates_a_broken_message_too(
+    setup: tuple[ImapClient, TcpProxy, Callable[[int], object]],
+) -> None:
+    client, proxy, fill = setup
+    n = LAZY_MIN + 20
+    await fill(n)  # type: ignore[misc]
+    fired = proxy.rewrite_line(b"* 300 FETCH (UID 300 ", BROKEN.replace(b"3", b"300", 2))
+    summaries = await client.fetch_summaries(1, n)
+    assert fired.is_set()
+    uids = sorted(s.uid for s in summaries)
+    assert uids == list(range(1, n + 1))
+    broken = next(s for s in summaries if s.uid == 300)
+    assert broken.envelope.subject == "hello 300"
+
+
+async def test_a_no_for_one_message_is_retried_for_that_message_alone(
+    setup: tuple[ImapClient, TcpProxy, Callable[[int], object]],
+) -> None:
+    client, proxy, fill = setup
+    await fill(5)  # type: ignore[misc]
+    # Message 3 never comes, and the command ends in NO (as Exchange and Yahoo answer).
+    proxy.rewrite_line(b"* 3 FETCH (UID 3 ", b"* OK [SERVERBUG] skipped {2}\r\n")
+    proxy.rewrite(b" OK Fetch completed", b" NO Fetch completed")
+    summaries = await client.fetch_summaries(1, 5)
+    by_uid = {s.uid: s for s in summaries}
+    assert sorted(by_uid) == [1, 2, 3, 4, 5]
+    assert by_uid[3].envelope.subject == "hello 3"
+    sent = proxy.client_bytes()
+    assert b"UID FETCH 3 (" in sent
+    assert b"UID FETCH 1 (" not in sent and b"UID FETCH 5 (" not in sent
