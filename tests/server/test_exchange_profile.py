@@ -99,3 +99,26 @@ async def test_a_no_for_one_message_is_retried_for_that_message_alone(
     sent = proxy.client_bytes()
     assert b"UID FETCH 3 (" in sent
     assert b"UID FETCH 1 (" not in sent and b"UID FETCH 5 (" not in sent
+
+
+async def test_a_disabled_capability_is_never_used(
+    dovecot_factory: Callable[..., Dovecot], proxy_factory: Callable[[str, int], TcpProxy]
+) -> None:
+    """``[accounts.X.imap] disable = ["QRESYNC", "IDLE"]``: Dovecot offers both, and
+    Kittiwake acts as if it did not (no ENABLE QRESYNC, no IDLE)."""
+    plain = dovecot_factory(tls=False)
+    carol = plain.add_user("carol")
+    proxy = proxy_factory(plain.host, plain.ports.imap)
+    conn = ImapConnection(timeout=DEADLINE, disabled=["qresync", "IDLE"])
+    await conn.connect(proxy.host, proxy.port, "none")
+    await conn.login(carol.login, carol.password)
+    try:
+        assert b"QRESYNC" in proxy.server_bytes() and b"IDLE" in proxy.server_bytes()
+        assert "QRESYNC" not in conn.capabilities and "IDLE" not in conn.capabilities
+        assert "CONDSTORE" in conn.capabilities
+        client = ImapClient(conn)
+        await client.enable_extensions()
+        assert not client.qresync and client.condstore
+        assert b"QRESYNC" not in proxy.client_bytes()
+    finally:
+        await conn.logout(timeout=2)
