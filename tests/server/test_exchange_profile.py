@@ -8,16 +8,23 @@ show, and the broken one too (from its raw headers).
 
 from __future__ import annotations
 
+import imaplib
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 from harness import Dovecot, TcpProxy, make_message
+from test_imap_sync import EngineFactory, append_many, engine
 
+from kittiwake.core.events import ConnectionChanged, ConnState, FlagsChanged
+from kittiwake.core.imap.account import Tuning
 from kittiwake.core.imap.client import ImapClient
 from kittiwake.core.imap.connection import ImapConnection
 from kittiwake.core.imap.lazy import LAZY_MIN
+from kittiwake.core.models import SEEN
 
 DEADLINE = 30.0
+
+__all__ = ["engine"]  # the engine fixture of test_imap_sync, used here
 
 
 def msg(i: int) -> bytes:
@@ -122,3 +129,44 @@ async def test_a_disabled_capability_is_never_used(
         assert b"QRESYNC" not in proxy.client_bytes()
     finally:
         await conn.logout(timeout=2)
+
+
+async def test_idle_cut_by_the_server_is_survived(
+    engine: EngineFactory,
+    dovecot_factory: Callable[..., Dovecot],
+    proxy_factory: Callable[[str, int], TcpProxy],
+) -> None:
+    """Exchange ends an IDLE after 30 minutes with ``* BYE`` (NAT boxes drop it sooner):
+    the account reconnects, catches up and watches again. The cut is made as soon as IDLE
+    starts here (the configurable time is the moment the proxy is armed)."""
+    plain = dovecot_factory(tls=False)
+    user = plain.add_user("gail")
+    device = imaplib.IMAP4(plain.host, plain.ports.imap)
+    device.login(user.login, user.password)
+    append_many(device, 2)
+    proxy = proxy_factory(plain.host, plain.ports.imap)
+    account, events = await engine(
+        user,
+        plain,
+        port=proxy.port,
+        host=proxy.host,
+        security="none",
+        tuning=Tuning(backoff_min=0.05, backoff_max=0.2),
+    )
+    account.start()
+    await account.wait_synced(10)
+    await account.watch_folder("INBOX", timeout=5)
+    proxy.inject_after(b"+ idling\r\n", b"* BYE Exchange: IDLE session timed out\r\n")
+    proxy.kill_connections()  # the watch connection's IDLE starts again after the reconnect
+    await events.wait_for(ConnectionChanged, 5, state=ConnState.OFFLINE)
+    await events.wait_for(ConnectionChanged, 10, state=ConnState.ONLINE)
+    await account.wait_synced(10)
+    await events.wait_for(ConnectionChanged, 10, state=ConnState.OFFLINE)  # the BYE
+    await events.wait_for(ConnectionChanged, 10, state=ConnState.ONLINE)
+    await account.wait_synced(10)
+    await account.watch_folder("INBOX", timeout=5)
+    assert proxy.armed() == 0
+    device.select("INBOX")
+    device.store("2", "+FLAGS", "(\\Seen)")
+    ev = await events.wait_for(FlagsChanged, 3, folder="INBOX")
+    assert ev.flags == {2: frozenset({SEEN})}  # type: ignore[attr-defined]
