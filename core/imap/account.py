@@ -371,6 +371,7 @@ class ImapAccount:
         )
         try:
             client = ImapClient(conn, on_unsolicited)
+            client.on_notice = lambda text: self.bus.publish(SyncError(self.name, text))
             await client.enable_extensions()
         except BaseException:
             with contextlib.suppress(Exception):

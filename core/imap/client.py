@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from kittiwake.core.cache import LazySummaries, RawRow
 from kittiwake.core.errors import CommandFailed
 from kittiwake.core.imap import salvage
+from kittiwake.core.imap.codes import plain_words
 from kittiwake.core.imap.connection import CommandResult, ImapConnection
 from kittiwake.core.imap.decode import summary_from_fetch
 from kittiwake.core.imap.lazy import LAZY_MIN, extract, read_stream
 from kittiwake.core.imap.parser import (
     AppendUid,
+    Bad,
     Bye,
     Capability,
     CopyUid,
@@ -35,6 +37,7 @@ from kittiwake.core.imap.parser import (
     Flags,
     ListItem,
     Namespace,
+    No,
     Ok,
     Search,
     Status,
@@ -119,6 +122,9 @@ class ImapClient:
     ) -> None:
         self.conn = conn
         self.on_unsolicited = on_unsolicited
+        #: Sees the plain-words sentence of every ``[ALERT]``, ``[OVERQUOTA]``, ... the
+        #: server sends (``codes.py``), for the status bar.
+        self.on_notice: Callable[[str], None] | None = None
         self.selected: str | None = None
         #: The selected folder's UIDVALIDITY when it was selected: a folder recreated since
         #: our cache was filled shows here first.
@@ -201,18 +207,22 @@ class ImapClient:
             except ValueError:
                 log.warning("unparseable response to %s", line.split(" ", 1)[0])
                 continue
+            self._notice(item)
             if isinstance(item, Bye):
                 continue
             if claim(item):
                 out.append(item)
             elif self.on_unsolicited is not None:
                 self.on_unsolicited(self.selected, item)
+        plain = plain_words(result.code_name, result.text, self.conn.label)
+        if result.ok and plain is not None and self.on_notice is not None:
+            self.on_notice(plain)  # "A1 OK [ALERT] your password expires soon"
         if not result.ok and not (refused_ok and result.status == "NO"):
             verb = (
                 " ".join(line.split(" ", 2)[:2]) if line.startswith("UID ") else line.split(" ")[0]
             )
             raise CommandFailed(
-                f"{self.conn.label} refused {verb}: {result.text}",
+                plain or f"{self.conn.label} refused {verb}: {result.text}",
                 command=verb,
                 status=result.status,
                 text=result.text,
@@ -228,7 +238,16 @@ class ImapClient:
             item = parse_untagged(raw, utf8_names=self._utf8)
         except ValueError:
             return
+        self._notice(item)
         self.on_unsolicited(self.selected, item)
+
+    def _notice(self, item: Untagged) -> None:
+        """``* OK [ALERT] ...``, ``* NO [OVERQUOTA] ...``, ``* BYE [UNAVAILABLE] ...``."""
+        if self.on_notice is None or not isinstance(item, Ok | No | Bad | Bye):
+            return
+        plain = plain_words(item.code_name, item.text, self.conn.label)
+        if plain is not None:
+            self.on_notice(plain)
 
     def raw_name(self, folder: str) -> str:
         return self._raw_names.get(folder) or utf7.encode(folder)

@@ -44,6 +44,7 @@ from kittiwake.core.errors import (
     StartTlsUnavailable,
     TlsError,
 )
+from kittiwake.core.imap.codes import plain_words
 from kittiwake.core.imap.framing import DEFAULT_MAX_RESPONSE_SIZE
 from kittiwake.core.imap.protocol import (
     AUTH,
@@ -574,8 +575,9 @@ class ImapConnection:
 
     def _auth_failed(self, result: CommandResult, what: str, detail: str = "") -> AuthFailed:
         text = result.text or result.status
+        plain = plain_words(result.code_name, result.text, self.label)
         return AuthFailed(
-            f"{self.label} rejected the login: {text}",
+            plain or f"{self.label} rejected the login: {text}",
             command=what,
             status=result.status,
             text=text,

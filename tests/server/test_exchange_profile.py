@@ -8,6 +8,7 @@ show, and the broken one too (from its raw headers).
 
 from __future__ import annotations
 
+import dataclasses
 import imaplib
 from collections.abc import AsyncIterator, Callable
 
@@ -15,7 +16,7 @@ import pytest
 from harness import Dovecot, TcpProxy, make_message
 from test_imap_sync import EngineFactory, append_many, engine
 
-from kittiwake.core.events import ConnectionChanged, ConnState, FlagsChanged
+from kittiwake.core.events import ConnectionChanged, ConnState, FlagsChanged, SyncError
 from kittiwake.core.imap.account import Tuning
 from kittiwake.core.imap.client import ImapClient
 from kittiwake.core.imap.connection import ImapConnection
@@ -170,3 +171,41 @@ async def test_idle_cut_by_the_server_is_survived(
     device.store("2", "+FLAGS", "(\\Seen)")
     ev = await events.wait_for(FlagsChanged, 3, folder="INBOX")
     assert ev.flags == {2: frozenset({SEEN})}  # type: ignore[attr-defined]
+
+
+async def test_alerts_are_shown_and_a_refused_login_is_not_retried_in_a_loop(
+    engine: EngineFactory,
+    dovecot_factory: Callable[..., Dovecot],
+    proxy_factory: Callable[[str, int], TcpProxy],
+) -> None:
+    plain = dovecot_factory(tls=False)
+    user = plain.add_user("hal")
+    proxy = proxy_factory(plain.host, plain.ports.imap)
+    account, events = await engine(user, plain, port=proxy.port, host=proxy.host, security="none")
+    # An untagged [ALERT] in the answer to a command, as Exchange sends before maintenance.
+    proxy.inject_after(b"* ENABLED QRESYNC\r\n", b"* OK [ALERT] Maintenance tonight at 22:00\r\n")
+    account.start()
+    ev = await events.wait_for(SyncError, 10)
+    assert ev.message == f"{proxy.host}:{proxy.port} says: Maintenance tonight at 22:00"  # type: ignore[attr-defined]
+    await account.wait_synced(10)
+    await account.stop()
+
+    wrong = dataclasses.replace(user, password="wrong")
+    refused, refusals = await engine(
+        wrong,
+        plain,
+        port=proxy.port,
+        host=proxy.host,
+        security="none",
+        cache_name="refused.sqlite3",
+        tuning=Tuning(backoff_min=0.01, backoff_max=60),
+    )
+    before = proxy.connection_count
+    refused.start()
+    ev = await refusals.wait_for(ConnectionChanged, 10, state=ConnState.AUTH_FAILED)
+    assert "rejected the user name or password" in (ev.reason or "")  # type: ignore[attr-defined]
+    assert ev.retry_in == 60  # type: ignore[attr-defined]
+    # Waiting out backoff_max, not a tight loop: still one attempt after a while.
+    with pytest.raises(TimeoutError):
+        await refusals.wait_for(ConnectionChanged, 0.5, state=ConnState.CONNECTING)
+    assert proxy.connection_count - before == 1
