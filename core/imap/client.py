@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, Callable, Collection, Iterable, Sequ
 from dataclasses import dataclass, field
 
 from kittiwake.core.cache import LazySummaries, RawRow
-from kittiwake.core.errors import CommandFailed
+from kittiwake.core.errors import CommandFailed, ProtocolError
 from kittiwake.core.imap import salvage
 from kittiwake.core.imap.codes import plain_words
 from kittiwake.core.imap.connection import CommandResult, ImapConnection
@@ -609,16 +609,32 @@ class ImapClient:
         return UidSet.from_iterable(uids)
 
     async def uid_fetch_body(self, uid: int) -> bytes | None:
-        """The whole message, without setting \\Seen (BODY.PEEK)."""
-        responses, _ = await self.run(
-            f"UID FETCH {uid} (UID BODY.PEEK[])", claim=lambda r: isinstance(r, Fetch)
+        """The whole message, without setting \\Seen (BODY.PEEK[], never RFC822: iCloud
+        sends no body for it), its length checked against RFC822.SIZE: an empty body for a
+        message that has a size (iCloud, under load) is fetched once more, then refused
+        rather than cached as the message. A body of another length is kept (Exchange's
+        RFC822.SIZE is an estimate)."""
+        for attempt in (1, 2):
+            responses, _ = await self.run(
+                f"UID FETCH {uid} (UID RFC822.SIZE BODY.PEEK[])",
+                claim=lambda r: isinstance(r, Fetch),
+            )
+            body: bytes | None = None
+            size: int | None = None
+            for r in responses:
+                if isinstance(r, Fetch) and r.uid == uid:
+                    body = r.section("") if body is None else body
+                    size = r.size if size is None else size
+            if body is None:
+                return None
+            if body or not size:
+                if size is not None and len(body) != size:
+                    log.debug("UID %d: %d bytes, RFC822.SIZE %d", uid, len(body), size)
+                return body
+            log.warning("%s: UID %d came without its body (try %d)", self.selected, uid, attempt)
+        raise ProtocolError(
+            f"{self.conn.label} sent message UID {uid} in {self.selected} without its body."
         )
-        for r in responses:
-            if isinstance(r, Fetch) and r.uid == uid:
-                body = r.section("")
-                if body is not None:
-                    return body
-        return None
 
     # -- changing -----------------------------------------------------------------------
 

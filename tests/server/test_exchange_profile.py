@@ -16,6 +16,7 @@ import pytest
 from harness import Dovecot, TcpProxy, make_message
 from test_imap_sync import EngineFactory, append_many, engine
 
+from kittiwake.core.errors import ProtocolError
 from kittiwake.core.events import ConnectionChanged, ConnState, FlagsChanged, SyncError
 from kittiwake.core.imap.account import Tuning
 from kittiwake.core.imap.client import ImapClient
@@ -209,3 +210,22 @@ async def test_alerts_are_shown_and_a_refused_login_is_not_retried_in_a_loop(
     with pytest.raises(TimeoutError):
         await refusals.wait_for(ConnectionChanged, 0.5, state=ConnState.CONNECTING)
     assert proxy.connection_count - before == 1
+
+
+async def test_icloud_a_body_sent_empty_is_fetched_again_and_never_taken_as_the_message(
+    setup: tuple[ImapClient, TcpProxy, Callable[[int], object]],
+) -> None:
+    client, proxy, fill = setup
+    await fill(1)  # type: ignore[misc]
+    real = await client.uid_fetch_body(1)
+    assert real is not None and b"Subject: hello 1" in real
+    n = len(real)
+    # iCloud under load: the message's size, and BODY[] empty (the bytes go elsewhere).
+    empty = b'* 1 FETCH (UID 1 RFC822.SIZE %d BODY[] "" X-ICLOUD {%d}\r\n' % (n, n)
+    proxy.rewrite_line(b"BODY[] {", empty)
+    assert await client.uid_fetch_body(1) == real  # the second try
+    assert proxy.client_bytes().count(b"UID FETCH 1 (UID RFC822.SIZE BODY.PEEK[])") == 3
+    proxy.rewrite_line(b"BODY[] {", empty)
+    proxy.rewrite_line(b"BODY[] {", empty)
+    with pytest.raises(ProtocolError, match="without its body"):
+        await client.uid_fetch_body(1)
