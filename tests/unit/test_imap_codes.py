@@ -1,4 +1,4 @@
-"""Response codes in plain words (``core/imap/codes.py``)."""
+"""Response codes in plain words (``core/imap/codes.py``), and the IMAP timing defaults."""
 
 from __future__ import annotations
 
@@ -47,3 +47,14 @@ def test_other_codes_have_no_sentence(code: str | None) -> None:
 
 def test_the_five_codes_of_the_issue_are_covered() -> None:
     assert {"ALERT", "UNAVAILABLE", "LIMIT", "OVERQUOTA", "AUTHENTICATIONFAILED"} <= NOTICE_CODES
+
+
+def test_idle_is_renewed_within_ten_minutes_and_a_dead_link_noticed_within_six() -> None:
+    """Exchange cuts an IDLE after 30 minutes and NAT boxes drop quiet links sooner: the
+    defaults people run with must stay well inside both."""
+    from kittiwake.core.imap.account import IDLE_RENEW, Tuning
+
+    tuning = Tuning()
+    assert tuning.idle_renew == IDLE_RENEW <= 10 * 60
+    assert tuning.idle_renew + tuning.dead_after <= 6 * 60
+    assert tuning.backoff_max >= 60  # a refused login is not retried in a tight loop
