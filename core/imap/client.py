@@ -500,8 +500,8 @@ class ImapClient:
             if r.degraded:
                 if r.uid is not None:
                     degraded.append(r.uid)
-                else:
-                    log.warning("%s: a FETCH response without a readable UID", self.selected)
+                elif r.seq > 0:  # no UID before the damage: ask for it by number
+                    degraded.extend(await salvage.uids_in(self, r.seq, r.seq))
                 continue
             if r.get("ENVELOPE") is None:
                 # An unsolicited flag update from another device that arrived mid-command.

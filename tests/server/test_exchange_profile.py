@@ -229,3 +229,17 @@ async def test_icloud_a_body_sent_empty_is_fetched_again_and_never_taken_as_the_
     proxy.rewrite_line(b"BODY[] {", empty)
     with pytest.raises(ProtocolError, match="without its body"):
         await client.uid_fetch_body(1)
+
+
+async def test_a_broken_response_without_a_readable_uid_is_found_by_its_number(
+    setup: tuple[ImapClient, TcpProxy, Callable[[int], object]],
+) -> None:
+    client, proxy, fill = setup
+    await fill(4)  # type: ignore[misc]
+    # ENVELOPE first, UID after the damage: nothing to salvage before the first string.
+    proxy.rewrite_line(b"* 2 FETCH (UID 2 ", b'* 2 FETCH (ENVELOPE ("x" (NIL {2}\r\n')
+    summaries = await client.fetch_summaries(1, 4)
+    by_uid = {s.uid: s for s in summaries}
+    assert sorted(by_uid) == [1, 2, 3, 4]
+    assert by_uid[2].envelope.subject == "hello 2"
+    assert b"FETCH 2:2 (UID)" in proxy.client_bytes()
