@@ -108,6 +108,9 @@ class ServerConfig(_Strict):
 class ImapConfig(ServerConfig):
     poll_every: str = "5m"
     """Without NOTIFY, how often the folders not being watched by IDLE are checked."""
+    disable: list[str] = msgspec.field(default_factory=list)
+    """Capabilities the server advertises but breaks (e.g. ``["QRESYNC", "NOTIFY"]``):
+    Kittiwake acts as if they were not offered."""
 
 
 class Pop3Config(ServerConfig):
@@ -285,6 +288,7 @@ def _account(name: str, value: Any, where: str) -> Account:
             raise ConfigError(f"{where}: {at}.pop3.keep_on_server: days cannot be negative")
     if cfg.imap is not None:
         _check_duration(cfg.imap.poll_every, where, f"{at}.imap.poll_every")
+        _check_disable(cfg.imap.disable, where, f"{at}.imap.disable")
     oauth2 = cfg.oauth2
     if oauth2 is not None:
         from kittiwake.core.oauth2.settings import check_oauth2
@@ -320,6 +324,20 @@ def _account(name: str, value: Any, where: str) -> Account:
         addresses=tuple(cfg.addresses),
         oauth2=oauth2,
     )
+
+
+_CAPABILITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9=+.\-]*")
+
+
+def _check_disable(names: list[str], where: str, at: str) -> None:
+    """A capability switched off must be one (a typo would silently switch off nothing)."""
+    for name in names:
+        if not _CAPABILITY_NAME.fullmatch(name):
+            raise ConfigError(
+                f'{where}: {at}: {name!r} is not a capability name (such as "QRESYNC")'
+            )
+        if name.upper() in ("IMAP4REV1", "IMAP4REV2"):
+            raise ConfigError(f"{where}: {at}: {name} is IMAP itself and cannot be switched off")
 
 
 def _check_server(section: ServerConfig, where: str, at: str) -> None:

@@ -369,6 +369,7 @@ class ImapAccount:
         )
         try:
             client = ImapClient(conn, on_unsolicited)
+            client.on_notice = lambda text: self.bus.publish(SyncError(self.name, text))
             await client.enable_extensions()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -800,8 +801,16 @@ class ImapAccount:
         await self._idle_loop(client, folder)
 
     async def _idle_loop(self, client: ImapClient, folder: str) -> None:
-        """IDLE, renewed before servers drop it; a DONE without answer means a dead link."""
+        """IDLE, renewed before servers drop it; a DONE without answer means a dead link.
+        Without IDLE (not offered, or switched off with ``disable``): NOOP every
+        ``poll_every``, whose answer carries the same news (and proves the link alive)."""
         conn = client.conn
+        if not conn.has_capability("IDLE"):
+            self._watching.set()
+            self._idling.setdefault(folder, asyncio.Event()).set()
+            while True:
+                await asyncio.sleep(self.tuning.poll_every or self.tuning.idle_renew)
+                await client.run("NOOP", claim=lambda r: False)
         while True:
             await conn.idle_start()
             self._watching.set()

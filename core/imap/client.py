@@ -17,12 +17,15 @@ from collections.abc import AsyncGenerator, Callable, Collection, Iterable, Sequ
 from dataclasses import dataclass, field
 
 from kittiwake.core.cache import LazySummaries, RawRow
-from kittiwake.core.errors import CommandFailed
+from kittiwake.core.errors import CommandFailed, ProtocolError
+from kittiwake.core.imap import salvage
+from kittiwake.core.imap.codes import plain_words
 from kittiwake.core.imap.connection import CommandResult, ImapConnection
 from kittiwake.core.imap.decode import summary_from_fetch
 from kittiwake.core.imap.lazy import LAZY_MIN, extract, read_stream
 from kittiwake.core.imap.parser import (
     AppendUid,
+    Bad,
     Bye,
     Capability,
     CopyUid,
@@ -34,6 +37,7 @@ from kittiwake.core.imap.parser import (
     Flags,
     ListItem,
     Namespace,
+    No,
     Ok,
     Search,
     Status,
@@ -118,6 +122,9 @@ class ImapClient:
     ) -> None:
         self.conn = conn
         self.on_unsolicited = on_unsolicited
+        #: Sees the plain-words sentence of every ``[ALERT]``, ``[OVERQUOTA]``, ... the
+        #: server sends (``codes.py``), for the status bar.
+        self.on_notice: Callable[[str], None] | None = None
         self.selected: str | None = None
         #: The selected folder's UIDVALIDITY when it was selected: a folder recreated since
         #: our cache was filled shows here first.
@@ -178,13 +185,15 @@ class ImapClient:
         claim: Callable[[Untagged], bool] = bool,
         sink: Callable[[bytes], bool] | None = None,
         reader: StreamReader | None = None,
+        refused_ok: bool = False,
     ) -> tuple[list[Untagged], CommandResult]:
         """Run one command; return the untagged responses it claims and the tagged result.
 
         Responses that ``claim`` rejects (another device's EXISTS, EXPUNGE, VANISHED or FETCH
         FLAGS that arrived during the command) go to ``on_unsolicited``. ``sink`` sees every
         untagged response as it arrives, ``reader`` the received bytes (see
-        ``ImapConnection.execute``); what they consume is theirs.
+        ``ImapConnection.execute``); what they consume is theirs. ``refused_ok``: a ``NO``
+        is returned (see ``result.ok``) rather than raised, with what arrived before it.
         """
         self._busy = True
         try:
@@ -198,18 +207,22 @@ class ImapClient:
             except ValueError:
                 log.warning("unparseable response to %s", line.split(" ", 1)[0])
                 continue
+            self._notice(item)
             if isinstance(item, Bye):
                 continue
             if claim(item):
                 out.append(item)
             elif self.on_unsolicited is not None:
                 self.on_unsolicited(self.selected, item)
-        if not result.ok:
+        plain = plain_words(result.code_name, result.text, self.conn.label)
+        if result.ok and plain is not None and self.on_notice is not None:
+            self.on_notice(plain)  # "A1 OK [ALERT] your password expires soon"
+        if not result.ok and not (refused_ok and result.status == "NO"):
             verb = (
                 " ".join(line.split(" ", 2)[:2]) if line.startswith("UID ") else line.split(" ")[0]
             )
             raise CommandFailed(
-                f"{self.conn.label} refused {verb}: {result.text}",
+                plain or f"{self.conn.label} refused {verb}: {result.text}",
                 command=verb,
                 status=result.status,
                 text=result.text,
@@ -225,7 +238,16 @@ class ImapClient:
             item = parse_untagged(raw, utf8_names=self._utf8)
         except ValueError:
             return
+        self._notice(item)
         self.on_unsolicited(self.selected, item)
+
+    def _notice(self, item: Untagged) -> None:
+        """``* OK [ALERT] ...``, ``* NO [OVERQUOTA] ...``, ``* BYE [UNAVAILABLE] ...``."""
+        if self.on_notice is None or not isinstance(item, Ok | No | Bad | Bye):
+            return
+        plain = plain_words(item.code_name, item.text, self.conn.label)
+        if plain is not None:
+            self.on_notice(plain)
 
     def raw_name(self, folder: str) -> str:
         return self._raw_names.get(folder) or utf7.encode(folder)
@@ -391,19 +413,21 @@ class ImapClient:
         decoded when read, and the responses are handled as they arrive.
         """
         lazy = seq_hi - seq_lo + 1 >= LAZY_MIN
-        return await self._summaries(f"FETCH {seq_lo}:{seq_hi} ({self._summary_items()})", lazy)
+        return await self._summaries(
+            f"FETCH {seq_lo}:{seq_hi} ({self._summary_items()})", lazy, (seq_lo, seq_hi)
+        )
 
     async def uid_fetch_summaries(self, uids: UidSet | str) -> Sequence[MessageSummary]:
         """Summaries of ``uids`` (lazy from ``LAZY_MIN`` UIDs on, as ``fetch_summaries``)."""
         text = uids.format() if isinstance(uids, UidSet) else uids
         if "*" in text:
-            out = await self._summaries(f"UID FETCH {text} ({self._summary_items()})", False)
+            out = await self._summaries(f"UID FETCH {text} ({self._summary_items()})", False, None)
             # "n:*" returns the last message even when its UID is below n.
             start = int(text.split(":", 1)[0])
             return [s for s in out if s.uid >= start]
         wanted = uids if isinstance(uids, UidSet) else UidSet.parse(text, max_value=2**32 - 1)
         lazy = len(wanted) >= LAZY_MIN
-        return await self._summaries(f"UID FETCH {text} ({self._summary_items()})", lazy)
+        return await self._summaries(f"UID FETCH {text} ({self._summary_items()})", lazy, wanted)
 
     async def fetch_summaries_newest_first(
         self, exists: int, first: int, batch: int
@@ -437,8 +461,14 @@ class ImapClient:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
-    async def _summaries(self, line: str, lazy: bool) -> Sequence[MessageSummary]:
+    async def _summaries(
+        self, line: str, lazy: bool, wanted: UidSet | tuple[int, int] | None
+    ) -> Sequence[MessageSummary]:
+        """Run a summary FETCH. Per-message isolation (``salvage.py``): a degraded response
+        is shown from its headers, and after a ``NO`` the messages of ``wanted`` (UIDs, or
+        a sequence range) that did not come are fetched again one by one."""
         flags_only: dict[int, frozenset[str]] = {}
+        degraded: list[int] = []
 
         def claim(r: Untagged) -> bool:
             return isinstance(r, Fetch)
@@ -459,10 +489,20 @@ class ImapClient:
             def reader(data: bytes, pos: int, max_size: int) -> int:
                 return read_stream(data, pos, max_size, rows)
 
-        responses, _ = await self.run(line, claim=claim, sink=sink, reader=reader)
+        responses, result = await self.run(
+            line, claim=claim, sink=sink, reader=reader, refused_ok=wanted is not None
+        )
+        if not result.ok:  # Yahoo, Exchange: the others, then NO for one broken message
+            responses = [*responses, *await self._refused(wanted, responses, rows)]
         out: list[MessageSummary] = []
         for r in responses:
             assert isinstance(r, Fetch)
+            if r.degraded:
+                if r.uid is not None:
+                    degraded.append(r.uid)
+                elif r.seq > 0:  # no UID before the damage: ask for it by number
+                    degraded.extend(await salvage.uids_in(self, r.seq, r.seq))
+                continue
             if r.get("ENVELOPE") is None:
                 # An unsolicited flag update from another device that arrived mid-command.
                 if r.uid is not None and r.flags is not None:
@@ -477,12 +517,31 @@ class ImapClient:
                 out.append(summary)
             except ValueError:
                 log.warning("skipping an unparseable FETCH response in %s", self.selected)
+        if degraded:
+            log.warning("%s: %d messages shown from raw headers", self.selected, len(degraded))
+            out.extend(await salvage.header_summaries(self, degraded))
         if flags_only and self.on_unsolicited is not None:
             for uid, flags in flags_only.items():
                 self.on_unsolicited(self.selected, _flag_fetch(uid, flags))
         if lazy:
             return LazySummaries.of(rows, out)
         return out
+
+    async def _refused(
+        self, wanted: UidSet | tuple[int, int] | None, got: list[Untagged], rows: list[RawRow]
+    ) -> list[Fetch]:
+        """After a ``NO``: the summaries of the messages of ``wanted`` that did not come,
+        fetched one by one; those refused again come back degraded (shown from headers)."""
+        have = {r.uid for r in got if isinstance(r, Fetch) and r.uid is not None}
+        have.update(row[0] for row in rows)
+        if isinstance(wanted, tuple):
+            expected = await salvage.uids_in(self, *wanted)
+        else:
+            expected = set(wanted or ())
+        missing = sorted(expected - have)
+        log.warning("%s: FETCH refused; retrying %d messages alone", self.selected, len(missing))
+        fetched, refused = await salvage.fetch_alone(self, missing, self._summary_items())
+        return [*fetched, *(Fetch(0, {"UID": uid}, degraded="refused") for uid in refused)]
 
     async def uid_fetch_flags(
         self, uids: str = "1:*", changedsince: int | None = None
@@ -550,16 +609,32 @@ class ImapClient:
         return UidSet.from_iterable(uids)
 
     async def uid_fetch_body(self, uid: int) -> bytes | None:
-        """The whole message, without setting \\Seen (BODY.PEEK)."""
-        responses, _ = await self.run(
-            f"UID FETCH {uid} (UID BODY.PEEK[])", claim=lambda r: isinstance(r, Fetch)
+        """The whole message, without setting \\Seen (BODY.PEEK[], never RFC822: iCloud
+        sends no body for it), its length checked against RFC822.SIZE: an empty body for a
+        message that has a size (iCloud, under load) is fetched once more, then refused
+        rather than cached as the message. A body of another length is kept (Exchange's
+        RFC822.SIZE is an estimate)."""
+        for attempt in (1, 2):
+            responses, _ = await self.run(
+                f"UID FETCH {uid} (UID RFC822.SIZE BODY.PEEK[])",
+                claim=lambda r: isinstance(r, Fetch),
+            )
+            body: bytes | None = None
+            size: int | None = None
+            for r in responses:
+                if isinstance(r, Fetch) and r.uid == uid:
+                    body = r.section("") if body is None else body
+                    size = r.size if size is None else size
+            if body is None:
+                return None
+            if body or not size:
+                if size is not None and len(body) != size:
+                    log.debug("UID %d: %d bytes, RFC822.SIZE %d", uid, len(body), size)
+                return body
+            log.warning("%s: UID %d came without its body (try %d)", self.selected, uid, attempt)
+        raise ProtocolError(
+            f"{self.conn.label} sent message UID {uid} in {self.selected} without its body."
         )
-        for r in responses:
-            if isinstance(r, Fetch) and r.uid == uid:
-                body = r.section("")
-                if body is not None:
-                    return body
-        return None
 
     # -- changing -----------------------------------------------------------------------
 

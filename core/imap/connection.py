@@ -28,7 +28,7 @@ import base64
 import logging
 import re
 import ssl
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal as TypingLiteral
@@ -44,6 +44,7 @@ from kittiwake.core.errors import (
     StartTlsUnavailable,
     TlsError,
 )
+from kittiwake.core.imap.codes import plain_words
 from kittiwake.core.imap.framing import DEFAULT_MAX_RESPONSE_SIZE
 from kittiwake.core.imap.protocol import (
     AUTH,
@@ -162,7 +163,11 @@ class ImapConnection:
         on_lost: LostCallback | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        disabled: Collection[str] = (),
     ) -> None:
+        #: Capabilities the server advertises but breaks (``[accounts.X.imap] disable``):
+        #: removed from every capability list it sends, so nothing here or above uses them.
+        self._disabled = frozenset(c.upper() for c in disabled)
         self._on_untagged = on_untagged
         self.on_lost: LostCallback | None = on_lost
         self.timeout = timeout
@@ -324,7 +329,7 @@ class ImapConnection:
             raise ProtocolError(f"{self.label} sent an invalid greeting: {self.greeting[:80]}")
         caps = _caps_from_code(greeting)
         if caps is not None:
-            self._capabilities = caps
+            self._capabilities = caps - self._disabled
 
     async def _starttls(self, ctx: ssl.SSLContext | None, hostname: str, t: float) -> None:
         proto = self._require()
@@ -477,13 +482,13 @@ class ImapConnection:
         for resp in result.untagged:
             caps = _caps_from_untagged(resp)
             if caps is not None:
-                self._capabilities = caps
+                self._capabilities = caps - self._disabled
             elif resp[:10].upper() == b"* ENABLED ":
                 self._enabled.update(resp[10:].decode("ascii", "replace").upper().split())
         if result.ok:
             caps = _caps_from_code(cmd.text)
             if caps is not None:
-                self._capabilities = caps
+                self._capabilities = caps - self._disabled
 
     async def command(
         self,
@@ -570,8 +575,9 @@ class ImapConnection:
 
     def _auth_failed(self, result: CommandResult, what: str, detail: str = "") -> AuthFailed:
         text = result.text or result.status
+        plain = plain_words(result.code_name, result.text, self.label)
         return AuthFailed(
-            f"{self.label} rejected the login: {text}",
+            plain or f"{self.label} rejected the login: {text}",
             command=what,
             status=result.status,
             text=text,

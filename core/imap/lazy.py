@@ -405,7 +405,7 @@ def _row(
     uid = int(uid_b)
     size = int(size_b) if size_b is not None else 0
     modseq = int(modseq_b) if modseq_b is not None else None
-    if uid > _UINT32 or size > _INT64 or (modseq is not None and modseq > _INT64):
+    if not 0 < uid <= _UINT32 or size > _INT64 or (modseq is not None and modseq > _INT64):
         return None  # beyond what the cache's integers hold: the full path decides
     flags, seen = _flags(flags_b) if flags_b is not None else ("", 0)
 

@@ -34,6 +34,7 @@ from kittiwake.core.models import FolderInfo, FolderRole
 
 __all__ = [
     "MAX_DEPTH",
+    "QUIRKS",
     "AppendUid",
     "Bad",
     "Bye",
@@ -54,6 +55,7 @@ __all__ = [
     "Ok",
     "ParseError",
     "PreAuth",
+    "Quirk",
     "Recent",
     "ResponseCode",
     "Search",
@@ -592,6 +594,9 @@ def _section_key(spec: str) -> str:
 
 
 _ORIGIN = re.compile(r"<\d+>\Z")
+_UINT32 = 2**32 - 1
+#: Mod-sequences (RFC 7162) and sizes stay below 2^63; larger numbers overflow the cache.
+_INT63 = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -601,14 +606,18 @@ class Fetch:
 
     seq: int
     items: dict[str, Value] = field(default_factory=dict, hash=False)
+    #: Why the response could not be read ("" if it could): ``items`` then holds only what
+    #: was salvaged (UID, FLAGS), and the caller shows the message from its raw headers.
+    degraded: str = ""
 
     def get(self, name: str) -> Value:
         return self.items.get(name.upper())
 
     @property
     def uid(self) -> int | None:
+        """UID, None if absent or outside 1..2^32-1 (a UID no command could name)."""
         v = self.items.get("UID")
-        return v if isinstance(v, int) else None
+        return v if isinstance(v, int) and 0 < v <= _UINT32 else None
 
     @property
     def flags(self) -> frozenset[str] | None:
@@ -621,12 +630,13 @@ class Fetch:
         v = self.items.get("MODSEQ")
         if isinstance(v, list) and v:
             v = v[0]
-        return v if isinstance(v, int) else None
+        return v if isinstance(v, int) and v <= _INT63 else None
 
     @property
     def size(self) -> int | None:
+        """RFC822.SIZE, None if absent or beyond what a 64-bit signed integer holds."""
         v = self.items.get("RFC822.SIZE")
-        return v if isinstance(v, int) else None
+        return v if isinstance(v, int) and v <= _INT63 else None
 
     @property
     def internal_date(self) -> datetime | None:
@@ -898,6 +908,87 @@ Untagged: TypeAlias = (
     | Unknown
 )
 
+# --- the quirks of real servers -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Quirk:
+    """One way real servers bend the grammar, and what Kittiwake makes of it.
+
+    ``example`` is a response showing it; ``tests/unit/test_imap_quirks.py`` parses every
+    example and checks the outcome ``handling`` promises, so the table cannot drift.
+    """
+
+    name: str
+    seen: str
+    example: bytes
+    handling: str
+
+
+QUIRKS: tuple[Quirk, ...] = (
+    Quirk(
+        "nil-in-envelope",
+        "Exchange, some Zimbra",
+        b"* 1 FETCH (UID 1 ENVELOPE (NIL NIL ((NIL NIL NIL NIL)) NIL NIL "
+        b'((NIL NIL "bob" NIL)) NIL NIL NIL NIL))',
+        "NIL where a string belongs is an empty string; an address without mailbox and "
+        "host is dropped, one without host keeps its local part",
+    ),
+    Quirk(
+        "nil-in-bodystructure",
+        "Exchange",
+        b"* 1 FETCH (UID 1 BODYSTRUCTURE (NIL NIL NIL NIL NIL NIL NIL))",
+        "a NIL type, subtype, encoding or size reads as text/plain, no encoding, size 0",
+    ),
+    Quirk(
+        "unescaped-quote",
+        "Exchange, old Domino",
+        b'* 1 FETCH (UID 1 ENVELOPE (NIL "The "best" offer" NIL NIL NIL NIL NIL NIL NIL "<a@b>"))',
+        "when the strict reading fails or leaves an ENVELOPE without ten fields, a quote "
+        "closes its string only before ')', the end, or a blank and the start of a value",
+    ),
+    Quirk(
+        "stray-spaces",
+        "Exchange, Yahoo",
+        b"*  1  FETCH ( UID 1  FLAGS (\\Seen )  RFC822.SIZE 3 )",
+        "runs of blanks count as one, blanks before ')' or after '(' are ignored",
+    ),
+    Quirk(
+        "empty-continuation",
+        "Exchange (AUTHENTICATE, APPEND), iCloud",
+        b"+",
+        "a '+' without a blank or text is a continuation with empty text",
+    ),
+    Quirk(
+        "number-out-of-range",
+        "iCloud (RFC822.SIZE), broken proxies",
+        b"* 1 FETCH (UID 1 RFC822.SIZE 18446744073709551615 MODSEQ (18446744073709551616))",
+        "a size or mod-sequence beyond 2^63-1 is unknown, a UID outside 1..2^32-1 absent, a "
+        "number of more than 20 digits an atom: never an overflow in the cache",
+    ),
+    Quirk(
+        "trailing-space-capability",
+        "Yahoo, Exchange",
+        b"* CAPABILITY IMAP4rev1 IDLE ",
+        "ignored",
+    ),
+    Quirk("trailing-space-search", "Exchange, Yahoo", b"* SEARCH 2 3 ", "ignored"),
+    Quirk(
+        "trailing-space-status",
+        "Exchange",
+        b"* STATUS INBOX (MESSAGES 3 UIDNEXT 4 ) ",
+        "ignored",
+    ),
+    Quirk(
+        "unreadable-fetch",
+        "any (a message the server describes wrongly)",
+        b'* 7 FETCH (UID 9 FLAGS (\\Seen) ENVELOPE ("x" {99}\r\nshort))',
+        "the message is degraded, not dropped: UID and FLAGS are salvaged from before the "
+        "first string, and the client shows it from BODY.PEEK[HEADER]; the command's other "
+        "responses are untouched",
+    ),
+)
+
 # --- decoders per response ----------------------------------------------------------------
 
 
@@ -908,7 +999,7 @@ def _single_list(data: bytes, pos: int, what: str) -> list[Value]:
     return vals[0]
 
 
-def _fetch(seq: int, data: bytes, pos: int) -> Fetch:
+def _fetch_items(data: bytes, pos: int) -> dict[str, Value]:
     lst = _single_list(data, pos, "FETCH")
     if len(lst) % 2:
         raise ParseError("The server sent a FETCH response with an odd number of items.")
@@ -916,8 +1007,102 @@ def _fetch(seq: int, data: bytes, pos: int) -> Fetch:
     if not set(map(type, keys)) <= {str}:
         raise ParseError("The server sent a FETCH item name that is not an atom.")
     names = map(str.upper, cast("list[str]", keys))  # checked just above
-    items: dict[str, Value] = dict(zip(names, lst[1::2], strict=True))
-    return Fetch(seq, items)
+    return dict(zip(names, lst[1::2], strict=True))
+
+
+def _envelope_fits(items: dict[str, Value]) -> bool:
+    envelope = items.get("ENVELOPE")
+    return not isinstance(envelope, list) or len(envelope) == 10
+
+
+def _fetch(seq: int, data: bytes, pos: int) -> Fetch:
+    """A FETCH response, read as strictly as the grammar says, else with the tolerant quote
+    rule (QUIRKS: unescaped-quote), else what can be salvaged, marked ``degraded``: one
+    message the server describes wrongly never hides the others (per-message isolation)."""
+    strict: dict[str, Value] | None = None
+    try:
+        strict = _fetch_items(data, pos)
+    except ParseError as e:
+        error = str(e)
+    if strict is not None and (_envelope_fits(strict) or b'"' not in data):
+        return Fetch(seq, strict)
+    if b'"' in data:
+        try:
+            tolerant = _fetch_items(_requote(data, pos), pos)
+        except ParseError:
+            pass
+        else:
+            if strict is None or _envelope_fits(tolerant):
+                return Fetch(seq, tolerant)
+    if strict is not None:  # an ENVELOPE of the wrong length: decode pads or cuts it
+        return Fetch(seq, strict)
+    return Fetch(seq, _salvage(data, pos), degraded=error)
+
+
+# A '"' inside a quoted string closes it only when what follows can follow a string in a
+# FETCH response: ")", the end, or a blank and the start of another value (a quote, a list,
+# a literal, NIL, a number, an upper-case item name). Anything else is the text's own quote.
+_CLOSES = re.compile(
+    rb'\)|\r\n|\Z| +(?:["(]|~?\{|(?i:NIL)(?=[ )]|\Z)|[0-9]+(?=[ )]|\Z)'
+    rb'|[A-Z][A-Z0-9.\-]*(?:\[[^\]\r\n"]*\])?(?:<[0-9]+>)?(?=[ (]))'
+)
+_LITERAL_AT = re.compile(rb"~?\{([0-9]{1,20})\+?\}\r\n")
+
+
+def _requote(data: bytes, pos: int) -> bytes:
+    """``data`` with the quotes that cannot close their string escaped (linear: each byte is
+    looked at once, the look-ahead is bounded by the next blank)."""
+    out = bytearray(data[:pos])
+    i, n, quoted = pos, len(data), False
+    while i < n:
+        c = data[i]
+        if quoted:
+            if c == 0x5C and i + 1 < n:  # an escape: keep it and its character
+                out += data[i : i + 2]
+                i += 2
+                continue
+            if c == 0x22:
+                if _CLOSES.match(data, i + 1):
+                    quoted = False
+                    out.append(c)
+                else:
+                    out += b'\\"'
+                i += 1
+                continue
+        elif c == 0x22:
+            quoted = True
+        elif c == 0x7B or c == 0x7E:
+            m = _LITERAL_AT.match(data, i)
+            if m is not None:  # copy the literal untouched
+                stop = min(n, m.end() + int(m.group(1)))
+                out += data[i:stop]
+                i = stop
+                continue
+        out.append(c)
+        i += 1
+    return bytes(out)
+
+
+_SALVAGE_UID = re.compile(rb"[( ]UID +([0-9]{1,10})(?=[ )]|\Z)", re.IGNORECASE)
+_SALVAGE_FLAGS = re.compile(rb"[( ]FLAGS +\(([^()\"{]*)\)", re.IGNORECASE)
+
+
+def _salvage(data: bytes, pos: int) -> dict[str, Value]:
+    """UID and FLAGS of a FETCH response that cannot be read, taken only from before its
+    first quoted string or literal (where a subject cannot fake them)."""
+    stop = len(data)
+    for ch in (b'"', b"{"):
+        at = data.find(ch, pos)
+        if 0 <= at < stop:
+            stop = at
+    items: dict[str, Value] = {}
+    m = _SALVAGE_UID.search(data, pos, stop)
+    if m is not None:
+        items["UID"] = int(m.group(1))
+    m = _SALVAGE_FLAGS.search(data, pos, stop)
+    if m is not None:
+        items["FLAGS"] = [f.decode("latin-1") for f in m.group(1).split()]
+    return items
 
 
 def _list_item(command: str, data: bytes, pos: int, utf8: bool) -> ListItem:
@@ -1072,7 +1257,8 @@ _CONDITIONS: dict[str, type[Ok | No | Bad | Bye | PreAuth]] = {
     "PREAUTH": PreAuth,
 }
 
-_HEAD = re.compile(rb"\* (?:(0|[1-9][0-9]{0,19}) )?([A-Za-z][A-Za-z0-9._\-]*)(?= |\r\n|\Z)")
+# Blanks between the parts are counted loosely (QUIRKS: stray-spaces).
+_HEAD = re.compile(rb"\* +(?:(0|[1-9][0-9]{0,19}) +)?([A-Za-z][A-Za-z0-9._\-]*)(?= |\r\n|\Z)")
 
 
 def parse_untagged(resp: bytes, *, utf8_names: bool = False) -> Untagged:

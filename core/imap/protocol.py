@@ -416,6 +416,15 @@ class ImapProtocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]  # unt
                     callback(resp)
                 except Exception:
                     log.exception("%s: on_untagged callback failed", self.label)
+            if self.bye_text is not None and (cmd is None or cmd.name != "LOGOUT"):
+                # A BYE we did not ask for (Exchange ending an IDLE, a server shutting
+                # down): the server is going away, whether or not it closes the socket.
+                # Waiting for the close could take until the next IDLE renewal.
+                self.abort(
+                    ConnectionLost(
+                        f"Connection to {self.label} lost (the server said BYE: {self.bye_text})."
+                    )
+                )
             return
         if first == b"+":
             self._continuation(resp[2:] if resp[1:2] == b" " else resp[1:])

@@ -43,6 +43,7 @@ async def imap_session(
         timeout=cfg.timeout if timeout is None else timeout,
         on_untagged=on_untagged,
         on_lost=on_lost,
+        disabled=cfg.disable,
     )
     await conn.connect(cfg.host, cfg.port or 993, security=cfg.security, ssl_context=context)
 

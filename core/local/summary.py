@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
 
-from kittiwake.core.message.dates import parse_date
-from kittiwake.core.message.headers import FOLD, addresses, header_text
-from kittiwake.core.message.ids import first_msgid, msgids
-from kittiwake.core.models import Envelope, MessageSummary
+from kittiwake.core.message.envelope import envelope_from_fields, first_fields
+from kittiwake.core.message.headers import FOLD
+from kittiwake.core.message.ids import msgids
+from kittiwake.core.models import MessageSummary
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +48,6 @@ def read_head(path: Path, limit: int = HEAD_LIMIT) -> bytes:
             if found is not None:
                 return bytes(out[: found.end()])
     return bytes(out[:limit])
-
-
-def _headers(head: bytes) -> dict[str, str]:
-    """The first value of each header, raw (names lower-cased)."""
-    try:
-        msg = email.message_from_bytes(head, policy=email.policy.default)
-        items = [(k, v if isinstance(v, str) else str(v)) for k, v in msg.raw_items()]
-    except Exception:
-        log.debug("unparsable header block", exc_info=True)
-        return {}
-    first: dict[str, str] = {}
-    for key, value in items:
-        first.setdefault(key.lower(), value)
-    return first
 
 
 def _content_type(first: dict[str, str]) -> str:
@@ -99,7 +85,7 @@ def summary_from_bytes(
     found = _END_OF_HEAD.search(head)
     if found is not None:
         head = head[: found.end()]
-    return _summary(uid, _headers(head), flags, len(raw), arrived, lambda: raw)
+    return _summary(uid, first_fields(head), flags, len(raw), arrived, lambda: raw)
 
 
 def summary_from_file(path: Path, uid: int, flags: frozenset[str]) -> MessageSummary:
@@ -107,7 +93,7 @@ def summary_from_file(path: Path, uid: int, flags: frozenset[str]) -> MessageSum
 
     OSError (the file vanished or is unreadable) propagates; bad content never does."""
     st = path.stat()
-    first = _headers(read_head(path))
+    first = first_fields(read_head(path))
 
     def body() -> bytes | None:
         return path.read_bytes() if st.st_size <= FULL_PARSE_LIMIT else None
@@ -123,19 +109,7 @@ def _summary(
     arrived: float | None,
     body: Callable[[], bytes | None],
 ) -> MessageSummary:
-    date_raw = first.get("date")
-    envelope = Envelope(
-        date=parse_date(FOLD.sub(" ", date_raw)) if date_raw else None,
-        subject=header_text(first.get("subject", "")),
-        from_=addresses(first.get("from")),
-        sender=addresses(first.get("sender")),
-        reply_to=addresses(first.get("reply-to")),
-        to=addresses(first.get("to")),
-        cc=addresses(first.get("cc")),
-        bcc=addresses(first.get("bcc")),
-        in_reply_to=first_msgid(first.get("in-reply-to")),
-        message_id=first_msgid(first.get("message-id")),
-    )
+    envelope = envelope_from_fields(first)
     ctype = _content_type(first)
     if ctype.startswith("multipart/") and ctype != "multipart/alternative":
         # Only a mixed-like multipart can carry attachments: parse its structure (a huge

@@ -50,6 +50,7 @@ async def engine(tmp_path: Path, dovecot: Dovecot) -> AsyncIterator[EngineFactor
         cache_name: str = "acct.sqlite3",
         security: str = "tls",
         tuning: Tuning | None = None,
+        disable: list[str] | None = None,
     ) -> tuple[ImapAccount, Subscription]:
         srv = server or dovecot
         config = config_from_dict(
@@ -66,6 +67,7 @@ async def engine(tmp_path: Path, dovecot: Dovecot) -> AsyncIterator[EngineFactor
                             "password": user.password,
                             "ca_file": str(srv.ca_file),
                             "timeout": 5,
+                            "disable": disable or [],
                         },
                     }
                 }
@@ -467,6 +469,36 @@ async def test_without_notify_the_open_folder_is_watched_by_idle(
     device.store("1", "+FLAGS", "(\\Flagged)")
     ev = await wait_event(events, FlagsChanged, folder="Work")
     assert ev.flags == {1: frozenset({FLAGGED})}
+
+
+async def test_with_idle_and_notify_switched_off_the_inbox_is_polled_with_noop(
+    engine: EngineFactory, dovecot_factory: Callable[..., Dovecot]
+) -> None:
+    """``disable = ["IDLE", "NOTIFY"]`` (a server whose IDLE is broken): the account stays
+    online (no reconnect loop) and changes still arrive, by NOOP."""
+    server = dovecot_factory()
+    user = server.add_user("fay")
+    device = imap_device(server, user)
+    append_many(device, 2)
+    account, events = await engine(
+        user, server, tuning=Tuning(poll_every=0.2), disable=["IDLE", "notify"]
+    )
+    everything = account.bus.subscribe()
+    account.start()
+    await account.wait_synced(10)
+    await account.watch_folder("INBOX", timeout=5)
+    assert not account.client.has("IDLE") and not account.client.has("NOTIFY")
+    events.pending()
+    device.select("INBOX")
+    device.store("1", "+FLAGS", "(\\Flagged)")
+    ev = await wait_event(events, FlagsChanged, timeout=3, folder="INBOX")
+    assert ev.flags == {1: frozenset({FLAGGED})}
+    offline = [
+        e
+        for e in everything.pending()
+        if isinstance(e, ConnectionChanged) and e.state is ConnState.OFFLINE
+    ]
+    assert offline == [] and account.state is ConnState.ONLINE
 
 
 async def test_connection_killed_mid_fetch_resumes_without_refetching(

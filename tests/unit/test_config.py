@@ -62,6 +62,16 @@ def test_good_config_resolves_defaults(tmp_path: Path) -> None:
     assert config.ui.theme == "kittiwake-light"
     assert config.keys == {"quit": "ctrl+q"}
     assert config.warnings == ()
+    assert work.imap.disable == []
+
+
+def test_disable_lists_capabilities_to_switch_off(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        'password_command = "pass show mail/work"\n',
+        'password_command = "pass show mail/work"\ndisable = ["QRESYNC", "notify"]\n',
+    )
+    work = load_config(write(tmp_path, text)).accounts["work"]
+    assert work.imap is not None and work.imap.disable == ["QRESYNC", "notify"]
 
 
 def test_inline_password_in_readable_file_warns(tmp_path: Path) -> None:
@@ -126,6 +136,18 @@ def test_inline_password_in_readable_file_warns(tmp_path: Path) -> None:
         (
             '[accounts.w]\nemail = "a@b"\n[accounts.w.pop3]\nhost = "h"\ndeliver_to = "x/INBOX"\n',
             "accounts.w.pop3.deliver_to",
+        ),
+        (
+            '[accounts.w]\nemail = "a@b"\n[accounts.w.imap]\nhost = "h"\ndisable = "QRESYNC"\n',
+            "accounts.w.imap.disable: expected a list, got a string",
+        ),
+        (
+            '[accounts.w]\nemail = "a@b"\n[accounts.w.imap]\nhost = "h"\ndisable = ["Q RESYNC"]\n',
+            "accounts.w.imap.disable: 'Q RESYNC' is not a capability name",
+        ),
+        (
+            '[accounts.w]\nemail = "a@b"\n[accounts.w.imap]\nhost = "h"\ndisable = ["imap4rev1"]\n',
+            "accounts.w.imap.disable: imap4rev1 is IMAP itself",
         ),
         (
             '[ui]\ntheme = 3\n[accounts.w]\nemail = "a@b"\n[accounts.w.imap]\nhost = "h"\n',
