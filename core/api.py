@@ -281,6 +281,16 @@ class MailApi:
             log.warning("%s: loading %s UID %d failed", account, folder, uid, exc_info=True)
             raise
 
+    async def raw_message(
+        self, account: str, folder: str, uidvalidity: int | None, uid: int
+    ) -> bytes | None:
+        """The message's RFC 5322 bytes exactly as the server holds them (for a pipe or an
+        export), or None when it is gone, or its folder was recreated since the user saw
+        it (``uidvalidity``: the folder's then; None: as cached now)."""
+        if uidvalidity is not None and self.uidvalidity(account, folder) != uidvalidity:
+            return None
+        return await self._store(account).fetch_body(folder, uid)
+
     def prefetch(self, account: str, folder: str, uid: int) -> None:
         """Start loading a message the user is likely to open next; errors are ignored."""
         if (account, folder, self.uidvalidity(account, folder), uid) in self._bodies:
