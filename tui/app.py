@@ -58,6 +58,7 @@ from kittiwake.tui.screens.signin import SignInScreen
 from kittiwake.tui.screens.thread_reader import ResultReaderScreen, ThreadReaderScreen
 from kittiwake.tui.screens.thread_view import ConversationsScreen
 from kittiwake.tui.themes import load_themes, pick_theme, register_themes
+from kittiwake.tui.tools import PipePrompt, private_files
 from kittiwake.tui.widgets.address_input import PathInput
 from kittiwake.tui.widgets.folder_tree import FolderTree
 from kittiwake.tui.widgets.message_list import MessageList
@@ -97,6 +98,7 @@ KEYMAP_CLASSES: list[type[DOMNode]] = [
     ConversationsScreen,
     ThreadList,
     ThreadReaderScreen,
+    PipePrompt,
     ResultReaderScreen,
 ]
 
@@ -181,6 +183,7 @@ class KittiwakeApp(App[None]):
             self.notify(warning, severity="warning", timeout=10)
 
     async def on_unmount(self) -> None:
+        private_files.clear()  # the files handed to other programs (tui/tools.py)
         for review in list(self.open_drafts):  # quit mid-compose: the draft goes to Drafts
             await review.save_on_quit()
         await self.api.stop()

@@ -18,6 +18,7 @@ from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.context import AppContext, app_context
 from kittiwake.tui.screens.confirm import Confirm
 from kittiwake.tui.screens.prompt import Prompt
+from kittiwake.tui.tools import PIPE_BINDING
 from kittiwake.tui.triage import TRIAGE_BUT_UNDO, Targets, TriageCommands, plural, triage_bindings
 from kittiwake.tui.widgets.folder_tree import FolderRef, FolderTree
 from kittiwake.tui.widgets.footer import KeyFooter
@@ -53,6 +54,7 @@ class MailboxScreen(TriageCommands):
             "F", "forward(True)", "Forward attached", id="compose.forward_attached", show=False
         ),
         Binding("slash", "search", "Search", id="mailbox.search"),
+        PIPE_BINDING,
         Binding("t", "threads", "Threads", id="mailbox.threads"),
         Binding("?", "help", "Help", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit", show=False),
