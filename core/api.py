@@ -43,6 +43,7 @@ from kittiwake.core.oauth2.flow import (
     sign_in_with_device,
 )
 from kittiwake.core.oauth2.tokens import token_source
+from kittiwake.core.search.order import SortMemory, SortOrder, ordered_uids
 from kittiwake.core.search.query import QueryError, parse_query
 from kittiwake.core.search.service import (
     Hit,
@@ -140,6 +141,7 @@ class MailApi:
         self._composer = Composer(engine, self.message)
         #: What the UI may call of it (see ``ComposeFace``).
         self.compose: ComposeFace = self._composer
+        self._sort_memory = SortMemory()
 
     @classmethod
     def from_config(cls, config: Config) -> MailApi:
@@ -210,9 +212,33 @@ class MailApi:
             return []
         return self._store(account).cache.folders()
 
-    def message_index(self, account: str, folder: str) -> list[int]:
-        """UIDs newest first: row ``i`` of the list is ``index[i]``."""
-        return self._store(account).cache.ordered_uids(folder)
+    def message_index(
+        self,
+        account: str,
+        folder: str,
+        order: SortOrder | None = None,
+        limit: str | None = None,
+    ) -> list[int]:
+        """UIDs in ``order`` (newest first by default): row ``i`` of the list is
+        ``index[i]``; with ``limit`` (a search query), only the messages matching it (mutt's
+        limit). A malformed query raises ``QueryError``."""
+        cache = self._store(account).cache
+        uids = ordered_uids(cache, folder, order or SortOrder())
+        if limit:
+            keep = {hit.uid for hit in local_hits(cache, [folder], limit)}
+            uids = [uid for uid in uids if uid in keep]
+        return uids
+
+    def sort_order(self, account: str, folder: str) -> SortOrder:
+        """The order the user chose for ``folder`` (remembered across runs)."""
+        return self._sort_memory.get(account, folder)
+
+    def set_sort_order(self, account: str, folder: str, order: SortOrder) -> None:
+        self._sort_memory.set(account, folder, order)
+
+    def unseen_uids(self, account: str, folder: str) -> list[int]:
+        """The unread messages of ``folder`` as cached ("mark all read" names them)."""
+        return self._store(account).cache.unseen_uids(folder)
 
     def summaries(self, account: str, folder: str, uids: list[int]) -> dict[int, MessageSummary]:
         return self._store(account).cache.summaries(folder, uids)
