@@ -31,6 +31,7 @@ from kittiwake.core.events import (
 )
 from kittiwake.core.models import SEEN, FolderRole, MessageSummary
 from kittiwake.core.sanitize import clean_line
+from kittiwake.core.search.order import ALL_ORDERS
 from kittiwake.tui.context import AppContext
 from kittiwake.tui.events import EngineEvent, EngineEvents, follow
 from kittiwake.tui.keymap import binding_ids, check_keymap
@@ -59,6 +60,7 @@ from kittiwake.tui.screens.thread_reader import ResultReaderScreen, ThreadReader
 from kittiwake.tui.screens.thread_view import ConversationsScreen
 from kittiwake.tui.themes import load_themes, pick_theme, register_themes
 from kittiwake.tui.tools import PipePrompt, private_files
+from kittiwake.tui.triage import TriageCommands
 from kittiwake.tui.widgets.address_input import PathInput
 from kittiwake.tui.widgets.folder_tree import FolderTree
 from kittiwake.tui.widgets.message_list import MessageList
@@ -199,6 +201,19 @@ class KittiwakeApp(App[None]):
             yield SystemCommand(
                 "Delete folder", "Delete the folder you are in", screen.action_delete_folder
             )
+            for order in ALL_ORDERS:  # sorting and limiting
+                yield SystemCommand(
+                    f"Sort: {order.describe()}",
+                    "Sort this folder's list (remembered for the folder)",
+                    partial(screen.action_sort, order.code),
+                )
+            yield SystemCommand(
+                "Limit: show only messages matching a search", "mutt's l", screen.action_limit
+            )
+            yield SystemCommand("Limit: show all messages", "Undo the limit", screen.action_unlimit)
+            yield SystemCommand(
+                "Mark all read", "Every unread message shown here", screen.action_mark_all_read
+            )
             for account in self.api.accounts():
                 if self.api.can_sign_in(account.key):
                     yield SystemCommand(
@@ -239,6 +254,25 @@ class KittiwakeApp(App[None]):
                     words,
                     partial(delete_uncertain, self, item.account, item.item_id, label),
                 )
+
+        if isinstance(screen, TriageCommands):  # the user's programs (tui/tools.py)
+            yield SystemCommand(
+                "Pipe to a command",
+                "The selection or the message, on its stdin",
+                screen.action_pipe,
+            )
+            for name, entry in self.config.tools.pipe.items():
+                yield SystemCommand(
+                    f"Pipe: {clean_line(name)}".translate(_NO_MARKUP),
+                    escape(clean_line(entry.command)),
+                    partial(screen.action_pipe_named, name),
+                )
+        if isinstance(screen, ReaderScreen | ThreadReaderScreen):
+            yield SystemCommand(
+                "Open with another program",
+                "An attachment or the HTML part ([open] table, else xdg-open)",
+                screen.action_open_part,
+            )
 
     def notify(
         self,
