@@ -55,6 +55,13 @@ from kittiwake.core.search.service import (
 from kittiwake.core.search.threads import Threading
 from kittiwake.core.setup.doctor import Check, diagnose
 from kittiwake.core.store import MailStore
+from kittiwake.core.transfer import (
+    ImportResult,
+    import_messages,
+    read_source,
+    write_eml,
+    write_mbox,
+)
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +323,65 @@ class MailApi:
         if uidvalidity is not None and self.uidvalidity(account, folder) != uidvalidity:
             return None
         return await self._store(account).fetch_body(folder, uid)
+
+    async def raw_messages(
+        self, account: str, aim: Sequence[tuple[str, int | None, Sequence[int]]]
+    ) -> list[tuple[str, bytes]]:
+        """(subject, raw bytes) of the messages named by (folder, UIDVALIDITY, UIDs), oldest
+        first (a patch series in its order); ``KittiwakeError`` (one sentence) when one of
+        them is gone: a pipe or an export is all of what the user chose, or nothing."""
+        named: list[tuple[float, int, str, int | None, str]] = []
+        for folder, validity, uids in aim:
+            rows = self.summaries(account, folder, list(uids))
+            for uid in uids:
+                row = rows.get(uid)
+                when = (row.envelope.date or row.internal_date) if row is not None else None
+                subject = row.envelope.subject if row is not None else ""
+                named.append((when.timestamp() if when else 0.0, uid, folder, validity, subject))
+        named.sort(key=lambda n: (n[0], n[1]))
+        out: list[tuple[str, bytes]] = []
+        for _, uid, folder, validity, subject in named:
+            raw = await self.raw_message(account, folder, validity, uid)
+            if raw is None:
+                raise KittiwakeError(
+                    f"A message of {folder} (UID {uid}) is no longer there; nothing was done."
+                )
+            out.append((subject, raw))
+        return out
+
+    async def export_messages(
+        self,
+        account: str,
+        aim: Sequence[tuple[str, int | None, Sequence[int]]],
+        dest: Path,
+        *,
+        as_eml: bool,
+    ) -> str:
+        """The messages as one new mbox file ``dest``, or as ``.eml`` files in the
+        directory ``dest``; one sentence back."""
+        messages = await self.raw_messages(account, aim)
+        try:
+            if as_eml:
+                written = await asyncio.to_thread(write_eml, dest, messages)
+                return f"Exported {len(written):,} message(s) as .eml files into {dest}"
+            count = await asyncio.to_thread(write_mbox, dest, (raw for _, raw in messages))
+        except FileExistsError:
+            raise KittiwakeError(f"{dest} exists already; give another name.") from None
+        except OSError as exc:
+            raise KittiwakeError(f"{dest}: cannot be written ({exc.strerror})") from None
+        return f"Exported {count:,} message(s) into {dest}"
+
+    async def import_messages(
+        self,
+        account: str,
+        folder: str,
+        source: Path,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ImportResult:
+        """An mbox file or a Maildir into ``folder``, each message once (see
+        ``core/transfer.py``)."""
+        items = await asyncio.to_thread(read_source, source)
+        return await import_messages(self._store(account), folder, items, progress)
 
     def prefetch(self, account: str, folder: str, uid: int) -> None:
         """Start loading a message the user is likely to open next; errors are ignored."""

@@ -716,8 +716,7 @@ class Cache:
             return []
         return list(
             self._db.execute(
-                "SELECT uid, sort_date, internal_date, size, seen FROM messages"
-                " WHERE folder_id=?",
+                "SELECT uid, sort_date, internal_date, size, seen FROM messages WHERE folder_id=?",
                 (fid,),
             )
         )

@@ -106,32 +106,17 @@ def run_in_terminal(app: App[Any], command: str, data: bytes) -> PipeResult:
 
 
 async def gather_raw(screen: Screen[Any], account: str, aim: list[Targets]) -> list[bytes] | None:
-    """The messages of ``aim`` as the server holds them, oldest first (a patch series in its
-    order); None, said on screen, when one of them is gone or cannot be loaded."""
-    api = app_context(screen).api
-    named: list[tuple[float, str, int, int | None]] = []
-    for t in aim:
-        rows = api.summaries(account, t.folder, list(t.uids))
-        for uid in t.uids:
-            row = rows.get(uid)
-            date = row.envelope.date or row.internal_date if row is not None else None
-            named.append((date.timestamp() if date else 0.0, t.folder, uid, t.uidvalidity))
-    named.sort(key=lambda n: (n[0], n[2]))
-    out: list[bytes] = []
-    for _, folder, uid, validity in named:
-        try:
-            raw = await api.raw_message(account, folder, validity, uid)
-        except Exception as exc:  # offline, refused: one sentence
-            why = getattr(exc, "message", None) or type(exc).__name__
-            screen.notify(f"Could not load a message to pipe: {clean_line(why)}", severity="error")
-            return None
-        if raw is None:
-            screen.notify(
-                f"A message of {clean_line(folder)} is gone; nothing was piped.", severity="error"
-            )
-            return None
-        out.append(raw)
-    return out
+    """The messages of ``aim`` as the server holds them, oldest first; None, said on
+    screen, when one of them is gone or cannot be loaded."""
+    try:
+        pairs = await app_context(screen).api.raw_messages(
+            account, [(t.folder, t.uidvalidity, t.uids) for t in aim]
+        )
+    except Exception as exc:  # gone, offline, refused: one sentence
+        why = getattr(exc, "message", None) or type(exc).__name__
+        screen.notify(f"Nothing was piped: {clean_line(why)}", severity="error")
+        return None
+    return [raw for _, raw in pairs]
 
 
 def pipe_targets(
