@@ -214,6 +214,16 @@ class KittiwakeApp(App[None]):
             yield SystemCommand(
                 "Mark all read", "Every unread message shown here", screen.action_mark_all_read
             )
+            yield SystemCommand(
+                "Export this folder",
+                "Every message shown, to an mbox file or .eml files",
+                screen.action_export_folder,
+            )
+            yield SystemCommand(
+                "Import into this folder",
+                "An mbox file or a Maildir; messages already there are skipped",
+                screen.action_import,
+            )
             for account in self.api.accounts():
                 if self.api.can_sign_in(account.key):
                     yield SystemCommand(
@@ -256,6 +266,11 @@ class KittiwakeApp(App[None]):
                 )
 
         if isinstance(screen, TriageCommands):  # the user's programs (tui/tools.py)
+            yield SystemCommand(
+                "Export to a file",
+                "The selection or the message: an mbox file or .eml files",
+                screen.action_export,
+            )
             yield SystemCommand(
                 "Pipe to a command",
                 "The selection or the message, on its stdin",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -23,6 +24,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Input, Static
 
 from kittiwake.core import paths
+from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.external.opener import PrivateFiles, Viewer, start_beside, viewer_for
 from kittiwake.core.external.pipe import PipeHistory, PipeResult, run_pipe
 from kittiwake.core.message.mbox import mbox_stream
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 #: The key of ``|`` and of ``v``, with the ids ``[keys]`` remaps.
 PIPE_BINDING = Binding("vertical_line", "pipe", "Pipe to a command", id="tools.pipe", show=False)
 OPEN_BINDING = Binding("v", "open_part", "Open with…", id="tools.open", show=False)
+EXPORT_BINDING = Binding("E", "export", "Export to a file", id="tools.export", show=False)
 
 #: The files handed to other programs: one private directory for the app's life (removed
 #: when the app unmounts, and at exit should it not get that far).
@@ -260,3 +263,71 @@ def offer_open(screen: Screen[Any], parsed: ParsedMessage | None) -> None:
             chosen(None)
 
     screen.app.push_screen(Picker("Open which part?", items), picked)
+
+
+# -- export and import (core/transfer.py) ------------------------------------------------------
+
+
+def ask_export(screen: Screen[Any], account: str | None, aim: list[Targets]) -> None:
+    """Save the messages as one mbox file, or as ``.eml`` files when the answer is a
+    directory (ends with ``/`` or exists)."""
+    if account is None or not aim:
+        return
+    from kittiwake.tui.screens.compose import PathPrompt
+    from kittiwake.tui.screens.reader import unique_path
+
+    count = sum(len(t.uids) for t in aim)
+    default = unique_path(paths.download_dir(), "kittiwake-export.mbox")
+
+    def answered(answer: str | None) -> None:
+        if not answer:
+            return
+        dest = paths.download_dir() / Path(answer).expanduser()
+        as_eml = answer.endswith("/") or dest.is_dir()
+        api = app_context(screen).api
+        named = [(t.folder, t.uidvalidity, t.uids) for t in aim]
+
+        async def run() -> None:
+            try:
+                said = await api.export_messages(account, named, dest, as_eml=as_eml)
+            except KittiwakeError as exc:
+                screen.notify(clean_line(exc.message), severity="error")
+                return
+            screen.notify(clean_line(said), timeout=6)
+
+        screen.run_worker(run(), group="export")
+
+    what = "this message" if count == 1 else f"{count:,} messages"
+    question = f"Export {what} to an mbox file (a directory ending in / for .eml files):"
+    screen.app.push_screen(PathPrompt(question, str(default)), answered)
+
+
+def ask_import(screen: Screen[Any], account: str | None, folder: str | None) -> None:
+    """An mbox file or a Maildir into ``folder``, each message once."""
+    if account is None or folder is None:
+        return
+    from kittiwake.tui.screens.compose import PathPrompt
+
+    def answered(answer: str | None) -> None:
+        if not answer:
+            return
+        source = Path(answer).expanduser()
+        api = app_context(screen).api
+
+        def progress(done: int, total: int) -> None:
+            if done % 100 == 0 and done < total:
+                screen.notify(f"Importing: {done:,} of {total:,}", timeout=2)
+
+        async def run() -> None:
+            screen.notify(f"Importing {clean_line(str(source))}…", timeout=2)
+            try:
+                result = await api.import_messages(account, folder, source, progress)
+            except KittiwakeError as exc:
+                screen.notify(clean_line(exc.message), severity="error")
+                return
+            screen.notify(clean_line(result.describe(folder)), timeout=6)
+
+        screen.run_worker(run(), group="import", exclusive=True)
+
+    ask = PathPrompt(f"Import into {clean_line(folder)} (an mbox file or a Maildir):", "")
+    screen.app.push_screen(ask, answered)

@@ -366,6 +366,11 @@ class TriageCommands(Screen[None]):
 
         ask_pipe(self, self._triage_account(), self._targets())
 
+    def action_export(self) -> None:
+        from kittiwake.tui.tools import ask_export
+
+        ask_export(self, self._triage_account(), self._targets())
+
     def action_pipe_named(self, name: str) -> None:
         from kittiwake.tui.tools import pipe_targets
 

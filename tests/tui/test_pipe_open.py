@@ -46,7 +46,7 @@ def the_list(app: KittiwakeApp) -> MessageList:
 
 async def type_command(pilot: Any, app: KittiwakeApp, command: str) -> None:
     await pilot.press("|")
-    await until(pilot, lambda: isinstance(app.screen, PipePrompt))
+    await until(pilot, lambda: isinstance(app.screen, PipePrompt) and bool(app.screen.query(Input)))
     app.screen.query_one(Input).value = command
     await pilot.press("enter")
 
@@ -79,7 +79,9 @@ async def test_pipe_one_then_several_as_mbox(
         ]
         # The command typed is remembered: up brings it back.
         await pilot.press("|")
-        await until(pilot, lambda: isinstance(app.screen, PipePrompt))
+        await until(
+            pilot, lambda: isinstance(app.screen, PipePrompt) and bool(app.screen.query(Input))
+        )
         await pilot.press("up")
         assert app.screen.query_one(Input).value == f"cat > {many}"
         await pilot.press("up")

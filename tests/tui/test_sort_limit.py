@@ -80,7 +80,7 @@ async def test_every_order_matches_the_cache_and_is_remembered(
             assert messages.index == expected(app, order), order
         # O opens the picker; choosing "Sender, A to Z" sorts by it.
         await pilot.press("O")
-        await until(pilot, lambda: isinstance(app.screen, Picker))
+        await until(pilot, lambda: isinstance(app.screen, Picker) and bool(app.screen.query(Input)))
         app.screen.query_one(Input).value = "Sender, A to Z"
         await pilot.press("enter")
         await until(pilot, lambda: messages.order == SortOrder("sender", False))
@@ -106,7 +106,7 @@ async def test_limit_then_triage_acts_only_on_shown_messages(
         messages = the_list(app)
         await until(pilot, lambda: len(messages.index) == 18)
         await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, Prompt))
+        await until(pilot, lambda: isinstance(app.screen, Prompt) and bool(app.screen.query(Input)))
         app.screen.query_one(Input).value = "subject:apple"
         await pilot.press("enter")
         await until(pilot, lambda: len(messages.index) == 6)
@@ -124,7 +124,7 @@ async def test_limit_then_triage_acts_only_on_shown_messages(
         assert unread and not unread & apples
         # An empty limit shows all again.
         await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, Prompt))
+        await until(pilot, lambda: isinstance(app.screen, Prompt) and bool(app.screen.query(Input)))
         app.screen.query_one(Input).value = ""
         await pilot.press("enter")
         await until(pilot, lambda: len(messages.index) == 18)

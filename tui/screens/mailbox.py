@@ -19,7 +19,7 @@ from kittiwake.core.search.order import ALL_ORDERS, SortOrder
 from kittiwake.tui.context import AppContext, app_context
 from kittiwake.tui.screens.confirm import Confirm
 from kittiwake.tui.screens.prompt import Prompt
-from kittiwake.tui.tools import PIPE_BINDING
+from kittiwake.tui.tools import EXPORT_BINDING, PIPE_BINDING
 from kittiwake.tui.triage import TRIAGE_BUT_UNDO, Targets, TriageCommands, plural, triage_bindings
 from kittiwake.tui.widgets.folder_tree import FolderRef, FolderTree
 from kittiwake.tui.widgets.footer import KeyFooter
@@ -56,6 +56,7 @@ class MailboxScreen(TriageCommands):
         ),
         Binding("slash", "search", "Search", id="mailbox.search"),
         PIPE_BINDING,
+        EXPORT_BINDING,
         Binding("t", "threads", "Threads", id="mailbox.threads"),
         Binding("O", "sort", "Sort by…", id="mailbox.sort", show=False),
         Binding("l", "limit", "Limit to matching messages", id="mailbox.limit", show=False),
@@ -435,6 +436,20 @@ class MailboxScreen(TriageCommands):
 
         ask = Prompt("Show only messages matching (empty: all):", messages.limit or "")
         self.app.push_screen(ask, answered)
+
+    def action_export_folder(self) -> None:
+        """Every message shown (the folder, or what a limit shows) to a file."""
+        from kittiwake.tui.tools import ask_export
+
+        messages = self._list()
+        if self.folder is not None and messages.index:
+            aim = [Targets(self.folder, messages.uidvalidity, tuple(messages.index))]
+            ask_export(self, self.account, aim)
+
+    def action_import(self) -> None:
+        from kittiwake.tui.tools import ask_import
+
+        ask_import(self, self.account, self.folder)
 
     def action_unlimit(self) -> None:
         self._list().set_limit(None)

@@ -24,7 +24,7 @@ from kittiwake.core.models import SEEN, Address
 from kittiwake.core.sanitize import clean_line, clean_text
 from kittiwake.tui.context import AppContext, app_context
 from kittiwake.tui.events import EngineEvent, follow
-from kittiwake.tui.tools import OPEN_BINDING, PIPE_BINDING
+from kittiwake.tui.tools import EXPORT_BINDING, OPEN_BINDING, PIPE_BINDING
 from kittiwake.tui.triage import Targets, TriageCommands, triage_bindings
 from kittiwake.tui.widgets.footer import KeyFooter
 from kittiwake.tui.widgets.plain import PlainBar
@@ -182,6 +182,7 @@ class ReaderScreen(TriageCommands):
         Binding("S", "save_attachment", "Save", id="reader.save"),
         Binding("V", "toggle_source", "Source", id="reader.source"),
         PIPE_BINDING,
+        EXPORT_BINDING,
         OPEN_BINDING,
         # The list's triage keys (same ids), on the message shown.
         *triage_bindings(labels={"read": "Unread"}),
