@@ -43,7 +43,7 @@ from kittiwake.core.oauth2.flow import (
     sign_in_with_device,
 )
 from kittiwake.core.oauth2.tokens import token_source
-from kittiwake.core.search.order import SortMemory, SortOrder, ordered_uids
+from kittiwake.core.search.order import SortMemory, SortOrder, SortTexts, ordered_uids
 from kittiwake.core.search.query import QueryError, parse_query
 from kittiwake.core.search.service import (
     Hit,
@@ -149,6 +149,7 @@ class MailApi:
         #: What the UI may call of it (see ``ComposeFace``).
         self.compose: ComposeFace = self._composer
         self._sort_memory = SortMemory()
+        self._sort_texts: dict[tuple[str, str, int | None], SortTexts] = {}
 
     @classmethod
     def from_config(cls, config: Config) -> MailApi:
@@ -230,7 +231,11 @@ class MailApi:
         ``index[i]``; with ``limit`` (a search query), only the messages matching it (mutt's
         limit). A malformed query raises ``QueryError``."""
         cache = self._store(account).cache
-        uids = ordered_uids(cache, folder, order or SortOrder())
+        key = (account, folder, self.uidvalidity(account, folder))
+        memo = self._sort_texts.setdefault(key, {})
+        if len(self._sort_texts) > 8:  # the folders seen lately
+            del self._sort_texts[next(iter(self._sort_texts))]
+        uids = ordered_uids(cache, folder, order or SortOrder(), memo)
         if limit:
             keep = {hit.uid for hit in local_hits(cache, [folder], limit)}
             uids = [uid for uid in uids if uid in keep]

@@ -58,8 +58,27 @@ class SortOrder:
 ALL_ORDERS = [SortOrder(key, way) for key in SORT_KEYS for way in (True, False)]
 
 
-def ordered_uids(cache: Cache, folder: str, order: SortOrder) -> list[int]:
-    """The UIDs of ``folder`` in ``order`` (ties: newest first, then by UID)."""
+#: (sender, subject) as sorted, per UID: an envelope never changes, so a list that reloads
+#: (a sync adds a batch every few milliseconds) decodes each message once.
+SortTexts = dict[int, tuple[str, str]]
+
+
+def _texts(cache: Cache, folder: str, uids: list[int], memo: SortTexts) -> SortTexts:
+    missing = [uid for uid in uids if uid not in memo]
+    for uid, summary in cache.summaries(folder, missing).items():
+        env = summary.envelope
+        first = env.from_[0] if env.from_ else None
+        sender = ((first.name or first.addr) if first else "").casefold()
+        memo[uid] = (sender, base_subject(env.subject).casefold())
+    return memo
+
+
+def ordered_uids(
+    cache: Cache, folder: str, order: SortOrder, memo: SortTexts | None = None
+) -> list[int]:
+    """The UIDs of ``folder`` in ``order`` (ties: newest first, then by UID); ``memo``
+    keeps the sender and subject keys of the folder (as it is now: UIDVALIDITY included)
+    between calls."""
     if order.is_default:
         return cache.ordered_uids(folder)
     rows = cache.sort_columns(folder)
@@ -76,19 +95,9 @@ def ordered_uids(cache: Cache, folder: str, order: SortOrder) -> list[int]:
             rows.reverse()
         rows.sort(key=lambda r: r[4])
     else:
-        summaries = cache.summaries(folder, [r[0] for r in rows])
-
-        def text(uid: int) -> str:
-            summary = summaries.get(uid)
-            if summary is None:
-                return ""
-            env = summary.envelope
-            if order.key == "subject":
-                return base_subject(env.subject).casefold()
-            first = env.from_[0] if env.from_ else None
-            return ((first.name or first.addr) if first else "").casefold()
-
-        rows.sort(key=lambda r: text(r[0]), reverse=flip)
+        texts = _texts(cache, folder, [r[0] for r in rows], {} if memo is None else memo)
+        column = 0 if order.key == "sender" else 1
+        rows.sort(key=lambda r: texts.get(r[0], ("", ""))[column], reverse=flip)
     return [r[0] for r in rows]
 
 

@@ -249,7 +249,10 @@ class MessageList(ScrollView, can_focus=True):
         """Coalesce bursts (a first sync sends a batch every few milliseconds)."""
         if not self._pending_reload:
             self._pending_reload = True
-            self.set_timer(0.05, self._reload_now)
+            # Another order than the default, or a limit, reads more than the index: less
+            # often while a sync adds batches.
+            costly = self.limit is not None or not self.order.is_default
+            self.set_timer(0.5 if costly else 0.05, self._reload_now)
 
     def _reload_now(self) -> None:
         self._pending_reload = False
