@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from kittiwake.core import transfer
 from kittiwake.core.compose.draft import Draft
 from kittiwake.core.compose.drafts import LocalDraft
 from kittiwake.core.compose.service import Composer, OutboxStatus, RefusedItem
@@ -55,13 +56,7 @@ from kittiwake.core.search.service import (
 from kittiwake.core.search.threads import Threading
 from kittiwake.core.setup.doctor import Check, diagnose
 from kittiwake.core.store import MailStore
-from kittiwake.core.transfer import (
-    ImportResult,
-    import_messages,
-    read_source,
-    write_eml,
-    write_mbox,
-)
+from kittiwake.core.transfer import ImportResult
 
 log = logging.getLogger(__name__)
 
@@ -367,9 +362,9 @@ class MailApi:
         messages = await self.raw_messages(account, aim)
         try:
             if as_eml:
-                written = await asyncio.to_thread(write_eml, dest, messages)
+                written = await asyncio.to_thread(transfer.write_eml, dest, messages)
                 return f"Exported {len(written):,} message(s) as .eml files into {dest}"
-            count = await asyncio.to_thread(write_mbox, dest, (raw for _, raw in messages))
+            count = await asyncio.to_thread(transfer.write_mbox, dest, (raw for _, raw in messages))
         except FileExistsError:
             raise KittiwakeError(f"{dest} exists already; give another name.") from None
         except OSError as exc:
@@ -385,8 +380,8 @@ class MailApi:
     ) -> ImportResult:
         """An mbox file or a Maildir into ``folder``, each message once (see
         ``core/transfer.py``)."""
-        items = await asyncio.to_thread(read_source, source)
-        return await import_messages(self._store(account), folder, items, progress)
+        items = await asyncio.to_thread(transfer.read_source, source)
+        return await transfer.import_messages(self._store(account), folder, items, progress)
 
     def prefetch(self, account: str, folder: str, uid: int) -> None:
         """Start loading a message the user is likely to open next; errors are ignored."""

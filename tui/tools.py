@@ -103,6 +103,10 @@ def run_in_terminal(app: App[Any], command: str, data: bytes) -> PipeResult:
     try:
         with app.suspend():
             result = run_pipe(command, data, sys.stdout.buffer)
+            if result.last_line:  # it said something: let it be read before the app returns
+                sys.stdout.write(f"\n[exit status {result.status}] Press Enter to return. ")
+                sys.stdout.flush()
+                sys.stdin.readline()
     except SuspendNotSupported:
         return run_pipe(command, data)
     return result
@@ -129,7 +133,6 @@ def pipe_targets(
     several: an mbox stream)."""
     if account is None or not aim or not command.strip():
         return
-    PipeHistory().add(command)
 
     async def run() -> None:
         messages = await gather_raw(screen, account, aim)
@@ -154,21 +157,29 @@ def ask_pipe(screen: Screen[Any], account: str | None, aim: list[Targets]) -> No
 
     def answered(command: str | None) -> None:
         if command:
+            PipeHistory().add(command)
             pipe_targets(screen, account, aim, command)
 
     screen.app.push_screen(PipePrompt(f"Pipe {what} to:", PipeHistory().load()), answered)
 
 
 def named_pipe_bindings(screen: Screen[Any]) -> None:
-    """The ``[pipe]`` commands that have a key, bound on ``screen``."""
+    """The ``[pipe]`` commands that have a key, bound on ``screen`` ahead of its own keys
+    (the user chose the key), with ids ``pipe.NAME`` for the help screen."""
     for name, entry in app_context(screen).config.tools.pipe.items():
-        if entry.key:
-            screen._bindings.bind(
-                entry.key,
+        if not entry.key:
+            continue
+        for key in (k.strip() for k in entry.key.split(",") if k.strip()):
+            binding = Binding(
+                key,
                 f"pipe_named({name!r})",
                 f"Pipe: {clean_line(entry.command)}",
                 show=False,
+                id=f"pipe.{name}",
             )
+            # Textual's map of a node's bindings: a run-time binding has no other way in.
+            bound = screen._bindings.key_to_bindings
+            bound[key] = [binding, *bound.get(key, [])]
 
 
 # -- open with another program ---------------------------------------------------------------

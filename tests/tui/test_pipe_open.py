@@ -19,6 +19,7 @@ from textual.widgets import Input
 
 from kittiwake.core.config import Config
 from kittiwake.tui.app import KittiwakeApp
+from kittiwake.tui.screens.help import binding_rows
 from kittiwake.tui.screens.mailbox import MailboxScreen
 from kittiwake.tui.screens.reader import ReaderScreen
 from kittiwake.tui.tools import PipePrompt, private_files
@@ -114,6 +115,8 @@ async def test_named_pipe_key_and_status_shown(
         await until(
             pilot, lambda: isinstance(app.screen, ReaderScreen) and app.screen.parsed is not None
         )
+        rows = binding_rows(app.screen)  # on the help screen, with its id
+        assert ("A", f"Pipe: cat > {out}; echo patch applied; exit 3", "pipe.am") in rows
         await pilot.press("A")
         await until(pilot, lambda: any("status 3" in s for s in said), timeout=10)
     assert out.read_bytes() == server_bytes(dovecot, user)[b"<tui4@example.org>"]
