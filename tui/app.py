@@ -285,7 +285,7 @@ class KittiwakeApp(App[None]):
         if isinstance(screen, ReaderScreen | ThreadReaderScreen):
             yield SystemCommand(
                 "Open with another program",
-                "An attachment or the HTML part ([open] table, else xdg-open)",
+                "An attachment or the HTML part (the open table of the config, else xdg-open)",
                 screen.action_open_part,
             )
 

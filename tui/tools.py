@@ -203,7 +203,10 @@ def open_bytes(screen: Screen[Any], name: str | None, content_type: str, data: b
         except OSError as exc:
             screen.notify(f"Could not save it: {exc.strerror or exc}", severity="error")
             return
-        screen.notify(f"No program to open it here (no display); saved {target}", timeout=10)
+        screen.notify(
+            f"Nothing to open it with here (no [open] entry, no display); saved {target}",
+            timeout=10,
+        )
         return
     _start(screen, viewer, path)
 

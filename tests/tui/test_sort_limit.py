@@ -134,3 +134,31 @@ async def test_limit_then_triage_acts_only_on_shown_messages(
     _, data = device.uid("SEARCH", "FLAGGED")
     device.logout()
     assert {int(u) for u in data[0].split()} == apples
+
+
+async def test_palette_sorts_and_offers_the_tools(
+    xdg: Path, mailbox: Callable[..., Config]
+) -> None:
+    from textual.command import CommandList
+
+    app = KittiwakeApp(mailbox(4, pipe={"am": {"command": "git am -3 [x]"}}))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        messages = the_list(app)
+        await until(pilot, lambda: len(messages.index) == 4)
+
+        def first_offer(words: str) -> bool:
+            lists = app.screen.query(CommandList)
+            if not lists or lists.first().option_count == 0:
+                return False
+            return words in str(lists.first().get_option_at_index(0).prompt)
+
+        await pilot.press("ctrl+p", *"pipe: am")
+        await until(pilot, lambda: first_offer("Pipe: am"))
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, MailboxScreen))
+        await pilot.press("ctrl+p", *"sort: size, smallest")
+        await until(pilot, lambda: first_offer("Size, smallest first"))
+        await pilot.press("enter")
+        await until(pilot, lambda: messages.order == SortOrder("size", False))
+        assert messages.index == expected(app, SortOrder("size", False))
