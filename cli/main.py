@@ -121,6 +121,35 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print a JSON array of objects")
     search.add_argument("query", nargs="+", metavar="QUERY", help="the query (quote it)")
     search.set_defaults(func=run_search_command)
+    export = commands.add_parser(
+        "export",
+        help="save a folder's messages as an mbox file or .eml files",
+        description=(
+            "Write the messages of a folder (or those matching --query) to a new mbox file, "
+            "oldest first, or with --eml as one .eml file each (the server's exact bytes) "
+            "into a directory. An existing file is never overwritten."
+        ),
+    )
+    config_option(export)
+    export.add_argument("--account", metavar="NAME", required=True, help="the account")
+    export.add_argument("--folder", metavar="F", required=True, help="the folder")
+    export.add_argument("--query", metavar="Q", help="only the messages matching this search")
+    export.add_argument("--eml", action="store_true", help="one .eml file per message")
+    export.add_argument("dest", metavar="DEST", help="the mbox file (or directory with --eml)")
+    export.set_defaults(func=run_export_command)
+    imp = commands.add_parser(
+        "import",
+        help="copy an mbox file or a Maildir into a folder (each message once)",
+        description=(
+            "Append the messages of an mbox file or a Maildir to a folder. A message already "
+            "there (same Message-ID and bytes) is skipped, so running it again adds nothing."
+        ),
+    )
+    config_option(imp)
+    imp.add_argument("--account", metavar="NAME", required=True, help="the account")
+    imp.add_argument("--folder", metavar="F", required=True, help="the folder to add to")
+    imp.add_argument("source", metavar="SOURCE", help="an mbox file or a Maildir directory")
+    imp.set_defaults(func=run_import_command)
     send = commands.add_parser(
         "send",
         help="send a complete message read from stdin (through the outbox)",
@@ -401,6 +430,32 @@ def run_search_command(args: argparse.Namespace) -> int:
         return 1
     query = " ".join(args.query)
     return asyncio.run(run_search(config, args.account, args.folder, query, args.json))
+
+
+def run_export_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from kittiwake.cli.transfer import run_export
+
+    config = load_user_config(args)
+    if config is None:
+        return 1
+    dest = Path(args.dest).expanduser()
+    return asyncio.run(
+        run_export(config, args.account, args.folder, dest, query=args.query, as_eml=args.eml)
+    )
+
+
+def run_import_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from kittiwake.cli.transfer import run_import
+
+    config = load_user_config(args)
+    if config is None:
+        return 1
+    source = Path(args.source).expanduser()
+    return asyncio.run(run_import(config, args.account, args.folder, source))
 
 
 def run_sync_command(args: argparse.Namespace) -> int:

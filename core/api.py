@@ -33,6 +33,7 @@ from kittiwake.core.events import (
 )
 from kittiwake.core.journal import Action, ActionRefused, as_seen
 from kittiwake.core.models import SEEN, Address, FolderInfo, FolderRole, MessageSummary
+from kittiwake.core.search.order import SortMemory, SortOrder, SortTexts, ordered_uids
 from kittiwake.core.store import MailStore
 
 # Loaded when first used, not at start (the first screen needs none of them): HTML
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from kittiwake.core.search.service import Hit
     from kittiwake.core.search.threads import Threading
     from kittiwake.core.setup.doctor import Check
+    from kittiwake.core.transfer import ImportResult
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,8 @@ class MailApi:
         self._composer = Composer(engine, self.message)
         #: What the UI may call of it (see ``ComposeFace``).
         self.compose: ComposeFace = self._composer
+        self._sort_memory = SortMemory()
+        self._sort_texts: dict[tuple[str, str, int | None], SortTexts] = {}
 
     @classmethod
     def from_config(cls, config: Config) -> MailApi:
@@ -200,9 +204,39 @@ class MailApi:
             return []
         return self._store(account).cache.folders()
 
-    def message_index(self, account: str, folder: str) -> list[int]:
-        """UIDs newest first: row ``i`` of the list is ``index[i]``."""
-        return self._store(account).cache.ordered_uids(folder)
+    def message_index(
+        self,
+        account: str,
+        folder: str,
+        order: SortOrder | None = None,
+        limit: str | None = None,
+    ) -> list[int]:
+        """UIDs in ``order`` (newest first by default): row ``i`` of the list is
+        ``index[i]``; with ``limit`` (a search query), only the messages matching it (mutt's
+        limit). A malformed query raises ``QueryError``."""
+        cache = self._store(account).cache
+        key = (account, folder, self.uidvalidity(account, folder))
+        memo = self._sort_texts.setdefault(key, {})
+        if len(self._sort_texts) > 8:  # the folders seen lately
+            del self._sort_texts[next(iter(self._sort_texts))]
+        uids = ordered_uids(cache, folder, order or SortOrder(), memo)
+        if limit:
+            from kittiwake.core.search.service import local_hits
+
+            keep = {hit.uid for hit in local_hits(cache, [folder], limit)}
+            uids = [uid for uid in uids if uid in keep]
+        return uids
+
+    def sort_order(self, account: str, folder: str) -> SortOrder:
+        """The order the user chose for ``folder`` (remembered across runs)."""
+        return self._sort_memory.get(account, folder)
+
+    def set_sort_order(self, account: str, folder: str, order: SortOrder) -> None:
+        self._sort_memory.set(account, folder, order)
+
+    def unseen_uids(self, account: str, folder: str) -> list[int]:
+        """The unread messages of ``folder`` as cached ("mark all read" names them)."""
+        return self._store(account).cache.unseen_uids(folder)
 
     def summaries(self, account: str, folder: str, uids: list[int]) -> dict[int, MessageSummary]:
         return self._store(account).cache.summaries(folder, uids)
@@ -274,6 +308,79 @@ class MailApi:
         except Exception:  # the reader shows one sentence; the detail belongs in the log
             log.warning("%s: loading %s UID %d failed", account, folder, uid, exc_info=True)
             raise
+
+    async def raw_message(
+        self, account: str, folder: str, uidvalidity: int | None, uid: int
+    ) -> bytes | None:
+        """The message's RFC 5322 bytes exactly as the server holds them (for a pipe or an
+        export), or None when it is gone, or its folder was recreated since the user saw
+        it (``uidvalidity``: the folder's then; None: as cached now)."""
+        if uidvalidity is not None and self.uidvalidity(account, folder) != uidvalidity:
+            return None
+        return await self._store(account).fetch_body(folder, uid)
+
+    async def raw_messages(
+        self, account: str, aim: Sequence[tuple[str, int | None, Sequence[int]]]
+    ) -> list[tuple[str, bytes]]:
+        """(subject, raw bytes) of the messages named by (folder, UIDVALIDITY, UIDs), oldest
+        first (a patch series in its order); ``KittiwakeError`` (one sentence) when one of
+        them is gone: a pipe or an export is all of what the user chose, or nothing."""
+        named: list[tuple[float, int, str, int | None, str]] = []
+        for folder, validity, uids in aim:
+            rows = self.summaries(account, folder, list(uids))
+            for uid in uids:
+                row = rows.get(uid)
+                when = (row.envelope.date or row.internal_date) if row is not None else None
+                subject = row.envelope.subject if row is not None else ""
+                named.append((when.timestamp() if when else 0.0, uid, folder, validity, subject))
+        named.sort(key=lambda n: (n[0], n[1]))
+        out: list[tuple[str, bytes]] = []
+        for _, uid, folder, validity, subject in named:
+            raw = await self.raw_message(account, folder, validity, uid)
+            if raw is None:
+                raise KittiwakeError(
+                    f"A message of {folder} (UID {uid}) is no longer there; nothing was done."
+                )
+            out.append((subject, raw))
+        return out
+
+    async def export_messages(
+        self,
+        account: str,
+        aim: Sequence[tuple[str, int | None, Sequence[int]]],
+        dest: Path,
+        *,
+        as_eml: bool,
+    ) -> str:
+        """The messages as one new mbox file ``dest``, or as ``.eml`` files in the
+        directory ``dest``; one sentence back."""
+        from kittiwake.core import transfer  # MIME parsing: loaded when first used
+
+        messages = await self.raw_messages(account, aim)
+        try:
+            if as_eml:
+                written = await asyncio.to_thread(transfer.write_eml, dest, messages)
+                return f"Exported {len(written):,} message(s) as .eml files into {dest}"
+            count = await asyncio.to_thread(transfer.write_mbox, dest, (raw for _, raw in messages))
+        except FileExistsError:
+            raise KittiwakeError(f"{dest} exists already; give another name.") from None
+        except OSError as exc:
+            raise KittiwakeError(f"{dest}: cannot be written ({exc.strerror})") from None
+        return f"Exported {count:,} message(s) into {dest}"
+
+    async def import_messages(
+        self,
+        account: str,
+        folder: str,
+        source: Path,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ImportResult:
+        """An mbox file or a Maildir into ``folder``, each message once (see
+        ``core/transfer.py``)."""
+        from kittiwake.core import transfer
+
+        items = await asyncio.to_thread(transfer.read_source, source)
+        return await transfer.import_messages(self._store(account), folder, items, progress)
 
     def prefetch(self, account: str, folder: str, uid: int) -> None:
         """Start loading a message the user is likely to open next; errors are ignored."""

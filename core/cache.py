@@ -708,6 +708,30 @@ class Cache:
             )
         ]
 
+    def sort_columns(self, folder: str) -> list[tuple[int, float, float | None, int, int]]:
+        """(uid, sort_date, internal_date, size, seen) of every message of ``folder``: what
+        the list sorts by besides the envelope (``core/search/order.py``)."""
+        fid = self._fid(folder)
+        if fid is None:
+            return []
+        return list(
+            self._db.execute(
+                "SELECT uid, sort_date, internal_date, size, seen FROM messages WHERE folder_id=?",
+                (fid,),
+            )
+        )
+
+    def unseen_uids(self, folder: str) -> list[int]:
+        fid = self._fid(folder)
+        if fid is None:
+            return []
+        return [
+            r[0]
+            for r in self._db.execute(
+                "SELECT uid FROM messages WHERE folder_id=? AND seen=0 ORDER BY uid", (fid,)
+            )
+        ]
+
     def summaries(self, folder: str, uids: Sequence[int]) -> dict[int, MessageSummary]:
         """Summaries for a screenful of ``uids`` (missing ones are left out)."""
         fid = self._fid(folder)

@@ -177,6 +177,8 @@ class Config:
     ui: UiConfig = field(default_factory=UiConfig)
     keys: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    tools: ToolsConfig = field(default_factory=lambda: ToolsConfig())
+    """``[pipe]`` and ``[open]``: the user's own programs (see the end of this module)."""
 
 
 def is_valid_account_name(name: str) -> bool:
@@ -217,15 +219,19 @@ def load_config(path: Path) -> Config:
                         "other users can read; use password_command or chmod 600"
                     )
                     break
-    return Config(path, config.accounts, config.ui, config.keys, tuple(warnings))
+    return Config(
+        path, config.accounts, config.ui, config.keys, tuple(warnings), tools=config.tools
+    )
 
 
 def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
     """Validate already-parsed TOML. ``where`` prefixes every error message."""
-    known = {"accounts", "ui", "keys"}
+    known = {"accounts", "ui", "keys", *TOOL_SECTIONS}
     for key in data:
         if key not in known:
-            raise ConfigError(f"{where}: unknown key '{key}' (expected one of: accounts, ui, keys)")
+            raise ConfigError(
+                f"{where}: unknown key '{key}' (expected one of: {', '.join(sorted(known))})"
+            )
     ui = _convert(data.get("ui", {}), UiConfig, where, "ui")
     keys_raw = data.get("keys", {})
     if not isinstance(keys_raw, dict):
@@ -242,7 +248,7 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
         raise ConfigError(f"{where}: no accounts: add an [accounts.NAME] section")
     accounts = {name: _account(name, value, where) for name, value in accounts_raw.items()}
     _check_deliver_to(accounts, where)
-    return Config(None, accounts, ui, keys)
+    return Config(None, accounts, ui, keys, tools=_tools(data, where))
 
 
 def _account(name: str, value: Any, where: str) -> Account:
@@ -464,3 +470,57 @@ def _readable_by_others(path: Path) -> bool:
     except OSError:
         return False
     return bool(mode & (stat.S_IRGRP | stat.S_IROTH))
+
+
+# -- [pipe] and [open]: the user's own programs ----------------------------------------------
+
+TOOL_SECTIONS = ("pipe", "open")
+
+
+class PipeCommand(_Strict):
+    """``[pipe] NAME = { command = "git am -3", key = "A" }``: a command line the user wrote,
+    run by the shell with the messages on its standard input."""
+
+    command: str
+    key: str | None = None
+    """A key of the screens that show mail; none: only in the palette and the ``|`` prompt."""
+
+
+class OpenRule(_Strict):
+    """``[open] "application/pdf" = "zathura %s"`` (or a table with ``terminal = true`` for a
+    program that needs the terminal: the app steps aside while it runs)."""
+
+    command: str
+    terminal: bool = False
+
+
+@dataclass(frozen=True)
+class ToolsConfig:
+    pipe: dict[str, PipeCommand] = field(default_factory=dict)
+    open: tuple[tuple[str, OpenRule], ...] = ()
+    """(type pattern such as ``image/*``, rule), first match wins, in the file's order."""
+
+
+def _tools(data: dict[str, Any], where: str) -> ToolsConfig:
+    pipe_raw = data.get("pipe", {})
+    if not isinstance(pipe_raw, dict):
+        raise ConfigError(f'{where}: pipe: expected a table of NAME = {{ command = "..." }}')
+    pipe: dict[str, PipeCommand] = {}
+    for name, value in pipe_raw.items():
+        if isinstance(value, str):
+            value = {"command": value}
+        pipe[name] = _convert(value, PipeCommand, where, f"pipe.{name}")
+        if not pipe[name].command.strip():
+            raise ConfigError(f"{where}: pipe.{name}.command: empty command")
+    open_raw = data.get("open", {})
+    if not isinstance(open_raw, dict):
+        raise ConfigError(f'{where}: open: expected a table of "type/subtype" = "command %s"')
+    rules: list[tuple[str, OpenRule]] = []
+    for pattern, value in open_raw.items():
+        if isinstance(value, str):
+            value = {"command": value}
+        rule = _convert(value, OpenRule, where, f'open."{pattern}"')
+        if "/" not in pattern:
+            raise ConfigError(f'{where}: open."{pattern}": expected a type such as "image/*"')
+        rules.append((pattern.lower(), rule))
+    return ToolsConfig(pipe, tuple(rules))

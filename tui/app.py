@@ -30,11 +30,14 @@ from kittiwake.core.events import (
 )
 from kittiwake.core.models import SEEN, FolderRole, MessageSummary
 from kittiwake.core.sanitize import clean_line
+from kittiwake.core.search.order import ALL_ORDERS
 from kittiwake.tui.context import AppContext
 from kittiwake.tui.events import EngineEvent, EngineEvents, follow
 from kittiwake.tui.keymap import binding_ids, check_keymap
 from kittiwake.tui.screens.mailbox import MailboxScreen
 from kittiwake.tui.themes import load_themes, pick_theme, register_themes
+from kittiwake.tui.tools import private_files
+from kittiwake.tui.triage import TriageCommands
 from kittiwake.tui.widgets.plain import highlight
 
 if TYPE_CHECKING:
@@ -69,6 +72,7 @@ def keymap_classes() -> list[type[DOMNode]]:
     from kittiwake.tui.screens.signin import SignInScreen
     from kittiwake.tui.screens.thread_reader import ResultReaderScreen, ThreadReaderScreen
     from kittiwake.tui.screens.thread_view import ConversationsScreen
+    from kittiwake.tui.tools import PipePrompt
     from kittiwake.tui.widgets.address_input import PathInput
     from kittiwake.tui.widgets.folder_tree import FolderTree
     from kittiwake.tui.widgets.message_list import MessageList
@@ -96,6 +100,7 @@ def keymap_classes() -> list[type[DOMNode]]:
         ConversationsScreen,
         ThreadList,
         ThreadReaderScreen,
+        PipePrompt,
         ResultReaderScreen,
     ]
 
@@ -182,6 +187,7 @@ class KittiwakeApp(App[None]):
             self.notify(warning, severity="warning", timeout=10)
 
     async def on_unmount(self) -> None:
+        private_files.clear()  # the files handed to other programs (tui/tools.py)
         for review in list(self.open_drafts):  # quit mid-compose: the draft goes to Drafts
             await review.save_on_quit()
         await self.api.stop()
@@ -196,6 +202,29 @@ class KittiwakeApp(App[None]):
             )
             yield SystemCommand(
                 "Delete folder", "Delete the folder you are in", screen.action_delete_folder
+            )
+            for order in ALL_ORDERS:  # sorting and limiting
+                yield SystemCommand(
+                    f"Sort: {order.describe()}",
+                    "Sort this folder's list (remembered for the folder)",
+                    partial(screen.action_sort, order.code),
+                )
+            yield SystemCommand(
+                "Limit: show only messages matching a search", "mutt's l", screen.action_limit
+            )
+            yield SystemCommand("Limit: show all messages", "Undo the limit", screen.action_unlimit)
+            yield SystemCommand(
+                "Mark all read", "Every unread message shown here", screen.action_mark_all_read
+            )
+            yield SystemCommand(
+                "Export this folder",
+                "Every message shown, to an mbox file or .eml files",
+                screen.action_export_folder,
+            )
+            yield SystemCommand(
+                "Import into this folder",
+                "An mbox file or a Maildir; messages already there are skipped",
+                screen.action_import,
             )
             for account in self.api.accounts():
                 if self.api.can_sign_in(account.key):
@@ -244,6 +273,31 @@ class KittiwakeApp(App[None]):
                     words,
                     partial(delete_uncertain, self, item.account, item.item_id, label),
                 )
+
+        if isinstance(screen, TriageCommands):  # the user's programs (tui/tools.py)
+            yield SystemCommand(
+                "Export to a file",
+                "The selection or the message: an mbox file or .eml files",
+                screen.action_export,
+            )
+            yield SystemCommand(
+                "Pipe to a command",
+                "The selection or the message, on its stdin",
+                screen.action_pipe,
+            )
+            for name, entry in self.config.tools.pipe.items():
+                yield SystemCommand(
+                    f"Pipe: {clean_line(name)}".translate(_NO_MARKUP),
+                    escape(clean_line(entry.command)),
+                    partial(screen.action_pipe_named, name),
+                )
+        open_part = getattr(screen, "action_open_part", None)  # the readers (not loaded at start)
+        if open_part is not None:
+            yield SystemCommand(
+                "Open with another program",
+                "An attachment or the HTML part (the open table of the config, else xdg-open)",
+                open_part,
+            )
 
     def notify(
         self,

@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from textual import on
 from textual.binding import Binding, BindingType
+from textual.events import Mount
 from textual.screen import Screen
 
 from kittiwake.core.errors import KittiwakeError
@@ -352,3 +354,28 @@ class TriageCommands(Screen[None]):
 
     def action_undo(self) -> None:
         self.notify(app_context(self).api.undo(self._triage_account()), timeout=3)
+
+    # -- the user's programs (tui/tools.py): what a key acts on, piped ---------------------
+
+    @on(Mount)
+    def _bind_named_pipes(self) -> None:
+        from kittiwake.tui.tools import named_pipe_bindings
+
+        named_pipe_bindings(self)
+
+    def action_pipe(self) -> None:
+        from kittiwake.tui.tools import ask_pipe
+
+        ask_pipe(self, self._triage_account(), self._targets())
+
+    def action_export(self) -> None:
+        from kittiwake.tui.tools import ask_export
+
+        ask_export(self, self._triage_account(), self._targets())
+
+    def action_pipe_named(self, name: str) -> None:
+        from kittiwake.tui.tools import pipe_targets
+
+        entry = app_context(self).config.tools.pipe.get(name)
+        if entry is not None:
+            pipe_targets(self, self._triage_account(), self._targets(), entry.command)

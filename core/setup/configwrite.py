@@ -15,6 +15,7 @@ a config that changed on disk meanwhile, leaves the file as it was.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import tomllib
@@ -215,7 +216,7 @@ def append_account(
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be written ({exc.strerror})") from None
     config = load_config(target)
-    return Config(path, config.accounts, config.ui, config.keys, config.warnings)
+    return dataclasses.replace(config, path=path)
 
 
 def _refuse_taken_name(path: Path, old: bytes, name: str) -> None:

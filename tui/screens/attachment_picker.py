@@ -1,4 +1,4 @@
-"""``S`` with several attachments: choose which one to save."""
+"""``S`` (or ``v``) with several attachments: choose which one to save (or open)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from kittiwake.tui.screens.pickers import Picker
 
 
 class AttachmentPicker(Picker[Attachment]):
-    def __init__(self, attachments: list[Attachment]) -> None:
+    def __init__(
+        self, attachments: list[Attachment], title: str = "Save which attachment?"
+    ) -> None:
         items = [
             (f"{a.index}. {clean_line(a.filename)} ({clean_line(a.content_type)})", a)
             for a in attachments
         ]
-        super().__init__("Save which attachment?", items)
+        super().__init__(title, items)

@@ -13,11 +13,13 @@ from textual.containers import Horizontal
 from textual.widgets import Tree
 
 from kittiwake.core.errors import KittiwakeError
-from kittiwake.core.models import FolderRole
+from kittiwake.core.models import SEEN, FolderRole
 from kittiwake.core.sanitize import clean_line
+from kittiwake.core.search.order import ALL_ORDERS, SortOrder
 from kittiwake.tui.context import AppContext, app_context
 from kittiwake.tui.screens.confirm import Confirm
 from kittiwake.tui.screens.prompt import Prompt
+from kittiwake.tui.tools import EXPORT_BINDING, PIPE_BINDING
 from kittiwake.tui.triage import TRIAGE_BUT_UNDO, Targets, TriageCommands, plural, triage_bindings
 from kittiwake.tui.widgets.folder_tree import FolderRef, FolderTree
 from kittiwake.tui.widgets.footer import KeyFooter
@@ -53,7 +55,12 @@ class MailboxScreen(TriageCommands):
             "F", "forward(True)", "Forward attached", id="compose.forward_attached", show=False
         ),
         Binding("slash", "search", "Search", id="mailbox.search"),
+        PIPE_BINDING,
+        EXPORT_BINDING,
         Binding("t", "threads", "Threads", id="mailbox.threads"),
+        Binding("O", "sort", "Sort by…", id="mailbox.sort", show=False),
+        Binding("l", "limit", "Limit to matching messages", id="mailbox.limit", show=False),
+        Binding("M", "mark_all_read", "Mark all read", id="mailbox.mark_all_read", show=False),
         Binding("?", "help", "Help", id="app.help"),
         Binding("q", "quit", "Quit", id="app.quit", show=False),
     ]
@@ -389,6 +396,80 @@ class MailboxScreen(TriageCommands):
 
         if self.account is not None and self.folder is not None:
             self.app.push_screen(ConversationsScreen(self.account, self.folder))
+
+    # -- sorting and limiting (the order is remembered per folder: core/search/order.py) ----
+
+    def action_sort(self, code: str | None = None) -> None:
+        """Sort the list: by ``code`` ("sender-asc"), or as chosen in a picker."""
+        messages = self._list()
+        if code is not None:
+            if (order := SortOrder.from_code(code)) is not None:
+                messages.set_order(order)
+                self._refresh_status()
+            return
+        from kittiwake.tui.screens.pickers import Picker
+
+        items = [
+            (f"{o.describe()}{'  (now)' if o == messages.order else ''}", o.code)
+            for o in ALL_ORDERS
+        ]
+
+        def chosen(picked: str | None) -> None:
+            if picked is not None:
+                self.action_sort(picked)
+
+        self.app.push_screen(Picker("Sort by…", items), chosen)
+
+    def action_limit(self) -> None:
+        """mutt's limit: only the messages matching a search query, every key working on
+        them; an empty answer shows all again."""
+        messages = self._list()
+
+        def answered(query: str | None) -> None:
+            if query and (problem := self.kw.api.check_query(query)):
+                self.notify(clean_line(problem), severity="error")
+                return
+            messages.set_limit(query)
+            self._refresh_status()
+            if query and not messages.index:
+                self.notify("No message matches; l then enter shows all again.", timeout=5)
+
+        ask = Prompt("Show only messages matching (empty: all):", messages.limit or "")
+        self.app.push_screen(ask, answered)
+
+    def action_export_folder(self) -> None:
+        """Every message shown (the folder, or what a limit shows) to a file."""
+        from kittiwake.tui.tools import ask_export
+
+        messages = self._list()
+        if self.folder is not None and messages.index:
+            aim = [Targets(self.folder, messages.uidvalidity, tuple(messages.index))]
+            ask_export(self, self.account, aim)
+
+    def action_import(self) -> None:
+        from kittiwake.tui.tools import ask_import
+
+        ask_import(self, self.account, self.folder)
+
+    def action_unlimit(self) -> None:
+        self._list().set_limit(None)
+        self._refresh_status()
+
+    def action_mark_all_read(self) -> None:
+        """Every unread message shown (the whole folder, or what a limit shows) marked read,
+        journaled like any flag change, one undo step."""
+        messages = self._list()
+        if self.account is None or self.folder is None:
+            return
+        shown = set(messages.index)
+        unread = tuple(u for u in self.kw.api.unseen_uids(self.account, self.folder) if u in shown)
+        if not unread:
+            self.notify("Nothing unread here.", timeout=3)
+            return
+        aim = [Targets(self.folder, messages.uidvalidity, unread)]
+        self._submit(
+            self._actions("flags", aim, add=(SEEN,)), f"Marked read: {plural(len(unread))}"
+        )
 
     # -- reading --------------------------------------------------------------------------
 

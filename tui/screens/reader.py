@@ -24,6 +24,7 @@ from kittiwake.core.models import SEEN, Address
 from kittiwake.core.sanitize import clean_line, clean_text
 from kittiwake.tui.context import AppContext, app_context
 from kittiwake.tui.events import EngineEvent, follow
+from kittiwake.tui.tools import EXPORT_BINDING, OPEN_BINDING, PIPE_BINDING
 from kittiwake.tui.triage import Targets, TriageCommands, triage_bindings
 from kittiwake.tui.widgets.footer import KeyFooter
 from kittiwake.tui.widgets.plain import PlainBar
@@ -180,6 +181,9 @@ class ReaderScreen(TriageCommands):
         Binding("H", "toggle_headers", "Headers", id="reader.headers"),
         Binding("S", "save_attachment", "Save", id="reader.save"),
         Binding("V", "toggle_source", "Source", id="reader.source"),
+        PIPE_BINDING,
+        EXPORT_BINDING,
+        OPEN_BINDING,
         # The list's triage keys (same ids), on the message shown.
         *triage_bindings(labels={"read": "Unread"}),
         Binding("r", "reply", "Reply", id="compose.reply"),
@@ -465,6 +469,11 @@ class ReaderScreen(TriageCommands):
 
     def action_save_attachment(self) -> None:
         offer_save(self, self.parsed)
+
+    def action_open_part(self) -> None:
+        from kittiwake.tui.tools import offer_open
+
+        offer_open(self, self.parsed)
 
     # -- triage: tui/triage.py's keys on the message shown ----------------------------------
 

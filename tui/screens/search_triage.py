@@ -27,6 +27,7 @@ from kittiwake.core.events import (
 from kittiwake.core.models import FolderRole
 from kittiwake.tui.context import AppContext, app_context
 from kittiwake.tui.events import EngineEvent, follow
+from kittiwake.tui.tools import EXPORT_BINDING, PIPE_BINDING
 from kittiwake.tui.triage import Targets, TriageCommands, plural, targets_of, triage_bindings
 from kittiwake.tui.widgets.footer import KeyFooter
 from kittiwake.tui.widgets.plain import PlainBar
@@ -50,9 +51,11 @@ class TriageScreen(TriageCommands):
     """The triage keys (``tui/triage.py``) on messages from anywhere in one account; a
     subclass says what they act on (``_targets``)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = triage_bindings(
-        shown=("flag", "archive", "delete", "move", "undo")
-    )
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *triage_bindings(shown=("flag", "archive", "delete", "move", "undo")),
+        PIPE_BINDING,
+        EXPORT_BINDING,
+    ]
 
     def __init__(self, account: str) -> None:
         super().__init__()

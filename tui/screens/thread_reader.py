@@ -34,6 +34,7 @@ from kittiwake.core.sanitize import clean_line, clean_text
 from kittiwake.tui.events import EngineEvent, follow
 from kittiwake.tui.screens.reader import MessageBody, attachment_list, offer_save
 from kittiwake.tui.screens.search_triage import TitleBar, TriageScreen
+from kittiwake.tui.tools import OPEN_BINDING
 from kittiwake.tui.triage import triage_bindings
 from kittiwake.tui.widgets.footer import KeyFooter
 from kittiwake.tui.widgets.message_list import compact_date
@@ -161,6 +162,7 @@ class ThreadReaderScreen(TriageScreen):
         Binding("H", "toggle_headers", "Headers", id="reader.headers", show=False),
         Binding("V", "toggle_source", "Source", id="reader.source", show=False),
         Binding("S", "save_attachment", "Save attachment", id="reader.save", show=False),
+        OPEN_BINDING,
         Binding("?", "help", "Help", id="app.help"),
         # The triage keys are ``TriageScreen``'s; these two leave the footer to n and p.
         *triage_bindings(only=("archive", "move")),
@@ -415,6 +417,15 @@ class ThreadReaderScreen(TriageScreen):
             offer_save(self, part.parsed)
         else:  # folded, or still loading: fetch it (cached once fetched) first
             self._save_when_loaded(part.hit)
+
+    def action_open_part(self) -> None:
+        from kittiwake.tui.tools import offer_open
+
+        part = self._current_part()
+        if part is not None and part.parsed is not None:
+            offer_open(self, part.parsed)
+        elif part is not None:
+            self.notify("Unfold the message first (enter), then v.", severity="warning")
 
     @work(group="thread-save", exclusive=True, exit_on_error=False)
     async def _save_when_loaded(self, hit: Hit) -> None:

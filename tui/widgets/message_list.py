@@ -29,6 +29,7 @@ from kittiwake.core.events import (
 )
 from kittiwake.core.models import ANSWERED, FLAGGED, SEEN, MessageSummary
 from kittiwake.core.sanitize import clean_line
+from kittiwake.core.search.order import SortOrder
 from kittiwake.tui.events import EngineEvent, follow
 
 _ROW_CACHE = 600
@@ -149,6 +150,10 @@ class MessageList(ScrollView, can_focus=True):
         self.uidvalidity: int | None = None
         """The folder's UIDVALIDITY when ``index`` was read: actions name it with the UIDs."""
         self.selected: set[int] = set()
+        self.order = SortOrder()
+        """How the rows are sorted (the folder's remembered order, ``O`` changes it)."""
+        self.limit: str | None = None
+        """A search query only the matching messages of which are shown (``l``), or None."""
         self._moved = False
         self._rows: OrderedDict[int, MessageSummary] = OrderedDict()
         self._pending_reload = False
@@ -165,7 +170,9 @@ class MessageList(ScrollView, can_focus=True):
         self._rows.clear()
         self.selected.clear()
         self.uidvalidity = self.api.uidvalidity(account, folder)
-        self.index = self.api.message_index(account, folder)
+        self.order = self.api.sort_order(account, folder)
+        self.limit = None
+        self.index = self._read_index()
         self.virtual_size = Size(self.size.width, len(self.index))
         self.scroll_to(y=0, animate=False)
         self._moved = False
@@ -188,7 +195,7 @@ class MessageList(ScrollView, can_focus=True):
             self._rows.clear()
             self.selected.clear()
             current = None
-        self.index = self.api.message_index(self.account, self.folder)
+        self.index = self._read_index()
         if forget_all:
             self._rows.clear()
         for uid in forget:
@@ -202,6 +209,26 @@ class MessageList(ScrollView, can_focus=True):
         self.set_reactive(MessageList.cursor, position)
         self._follow_cursor()
         self.refresh()
+
+    def _read_index(self) -> list[int]:
+        if self.account is None or self.folder is None:
+            return []
+        return self.api.message_index(self.account, self.folder, self.order, self.limit)
+
+    def set_order(self, order: SortOrder) -> None:
+        """Sort by ``order`` (remembered for the folder), the cursor staying on its message."""
+        self.order = order
+        if self.account is not None and self.folder is not None:
+            self.api.set_sort_order(self.account, self.folder, order)
+        self._moved = True
+        self.reload()
+
+    def set_limit(self, query: str | None) -> None:
+        """Show only the messages matching ``query`` (None: all of them again); the
+        selection keeps only what stays shown, so a key never acts on a hidden message."""
+        self.limit = query or None
+        self._moved = True
+        self.reload()
 
     # -- live changes ---------------------------------------------------------------------
 
@@ -222,7 +249,10 @@ class MessageList(ScrollView, can_focus=True):
         """Coalesce bursts (a first sync sends a batch every few milliseconds)."""
         if not self._pending_reload:
             self._pending_reload = True
-            self.set_timer(0.05, self._reload_now)
+            # Another order than the default, or a limit, reads more than the index: less
+            # often while a sync adds batches.
+            costly = self.limit is not None or not self.order.is_default
+            self.set_timer(0.5 if costly else 0.05, self._reload_now)
 
     def _reload_now(self) -> None:
         self._pending_reload = False

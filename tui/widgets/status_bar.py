@@ -98,6 +98,12 @@ class StatusBar(PlainBar):
         parts = [f"{account}", clean_line(folder or ""), f"{total:,} {noun}"]
         if unread:
             parts.append(f"{unread:,} unread")
+        if self.messages.limit:
+            parts.append(
+                f"limit: {clean_line(self.messages.limit)} ({len(self.messages.index):,} shown)"
+            )
+        if not self.messages.order.is_default:
+            parts.append(f"sorted: {self.messages.order.describe()}")
         selected = len(self.messages.selected)
         if selected:
             parts.append(f"{selected:,} selected")
