@@ -28,11 +28,11 @@ from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.external.opener import PrivateFiles, Viewer, start_beside, viewer_for
 from kittiwake.core.external.pipe import PipeHistory, PipeResult, run_pipe
 from kittiwake.core.message.mbox import mbox_stream
-from kittiwake.core.message.mime import Attachment, ParsedMessage
 from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.context import app_context
 
 if TYPE_CHECKING:
+    from kittiwake.core.message.mime import Attachment, ParsedMessage
     from kittiwake.tui.triage import Targets
 
 #: The key of ``|`` and of ``v``, with the ids ``[keys]`` remaps.
@@ -271,10 +271,10 @@ def offer_open(screen: Screen[Any], parsed: ParsedMessage | None) -> None:
         items.append(("The message as HTML (text/html)", html_choice))
 
     def picked(choice: Attachment | str | None) -> None:
-        if isinstance(choice, Attachment):
-            chosen(choice)
-        elif choice == html_choice:
+        if choice == html_choice:
             chosen(None)
+        elif choice is not None and not isinstance(choice, str):
+            chosen(choice)
 
     screen.app.push_screen(Picker("Open which part?", items), picked)
 

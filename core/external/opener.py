@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kittiwake.core.config import OpenRule
-from kittiwake.core.message.mime import safe_filename
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +87,8 @@ class PrivateFiles:
             self._dir = Path(tempfile.mkdtemp(prefix="kittiwake-open-"))  # mode 0700
         # One subdirectory per file: two attachments called "a.pdf" never meet.
         holder = Path(tempfile.mkdtemp(dir=self._dir))
+        from kittiwake.core.message.mime import safe_filename  # MIME: loaded when first used
+
         path = holder / safe_filename(name, fallback)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as fh:

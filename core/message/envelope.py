@@ -7,8 +7,6 @@ Mail is untrusted: nothing here raises on bad input.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import logging
 
 from kittiwake.core.message.dates import parse_date
@@ -24,6 +22,9 @@ log = logging.getLogger(__name__)
 def first_fields(head: bytes) -> dict[str, str]:
     """The first value of each header, raw (names lower-cased); {} if unparsable."""
     try:
+        import email  # ~5 ms to load: when first needed, not at start (local mail, degraded ones)
+        import email.policy
+
         msg = email.message_from_bytes(head, policy=email.policy.default)
         items = [(k, v if isinstance(v, str) else str(v)) for k, v in msg.raw_items()]
     except Exception:
