@@ -20,6 +20,7 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +216,7 @@ def append_account(
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be written ({exc.strerror})") from None
     config = load_config(target)
-    return Config(path, config.accounts, config.ui, config.keys, config.warnings)
+    return replace(config, path=path)
 
 
 def _refuse_taken_name(path: Path, old: bytes, name: str) -> None:
