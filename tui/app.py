@@ -46,7 +46,7 @@ from kittiwake.tui.screens.compose import (
 )
 from kittiwake.tui.screens.confirm import Confirm
 from kittiwake.tui.screens.doctor import DoctorScreen
-from kittiwake.tui.screens.help import HelpScreen, binding_rows
+from kittiwake.tui.screens.help import COMPOSE_HELP, HelpScreen, binding_rows
 from kittiwake.tui.screens.mailbox import MailboxScreen
 from kittiwake.tui.screens.pickers import Picker
 from kittiwake.tui.screens.prompt import Prompt
@@ -276,6 +276,7 @@ class KittiwakeApp(App[None]):
             ResultReaderScreen: "Keys: reading a search result",
         }.get(type(screen), title)
         notes = QUERY_HELP if isinstance(screen, MailboxScreen | SearchScreen) else ""
+        notes = COMPOSE_HELP if isinstance(screen, ReviewScreen) else notes
         self.push_screen(HelpScreen(binding_rows(screen), title, notes))
 
     def on_engine_event(self, message: EngineEvent) -> None:

@@ -229,6 +229,9 @@ class ReviewScreen(Screen[None]):
         draft = self.read_fields()
         if draft is not None:
             await self._update(draft)
+            for name in ADDRESS_FIELDS:  # aliases show expanded
+                value = clean_line(format_addresses(getattr(draft, name)))
+                self.query_one(f"#{name}", Input).value = value
             self.query_one("#body-scroll").focus()
 
     def action_field(self, name: str) -> None:
