@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from email.utils import getaddresses
 from pathlib import Path
 
+from kittiwake.core.compose.addressbook import expand_aliases
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.message.charset import unescape
 from kittiwake.core.message.headers import one_line
@@ -98,7 +99,6 @@ class Draft:
         """Read the editor form back. Fields the text does not carry (threading ids, in-memory
         attachments) come from ``base``; ``aliases`` are expanded in To, Cc and Bcc. Unknown
         header names are errors: a typo in "To" must not silently drop recipients."""
-        from kittiwake.core.compose.addressbook import expand_aliases
 
         draft = base or cls()
         text = text.replace("\r\n", "\n").replace("\r", "\n")

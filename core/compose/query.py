@@ -48,7 +48,10 @@ def parse_query_output(text: str) -> list[Address]:
 
 async def run_query(command: str | list[str], prefix: str, timeout: float) -> list[Address]:
     """The command's matches for ``prefix``; [] (logged) when it fails, times out or is
-    missing: completion goes on with the addresses already known."""
+    missing: completion goes on with the addresses already known. A prefix starting with
+    "-" is not asked about."""
+    if prefix.startswith("-"):
+        return []  # it would be read as an option of the command, not as a name
     argv = query_argv(command, prefix)
     try:
         proc = await asyncio.create_subprocess_exec(

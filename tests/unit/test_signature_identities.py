@@ -264,6 +264,7 @@ def test_run_query_runs_the_script_without_a_shell(tmp_path: Path) -> None:
     assert not marker.exists()
     found = asyncio.run(run_query([sys.executable, str(script)], "bob", 10))
     assert found == [Address("Typed bob", "bob@example.net")]
+    assert asyncio.run(run_query([sys.executable, str(script)], "-bob", 10)) == []
 
 
 def test_run_query_survives_a_missing_or_slow_command(tmp_path: Path) -> None:
