@@ -572,7 +572,8 @@ class Composer:
         for acct in self.config.accounts.values():
             mine |= own_addresses(acct)
         typed = {e.lower() for e in exclude}
-        names = [a for a in alias_matches(self.config.aliases, prefix) if a.addr not in typed]
+        aliases = alias_matches(self.config.aliases, prefix)
+        names = [a for a in aliases if a.addr.lower() not in typed]
         found = complete(self._seen[1], prefix, limit=limit, exclude=[*exclude, *mine])
         return (names + found)[:limit]
 
