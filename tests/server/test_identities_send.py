@@ -7,6 +7,7 @@ Waits are on events or server state with deadlines, never sleeps.
 from __future__ import annotations
 
 import asyncio
+import imaplib
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -14,7 +15,15 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from harness import Dovecot, Postfix, User, imap_device, wait_for_async, wait_for_messages
+from harness import (
+    Dovecot,
+    Postfix,
+    User,
+    imap_device,
+    imap_fetch_all,
+    wait_for_async,
+    wait_for_messages,
+)
 
 from kittiwake.core.api import MailApi
 from kittiwake.core.config import Config, config_from_dict
@@ -118,6 +127,28 @@ async def arrived(dovecot: Dovecot, person: User, n: int) -> list[bytes]:
     return await asyncio.to_thread(wait_for_messages, dovecot, person, n, timeout=30)
 
 
+def sent_folder(dovecot: Dovecot, user: User) -> list[bytes]:
+    device = imap_device(dovecot, user)
+    try:
+        return imap_fetch_all(device, "Sent")
+    except imaplib.IMAP4.error:
+        return []
+    finally:
+        device.logout()
+
+
+async def filed_in_sent(dovecot: Dovecot, user: User, sig: str) -> None:
+    """The Sent copy is there once, signed once (and the engine is done with it before the
+    fixture stops it)."""
+    copies = await wait_for_async(
+        lambda: asyncio.to_thread(lambda: sent_folder(dovecot, user) or None),
+        30,
+        message="the Sent copy",
+    )
+    assert len(copies) == 1
+    assert signed_once(parse_message(copies[0]).text or "", sig)
+
+
 async def test_a_reply_to_the_work_address_goes_out_from_it_signed_once(
     api: MailApi, dovecot: Dovecot, user: User, user2: User
 ) -> None:
@@ -133,10 +164,11 @@ async def test_a_reply_to_the_work_address_goes_out_from_it_signed_once(
     parsed = parse_message(got)
     assert [(a.name, a.addr) for a in parsed.from_] == [("Me Work", WORK)]
     assert signed_once(parsed.text or "", WORK_SIG)
+    await filed_in_sent(dovecot, user, WORK_SIG)
 
 
 async def test_an_alias_reaches_the_envelope_and_a_new_message_is_signed_once(
-    api: MailApi, dovecot: Dovecot, user2: User
+    api: MailApi, dovecot: Dovecot, user: User, user2: User
 ) -> None:
     carol = dovecot.add_user("carol")
     # The alias stands for bob's address and for one the test rewrites to carol's.
@@ -158,6 +190,7 @@ async def test_an_alias_reaches_the_envelope_and_a_new_message_is_signed_once(
         parsed = parse_message(got)
         assert parsed.subject == "Crew news"
         assert signed_once(parsed.text or "", HOME_SIG)
+    await filed_in_sent(dovecot, user, HOME_SIG)
 
 
 async def test_a_reopened_draft_and_a_forward_keep_one_signature(
@@ -180,6 +213,7 @@ async def test_a_reopened_draft_and_a_forward_keep_one_signature(
     await events.wait_for(MessageSent, 30, message_id=reopened.draft.message_id)
     (got,) = await arrived(dovecot, user2, 1)
     assert signed_once(parse_message(got).text or "", HOME_SIG)
+    await filed_in_sent(dovecot, user, HOME_SIG)
 
 
 async def _has(api: MailApi, folder: str) -> bool:
