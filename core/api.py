@@ -92,7 +92,11 @@ class ComposeFace(Protocol):
         self, account: str | None, to: str = "", subject: str = "", body: str = ""
     ) -> LocalDraft: ...
     def from_draft(self, account: str | None, draft: Draft) -> LocalDraft: ...
-    def change_account(self, local: LocalDraft, account: str) -> LocalDraft: ...
+    def identities(self) -> list[tuple[str, Address]]: ...
+    def change_account(
+        self, local: LocalDraft, account: str, address: str | None = None
+    ) -> LocalDraft: ...
+    def parse_recipients(self, text: str, header: str = "To") -> tuple[Address, ...]: ...
     async def reply(
         self, account: str, folder: str, uid: int, *, all: bool = False
     ) -> LocalDraft: ...
@@ -715,6 +719,10 @@ class MailApi:
 
     def complete_addresses(self, prefix: str, exclude: list[str] | None = None) -> list[Address]:
         return self._composer.complete(prefix, exclude or [])
+
+    async def query_addresses(self, prefix: str, exclude: list[str] | None = None) -> list[Address]:
+        """Matches from the ``[addressbook] query_command`` (an external address book)."""
+        return await self._composer.query(prefix, exclude or [])
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ import re
 import ssl
 import stat
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -128,10 +128,37 @@ class SmtpConfig(ServerConfig):
     """Save a copy to Sent after sending; false when the server files sent mail itself."""
 
 
+class IdentityConfig(_Strict):
+    """``[[accounts.NAME.identities]]``: another address the account sends from."""
+
+    address: str
+    name: str = ""
+    """Display name for From; default: the account's name."""
+    signature: str | None = None
+    signature_file: str | None = None
+    """Default: the account's signature."""
+
+
+class AddressBookConfig(_Strict):
+    """``[addressbook]``: where completion looks besides the mail already seen."""
+
+    query_command: str | list[str] | None = None
+    """mutt's query protocol: a status line, then ``address<TAB>name<TAB>extra`` lines. Run
+    without a shell; the typed text replaces ``%s`` in an argument, else is the last one."""
+    timeout: float = 5.0
+
+
 class AccountConfig(_Strict):
     email: str
     name: str = ""
     """Display name for From."""
+    signature: str | None = None
+    """Added below "-- " in new messages, replies and forwards."""
+    signature_file: str | None = None
+    """The signature read from this file (``~`` expanded) each time a message is started."""
+    signature_position: Literal["bottom", "above-quote"] = "bottom"
+    """In a reply or forward: after the quoted text, or between your text and the quote."""
+    identities: list[IdentityConfig] = []
     imap: ImapConfig | None = None
     pop3: Pop3Config | None = None
     smtp: SmtpConfig | None = None
@@ -152,6 +179,16 @@ class UiConfig(_Strict):
 
 
 @dataclass(frozen=True)
+class Identity:
+    """An address an account sends from, with its name and signature (text, or a file)."""
+
+    address: str
+    name: str
+    signature: str | None = None
+    signature_file: str | None = None
+
+
+@dataclass(frozen=True)
 class Account:
     """A validated account: exactly one receive section, ports resolved."""
 
@@ -164,6 +201,11 @@ class Account:
     archive_folder: str | None
     addresses: tuple[str, ...]
     oauth2: OAuth2Config | None = None
+    signature: str | None = None
+    signature_file: str | None = None
+    signature_position: Literal["bottom", "above-quote"] = "bottom"
+    identities: tuple[Identity, ...] = ()
+    """The account's own address first, then ``[[accounts.NAME.identities]]``."""
 
     @property
     def kind(self) -> Literal["imap", "pop3"]:
@@ -179,6 +221,9 @@ class Config:
     warnings: tuple[str, ...] = ()
     tools: ToolsConfig = field(default_factory=lambda: ToolsConfig())
     """``[pipe]`` and ``[open]``: the user's own programs (see the end of this module)."""
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """``[aliases]``: a name typed in To/Cc/Bcc stands for these addresses."""
+    addressbook: AddressBookConfig = field(default_factory=AddressBookConfig)
 
 
 def is_valid_account_name(name: str) -> bool:
@@ -219,19 +264,23 @@ def load_config(path: Path) -> Config:
                         "other users can read; use password_command or chmod 600"
                     )
                     break
-    return Config(
-        path, config.accounts, config.ui, config.keys, tuple(warnings), tools=config.tools
-    )
+    return replace(config, path=path, warnings=tuple(warnings))
 
 
 def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
     """Validate already-parsed TOML. ``where`` prefixes every error message."""
-    known = {"accounts", "ui", "keys", *TOOL_SECTIONS}
+    known = {"accounts", "ui", "keys", "aliases", "addressbook", *TOOL_SECTIONS}
     for key in data:
         if key not in known:
             raise ConfigError(
                 f"{where}: unknown key '{key}' (expected one of: {', '.join(sorted(known))})"
             )
+    aliases = _aliases(data.get("aliases", {}), where)
+    addressbook = _convert(data.get("addressbook", {}), AddressBookConfig, where, "addressbook")
+    if addressbook.query_command is not None and not _command_words(addressbook.query_command):
+        raise ConfigError(f"{where}: addressbook.query_command: must not be empty")
+    if addressbook.timeout <= 0:
+        raise ConfigError(f"{where}: addressbook.timeout: must be a positive number of seconds")
     ui = _convert(data.get("ui", {}), UiConfig, where, "ui")
     keys_raw = data.get("keys", {})
     if not isinstance(keys_raw, dict):
@@ -248,7 +297,49 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
         raise ConfigError(f"{where}: no accounts: add an [accounts.NAME] section")
     accounts = {name: _account(name, value, where) for name, value in accounts_raw.items()}
     _check_deliver_to(accounts, where)
-    return Config(None, accounts, ui, keys, tools=_tools(data, where))
+    return Config(
+        None,
+        accounts,
+        ui,
+        keys,
+        aliases=aliases,
+        addressbook=addressbook,
+        tools=_tools(data, where),
+    )
+
+
+_ALIAS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def _aliases(value: Any, where: str) -> dict[str, tuple[str, ...]]:
+    """``name = "a@b"`` or ``name = ["A <a@b>", "c@d"]``; a name has no "@" (it would be
+    taken for an address) and each entry must hold one."""
+    if not isinstance(value, dict):
+        raise ConfigError(f'{where}: aliases: expected a table of name = "address" or a list')
+    out: dict[str, tuple[str, ...]] = {}
+    for name, entry in value.items():
+        at = f"aliases.{name}"
+        if not _ALIAS_NAME.match(name):
+            raise ConfigError(
+                f"{where}: {at}: alias names may use letters, digits, '.', '_', '+' and '-' only"
+            )
+        items = [entry] if isinstance(entry, str) else entry
+        if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
+            raise ConfigError(f"{where}: {at}: expected an address or a list of addresses")
+        for item in items:
+            if "@" not in item:
+                raise ConfigError(f"{where}: {at}: {item!r} is not an email address")
+        out[name] = tuple(items)
+    return out
+
+
+def _command_words(command: str | list[str]) -> list[str]:
+    import shlex
+
+    try:
+        return shlex.split(command) if isinstance(command, str) else list(command)
+    except ValueError:
+        return []
 
 
 def _account(name: str, value: Any, where: str) -> Account:
@@ -319,6 +410,7 @@ def _account(name: str, value: Any, where: str) -> Account:
             raise ConfigError(
                 f'{where}: {at}.{proto}: auth = "oauth2" signs in by itself; remove {others[0]}'
             )
+    signature_file = _signature_file(cfg.signature, cfg.signature_file, where, at)
     return Account(
         key=name,
         email=cfg.email,
@@ -329,6 +421,10 @@ def _account(name: str, value: Any, where: str) -> Account:
         archive_folder=cfg.archive_folder,
         addresses=tuple(cfg.addresses),
         oauth2=oauth2,
+        signature=cfg.signature,
+        signature_file=signature_file,
+        signature_position=cfg.signature_position,
+        identities=_identities(cfg, signature_file, where, at),
     )
 
 
@@ -344,6 +440,41 @@ def _check_disable(names: list[str], where: str, at: str) -> None:
             )
         if name.upper() in ("IMAP4REV1", "IMAP4REV2"):
             raise ConfigError(f"{where}: {at}: {name} is IMAP itself and cannot be switched off")
+
+
+def _signature_file(text: str | None, path: str | None, where: str, at: str) -> str | None:
+    """The file checked now (a typo is a config error, not a silently unsigned message)."""
+    if path is None:
+        return None
+    if text is not None:
+        raise ConfigError(f"{where}: {at}: set only one of signature, signature_file")
+    full = _absolute_path(path, where, f"{at}.signature_file")
+    if not Path(full).is_file():
+        raise ConfigError(f"{where}: {at}.signature_file: {path} is not a file")
+    return full
+
+
+def _identities(
+    cfg: AccountConfig, signature_file: str | None, where: str, at: str
+) -> tuple[Identity, ...]:
+    """The account's own address first (its default), then each configured identity; a
+    name or signature not given is the account's."""
+    out = [Identity(cfg.email, cfg.name, cfg.signature, signature_file)]
+    seen = {cfg.email.lower()}
+    for n, ident in enumerate(cfg.identities):
+        here = f"{at}.identities[{n}]"
+        if "@" not in ident.address:
+            raise ConfigError(f"{where}: {here}.address: {ident.address!r} is not an email address")
+        if ident.address.lower() in seen:
+            raise ConfigError(f"{where}: {here}.address: {ident.address} is given twice")
+        seen.add(ident.address.lower())
+        own_file = _signature_file(ident.signature, ident.signature_file, where, here)
+        if ident.signature is None and own_file is None:
+            text, path = cfg.signature, signature_file
+        else:
+            text, path = ident.signature, own_file
+        out.append(Identity(ident.address, ident.name or cfg.name, text, path))
+    return tuple(out)
 
 
 def _check_server(section: ServerConfig, where: str, at: str) -> None:

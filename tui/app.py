@@ -325,7 +325,7 @@ class KittiwakeApp(App[None]):
         super()._handle_exception(error)
 
     def action_help(self) -> None:
-        from kittiwake.tui.screens.help import HelpScreen, binding_rows
+        from kittiwake.tui.screens.help import COMPOSE_HELP, HelpScreen, binding_rows
         from kittiwake.tui.screens.reader import ReaderScreen
         from kittiwake.tui.screens.review import ReviewScreen
         from kittiwake.tui.screens.search import QUERY_HELP, SearchScreen
@@ -345,6 +345,7 @@ class KittiwakeApp(App[None]):
             ResultReaderScreen: "Keys: reading a search result",
         }.get(type(screen), title)
         notes = QUERY_HELP if isinstance(screen, MailboxScreen | SearchScreen) else ""
+        notes = COMPOSE_HELP if isinstance(screen, ReviewScreen) else notes
         self.push_screen(HelpScreen(binding_rows(screen), title, notes))
 
     def on_engine_event(self, message: EngineEvent) -> None:

@@ -167,3 +167,53 @@ def seen_in_cache(cache: Cache, own: Iterable[str], per_folder: int = PER_FOLDER
                 if address.addr.lower() not in mine:
                     out.append((address, when, wrote))
     return out
+
+
+# -- aliases ----------------------------------------------------------------------------------
+
+
+def split_entries(text: str) -> list[str]:
+    """``text`` cut at the commas between addresses (not those in quotes or angle brackets)."""
+    out: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    depth = 0
+    for ch in text:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quoted:
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif not quoted and ch == "<":
+            depth += 1
+        elif not quoted and ch == ">":
+            depth = max(0, depth - 1)
+        elif ch == "," and not quoted and not depth:
+            out.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    out.append("".join(current))
+    return [part.strip() for part in out if part.strip()]
+
+
+def expand_aliases(text: str, aliases: dict[str, tuple[str, ...]]) -> str:
+    """To/Cc/Bcc as typed with every alias name (a whole entry, any case) replaced by its
+    addresses; other entries are left exactly as typed."""
+    if not aliases:
+        return text
+    by_name = {name.casefold(): items for name, items in aliases.items()}
+    parts: list[str] = []
+    for entry in split_entries(text):
+        parts.extend(by_name.get(entry.casefold(), (entry,)))
+    return ", ".join(parts)
+
+
+def alias_matches(aliases: dict[str, tuple[str, ...]], prefix: str) -> list[Address]:
+    """Aliases whose name starts with ``prefix``, as completions (the name stands as the
+    address: it is expanded when the field is read)."""
+    folded = fold(prefix.strip())
+    if not folded:
+        return []
+    return [Address("", name) for name in sorted(aliases) if fold(name).startswith(folded)]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from email.utils import getaddresses
 from pathlib import Path
 
+from kittiwake.core.compose.addressbook import expand_aliases
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.message.charset import unescape
 from kittiwake.core.message.headers import one_line
@@ -89,10 +90,16 @@ class Draft:
         return "\n".join(lines) + "\n\n" + self.body
 
     @classmethod
-    def from_text(cls, text: str, base: Draft | None = None) -> Draft:
+    def from_text(
+        cls,
+        text: str,
+        base: Draft | None = None,
+        aliases: dict[str, tuple[str, ...]] | None = None,
+    ) -> Draft:
         """Read the editor form back. Fields the text does not carry (threading ids, in-memory
-        attachments) come from ``base``. Unknown header names are errors: a typo in "To" must
-        not silently drop recipients."""
+        attachments) come from ``base``; ``aliases`` are expanded in To, Cc and Bcc. Unknown
+        header names are errors: a typo in "To" must not silently drop recipients."""
+
         draft = base or cls()
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         head, sep, body = text.partition("\n\n")
@@ -113,6 +120,8 @@ class Draft:
         attachments: list[Path] = []
         for name, value, number in fields:
             key = name.lower()
+            if key in ("to", "cc", "bcc") and aliases:
+                value = expand_aliases(value, aliases)
             if key == "attach":
                 if value:
                     attachments.append(Path(value).expanduser())

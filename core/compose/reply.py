@@ -19,6 +19,7 @@ from kittiwake.core.compose.draft import (
     _merge,
     format_addresses,
 )
+from kittiwake.core.compose.signature import identity_for, sender, sign, signature_text
 from kittiwake.core.config import Account
 from kittiwake.core.message.headers import addresses, one_line
 from kittiwake.core.message.ids import msgids, normalize_msgid
@@ -30,11 +31,28 @@ log = logging.getLogger(__name__)
 
 
 def own_addresses(account: Account) -> frozenset[str]:
-    return frozenset(a.lower() for a in (account.email, *account.addresses))
+    identities = (i.address for i in account.identities)
+    return frozenset(a.lower() for a in (account.email, *account.addresses, *identities))
 
 
 def account_address(account: Account, addr: str | None = None) -> Address:
-    return Address(account.name, addr or account.email)
+    """``addr`` (an identity's, with its name) or the account's own address."""
+    if addr:
+        ident = identity_for(account, addr)
+        if ident.address.lower() == addr.lower():
+            return sender(ident)
+        return Address(account.name, addr)
+    return sender(identity_for(account, None))
+
+
+def _signed(account: Account | None, from_: Address, body: str, quoted: str | None) -> str:
+    """``body`` signed with the signature of the identity it is sent from; ``quoted`` is the
+    tail a signature above the quote goes before."""
+    if account is None:
+        return body
+    text = signature_text(identity_for(account, from_.addr))
+    above = quoted if account.signature_position == "above-quote" else None
+    return sign(body, text, above=above)
 
 
 def new_message(
@@ -47,13 +65,14 @@ def new_message(
     body: str = "",
     attachments: Sequence[Path] = (),
 ) -> Draft:
+    from_ = account_address(account)
     return Draft(
-        from_=account_address(account),
+        from_=from_,
         to=tuple(to),
         cc=tuple(cc),
         bcc=tuple(bcc),
         subject=one_line(subject),
-        body=body,
+        body=_signed(account, from_, body, None),
         attachments=tuple(attachments),
     )
 
@@ -87,12 +106,14 @@ def reply(parsed: ParsedMessage, account: Account, all: bool = False) -> Draft:
     if not to_final:  # a note to yourself: answer it to yourself
         to_final = _merge(to or target)
     in_reply_to = normalize_msgid(parsed.message_id)
+    from_ = account_address(account, _alternate_for(parsed, account))
+    quoted = _attribution(parsed) + "\n" + quote(message_text(parsed)) + "\n"
     return Draft(
-        from_=account_address(account, _alternate_for(parsed, account)),
+        from_=from_,
         to=to_final,
         cc=cc_final,
         subject=reply_subject(parsed.subject),
-        body=_attribution(parsed) + "\n" + quote(message_text(parsed)) + "\n",
+        body=_signed(account, from_, quoted, quoted),
         in_reply_to=in_reply_to,
         references=thread_references(parsed),
     )
@@ -101,7 +122,7 @@ def reply(parsed: ParsedMessage, account: Account, all: bool = False) -> Draft:
 def forward_inline(parsed: ParsedMessage, account: Account | None = None) -> Draft:
     """A forward with the original's headers block and text in the body; its attachments go
     along as attachments."""
-    lines = ["", "", "---------- Forwarded message ----------"]
+    lines = ["---------- Forwarded message ----------"]
     for label, value in (
         ("From", format_addresses(parsed.from_)),
         ("Date", format_datetime(parsed.date) if parsed.date else ""),
@@ -111,7 +132,9 @@ def forward_inline(parsed: ParsedMessage, account: Account | None = None) -> Dra
     ):
         if value:
             lines.append(f"{label}: {value}")
-    body = "\n".join(lines) + "\n\n" + message_text(parsed).rstrip("\n") + "\n"
+    forwarded = "\n".join(lines) + "\n\n" + message_text(parsed).rstrip("\n") + "\n"
+    from_ = account_address(account) if account else NO_ADDRESS
+    body = "\n\n" + forwarded
     attached = []
     for att in parsed.attachments:
         try:
@@ -121,9 +144,9 @@ def forward_inline(parsed: ParsedMessage, account: Account | None = None) -> Dra
             continue
         attached.append(DataAttachment(att.filename, att.content_type, data))
     return Draft(
-        from_=account_address(account) if account else NO_ADDRESS,
+        from_=from_,
         subject=forward_subject(parsed.subject),
-        body=body,
+        body=_signed(account, from_, body, forwarded),
         attached=tuple(attached),
     )
 
@@ -131,9 +154,11 @@ def forward_inline(parsed: ParsedMessage, account: Account | None = None) -> Dra
 def forward_attached(parsed: ParsedMessage, account: Account | None = None) -> Draft:
     """A forward with the original attached whole, as message/rfc822."""
     name = safe_filename((one_line(parsed.subject).strip() or "message")[:80] + ".eml")
+    from_ = account_address(account) if account else NO_ADDRESS
     return Draft(
-        from_=account_address(account) if account else NO_ADDRESS,
+        from_=from_,
         subject=forward_subject(parsed.subject),
+        body=_signed(account, from_, "", None),
         attached=(DataAttachment(name, "message/rfc822", parsed.raw),),
     )
 
@@ -248,8 +273,10 @@ def _raw_addresses(parsed: ParsedMessage, name: str) -> tuple[Address, ...]:
 
 
 def _alternate_for(parsed: ParsedMessage, account: Account) -> str | None:
-    """The other address of yours this message was sent to, so a reply comes from it."""
+    """The other address of yours (an identity, or one of ``addresses``) this message was
+    sent to, so a reply comes from it: To and Cc first, then Delivered-To/X-Original-To."""
     alternates = {a.lower(): a for a in account.addresses}
+    alternates |= {i.address.lower(): i.address for i in account.identities[1:]}
     if not alternates:
         return None
     candidates = [a.addr for a in (*parsed.to, *parsed.cc)]

@@ -15,9 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from kittiwake.core.cache import Cache
-from kittiwake.core.compose.addressbook import Seen, complete, seen_in_cache
+from kittiwake.core.compose.addressbook import (
+    Seen,
+    alias_matches,
+    complete,
+    expand_aliases,
+    seen_in_cache,
+)
 from kittiwake.core.compose.draft import ComposeError, Draft, parse_addresses
 from kittiwake.core.compose.drafts import LocalDraft, LocalDrafts
+from kittiwake.core.compose.query import run_query
+from kittiwake.core.compose.signature import identity_for, sign, signature_text, swap
 from kittiwake.core.config import Account
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
@@ -109,6 +117,7 @@ class Composer:
         self._outbox: dict[str, OutboxChanged] = {}
         self._failed_words: dict[str, str] = {}
         self._seen: tuple[float, list[Seen]] | None = None
+        self._queried: dict[str, tuple[float, list[Address]]] = {}
         self._recovering: set[str] = set()
         self._tasks: set[asyncio.Task[list[LocalDraft]]] = set()
 
@@ -126,14 +135,33 @@ class Composer:
             raise ComposeError("no account can send mail: add an [accounts.NAME.smtp] section")
         return self.config.accounts[next(iter(self.engine.outboxes))]
 
-    def change_account(self, local: LocalDraft, account: str) -> LocalDraft:
-        """The draft sent from another account (its From follows)."""
+    def identities(self) -> list[tuple[str, Address]]:
+        """Every (account, From) a message can be sent as: each sending account's own
+        address, then its ``[[accounts.NAME.identities]]``."""
         from kittiwake.core.compose.reply import account_address
 
+        out = []
+        for key in self.senders():
+            acct = self.config.accounts[key]
+            out += [(key, account_address(acct, i.address)) for i in acct.identities]
+            if not acct.identities:
+                out.append((key, account_address(acct)))
+        return out
+
+    def change_account(
+        self, local: LocalDraft, account: str, address: str | None = None
+    ) -> LocalDraft:
+        """The draft sent from another account or identity (``address``; default the
+        account's own): its From follows, and the old signature block becomes the new one."""
+        from kittiwake.core.compose.reply import account_address
+
+        old_acct = self.config.accounts.get(local.account)
         acct = self.sender_for(account)
-        return replace(
-            local, account=acct.key, draft=replace(local.draft, from_=account_address(acct))
-        )
+        from_ = account_address(acct, address)
+        old = signature_text(identity_for(old_acct, local.draft.from_.addr)) if old_acct else ""
+        new = signature_text(identity_for(acct, from_.addr))
+        body = swap(local.draft.body, old, new)
+        return replace(local, account=acct.key, draft=replace(local.draft, from_=from_, body=body))
 
     # -- making drafts --------------------------------------------------------------------
 
@@ -144,16 +172,24 @@ class Composer:
         from kittiwake.core.compose.reply import new_message
 
         acct = self.sender_for(account)
-        draft = new_message(acct, to=parse_addresses(to, "To"), subject=subject, body=body)
+        draft = new_message(acct, to=self.parse_recipients(to, "To"), subject=subject, body=body)
         return self._start(acct, draft, {}, is_new=True)
 
     def from_draft(self, account: str | None, draft: Draft) -> LocalDraft:
-        """A prepared draft (a mailto: URL): From set from the account."""
+        """A prepared draft (a mailto: URL): From set from the account, signed."""
         from kittiwake.core.compose.reply import account_address
 
         acct = self.sender_for(account)
-        draft = replace(draft, from_=account_address(acct))
-        return self._start(acct, draft, {}, is_new=not draft.body.strip())
+        is_new = not draft.body.strip()
+        from_ = account_address(acct)
+        body = sign(draft.body, signature_text(identity_for(acct, from_.addr)))
+        draft = replace(draft, from_=from_, body=body)
+        return self._start(acct, draft, {}, is_new=is_new)
+
+    def parse_recipients(self, text: str, header: str = "To") -> tuple[Address, ...]:
+        """To/Cc/Bcc as typed, ``[aliases]`` expanded; raises DraftParseError naming the
+        header when an entry is not an address."""
+        return parse_addresses(expand_aliases(text, self.config.aliases), header)
 
     async def reply(self, account: str, folder: str, uid: int, *, all: bool = False) -> LocalDraft:
         from kittiwake.core.compose.reply import reply
@@ -564,4 +600,26 @@ class Composer:
         mine: set[str] = set()
         for acct in self.config.accounts.values():
             mine |= own_addresses(acct)
-        return complete(self._seen[1], prefix, limit=limit, exclude=[*exclude, *mine])
+        typed = {e.lower() for e in exclude}
+        aliases = alias_matches(self.config.aliases, prefix)
+        names = [a for a in aliases if a.addr.lower() not in typed]
+        found = complete(self._seen[1], prefix, limit=limit, exclude=[*exclude, *mine])
+        return (names + found)[:limit]
+
+    async def query(self, prefix: str, exclude: Iterable[str] = ()) -> list[Address]:
+        """Matches from ``[addressbook] query_command`` (none when unset), the answer for a
+        prefix reused a while: the command runs once per prefix typed, not per keystroke
+        repeated."""
+        command = self.config.addressbook.query_command
+        if command is None or not prefix.strip():
+            return []
+        key = prefix.strip()
+        now = time.monotonic()
+        cached = self._queried.get(key)
+        if cached is None or now - cached[0] > SEEN_TTL:
+            found = await run_query(command, key, self.config.addressbook.timeout)
+            if len(self._queried) > 200:
+                self._queried.clear()
+            self._queried[key] = cached = (now, found)
+        skip = {e.lower() for e in exclude}
+        return [a for a in cached[1] if a.addr.lower() not in skip]

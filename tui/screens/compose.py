@@ -149,7 +149,8 @@ class NewMessagePrompt(ModalScreen[tuple[str, str] | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(Text("To (→ completes):"))
-            yield AddressInput(self.complete, value=self.to, id="to")  # type: ignore[arg-type]
+            query = app_context(self).api.query_addresses
+            yield AddressInput(self.complete, value=self.to, query=query, id="to")  # type: ignore[arg-type]
             yield Static(Text("Subject:"))
             yield Input(id="subject")
 

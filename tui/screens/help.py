@@ -31,6 +31,19 @@ def binding_rows(screen: Screen[object]) -> list[tuple[str, str, str]]:
     return sorted(rows.values(), key=lambda r: r[1].lower())
 
 
+COMPOSE_HELP = "\n".join(
+    (
+        "From (o): every account and [[accounts.NAME.identities]] that can send; the signature "
+        "block follows the choice. A reply starts from the identity the message was sent to.",
+        'Signature: the signature or signature_file of the account or identity, below "-- ", '
+        'at the end or (signature_position = "above-quote") above the quoted text; never twice.',
+        "To, Cc, Bcc (→ accepts a suggestion): [aliases] names (expanded when the field is "
+        "read), people in your mail, then [addressbook] query_command (mutt's protocol, run "
+        "without a shell).",
+    )
+)
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark", "dismiss", "Close", id="help.close"),

@@ -28,9 +28,9 @@ from kittiwake.core.compose.draft import (
     DraftParseError,
     format_address,
     format_addresses,
-    parse_addresses,
 )
 from kittiwake.core.compose.drafts import LocalDraft
+from kittiwake.core.compose.signature import unsigned
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.models import Address
 from kittiwake.core.sanitize import clean_line, clean_text
@@ -136,6 +136,7 @@ class ReviewScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         complete = self.kw.api.complete_addresses
+        query = self.kw.api.query_addresses
         with VerticalScroll(id="fields"):
             with Horizontal(classes="field"):
                 yield Label("From:")
@@ -143,7 +144,7 @@ class ReviewScreen(Screen[None]):
             for name in ADDRESS_FIELDS:
                 with Horizontal(classes="field"):
                     yield Label(f"{name.capitalize()}:")
-                    yield AddressInput(complete, id=name)
+                    yield AddressInput(complete, query=query, id=name)
             with Horizontal(classes="field"):
                 yield Label("Subject:")
                 yield Input(id="subject")
@@ -210,7 +211,7 @@ class ReviewScreen(Screen[None]):
         for name in ADDRESS_FIELDS:
             field = self.query_one(f"#{name}", Input)
             try:
-                found[name] = parse_addresses(field.value, name.capitalize())
+                found[name] = self.kw.api.compose.parse_recipients(field.value, name.capitalize())
             except DraftParseError as exc:
                 key = "" if field.has_focus else f" ({name[0]}: edit {name.capitalize()})"
                 self.notify(clean_line(exc.message) + key, severity="error", markup=False)
@@ -228,6 +229,9 @@ class ReviewScreen(Screen[None]):
         draft = self.read_fields()
         if draft is not None:
             await self._update(draft)
+            for name in ADDRESS_FIELDS:  # aliases show expanded
+                value = clean_line(format_addresses(getattr(draft, name)))
+                self.query_one(f"#{name}", Input).value = value
             self.query_one("#body-scroll").focus()
 
     def action_field(self, name: str) -> None:
@@ -269,12 +273,12 @@ class ReviewScreen(Screen[None]):
             self._editing = False
             if text is None:  # the built-in editor was cancelled
                 break
-            if first and self.local.is_new and text == before and not draft.body.strip():
+            if first and self.local.is_new and text == before and not unsigned(draft.body).strip():
                 self.notify("Empty message: discarded.")
                 await self._close(discard=True)
                 return
             try:
-                new = Draft.from_text(text, self.local.draft)
+                new = Draft.from_text(text, self.local.draft, self.kw.config.aliases)
             except DraftParseError as exc:
                 again = await self.app.push_screen_wait(
                     Confirm(f"{clean_line(exc.message)}. Edit again? (n keeps it all as the body)")
@@ -345,23 +349,25 @@ class ReviewScreen(Screen[None]):
         self.show_draft()
 
     def action_change_account(self) -> None:
+        """``o``: send from another account or identity (the signature follows)."""
         from kittiwake.tui.screens.pickers import Picker
 
         api = self.kw.api
-        senders = api.compose.senders()
-        if len(senders) < 2:
-            self.notify("No other account can send.", severity="warning")
+        choices = api.compose.identities()
+        if len(choices) < 2:
+            self.notify("No other account or identity can send.", severity="warning")
             return
         items = []
-        for key in senders:
-            acct = self.kw.config.accounts[key]
-            items.append((f"{key}: {acct.name} <{acct.email}>", key))
+        for n, (key, address) in enumerate(choices):
+            items.append((clean_line(f"{key}: {format_address(address)}"), str(n)))
 
-        async def chosen(key: str | None) -> None:
-            if key is None:
+        async def chosen(picked: str | None) -> None:
+            if picked is None:
                 return
+            key, address = choices[int(picked)]
             draft = self.read_fields() or self.local.draft
-            self.local = api.compose.change_account(replace(self.local, draft=draft), key)
+            local = replace(self.local, draft=draft)
+            self.local = api.compose.change_account(local, key, address.addr)
             await self._update(self.local.draft)
             self.show_draft()
 
@@ -470,7 +476,9 @@ class ReviewScreen(Screen[None]):
             else:
                 text = self.kw.api.compose.read_back(self.local)
             try:
-                draft: Draft | None = Draft.from_text(text, self.local.draft)
+                draft: Draft | None = Draft.from_text(
+                    text, self.local.draft, self.kw.config.aliases
+                )
             except DraftParseError:
                 draft = replace(self.local.draft, body=text)
         else:

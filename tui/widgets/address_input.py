@@ -3,13 +3,14 @@
 The suggestion shows greyed after the cursor; → or End accepts it (Textual's ``Suggester``);
 in a path, Tab completes as a shell does (to the longest common prefix).
 A suggestion must continue what was typed, so an address is offered when its name or its
-address starts with the last word typed.
+address starts with the last word typed. Aliases and the addresses learnt from mail come
+first, then those of the external address book (``[addressbook] query_command``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,6 +23,7 @@ from kittiwake.core.models import Address
 from kittiwake.core.sanitize import clean_line
 
 Complete = Callable[[str, list[str]], list[Address]]
+Query = Callable[[str, list[str]], Awaitable[list[Address]]]
 
 
 def _formatted(address: Address) -> str:
@@ -50,19 +52,33 @@ def address_suggestion(value: str, complete: Complete) -> str | None:
 
 
 class AddressSuggester(Suggester):
-    def __init__(self, complete: Complete) -> None:
+    def __init__(self, complete: Complete, query: Query | None = None) -> None:
         super().__init__(use_cache=False, case_sensitive=True)
         self.complete = complete
+        self.query = query
 
     async def get_suggestion(self, value: str) -> str | None:
-        return address_suggestion(value, self.complete)
+        found = address_suggestion(value, self.complete)
+        if found is not None or self.query is None:
+            return found
+        query = self.query
+        head, comma, last = value.rpartition(",")
+        token = last.strip()
+        if not token or "<" in token:
+            return None
+        typed = [part.strip() for part in head.split(",") if part.strip()] if comma else []
+        answer = await query(token, typed)
+        return address_suggestion(value, lambda _token, _typed: answer)
 
 
 class AddressInput(Input):
     """To, Cc or Bcc: ``Name <a@b>, c@d`` with completion from the addresses you know."""
 
-    def __init__(self, complete: Complete, value: str = "", **kwargs: object) -> None:
-        super().__init__(value=value, suggester=AddressSuggester(complete), **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, complete: Complete, value: str = "", query: Query | None = None, **kwargs: object
+    ) -> None:
+        suggester = AddressSuggester(complete, query)
+        super().__init__(value=value, suggester=suggester, **kwargs)  # type: ignore[arg-type]
 
 
 def path_suggestion(value: str) -> str | None:
