@@ -410,14 +410,16 @@ class MailApi:
         return None
 
     def archive_folder(self, account: str) -> str | None:
-        """SPECIAL-USE \\Archive, else the configured ``archive_folder`` (if it exists)."""
+        """SPECIAL-USE \\Archive, else the configured ``archive_folder`` (if it exists), else
+        Gmail's All Mail (``\\All``): moving a message there is Gmail's own archive, which
+        takes the Inbox label off and leaves the message where every message is."""
         found = self.role_folder(account, FolderRole.ARCHIVE)
         if found is not None:
             return found
         configured = self.config.accounts[account].archive_folder
         if configured and configured in {f.name for f in self.folders(account)}:
             return configured
-        return None
+        return self.role_folder(account, FolderRole.ALL)
 
     def new_folder_name(self, account: str, name: str) -> str:
         """What to call a folder Kittiwake offers to make ("Archive"): under the account's

@@ -438,7 +438,7 @@ class ImapAccount:
         self._publish_outside_changes()
         folders, statuses = await self.sync_folder_list()
         order = sorted(
-            (f for f in folders if f.selectable),
+            (f for f in folders if f.selectable and not self._waits_until_opened(f)),
             key=lambda f: (f.role is not FolderRole.INBOX, f.name != self.open_folder, f.name),
         )
         stats = SyncStats(folders=len(order))
@@ -458,6 +458,16 @@ class ImapAccount:
         stats.seconds = time.monotonic() - started
         self.stats = stats
         return stats
+
+    def _waits_until_opened(self, folder: FolderInfo) -> bool:
+        """Gmail's All Mail (``\\All``) holds every message again, and is often the biggest
+        folder of all: it is first fetched when the user opens it (or searches it), not with
+        the others. Once cached, it is kept up to date like any folder."""
+        return (
+            folder.role is FolderRole.ALL
+            and folder.name != self.open_folder
+            and self.cache.folder_state(folder.name) is None
+        )
 
     async def sync_folder_list(self) -> tuple[list[FolderInfo], dict[str, Status]]:
         """LIST (with the STATUS of every folder where LIST-STATUS is offered: a folder
@@ -726,7 +736,8 @@ class ImapAccount:
                         self._dirty.mark(info.name)
             while self._dirty.folders:
                 folder = self._dirty.folders.pop()
-                if folder in {f.name for f in self.cache.folders()}:
+                known = {f.name: f for f in self.cache.folders()}
+                if folder in known and not self._waits_until_opened(known[folder]):
                     try:
                         await self.sync_folder(folder)
                     except CommandFailed as exc:
