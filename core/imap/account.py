@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from kittiwake.core import cache_repair
+from kittiwake.core import cache_repair, gmailids
 from kittiwake.core.cache import Cache, FolderState, LazySummaries
 from kittiwake.core.config import Account, parse_duration
 from kittiwake.core.errors import (
@@ -46,7 +46,7 @@ from kittiwake.core.events import (
     SyncError,
     SyncProgress,
 )
-from kittiwake.core.imap import deliver
+from kittiwake.core.imap import deliver, gmail
 from kittiwake.core.imap.client import ImapClient, SelectInfo
 from kittiwake.core.imap.connection import ImapConnection
 from kittiwake.core.imap.lazy import decode_pass
@@ -491,7 +491,24 @@ class ImapAccount:
     async def sync_folder(self, folder: str, status: Status | None = None) -> int:
         """Bring ``folder``'s cache in step with the server; return how many summaries came."""
         async with self._lock:
-            return await self._sync_folder_locked(folder, status)
+            fetched = await self._sync_folder_locked(folder, status)
+            if self._client is not None and self.client.has(gmail.GMAIL):
+                await self._sync_gmail_ids(folder, changed=fetched > 0)
+            return fetched
+
+    async def _sync_gmail_ids(self, folder: str, *, changed: bool) -> None:
+        """Gmail: each message's X-GM-MSGID and labels, so the copies of one message under
+        several labels are seen as one (``core/gmailids.py``). Fetched again whenever the
+        folder gained or lost messages (a cheap FETCH: no headers)."""
+        cached = set(self.cache.flags(folder))
+        db = self.cache.db
+        if not changed and cached == gmailids.known_uids(db, folder):
+            return
+        client = self.client
+        if client.selected != folder:
+            await client.select(folder)
+        rows = await gmail.fetch_ids(client) if cached else []
+        gmailids.store_folder(db, folder, rows)
 
     async def _sync_folder_locked(self, folder: str, status: Status | None) -> int:
         log.debug("%s: syncing %s", self.name, folder)
@@ -736,8 +753,8 @@ class ImapAccount:
                         self._dirty.mark(info.name)
             while self._dirty.folders:
                 folder = self._dirty.folders.pop()
-                known = {f.name: f for f in self.cache.folders()}
-                if folder in known and not self._waits_until_opened(known[folder]):
+                cached = {f.name: f for f in self.cache.folders()}
+                if folder in cached and not self._waits_until_opened(cached[folder]):
                     try:
                         await self.sync_folder(folder)
                     except CommandFailed as exc:

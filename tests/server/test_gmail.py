@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from harness import TestCA
 from harness.clients import imap_device
-from harness.gmail import ALL_MAIL, IMPORTANT, MAX_CONNECTIONS, SPAM, TRASH, GmailProfile
+from harness.gmail import ALL_MAIL, IMPORTANT, MAX_CONNECTIONS, SENT, SPAM, TRASH, GmailProfile
 from harness.mail import append_many, message
 
 from kittiwake.core.api import MailApi
@@ -203,3 +203,26 @@ async def test_delete_and_junk_take_the_message_out_of_every_label(
         assert gone not in msgids(device, folder), folder
     assert msgids(device, dest) == {gone}
     assert len(gm_fetch(device, ALL_MAIL)) == 1
+
+
+# -- one message, however many labels ----------------------------------------------------------
+
+
+async def test_a_message_with_three_labels_is_one_message(
+    api: MailApi, device: imaplib.IMAP4
+) -> None:
+    labelled(device, 1, SENT, "Work")  # Inbox, Sent and Work: three labels, four folders
+    labelled(device, 2)
+    await _started(api)
+    await api.open_folder("me", ALL_MAIL)
+    account = api.engine.imap["me"]
+    for folder in ("INBOX", SENT, "Work", ALL_MAIL):  # every copy is cached ...
+        assert account.cache.flags(folder), folder
+    # ... and the message is found once, counted once, and in its conversation once
+    hits = await api.search("me", None, "subject:labelled")
+    assert len(hits) == 2, hits
+    assert len(await api.search("me", None, "is:unread")) == 2
+    assert account.cache.counts(ALL_MAIL) == (2, 2)
+    threading, _ = await api.threads("me", "INBOX")  # INBOX with Sent threaded in
+    assert sorted(t.messages for t in threading.threads) == [1, 1]
+    assert sum(1 for key in threading.keys if key is not None) == 2
