@@ -22,7 +22,12 @@ What it emulates, from Google's IMAP documentation (developers.google.com/gmail/
 - At most 15 connections at once; the 16th is refused at the greeting, like Gmail's
   ``* BYE [UNAVAILABLE] Too many simultaneous connections``.
 
-Not emulated: ``STORE X-GM-LABELS``, ``X-GM-RAW`` search, bandwidth limits.
+- ``STORE [+-]X-GM-LABELS[.SILENT] (labels)``: the message is copied into each label's folder
+  (made if need be) or taken out of it; ``-X-GM-LABELS (\\Inbox)`` archives.
+- ``SEARCH X-GM-RAW "..."`` with a small part of Gmail's query syntax: ``in:`` / ``label:``,
+  ``from:``, ``subject:``, and bare words (anywhere in the message), all of which must match.
+
+Not emulated: bandwidth limits, the rest of Gmail's search syntax.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import ssl
 import sys
 from argparse import Namespace
@@ -45,9 +51,15 @@ from pymap.bytes import MaybeBytes
 from pymap.concurrent import Subsystem
 from pymap.config import BackendCapability
 from pymap.fetch import DynamicFetchValue, MessageAttributes
+from pymap.flags import FlagOp
 from pymap.imap import IMAPServer
+from pymap.imap.state import ConnectionState
 from pymap.listtree import ListEntry
+from pymap.parsing.command.select import SearchCommand, StoreCommand
 from pymap.parsing.primitives import List, Number, QuotedString
+from pymap.parsing.response import ResponseOk
+from pymap.parsing.response.specials import SearchResponse
+from pymap.parsing.specials import SequenceSet
 from pymap.parsing.specials.fetchattr import FetchAttribute, FetchRequirement
 from pymap.user import UserMetadata
 from pysasl.hashing import Cleartext
@@ -173,6 +185,10 @@ class GmailMailboxes(MailboxSet):
             if uid is not None:
                 await MailboxData.delete(folder, [uid])
 
+    def selected(self, state: ConnectionState) -> GmailFolder:
+        """The folder a connection has selected."""
+        return next(f for f in self.folders().values() if f.mailbox_id == state.selected.mailbox_id)
+
     def labels(self, email_id: Any) -> list[str]:
         found = []
         for name, folder in self.folders().items():
@@ -233,6 +249,118 @@ FetchAttribute.parse = classmethod(_parse)  # type: ignore[method-assign,assignm
 FetchAttribute.requirement = property(_requirement)  # type: ignore[method-assign,assignment]
 MessageAttributes._simple_attrs = {**MessageAttributes._simple_attrs, **_GM_ATTRS}
 ListEntry.attributes = property(_attributes)  # type: ignore[method-assign,assignment]
+
+
+# -- STORE X-GM-LABELS and SEARCH X-GM-RAW ---------------------------------------------------
+
+_LABELS_STORE = re.compile(rb" +(\S+) +([+-]?)X-GM-LABELS(\.SILENT)? +\((.*)\) *\r?\n", re.I)
+_RAW_SEARCH = re.compile(rb' +X-GM-RAW +"((?:[^"\\]|\\.)*)" *\r?\n', re.I)
+_TOKEN = re.compile(rb'"((?:[^"\\]|\\.)*)"|([^\s()"]+)')
+_FOLDER_OF_LABEL = {label.lower(): folder for folder, label in SYSTEM_LABELS.items()}
+_original_store_parse = StoreCommand.parse.__func__  # type: ignore[attr-defined]
+_original_search_parse = SearchCommand.parse.__func__  # type: ignore[attr-defined]
+_original_do_store = ConnectionState.do_store
+_original_do_search = ConnectionState.do_search
+
+
+def _unquote(raw: bytes) -> str:
+    return re.sub(rb"\\(.)", rb"\1", raw).decode()
+
+
+def _store_parse(cls: type[StoreCommand], buf: memoryview, params: Any) -> Any:
+    match = _LABELS_STORE.match(bytes(buf[:4096]))
+    if match is None:
+        return _original_store_parse(cls, buf, params)
+    seq_set, _ = SequenceSet.parse(memoryview(match.group(1)), params)
+    cmd = cls(params.tag, seq_set, [], FlagOp.ADD, True)
+    labels = [_unquote(q) if q or not a else a.decode() for q, a in _TOKEN.findall(match.group(4))]
+    cmd.gm_labels = (match.group(2) or b"").decode(), labels  # type: ignore[attr-defined]
+    return cmd, buf[match.end(0) :]
+
+
+def _search_parse(cls: type[SearchCommand], buf: memoryview, params: Any) -> Any:
+    match = _RAW_SEARCH.match(bytes(buf[:4096]))
+    if match is None:
+        return _original_search_parse(cls, buf, params)
+    cmd = cls(params.tag, [], None)
+    cmd.gm_raw = _unquote(match.group(1))  # type: ignore[attr-defined]
+    return cmd, buf[match.end(0) :]
+
+
+def _folder_of(label: str) -> str:
+    return _FOLDER_OF_LABEL.get(label.lower(), label)
+
+
+async def _do_store(self: ConnectionState, cmd: StoreCommand) -> Any:
+    change = getattr(cmd, "gm_labels", None)
+    if change is None:
+        return await _original_do_store(self, cmd)
+    assert _store is not None
+    mode, labels = change
+    source = _store.selected(self)
+    messages, _ = await self.session.update_flags(
+        self.selected, cmd.sequence_set, frozenset(), FlagOp.ADD
+    )
+    for _, msg in list(messages):
+        email_id = msg.email_id
+        uid = source.holds(email_id)
+        if uid is None:
+            continue
+        for label in labels:
+            name = _folder_of(label)
+            if name not in _store.folders():
+                await _store.add_mailbox(name)
+                await _store.set_subscribed(name, True)
+            folder = _store.folders()[name]
+            held = folder.holds(email_id)
+            if mode == "-" and held is not None:
+                await MailboxData.delete(folder, [held])
+            elif mode != "-" and held is None:
+                await source.copy(uid, folder)
+    selected = await self.session.check_mailbox(self.selected)
+    return ResponseOk(cmd.tag, cmd.command + b" completed."), selected
+
+
+def _raw_matches(query: str, folder: str, raw: bytes, labels: list[str]) -> bool:
+    text = raw.decode("utf-8", "replace").lower()
+    header = text.split("\r\n\r\n", 1)[0]
+    for term in query.lower().split():
+        key, _, value = term.partition(":")
+        if value and key in ("in", "label"):
+            wanted = {_folder_of(value).lower(), value}
+            names = {folder.lower()} | {x.lower().lstrip("\\") for x in labels}
+            if not wanted & names and value != "anywhere":
+                return False
+        elif value and key in ("from", "subject"):
+            lines = [ln for ln in header.split("\r\n") if ln.startswith(key + ":")]
+            if not any(value in ln for ln in lines):
+                return False
+        elif term not in text:
+            return False
+    return True
+
+
+async def _do_search(self: ConnectionState, cmd: SearchCommand) -> Any:
+    query = getattr(cmd, "gm_raw", None)
+    if query is None:
+        return await _original_do_search(self, cmd)
+    assert _store is not None
+    folder = _store.selected(self)
+    found = []
+    for seq, uid in enumerate(sorted(folder._messages), start=1):
+        msg = folder._messages[uid]
+        raw = bytes(msg._content) if msg._content is not None else b""
+        if _raw_matches(query, folder.name, raw, _store.labels(msg.email_id)):
+            found.append(uid if cmd.uid else seq)
+    resp = ResponseOk(cmd.tag, cmd.command + b" completed.")
+    resp.add_untagged(SearchResponse(found))
+    return resp, None
+
+
+StoreCommand.parse = classmethod(_store_parse)  # type: ignore[method-assign,assignment]
+SearchCommand.parse = classmethod(_search_parse)  # type: ignore[method-assign,assignment]
+ConnectionState.do_store = _do_store  # type: ignore[method-assign,assignment]
+ConnectionState.do_search = _do_search  # type: ignore[method-assign,assignment]
 
 
 class _Config(DictConfig):
