@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from kittiwake.core import gmailids
 from kittiwake.core.compose.draft import Draft
 from kittiwake.core.compose.drafts import LocalDraft
 from kittiwake.core.compose.service import Composer, OutboxStatus, RefusedItem
@@ -402,6 +403,35 @@ class MailApi:
         """The user moved or copied this message in this session (so its arrival somewhere,
         an undo for instance, is not new mail)."""
         return message_id is not None and message_id in self._moved_ids
+
+    # -- Gmail labels (``core/gmailids.py``) -------------------------------------------------
+
+    def labels(self, account: str, folder: str, uid: int) -> tuple[str, ...] | None:
+        """The message's Gmail labels; None when the server has none (not Gmail)."""
+        return gmailids.labels_of(self._store(account).cache.db, folder, uid)
+
+    def label_action(
+        self,
+        account: str,
+        folder: str,
+        uids: Sequence[int],
+        *,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+    ) -> Action:
+        """Add and remove Gmail labels (``STORE X-GM-LABELS``): journaled, shown at once,
+        sent now or on reconnect, undoable like any action."""
+        return self.act(
+            account,
+            Action(
+                kind="labels",
+                folder=folder,
+                uidvalidity=self.uidvalidity(account, folder),
+                uids=tuple(uids),
+                add=tuple(add),
+                remove=tuple(remove),
+            ),
+        )
 
     def role_folder(self, account: str, role: FolderRole) -> str | None:
         for folder in self.folders(account):

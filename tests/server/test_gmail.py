@@ -10,12 +10,12 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import TestCA
+from harness import TcpProxy, TestCA
 from harness.clients import imap_device
 from harness.gmail import ALL_MAIL, IMPORTANT, MAX_CONNECTIONS, SENT, SPAM, TRASH, GmailProfile
 from harness.mail import append_many, message
@@ -23,6 +23,7 @@ from harness.mail import append_many, message
 from kittiwake.core.api import MailApi
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.engine import Engine
+from kittiwake.core.events import ConnectionChanged, ConnState
 from kittiwake.core.imap.account import Tuning
 from kittiwake.core.journal import Action
 from kittiwake.core.models import FolderRole
@@ -226,3 +227,66 @@ async def test_a_message_with_three_labels_is_one_message(
     threading, _ = await api.threads("me", "INBOX")  # INBOX with Sent threaded in
     assert sorted(t.messages for t in threading.threads) == [1, 1]
     assert sum(1 for key in threading.keys if key is not None) == 2
+
+
+# -- labels as a triage action ---------------------------------------------------------------
+
+
+async def test_labels_are_fetched_and_added_and_removed(
+    api: MailApi, device: imaplib.IMAP4
+) -> None:
+    labelled(device, 1, "Work")
+    await _started(api)
+    [uid] = api.engine.imap["me"].cache.flags("INBOX")
+    assert set(api.labels("me", "INBOX", uid) or ()) == {"\\Inbox", "Work"}
+    api.label_action("me", "INBOX", [uid], add=["Travel", "\\Important"], remove=["Work"])
+    assert set(api.labels("me", "INBOX", uid) or ()) == {"\\Inbox", "Travel", "\\Important"}
+    await _settled(api)
+    [(msgid, labels)] = gm_fetch(device, "INBOX").values()
+    assert labels == {"\\Inbox", "Travel", "\\Important"}
+    assert msgids(device, "Travel") == msgids(device, IMPORTANT) == {msgid}
+    assert not msgids(device, "Work")
+    # and back, by undo
+    assert api.undo("me") != "Nothing to undo"
+    await _settled(api)
+    assert gm_fetch(device, "INBOX")[uid][1] == {"\\Inbox", "Work"}
+
+
+async def test_a_label_change_made_offline_survives_quitting(
+    tmp_path: Path,
+    gmail: GmailProfile,
+    device: imaplib.IMAP4,
+    proxy_factory: Callable[[str, int], TcpProxy],
+) -> None:
+    labelled(device, 1)
+    proxy = proxy_factory(gmail.host, gmail.ports.imaps)
+    config = _config(gmail)
+    config["imap"].update(host=proxy.host, port=proxy.port)
+    tuning = Tuning(backoff_min=0.05, backoff_max=0.5, first_window=10, batch=20)
+
+    def make() -> MailApi:
+        return MailApi(
+            Engine(config_from_dict({"accounts": {"me": config}}), tmp_path / "c", tuning)
+        )
+
+    first = make()
+    await _started(first)
+    [uid] = first.engine.imap["me"].cache.flags("INBOX")
+    events = first.subscribe()
+    proxy.refuse_new_connections()
+    proxy.kill_connections()
+    await events.wait_for(ConnectionChanged, 10, state=ConnState.OFFLINE)
+    first.label_action("me", "INBOX", [uid], add=["Receipts"])
+    assert first.pending_actions("me") == 1
+    await first.stop()  # quit the app while offline
+    assert gm_fetch(device, "INBOX")[uid][1] == {"\\Inbox"}  # not on the server yet
+    proxy.accept_new_connections()
+    second = make()
+    try:
+        assert second.pending_actions("me") == 1  # the journal kept it
+        assert "Receipts" in (second.labels("me", "INBOX", uid) or ())
+        await _started(second)
+        await _settled(second)
+    finally:
+        await second.stop()
+    assert gm_fetch(device, "INBOX")[uid][1] == {"\\Inbox", "Receipts"}
