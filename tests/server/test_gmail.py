@@ -150,6 +150,24 @@ def test_the_profile_refuses_a_sixteenth_connection(gmail: GmailProfile) -> None
                 imap.logout()
 
 
+async def test_too_many_connections_is_said_in_one_sentence(
+    api: MailApi, gmail: GmailProfile
+) -> None:
+    opened = [imap_device(gmail, gmail.user) for _ in range(MAX_CONNECTIONS)]  # type: ignore[arg-type]
+    try:
+        events = api.subscribe()
+        api.start()
+        event = await events.wait_for(ConnectionChanged, 10, state=ConnState.OFFLINE)
+        assert event.reason is not None
+        assert "too many connections open to this account" in event.reason
+        assert event.reason.count(". ") == 0 and "\n" not in event.reason
+    finally:
+        for imap in opened:
+            with contextlib.suppress(imaplib.IMAP4.error, OSError):
+                imap.logout()
+    await api.engine.imap["me"].wait_synced(15)  # and once some are closed, it gets in
+
+
 # -- All Mail, archive, delete, junk ----------------------------------------------------------
 
 
