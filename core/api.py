@@ -44,11 +44,12 @@ from kittiwake.core.oauth2.flow import (
     sign_in_with_device,
 )
 from kittiwake.core.oauth2.tokens import token_source
-from kittiwake.core.search.query import QueryError, parse_query
+from kittiwake.core.search.query import QueryError, gmail_raw, parse_query
 from kittiwake.core.search.service import (
     Hit,
     local_hits,
     local_hits_off_loop,
+    server_gmail_hits,
     server_hits,
     thread_folder,
 )
@@ -554,6 +555,8 @@ class MailApi:
 
     def check_query(self, query: str) -> str | None:
         """None when ``query`` can be understood, else one sentence saying what is wrong."""
+        if gmail_raw(query) is not None:
+            return None if gmail_raw(query) else "Nothing to search for after gmail:."
         try:
             parse_query(query)
         except QueryError as exc:
@@ -566,12 +569,17 @@ class MailApi:
 
     def search_cached(self, account: str, folder: str | None, query: str) -> list[Hit]:
         """The cached messages matching ``query`` in ``folder`` (None: every folder), newest
-        first, at once. A malformed query raises ``QueryError`` (one sentence)."""
+        first, at once. A malformed query raises ``QueryError`` (one sentence); a ``gmail:``
+        query finds nothing here (only Gmail can judge it: ``search_server``)."""
+        if gmail_raw(query) is not None:
+            return []
         return local_hits(self._store(account).cache, None if folder is None else [folder], query)
 
     async def search_local(self, account: str, folder: str | None, query: str) -> list[Hit]:
         """``search_cached`` off the event loop (what the UI uses: rows a first sync left raw
         are decoded to be judged, which takes time on a big folder)."""
+        if gmail_raw(query) is not None:
+            return []
         return await local_hits_off_loop(
             self._store(account).cache, None if folder is None else [folder], query
         )
@@ -581,7 +589,12 @@ class MailApi:
     ) -> list[Hit]:
         """What the server adds to ``known`` (the cached answer), newest first; messages it
         finds that were not cached are fetched into the cache first. Nothing for accounts
-        without a server to ask."""
+        without a server to ask. A ``gmail:`` query goes to Gmail as X-GM-RAW, in All Mail
+        when no folder is given (every message but Trash and Spam is there)."""
+        if gmail_raw(query) is not None:
+            every = self.role_folder(account, FolderRole.ALL)
+            folders = [folder] if folder is not None else [every] if every else []
+            return await server_gmail_hits(self._store(account), folders, query, set(known))
         return await server_hits(
             self._store(account),
             self.search_folders(account, folder),

@@ -65,7 +65,7 @@ from kittiwake.core.imap.triage import Triage
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.search.index import body_words
-from kittiwake.core.search.query import parse_query
+from kittiwake.core.search.query import gmail_raw, parse_query
 from kittiwake.core.secrets import command_key
 from kittiwake.core.store import SyncStats
 from kittiwake.core.transport import Credential, credential
@@ -967,7 +967,13 @@ class ImapAccount:
         of UIDs the cache lacks are stored and published like a sync's, so every hit can be
         shown. Nothing when IMAP SEARCH cannot narrow the query down (``has:attachment``
         alone would return the whole folder)."""
-        search = to_imap_search(parse_query(query))
+        raw = gmail_raw(query)
+        if raw is not None:
+            if self._client is None or not self.client.has(gmail.GMAIL):
+                raise CommandFailed("Gmail's search syntax (gmail:) works only on Gmail")
+            search = gmail.raw_search(raw)
+        else:
+            search = to_imap_search(parse_query(query))
         if search.matches_all:
             return ()
         result = await self.run_locked(

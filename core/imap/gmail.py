@@ -12,7 +12,9 @@ from collections.abc import Sequence
 
 from kittiwake.core.gmailids import GmailIds
 from kittiwake.core.imap.client import ImapClient, quote
+from kittiwake.core.imap.connection import Literal
 from kittiwake.core.imap.parser import Fetch, Untagged
+from kittiwake.core.imap.search import ImapSearch
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.message import utf7
 
@@ -54,3 +56,15 @@ async def store_labels(
         if labels:
             atoms = " ".join(label_atom(x) for x in labels)
             await client.run(f"UID STORE {uids.format()} {sign}X-GM-LABELS.SILENT ({atoms})")
+
+
+def raw_search(query: str) -> ImapSearch:
+    """``UID SEARCH X-GM-RAW "..."``: Gmail's own search syntax, run by Gmail (a literal when
+    it is not ASCII: Gmail takes UTF-8 there)."""
+    if query.isascii():
+        arg: str | Literal = quote(query)
+        return ImapSearch(args=("X-GM-RAW", arg), charset=None, exact=True, matches_all=False)
+    arg = Literal(query.encode("utf-8"))
+    return ImapSearch(
+        args=("CHARSET", "UTF-8", "X-GM-RAW", arg), charset="UTF-8", exact=True, matches_all=False
+    )

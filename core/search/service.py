@@ -112,6 +112,24 @@ async def server_hits(
     return [hit for hit in added if hit not in known]
 
 
+async def server_gmail_hits(
+    store: MailStore, folders: Sequence[str], text: str, known: set[Hit]
+) -> list[Hit]:
+    """A ``gmail:`` query (Gmail's own syntax, X-GM-RAW): only the server can judge it, so
+    every message it names is a hit, newest first, each message once."""
+    if not store.searches_server:
+        return []
+    cache = store.cache
+    found: list[tuple[float, int, Hit]] = []
+    for folder in folders:
+        uids = await store.search_folder(folder, text)
+        for uid, summary in cache.summaries(folder, sorted(uids)).items():
+            found.append((sort_date(summary), uid, Hit(folder, uid)))
+    found.sort(reverse=True)
+    added = gmailids.once_each([*known, *(hit for _, _, hit in found)], gmailids.msgids(cache.db))
+    return [hit for hit in added if hit not in known]
+
+
 def _keep_in(folder_id: int) -> Callable[[tuple[int, int]], bool]:
     return lambda key: key[0] == folder_id
 

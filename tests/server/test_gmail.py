@@ -247,6 +247,24 @@ async def test_a_message_with_three_labels_is_one_message(
     assert sum(1 for key in threading.keys if key is not None) == 2
 
 
+async def test_gmail_syntax_goes_to_the_server_as_x_gm_raw(
+    api: MailApi, device: imaplib.IMAP4
+) -> None:
+    labelled(device, 1, IMPORTANT)
+    labelled(device, 2, "Work")
+    labelled(device, 3)
+    await _started(api)
+    assert api.check_query("gmail:label:work") is None
+    assert api.search_cached("me", None, "gmail:label:work") == []  # only Gmail can judge it
+    hits = await api.search("me", None, "gmail:label:work")
+    # found in All Mail, never synced before: the one message, fetched to be shown
+    assert [h.folder for h in hits] == [ALL_MAIL]
+    summary = api.summary_of("me", hits[0])
+    assert summary is not None and summary.envelope.subject == "Labelled 2"
+    both = await api.search("me", "INBOX", "gmail:subject:labelled")
+    assert len(both) == 3
+
+
 # -- labels as a triage action ---------------------------------------------------------------
 
 
