@@ -261,6 +261,8 @@ class Triage:
         elif action.kind == "labels":
             await gmail.store_labels(client, UidSet.from_iterable(uids), action.add, action.remove)
             self._mark_dirty(action.folder)  # removing this folder's own label takes it out
+            if action.add:
+                self._mark_list()  # Gmail makes a label's folder when first used
         if record is not None:
             record.sent = True
 
