@@ -58,23 +58,31 @@ def _exists(db: sqlite3.Connection) -> bool:
 def store_folder(db: sqlite3.Connection, folder: str, rows: Iterable[GmailIds]) -> None:
     """Replace what is known of ``folder`` with ``rows`` (one FETCH of the whole folder)."""
     _ensure(db)
-    with db:
+    outer = not db.in_transaction  # the cache's connection is in autocommit mode
+    if outer:
+        db.execute("BEGIN")
+    try:
         db.execute("DELETE FROM gmail_ids WHERE folder = ?", (folder,))
         db.executemany(
             "INSERT OR REPLACE INTO gmail_ids VALUES (?, ?, ?, ?, ?)",
             [(folder, r.uid, r.msgid, r.thrid, _SEP.join(r.labels)) for r in rows],
         )
+    except BaseException:
+        if outer:
+            db.execute("ROLLBACK")
+        raise
+    if outer:
+        db.execute("COMMIT")
 
 
 def set_labels(db: sqlite3.Connection, folder: str, uid: int, labels: Sequence[str]) -> None:
     """After a label change the user made (shown at once; the next sync confirms it)."""
     if not _exists(db):
         return
-    with db:
-        db.execute(
-            "UPDATE gmail_ids SET labels = ? WHERE folder = ? AND uid = ?",
-            (_SEP.join(labels), folder, uid),
-        )
+    db.execute(
+        "UPDATE gmail_ids SET labels = ? WHERE folder = ? AND uid = ?",
+        (_SEP.join(labels), folder, uid),
+    )
 
 
 def known_uids(db: sqlite3.Connection, folder: str) -> set[int]:
@@ -121,20 +129,3 @@ def once_each(items: Sequence[K], ids: dict[tuple[str, int], int]) -> list[K]:
             seen.add(msgid)
         out.append(item)
     return out
-
-
-def unread_once(db: sqlite3.Connection, unread: dict[str, Iterable[int]]) -> int:
-    """How many messages are unread across the folders, each counted once (``unread``:
-    folder -> UIDs without ``\\Seen``)."""
-    ids = msgids(db, unread)
-    seen: set[int] = set()
-    count = 0
-    for folder, uids in unread.items():
-        for uid in uids:
-            msgid = ids.get((folder, uid))
-            if msgid is None:
-                count += 1
-            elif msgid not in seen:
-                seen.add(msgid)
-                count += 1
-    return count
