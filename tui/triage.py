@@ -199,7 +199,7 @@ class TriageCommands(Screen[None]):
 
     @staticmethod
     def _actions(
-        kind: Literal["flags", "move", "copy", "expunge"],
+        kind: Literal["flags", "move", "copy", "expunge", "labels"],
         aim: list[Targets],
         *,
         add: tuple[str, ...] = (),
@@ -262,9 +262,22 @@ class TriageCommands(Screen[None]):
         account, aim = self._triage_account(), self._relocation_targets()
         if account is None or not aim:
             return None
-        dest = app_context(self).api.archive_folder(account)
+        api = app_context(self).api
+        dest = api.archive_folder(account)
         if dest is None:
             return self._no_archive(account, aim)
+        if dest == api.role_folder(account, FolderRole.ALL):
+            # Gmail: archive takes the Inbox label off. From the inbox that is the move to
+            # All Mail; from a label's folder (search results, a conversation) the message
+            # stays where it is shown, as in Gmail's web interface.
+            inbox = api.role_folder(account, FolderRole.INBOX) or "INBOX"
+            here = [t for t in aim if t.folder == inbox]
+            others = [t for t in aim if t.folder not in (inbox, dest)]
+            actions = self._actions("move", here, dest=dest) + self._actions(
+                "labels", others, remove=("\\Inbox",)
+            )
+            count = sum(len(a.uids) for a in actions)
+            return self._submit(actions, f"Archived {plural(count)}")
         return self._move_to(dest, aim, "Archived")
 
     def action_delete(self) -> bool | None:

@@ -263,6 +263,8 @@ class Triage:
             self._mark_dirty(action.folder)  # removing this folder's own label takes it out
             if action.add:
                 self._mark_list()  # Gmail makes a label's folder when first used
+            if "\\inbox" in {x.lower() for x in action.remove}:
+                self._mark_dirty("INBOX")  # archived from a label's folder: it leaves INBOX
         if record is not None:
             record.sent = True
 

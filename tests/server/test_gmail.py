@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from harness import TcpProxy, TestCA
-from harness.clients import imap_device
+from harness.clients import imap_device, wait_for_async
 from harness.gmail import ALL_MAIL, IMPORTANT, MAX_CONNECTIONS, SENT, SPAM, TRASH, GmailProfile
 from harness.mail import append_many, message
 
@@ -200,6 +200,22 @@ async def test_archive_takes_the_inbox_label_off_and_keeps_the_message(
     everything = gm_fetch(device, ALL_MAIL)
     assert len(everything) == 2  # still there, once, as in Gmail's web interface
     assert sorted(sorted(labels) for _, labels in everything.values()) == [["Work"], ["\\Inbox"]]
+
+
+async def test_archive_from_a_labels_folder_keeps_the_label(
+    api: MailApi, device: imaplib.IMAP4
+) -> None:
+    """In Gmail's web interface, archive in a label's view takes only the Inbox label off."""
+    labelled(device, 1, "Work")
+    await _started(api)
+    account = api.engine.imap["me"]
+    [uid] = account.cache.flags("Work")
+    api.label_action("me", "Work", [uid], remove=["\\Inbox"])
+    await _settled(api)
+    assert not gm_fetch(device, "INBOX")
+    assert [labels for _, labels in gm_fetch(device, "Work").values()] == [{"Work"}]
+    assert len(gm_fetch(device, ALL_MAIL)) == 1
+    await wait_for_async(lambda: not account.cache.flags("INBOX"), 10, message="INBOX resynced")
 
 
 @pytest.mark.parametrize("role", [FolderRole.TRASH, FolderRole.JUNK])
