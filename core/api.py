@@ -548,9 +548,15 @@ class MailApi:
     # -- search and threads (the logic is in ``core/search/service.py``) --------------------
 
     def search_folders(self, account: str, folder: str | None) -> list[str]:
-        """The folders a search covers: ``folder``, or every selectable one of the account."""
+        """The folders a search covers: ``folder``, or every selectable one of the account;
+        where a ``\\All`` folder holds every message (Gmail's All Mail), that one with Trash
+        and Junk (the only ones Gmail leaves out of it)."""
         if folder is not None:
             return [folder]
+        every = self.role_folder(account, FolderRole.ALL)
+        if every is not None:
+            roles = (FolderRole.ALL, FolderRole.TRASH, FolderRole.JUNK)
+            return [f.name for f in self.folders(account) if f.selectable and f.role in roles]
         return [f.name for f in self.folders(account) if f.selectable]
 
     def check_query(self, query: str) -> str | None:

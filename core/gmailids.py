@@ -75,6 +75,15 @@ def store_folder(db: sqlite3.Connection, folder: str, rows: Iterable[GmailIds]) 
         db.execute("COMMIT")
 
 
+def add_rows(db: sqlite3.Connection, folder: str, rows: Iterable[GmailIds]) -> None:
+    """Rows for some messages of ``folder`` (found by a search before it was ever synced)."""
+    _ensure(db)
+    db.executemany(
+        "INSERT OR REPLACE INTO gmail_ids VALUES (?, ?, ?, ?, ?)",
+        [(folder, r.uid, r.msgid, r.thrid, _SEP.join(r.labels)) for r in rows],
+    )
+
+
 def set_labels(db: sqlite3.Connection, folder: str, uid: int, labels: Sequence[str]) -> None:
     """After a label change the user made (shown at once; the next sync confirms it)."""
     if not _exists(db):

@@ -976,9 +976,20 @@ class ImapAccount:
             search = to_imap_search(parse_query(query))
         if search.matches_all:
             return ()
-        result = await self.run_locked(
-            lambda client: search_and_fetch(client, folder, search, lambda: self.cache.uids(folder))
-        )
+
+        async def run(client: ImapClient) -> tuple[UidSet, Sequence[MessageSummary]]:
+            found = await search_and_fetch(client, folder, search, lambda: self.cache.uids(folder))
+            if client.has(gmail.GMAIL):
+                # Gmail: the found messages' ids, so a hit in All Mail (never synced) is
+                # known as the message already found in INBOX or under a label.
+                known = gmailids.known_uids(self.cache.db, folder)
+                missing = UidSet.from_iterable(u for u in found[0] if u not in known)
+                if len(missing):
+                    rows = await gmail.fetch_ids(client, missing.format())
+                    gmailids.add_rows(self.cache.db, folder, rows)
+            return found
+
+        result = await self.run_locked(run)
         assert isinstance(result, tuple)
         uids, fetched = result
         self._store_new(folder, fetched)

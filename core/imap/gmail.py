@@ -21,15 +21,15 @@ from kittiwake.core.message import utf7
 GMAIL = "X-GM-EXT-1"
 
 
-async def fetch_ids(client: ImapClient) -> list[GmailIds]:
-    """X-GM-MSGID, X-GM-THRID and X-GM-LABELS of every message in the selected folder: no
-    headers or bodies, so even All Mail's answer is small."""
+async def fetch_ids(client: ImapClient, uids: str = "1:*") -> list[GmailIds]:
+    """X-GM-MSGID, X-GM-THRID and X-GM-LABELS of ``uids`` (every message by default) in the
+    selected folder: no headers or bodies, so even All Mail's answer is small."""
 
     def claim(r: Untagged) -> bool:
         return isinstance(r, Fetch) and r.gm_msgid is not None
 
     responses, _ = await client.run(
-        "UID FETCH 1:* (UID X-GM-MSGID X-GM-THRID X-GM-LABELS)", claim=claim
+        f"UID FETCH {uids} (UID X-GM-MSGID X-GM-THRID X-GM-LABELS)", claim=claim
     )
     out = []
     for r in responses:

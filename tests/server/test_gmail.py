@@ -263,6 +263,24 @@ async def test_a_message_with_three_labels_is_one_message(
     assert sum(1 for key in threading.keys if key is not None) == 2
 
 
+async def test_search_before_all_mail_was_opened_finds_each_message_once(
+    api: MailApi, device: imaplib.IMAP4
+) -> None:
+    labelled(device, 1, "Work", IMPORTANT)
+    labelled(device, 2)
+    device.select("INBOX")
+    device.uid("MOVE", "102", _quoted(ALL_MAIL))  # archived elsewhere: only in All Mail now
+    await _started(api)
+    account = api.engine.imap["me"]
+    assert not account.cache.flags(ALL_MAIL)
+    assert api.search_folders("me", None) == [ALL_MAIL, SPAM, TRASH]
+    hits = await api.search("me", None, "subject:labelled")
+    subjects = sorted(
+        s.envelope.subject for h in hits if (s := api.summary_of("me", h)) is not None
+    )
+    assert subjects == ["Labelled 1", "Labelled 2"], hits
+
+
 async def test_gmail_syntax_goes_to_the_server_as_x_gm_raw(
     api: MailApi, device: imaplib.IMAP4
 ) -> None:
