@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from kittiwake.core import gmailids
 from kittiwake.core.compose.draft import Draft
 from kittiwake.core.compose.drafts import LocalDraft
 from kittiwake.core.compose.service import Composer, OutboxStatus, RefusedItem
@@ -508,6 +509,35 @@ class MailApi:
         an undo for instance, is not new mail)."""
         return message_id is not None and message_id in self._moved_ids
 
+    # -- Gmail labels (``core/gmailids.py``) -------------------------------------------------
+
+    def labels(self, account: str, folder: str, uid: int) -> tuple[str, ...] | None:
+        """The message's Gmail labels; None when the server has none (not Gmail)."""
+        return gmailids.labels_of(self._store(account).cache.db, folder, uid)
+
+    def label_action(
+        self,
+        account: str,
+        folder: str,
+        uids: Sequence[int],
+        *,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+    ) -> Action:
+        """Add and remove Gmail labels (``STORE X-GM-LABELS``): journaled, shown at once,
+        sent now or on reconnect, undoable like any action."""
+        return self.act(
+            account,
+            Action(
+                kind="labels",
+                folder=folder,
+                uidvalidity=self.uidvalidity(account, folder),
+                uids=tuple(uids),
+                add=tuple(add),
+                remove=tuple(remove),
+            ),
+        )
+
     def role_folder(self, account: str, role: FolderRole) -> str | None:
         for folder in self.folders(account):
             if folder.role is role:
@@ -515,14 +545,16 @@ class MailApi:
         return None
 
     def archive_folder(self, account: str) -> str | None:
-        """SPECIAL-USE \\Archive, else the configured ``archive_folder`` (if it exists)."""
+        """SPECIAL-USE \\Archive, else the configured ``archive_folder`` (if it exists), else
+        Gmail's All Mail (``\\All``): moving a message there is Gmail's own archive, which
+        takes the Inbox label off and leaves the message where every message is."""
         found = self.role_folder(account, FolderRole.ARCHIVE)
         if found is not None:
             return found
         configured = self.config.accounts[account].archive_folder
         if configured and configured in {f.name for f in self.folders(account)}:
             return configured
-        return None
+        return self.role_folder(account, FolderRole.ALL)
 
     def new_folder_name(self, account: str, name: str) -> str:
         """What to call a folder Kittiwake offers to make ("Archive"): under the account's
@@ -627,15 +659,23 @@ class MailApi:
     # -- search and threads (the logic is in ``core/search/service.py``) --------------------
 
     def search_folders(self, account: str, folder: str | None) -> list[str]:
-        """The folders a search covers: ``folder``, or every selectable one of the account."""
+        """The folders a search covers: ``folder``, or every selectable one of the account;
+        where a ``\\All`` folder holds every message (Gmail's All Mail), that one with Trash
+        and Junk (the only ones Gmail leaves out of it)."""
         if folder is not None:
             return [folder]
+        every = self.role_folder(account, FolderRole.ALL)
+        if every is not None:
+            roles = (FolderRole.ALL, FolderRole.TRASH, FolderRole.JUNK)
+            return [f.name for f in self.folders(account) if f.selectable and f.role in roles]
         return [f.name for f in self.folders(account) if f.selectable]
 
     def check_query(self, query: str) -> str | None:
         """None when ``query`` can be understood, else one sentence saying what is wrong."""
-        from kittiwake.core.search.query import QueryError, parse_query
+        from kittiwake.core.search.query import QueryError, gmail_raw, parse_query
 
+        if gmail_raw(query) is not None:
+            return None if gmail_raw(query) else "Nothing to search for after gmail:."
         try:
             parse_query(query)
         except QueryError as exc:
@@ -648,7 +688,12 @@ class MailApi:
 
     def search_cached(self, account: str, folder: str | None, query: str) -> list[Hit]:
         """The cached messages matching ``query`` in ``folder`` (None: every folder), newest
-        first, at once. A malformed query raises ``QueryError`` (one sentence)."""
+        first, at once. A malformed query raises ``QueryError`` (one sentence); a ``gmail:``
+        query finds nothing here (only Gmail can judge it: ``search_server``)."""
+        from kittiwake.core.search.query import gmail_raw
+
+        if gmail_raw(query) is not None:
+            return []
         from kittiwake.core.search.service import local_hits
 
         return local_hits(self._store(account).cache, None if folder is None else [folder], query)
@@ -656,8 +701,11 @@ class MailApi:
     async def search_local(self, account: str, folder: str | None, query: str) -> list[Hit]:
         """``search_cached`` off the event loop (what the UI uses: rows a first sync left raw
         are decoded to be judged, which takes time on a big folder)."""
+        from kittiwake.core.search.query import gmail_raw
         from kittiwake.core.search.service import local_hits_off_loop
 
+        if gmail_raw(query) is not None:
+            return []
         return await local_hits_off_loop(
             self._store(account).cache, None if folder is None else [folder], query
         )
@@ -667,10 +715,15 @@ class MailApi:
     ) -> list[Hit]:
         """What the server adds to ``known`` (the cached answer), newest first; messages it
         finds that were not cached are fetched into the cache first. Nothing for accounts
-        without a server to ask."""
-        from kittiwake.core.search.query import parse_query
-        from kittiwake.core.search.service import server_hits
+        without a server to ask. A ``gmail:`` query goes to Gmail as X-GM-RAW, in All Mail
+        when no folder is given (every message but Trash and Spam is there)."""
+        from kittiwake.core.search.query import gmail_raw, parse_query
+        from kittiwake.core.search.service import server_gmail_hits, server_hits
 
+        if gmail_raw(query) is not None:
+            every = self.role_folder(account, FolderRole.ALL)
+            folders = [folder] if folder is not None else [every] if every else []
+            return await server_gmail_hits(self._store(account), folders, query, set(known))
         return await server_hits(
             self._store(account),
             self.search_folders(account, folder),

@@ -19,7 +19,7 @@ import msgspec
 from kittiwake.core.cache import Cache
 from kittiwake.core.errors import KittiwakeError
 
-Kind = Literal["flags", "move", "copy", "expunge", "create"]
+Kind = Literal["flags", "move", "copy", "expunge", "create", "labels"]
 
 
 class Action(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,6 +50,8 @@ class Action(msgspec.Struct, frozen=True, kw_only=True):
             return f"copy {what} to {self.dest}"
         if self.kind == "create":
             return f"create the folder {self.folder}"
+        if self.kind == "labels":
+            return f"change the labels of {what}"
         return f"delete {what} for good"
 
 

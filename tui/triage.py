@@ -7,12 +7,14 @@ folder's UIDVALIDITY when its messages were shown, taken when the key is pressed
 ids are ``triage.*`` everywhere, so one ``[keys]`` remapping holds in every screen).
 ``TriageCommands`` does the rest: flag, read/unread, archive, delete (to Trash; in Trash, for
 good after asking, never undoable), junk (``$Junk`` and the move as one undo step), move,
-copy and undo. An action on messages of several folders is one journaled action per folder,
-submitted together (``MailApi.act_many``): one key press, one undo step.
+copy, Gmail labels (``+Work -Travel``) and undo. An action on messages of several folders is
+one journaled action per folder, submitted together (``MailApi.act_many``): one key press, one
+undo step.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -64,6 +66,7 @@ TRIAGE_KEYS: list[tuple[str, str, str, str]] = [
     ("move", "m", "move", "Move"),
     ("copy", "y", "copy", "Copy"),
     ("junk", "exclamation_mark", "junk", "Junk"),
+    ("label", "l", "label", "Label"),
     ("undo", "z", "undo", "Undo"),
 ]
 
@@ -83,6 +86,19 @@ def triage_bindings(
         for name, key, action, text in TRIAGE_KEYS
         if names is None or name in names
     ]
+
+
+def parse_label_edit(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``+Travel -Work "Big Project"`` -> (("Travel", "Big Project"), ("Work",)): a bare
+    name adds; quotes keep spaces in a name."""
+    add: list[str] = []
+    remove: list[str] = []
+    for match in re.finditer(r'([+-]?)(?:"([^"]*)"|(\S+))', text):
+        sign, quoted, bare = match.groups()
+        name = (quoted if quoted is not None else bare).strip()
+        if name:
+            (remove if sign == "-" else add).append(name)
+    return tuple(add), tuple(remove)
 
 
 def tree_order(account: str, folders: list[FolderInfo]) -> list[FolderRef]:
@@ -187,7 +203,7 @@ class TriageCommands(Screen[None]):
 
     @staticmethod
     def _actions(
-        kind: Literal["flags", "move", "copy", "expunge"],
+        kind: Literal["flags", "move", "copy", "expunge", "labels"],
         aim: list[Targets],
         *,
         add: tuple[str, ...] = (),
@@ -250,9 +266,22 @@ class TriageCommands(Screen[None]):
         account, aim = self._triage_account(), self._relocation_targets()
         if account is None or not aim:
             return None
-        dest = app_context(self).api.archive_folder(account)
+        api = app_context(self).api
+        dest = api.archive_folder(account)
         if dest is None:
             return self._no_archive(account, aim)
+        if dest == api.role_folder(account, FolderRole.ALL):
+            # Gmail: archive takes the Inbox label off. From the inbox that is the move to
+            # All Mail; from a label's folder (search results, a conversation) the message
+            # stays where it is shown, as in Gmail's web interface.
+            inbox = api.role_folder(account, FolderRole.INBOX) or "INBOX"
+            here = [t for t in aim if t.folder == inbox]
+            others = [t for t in aim if t.folder not in (inbox, dest)]
+            actions = self._actions("move", here, dest=dest) + self._actions(
+                "labels", others, remove=("\\Inbox",)
+            )
+            count = sum(len(a.uids) for a in actions)
+            return self._submit(actions, f"Archived {plural(count)}")
         return self._move_to(dest, aim, "Archived")
 
     def action_delete(self) -> bool | None:
@@ -283,6 +312,45 @@ class TriageCommands(Screen[None]):
 
         self.app.push_screen(Confirm(f"Delete {count} for good? This cannot be undone."), answer)
         return moved
+
+    def action_label(self) -> bool | None:
+        """Gmail labels: ``+Travel -Work`` (a bare name adds); one journaled action per
+        folder, undoable, sent now or on reconnect."""
+        account, aim = self._triage_account(), self._targets()
+        if account is None or not aim:
+            return None
+        api = app_context(self).api
+        first = aim[0]
+        if not first.uids or api.labels(account, first.folder, first.uids[0]) is None:
+            self.notify("Labels are Gmail's; this account has none.", severity="warning")
+            return None
+        shown = api.labels(account, first.folder, first.uids[0]) or ()
+        now = " ".join(x for x in shown if not x.startswith("\\"))
+
+        def named(text: str | None) -> None:
+            add, remove = parse_label_edit(text or "")
+            if not add and not remove:
+                return
+            actions = [
+                Action(
+                    kind="labels",
+                    folder=t.folder,
+                    uidvalidity=t.uidvalidity,
+                    uids=t.uids,
+                    add=add,
+                    remove=remove,
+                )
+                for t in aim
+                if t.uids
+            ]
+            count = sum(len(a.uids) for a in actions)
+            self._submit(actions, f"Labels changed on {plural(count)}")
+
+        from kittiwake.tui.screens.prompt import Prompt
+
+        hint = f" (now: {clean_line(now)})" if now else ""
+        self.app.push_screen(Prompt(f"Labels, +add -remove{hint}:"), named)
+        return None
 
     def action_junk(self) -> bool | None:
         """``$Junk`` and the move to Junk, one step: ``z`` takes both back."""

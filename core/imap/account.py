@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from kittiwake.core import cache_repair
+from kittiwake.core import cache_repair, gmailids
 from kittiwake.core.cache import Cache, FolderState, LazySummaries
 from kittiwake.core.config import Account, parse_duration
 from kittiwake.core.errors import (
@@ -46,7 +46,7 @@ from kittiwake.core.events import (
     SyncError,
     SyncProgress,
 )
-from kittiwake.core.imap import deliver
+from kittiwake.core.imap import deliver, gmail
 from kittiwake.core.imap.client import ImapClient, SelectInfo
 from kittiwake.core.imap.connection import ImapConnection
 from kittiwake.core.imap.lazy import decode_pass
@@ -437,7 +437,7 @@ class ImapAccount:
         self._publish_outside_changes()
         folders, statuses = await self.sync_folder_list()
         order = sorted(
-            (f for f in folders if f.selectable),
+            (f for f in folders if f.selectable and not self._waits_until_opened(f)),
             key=lambda f: (f.role is not FolderRole.INBOX, f.name != self.open_folder, f.name),
         )
         stats = SyncStats(folders=len(order))
@@ -457,6 +457,16 @@ class ImapAccount:
         stats.seconds = time.monotonic() - started
         self.stats = stats
         return stats
+
+    def _waits_until_opened(self, folder: FolderInfo) -> bool:
+        """Gmail's All Mail (``\\All``) holds every message again, and is often the biggest
+        folder of all: it is first fetched when the user opens it (or searches it), not with
+        the others. Once cached, it is kept up to date like any folder."""
+        return (
+            folder.role is FolderRole.ALL
+            and folder.name != self.open_folder
+            and self.cache.folder_state(folder.name) is None
+        )
 
     async def sync_folder_list(self) -> tuple[list[FolderInfo], dict[str, Status]]:
         """LIST (with the STATUS of every folder where LIST-STATUS is offered: a folder
@@ -480,7 +490,24 @@ class ImapAccount:
     async def sync_folder(self, folder: str, status: Status | None = None) -> int:
         """Bring ``folder``'s cache in step with the server; return how many summaries came."""
         async with self._lock:
-            return await self._sync_folder_locked(folder, status)
+            fetched = await self._sync_folder_locked(folder, status)
+            if self._client is not None and self.client.has(gmail.GMAIL):
+                await self._sync_gmail_ids(folder, changed=fetched > 0)
+            return fetched
+
+    async def _sync_gmail_ids(self, folder: str, *, changed: bool) -> None:
+        """Gmail: each message's X-GM-MSGID and labels, so the copies of one message under
+        several labels are seen as one (``core/gmailids.py``). Fetched again whenever the
+        folder gained or lost messages (a cheap FETCH: no headers)."""
+        cached = set(self.cache.flags(folder))
+        db = self.cache.db
+        if not changed and cached == gmailids.known_uids(db, folder):
+            return
+        client = self.client
+        if client.selected != folder:
+            await client.select(folder)
+        rows = await gmail.fetch_ids(client) if cached else []
+        gmailids.store_folder(db, folder, rows)
 
     async def _sync_folder_locked(self, folder: str, status: Status | None) -> int:
         log.debug("%s: syncing %s", self.name, folder)
@@ -727,7 +754,8 @@ class ImapAccount:
                         self._dirty.mark(info.name)
             while self._dirty.folders:
                 folder = self._dirty.folders.pop()
-                if folder in {f.name for f in self.cache.folders()}:
+                cached = {f.name: f for f in self.cache.folders()}
+                if folder in cached and not self._waits_until_opened(cached[folder]):
                     try:
                         await self.sync_folder(folder)
                     except CommandFailed as exc:
@@ -949,14 +977,31 @@ class ImapAccount:
         shown. Nothing when IMAP SEARCH cannot narrow the query down (``has:attachment``
         alone would return the whole folder)."""
         from kittiwake.core.imap.search import search_and_fetch, to_imap_search
-        from kittiwake.core.search.query import parse_query
+        from kittiwake.core.search.query import gmail_raw, parse_query
 
-        search = to_imap_search(parse_query(query))
+        raw = gmail_raw(query)
+        if raw is not None:
+            if self._client is None or not self.client.has(gmail.GMAIL):
+                raise CommandFailed("Gmail's search syntax (gmail:) works only on Gmail")
+            search = gmail.raw_search(raw)
+        else:
+            search = to_imap_search(parse_query(query))
         if search.matches_all:
             return ()
-        result = await self.run_locked(
-            lambda client: search_and_fetch(client, folder, search, lambda: self.cache.uids(folder))
-        )
+
+        async def run(client: ImapClient) -> tuple[UidSet, Sequence[MessageSummary]]:
+            found = await search_and_fetch(client, folder, search, lambda: self.cache.uids(folder))
+            if client.has(gmail.GMAIL):
+                # Gmail: the found messages' ids, so a hit in All Mail (never synced) is
+                # known as the message already found in INBOX or under a label.
+                known = gmailids.known_uids(self.cache.db, folder)
+                missing = UidSet.from_iterable(u for u in found[0] if u not in known)
+                if len(missing):
+                    rows = await gmail.fetch_ids(client, missing.format())
+                    gmailids.add_rows(self.cache.db, folder, rows)
+            return found
+
+        result = await self.run_locked(run)
         assert isinstance(result, tuple)
         uids, fetched = result
         self._store_new(folder, fetched)

@@ -86,6 +86,18 @@ _ATOM_SPECIALS = re.compile(r'[\x00-\x20\x7f(){%*"\\\]]')
 _CAPABILITY_CODE = re.compile(rb"\[CAPABILITY ([^\]]*)\]", re.IGNORECASE)
 
 
+def _refused(label: str, text: str) -> str:
+    """One sentence for a BYE greeting. Gmail's cap (15 connections per account, shared by
+    every program and device) is the one users meet; its words are its own, so say what
+    it means."""
+    if "too many" in text.lower() and "connection" in text.lower():
+        return (
+            f"{label} has too many connections open to this account (Gmail allows 15, shared"
+            " by every program and device using it); Kittiwake will try again"
+        )
+    return f"{label} refused the connection: {text}"
+
+
 def quote(value: str) -> str:
     """``value`` as an IMAP quoted string. Raises ValueError for CR, LF or NUL."""
     if any(c in value for c in "\r\n\x00"):
@@ -324,7 +336,7 @@ class ImapConnection:
         elif word == b"PREAUTH":
             proto.state = AUTH
         elif word == b"BYE":
-            raise ConnectFailed(f"{self.label} refused the connection: {self.greeting[6:]}")
+            raise ConnectFailed(_refused(self.label, self.greeting[6:]))
         else:
             raise ProtocolError(f"{self.label} sent an invalid greeting: {self.greeting[:80]}")
         caps = _caps_from_code(greeting)

@@ -16,6 +16,7 @@ from datetime import datetime
 
 import msgspec
 
+from kittiwake.core import gmailids
 from kittiwake.core.cache import Cache
 from kittiwake.core.errors import CommandFailed
 from kittiwake.core.events import (
@@ -25,6 +26,7 @@ from kittiwake.core.events import (
     MessagesExpunged,
     SyncError,
 )
+from kittiwake.core.imap import gmail
 from kittiwake.core.imap.client import ImapClient
 from kittiwake.core.imap.parser import CopyUid
 from kittiwake.core.imap.uidset import UidSet
@@ -98,13 +100,33 @@ class Triage:
             removed = self.cache.remove(action.folder, action.uids)
             if removed:
                 self.bus.publish(MessagesExpunged(self.account, action.folder, tuple(removed)))
+        elif action.kind == "labels":
+            self._relabel(action.folder, action.uids, action.add, action.remove)
+
+    def _relabel(
+        self, folder: str, uids: Iterable[int], add: Sequence[str], remove: Sequence[str]
+    ) -> None:
+        """Gmail labels, shown changed at once (``core/gmailids.py``); the list redraws on
+        the FlagsChanged (the flags themselves are as they were)."""
+        db = self.cache.db
+        gone = {x.lower() for x in remove}
+        for uid in uids:
+            before = gmailids.labels_of(db, folder, uid) or ()
+            kept = [x for x in before if x.lower() not in gone]
+            kept += [x for x in add if x.lower() not in {k.lower() for k in kept}]
+            gmailids.set_labels(db, folder, uid, kept)
+        current = self.cache.flags(folder, uids)
+        if current:
+            self.bus.publish(FlagsChanged(self.account, folder, current))
 
     def _rollback(self, action: Action) -> None:
         snapshot = self._snapshots.pop(action.id or -1, [])
         if not snapshot:
             self._mark_dirty(action.folder)  # no snapshot (e.g. after a restart): resync
             return
-        if action.kind == "flags":
+        if action.kind == "labels":
+            self._relabel(action.folder, action.uids, action.remove, action.add)
+        elif action.kind == "flags":
             restored = self.cache.set_flags(action.folder, {s.uid: s.flags for s in snapshot})
             if restored:
                 self.bus.publish(FlagsChanged(self.account, action.folder, restored))
@@ -236,6 +258,13 @@ class Triage:
         elif action.kind == "expunge":
             await client.uid_store(uids, "+FLAGS", [DELETED])
             await client.uid_expunge(uids)
+        elif action.kind == "labels":
+            await gmail.store_labels(client, UidSet.from_iterable(uids), action.add, action.remove)
+            self._mark_dirty(action.folder)  # removing this folder's own label takes it out
+            if action.add:
+                self._mark_list()  # Gmail makes a label's folder when first used
+            if "\\inbox" in {x.lower() for x in action.remove}:
+                self._mark_dirty("INBOX")  # archived from a label's folder: it leaves INBOX
         if record is not None:
             record.sent = True
 
@@ -313,6 +342,8 @@ class Triage:
             return "Nothing is known about that action any more"
         if action.kind == "flags":
             return flags_inverse(action, record.previous_flags)
+        if action.kind == "labels":
+            return [msgspec.structs.replace(action, id=None, add=action.remove, remove=action.add)]
         mapping = record.copyuid
         if mapping is None:
             return f"The server did not say where the messages went in {action.dest}"

@@ -490,6 +490,19 @@ def _term(tok: _Tok) -> Node:
     return SizeTerm(name, size)  # type: ignore[arg-type]  # checked just above
 
 
+GMAIL_PREFIX = "gmail:"
+
+
+def gmail_raw(text: str) -> str | None:
+    """The Gmail search after a ``gmail:`` prefix (``gmail:has:attachment older_than:1y``):
+    the whole rest of the query, in Gmail's own syntax, for the server to run (X-GM-RAW);
+    None for a query in Kittiwake's language."""
+    stripped = text.lstrip()
+    if stripped[: len(GMAIL_PREFIX)].lower() != GMAIL_PREFIX:
+        return None
+    return stripped[len(GMAIL_PREFIX) :].strip()
+
+
 def parse_query(text: str) -> Query:
     """Parse a query; raise :class:`QueryError` (and nothing else) when it is malformed."""
     if not text.strip():

@@ -21,6 +21,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from kittiwake.core import gmailids
 from kittiwake.core.cache import Cache
 from kittiwake.core.message.dates import sort_date
 from kittiwake.core.search.index import body_text
@@ -52,7 +53,8 @@ def local_hits(cache: Cache, folders: Sequence[str] | None, query: Query | str) 
     ids = None if folders is None else _folder_ids(cache, folders)
     if ids is not None and not ids:
         return []
-    return [Hit(names[f], u) for f, u in search_cache(cache.db, ids, parsed) if f in names]
+    hits = [Hit(names[f], u) for f, u in search_cache(cache.db, ids, parsed) if f in names]
+    return gmailids.once_each(hits, gmailids.msgids(cache.db))
 
 
 async def local_hits_off_loop(
@@ -76,7 +78,8 @@ async def local_hits_off_loop(
             db.close()
 
     found = await asyncio.to_thread(run)
-    return [Hit(names[f], u) for f, u in found if f in names]
+    hits = [Hit(names[f], u) for f, u in found if f in names]
+    return gmailids.once_each(hits, gmailids.msgids(cache.db))
 
 
 async def server_hits(
@@ -103,7 +106,28 @@ async def server_hits(
             if evaluate(query, summary, text) is not False:
                 found.append((sort_date(summary), uid, Hit(folder, uid)))
     found.sort(reverse=True)
-    return [hit for _, _, hit in found]
+    # Gmail: a message the cache found under one label is not found again under another.
+    ids = gmailids.msgids(cache.db)
+    added = gmailids.once_each([*known, *(hit for _, _, hit in found)], ids)
+    return [hit for hit in added if hit not in known]
+
+
+async def server_gmail_hits(
+    store: MailStore, folders: Sequence[str], text: str, known: set[Hit]
+) -> list[Hit]:
+    """A ``gmail:`` query (Gmail's own syntax, X-GM-RAW): only the server can judge it, so
+    every message it names is a hit, newest first, each message once."""
+    if not store.searches_server:
+        return []
+    cache = store.cache
+    found: list[tuple[float, int, Hit]] = []
+    for folder in folders:
+        uids = await store.search_folder(folder, text)
+        for uid, summary in cache.summaries(folder, sorted(uids)).items():
+            found.append((sort_date(summary), uid, Hit(folder, uid)))
+    found.sort(reverse=True)
+    added = gmailids.once_each([*known, *(hit for _, _, hit in found)], gmailids.msgids(cache.db))
+    return [hit for hit in added if hit not in known]
 
 
 def _keep_in(folder_id: int) -> Callable[[tuple[int, int]], bool]:
@@ -125,8 +149,15 @@ async def thread_folder(
         ids.append(sent_id)
     path = cache.path
 
+    skip: set[tuple[int, int]] = set()
+    if sent_id is not None and sent is not None:
+        # Gmail: a message labelled both ways is in both folders; it shows once, here.
+        gm = gmailids.msgids(cache.db, [folder, sent])
+        here = {m for (f, _), m in gm.items() if f == folder}
+        skip = {(sent_id, u) for (f, u), m in gm.items() if f == sent and m in here}
+
     def build() -> Threading[tuple[int, int]]:
-        threading = thread_cached(path, ids)
+        threading = thread_cached(path, ids, skip=skip)
         return keep_threads(threading, _keep_in(fid)) if sent_id is not None else threading
 
     return await asyncio.to_thread(build), names

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import gc
 import sqlite3
-from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
+from collections.abc import Callable, Collection, Container, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, NamedTuple, TypeVar
@@ -579,13 +579,14 @@ class _ThreadEnvelope(msgspec.Struct):
 
 
 def columns_from_cache(
-    db: sqlite3.Connection, folder_ids: Iterable[int]
+    db: sqlite3.Connection, folder_ids: Iterable[int], skip: Container[tuple[int, int]] = ()
 ) -> tuple[ThreadColumns[tuple[int, int]], set[tuple[int, int]]]:
     """Thread inputs for every cached message of ``folder_ids`` (keys ``(folder_id, uid)``,
     so the Sent folder can be threaded in) and the set of unread keys. Reads the cache's
     ``messages`` table directly (one query per folder, envelope blobs partly decoded). Rows
     a first sync stored undecoded (``raw``) are decoded here, ~65 µs each, until the
-    background decode pass has done it (``searchindex.pending`` counts them)."""
+    background decode pass has done it (``searchindex.pending`` counts them). Keys in
+    ``skip`` are left out (Gmail: a second copy of a message under another label)."""
     decode = msgspec.msgpack.Decoder(_ThreadEnvelope).decode
     cols: ThreadColumns[tuple[int, int]] = ThreadColumns()
     unread: set[tuple[int, int]] = set()
@@ -600,6 +601,8 @@ def columns_from_cache(
                 f"SELECT {select} FROM messages WHERE folder_id=?",  # noqa: S608
                 (fid,),
             ).fetchall()
+            if skip:
+                rows = [r for r in rows if (fid, r[0]) not in skip]
             keys = [(fid, r[0]) for r in rows]
             envs = [decode(r[4]) if r[5] is None else _undecoded(r[5]) for r in rows]
             cols.keys += keys
@@ -626,14 +629,18 @@ def _undecoded(raw: bytes) -> _ThreadEnvelope:
 
 
 def thread_cached(
-    path: Path, folder_ids: Iterable[int], *, subject_fallback: bool = True
+    path: Path,
+    folder_ids: Iterable[int],
+    *,
+    subject_fallback: bool = True,
+    skip: Container[tuple[int, int]] = (),
 ) -> Threading[tuple[int, int]]:
     """Load and thread the cached messages of ``folder_ids`` through a read-only connection
     of its own to the cache file, so the whole job can run in a worker thread
     (``asyncio.to_thread``) while the engine keeps writing through its connection (WAL)."""
     db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        cols, unread = columns_from_cache(db, folder_ids)
+        cols, unread = columns_from_cache(db, folder_ids, skip)
     finally:
         db.close()
     return thread_messages(cols, unread=unread, subject_fallback=subject_fallback)

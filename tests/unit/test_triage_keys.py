@@ -7,7 +7,14 @@ from textual.binding import Binding
 
 from kittiwake.core.api import Hit
 from kittiwake.core.models import FolderInfo, FolderRole
-from kittiwake.tui.triage import Targets, targets_of, tree_order, triage_bindings
+from kittiwake.tui.triage import (
+    Targets,
+    parse_label_edit,
+    targets_of,
+    tree_order,
+    triage_bindings,
+)
+from kittiwake.tui.widgets.message_list import label_tags
 
 
 def test_triage_bindings_have_one_id_each_and_show_what_is_asked() -> None:
@@ -22,6 +29,7 @@ def test_triage_bindings_have_one_id_each_and_show_what_is_asked() -> None:
         "triage.move",
         "triage.copy",
         "triage.junk",
+        "triage.label",
         "triage.undo",
     ]
     assert by_id["triage.flag"].show and not by_id["triage.undo"].show
@@ -50,3 +58,18 @@ def test_pickers_list_folders_as_the_sidebar_does() -> None:
     ]
     names = [r.folder for r in tree_order("mine", folders)]
     assert names == ["INBOX", "Archive", "Trash", "Work", "Work/New", "Work/Old", "Zoo"]
+
+
+def test_a_label_edit_adds_bare_names_and_removes_minus_ones() -> None:
+    assert parse_label_edit('+Travel -Work "Big Project" Receipts') == (
+        ("Travel", "Big Project", "Receipts"),
+        ("Work",),
+    )
+    assert parse_label_edit("  ") == ((), ())
+
+
+def test_the_list_shows_the_users_labels_not_gmails_own_nor_the_folders() -> None:
+    labels = ("\\Inbox", "\\Important", "Work", "Travel")
+    assert label_tags(labels, "INBOX") == "[Work] [Travel] "
+    assert label_tags(labels, "Work") == "[Travel] "
+    assert label_tags(None, "INBOX") == ""

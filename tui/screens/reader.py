@@ -272,6 +272,13 @@ class ReaderScreen(TriageCommands):
         self._show_attachments(Text())
         self.fetch()
 
+    def _labels(self) -> str:
+        """Gmail labels, every one (system labels by the names Gmail shows for them)."""
+        if self.uid is None:
+            return ""
+        labels = self.kw.api.labels(self.account, self.folder, self.uid)
+        return ", ".join(clean_line(x.removeprefix("\\")) for x in labels or ())
+
     def _summary_headers(self) -> Text:
         """What the cache already knows, shown at once while the body loads."""
         text = Text()
@@ -352,6 +359,9 @@ class ReaderScreen(TriageCommands):
                     headers, "Date", parsed.date.astimezone().strftime("%a, %d %b %Y %H:%M")
                 )
             self._header_line(headers, "Subject", clean_line(parsed.subject))
+            labels = self._labels()
+            if labels:
+                self._header_line(headers, "Labels", labels)
         headers.rstrip()
         self.query_one("#headers", Static).update(headers)
         if self.source:

@@ -156,6 +156,8 @@ class MessageList(ScrollView, can_focus=True):
         """A search query only the matching messages of which are shown (``l``), or None."""
         self._moved = False
         self._rows: OrderedDict[int, MessageSummary] = OrderedDict()
+        self._labels: dict[int, str] = {}
+        """Gmail labels shown before the subject, read with each row (``_load``)."""
         self._pending_reload = False
         self._pending_refresh = False
         self._pending_changed: set[int] = set()
@@ -304,11 +306,16 @@ class MessageList(ScrollView, can_focus=True):
         return self._load([uid]).get(uid)
 
     def _load(self, uids: list[int]) -> dict[int, MessageSummary]:
+        if len(self._labels) > 4 * _ROW_CACHE:
+            self._labels = {u: self._labels[u] for u in self._rows if u in self._labels}
         missing = [u for u in uids if u not in self._rows]
         if missing and self.account and self.folder:
             fetched = self.api.summaries(self.account, self.folder, missing)
             for uid, summary in fetched.items():
                 self._rows[uid] = summary
+                self._labels[uid] = label_tags(
+                    self.api.labels(self.account, self.folder, uid), self.folder
+                )
             while len(self._rows) > _ROW_CACHE:
                 self._rows.popitem(last=False)
         return {u: self._rows[u] for u in uids if u in self._rows}
@@ -370,7 +377,13 @@ class MessageList(ScrollView, can_focus=True):
             Segment(" ", style),
             Segment(_fit(clean_line(who), who_w), style),
             Segment(" ", style),
-            Segment(_fit(clean_line(env.subject) or "(no subject)", subject_w), style),
+            Segment(
+                _fit(
+                    self._labels.get(s.uid, "") + (clean_line(env.subject) or "(no subject)"),
+                    subject_w,
+                ),
+                style,
+            ),
             Segment(" ", style),
             Segment(_fit(date, date_w).rjust(date_w), date_style),
         ]
@@ -440,3 +453,15 @@ class MessageList(ScrollView, can_focus=True):
             row = self.scroll_offset.y + y
             if 0 <= row < len(self.index):
                 self.cursor = row
+
+
+def label_tags(labels: tuple[str, ...] | None, folder: str | None) -> str:
+    """Gmail labels as the list shows them, before the subject: ``[Work] [Travel] ``. The
+    system ones (``\\Inbox``, ``\\Important``, ...) and the folder's own are left out:
+    Gmail's web list shows only the user's labels, too."""
+    shown = [
+        clean_line(label)
+        for label in labels or ()
+        if not label.startswith("\\") and label != folder
+    ]
+    return "".join(f"[{label}] " for label in shown)
