@@ -9,14 +9,17 @@ Kept apart from the sync so a server without them costs nothing: the account che
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from kittiwake.core.gmailids import GmailIds
 from kittiwake.core.imap.client import ImapClient, quote
 from kittiwake.core.imap.connection import Literal
 from kittiwake.core.imap.parser import Fetch, Untagged
-from kittiwake.core.imap.search import ImapSearch
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.message import utf7
+
+if TYPE_CHECKING:
+    from kittiwake.core.imap.search import ImapSearch
 
 GMAIL = "X-GM-EXT-1"
 
@@ -61,6 +64,8 @@ async def store_labels(
 def raw_search(query: str) -> ImapSearch:
     """``UID SEARCH X-GM-RAW "..."``: Gmail's own search syntax, run by Gmail (a literal when
     it is not ASCII: Gmail takes UTF-8 there)."""
+    from kittiwake.core.imap.search import ImapSearch  # the query language: when first used
+
     if query.isascii():
         arg: str | Literal = quote(query)
         return ImapSearch(args=("X-GM-RAW", arg), charset=None, exact=True, matches_all=False)
