@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import json
 import poplib
-import threading
 import re
 import signal
 import smtplib
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +45,7 @@ def seeded(i: int) -> bytes:
         sender="a@example.net",
         to=["b@example.test"],
         subject=f"pop {i}",
-        body=f"body {i}\r\n.a line with a leading dot\r\n" + "x" * (i * 3000),
+        body=f"body {i}\r\n.a line with a leading dot\r\n" + ("x" * 70 + "\r\n") * (i * 40),
     )
 
 
@@ -173,7 +173,7 @@ class Pop3Lab:
     def crash(self, kill_at: int) -> Outcome:
         user, home = self.fresh()
         originals = {subject_of(m): m for m in self.server_messages(user)}
-        code, killed = self.drive(user, home, kill_at=kill_at)
+        _, killed = self.drive(user, home, kill_at=kill_at)
         event = killed.get("killed_at", "(not reached)")
         self.drive(user, home)
         _, second = self.drive(user, home)
