@@ -68,6 +68,7 @@ from kittiwake.core.search.index import body_words
 from kittiwake.core.search.query import parse_query
 from kittiwake.core.secrets import command_key
 from kittiwake.core.store import SyncStats
+from kittiwake.core.tasks import reap
 from kittiwake.core.transport import Credential, credential
 
 log = logging.getLogger(__name__)
@@ -185,13 +186,13 @@ class ImapAccount:
         tasks = [t for t in [self._task, self._decoder, *self._watchers] if t is not None]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._task = None
-        self._decoder = None
-        self._watchers = []
-        await self._close_all()
+        try:
+            for task in tasks:
+                await reap(task)
+        finally:  # cancelled meanwhile: the connections are closed all the same
+            self._task = None
+            self._decoder = None
+            await self._close_all()
 
     def _start_decoding(self) -> None:
         """Decode, in the background, the summaries a first sync stored raw (see
@@ -340,16 +341,18 @@ class ImapAccount:
     async def _close_all(self) -> None:
         for task in self._watchers:
             task.cancel()
-        for task in self._watchers:
-            await _reap(task)
-        self._watchers = []
-        conns = [c.conn for c in [self._client] if c is not None] + self._watch_conns
-        self._client = None
-        self._watch_conns = []
-        for conn in conns:
-            self._bytes_done += conn.bytes_in + conn.bytes_out
-            with contextlib.suppress(Exception):
-                await conn.close()
+        try:
+            for task in self._watchers:
+                await reap(task)
+        finally:  # cancelled meanwhile: no connection is left open
+            self._watchers = []
+            conns = [c.conn for c in [self._client] if c is not None] + self._watch_conns
+            self._client = None
+            self._watch_conns = []
+            for conn in conns:
+                self._bytes_done += conn.bytes_in + conn.bytes_out
+                with contextlib.suppress(Exception):
+                    await conn.close()
 
     @property
     def traffic(self) -> int:
@@ -974,20 +977,6 @@ class ImapAccount:
     async def delete_folder(self, folder: str) -> None:
         await self.run_locked(lambda client: client.delete(folder))
         await self.sync_folder_list()
-
-
-async def _reap(task: asyncio.Task[None]) -> None:
-    """Wait for a cancelled task to end, whatever it ended with, but pass on a cancellation
-    of the waiting task itself: swallowed, it left a supervisor cancelled while closing its
-    connections (asyncio's teardown, a task group) reconnecting for ever."""
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
-    except Exception:  # noqa: S110 (its failure is not ours: it was being cancelled)
-        pass
 
 
 def _unchanged(state: FolderState, status: Status, cached: int) -> bool:
