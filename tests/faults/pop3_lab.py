@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import poplib
 import re
+import shutil
 import signal
 import smtplib
 import threading
@@ -163,6 +164,7 @@ class Pop3Lab:
         if self.zygote is not None:
             self.zygote.close()
             self.zygote = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def kill_points(self) -> list[str]:
         user, home = self.fresh()
