@@ -33,6 +33,8 @@ class Levels:
     tasks: int
     sqlite_files: int
     memory: int
+    sqlite_names: tuple[str, ...] = ()
+    """The SQLite files open (by name): which one it was, when their count grew."""
 
 
 @dataclass
@@ -71,18 +73,20 @@ def levels() -> Levels:
     gc.collect()
     snapshot = tracemalloc.take_snapshot().filter_traces(OURS_ONLY)
     fds = os.listdir("/proc/self/fd")
-    sqlite = 0
+    names = []
     for fd in fds:
         try:
             target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
             continue
-        sqlite += ".sqlite3" in target
+        if ".sqlite3" in target:
+            names.append(Path(target).name)
     return Levels(
         fds=len(fds),
         tasks=len(asyncio.all_tasks()),
-        sqlite_files=sqlite,
+        sqlite_files=len(names),
         memory=sum(stat.size for stat in snapshot.statistics("filename")),
+        sqlite_names=tuple(sorted(names)),
     )
 
 
