@@ -66,6 +66,7 @@ from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.search.index import body_words
 from kittiwake.core.secrets import command_key
 from kittiwake.core.store import SyncStats
+from kittiwake.core.tasks import reap
 from kittiwake.core.transport import Credential, credential
 
 log = logging.getLogger(__name__)
@@ -183,13 +184,13 @@ class ImapAccount:
         tasks = [t for t in [self._task, self._decoder, *self._watchers] if t is not None]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._task = None
-        self._decoder = None
-        self._watchers = []
-        await self._close_all()
+        try:
+            for task in tasks:
+                await reap(task)
+        finally:  # cancelled meanwhile: the connections are closed all the same
+            self._task = None
+            self._decoder = None
+            await self._close_all()
 
     def _start_decoding(self) -> None:
         """Decode, in the background, the summaries a first sync stored raw (see
@@ -274,6 +275,13 @@ class ImapAccount:
                 await self._signed_in.wait()
                 self.sign_in_needed = None
             except AuthFailed as exc:
+                if over_connection_limit(exc):  # busy, not wrong: retried like the network
+                    failures += 1
+                    delay = min(self.tuning.backoff_max, self.tuning.backoff_min * 2**failures)
+                    self._set_state(ConnState.OFFLINE, exc.message, delay)
+                    await self._close_all()
+                    await asyncio.sleep(delay)
+                    continue
                 # Retrying a wrong password only locks the account; wait for a long while.
                 self._set_state(ConnState.AUTH_FAILED, exc.message, self.tuning.backoff_max)
                 await self._close_all()
@@ -338,16 +346,18 @@ class ImapAccount:
     async def _close_all(self) -> None:
         for task in self._watchers:
             task.cancel()
-        for task in self._watchers:
-            await _reap(task)
-        self._watchers = []
-        conns = [c.conn for c in [self._client] if c is not None] + self._watch_conns
-        self._client = None
-        self._watch_conns = []
-        for conn in conns:
-            self._bytes_done += conn.bytes_in + conn.bytes_out
-            with contextlib.suppress(Exception):
-                await conn.close()
+        try:
+            for task in self._watchers:
+                await reap(task)
+        finally:  # cancelled meanwhile: no connection is left open
+            self._watchers = []
+            conns = [c.conn for c in [self._client] if c is not None] + self._watch_conns
+            self._client = None
+            self._watch_conns = []
+            for conn in conns:
+                self._bytes_done += conn.bytes_in + conn.bytes_out
+                with contextlib.suppress(Exception):
+                    await conn.close()
 
     @property
     def traffic(self) -> int:
@@ -808,9 +818,51 @@ class ImapAccount:
         ready = self._idling.setdefault(folder, asyncio.Event())
         await asyncio.wait_for(ready.wait(), timeout)
 
-    async def _watch_notify(self) -> None:
-        client = await self._connect(self._on_unsolicited)
+    async def _watch_connection(self, folder: str) -> ImapClient | None:
+        """A connection of its own for watching ``folder``; None when the server caps
+        connections per user and this one is over the cap (another client may hold the
+        rest): the account then works with its one command connection and polls instead.
+        Taking the refusal for a wrong password made the account reconnect for ever."""
+        try:
+            client = await self._connect(self._on_unsolicited)
+        except AuthFailed as exc:
+            if not over_connection_limit(exc):
+                raise
+            log.warning(
+                "%s: %s; checking %s every %gs instead",
+                self.name,
+                exc.message,
+                folder,
+                self._poll_interval,
+            )
+            return None
         self._watch_conns.append(client.conn)
+        return client
+
+    @property
+    def _poll_interval(self) -> float:
+        return self.tuning.poll_every or self.tuning.idle_renew
+
+    async def _poll_instead(self, folder: str) -> None:
+        """No connection to watch ``folder`` (``"*"``: every folder) with: mark it for a
+        resync on the command connection every ``poll_every``."""
+        self._watching.set()
+        self._idling.setdefault(folder, asyncio.Event()).set()
+        while True:
+            await asyncio.sleep(self._poll_interval)
+            if folder == "*":
+                self._dirty.mark_list()
+                self._dirty.mark("INBOX")
+                if self.open_folder is not None:
+                    self._dirty.mark(self.open_folder)
+            else:
+                self._dirty.mark(folder)
+
+    async def _watch_notify(self) -> None:
+        client = await self._watch_connection("*")
+        if client is None:
+            await self._poll_instead("*")
+            return
         # INBOX is examined, so its changes arrive as EXISTS/FETCH/VANISHED at once; other
         # folders' come as STATUS, which the server must compute first (~50 ms at 100,000).
         await client.select("INBOX", readonly=True)
@@ -823,8 +875,10 @@ class ImapAccount:
         await self._idle_loop(client, "*")
 
     async def _watch_idle(self, folder: str) -> None:
-        client = await self._connect(self._on_unsolicited)
-        self._watch_conns.append(client.conn)
+        client = await self._watch_connection(folder)
+        if client is None:
+            await self._poll_instead(folder)
+            return
         await client.select(folder, readonly=True)
         await self._idle_loop(client, folder)
 
@@ -1033,18 +1087,15 @@ class ImapAccount:
         await self.sync_folder_list()
 
 
-async def _reap(task: asyncio.Task[None]) -> None:
-    """Wait for a cancelled task to end, whatever it ended with, but pass on a cancellation
-    of the waiting task itself: swallowed, it left a supervisor cancelled while closing its
-    connections (asyncio's teardown, a task group) reconnecting for ever."""
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
-    except Exception:  # noqa: S110 (its failure is not ours: it was being cancelled)
-        pass
+CONNECTION_LIMIT_CODES = frozenset({"UNAVAILABLE", "LIMIT", "INUSE"})
+
+
+def over_connection_limit(exc: AuthFailed) -> bool:
+    """A login refused because the user has too many connections (Dovecot's
+    ``mail_max_userip_connections``), not because of the credentials."""
+    if exc.code in CONNECTION_LIMIT_CODES:
+        return True
+    return "maximum number of connections" in (exc.text or exc.message).lower()
 
 
 def _unchanged(state: FolderState, status: Status, cached: int) -> bool:

@@ -9,7 +9,6 @@ to ``on_unsolicited`` so no change is ever lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import re
@@ -49,6 +48,7 @@ from kittiwake.core.imap.protocol import StreamReader
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.message import utf7
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
+from kittiwake.core.tasks import reap
 
 log = logging.getLogger(__name__)
 
@@ -458,8 +458,7 @@ class ImapClient:
         finally:
             if not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                await reap(task)
 
     async def _summaries(
         self, line: str, lazy: bool, wanted: UidSet | tuple[int, int] | None

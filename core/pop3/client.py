@@ -65,6 +65,7 @@ __all__ = [
     "parse_stat",
     "parse_status",
     "parse_uidl_line",
+    "parse_uidl_listing_line",
 ]
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,22 @@ def parse_uidl_line(line: bytes) -> tuple[int, bytes]:
     if number < 1 or len(uid) > MAX_UIDL or any(b < 0x21 or b == 0x7F for b in uid):
         raise ValueError(f"bad UIDL line: {line[:60]!r}")
     return number, uid
+
+
+def parse_uidl_listing_line(line: bytes) -> tuple[int, bytes]:
+    """``parse_uidl_line`` for a line of the UIDL listing, where a unique-id that cannot be
+    used as it is (a control character such as NUL, longer than ``MAX_UIDL``) gets a stable
+    stand-in: ``\\0sha256:`` and the hash of what the server sent. Refusing the line would
+    refuse the whole listing, so one hostile or broken id would keep every message of the
+    maildrop from being downloaded; the stand-in is the same in every run (downloaded once)
+    and starts with a NUL, which no usable id contains (no collision with a real one)."""
+    try:
+        return parse_uidl_line(line)
+    except ValueError:
+        parts = line.strip(b" \t\r\n").split(None, 1)
+        if len(parts) < 2 or not parts[0].isdigit() or int(parts[0]) < 1:
+            raise
+        return int(parts[0]), b"\0sha256:" + hashlib.sha256(parts[1]).hexdigest().encode()
 
 
 def parse_capa(lines: Iterable[bytes]) -> dict[str, tuple[str, ...]]:
@@ -939,7 +956,7 @@ class Pop3Client:
         out: list[tuple[int, bytes]] = []
         for line in await self._read_listing("UIDL"):
             try:
-                out.append(parse_uidl_line(line))
+                out.append(parse_uidl_listing_line(line))
             except ValueError:
                 raise self._fail(
                     Pop3ProtocolError(f"{self.label} sent an invalid UIDL line: {line[:60]!r}.")

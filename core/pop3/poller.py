@@ -31,6 +31,7 @@ from kittiwake.core.events import ConnectionChanged, ConnState, EventBus, SyncEr
 from kittiwake.core.maildir import INBOX
 from kittiwake.core.pop3.client import Pop3AuthFailed
 from kittiwake.core.pop3.fetch import FetchProgress, FetchStats
+from kittiwake.core.tasks import reap
 
 __all__ = ["FetchFunction", "Pop3Poller"]
 
@@ -87,8 +88,7 @@ class Pop3Poller:
                 t.cancel()
         for t in (task, running):
             if t is not None:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+                await reap(t)
 
     def _ensure_running(self) -> asyncio.Task[FetchStats | None]:
         running = self._running

@@ -277,6 +277,10 @@ def child(spec_path: str) -> None:
             from faults import smtp_driver
 
             asyncio.run(smtp_driver.main(spec))
+        elif spec.get("driver") == "pop3":
+            from faults import pop3_driver
+
+            asyncio.run(pop3_driver.main(spec))
         else:
             asyncio.run(main(spec_path))
         code = 0

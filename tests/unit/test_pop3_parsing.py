@@ -20,6 +20,7 @@ from kittiwake.core.pop3.client import (
     parse_stat,
     parse_status,
     parse_uidl_line,
+    parse_uidl_listing_line,
 )
 from kittiwake.core.pop3.sinks import _CrlfHasher, normalized_digest
 
@@ -79,6 +80,19 @@ def test_stat_list_uidl() -> None:
     for bad in (b"", b"1", b"0 abc", b"x abc", b"1 ab\x01c", b"1 ab\x7f", b"1 " + b"a" * 513):
         with pytest.raises(ValueError):
             parse_uidl_line(bad)
+
+
+def test_a_hostile_unique_id_in_the_listing_gets_a_stable_stand_in() -> None:
+    """One such line used to refuse the whole listing (nothing downloaded, ever)."""
+    for uid in (b"nul\0here", b"K" * 1024, b"ab\x01c"):
+        number, key = parse_uidl_listing_line(b"4 " + uid)
+        assert number == 4 and key.startswith(b"\0sha256:")
+        assert parse_uidl_listing_line(b"4 " + uid + b"\r\n") == (4, key)
+    assert parse_uidl_listing_line(b"4 K") != parse_uidl_listing_line(b"4 " + b"K" * 1024)
+    assert parse_uidl_listing_line(b"2 ../x") == (2, b"../x")
+    for bad in (b"", b"1", b"0 ab\x01c", b"x ab\x01c"):
+        with pytest.raises(ValueError):
+            parse_uidl_listing_line(bad)
 
 
 @given(st.binary(max_size=100))

@@ -1,0 +1,171 @@
+"""Load and leaks (issue 17, item 9): an IMAP account goes through many reconnect cycles (the
+server drops its connections: ``doveadm kick``; the fault proxy, which runs in this process
+and records every byte, would blur the memory figure), IDLE renewals (renewed every
+0.2 s) and incremental resyncs (another client appends a message each cycle); afterwards the
+process's file descriptors, asyncio tasks and open SQLite files are back to their level
+after the warm-up, and traced memory grew less than 5 %. Used by test_leaks.py (quick) and
+scripts/faults-long (``--leak-cycles``)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import imaplib
+import os
+import subprocess
+import tracemalloc
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import Dovecot, User
+from harness.mail import append_many, message
+
+from kittiwake.core.api import MailApi
+from kittiwake.core.config import config_from_dict
+from kittiwake.core.engine import Engine
+from kittiwake.core.events import ConnectionChanged, ConnState, MessagesAdded
+from kittiwake.core.imap.account import ImapAccount, Tuning
+
+
+@dataclass
+class Levels:
+    fds: int
+    tasks: int
+    sqlite_files: int
+    memory: int
+    sqlite_names: tuple[str, ...] = ()
+    """The SQLite files open (by name): which one it was, when their count grew."""
+
+
+@dataclass
+class LeakReport:
+    cycles: int
+    warm: Levels
+    end: Levels
+
+    @property
+    def growth(self) -> float:
+        return (self.end.memory - self.warm.memory) / self.warm.memory
+
+    @property
+    def handles_leaked(self) -> bool:
+        return (
+            self.end.fds > self.warm.fds
+            or self.end.tasks > self.warm.tasks
+            or self.end.sqlite_files > self.warm.sqlite_files
+        )
+
+    @property
+    def leaked(self) -> bool:
+        return self.handles_leaked or self.growth >= 0.05
+
+
+OURS_ONLY = (
+    # The test's own lists are not measured: the rest is (Kittiwake, asyncio, sqlite3,
+    # email...).
+    tracemalloc.Filter(False, "*/tests/harness/*"),
+    tracemalloc.Filter(False, "*/tests/faults/*"),
+    tracemalloc.Filter(False, tracemalloc.__file__),
+)
+
+
+def levels() -> Levels:
+    gc.collect()
+    snapshot = tracemalloc.take_snapshot().filter_traces(OURS_ONLY)
+    fds = os.listdir("/proc/self/fd")
+    names = []
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if ".sqlite3" in target:
+            names.append(Path(target).name)
+    return Levels(
+        fds=len(fds),
+        tasks=len(asyncio.all_tasks()),
+        sqlite_files=len(names),
+        memory=sum(stat.size for stat in snapshot.statistics("filename")),
+        sqlite_names=tuple(sorted(names)),
+    )
+
+
+def _device(server: Dovecot, user: User) -> imaplib.IMAP4:
+    assert server.ports.imap is not None
+    other = imaplib.IMAP4(server.host, server.ports.imap, timeout=30)
+    other.login(user.login, user.password)
+    return other
+
+
+async def quiet(account: ImapAccount) -> None:
+    """Let the cache's background WAL checkpoint (a thread with a connection of its own,
+    started every 10,000 changed rows) finish: it is not a leak, but counted if it runs."""
+    thread = account.cache._checkpoints._thread  # the test looks inside
+    if thread is not None:
+        await asyncio.to_thread(thread.join, 30)
+
+
+async def reconnect_cycles(
+    server: Dovecot, user: User, home: Path, cycles: int, warm_up: int = 10
+) -> LeakReport:
+    """``warm_up`` cycles, then the levels, then ``cycles`` more, then the levels again."""
+    other = _device(server, user)
+    append_many(other, 20)
+    other.logout()
+    kick = ["doveadm", "-c", str(server.conf_path), "kick", user.login]
+    imap = {
+        "host": server.host,
+        "port": server.ports.imap,
+        "security": "none",
+        "user": user.login,
+        "password": user.password,
+        "timeout": 5,
+    }
+    smtp = {"host": server.host, "port": 1, "security": "none"}
+    config = config_from_dict(
+        {"accounts": {"me": {"email": user.email, "imap": imap, "smtp": smtp}}}
+    )
+    tuning = Tuning(backoff_min=0.01, backoff_max=0.05, dead_after=2.0, idle_renew=0.2)
+    api = MailApi(Engine(config, home / "cache", tuning))
+    events = api.subscribe()
+    api.start()
+    account = api.engine.imap["me"]
+    next_message = 21
+    warm: Levels | None = None
+    tracemalloc.start()
+    try:
+        await account.wait_synced(30)
+        for cycle in range(warm_up + cycles):
+            if cycle == warm_up:
+                await quiet(account)
+                warm = levels()
+            subprocess.run(kick, check=True, capture_output=True)
+            await events.wait_for(ConnectionChanged, 15, state=ConnState.OFFLINE)
+            await events.wait_for(ConnectionChanged, 15, state=ConnState.ONLINE)
+            await account.wait_synced(30)
+            # An incremental resync: one message more, the oldest one gone (so the cache's
+            # size, and what it rightly holds in memory, stays the same). Done by doveadm,
+            # out of this process, so that only the app's memory is measured.
+            doveadm = ["doveadm", "-c", str(server.conf_path)]
+            gone = ["expunge", "-u", user.login, "mailbox", "INBOX", "uid", str(cycle + 1)]
+            subprocess.run([*doveadm, *gone], check=True, capture_output=True)
+            save = ["save", "-u", user.login, "-m", "INBOX"]
+            subprocess.run(
+                [*doveadm, *save], input=message(next_message), check=True, capture_output=True
+            )
+            subject = f"Message {next_message}"
+            next_message += 1
+            seen: list[str] = []
+            while subject not in seen:
+                added = await events.wait_for(MessagesAdded, 15, folder="INBOX")
+                seen += [s.envelope.subject for s in added.summaries]
+            events.pending()  # what the cycle published is not kept
+        await quiet(account)
+        end = levels()
+        cached = len(api.message_index("me", "INBOX"))
+    finally:
+        tracemalloc.stop()
+        await api.stop()
+    assert warm is not None
+    assert cached == 20, cached
+    return LeakReport(cycles, warm, end)
