@@ -22,6 +22,8 @@ from kittiwake.core.compose.draft import Draft
 from kittiwake.core.compose.drafts import LocalDraft
 from kittiwake.core.compose.service import Composer, OutboxStatus, RefusedItem
 from kittiwake.core.config import Config
+from kittiwake.core.crypto import openpgp
+from kittiwake.core.crypto.gpg import GnuPG
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import (
@@ -43,6 +45,7 @@ from kittiwake.core.oauth2.flow import (
     sign_in_with_device,
 )
 from kittiwake.core.oauth2.tokens import token_source
+from kittiwake.core.search.index import normalize
 from kittiwake.core.search.query import QueryError, parse_query
 from kittiwake.core.search.service import (
     Hit,
@@ -117,6 +120,8 @@ class ComposeFace(Protocol):
     async def delete_refused(self, account: str, item_id: str) -> None: ...
     async def resend_uncertain(self, account: str, item_id: str) -> None: ...
     async def delete_uncertain(self, account: str, item_id: str) -> None: ...
+    async def missing_keys(self, local: LocalDraft) -> list[str]: ...
+    async def crypto_defaults(self, local: LocalDraft) -> LocalDraft: ...
 
 
 class MailApi:
@@ -276,10 +281,42 @@ class MailApi:
             raw = await self._store(account).fetch_body(folder, uid)
             if raw is None:
                 return None
-            return await asyncio.to_thread(parse_message, raw)
+            parsed = await asyncio.to_thread(parse_message, raw)
+            return await self._unseal(account, folder, uid, parsed)
         except Exception:  # the reader shows one sentence; the detail belongs in the log
             log.warning("%s: loading %s UID %d failed", account, folder, uid, exc_info=True)
             raise
+
+    async def _unseal(
+        self, account: str, folder: str, uid: int, parsed: ParsedMessage, interactive: bool = False
+    ) -> ParsedMessage:
+        """A signed or encrypted message verified and decrypted (``core/crypto``). The
+        plaintext stays in memory (``_bodies``); its words reach the search index only with
+        ``index_decrypted``: the cache keeps the message as it came."""
+        crypto = self.config.crypto
+        gnupg = GnuPG(crypto.gpg, crypto.gnupg_home)
+        shown = await openpgp.open_message(parsed, gnupg, interactive=interactive)
+        security = shown.security
+        if security is not None and security.decrypted and crypto.index_decrypted:
+            text = shown.text if shown.text is not None else (shown.html or "")
+            self._store(account).cache.index_body_words(folder, uid, normalize(text))
+        return shown
+
+    async def decrypt(self, account: str, folder: str, uid: int) -> ParsedMessage | None:
+        """Decrypt again with pinentry allowed: the caller has stepped aside (App.suspend) so
+        gpg-agent's pinentry can have the terminal. The result replaces the remembered one."""
+        parsed = await self.message(account, folder, uid)
+        if parsed is None or parsed.security is None or parsed.security.decrypted:
+            return parsed
+        plain = await asyncio.to_thread(parse_message, parsed.raw)
+        shown = await self._unseal(account, folder, uid, plain, interactive=True)
+        key = (account, folder, self.uidvalidity(account, folder), uid)
+
+        async def decrypted() -> ParsedMessage | None:
+            return shown
+
+        self._bodies[key] = asyncio.create_task(decrypted())
+        return shown
 
     def prefetch(self, account: str, folder: str, uid: int) -> None:
         """Start loading a message the user is likely to open next; errors are ignored."""

@@ -137,6 +137,10 @@ class AccountConfig(_Strict):
     addresses: list[str] = []
     """Other addresses that are yours (removed from reply-all)."""
     oauth2: OAuth2Config | None = None
+    pgp_sign: bool = False
+    """Sign every message by default (OpenPGP; ``p`` on the review screen changes it)."""
+    pgp_encrypt: bool = False
+    """Encrypt by default when every recipient has a key in the keyring."""
 
 
 class UiConfig(_Strict):
@@ -146,6 +150,18 @@ class UiConfig(_Strict):
     editor: str | None = None
     """The command that edits a message body; "builtin" for the editor inside the app.
     Default: $VISUAL, else $EDITOR, else the built-in one."""
+
+
+class CryptoConfig(_Strict):
+    """``[crypto]``: signed and encrypted mail through the user's GnuPG."""
+
+    gpg: str = "gpg"
+    """The gpg program (a name on $PATH or an absolute path)."""
+    gnupg_home: str | None = None
+    """The GnuPG home; default $GNUPGHOME, else ~/.gnupg."""
+    index_decrypted: bool = False
+    """Index the words of decrypted messages for search. Off: decrypted text stays in memory
+    and the cache only ever holds the message as it came, encrypted."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +177,8 @@ class Account:
     archive_folder: str | None
     addresses: tuple[str, ...]
     oauth2: OAuth2Config | None = None
+    pgp_sign: bool = False
+    pgp_encrypt: bool = False
 
     @property
     def kind(self) -> Literal["imap", "pop3"]:
@@ -174,6 +192,7 @@ class Config:
     ui: UiConfig = field(default_factory=UiConfig)
     keys: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    crypto: CryptoConfig = field(default_factory=CryptoConfig)
 
 
 def is_valid_account_name(name: str) -> bool:
@@ -214,16 +233,23 @@ def load_config(path: Path) -> Config:
                         "other users can read; use password_command or chmod 600"
                     )
                     break
-    return Config(path, config.accounts, config.ui, config.keys, tuple(warnings))
+    return Config(
+        path, config.accounts, config.ui, config.keys, tuple(warnings), crypto=config.crypto
+    )
 
 
 def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
     """Validate already-parsed TOML. ``where`` prefixes every error message."""
-    known = {"accounts", "ui", "keys"}
+    known = {"accounts", "ui", "keys", "crypto"}
     for key in data:
         if key not in known:
-            raise ConfigError(f"{where}: unknown key '{key}' (expected one of: accounts, ui, keys)")
+            raise ConfigError(
+                f"{where}: unknown key '{key}' (expected one of: accounts, ui, keys, crypto)"
+            )
     ui = _convert(data.get("ui", {}), UiConfig, where, "ui")
+    crypto = _convert(data.get("crypto", {}), CryptoConfig, where, "crypto")
+    if crypto.gnupg_home is not None:
+        crypto = msgspec.structs.replace(crypto, gnupg_home=_expand(crypto.gnupg_home))
     keys_raw = data.get("keys", {})
     if not isinstance(keys_raw, dict):
         raise ConfigError(f'{where}: keys: expected a table of action = "key"')
@@ -239,7 +265,7 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
         raise ConfigError(f"{where}: no accounts: add an [accounts.NAME] section")
     accounts = {name: _account(name, value, where) for name, value in accounts_raw.items()}
     _check_deliver_to(accounts, where)
-    return Config(None, accounts, ui, keys)
+    return Config(None, accounts, ui, keys, crypto=crypto)
 
 
 def _account(name: str, value: Any, where: str) -> Account:
@@ -319,6 +345,8 @@ def _account(name: str, value: Any, where: str) -> Account:
         archive_folder=cfg.archive_folder,
         addresses=tuple(cfg.addresses),
         oauth2=oauth2,
+        pgp_sign=cfg.pgp_sign,
+        pgp_encrypt=cfg.pgp_encrypt,
     )
 
 

@@ -7,6 +7,7 @@ knows where drafts live. Order everywhere: the local copy first, then the server
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -17,7 +18,7 @@ from kittiwake.core.cache import Cache
 from kittiwake.core.compose.addressbook import Seen, complete, seen_in_cache
 from kittiwake.core.compose.draft import ComposeError, Draft, parse_addresses
 from kittiwake.core.compose.drafts import LocalDraft, LocalDrafts
-from kittiwake.core.compose.mime import build_mime, draft_bytes
+from kittiwake.core.compose.mime import build_mime, draft_bytes, recipient_keys
 from kittiwake.core.compose.reply import (
     account_address,
     draft_from_message,
@@ -29,6 +30,7 @@ from kittiwake.core.compose.reply import (
     reply,
 )
 from kittiwake.core.config import Account
+from kittiwake.core.crypto.gpg import GnuPG
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import (
@@ -263,7 +265,7 @@ class Composer:
             )
             if folder is None:
                 raise KittiwakeError(f"{local.account} has no Drafts folder yet")
-            raw = await asyncio.to_thread(draft_bytes, local.draft, acct)
+            raw = await asyncio.to_thread(draft_bytes, local.draft, acct, gpg=self._gnupg())
             uid = await store.append(folder, raw, frozenset({DRAFT, SEEN}))
         except ComposeError:
             raise
@@ -370,7 +372,9 @@ class Composer:
             except (SmtpError, TimeoutError, OSError) as exc:
                 log.info("%s: capabilities unknown (%s); building for any server", acct.key, exc)
         utf8, eight = (caps.smtputf8, caps.eightbitmime) if caps else (False, False)
-        built = await asyncio.to_thread(build_mime, local.draft, acct, utf8, eight)
+        built = await asyncio.to_thread(
+            functools.partial(build_mime, gpg=self._gnupg()), local.draft, acct, utf8, eight
+        )
         await runner.enqueue(
             built.raw,
             built.envelope_from,
@@ -383,6 +387,28 @@ class Composer:
         await self.discard(local)
         n = len(built.envelope_rcpts)
         return f"Sending to {n} recipient{'s' if n != 1 else ''} from {acct.key}"
+
+    def _gnupg(self) -> GnuPG:
+        return GnuPG(self.config.crypto.gpg, self.config.crypto.gnupg_home)
+
+    async def missing_keys(self, local: LocalDraft) -> list[str]:
+        """The recipients with no usable OpenPGP key in the keyring."""
+        recipients = local.draft.recipients
+        _, missing = await asyncio.to_thread(recipient_keys, recipients, self._gnupg())
+        return missing
+
+    async def crypto_defaults(self, local: LocalDraft) -> LocalDraft:
+        """The account's ``pgp_sign`` / ``pgp_encrypt`` applied to a draft: encryption only
+        when every recipient has a key (the review screen's ``p`` changes either)."""
+        acct = self.config.accounts.get(local.account)
+        if acct is None or local.draft.sign or local.draft.encrypt:
+            return local
+        encrypt = acct.pgp_encrypt and bool(local.draft.recipients)
+        if encrypt:
+            encrypt = not await self.missing_keys(local)
+        if not (acct.pgp_sign or encrypt):
+            return local
+        return replace(local, draft=replace(local.draft, sign=acct.pgp_sign, encrypt=encrypt))
 
     def refused(self) -> list[tuple[str, str, str]]:
         """Messages the server refused for good, kept in the outbox to edit:

@@ -215,7 +215,9 @@ def append_account(
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be written ({exc.strerror})") from None
     config = load_config(target)
-    return Config(path, config.accounts, config.ui, config.keys, config.warnings)
+    return Config(
+        path, config.accounts, config.ui, config.keys, config.warnings, crypto=config.crypto
+    )
 
 
 def _refuse_taken_name(path: Path, old: bytes, name: str) -> None:

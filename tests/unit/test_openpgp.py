@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from harness.gnupg import Keyring, new_keyring
 
 from kittiwake.core.crypto import openpgp
 from kittiwake.core.message.mime import ParsedMessage, parse_message
 from kittiwake.core.message.security import SigState
-from tests.harness.gnupg import Keyring, new_keyring
 
 HEAD = (
     b"From: Alice <alice@example.org>\r\nTo: Bob <bob@example.org>\r\n"
