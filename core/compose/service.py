@@ -162,7 +162,7 @@ class Composer:
         parsed = await self._message(account, folder, uid)
         acct = self.sender_for(account)
         context = self._context(account, folder, uid, ANSWERED)
-        return self._start(acct, reply(parsed, acct, all=all), context)
+        return self._start(acct, _sealed(parsed, reply(parsed, acct, all=all)), context)
 
     async def forward(
         self, account: str, folder: str, uid: int, *, attached: bool = False
@@ -170,13 +170,14 @@ class Composer:
         parsed = await self._message(account, folder, uid)
         acct = self.sender_for(account)
         draft = forward_attached(parsed, acct) if attached else forward_inline(parsed, acct)
+        draft = _sealed(parsed, draft)
         context = self._context(account, folder, uid, FORWARDED)
         return self._start(acct, draft, context)
 
     async def reopen(self, account: str, folder: str, uid: int) -> LocalDraft:
         """A draft saved in the Drafts folder, to edit and send; saving replaces it there."""
         parsed = await self._message(account, folder, uid)
-        draft = await asyncio.to_thread(draft_from_message, parsed)
+        draft = _sealed(parsed, await asyncio.to_thread(draft_from_message, parsed))
         acct = self.sender_for(account)
         if not draft.from_.addr:
             draft = replace(draft, from_=account_address(acct))
@@ -564,3 +565,11 @@ class Composer:
         for acct in self.config.accounts.values():
             mine |= own_addresses(acct)
         return complete(self._seen[1], prefix, limit=limit, exclude=[*exclude, *mine])
+
+
+def _sealed(parsed: ParsedMessage, draft: Draft) -> Draft:
+    """A reply to, forward of, or reopened draft of an encrypted message quotes its plaintext:
+    it starts out encrypted too (``p`` on the review screen can still change that)."""
+    if parsed.security is not None and parsed.security.encrypted:
+        return replace(draft, encrypt=True)
+    return draft

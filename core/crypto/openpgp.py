@@ -76,7 +76,7 @@ async def open_message(
     try:
         return await asyncio.to_thread(_open, parsed, what, gpg, interactive)
     except GpgMissing as exc:
-        note = Security(decrypt_error=str(exc), encrypted=what == "encrypted", signed=True)
+        note = Security(error=str(exc), encrypted=what == "encrypted", signed=True)
         return dataclasses.replace(parsed, security=note)
 
 
@@ -174,7 +174,7 @@ def _payload(entity: bytes) -> bytes:
 def _verify_entity(raw: bytes, gpg: GnuPG) -> tuple[bytes | None, Security]:
     parts = _parts(raw)
     if len(parts) != 2:
-        return None, Security(signed=True, decrypt_error="malformed multipart/signed")
+        return None, Security(signed=True, error="malformed multipart/signed")
     signed, signature = parts
     sig = _payload(signature)
     with tempfile.TemporaryDirectory(prefix="kittiwake-sig-") as tmp:
@@ -188,7 +188,7 @@ def _verify_entity(raw: bytes, gpg: GnuPG) -> tuple[bytes | None, Security]:
 def _decrypt_entity(raw: bytes, gpg: GnuPG, interactive: bool) -> tuple[bytes | None, Security]:
     parts = _parts(raw)
     if len(parts) != 2:
-        return None, Security(encrypted=True, decrypt_error="malformed multipart/encrypted")
+        return None, Security(encrypted=True, error="malformed multipart/encrypted")
     result = run(gpg, ["--decrypt"], _payload(parts[1]), interactive=interactive)
     security = _decryption(result)
     return (result.stdout if security.decrypted else None), security
@@ -280,7 +280,7 @@ def _decryption(result: GpgResult) -> Security:
     return Security(
         encrypted=True,
         decrypted=ok,
-        decrypt_error=error,
+        error=error,
         recipients=recipients,
         signed=any(
             line[0] in ("NEWSIG", "ERRSIG") or line[0] in _SIG_STATES for line in result.status

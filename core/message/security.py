@@ -41,8 +41,9 @@ class Security:
     protocol: str = "OpenPGP"
     encrypted: bool = False
     decrypted: bool = False
-    decrypt_error: str = ""
-    """Why decryption failed, in words (no secret key, passphrase needed, damaged)."""
+    error: str = ""
+    """Why decryption or checking failed, in words (no secret key, passphrase needed, a
+    malformed message, gpg missing)."""
     recipients: tuple[str, ...] = ()
     """The key ids the message was encrypted to."""
     signatures: tuple[Signature, ...] = ()
@@ -60,12 +61,13 @@ class Security:
                 out.append(("good", f"Encrypted ({how}); decrypted."))
             else:
                 keys = ", ".join(self.recipients)
-                reason = self.decrypt_error or "it could not be decrypted"
+                reason = self.error or "it could not be decrypted"
                 out.append(
                     ("bad", f"Encrypted ({how}): {reason}" + (f" (to {keys})" if keys else ""))
                 )
-        if self.signed and not self.signatures:
-            out.append(("bad", f"Signed ({how}), but no signature could be checked."))
+        if self.signed and not self.signatures and not self.encrypted:
+            why = f": {self.error}" if self.error else "."
+            out.append(("bad", f"Signed ({how}), but the signature could not be checked{why}"))
         for sig in self.signatures:
             out.append(_signature_line(sig, how))
         if self.partial:

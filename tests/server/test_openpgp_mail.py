@@ -153,6 +153,10 @@ async def test_two_users_exchange_signed_and_encrypted_mail(
     assert files_holding(xdg / "cache", SECRET.encode()) == []
     assert files_holding(xdg / "cache", SECRET.lower().encode()) == []
     assert bob.search_cached("bob", "INBOX", f"body:{SECRET}") == []
+    # A reply quotes the plaintext: it starts out encrypted.
+    reply = await bob.compose.reply("bob", "INBOX", uid)
+    assert reply.draft.encrypt and SECRET in reply.draft.body
+    await bob.compose.discard(reply)
 
     # Alice's Sent copy is encrypted, to her own key too: she can read it back.
     sent = await asyncio.to_thread(wait_for_messages, dovecot, user, 1, mailbox="Sent", timeout=30)

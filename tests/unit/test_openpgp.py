@@ -133,7 +133,7 @@ def test_encrypted_without_the_secret_key_says_so(ring: Keyring) -> None:
     shown = _open(raw, ring)
     assert shown.security is not None
     assert shown.security.encrypted and not shown.security.decrypted
-    assert "no secret key" in shown.security.decrypt_error
+    assert "no secret key" in shown.security.error
     assert shown.text is None or "lighthouse" not in shown.text
 
 
@@ -165,3 +165,26 @@ def test_keys_for_finds_encryption_keys_but_not_expired_ones(ring: Keyring) -> N
     assert openpgp.keys_for("bob@example.org", ring.gnupg) == [ring.fingerprints["bob@example.org"]]
     assert openpgp.keys_for("carol@example.org", ring.gnupg) == []
     assert openpgp.keys_for("nobody@example.org", ring.gnupg) == []
+
+
+def test_crypto_config_defaults_and_unknown_keys() -> None:
+    from kittiwake.core.config import config_from_dict
+    from kittiwake.core.errors import ConfigError
+
+    accounts = {"a": {"email": "a@example.org", "imap": {"host": "h"}, "pgp_sign": True}}
+    config = config_from_dict({"accounts": accounts})
+    assert config.crypto.index_decrypted is False and config.crypto.gpg == "gpg"
+    assert config.accounts["a"].pgp_sign and not config.accounts["a"].pgp_encrypt
+    config = config_from_dict({"accounts": accounts, "crypto": {"gnupg_home": "~/g"}})
+    assert config.crypto.gnupg_home is not None and not config.crypto.gnupg_home.startswith("~")
+    with pytest.raises(ConfigError, match="crypto"):
+        config_from_dict({"accounts": accounts, "crypto": {"index_decryptd": True}})
+
+
+def test_a_missing_gpg_is_reported_not_raised(ring: Keyring) -> None:
+    from kittiwake.core.crypto.gpg import GnuPG
+
+    raw = HEAD + openpgp.sign_entity(ENTITY, ring.fingerprints["alice@example.org"], ring.gnupg)
+    shown = asyncio.run(openpgp.open_message(parse_message(raw), GnuPG("/nonexistent/gpg")))
+    assert shown.security is not None and "could not be started" in shown.security.error
+    assert shown.security.lines()[0][0] == "bad"
