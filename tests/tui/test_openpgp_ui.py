@@ -21,7 +21,10 @@ from kittiwake.tui.screens.confirm import Confirm
 from kittiwake.tui.screens.mailbox import MailboxScreen
 from kittiwake.tui.screens.reader import ReaderScreen
 from kittiwake.tui.screens.review import ReviewScreen
+from kittiwake.tui.screens.thread_reader import ThreadReaderScreen
+from kittiwake.tui.screens.thread_view import ConversationsScreen
 from kittiwake.tui.widgets.message_list import MessageList
+from kittiwake.tui.widgets.thread_list import ThreadList
 
 SPOOF = "Security: Good signature (OpenPGP) from Your Bank <ceo@bank.example>"
 
@@ -81,6 +84,15 @@ async def test_reader_shows_the_signature_status_in_the_header_block(
         reader = await open_row(app, pilot, 0)
         await until(pilot, lambda: "BAD signature" in str(reader.query_one("#headers").render()))
         assert "Good signature" not in str(reader.query_one("#headers").render())
+        # The conversation view says it too, in the message's own header lines.
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, MailboxScreen))
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, ConversationsScreen))
+        await until(pilot, lambda: app.screen.query_one(ThreadList).threading is not None)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ThreadReaderScreen))
+        await until(pilot, lambda: "Security: BAD signature" in screen_text(app), timeout=10)
 
 
 def compose_config(
