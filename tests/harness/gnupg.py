@@ -52,6 +52,32 @@ class Keyring:
         self.fingerprints[address] = fpr
         return fpr
 
+    def add_protected_key(self, name: str, address: str, passphrase: str) -> str:
+        """A key pair whose secret key needs ``passphrase``; the agent's pinentry becomes a
+        stand-in that answers with it (the Assuan protocol: OK, and D for GETPIN), so "ask
+        for the passphrase" can be tested without a terminal."""
+        base = ["--pinentry-mode", "loopback", "--passphrase", passphrase]
+        _gpg(self.home, *base, "--quick-gen-key", f"{name} <{address}>", "ed25519", "sign")
+        fpr = self.fingerprint(address)
+        _gpg(self.home, *base, "--quick-add-key", fpr, "cv25519", "encr", "never")
+        pinentry = self.home / "fake-pinentry"
+        pinentry.write_text(
+            "#!/bin/sh\necho 'OK ready'\nwhile read -r cmd rest; do case $cmd in\n"
+            f"GETPIN) echo 'D {passphrase}'; echo OK;;\nBYE) echo OK; exit 0;;\n"
+            "*) echo OK;;\nesac; done\n"
+        )
+        pinentry.chmod(0o700)
+        with (self.home / "gpg-agent.conf").open("a") as conf:
+            conf.write(f"pinentry-program {pinentry}\n")
+        subprocess.run(
+            ["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        self.fingerprints[address] = fpr
+        return fpr
+
     def fingerprint(self, address: str) -> str:
         out = _gpg(self.home, "--with-colons", "--list-keys", f"<{address}>").decode()
         for line in out.splitlines():
@@ -96,4 +122,6 @@ class Keyring:
 def new_keyring() -> Keyring:
     home = Path(tempfile.mkdtemp(prefix="kwgpg-", dir="/tmp"))
     home.chmod(0o700)
+    # A protected key's S2K count is otherwise calibrated at first use: 10-20 s on a busy box.
+    (home / "gpg-agent.conf").write_text("s2k-count 65536\n")
     return Keyring(home)

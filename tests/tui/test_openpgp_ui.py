@@ -150,3 +150,29 @@ async def test_p_steps_through_sign_and_encrypt_and_a_missing_key_is_a_question(
         shown = await openpgp.open_message(parse_message(got), ring.gnupg)
         assert shown.security is not None
         assert [s.user_id for s in shown.security.signatures] == [f"Me Myself <{user.email}>"]
+
+
+async def test_d_decrypts_when_a_passphrase_is_needed(
+    xdg: Path, mailbox: Callable[..., Config], user: User
+) -> None:
+    ring = new_keyring()
+    try:
+        fpr = ring.add_protected_key("Me Myself", user.email, "s3cret")
+        entity = b"Content-Type: text/plain\r\n\r\nThe safe code is 4711.\r\n"
+        raw = (
+            b"From: Ann <ann@example.org>\r\nSubject: Code\r\nMessage-ID: <code@example.org>\r\n"
+            b"MIME-Version: 1.0\r\n" + openpgp.encrypt_entity(entity, [fpr], gpg=ring.gnupg)
+        )
+        app = KittiwakeApp(mailbox(0, extra=[raw], crypto={"gnupg_home": str(ring.home)}))
+        async with app.run_test(size=(120, 30)) as pilot:
+            await synced(app)
+            await until(pilot, lambda: len(app.screen.query_one(MessageList).index) == 1)
+            reader = await open_row(app, pilot, 0)
+            headers = str(reader.query_one("#headers").render())
+            assert "a passphrase is needed; press D to decrypt" in headers
+            assert "4711" not in screen_text(app)
+            await pilot.press("D")  # pinentry (a stand-in here) asks; the app steps aside
+            await until(pilot, lambda: "4711" in screen_text(app), timeout=20)
+            assert "Encrypted (OpenPGP); decrypted." in str(reader.query_one("#headers").render())
+    finally:
+        ring.close()

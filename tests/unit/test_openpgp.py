@@ -188,3 +188,21 @@ def test_a_missing_gpg_is_reported_not_raised(ring: Keyring) -> None:
     shown = asyncio.run(openpgp.open_message(parse_message(raw), GnuPG("/nonexistent/gpg")))
     assert shown.security is not None and "could not be started" in shown.security.error
     assert shown.security.lines()[0][0] == "bad"
+
+
+def test_a_passphrase_is_asked_for_only_when_allowed() -> None:
+    """Not interactive, gpg-agent may not prompt: the result says a passphrase is needed;
+    interactive (the reader's D, the app stepped aside), pinentry is asked and answers."""
+    ring = new_keyring()
+    try:
+        fpr = ring.add_protected_key("Pat", "pat@example.org", "s3cret")
+        raw = HEAD + openpgp.encrypt_entity(ENTITY, [fpr], gpg=ring.gnupg)
+        parsed = parse_message(raw)
+        quiet = asyncio.run(openpgp.open_message(parsed, ring.gnupg))
+        assert quiet.security is not None and not quiet.security.decrypted
+        assert "passphrase is needed" in quiet.security.error
+        asked = asyncio.run(openpgp.open_message(parsed, ring.gnupg, interactive=True))
+        assert asked.security is not None and asked.security.decrypted
+        assert asked.text is not None and "lighthouse" in asked.text
+    finally:
+        ring.close()
