@@ -174,14 +174,17 @@ def _protect(
             return openpgp.sign_entity(body, own[0], gpg)
         if for_draft:
             return openpgp.encrypt_entity(body, [own[0]], gpg=gpg)
-        keys, missing = recipient_keys(recipients, gpg)
+        bcc = {a.addr.lower() for a in draft.bcc}
+        keys, missing = recipient_keys([a for a in recipients if a.addr.lower() not in bcc], gpg)
+        hidden, missing_bcc = recipient_keys([a for a in recipients if a.addr.lower() in bcc], gpg)
+        missing += missing_bcc
         if missing:
             raise ComposeError(
                 f"no OpenPGP key for {', '.join(missing)}: press p to send it unencrypted, "
                 "or do not send it"
             )
         signer = own[0] if draft.sign else None
-        return openpgp.encrypt_entity(body, [*keys, own[0]], signer=signer, gpg=gpg)
+        return openpgp.encrypt_entity(body, [*keys, own[0]], signer=signer, gpg=gpg, hidden=hidden)
     except openpgp.CryptoError as exc:
         raise ComposeError(str(exc)) from None
 

@@ -330,14 +330,21 @@ def sign_entity(entity: bytes, signer: str, gpg: GnuPG = _DEFAULT) -> bytes:
 
 
 def encrypt_entity(
-    entity: bytes, recipients: list[str], signer: str | None = None, gpg: GnuPG = _DEFAULT
+    entity: bytes,
+    recipients: list[str],
+    signer: str | None = None,
+    gpg: GnuPG = _DEFAULT,
+    hidden: list[str] | None = None,
 ) -> bytes:
     """A multipart/encrypted entity holding ``entity`` encrypted to every key in
     ``recipients`` (fingerprints the user chose: ``--trust-model always`` takes the choice as
-    given), signed inside the encryption by ``signer`` when set (RFC 3156 section 6.2)."""
+    given), and to ``hidden`` ones without naming them (Bcc), signed inside the encryption by
+    ``signer`` when set (RFC 3156 section 6.2)."""
     args = ["--armor", "--encrypt", "--trust-model", "always"]
     for key in recipients:
         args += ["--recipient", key]
+    for key in hidden or []:  # Bcc: no key id in the message says who else got it
+        args += ["--hidden-recipient", key]
     if signer is not None:
         args += ["--sign", "--local-user", signer, "--digest-algo", "SHA256"]
     result = run(gpg, args, _crlf(entity))

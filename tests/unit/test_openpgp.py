@@ -206,3 +206,61 @@ def test_a_passphrase_is_asked_for_only_when_allowed() -> None:
         assert asked.text is not None and "lighthouse" in asked.text
     finally:
         ring.close()
+
+
+def _account(email: str):  # type: ignore[no-untyped-def]
+    from kittiwake.core.config import config_from_dict
+
+    data = {"accounts": {"a": {"email": email, "imap": {"host": "h"}, "smtp": {"host": "h"}}}}
+    return config_from_dict(data).accounts["a"]
+
+
+def _subkeys(ring: Keyring, address: str) -> set[str]:
+    import subprocess
+
+    out = subprocess.run(
+        ["gpg", "--homedir", str(ring.home), "--with-colons", "--list-keys", f"<{address}>"],
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return {line.split(":")[4] for line in out.splitlines() if line.startswith("sub:")}
+
+
+def test_build_mime_encrypts_to_recipients_and_self_and_hides_bcc(ring: Keyring) -> None:
+    from kittiwake.core.compose.draft import ComposeError, Draft
+    from kittiwake.core.compose.mime import build_mime, draft_bytes
+    from kittiwake.core.models import Address
+
+    if "dave@example.org" not in ring.fingerprints:
+        ring.add_key("Dave", "dave@example.org")
+    account = _account("alice@example.org")
+    draft = Draft(
+        to=(Address("Bob", "bob@example.org"),),
+        bcc=(Address("Dave", "dave@example.org"),),
+        subject="Plans",
+        body="Meet at the lighthouse.\n",
+        sign=True,
+        encrypt=True,
+    )
+    built = build_mime(draft, account, gpg=ring.gnupg)
+    assert b"lighthouse" not in built.raw and b"lighthouse" not in built.sent_copy
+    assert set(built.envelope_rcpts) == {"bob@example.org", "dave@example.org"}
+    shown = _open(built.raw, ring)
+    assert shown.security is not None and shown.security.decrypted
+    assert [s.state for s in shown.security.signatures] == [SigState.GOOD]
+    named = set(shown.security.recipients)
+    assert named & _subkeys(ring, "bob@example.org")
+    assert named & _subkeys(ring, "alice@example.org")  # the Sent copy is readable
+    assert not named & _subkeys(ring, "dave@example.org")  # Bcc: not named
+    assert "0000000000000000" in named
+
+    to_carol = Draft(to=(Address("", "carol@example.org"),), body="x\n", encrypt=True)
+    with pytest.raises(ComposeError, match=r"no OpenPGP key for carol@example\.org"):
+        build_mime(to_carol, account, gpg=ring.gnupg)
+
+    stored = draft_bytes(to_carol, account, gpg=ring.gnupg)  # a draft: to the sender alone
+    saved = _open(stored, ring)
+    assert saved.security is not None and saved.security.decrypted
+    assert set(saved.security.recipients) <= _subkeys(ring, "alice@example.org")
+    signed_only = build_mime(Draft(to=to_carol.to, body="x\n", sign=True), account, gpg=ring.gnupg)
+    assert b"multipart/signed" in signed_only.raw
