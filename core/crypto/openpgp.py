@@ -27,11 +27,11 @@ from kittiwake.core.message.security import Security, Signature, SigState
 _DEFAULT = GnuPG()
 _BEGIN_SIGNED = "-----BEGIN PGP SIGNED MESSAGE-----"
 _BEGIN_MESSAGE = "-----BEGIN PGP MESSAGE-----"
-_INLINE = re.compile(
-    r"^-----BEGIN PGP (SIGNED MESSAGE|MESSAGE)-----\r?\n"
-    r".*?^-----END PGP (SIGNATURE|MESSAGE)-----[ \t]*$",
-    re.M | re.S,
-)
+_INLINE_BEGIN = re.compile(r"^-----BEGIN PGP (SIGNED MESSAGE|MESSAGE)-----\r?$", re.M)
+_INLINE_END = {
+    "SIGNED MESSAGE": "-----END PGP SIGNATURE-----",
+    "MESSAGE": "-----END PGP MESSAGE-----",
+}
 #: gpg-agent's "No pinentry" (GPG_ERR_NO_PIN_ENTRY): a passphrase is needed, none was cached.
 _NO_PINENTRY = 85
 _SIG_STATES = {
@@ -199,26 +199,41 @@ def _decrypt_entity(raw: bytes, gpg: GnuPG, interactive: bool) -> tuple[bytes | 
 
 def _inline(parsed: ParsedMessage, gpg: GnuPG, interactive: bool) -> ParsedMessage:
     text = parsed.text or ""
-    match = _INLINE.search(text)
-    if match is None:
+    span = _inline_block(text)
+    if span is None:
         return parsed
-    block = match.group(0)
-    encrypted = match.group(1) == "MESSAGE"
+    start, end, encrypted = span
+    block = text[start:end]
     result = run(gpg, ["--decrypt"], block.encode("utf-8"), interactive=interactive)
     if encrypted:
         security = dataclasses.replace(_decryption(result), inline=True)
     else:
         security = Security(signed=True, inline=True, signatures=_signatures(result))
     security = dataclasses.replace(
-        security, partial=bool(text[: match.start()].strip() or text[match.end() :].strip())
+        security, partial=bool(text[:start].strip() or text[end:].strip())
     )
     if encrypted and not security.decrypted:
         return dataclasses.replace(parsed, security=security)
     if not encrypted and not any(s.state is SigState.GOOD for s in security.signatures):
         return dataclasses.replace(parsed, security=security)  # the text shown as it came
     plain = decode_bytes(result.stdout, "utf-8").replace("\r\n", "\n")
-    new_text = text[: match.start()] + plain + text[match.end() :]
+    new_text = text[:start] + plain + text[end:]
     return dataclasses.replace(parsed, text=new_text, security=security)
+
+
+def _inline_block(text: str) -> tuple[int, int, bool] | None:
+    """(start, end, encrypted) of the first armored block: its BEGIN line, then its END line
+    found once from there (a regular expression spanning both rescanned the text from every
+    BEGIN line of a hostile message: quadratic)."""
+    begin = _INLINE_BEGIN.search(text)
+    if begin is None:
+        return None
+    end_line = _INLINE_END[begin.group(1)]
+    at = text.find("\n" + end_line, begin.end())
+    if at < 0:
+        return None
+    end = at + 1 + len(end_line)
+    return begin.start(), end, begin.group(1) == "MESSAGE"
 
 
 # -- status lines --------------------------------------------------------------------------

@@ -264,3 +264,14 @@ def test_build_mime_encrypts_to_recipients_and_self_and_hides_bcc(ring: Keyring)
     assert set(saved.security.recipients) <= _subkeys(ring, "alice@example.org")
     signed_only = build_mime(Draft(to=to_carol.to, body="x\n", sign=True), account, gpg=ring.gnupg)
     assert b"multipart/signed" in signed_only.raw
+
+
+def test_many_armor_lines_without_an_end_are_read_in_linear_time(ring: Keyring) -> None:
+    import time
+
+    text = b"-----BEGIN PGP MESSAGE-----\r\n" * 200_000
+    parsed = parse_message(HEAD + b"Content-Type: text/plain\r\n\r\n" + text)
+    started = time.monotonic()
+    shown = asyncio.run(openpgp.open_message(parsed, ring.gnupg))
+    assert time.monotonic() - started < 2.0
+    assert shown.security is None and shown.text == parsed.text
