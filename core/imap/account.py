@@ -581,16 +581,18 @@ class ImapAccount:
         self._expunge(folder, list(vanished))
         cached = self.cache.flags(folder, flags.keys())
         self._apply_flags(folder, {u: f for u, f in flags.items() if u in cached})
-        new = sorted(u for u in flags if u not in cached and u >= state.uidnext)
-        fetched = 0
-        if new:
-            batch = await self.client.uid_fetch_summaries(UidSet.from_iterable(new))
-            self._store_new(folder, batch)
-            fetched = len(batch)
+        # New mail by UID range, not from the answer above: Dovecot leaves out of it messages
+        # this session had not been told of yet (their EXISTS comes with it), and the modseq
+        # stored below would then move past them for good. This command sees them.
+        batch = await self.client.uid_fetch_summaries(f"{state.uidnext}:*")
+        known = set(self.cache.uids(folder)) if batch else set()
+        fresh = [s for s in batch if s.uid not in known and s.uid >= state.uidnext]
+        self._store_new(folder, fresh)
+        fetched = len(fresh)
         highest = max([state.highestmodseq, *modseqs.values()])
-        uidnext = max([state.uidnext, *(u + 1 for u in new)])
+        uidnext = max([state.uidnext, *(s.uid + 1 for s in fresh)])
         self.cache.set_folder_state(folder, FolderState(state.uidvalidity, uidnext, highest))
-        if flags or vanished:
+        if flags or vanished or fresh:
             total, unread = self.cache.counts(folder)
             self.cache.set_server_counts(folder, total, unread)
             self.bus.publish(FolderCountsChanged(self.name, folder, total, unread))

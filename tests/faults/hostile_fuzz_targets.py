@@ -18,8 +18,6 @@ from pathlib import Path
 from kittiwake.core.errors import ProtocolError
 from kittiwake.core.imap.decode import (
     bodystructure_from_value,
-    decode_bytes,
-    decode_words,
     envelope_from_value,
     summary_from_fetch,
 )
@@ -29,14 +27,10 @@ from kittiwake.core.imap.parseerror import ParseError
 from kittiwake.core.imap.parser import Fetch, parse_response
 from kittiwake.core.message import utf7
 from kittiwake.core.message.body import analyse
+from kittiwake.core.message.charset import decode_bytes, from_8bit
+from kittiwake.core.message.headers import addresses, decode_words, header_text
 from kittiwake.core.message.html import html_to_text
-from kittiwake.core.message.mime import (
-    addresses,
-    from_8bit,
-    header_text,
-    parse_message,
-    safe_filename,
-)
+from kittiwake.core.message.mime import parse_message, safe_filename
 from kittiwake.core.pop3.client import (
     DotUnstuffer,
     parse_capa,

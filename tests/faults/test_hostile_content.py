@@ -121,6 +121,7 @@ def assert_clean(app: KittiwakeApp, where: str) -> str:
     return text
 
 
+@pytest.mark.timeout(600)  # one pass over the whole corpus: 10,000 attachments, a 1 MiB header
 async def test_hostile_corpus_in_list_reader_headers_source_and_attachments(
     xdg: Path,
     dovecot: Dovecot,

@@ -643,3 +643,28 @@ async def test_a_cache_damaged_while_running_takes_the_account_offline_in_one_se
         " kept)"
     )
     assert offline.retry_in is None
+
+
+async def test_a_resync_of_the_selected_folder_fetches_mail_it_was_not_yet_told_of(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    """Dovecot answers ``UID FETCH 1:* (FLAGS) (CHANGEDSINCE m)`` only for messages the
+    session already knows: mail appended (and flagged) elsewhere since must still be fetched,
+    or the stored modseq moves past it and it is never seen."""
+    device = imap_device(dovecot, user)
+    append_many(device, 3)
+    account, _ = await engine(user)
+    await account.connect_once()
+    await account.sync_all()
+    assert account.client.selected == "INBOX"  # the quick resync path: no new SELECT
+    device.select("INBOX")
+    device.append("INBOX", None, None, message(4, subject="appended elsewhere"))
+    device.append("INBOX", None, None, message(5, subject="appended and flagged"))
+    device.uid("STORE", "5", "+FLAGS", "(\\Flagged)")
+    device.uid("STORE", "1", "+FLAGS", "(\\Seen)")
+    await account.sync_folder("INBOX")
+    assert sorted(account.cache.uids("INBOX")) == [1, 2, 3, 4, 5]
+    assert FLAGGED in account.cache.flags("INBOX", [5])[5]
+    assert SEEN in account.cache.flags("INBOX", [1])[1]
+    await account.sync_folder("INBOX")  # and nothing is lost or fetched twice after
+    assert sorted(account.cache.uids("INBOX")) == [1, 2, 3, 4, 5]
