@@ -204,7 +204,13 @@ def _inline(parsed: ParsedMessage, gpg: GnuPG, interactive: bool) -> ParsedMessa
         return parsed
     start, end, encrypted = span
     block = text[start:end]
-    result = run(gpg, ["--decrypt"], block.encode("utf-8"), interactive=interactive)
+    # A clearsigned text is checked as the bytes that were signed: in the part's charset.
+    charset = "utf-8" if encrypted else _text_charset(parsed.raw)
+    try:
+        data = block.encode(charset)
+    except (LookupError, UnicodeError):
+        charset, data = "utf-8", block.encode("utf-8")
+    result = run(gpg, ["--decrypt"], data, interactive=interactive)
     if encrypted:
         security = dataclasses.replace(_decryption(result), inline=True)
     else:
@@ -216,9 +222,20 @@ def _inline(parsed: ParsedMessage, gpg: GnuPG, interactive: bool) -> ParsedMessa
         return dataclasses.replace(parsed, security=security)
     if not encrypted and not any(s.state is SigState.GOOD for s in security.signatures):
         return dataclasses.replace(parsed, security=security)  # the text shown as it came
-    plain = decode_bytes(result.stdout, "utf-8").replace("\r\n", "\n")
+    plain = decode_bytes(result.stdout, charset).replace("\r\n", "\n")
     new_text = text[:start] + plain + text[end:]
     return dataclasses.replace(parsed, text=new_text, security=security)
+
+
+def _text_charset(raw: bytes) -> str:
+    """The charset of the first text/plain part (the one ``ParsedMessage.text`` begins with)."""
+    try:
+        for part in parse_tree(raw).walk():
+            if part.get_content_type() == "text/plain" and not part.is_multipart():
+                return part.get_content_charset() or "us-ascii"
+    except Exception:  # a part email cannot read: UTF-8, as for the rest
+        return "utf-8"
+    return "utf-8"
 
 
 def _inline_block(text: str) -> tuple[int, int, bool] | None:

@@ -275,3 +275,13 @@ def test_many_armor_lines_without_an_end_are_read_in_linear_time(ring: Keyring) 
     shown = asyncio.run(openpgp.open_message(parsed, ring.gnupg))
     assert time.monotonic() - started < 2.0
     assert shown.security is None and shown.text == parsed.text
+
+
+def test_inline_signed_latin1_text_verifies_as_the_bytes_signed(ring: Keyring) -> None:
+    signed = ring.sign_clear("Café crème à midi.\n".encode("latin-1"), "alice@example.org")
+    raw = HEAD + b"Content-Type: text/plain; charset=iso-8859-1\r\n\r\n" + signed
+    shown = _open(raw, ring)
+    assert shown.security is not None and shown.security.inline
+    assert [s.state for s in shown.security.signatures] == [SigState.GOOD]
+    assert shown.text is not None and "Café crème à midi." in shown.text
+    assert "BEGIN PGP" not in shown.text and not shown.security.partial
