@@ -34,6 +34,7 @@ from kittiwake.core.events import (
 )
 from kittiwake.core.journal import Action, ActionRefused, as_seen
 from kittiwake.core.models import SEEN, Address, FolderInfo, FolderRole, MessageSummary
+from kittiwake.core.search.index import normalize
 from kittiwake.core.search.order import SortMemory, SortOrder, SortTexts, ordered_uids
 from kittiwake.core.store import MailStore
 
@@ -114,6 +115,8 @@ class ComposeFace(Protocol):
     async def delete_refused(self, account: str, item_id: str) -> None: ...
     async def resend_uncertain(self, account: str, item_id: str) -> None: ...
     async def delete_uncertain(self, account: str, item_id: str) -> None: ...
+    async def missing_keys(self, local: LocalDraft) -> list[str]: ...
+    async def crypto_defaults(self, local: LocalDraft) -> LocalDraft: ...
 
 
 class MailApi:
@@ -309,7 +312,8 @@ class MailApi:
             raw = await self._store(account).fetch_body(folder, uid)
             if raw is None:
                 return None
-            return await asyncio.to_thread(parse_message, raw)
+            parsed = await asyncio.to_thread(parse_message, raw)
+            return await self._unseal(account, folder, uid, parsed)
         except Exception:  # the reader shows one sentence; the detail belongs in the log
             log.warning("%s: loading %s UID %d failed", account, folder, uid, exc_info=True)
             raise
@@ -386,6 +390,42 @@ class MailApi:
 
         items = await asyncio.to_thread(transfer.read_source, source)
         return await transfer.import_messages(self._store(account), folder, items, progress)
+
+    async def _unseal(
+        self, account: str, folder: str, uid: int, parsed: ParsedMessage, interactive: bool = False
+    ) -> ParsedMessage:
+        """A signed or encrypted message verified and decrypted (``core/crypto``). The
+        plaintext stays in memory (``_bodies``); its words reach the search index only with
+        ``index_decrypted``: the cache keeps the message as it came."""
+        crypto = self.config.crypto
+        from kittiwake.core.crypto import openpgp  # with MIME parsing: when a message opens
+        from kittiwake.core.crypto.gpg import GnuPG
+
+        gnupg = GnuPG(crypto.gpg, crypto.gnupg_home)
+        shown = await openpgp.open_message(parsed, gnupg, interactive=interactive)
+        security = shown.security
+        if security is not None and security.decrypted and crypto.index_decrypted:
+            text = shown.text if shown.text is not None else (shown.html or "")
+            self._store(account).cache.index_body_words(folder, uid, normalize(text))
+        return shown
+
+    async def decrypt(self, account: str, folder: str, uid: int) -> ParsedMessage | None:
+        """Decrypt again with pinentry allowed: the caller has stepped aside (App.suspend) so
+        gpg-agent's pinentry can have the terminal. The result replaces the remembered one."""
+        parsed = await self.message(account, folder, uid)
+        if parsed is None or parsed.security is None or parsed.security.decrypted:
+            return parsed
+        from kittiwake.core.message.mime import parse_message
+
+        plain = await asyncio.to_thread(parse_message, parsed.raw)
+        shown = await self._unseal(account, folder, uid, plain, interactive=True)
+        key = (account, folder, self.uidvalidity(account, folder), uid)
+
+        async def decrypted() -> ParsedMessage | None:
+            return shown
+
+        self._bodies[key] = asyncio.create_task(decrypted())
+        return shown
 
     def prefetch(self, account: str, folder: str, uid: int) -> None:
         """Start loading a message the user is likely to open next; errors are ignored."""

@@ -167,6 +167,10 @@ class AccountConfig(_Strict):
     addresses: list[str] = []
     """Other addresses that are yours (removed from reply-all)."""
     oauth2: OAuth2Config | None = None
+    pgp_sign: bool = False
+    """Sign every message by default (OpenPGP; ``p`` on the review screen changes it)."""
+    pgp_encrypt: bool = False
+    """Encrypt by default when every recipient has a key in the keyring."""
 
 
 class UiConfig(_Strict):
@@ -176,6 +180,18 @@ class UiConfig(_Strict):
     editor: str | None = None
     """The command that edits a message body; "builtin" for the editor inside the app.
     Default: $VISUAL, else $EDITOR, else the built-in one."""
+
+
+class CryptoConfig(_Strict):
+    """``[crypto]``: signed and encrypted mail through the user's GnuPG."""
+
+    gpg: str = "gpg"
+    """The gpg program (a name on $PATH or an absolute path)."""
+    gnupg_home: str | None = None
+    """The GnuPG home; default $GNUPGHOME, else ~/.gnupg."""
+    index_decrypted: bool = False
+    """Index the words of decrypted messages for search. Off: decrypted text stays in memory
+    and the cache only ever holds the message as it came, encrypted."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +222,8 @@ class Account:
     signature_position: Literal["bottom", "above-quote"] = "bottom"
     identities: tuple[Identity, ...] = ()
     """The account's own address first, then ``[[accounts.NAME.identities]]``."""
+    pgp_sign: bool = False
+    pgp_encrypt: bool = False
 
     @property
     def kind(self) -> Literal["imap", "pop3"]:
@@ -224,6 +242,7 @@ class Config:
     aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """``[aliases]``: a name typed in To/Cc/Bcc stands for these addresses."""
     addressbook: AddressBookConfig = field(default_factory=AddressBookConfig)
+    crypto: CryptoConfig = field(default_factory=CryptoConfig)
 
 
 def is_valid_account_name(name: str) -> bool:
@@ -269,7 +288,7 @@ def load_config(path: Path) -> Config:
 
 def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
     """Validate already-parsed TOML. ``where`` prefixes every error message."""
-    known = {"accounts", "ui", "keys", "aliases", "addressbook", *TOOL_SECTIONS}
+    known = {"accounts", "ui", "keys", "aliases", "addressbook", "crypto", *TOOL_SECTIONS}
     for key in data:
         if key not in known:
             raise ConfigError(
@@ -282,6 +301,9 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
     if addressbook.timeout <= 0:
         raise ConfigError(f"{where}: addressbook.timeout: must be a positive number of seconds")
     ui = _convert(data.get("ui", {}), UiConfig, where, "ui")
+    crypto = _convert(data.get("crypto", {}), CryptoConfig, where, "crypto")
+    if crypto.gnupg_home is not None:
+        crypto = msgspec.structs.replace(crypto, gnupg_home=_expand(crypto.gnupg_home))
     keys_raw = data.get("keys", {})
     if not isinstance(keys_raw, dict):
         raise ConfigError(f'{where}: keys: expected a table of action = "key"')
@@ -304,6 +326,7 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
         keys,
         aliases=aliases,
         addressbook=addressbook,
+        crypto=crypto,
         tools=_tools(data, where),
     )
 
@@ -425,6 +448,8 @@ def _account(name: str, value: Any, where: str) -> Account:
         signature_file=signature_file,
         signature_position=cfg.signature_position,
         identities=_identities(cfg, signature_file, where, at),
+        pgp_sign=cfg.pgp_sign,
+        pgp_encrypt=cfg.pgp_encrypt,
     )
 
 

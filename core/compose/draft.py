@@ -71,6 +71,10 @@ class Draft:
     reply_to: tuple[Address, ...] = ()
     attached: tuple[DataAttachment, ...] = ()
     """In-memory attachments (forwarded message, original attachments of a forward)."""
+    sign: bool = False
+    """OpenPGP-sign the message (PGP/MIME) with the sender's key."""
+    encrypt: bool = False
+    """OpenPGP-encrypt it to every recipient's key and the sender's own (PGP/MIME)."""
 
     @property
     def recipients(self) -> tuple[Address, ...]:

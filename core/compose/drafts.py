@@ -82,6 +82,8 @@ class LocalDrafts:
             "references": list(draft.references),
             "message_id": draft.message_id,
             "attached": names,
+            "sign": draft.sign,
+            "encrypt": draft.encrypt,
         }
         _write_durably(self.text_path(local.id), draft.to_text().encode("utf-8"))
         _write_durably(directory / "meta.json", json.dumps(meta, ensure_ascii=False).encode())
@@ -106,6 +108,8 @@ class LocalDrafts:
             references=tuple(meta.get("references", ())),
             message_id=meta.get("message_id"),
             attached=attached,
+            sign=bool(meta.get("sign", False)),
+            encrypt=bool(meta.get("encrypt", False)),
         )
         try:
             draft = Draft.from_text(text, base)

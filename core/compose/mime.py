@@ -37,6 +37,8 @@ from kittiwake.core.compose.draft import (
 )
 from kittiwake.core.compose.reply import account_address
 from kittiwake.core.config import Account
+from kittiwake.core.crypto import openpgp
+from kittiwake.core.crypto.gpg import GnuPG
 from kittiwake.core.message.headers import one_line
 from kittiwake.core.message.ids import ascii_domain, make_message_id, normalize_msgid
 from kittiwake.core.models import Address
@@ -68,6 +70,7 @@ def build_mime(
     *,
     now: datetime | None = None,
     for_draft: bool = False,
+    gpg: GnuPG | None = None,
 ) -> Built:
     """Make ``draft`` into bytes to submit.
 
@@ -79,6 +82,10 @@ def build_mime(
 
     ``for_draft``: the message is only stored (Drafts folder), never submitted: it may have
     no recipient yet, and non-ASCII addresses are written as they are.
+
+    ``draft.sign`` / ``draft.encrypt``: PGP/MIME (RFC 3156) through ``gpg``. An encrypted
+    message is also encrypted to the sender's own key, so the Sent copy (these same bytes)
+    stays readable to the sender; a draft to be encrypted is stored encrypted to that key alone.
     """
     from_ = draft.from_ if draft.from_.addr else account_address(account)
     recipients = _merge(draft.recipients)
@@ -120,7 +127,10 @@ def build_mime(
         headers.ids("References", refs)
     headers.unstructured("MIME-Version", "1.0")
 
-    body = _mime_body(draft, eightbit_ok)
+    protected = draft.sign or draft.encrypt
+    body = _mime_body(draft, eightbit_ok and not protected)  # signed data must be 7-bit
+    if protected:
+        body = _protect(body, draft, from_, recipients, for_draft, gpg or GnuPG())
     raw = headers.bytes() + body
     bcc = _merge(draft.bcc)
     if bcc:
@@ -141,10 +151,66 @@ def build_mime(
     )
 
 
-def draft_bytes(draft: Draft, account: Account, *, now: datetime | None = None) -> bytes:
+def _protect(
+    body: bytes,
+    draft: Draft,
+    from_: Address,
+    recipients: Sequence[Address],
+    for_draft: bool,
+    gpg: GnuPG,
+) -> bytes:
+    """``body`` signed and/or encrypted (see ``build_mime``); ComposeError says what is
+    missing, such as a recipient without a key."""
+    if for_draft and not draft.encrypt:
+        return body  # a draft is not signed: it will change before it is sent
+    own = openpgp.keys_for(from_.addr, gpg, secret=True)
+    if not own:
+        raise ComposeError(
+            f"no OpenPGP secret key for {from_.addr} in your keyring: it is needed to "
+            "sign, and to keep a readable copy of an encrypted message"
+        )
+    try:
+        if not draft.encrypt:
+            return openpgp.sign_entity(body, own[0], gpg)
+        if for_draft:
+            return openpgp.encrypt_entity(body, [own[0]], gpg=gpg)
+        bcc = {a.addr.lower() for a in draft.bcc}
+        keys, missing = recipient_keys([a for a in recipients if a.addr.lower() not in bcc], gpg)
+        hidden, missing_bcc = recipient_keys([a for a in recipients if a.addr.lower() in bcc], gpg)
+        missing += missing_bcc
+        if missing:
+            raise ComposeError(
+                f"no OpenPGP key for {', '.join(missing)}: press p to send it unencrypted, "
+                "or do not send it"
+            )
+        signer = own[0] if draft.sign else None
+        return openpgp.encrypt_entity(body, [*keys, own[0]], signer=signer, gpg=gpg, hidden=hidden)
+    except openpgp.CryptoError as exc:
+        raise ComposeError(str(exc)) from None
+
+
+def recipient_keys(
+    recipients: Sequence[Address], gpg: GnuPG | None = None
+) -> tuple[list[str], list[str]]:
+    """(fingerprints, addresses without a usable key): one key per recipient, from the
+    keyring (the first valid encryption key whose user ID holds the address)."""
+    keys: list[str] = []
+    missing: list[str] = []
+    for a in recipients:
+        found = openpgp.keys_for(a.addr, gpg or GnuPG())
+        if found:
+            keys.append(found[0])
+        else:
+            missing.append(a.addr)
+    return keys, missing
+
+
+def draft_bytes(
+    draft: Draft, account: Account, *, now: datetime | None = None, gpg: GnuPG | None = None
+) -> bytes:
     """``draft`` as a message for the Drafts folder: Bcc kept, recipients optional, 8-bit
     allowed (IMAP APPEND takes it); ``draft_from_message`` reads it back."""
-    return build_mime(draft, account, True, True, now=now, for_draft=True).sent_copy
+    return build_mime(draft, account, True, True, now=now, for_draft=True, gpg=gpg).sent_copy
 
 
 def address_header(name: str, items: Sequence[Address], utf8: bool = False) -> bytes:

@@ -7,6 +7,7 @@ knows where drafts live. Order everywhere: the local copy first, then the server
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -27,6 +28,7 @@ from kittiwake.core.compose.drafts import LocalDraft, LocalDrafts
 from kittiwake.core.compose.query import run_query
 from kittiwake.core.compose.signature import identity_for, sign, signature_text, swap
 from kittiwake.core.config import Account
+from kittiwake.core.crypto.gpg import GnuPG
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import (
@@ -197,7 +199,7 @@ class Composer:
         parsed = await self._message(account, folder, uid)
         acct = self.sender_for(account)
         context = self._context(account, folder, uid, ANSWERED)
-        return self._start(acct, reply(parsed, acct, all=all), context)
+        return self._start(acct, _sealed(parsed, reply(parsed, acct, all=all)), context)
 
     async def forward(
         self, account: str, folder: str, uid: int, *, attached: bool = False
@@ -207,6 +209,7 @@ class Composer:
         parsed = await self._message(account, folder, uid)
         acct = self.sender_for(account)
         draft = forward_attached(parsed, acct) if attached else forward_inline(parsed, acct)
+        draft = _sealed(parsed, draft)
         context = self._context(account, folder, uid, FORWARDED)
         return self._start(acct, draft, context)
 
@@ -215,7 +218,7 @@ class Composer:
         from kittiwake.core.compose.reply import account_address, draft_from_message
 
         parsed = await self._message(account, folder, uid)
-        draft = await asyncio.to_thread(draft_from_message, parsed)
+        draft = _sealed(parsed, await asyncio.to_thread(draft_from_message, parsed))
         acct = self.sender_for(account)
         if not draft.from_.addr:
             draft = replace(draft, from_=account_address(acct))
@@ -308,7 +311,7 @@ class Composer:
             )
             if folder is None:
                 raise KittiwakeError(f"{local.account} has no Drafts folder yet")
-            raw = await asyncio.to_thread(draft_bytes, local.draft, acct)
+            raw = await asyncio.to_thread(draft_bytes, local.draft, acct, gpg=self._gnupg())
             uid = await store.append(folder, raw, frozenset({DRAFT, SEEN}))
         except ComposeError:
             raise
@@ -418,7 +421,9 @@ class Composer:
             except (SmtpError, TimeoutError, OSError) as exc:
                 log.info("%s: capabilities unknown (%s); building for any server", acct.key, exc)
         utf8, eight = (caps.smtputf8, caps.eightbitmime) if caps else (False, False)
-        built = await asyncio.to_thread(build_mime, local.draft, acct, utf8, eight)
+        built = await asyncio.to_thread(
+            functools.partial(build_mime, gpg=self._gnupg()), local.draft, acct, utf8, eight
+        )
         await runner.enqueue(
             built.raw,
             built.envelope_from,
@@ -431,6 +436,30 @@ class Composer:
         await self.discard(local)
         n = len(built.envelope_rcpts)
         return f"Sending to {n} recipient{'s' if n != 1 else ''} from {acct.key}"
+
+    def _gnupg(self) -> GnuPG:
+        return GnuPG(self.config.crypto.gpg, self.config.crypto.gnupg_home)
+
+    async def missing_keys(self, local: LocalDraft) -> list[str]:
+        """The recipients with no usable OpenPGP key in the keyring."""
+        recipients = local.draft.recipients
+        from kittiwake.core.compose.mime import recipient_keys
+
+        _, missing = await asyncio.to_thread(recipient_keys, recipients, self._gnupg())
+        return missing
+
+    async def crypto_defaults(self, local: LocalDraft) -> LocalDraft:
+        """The account's ``pgp_sign`` / ``pgp_encrypt`` applied to a draft: encryption only
+        when every recipient has a key (the review screen's ``p`` changes either)."""
+        acct = self.config.accounts.get(local.account)
+        if acct is None or local.draft.sign or local.draft.encrypt:
+            return local
+        encrypt = acct.pgp_encrypt and bool(local.draft.recipients)
+        if encrypt:
+            encrypt = not await self.missing_keys(local)
+        if not (acct.pgp_sign or encrypt):
+            return local
+        return replace(local, draft=replace(local.draft, sign=acct.pgp_sign, encrypt=encrypt))
 
     def refused(self) -> list[tuple[str, str, str]]:
         """Messages the server refused for good, kept in the outbox to edit:
@@ -623,3 +652,11 @@ class Composer:
             self._queried[key] = cached = (now, found)
         skip = {e.lower() for e in exclude}
         return [a for a in cached[1] if a.addr.lower() not in skip]
+
+
+def _sealed(parsed: ParsedMessage, draft: Draft) -> Draft:
+    """A reply to, forward of, or reopened draft of an encrypted message quotes its plaintext:
+    it starts out encrypted too (``p`` on the review screen can still change that)."""
+    if parsed.security is not None and parsed.security.encrypted:
+        return replace(draft, encrypt=True)
+    return draft

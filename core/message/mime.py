@@ -25,6 +25,7 @@ from kittiwake.core.message.charset import decode_bytes
 from kittiwake.core.message.dates import parse_date
 from kittiwake.core.message.headers import addresses, header_text
 from kittiwake.core.message.ids import first_msgid
+from kittiwake.core.message.security import Security
 from kittiwake.core.models import Address, BodyPart
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,8 @@ class ParsedMessage:
     attachments: tuple[Attachment, ...]
     tree: BodyPart
     raw: bytes = field(repr=False)
+    security: Security | None = None
+    """What a signature or encryption proved (``core/crypto``); None for plain mail."""
 
     def header(self, name: str) -> str | None:
         """The first header called ``name`` (any case), decoded."""

@@ -629,7 +629,6 @@ def test_cache_reads_raw_rows_only_through_the_registered_decoder(monkeypatch: A
         cache_mod.decode_raw(b"ENVELOPE NIL")
 
 
-
 def test_importing_the_cache_loads_no_protocol_wing() -> None:
     wings = ("kittiwake.core.imap", "kittiwake.core.pop3", "kittiwake.core.smtp")
     code = f"import sys, kittiwake.core.cache; print(sorted(m for m in sys.modules if m.startswith({wings!r})))"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from rich.style import Style
 from rich.text import Text
 from textual import work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
@@ -151,6 +151,9 @@ class MessageBody(Static):
         "body--dim",
         "body--link",
         "body--header-name",
+        "body--sig-good",
+        "body--sig-bad",
+        "body--sig-note",
     }
 
     DEFAULT_CSS = """
@@ -161,6 +164,9 @@ class MessageBody(Static):
     MessageBody > .body--dim { color: $mail-dim; }
     MessageBody > .body--link { color: $mail-link; text-style: underline; }
     MessageBody > .body--header-name { color: $mail-header-name; text-style: bold; }
+    MessageBody > .body--sig-good { color: $success; text-style: bold; }
+    MessageBody > .body--sig-bad { color: $error; text-style: bold reverse; }
+    MessageBody > .body--sig-note { color: $warning; text-style: bold; }
     """
 
     def style_of(self, name: str) -> Style:
@@ -184,6 +190,7 @@ class ReaderScreen(TriageCommands):
         PIPE_BINDING,
         EXPORT_BINDING,
         OPEN_BINDING,
+        Binding("D", "decrypt", "Decrypt", id="reader.decrypt", show=False),
         # The list's triage keys (same ids), on the message shown.
         *triage_bindings(labels={"read": "Unread"}),
         Binding("r", "reply", "Reply", id="compose.reply"),
@@ -362,6 +369,7 @@ class ReaderScreen(TriageCommands):
             labels = self._labels()
             if labels:
                 self._header_line(headers, "Labels", labels)
+        self._security_lines(headers, parsed)
         headers.rstrip()
         self.query_one("#headers", Static).update(headers)
         if self.source:
@@ -374,6 +382,15 @@ class ReaderScreen(TriageCommands):
             self.query_one("#body", Static).update(self._body(body, links))
         self._show_attachments(attachment_list(parsed))
         self.query_one("#body-scroll").scroll_home(animate=False)
+
+    def _security_lines(self, headers: Text, parsed: ParsedMessage) -> None:
+        """The signature and encryption status, in the header block: drawn by the app from
+        gpg's status output, never from the message text, so a body cannot imitate it."""
+        if parsed.security is None:
+            return
+        for level, sentence in parsed.security.lines():
+            headers.append("Security: ", style=self._style("header-name"))
+            headers.append(clean_line(sentence) + "\n", style=self._style(f"sig-{level}"))
 
     def _show_attachments(self, listing: Text) -> None:
         attachments = self.query_one("#attachments", Static)
@@ -423,6 +440,25 @@ class ReaderScreen(TriageCommands):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    async def action_decrypt(self) -> None:
+        """Decrypt with a passphrase: the app steps aside for gpg-agent's pinentry."""
+        parsed, uid = self.parsed, self.uid
+        security = parsed.security if parsed is not None else None
+        if uid is None or security is None or not security.encrypted or security.decrypted:
+            self.notify("This message is not waiting to be decrypted.")
+            return
+        api = self.kw.api
+        try:
+            with self.app.suspend():
+                shown = await api.decrypt(self.account, self.folder, uid)
+        except SuspendNotSupported:  # no terminal to give away (tests): pinentry needs none
+            shown = await api.decrypt(self.account, self.folder, uid)
+        if shown is None or uid != self.uid:
+            return
+        self.parsed = shown
+        body_text, links = await self._body_text(shown)
+        self.render_message(body_text, links)
 
     def _step(self, step: int) -> None:
         messages = self.messages

@@ -57,6 +57,15 @@ def human_size(n: float) -> str:
     return f"{n:.1f} GB"
 
 
+#: (sign, encrypt) in the order ``p`` steps through them, and how the review shows each.
+CRYPTO_STATES = {
+    (False, False): "not signed, not encrypted",
+    (True, False): "signed",
+    (True, True): "signed and encrypted",
+    (False, True): "encrypted",
+}
+
+
 class ReviewScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "send", "Send", id="compose.send"),
@@ -65,6 +74,7 @@ class ReviewScreen(Screen[None]):
         Binding("d", "detach", "Detach", id="compose.detach"),
         Binding("o", "change_account", "From", id="compose.from"),
         Binding("s", "save_draft", "Draft", id="compose.save"),
+        Binding("p", "crypto", "Sign/Encrypt", id="compose.crypto"),
         Binding("q", "discard", "Discard", id="compose.discard"),
         Binding("t", "field('to')", "Edit To", id="compose.to", show=False),
         Binding("c", "field('cc')", "Edit Cc", id="compose.cc", show=False),
@@ -148,6 +158,9 @@ class ReviewScreen(Screen[None]):
             with Horizontal(classes="field"):
                 yield Label("Subject:")
                 yield Input(id="subject")
+            with Horizontal(classes="field"):
+                yield Label("OpenPGP:")
+                yield Static(id="crypto")
         with VerticalScroll(id="body-scroll", can_focus=True):
             yield Static(id="body")
         yield OptionList(id="attachments")
@@ -155,6 +168,7 @@ class ReviewScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.show_draft()
+        self.run_worker(self._crypto_defaults(), group="crypto")
         self.query_one("#body-scroll").focus()
         self.set_interval(AUTOSAVE_EVERY, self.autosave)
         self.kw.open_drafts.add(self)
@@ -171,6 +185,7 @@ class ReviewScreen(Screen[None]):
             value = clean_line(format_addresses(getattr(draft, name)))
             self.query_one(f"#{name}", Input).value = value
         self.query_one("#subject", Input).value = clean_line(draft.subject)
+        self._show_crypto()
         self.query_one("#body", Static).update(Text(clean_text(draft.body)))
         options = self.query_one("#attachments", OptionList)
         options.clear_options()
@@ -373,6 +388,45 @@ class ReviewScreen(Screen[None]):
 
         self.app.push_screen(Picker("Send from…", items), chosen)
 
+    # -- OpenPGP ---------------------------------------------------------------------------
+
+    def _show_crypto(self) -> None:
+        draft = self.local.draft
+        state = CRYPTO_STATES.get((draft.sign, draft.encrypt), "")
+        self.query_one("#crypto", Static).update(Text(f"{state}  (p changes it)"))
+
+    async def _crypto_defaults(self) -> None:
+        """The account's sign-by-default and encrypt-when-possible, once, on opening."""
+        local = await self.kw.api.compose.crypto_defaults(self.local)
+        if local is not self.local:
+            self.local = await self.kw.api.compose.keep(local)
+            self._show_crypto()
+
+    async def action_crypto(self) -> None:
+        """p: not signed -> signed -> signed and encrypted -> encrypted -> not signed."""
+        draft = self.read_fields() or self.local.draft
+        order = list(CRYPTO_STATES)
+        sign, encrypt = order[(order.index((draft.sign, draft.encrypt)) + 1) % len(order)]
+        await self._update(replace(draft, sign=sign, encrypt=encrypt))
+        self._show_crypto()
+
+    async def _keys_or_plain(self, draft: Draft) -> Draft | None:
+        """An encrypted message to a recipient with no key: send it unencrypted, or not at
+        all (None), as the user says."""
+        if not draft.encrypt:
+            return draft
+        missing = await self.kw.api.compose.missing_keys(replace(self.local, draft=draft))
+        if not missing:
+            return draft
+        names = ", ".join(missing)
+        plain = await self.app.push_screen_wait(
+            Confirm(f"No OpenPGP key for {clean_line(names)}. Send it unencrypted?")
+        )
+        if not plain:
+            self.notify(f"Not sent: p changes encryption, or add a key for {clean_line(names)}.")
+            return None
+        return replace(draft, encrypt=False)
+
     # -- leaving --------------------------------------------------------------------------
 
     @work(exclusive=True, group="send", exit_on_error=False)
@@ -390,6 +444,10 @@ class ReviewScreen(Screen[None]):
             sure = await self.app.push_screen_wait(Confirm("Send this message with no text?"))
             if not sure:
                 return
+        checked = await self._keys_or_plain(draft)
+        if checked is None:
+            return
+        draft = checked
         try:
             await self._update(draft)
             said = await self.kw.api.send(self.local)

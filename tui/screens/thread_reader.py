@@ -106,6 +106,10 @@ class ThreadMessage(MessageBody):
             for label, value in headers:
                 if value:
                     out.append("\n" + label + ": ", style=name).append(value)
+            security = self.parsed.security if self.parsed is not None else None
+            for level, sentence in security.lines() if security is not None else []:
+                out.append("\nSecurity: ", style=name)  # from gpg, never from the body
+                out.append(clean_line(sentence), style=self.style_of(f"sig-{level}"))
             out.append("\n\n")
             if self.source and self.parsed is not None:
                 out.append(clean_text(self.parsed.raw.decode("utf-8", "replace")).rstrip())

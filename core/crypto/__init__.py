@@ -1,0 +1,1 @@
+"""Signed and encrypted mail: OpenPGP through the user's GnuPG (``openpgp.py``)."""
