@@ -66,7 +66,7 @@ TRIAGE_KEYS: list[tuple[str, str, str, str]] = [
     ("move", "m", "move", "Move"),
     ("copy", "y", "copy", "Copy"),
     ("junk", "exclamation_mark", "junk", "Junk"),
-    ("label", "l", "label", "Label"),
+    ("label", "L", "label", "Label"),
     ("undo", "z", "undo", "Undo"),
 ]
 

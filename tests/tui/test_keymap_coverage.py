@@ -32,3 +32,21 @@ def test_every_binding_id_is_remappable() -> None:
     assert ours, "no bindings found at all"
     known = binding_ids([*keymap_classes(), KittiwakeApp])  # what the app accepts in [keys]
     assert ours <= known, sorted(ours - known)
+
+
+def test_no_two_bindings_of_a_screen_share_a_key() -> None:
+    """Two features given one key: only one of them would ever run (limit and label on
+    ``l`` did, once)."""
+    from textual.binding import Binding, BindingsMap
+
+    clashes = []
+    for cls in sorted(_every_class(), key=lambda c: c.__qualname__):
+        for base in reversed(cls.__mro__):  # a subclass may rebind its base's key on purpose
+            own: dict[str, str] = {}
+            for b in BindingsMap(getattr(base, "BINDINGS", [])).key_to_bindings.values():
+                for binding in b:
+                    assert isinstance(binding, Binding)
+                    if binding.key in own and own[binding.key] != binding.action:
+                        clashes.append(f"{cls.__qualname__}: {binding.key}")
+                    own[binding.key] = binding.action
+    assert clashes == []
