@@ -42,6 +42,7 @@ from kittiwake.core.errors import CacheError
 from kittiwake.core.message.dates import sort_date
 from kittiwake.core.models import SEEN, Envelope, FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.search import index as searchindex
+from kittiwake.core.sqltx import transaction
 
 SCHEMA_VERSION = 5
 
@@ -358,8 +359,8 @@ class Cache:
             raise
         db.execute("COMMIT")
 
-    def _tx(self) -> _Transaction:
-        return _Transaction(self._db, self._committed)
+    def _tx(self) -> contextlib.AbstractContextManager[None]:
+        return transaction(self._db, self._committed)
 
     # -- folders ------------------------------------------------------------------------
 
@@ -859,30 +860,6 @@ class Cache:
             "SELECT raw FROM bodies WHERE folder_id=? AND uid=?", (fid, uid)
         ).fetchone()
         return bytes(row[0]) if row else None
-
-
-class _Transaction:
-    """BEGIN/COMMIT around a block, ROLLBACK on error; nests by doing nothing inside another."""
-
-    def __init__(self, db: sqlite3.Connection, on_commit: Callable[[], None] | None = None) -> None:
-        self._db = db
-        self._on_commit = on_commit
-        self._outer = False
-
-    def __enter__(self) -> None:
-        if not self._db.in_transaction:
-            self._db.execute("BEGIN")
-            self._outer = True
-
-    def __exit__(self, kind: object, *rest: object) -> None:
-        if not self._outer:
-            return
-        if kind is None:
-            self._db.execute("COMMIT")
-            if self._on_commit is not None:
-                self._on_commit()
-        else:
-            self._db.execute("ROLLBACK")
 
 
 class _Checkpointer:

@@ -18,6 +18,8 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple, TypeVar
 
+from kittiwake.core.sqltx import transaction
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gmail_ids (
     folder TEXT NOT NULL,
@@ -58,21 +60,12 @@ def _exists(db: sqlite3.Connection) -> bool:
 def store_folder(db: sqlite3.Connection, folder: str, rows: Iterable[GmailIds]) -> None:
     """Replace what is known of ``folder`` with ``rows`` (one FETCH of the whole folder)."""
     _ensure(db)
-    outer = not db.in_transaction  # the cache's connection is in autocommit mode
-    if outer:
-        db.execute("BEGIN")
-    try:
+    with transaction(db):
         db.execute("DELETE FROM gmail_ids WHERE folder = ?", (folder,))
         db.executemany(
             "INSERT OR REPLACE INTO gmail_ids VALUES (?, ?, ?, ?, ?)",
             [(folder, r.uid, r.msgid, r.thrid, _SEP.join(r.labels)) for r in rows],
         )
-    except BaseException:
-        if outer:
-            db.execute("ROLLBACK")
-        raise
-    if outer:
-        db.execute("COMMIT")
 
 
 def add_rows(db: sqlite3.Connection, folder: str, rows: Iterable[GmailIds]) -> None:

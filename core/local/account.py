@@ -34,7 +34,7 @@ from kittiwake.core.events import (
     SyncError,
     SyncProgress,
 )
-from kittiwake.core.local.index import FileIndex, plan_rescan, transaction
+from kittiwake.core.local.index import FileIndex, plan_rescan
 from kittiwake.core.local.summary import (
     FULL_PARSE_LIMIT,
     summary_from_bytes,
@@ -44,6 +44,7 @@ from kittiwake.core.local.triage import LocalTriage
 from kittiwake.core.maildir import INBOX, Maildir, MaildirError, MessageFile
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.search.index import body_words
+from kittiwake.core.sqltx import transaction
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,13 @@ the folder's files; a rescan applies it.
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from kittiwake.core.cache import Cache, FolderState
 from kittiwake.core.maildir import flags_from_info
+from kittiwake.core.sqltx import transaction
 
 __all__ = ["MAILDIR_FLAGS", "FileIndex", "RescanPlan", "plan_rescan", "transaction"]
 
@@ -37,21 +36,6 @@ CREATE TABLE IF NOT EXISTS local_files (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS local_files_uid ON local_files(folder_id, uid);
 """
-
-
-@contextlib.contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """One transaction around a block (nothing extra inside another one)."""
-    if db.in_transaction:
-        yield
-        return
-    db.execute("BEGIN")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 class FileIndex:

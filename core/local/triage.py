@@ -34,9 +34,10 @@ from kittiwake.core.events import (
     SyncError,
 )
 from kittiwake.core.journal import Action, Journal, UidTrail, UndoRecords, flags_inverse
-from kittiwake.core.local.index import FileIndex, transaction
+from kittiwake.core.local.index import FileIndex
 from kittiwake.core.maildir import Maildir, MaildirError
 from kittiwake.core.models import MessageSummary
+from kittiwake.core.sqltx import transaction
 
 log = logging.getLogger(__name__)
 

@@ -46,6 +46,7 @@ from collections.abc import Iterable, Sequence
 import msgspec
 
 from kittiwake.core.models import Address, Envelope, MessageSummary
+from kittiwake.core.sqltx import transaction
 
 __all__ = [
     "COLUMNS",
@@ -308,18 +309,8 @@ def rebuild(db: sqlite3.Connection) -> int:
     For the schema migration that adds the table to an existing cache (100,000 messages take
     a few seconds, once). One transaction (the caller's, if one is open).
     """
-    outer = not db.in_transaction
-    if outer:
-        db.execute("BEGIN")
-    try:
-        count = _rebuild(db)
-    except BaseException:
-        if outer:
-            db.execute("ROLLBACK")
-        raise
-    if outer:
-        db.execute("COMMIT")
-    return count
+    with transaction(db):
+        return _rebuild(db)
 
 
 def _has_raw_column(db: sqlite3.Connection) -> bool:
