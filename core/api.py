@@ -714,8 +714,9 @@ class MailApi:
         """None when ``query`` can be understood, else one sentence saying what is wrong."""
         from kittiwake.core.search.query import QueryError, gmail_raw, parse_query
 
-        if gmail_raw(query) is not None:
-            return None if gmail_raw(query) else "Nothing to search for after gmail:."
+        raw = gmail_raw(query)
+        if raw is not None:
+            return None if raw else "Nothing to search for after gmail:."
         try:
             parse_query(query)
         except QueryError as exc:

@@ -573,7 +573,7 @@ class ImapAccount:
         else:
             await self._catch_up(folder, sel, state, used_qresync=qresync is not None)
             if sel.uidnext is not None and sel.uidnext > state.uidnext:
-                fetched = await self._fetch_new(folder, state.uidnext)
+                fetched = len(await self._fetch_new(folder, state.uidnext))
             await self._reconcile_expunges(folder, sel)
         self.cache.set_folder_state(
             folder, FolderState(sel.uidvalidity, sel.uidnext, sel.highestmodseq)
@@ -620,10 +620,7 @@ class ImapAccount:
         # New mail by UID range, not from the answer above: Dovecot leaves out of it messages
         # this session had not been told of yet (their EXISTS comes with it), and the modseq
         # stored below would then move past them for good. This command sees them.
-        batch = await self.client.uid_fetch_summaries(f"{state.uidnext}:*")
-        known = set(self.cache.uids(folder)) if batch else set()
-        fresh = [s for s in batch if s.uid not in known and s.uid >= state.uidnext]
-        self._store_new(folder, fresh)
+        fresh = await self._fetch_new(folder, state.uidnext)
         fetched = len(fresh)
         highest = max([state.highestmodseq, *modseqs.values()])
         uidnext = max([state.uidnext, *(s.uid + 1 for s in fresh)])
@@ -687,12 +684,15 @@ class ImapAccount:
         cached = self.cache.uids(folder)
         self._expunge(folder, [u for u in cached if u not in flags and u < (state.uidnext or 0)])
 
-    async def _fetch_new(self, folder: str, since_uid: int) -> int:
+    async def _fetch_new(self, folder: str, since_uid: int) -> list[MessageSummary]:
+        """Summaries from ``since_uid`` up that the cache lacks, stored (``n:*`` always
+        answers with the newest message, usually cached: only the answer's UIDs are looked
+        up, never the folder's every UID)."""
         batch = await self.client.uid_fetch_summaries(f"{since_uid}:*")
-        known = set(self.cache.uids(folder)) if batch else set()
+        known = self.cache.flags(folder, [s.uid for s in batch]) if batch else {}
         fresh = [s for s in batch if s.uid not in known]
         self._store_new(folder, fresh)
-        return len(fresh)
+        return fresh
 
     async def _reconcile_expunges(self, folder: str, sel: SelectInfo) -> None:
         """If the cache holds more than the server, find out which are gone."""
