@@ -36,7 +36,13 @@ from kittiwake.core.events import (
 from kittiwake.core.journal import Action, ActionRefused, as_seen
 from kittiwake.core.models import SEEN, Address, FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.search.index import normalize
-from kittiwake.core.search.order import SortMemory, SortOrder, SortTexts, ordered_uids
+from kittiwake.core.search.order import (
+    SortMemory,
+    SortOrder,
+    SortTexts,
+    ordered_threads,
+    ordered_uids,
+)
 from kittiwake.core.store import MailStore
 
 # Loaded when first used, not at start (the first screen needs none of them): HTML
@@ -793,14 +799,19 @@ class MailApi:
         return self._store(account).cache.summary(hit.folder, hit.uid)
 
     async def threads(
-        self, account: str, folder: str
+        self, account: str, folder: str, order: SortOrder | None = None
     ) -> tuple[Threading[tuple[int, int]], dict[int, str]]:
         """The conversations of ``folder`` with the account's Sent folder threaded in, keyed
-        by (folder id, uid), and folder names by id; built off the event loop."""
+        by (folder id, uid), and folder names by id; built off the event loop, then put in
+        ``order`` (by default the folder's remembered one, as its message list)."""
         from kittiwake.core.search.service import thread_folder
 
         sent = self.role_folder(account, FolderRole.SENT)
-        return await thread_folder(self._store(account).cache, folder, sent)
+        cache = self._store(account).cache
+        threading, names = await thread_folder(cache, folder, sent)
+        chosen = order or self.sort_order(account, folder)
+        memo = self._sort_texts.setdefault((account, folder, self.uidvalidity(account, folder)), {})
+        return ordered_threads(cache, threading, names, folder, chosen, memo), names
 
     # -- compose and send (the logic is in ``core/compose/service.py``) ------------------------
 
