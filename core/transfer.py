@@ -172,6 +172,8 @@ async def import_messages(
         digest = _digest(item.raw)
         if await already_there(item, digest):
             result.skipped += 1
+            if progress is not None and done % BATCH_COUNT == 0:
+                progress(done, len(items))  # a re-run finds them all, slowly when fetching
         else:
             if batch and (size + len(item.raw) > BATCH_BYTES or len(batch) >= BATCH_COUNT):
                 await send(done - 1)

@@ -271,8 +271,12 @@ async def test_import_goes_in_batches_with_progress_after_each(
         assert seen == [(4, 10), (8, 10), (10, 10)]
         assert len(sent) == commands
         assert account.cache.counts("INBOX") == (10, 5)  # (total, unread): flags came along
-        again = await transfer.import_messages(account, "INBOX", items)
+        seen.clear()
+        again = await transfer.import_messages(
+            account, "INBOX", items, lambda done, total: seen.append((done, total))
+        )
         assert (again.added, again.skipped) == (0, 10)
+        assert seen == [(4, 10), (8, 10), (10, 10)]  # a re-run reports as it goes too
         assert len(folder_bytes(server, user, "INBOX")) == 10
     finally:
         await account.stop()
