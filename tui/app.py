@@ -195,6 +195,15 @@ class KittiwakeApp(App[None]):
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Help", "Show every key of this screen", self.action_help)
+        from kittiwake.tui.screens.thread_view import ConversationsScreen
+
+        if isinstance(screen, ConversationsScreen):
+            for order in ALL_ORDERS:
+                yield SystemCommand(
+                    f"Sort: {order.describe()}",
+                    "Sort the conversations (remembered for the folder, as its list)",
+                    partial(screen.action_sort, order.code),
+                )
         if isinstance(screen, MailboxScreen):
             yield SystemCommand("Create folder", "Create a new folder", screen.action_create_folder)
             yield SystemCommand(

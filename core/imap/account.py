@@ -18,6 +18,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 from kittiwake.core import cache_repair, gmailids
@@ -995,6 +996,15 @@ class ImapAccount:
         if online:
             await self.sync_folder(folder)
         return uid
+
+    async def append_many(
+        self, folder: str, messages: Sequence[tuple[bytes, frozenset[str], datetime | None]]
+    ) -> None:
+        """MULTIAPPEND where the server has it (``ImapClient.append_many``), then one sync."""
+        online = self.state is ConnState.ONLINE
+        await self._on_a_connection(lambda client: client.append_many(folder, messages))
+        if online:
+            await self.sync_folder(folder)
 
     async def append_mark(self, folder: str) -> str:
         return await self._on_a_connection(lambda client: deliver.append_mark(client, folder))

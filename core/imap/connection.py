@@ -28,7 +28,7 @@ import base64
 import logging
 import re
 import ssl
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal as TypingLiteral
@@ -157,7 +157,7 @@ def _format_flags(flags: Iterable[str]) -> str:
     return "(" + " ".join(flags) + ")"
 
 
-def _internaldate(when: datetime) -> str:
+def internaldate_arg(when: datetime) -> str:
     if when.tzinfo is None:
         raise ValueError("internaldate must be timezone-aware")
     months = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -531,6 +531,7 @@ class ImapConnection:
         line: str,
         literal: bytes | None = None,
         *,
+        then: Sequence[tuple[str, bytes]] = (),
         timeout: float | None = None,
         check: bool = False,
         sink: ResponseSink | None = None,
@@ -538,7 +539,8 @@ class ImapConnection:
     ) -> CommandResult:
         """Run a command given as its rendered line (without tag), e.g. ``'LIST "" "*"'``.
 
-        ``literal``, if given, is sent as a final literal argument (APPEND). Unlike
+        ``literal``, if given, is sent as a final literal argument (APPEND); ``then`` adds
+        (words, literal) pairs after it (MULTIAPPEND's further messages). Unlike
         ``command()``, a NO/BAD is returned (``result.ok`` is false) unless ``check``.
         The line must already be quoted correctly; CR, LF and NUL are rejected. ``sink``
         sees each untagged response as it arrives; those it consumes (returns True for)
@@ -557,6 +559,10 @@ class ImapConnection:
         args: list[Arg] = [rest] if rest else []
         if literal is not None:
             args.append(Literal(literal))
+        for words, data in then:
+            if words:
+                args.append(words)
+            args.append(Literal(data))
         cmd = self._new(name, *args, prefix=prefix, timeout=timeout, sink=sink, reader=reader)
         return await self._run(cmd, check=check)
 
@@ -859,7 +865,7 @@ class ImapConnection:
         if flag_list:
             args.append(_format_flags(flag_list))
         if internaldate is not None:
-            args.append(_internaldate(internaldate))
+            args.append(internaldate_arg(internaldate))
         args.append(Literal(message))
         return await self._run(self._new("APPEND", *args, timeout=timeout))
 

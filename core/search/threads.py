@@ -58,6 +58,7 @@ __all__ = [
     "Threading",
     "columns_from_cache",
     "keep_threads",
+    "reorder_threads",
     "thread_cached",
     "thread_messages",
 ]
@@ -177,6 +178,30 @@ def keep_threads(threading: Threading[K], keep: Callable[[K], bool]) -> Threadin
             )
         )
         keys += rows
+        depths += threading.depths[start:end]
+        prefixes += threading.prefixes[start:end]
+        thread_of += [number] * info.rows
+    return Threading(keys, depths, prefixes, thread_of, threads)
+
+
+def reorder_threads(threading: Threading[K], order: Sequence[int]) -> Threading[K]:
+    """The same threads, each with its rows as they were (tree order inside a thread), in
+    ``order`` (thread numbers): a conversation view sorted by another key than its newest
+    message (``core/search/order.py``)."""
+    keys: list[K | None] = []
+    depths: list[int] = []
+    prefixes: list[str] = []
+    thread_of: list[int] = []
+    threads: list[ThreadInfo[K]] = []
+    for number, old in enumerate(order):
+        info = threading.threads[old]
+        start, end = info.first_row, info.first_row + info.rows
+        threads.append(
+            ThreadInfo(
+                len(keys), info.rows, info.messages, info.unread, info.newest, info.first_key
+            )
+        )
+        keys += threading.keys[start:end]
         depths += threading.depths[start:end]
         prefixes += threading.prefixes[start:end]
         thread_of += [number] * info.rows
