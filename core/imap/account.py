@@ -275,12 +275,9 @@ class ImapAccount:
                 await self._signed_in.wait()
                 self.sign_in_needed = None
             except AuthFailed as exc:
-                if over_connection_limit(exc):  # busy, not wrong: retried like the network
+                if exc.temporary:  # [UNAVAILABLE], a connection cap: not now, not "not you"
                     failures += 1
-                    delay = min(self.tuning.backoff_max, self.tuning.backoff_min * 2**failures)
-                    self._set_state(ConnState.OFFLINE, exc.message, delay)
-                    await self._close_all()
-                    await asyncio.sleep(delay)
+                    await self._retry_later(exc.message, failures)
                     continue
                 # Retrying a wrong password only locks the account; wait for a long while.
                 self._set_state(ConnState.AUTH_FAILED, exc.message, self.tuning.backoff_max)
@@ -298,12 +295,17 @@ class ImapAccount:
                 else:  # (a busy file, "database is locked", is retried like the network)
                     reason = exc.message if isinstance(exc, KittiwakeError) else str(exc)
                 failures += 1
-                delay = min(self.tuning.backoff_max, self.tuning.backoff_min * 2 ** (failures - 1))
-                delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
-                log.info("%s offline: %s (retry in %.1fs)", self.name, reason, delay)
-                self._set_state(ConnState.OFFLINE, reason, delay)
-                await self._close_all()
-                await asyncio.sleep(delay)
+                await self._retry_later(reason, failures)
+
+    async def _retry_later(self, reason: str, failures: int) -> None:
+        """Offline with ``reason``, then back off exponentially with jitter (many clients
+        coming back from one outage must not arrive at once)."""
+        delay = min(self.tuning.backoff_max, self.tuning.backoff_min * 2 ** (failures - 1))
+        delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+        log.info("%s offline: %s (retry in %.1fs)", self.name, reason, delay)
+        self._set_state(ConnState.OFFLINE, reason, delay)
+        await self._close_all()
+        await asyncio.sleep(delay)
 
     async def _run_until_failure(self) -> None:
         """Watch first, then sync, then resync dirty folders, until something fails.
@@ -421,10 +423,8 @@ class ImapAccount:
         try:
             self._client = await self._connect(self._on_unsolicited)
         except KittiwakeError as exc:
-            self._set_state(
-                ConnState.AUTH_FAILED if isinstance(exc, AuthFailed) else ConnState.OFFLINE,
-                exc.message,
-            )
+            refused = isinstance(exc, AuthFailed) and not exc.temporary
+            self._set_state(ConnState.AUTH_FAILED if refused else ConnState.OFFLINE, exc.message)
             raise
         self._set_state(ConnState.ONLINE)
 
@@ -826,7 +826,7 @@ class ImapAccount:
         try:
             client = await self._connect(self._on_unsolicited)
         except AuthFailed as exc:
-            if not over_connection_limit(exc):
+            if not exc.temporary:
                 raise
             log.warning(
                 "%s: %s; checking %s every %gs instead",
@@ -1085,17 +1085,6 @@ class ImapAccount:
     async def delete_folder(self, folder: str) -> None:
         await self.run_locked(lambda client: client.delete(folder))
         await self.sync_folder_list()
-
-
-CONNECTION_LIMIT_CODES = frozenset({"UNAVAILABLE", "LIMIT", "INUSE"})
-
-
-def over_connection_limit(exc: AuthFailed) -> bool:
-    """A login refused because the user has too many connections (Dovecot's
-    ``mail_max_userip_connections``), not because of the credentials."""
-    if exc.code in CONNECTION_LIMIT_CODES:
-        return True
-    return "maximum number of connections" in (exc.text or exc.message).lower()
 
 
 def _unchanged(state: FolderState, status: Status, cached: int) -> bool:

@@ -44,7 +44,7 @@ from kittiwake.core.errors import (
     StartTlsUnavailable,
     TlsError,
 )
-from kittiwake.core.imap.codes import plain_words
+from kittiwake.core.imap.codes import plain_words, temporary
 from kittiwake.core.imap.framing import DEFAULT_MAX_RESPONSE_SIZE
 from kittiwake.core.imap.protocol import (
     AUTH,
@@ -588,13 +588,15 @@ class ImapConnection:
     def _auth_failed(self, result: CommandResult, what: str, detail: str = "") -> AuthFailed:
         text = result.text or result.status
         plain = plain_words(result.code_name, result.text, self.label)
+        code = result.code.split(" ", 1)[0].upper() if result.code else None
         return AuthFailed(
             plain or f"{self.label} rejected the login: {text}",
             command=what,
             status=result.status,
             text=text,
             detail=detail,
-            code=result.code.split(" ", 1)[0].upper() if result.code else None,
+            code=code,
+            temporary=temporary(code, text),
         )
 
     async def login(self, user: str, password: str, timeout: float | None = None) -> None:

@@ -8,6 +8,7 @@ show, and the broken one too (from its raw headers).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import imaplib
 from collections.abc import AsyncIterator, Callable
@@ -16,13 +17,14 @@ import pytest
 from harness import Dovecot, TcpProxy, make_message
 from test_imap_sync import EngineFactory, append_many, engine
 
-from kittiwake.core.errors import ProtocolError
+from kittiwake.core.errors import AuthFailed, ProtocolError
 from kittiwake.core.events import ConnectionChanged, ConnState, FlagsChanged, SyncError
 from kittiwake.core.imap.account import Tuning
 from kittiwake.core.imap.client import ImapClient
 from kittiwake.core.imap.connection import ImapConnection
 from kittiwake.core.imap.lazy import LAZY_MIN
 from kittiwake.core.models import SEEN
+from kittiwake.core.setup.login import check_login
 
 DEADLINE = 30.0
 
@@ -243,3 +245,59 @@ async def test_a_broken_response_without_a_readable_uid_is_found_by_its_number(
     assert sorted(by_uid) == [1, 2, 3, 4]
     assert by_uid[2].envelope.subject == "hello 2"
     assert b"FETCH 2:2 (UID)" in proxy.client_bytes()
+
+
+def _unavailable(line: bytes) -> bytes:
+    """The tagged answer to the login, turned into RFC 5530's "not now" (its tag kept)."""
+    return line.split(b" ", 1)[0] + b" NO [UNAVAILABLE] Mailbox is being moved, try later\r\n"
+
+
+async def test_unavailable_at_login_is_retried_like_the_network_never_as_a_wrong_password(
+    engine: EngineFactory,
+    dovecot_factory: Callable[..., Dovecot],
+    proxy_factory: Callable[[str, int], TcpProxy],
+) -> None:
+    """``NO [UNAVAILABLE]`` to LOGIN/AUTHENTICATE is the server's passing state: offline with
+    a retry soon (not the long wait and "login failed" of a refused password), then online;
+    ``kittiwake sync`` and the setup's login check do not take it for the password either."""
+    plain = dovecot_factory(tls=False)
+    user = plain.add_user("ivy")
+    proxy = proxy_factory(plain.host, plain.ports.imap)
+    fired = proxy.rewrite_line(b"Logged in", _unavailable)
+    account, events = await engine(
+        user,
+        plain,
+        port=proxy.port,
+        host=proxy.host,
+        security="none",
+        tuning=Tuning(backoff_min=0.05, backoff_max=60),
+    )
+    account.start()
+    states: list[ConnectionChanged] = []
+    async with asyncio.timeout(15):
+        async for event in events:
+            if isinstance(event, ConnectionChanged):
+                states.append(event)
+                if event.state is ConnState.ONLINE:
+                    break
+    assert fired.is_set()
+    offline = [e for e in states if e.state is ConnState.OFFLINE]
+    assert len(offline) == 1 and ConnState.AUTH_FAILED not in {e.state for e in states}
+    reason = offline[0].reason or ""
+    assert "temporarily unavailable" in reason and "Mailbox is being moved" in reason
+    assert "password" not in reason
+    assert offline[0].retry_in is not None and offline[0].retry_in < 1  # not backoff_max
+    await account.wait_synced(10)
+
+    proxy.rewrite_line(b"Logged in", _unavailable)
+    once, _ = await engine(
+        user, plain, port=proxy.port, host=proxy.host, security="none", cache_name="once.sqlite3"
+    )
+    with pytest.raises(AuthFailed) as refused:
+        await once.connect_once()  # kittiwake sync: exits as offline, not "login failed"
+    assert refused.value.temporary and once.state is ConnState.OFFLINE
+
+    proxy.rewrite_line(b"Logged in", _unavailable)
+    checked = await check_login(once.account, "imap")  # the setup screen's login test
+    assert not checked.ok and not checked.auth_refused and checked.hint == ""
+    assert "temporarily unavailable" in checked.detail
