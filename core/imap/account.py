@@ -153,6 +153,8 @@ class ImapAccount:
         self._lost_reason: ConnectionLost | None = None
         self._watch_conns: list[ImapConnection] = []
         self._secret: Credential | None = None
+        #: The greeting's and login's notices told since this connection attempt began.
+        self._told: set[str] = set()
         #: Set by ``signed_in`` when the user has signed in again (OAuth2).
         self._signed_in = asyncio.Event()
         #: Why the account waits for the user to sign in (OAuth2), else None.
@@ -251,6 +253,7 @@ class ImapAccount:
             try:
                 self._set_state(ConnState.CONNECTING)
                 self._secret = None  # each attempt asks again: the password may have changed
+                self._told = set()
                 self._lost.clear()
                 self._lost_reason = None
                 self._client = await self._connect(self._on_unsolicited)
@@ -381,13 +384,22 @@ class ImapAccount:
         )
         try:
             client = ImapClient(conn, on_unsolicited)
-            client.on_notice = lambda text: self.bus.publish(SyncError(self.name, text))
+            client.on_notice = self._notice
+            for text in client.early_notices():
+                # Every connection hears the greeting: told once per connection attempt.
+                if text not in self._told:
+                    self._told.add(text)
+                    self._notice(text)
             await client.enable_extensions()
         except BaseException:
             with contextlib.suppress(Exception):
                 await conn.close()
             raise
         return client
+
+    def _notice(self, text: str) -> None:
+        """A server's ``[ALERT]`` (``[OVERQUOTA]``, ...) for the user, in plain words."""
+        self.bus.publish(SyncError(self.name, text))
 
     async def _credential(self, at: str) -> Credential:
         """The password or token of this connection attempt (the watch connections reuse

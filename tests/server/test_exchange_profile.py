@@ -24,6 +24,7 @@ from kittiwake.core.imap.client import ImapClient
 from kittiwake.core.imap.connection import ImapConnection
 from kittiwake.core.imap.lazy import LAZY_MIN
 from kittiwake.core.models import SEEN
+from kittiwake.core.sanitize import clean_line
 from kittiwake.core.setup.login import check_login
 
 DEADLINE = 30.0
@@ -301,3 +302,48 @@ async def test_unavailable_at_login_is_retried_like_the_network_never_as_a_wrong
     checked = await check_login(once.account, "imap")  # the setup screen's login test
     assert not checked.ok and not checked.auth_refused and checked.hint == ""
     assert "temporarily unavailable" in checked.detail
+
+
+async def test_an_alert_in_the_greeting_or_the_login_is_told_once_and_never_before_starttls(
+    engine: EngineFactory,
+    dovecot: Dovecot,
+    dovecot_factory: Callable[..., Dovecot],
+    proxy_factory: Callable[[str, int], TcpProxy],
+) -> None:
+    """RFC 3501 7.1: ``[ALERT]`` text must reach the user. A greeting's (every connection of
+    the account hears it: told once) and a login's, as a notice; a greeting that came before
+    STARTTLS is anyone's words, so it is not shown as the server's."""
+    plain = dovecot_factory(tls=False)
+    user = plain.add_user("jo")
+    proxy = proxy_factory(plain.host, plain.ports.imap)
+    greeting = b"* OK [ALERT] Planned maintenance\x1b[31m at 22:00\r\n"
+    # The command connection's and the watcher's (NOTIFY: one) greetings.
+    heard = [proxy.rewrite_line(b"* OK [CAPABILITY", greeting) for _ in range(2)]
+    expires = b" OK [ALERT] Your password expires in 3 days\r\n"
+    proxy.rewrite_line(b"Logged in", lambda line: line.split(b" ", 1)[0] + expires)
+    account, events = await engine(user, plain, port=proxy.port, host=proxy.host, security="none")
+    account.start()
+    await account.wait_synced(10)
+    await account.watch_folder("INBOX", timeout=5)
+    label = f"{proxy.host}:{proxy.port}"
+    told = [e.message for e in events.pending() if isinstance(e, SyncError)]
+    assert told == [
+        f"{label} says: Planned maintenance\x1b[31m at 22:00",  # the app shows it clean_line'd
+        f"{label} says: Your password expires in 3 days",
+    ]
+    assert clean_line(told[0]) == f"{label} says: Planned maintenance at 22:00"
+    assert all(fired.is_set() for fired in heard)  # heard on both connections, told once
+    await account.stop()
+
+    other = dovecot.add_user("kim")
+    tls_proxy = proxy_factory(dovecot.host, dovecot.ports.imap)
+    forged = tls_proxy.rewrite_line(
+        b"* OK [CAPABILITY", b"* OK [ALERT] Your password expired, see evil.example\r\n"
+    )
+    secure, secure_events = await engine(
+        other, port=tls_proxy.port, host=tls_proxy.host, security="starttls", cache_name="s.sqlite3"
+    )
+    secure.start()
+    await secure.wait_synced(10)
+    assert forged.is_set() and secure.client.conn.tls_active
+    assert not [e for e in secure_events.pending() if isinstance(e, SyncError)]
