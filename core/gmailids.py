@@ -57,6 +57,11 @@ def _exists(db: sqlite3.Connection) -> bool:
     return found.fetchone() is not None
 
 
+def present(db: sqlite3.Connection) -> bool:
+    """Whether this cache ever held Gmail's ids: the account is Gmail's (known offline too)."""
+    return _exists(db)
+
+
 def store_folder(db: sqlite3.Connection, folder: str, rows: Iterable[GmailIds]) -> None:
     """Replace what is known of ``folder`` with ``rows`` (one FETCH of the whole folder)."""
     _ensure(db)

@@ -423,6 +423,14 @@ class ImapAccount:
             raise ConnectionLost(f"{self.cfg.host}:{self.cfg.port} is not connected")
         return self._client
 
+    @property
+    def has_labels(self) -> bool:
+        """Gmail (``X-GM-EXT-1``): from the connected server, else from what the cache kept
+        of an earlier connection (the app may start offline)."""
+        if self._client is not None:
+            return self._client.has(gmail.GMAIL)
+        return gmailids.present(self.cache.db)
+
     def signed_in(self) -> None:
         """The user has signed in again (OAuth2): reconnect now."""
         self._secret = None

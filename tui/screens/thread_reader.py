@@ -487,7 +487,9 @@ class ResultReaderScreen(ThreadReaderScreen):
     ]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return action not in ("next", "previous", "toggle_fold")
+        if action in ("next", "previous", "toggle_fold"):
+            return False
+        return super().check_action(action, parameters)
 
     def _update_title(self) -> None:
         """The subject, the folder it lives in, and which result this is."""
