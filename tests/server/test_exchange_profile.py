@@ -79,6 +79,7 @@ async def test_an_unreadable_response_shows_every_other_message_and_the_broken_o
     assert by_uid[3].envelope.subject == "hello 3"  # from BODY.PEEK[HEADER]
     assert by_uid[3].envelope.from_[0].addr == "sender3@example.net"
     assert by_uid[3].size > 0 and by_uid[4].envelope.subject == "hello 4"
+    assert [u for u, s in sorted(by_uid.items()) if s.degraded] == [3]
 
 
 async def test_the_lazy_bulk_path_isolates_a_broken_message_too(
@@ -347,3 +348,32 @@ async def test_an_alert_in_the_greeting_or_the_login_is_told_once_and_never_befo
     await secure.wait_synced(10)
     assert forged.is_set() and secure.client.conn.tls_active
     assert not [e for e in secure_events.pending() if isinstance(e, SyncError)]
+
+
+async def test_a_degraded_message_is_marked_so_in_the_cache_and_the_others_are_not(
+    engine: EngineFactory,
+    dovecot_factory: Callable[..., Dovecot],
+    proxy_factory: Callable[[str, int], TcpProxy],
+) -> None:
+    """The message whose FETCH could not be read is stored marked ``degraded`` (the list
+    shows ``?``, the reader says why); a later sync keeps the mark; the others have none."""
+    plain = dovecot_factory(tls=False)
+    user = plain.add_user("lou")
+    device = imaplib.IMAP4(plain.host, plain.ports.imap)
+    device.login(user.login, user.password)
+    for i in range(1, 6):
+        device.append("INBOX", "", None, msg(i))
+    device.logout()
+    proxy = proxy_factory(plain.host, plain.ports.imap)
+    fired = proxy.rewrite_line(b"* 3 FETCH (UID 3 ", BROKEN)
+    account, _ = await engine(user, plain, port=proxy.port, host=proxy.host, security="none")
+    await account.connect_once()
+    await account.sync_all()
+    assert fired.is_set()
+    cached = account.cache.summaries("INBOX", [1, 2, 3, 4, 5])
+    assert sorted(cached) == [1, 2, 3, 4, 5]
+    assert [u for u, s in sorted(cached.items()) if s.degraded] == [3]
+    assert cached[3].envelope.subject == "hello 3"
+    await account.sync_all()  # nothing changed on the server: the mark stays
+    again = account.cache.summary("INBOX", 3)
+    assert again is not None and again.degraded

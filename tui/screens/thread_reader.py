@@ -87,6 +87,7 @@ class ThreadMessage(MessageBody):
             return text.append("(this message is no longer here)")
         env = s.envelope
         marks = ("N" if SEEN not in s.flags else "") + ("!" if FLAGGED in s.flags else "")
+        marks += "?" if s.degraded else ""  # shown from its raw headers, as in the list
         if marks:
             text.append(marks + " ", style="bold")
         text.append(_people(env.from_) or "(unknown sender)", style="bold")
