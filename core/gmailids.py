@@ -121,6 +121,17 @@ def msgids(
     return {(str(f), int(u)): int(m) for f, u, m in rows if wanted is None or f in wanted}
 
 
+def thrids(
+    db: sqlite3.Connection, folders: Iterable[str] | None = None
+) -> dict[tuple[str, int], int]:
+    """(folder, uid) -> X-GM-THRID (Gmail's conversation), for ``folders`` (None: all)."""
+    if not _exists(db):
+        return {}
+    rows = db.execute("SELECT folder, uid, thrid FROM gmail_ids WHERE thrid IS NOT NULL")
+    wanted = None if folders is None else set(folders)
+    return {(str(f), int(u)): int(t) for f, u, t in rows if wanted is None or f in wanted}
+
+
 def once_each(items: Sequence[K], ids: dict[tuple[str, int], int]) -> list[K]:
     """``items`` (each a (folder, uid) or a NamedTuple of them) with every message kept once,
     at its first place in the list: Gmail's copies of one message under several labels."""
