@@ -568,6 +568,11 @@ class MailApi:
 
     # -- Gmail labels (``core/gmailids.py``) -------------------------------------------------
 
+    def has_labels(self, account: str) -> bool:
+        """Whether ``account``'s server has Gmail's labels (the label key is offered there)."""
+        store = self.engine.stores.get(account)
+        return store is not None and store.has_labels
+
     def labels(self, account: str, folder: str, uid: int) -> tuple[str, ...] | None:
         """The message's Gmail labels; None when the server has none (not Gmail)."""
         return gmailids.labels_of(self._store(account).cache.db, folder, uid)

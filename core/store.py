@@ -56,6 +56,12 @@ class MailStore(Protocol):
     """Whether a server completes searches (``search_folder``) beyond what the cache holds."""
 
     @property
+    def has_labels(self) -> bool:
+        """Whether the account's messages carry Gmail's labels (``X-GM-EXT-1``), so the UI
+        offers the label key only there."""
+        ...
+
+    @property
     def triage(self) -> ActionQueue: ...
 
     @property

@@ -139,6 +139,12 @@ class ImapClient:
         self._busy = False
         conn.on_untagged = self._on_raw
 
+    def early_notices(self) -> list[str]:
+        """The notices of the greeting and the login (``ImapConnection.said_early``), sent
+        before this client listened: ``* OK [ALERT] Maintenance tonight`` as a greeting."""
+        said = (plain_words(code, text, self.conn.label) for code, text in self.conn.said_early)
+        return [plain for plain in said if plain is not None]
+
     # -- capabilities -------------------------------------------------------------------
 
     @property

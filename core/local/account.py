@@ -94,6 +94,7 @@ class LocalAccount:
     """The local mail store of one POP3 account. ``start()`` indexes and follows it."""
 
     searches_server = False
+    has_labels = False
 
     def __init__(self, name: str, root: Path, cache: Cache, bus: EventBus) -> None:
         self.name = name
