@@ -116,6 +116,7 @@ class ComposeFace(Protocol):
     async def resend_uncertain(self, account: str, item_id: str) -> None: ...
     async def delete_uncertain(self, account: str, item_id: str) -> None: ...
     async def missing_keys(self, local: LocalDraft) -> list[str]: ...
+    def protocol(self, account: str) -> str: ...
     async def crypto_defaults(self, local: LocalDraft) -> LocalDraft: ...
 
 
@@ -398,11 +399,15 @@ class MailApi:
         plaintext stays in memory (``_bodies``); its words reach the search index only with
         ``index_decrypted``: the cache keeps the message as it came."""
         crypto = self.config.crypto
-        from kittiwake.core.crypto import openpgp  # with MIME parsing: when a message opens
+        from kittiwake.core.crypto import openpgp, smime  # with MIME parsing: when one opens
         from kittiwake.core.crypto.gpg import GnuPG
 
-        gnupg = GnuPG(crypto.gpg, crypto.gnupg_home)
-        shown = await openpgp.open_message(parsed, gnupg, interactive=interactive)
+        if smime.kind(parsed.raw) is not None:
+            gpgsm = GnuPG(crypto.gpgsm, crypto.gnupg_home)
+            shown = await smime.open_message(parsed, gpgsm, interactive=interactive)
+        else:
+            gnupg = GnuPG(crypto.gpg, crypto.gnupg_home)
+            shown = await openpgp.open_message(parsed, gnupg, interactive=interactive)
         security = shown.security
         if security is not None and security.decrypted and crypto.index_decrypted:
             text = shown.text if shown.text is not None else (shown.html or "")

@@ -171,6 +171,13 @@ class AccountConfig(_Strict):
     """Sign every message by default (OpenPGP; ``p`` on the review screen changes it)."""
     pgp_encrypt: bool = False
     """Encrypt by default when every recipient has a key in the keyring."""
+    crypto: Literal["openpgp", "smime"] | None = None
+    """How ``p`` on the review screen signs and encrypts: OpenPGP (gpg) or S/MIME (gpgsm).
+    Default: "smime" when ``smime_sign`` or ``smime_encrypt`` is set, else "openpgp"."""
+    smime_sign: bool = False
+    """Sign every message by default with S/MIME (sets ``crypto = "smime"``)."""
+    smime_encrypt: bool = False
+    """Encrypt by default with S/MIME when every recipient has a certificate."""
 
 
 class UiConfig(_Strict):
@@ -187,6 +194,8 @@ class CryptoConfig(_Strict):
 
     gpg: str = "gpg"
     """The gpg program (a name on $PATH or an absolute path)."""
+    gpgsm: str = "gpgsm"
+    """The gpgsm program, for S/MIME; it uses the same GnuPG home (``pubring.kbx``)."""
     gnupg_home: str | None = None
     """The GnuPG home; default $GNUPGHOME, else ~/.gnupg."""
     index_decrypted: bool = False
@@ -223,7 +232,11 @@ class Account:
     identities: tuple[Identity, ...] = ()
     """The account's own address first, then ``[[accounts.NAME.identities]]``."""
     pgp_sign: bool = False
+    """Sign by default, with the account's ``crypto`` protocol (``pgp_sign`` or
+    ``smime_sign`` in the file, whichever the protocol is)."""
     pgp_encrypt: bool = False
+    """Encrypt by default when possible, with the account's ``crypto`` protocol."""
+    crypto: Literal["openpgp", "smime"] = "openpgp"
 
     @property
     def kind(self) -> Literal["imap", "pop3"]:
@@ -434,6 +447,7 @@ def _account(name: str, value: Any, where: str) -> Account:
                 f'{where}: {at}.{proto}: auth = "oauth2" signs in by itself; remove {others[0]}'
             )
     signature_file = _signature_file(cfg.signature, cfg.signature_file, where, at)
+    protocol = _crypto_protocol(cfg, where, at)
     return Account(
         key=name,
         email=cfg.email,
@@ -448,9 +462,23 @@ def _account(name: str, value: Any, where: str) -> Account:
         signature_file=signature_file,
         signature_position=cfg.signature_position,
         identities=_identities(cfg, signature_file, where, at),
-        pgp_sign=cfg.pgp_sign,
-        pgp_encrypt=cfg.pgp_encrypt,
+        crypto=protocol,
+        pgp_sign=cfg.smime_sign if protocol == "smime" else cfg.pgp_sign,
+        pgp_encrypt=cfg.smime_encrypt if protocol == "smime" else cfg.pgp_encrypt,
     )
+
+
+def _crypto_protocol(cfg: AccountConfig, where: str, at: str) -> Literal["openpgp", "smime"]:
+    """The account's one protocol: options of the other are a mistake, not a silent no-op."""
+    smime = cfg.smime_sign or cfg.smime_encrypt
+    pgp = cfg.pgp_sign or cfg.pgp_encrypt
+    protocol = cfg.crypto or ("smime" if smime else "openpgp")
+    if (protocol == "smime" and pgp) or (protocol == "openpgp" and smime):
+        raise ConfigError(
+            f'{where}: {at}: crypto = "{protocol}" does not go with '
+            f"{'pgp_sign/pgp_encrypt' if protocol == 'smime' else 'smime_sign/smime_encrypt'}"
+        )
+    return protocol
 
 
 _CAPABILITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9=+.\-]*")

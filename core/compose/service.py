@@ -311,7 +311,7 @@ class Composer:
             )
             if folder is None:
                 raise KittiwakeError(f"{local.account} has no Drafts folder yet")
-            raw = await asyncio.to_thread(draft_bytes, local.draft, acct, gpg=self._gnupg())
+            raw = await asyncio.to_thread(draft_bytes, local.draft, acct, gpg=self._gnupg(acct))
             uid = await store.append(folder, raw, frozenset({DRAFT, SEEN}))
         except ComposeError:
             raise
@@ -422,7 +422,7 @@ class Composer:
                 log.info("%s: capabilities unknown (%s); building for any server", acct.key, exc)
         utf8, eight = (caps.smtputf8, caps.eightbitmime) if caps else (False, False)
         built = await asyncio.to_thread(
-            functools.partial(build_mime, gpg=self._gnupg()), local.draft, acct, utf8, eight
+            functools.partial(build_mime, gpg=self._gnupg(acct)), local.draft, acct, utf8, eight
         )
         await runner.enqueue(
             built.raw,
@@ -437,15 +437,27 @@ class Composer:
         n = len(built.envelope_rcpts)
         return f"Sending to {n} recipient{'s' if n != 1 else ''} from {acct.key}"
 
-    def _gnupg(self) -> GnuPG:
-        return GnuPG(self.config.crypto.gpg, self.config.crypto.gnupg_home)
+    def _gnupg(self, acct: Account) -> GnuPG:
+        """gpg, or gpgsm for an account whose ``crypto`` is "smime" (same GnuPG home)."""
+        crypto = self.config.crypto
+        program = crypto.gpgsm if acct.crypto == "smime" else crypto.gpg
+        return GnuPG(program, crypto.gnupg_home)
+
+    def protocol(self, account: str) -> str:
+        """ "OpenPGP" or "S/MIME": how the account signs and encrypts (the review screen)."""
+        acct = self.config.accounts.get(account)
+        return "S/MIME" if acct is not None and acct.crypto == "smime" else "OpenPGP"
 
     async def missing_keys(self, local: LocalDraft) -> list[str]:
-        """The recipients with no usable OpenPGP key in the keyring."""
+        """The recipients with no usable OpenPGP key in the keyring (or, for an S/MIME
+        account, no valid certificate)."""
         recipients = local.draft.recipients
         from kittiwake.core.compose.mime import recipient_keys
 
-        _, missing = await asyncio.to_thread(recipient_keys, recipients, self._gnupg())
+        acct = self.config.accounts[local.account]
+        _, missing = await asyncio.to_thread(
+            recipient_keys, recipients, self._gnupg(acct), acct.crypto
+        )
         return missing
 
     async def crypto_defaults(self, local: LocalDraft) -> LocalDraft:

@@ -159,7 +159,7 @@ class ReviewScreen(Screen[None]):
                 yield Label("Subject:")
                 yield Input(id="subject")
             with Horizontal(classes="field"):
-                yield Label("OpenPGP:")
+                yield Label("OpenPGP:", id="crypto-label")
                 yield Static(id="crypto")
         with VerticalScroll(id="body-scroll", can_focus=True):
             yield Static(id="body")
@@ -393,6 +393,8 @@ class ReviewScreen(Screen[None]):
     def _show_crypto(self) -> None:
         draft = self.local.draft
         state = CRYPTO_STATES.get((draft.sign, draft.encrypt), "")
+        protocol = self.kw.api.compose.protocol(self.local.account)
+        self.query_one("#crypto-label", Label).update(f"{protocol}:")
         self.query_one("#crypto", Static).update(Text(f"{state}  (p changes it)"))
 
     async def _crypto_defaults(self) -> None:
@@ -419,11 +421,13 @@ class ReviewScreen(Screen[None]):
         if not missing:
             return draft
         names = ", ".join(missing)
+        smime = self.kw.api.compose.protocol(self.local.account) == "S/MIME"
+        what = "S/MIME certificate" if smime else "OpenPGP key"
         plain = await self.app.push_screen_wait(
-            Confirm(f"No OpenPGP key for {clean_line(names)}. Send it unencrypted?")
+            Confirm(f"No {what} for {clean_line(names)}. Send it unencrypted?")
         )
         if not plain:
-            self.notify(f"Not sent: p changes encryption, or add a key for {clean_line(names)}.")
+            self.notify(f"Not sent: p changes encryption, or add a {what} for {clean_line(names)}.")
             return None
         return replace(draft, encrypt=False)
 
