@@ -22,7 +22,7 @@ from kittiwake.core import gmailids
 from kittiwake.core.compose.draft import Draft
 from kittiwake.core.compose.drafts import LocalDraft
 from kittiwake.core.compose.service import Composer, OutboxStatus, RefusedItem
-from kittiwake.core.config import Config
+from kittiwake.core.config import Account, Config
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import (
@@ -117,6 +117,7 @@ class ComposeFace(Protocol):
     async def delete_uncertain(self, account: str, item_id: str) -> None: ...
     async def missing_keys(self, local: LocalDraft) -> list[str]: ...
     def protocol(self, account: str) -> str: ...
+    async def recommendation(self, local: LocalDraft) -> str | None: ...
     async def crypto_defaults(self, local: LocalDraft) -> LocalDraft: ...
 
 
@@ -408,11 +409,27 @@ class MailApi:
         else:
             gnupg = GnuPG(crypto.gpg, crypto.gnupg_home)
             shown = await openpgp.open_message(parsed, gnupg, interactive=interactive)
+        acct = self.config.accounts.get(account)
+        if acct is not None and acct.autocrypt:
+            await self._learn_autocrypt(acct, parsed)
         security = shown.security
         if security is not None and security.decrypted and crypto.index_decrypted:
             text = shown.text if shown.text is not None else (shown.html or "")
             self._store(account).cache.index_body_words(folder, uid, normalize(text))
         return shown
+
+    async def _learn_autocrypt(self, acct: Account, parsed: ParsedMessage) -> None:
+        """A peer's Autocrypt header (or its absence) into the peer store; a failure is
+        logged, never in the way of reading."""
+        from kittiwake.core.crypto import autocrypt
+        from kittiwake.core.crypto.gpg import GpgMissing
+
+        own = (acct.email, *acct.addresses, *(i.address for i in acct.identities))
+        store = autocrypt.default_store(self.config.crypto.gpg)
+        try:
+            await asyncio.to_thread(autocrypt.learn, store, parsed.headers, parsed.date, own)
+        except (GpgMissing, OSError, sqlite3.Error) as exc:
+            log.info("%s: Autocrypt state not updated: %s", acct.key, exc)
 
     async def decrypt(self, account: str, folder: str, uid: int) -> ParsedMessage | None:
         """Decrypt again with pinentry allowed: the caller has stepped aside (App.suspend) so

@@ -178,6 +178,11 @@ class AccountConfig(_Strict):
     """Sign every message by default with S/MIME (sets ``crypto = "smime"``)."""
     smime_encrypt: bool = False
     """Encrypt by default with S/MIME when every recipient has a certificate."""
+    autocrypt: bool = False
+    """Autocrypt Level 1 (OpenPGP): send your key in an ``Autocrypt`` header, learn peers'
+    keys from theirs, and propose encryption when every recipient can read it."""
+    autocrypt_prefer_encrypt: Literal["mutual", "nopreference"] = "nopreference"
+    """ "mutual": encrypt by default to peers who say mutual too (and ask them to)."""
 
 
 class UiConfig(_Strict):
@@ -237,6 +242,9 @@ class Account:
     pgp_encrypt: bool = False
     """Encrypt by default when possible, with the account's ``crypto`` protocol."""
     crypto: Literal["openpgp", "smime"] = "openpgp"
+    autocrypt: bool = False
+    autocrypt_mutual: bool = False
+    """``autocrypt_prefer_encrypt = "mutual"``."""
 
     @property
     def kind(self) -> Literal["imap", "pop3"]:
@@ -463,6 +471,8 @@ def _account(name: str, value: Any, where: str) -> Account:
         signature_position=cfg.signature_position,
         identities=_identities(cfg, signature_file, where, at),
         crypto=protocol,
+        autocrypt=cfg.autocrypt,
+        autocrypt_mutual=cfg.autocrypt_prefer_encrypt == "mutual",
         pgp_sign=cfg.smime_sign if protocol == "smime" else cfg.pgp_sign,
         pgp_encrypt=cfg.smime_encrypt if protocol == "smime" else cfg.pgp_encrypt,
     )
@@ -478,6 +488,8 @@ def _crypto_protocol(cfg: AccountConfig, where: str, at: str) -> Literal["openpg
             f'{where}: {at}: crypto = "{protocol}" does not go with '
             f"{'pgp_sign/pgp_encrypt' if protocol == 'smime' else 'smime_sign/smime_encrypt'}"
         )
+    if protocol == "smime" and cfg.autocrypt:
+        raise ConfigError(f"{where}: {at}: autocrypt is OpenPGP; it does not go with S/MIME")
     return protocol
 
 

@@ -37,8 +37,8 @@ from kittiwake.core.compose.draft import (
 )
 from kittiwake.core.compose.reply import account_address
 from kittiwake.core.config import Account
-from kittiwake.core.crypto import openpgp, smime
-from kittiwake.core.crypto.gpg import GnuPG
+from kittiwake.core.crypto import autocrypt, openpgp, smime
+from kittiwake.core.crypto.gpg import GnuPG, GpgMissing
 from kittiwake.core.message.headers import one_line
 from kittiwake.core.message.ids import ascii_domain, make_message_id, normalize_msgid
 from kittiwake.core.models import Address
@@ -128,6 +128,8 @@ def build_mime(
     if refs:
         headers.ids("References", refs)
     headers.unstructured("MIME-Version", "1.0")
+    if account.autocrypt and account.crypto == "openpgp" and not for_draft:
+        headers.verbatim(_autocrypt_field(from_.addr, account.autocrypt_mutual, gpg or GnuPG()))
 
     protected = draft.sign or draft.encrypt
     body = _mime_body(draft, eightbit_ok and not protected)  # signed data must be 7-bit
@@ -235,6 +237,16 @@ def _protect_smime(
         raise ComposeError(str(exc)) from None
 
 
+def _autocrypt_field(addr: str, mutual: bool, gpg: GnuPG) -> str:
+    """The Autocrypt header for ``addr``; nothing when there is no key (or no gpg) for it:
+    a message is never held back for the want of one."""
+    try:
+        keydata = autocrypt.own_keydata(addr, gpg)
+    except GpgMissing:
+        return ""
+    return autocrypt.header_field(addr, keydata, mutual) if keydata else ""
+
+
 def recipient_keys(
     recipients: Sequence[Address],
     gpg: GnuPG | None = None,
@@ -310,6 +322,10 @@ class _HeaderWriter:
             line += sep + text
         out.append(line)
         self._lines.append("\r\n".join(out) + "\r\n")
+
+    def verbatim(self, field: str) -> None:
+        """A whole field (name, value and CRLF line ends) made and folded by its caller."""
+        self._lines.append(field)
 
     def unstructured(self, name: str, value: str) -> None:
         self._emit(name, self._words(value) if value else [(" ", "")])

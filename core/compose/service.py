@@ -28,6 +28,7 @@ from kittiwake.core.compose.drafts import LocalDraft, LocalDrafts
 from kittiwake.core.compose.query import run_query
 from kittiwake.core.compose.signature import identity_for, sign, signature_text, swap
 from kittiwake.core.config import Account
+from kittiwake.core.crypto import autocrypt
 from kittiwake.core.crypto.gpg import GnuPG
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
@@ -440,8 +441,23 @@ class Composer:
     def _gnupg(self, acct: Account) -> GnuPG:
         """gpg, or gpgsm for an account whose ``crypto`` is "smime" (same GnuPG home)."""
         crypto = self.config.crypto
-        program = crypto.gpgsm if acct.crypto == "smime" else crypto.gpg
-        return GnuPG(program, crypto.gnupg_home)
+        if acct.crypto == "smime":
+            return GnuPG(crypto.gpgsm, crypto.gnupg_home)
+        keyrings: tuple[str, ...] = ()
+        if acct.autocrypt:  # the peers' keys learnt from their Autocrypt headers
+            keyring = autocrypt.default_store(crypto.gpg).keyring
+            keyrings = (str(keyring),) if keyring.exists() else ()
+        return GnuPG(crypto.gpg, crypto.gnupg_home, keyrings)
+
+    async def recommendation(self, local: LocalDraft) -> str | None:
+        """Autocrypt's recommendation for the draft's recipients ("encrypt", "available",
+        "discourage", "disable"); None when the account does not use Autocrypt."""
+        acct = self.config.accounts.get(local.account)
+        if acct is None or not acct.autocrypt or acct.crypto != "openpgp":
+            return None
+        store = autocrypt.default_store(self.config.crypto.gpg)
+        addrs = [a.addr for a in local.draft.recipients]
+        return await asyncio.to_thread(store.recommend, addrs, acct.autocrypt_mutual)
 
     def protocol(self, account: str) -> str:
         """ "OpenPGP" or "S/MIME": how the account signs and encrypts (the review screen)."""
@@ -462,11 +478,14 @@ class Composer:
 
     async def crypto_defaults(self, local: LocalDraft) -> LocalDraft:
         """The account's ``pgp_sign`` / ``pgp_encrypt`` applied to a draft: encryption only
-        when every recipient has a key (the review screen's ``p`` changes either)."""
+        when every recipient has a key (the review screen's ``p`` changes either), and also
+        when Autocrypt recommends it (every recipient and the account prefer mutual)."""
         acct = self.config.accounts.get(local.account)
         if acct is None or local.draft.sign or local.draft.encrypt:
             return local
         encrypt = acct.pgp_encrypt and bool(local.draft.recipients)
+        if not encrypt and local.draft.recipients:
+            encrypt = await self.recommendation(local) == "encrypt"  # Autocrypt, mutual
         if encrypt:
             encrypt = not await self.missing_keys(local)
         if not (acct.pgp_sign or encrypt):
