@@ -203,6 +203,9 @@ class CryptoConfig(_Strict):
     """The gpgsm program, for S/MIME; it uses the same GnuPG home (``pubring.kbx``)."""
     gnupg_home: str | None = None
     """The GnuPG home; default $GNUPGHOME, else ~/.gnupg."""
+    autocrypt_dir: str | None = None
+    """Where the Autocrypt peer table and keyring live; default
+    ``$XDG_DATA_HOME/kittiwake/autocrypt``."""
     index_decrypted: bool = False
     """Index the words of decrypted messages for search. Off: decrypted text stays in memory
     and the cache only ever holds the message as it came, encrypted."""
@@ -325,6 +328,8 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
     crypto = _convert(data.get("crypto", {}), CryptoConfig, where, "crypto")
     if crypto.gnupg_home is not None:
         crypto = msgspec.structs.replace(crypto, gnupg_home=_expand(crypto.gnupg_home))
+    if crypto.autocrypt_dir is not None:
+        crypto = msgspec.structs.replace(crypto, autocrypt_dir=_expand(crypto.autocrypt_dir))
     keys_raw = data.get("keys", {})
     if not isinstance(keys_raw, dict):
         raise ConfigError(f'{where}: keys: expected a table of action = "key"')

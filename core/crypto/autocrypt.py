@@ -209,11 +209,11 @@ class PeerStore:
         return "available"
 
 
-def default_store(gpg: str = "gpg") -> PeerStore:
-    """The user's peer store: ``$XDG_DATA_HOME/kittiwake/autocrypt``."""
+def default_store(gpg: str = "gpg", root: str | None = None) -> PeerStore:
+    """The user's peer store: ``root``, else ``$XDG_DATA_HOME/kittiwake/autocrypt``."""
     from kittiwake.core.paths import data_dir
 
-    return PeerStore(data_dir() / "autocrypt", gpg)
+    return PeerStore(Path(root) if root else data_dir() / "autocrypt", gpg)
 
 
 def learn(
