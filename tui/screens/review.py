@@ -65,6 +65,13 @@ CRYPTO_STATES = {
     (False, True): "encrypted",
 }
 
+#: Autocrypt's recommendation (``ComposeFace.recommendation``), after the sign/encrypt state.
+AUTOCRYPT_ADVICE = {
+    "encrypt": "  Autocrypt: every recipient asks for encryption",
+    "available": "  Autocrypt: every recipient can read encrypted mail",
+    "discourage": "  Autocrypt: a recipient may no longer read encrypted mail",
+}
+
 
 class ReviewScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -137,6 +144,8 @@ class ReviewScreen(Screen[None]):
         self.closed = False
         self._editing = False
         self._builtin: BuiltinEditor | None = None
+        self._autocrypt: str | None = None
+        """Autocrypt's recommendation for the recipients when the screen opened."""
 
     @property
     def kw(self) -> AppContext:
@@ -395,14 +404,17 @@ class ReviewScreen(Screen[None]):
         state = CRYPTO_STATES.get((draft.sign, draft.encrypt), "")
         protocol = self.kw.api.compose.protocol(self.local.account)
         self.query_one("#crypto-label", Label).update(f"{protocol}:")
-        self.query_one("#crypto", Static).update(Text(f"{state}  (p changes it)"))
+        advice = AUTOCRYPT_ADVICE.get(self._autocrypt or "", "")
+        self.query_one("#crypto", Static).update(Text(f"{state}  (p changes it){advice}"))
 
     async def _crypto_defaults(self) -> None:
-        """The account's sign-by-default and encrypt-when-possible, once, on opening."""
+        """The account's sign-by-default and encrypt-when-possible, once, on opening, and
+        Autocrypt's recommendation for the recipients when the account uses it."""
+        self._autocrypt = await self.kw.api.compose.recommendation(self.local)
         local = await self.kw.api.compose.crypto_defaults(self.local)
         if local is not self.local:
             self.local = await self.kw.api.compose.keep(local)
-            self._show_crypto()
+        self._show_crypto()
 
     async def action_crypto(self) -> None:
         """p: not signed -> signed -> signed and encrypted -> encrypted -> not signed."""
