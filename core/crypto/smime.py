@@ -110,7 +110,7 @@ def _open(parsed: ParsedMessage, what: str, gpgsm: GnuPG, interactive: bool) -> 
         security = dataclasses.replace(
             security, signed=True, signatures=security.signatures + checked.signatures
         )
-    shown = parse_message(_outer_fields(head) + entity)
+    shown = parse_message(_outer_fields(head, entity) + entity)
     return dataclasses.replace(shown, headers=parsed.headers, raw=parsed.raw, security=security)
 
 

@@ -300,3 +300,21 @@ def test_build_mime_signs_and_encrypts_with_smime_for_an_smime_account(home: Smi
     saved = _open(stored, home)
     assert saved.security is not None and saved.security.decrypted
     assert saved.security.recipients == (home.fingerprints["alice@example.org"][-16:],)
+
+
+def test_smime_protected_headers_replace_the_outer_subject(home: SmimeHome) -> None:
+    inner = (
+        b'Content-Type: text/plain; charset=utf-8; protected-headers="v1"\r\n'
+        b"Subject: The real plans\r\n\r\nMeet at the lighthouse at dawn.\r\n"
+    )
+    head = HEAD.replace(b"Subject: secret plans", b"Subject: ...")
+    raw = head + smime.encrypt_entity(
+        inner,
+        [home.fingerprints["bob@example.org"]],
+        signer=home.fingerprints["alice@example.org"],
+        gpgsm=home.gnupg,
+    )
+    shown = _open(raw, home)
+    assert shown.subject == "The real plans"
+    assert shown.security is not None
+    assert [s.state for s in shown.security.signatures] == [SigState.GOOD]
