@@ -31,7 +31,8 @@ class Signature:
     user_id: str = ""
     """The key's user ID as the keyring says (NAME <ADDRESS>): never the message's From."""
     trust: str = ""
-    """gpg's validity for the key: ultimate, full, marginal, never, or undefined."""
+    """gpg's validity for the key: ultimate, full, marginal, never, or undefined; for S/MIME,
+    whether the certificate chains to a trusted root ("full (certificate chain valid)")."""
 
 
 @dataclass(frozen=True)
