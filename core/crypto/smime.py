@@ -27,6 +27,7 @@ import tempfile
 
 from kittiwake.core.crypto.gpg import GnuPG, GpgMissing, GpgResult, run, unescape
 from kittiwake.core.crypto.openpgp import (
+    _SIG_STATES,
     CryptoError,
     _crlf,
     _decryption,
@@ -43,13 +44,6 @@ DEFAULT = GnuPG(program="gpgsm")
 PROTOCOL = "S/MIME"
 _SIGNATURE_TYPES = ("application/pkcs7-signature", "application/x-pkcs7-signature")
 _MIME_TYPES = ("application/pkcs7-mime", "application/x-pkcs7-mime")
-_SIG_STATES = {
-    "GOODSIG": SigState.GOOD,
-    "BADSIG": SigState.BAD,
-    "EXPSIG": SigState.EXPIRED_SIG,
-    "EXPKEYSIG": SigState.EXPIRED_KEY,
-    "REVKEYSIG": SigState.REVOKED_KEY,
-}
 #: gpgsm's TRUST_* after a signature: whether the certificate chains to a trusted root.
 _CHAIN = {
     "TRUST_FULLY": "full (certificate chain valid)",
