@@ -147,19 +147,35 @@ class SmimeHome:
         return _run(["gpgsm", "--homedir", str(self.home), "--batch", "--no-tty", *args], stdin)
 
     def add_user(self, name: str, address: str, *, expired: bool = False) -> str:
-        """A certificate and secret key for ``name <address>`` from the CA; its fingerprint."""
-        cert, key = self.ca.issue(name, address, expired=expired)
-        p12 = cert.with_suffix(".p12")
-        _run(
-            [
-                "openssl", "pkcs12", "-export", "-inkey", str(key), "-in", str(cert),
-                "-passout", "pass:", "-keypbe", "PBE-SHA1-3DES", "-certpbe", "PBE-SHA1-3DES",
-                "-macalg", "sha1", "-out", str(p12),
-            ]
-        )  # fmt: skip
-        self._gpgsm("--pinentry-mode", "loopback", "--passphrase-fd", "0", "--import", str(p12),
-                    stdin=b"\n")  # fmt: skip
-        fpr = self.fingerprint(address)
+        """A certificate and secret key for ``name <address>`` from the CA; its fingerprint.
+
+        gpgsm 2.2 now and then (about one key in a hundred) cannot open the PKCS#12 file of
+        a key openssl made: that certificate is removed again and a new key is made."""
+        for attempt in range(5):
+            cert, key = self.ca.issue(name, address, expired=expired)
+            fpr = _fingerprint(cert)
+            p12 = cert.with_suffix(".p12")
+            _run(
+                [
+                    "openssl", "pkcs12", "-export", "-inkey", str(key), "-in", str(cert),
+                    "-passout", "pass:", "-keypbe", "PBE-SHA1-3DES", "-certpbe",
+                    "PBE-SHA1-3DES", "-macalg", "sha1", "-out", str(p12),
+                ]
+            )  # fmt: skip
+            try:
+                self._gpgsm("--pinentry-mode", "loopback", "--passphrase-fd", "0",
+                            "--import", str(p12), stdin=b"\n")  # fmt: skip
+                self._gpgsm("--list-secret-keys", fpr)
+                break
+            except RuntimeError:
+                subprocess.run(
+                    ["gpgsm", "--homedir", str(self.home), "--batch", "--delete-keys", fpr],
+                    capture_output=True,
+                    timeout=60,
+                    check=False,
+                )
+                if attempt == 4:
+                    raise
         self.fingerprints[address] = fpr
         return fpr
 
@@ -186,6 +202,12 @@ class SmimeHome:
         shutil.rmtree(self.home, ignore_errors=True)
         if self.own_ca:
             self.ca.close()
+
+
+def _fingerprint(cert: Path) -> str:
+    """gpgsm's fingerprint of a certificate: the SHA-1 of its DER form."""
+    out = _run(["openssl", "x509", "-in", str(cert), "-noout", "-fingerprint", "-sha1"])
+    return out.decode().split("=", 1)[1].strip().replace(":", "")
 
 
 def home_tag() -> str:
