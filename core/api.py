@@ -23,7 +23,7 @@ from kittiwake.core import gmailids
 from kittiwake.core.compose.draft import Draft
 from kittiwake.core.compose.drafts import LocalDraft
 from kittiwake.core.compose.service import Composer, OutboxStatus, RefusedItem
-from kittiwake.core.config import Config
+from kittiwake.core.config import Account, Config
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import (
@@ -123,6 +123,8 @@ class ComposeFace(Protocol):
     async def resend_uncertain(self, account: str, item_id: str) -> None: ...
     async def delete_uncertain(self, account: str, item_id: str) -> None: ...
     async def missing_keys(self, local: LocalDraft) -> list[str]: ...
+    def protocol(self, account: str) -> str: ...
+    async def recommendation(self, local: LocalDraft) -> str | None: ...
     async def crypto_defaults(self, local: LocalDraft) -> LocalDraft: ...
 
 
@@ -415,16 +417,36 @@ class MailApi:
         plaintext stays in memory (``_bodies``); its words reach the search index only with
         ``index_decrypted``: the cache keeps the message as it came."""
         crypto = self.config.crypto
-        from kittiwake.core.crypto import openpgp  # with MIME parsing: when a message opens
+        from kittiwake.core.crypto import openpgp, smime  # with MIME parsing: when one opens
         from kittiwake.core.crypto.gpg import GnuPG
 
-        gnupg = GnuPG(crypto.gpg, crypto.gnupg_home)
-        shown = await openpgp.open_message(parsed, gnupg, interactive=interactive)
+        if smime.kind(parsed.raw) is not None:
+            gpgsm = GnuPG(crypto.gpgsm, crypto.gnupg_home)
+            shown = await smime.open_message(parsed, gpgsm, interactive=interactive)
+        else:
+            gnupg = GnuPG(crypto.gpg, crypto.gnupg_home)
+            shown = await openpgp.open_message(parsed, gnupg, interactive=interactive)
+        acct = self.config.accounts.get(account)
+        if acct is not None and acct.autocrypt:
+            await self._learn_autocrypt(acct, parsed)
         security = shown.security
         if security is not None and security.decrypted and crypto.index_decrypted:
             text = shown.text if shown.text is not None else (shown.html or "")
             self._store(account).cache.index_body_words(folder, uid, normalize(text))
         return shown
+
+    async def _learn_autocrypt(self, acct: Account, parsed: ParsedMessage) -> None:
+        """A peer's Autocrypt header (or its absence) into the peer store; a failure is
+        logged, never in the way of reading."""
+        from kittiwake.core.crypto import autocrypt
+        from kittiwake.core.crypto.gpg import GpgMissing
+
+        own = (acct.email, *acct.addresses, *(i.address for i in acct.identities))
+        store = autocrypt.default_store(self.config.crypto.gpg, self.config.crypto.autocrypt_dir)
+        try:
+            await asyncio.to_thread(autocrypt.learn, store, parsed.headers, parsed.date, own)
+        except (GpgMissing, OSError, sqlite3.Error) as exc:
+            log.info("%s: Autocrypt state not updated: %s", acct.key, exc)
 
     async def decrypt(self, account: str, folder: str, uid: int) -> ParsedMessage | None:
         """Decrypt again with pinentry allowed: the caller has stepped aside (App.suspend) so
