@@ -57,6 +57,10 @@ class SortOrder:
         name, down, up = SORT_KEYS[self.key]
         return f"{name}, {down if self.descending else up}"
 
+    def brief(self) -> str:
+        """ "subject ↑": for a short status line (↓: descending, newest or largest first)."""
+        return f"{SORT_KEYS[self.key][0].lower()} {'↓' if self.descending else '↑'}"
+
     @property
     def is_default(self) -> bool:
         return self == SortOrder()
