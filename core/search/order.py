@@ -2,7 +2,7 @@
 and the order chosen for each folder, remembered in the state directory. The conversation
 view of the folder is sorted by the same choice (``ordered_threads``), each conversation by
 what mutt's ``sort_aux`` and aerc take: its newest message (date), its latest arrival in the
-folder, the sender of its newest message, its first message's subject, the size of all its
+folder, its first message's sender (the one its row shows) and subject, the size of all its
 messages, any unread first; inside a conversation the thread's own order stays.
 
 Date, arrival (UID order: the order the server took them in), size and unread first are
@@ -172,7 +172,9 @@ def ordered_threads(
             numbers.reverse()
         numbers.sort(key=lambda t: all(columns.get(k, (0, 0, 1))[2] for k in members[t]))
     elif order.key == "sender":
-        numbers.sort(key=lambda t: text_of(newest(members[t]), 0), reverse=flip)
+        # The first message's sender: the one the conversation's row shows (mutt's sort_aux
+        # without "last-"); the newest's would put rows out of their visible order.
+        numbers.sort(key=lambda t: text_of(threading.threads[t].first_key, 0), reverse=flip)
     else:
         numbers.sort(key=lambda t: text_of(threading.threads[t].first_key, 1), reverse=flip)
     return reorder_threads(threading, numbers)

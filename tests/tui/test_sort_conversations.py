@@ -1,6 +1,6 @@
 """The conversation view sorts by the folder's sort choice, against the real Dovecot: for
 every order, the conversations come in the order a plain sort of the cache's rows gives
-(newest message, latest arrival, sender of the newest, first subject, total size, any
+(newest message, latest arrival, first message's sender, first subject, total size, any
 unread first), each keeping its thread order; ``O`` there is remembered for the folder and
 the message list below follows."""
 
@@ -76,12 +76,14 @@ def expected(app: KittiwakeApp, threads: list[list[int]], order: SortOrder) -> l
     def newest(t: list[int]) -> MessageSummary:
         return max(members(t), key=lambda s: (sort_date(s), s.uid))
 
-    def subject(t: list[int]) -> str:
-        text = min(members(t), key=lambda s: (sort_date(s), s.uid)).envelope.subject
-        return text.removeprefix("Re: ").casefold()
+    def oldest(t: list[int]) -> MessageSummary:
+        return min(members(t), key=lambda s: (sort_date(s), s.uid))
 
-    def sender(t: list[int]) -> str:
-        first = newest(t).envelope.from_[0]
+    def subject(t: list[int]) -> str:
+        return oldest(t).envelope.subject.removeprefix("Re: ").casefold()
+
+    def sender(t: list[int]) -> str:  # the one the conversation's row shows
+        first = oldest(t).envelope.from_[0]
         return (first.name or first.addr).casefold()
 
     keys: dict[str, Callable[[list[int]], object]] = {
