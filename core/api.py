@@ -454,16 +454,43 @@ class MailApi:
         parsed = await self.message(account, folder, uid)
         if parsed is None or parsed.security is None or parsed.security.decrypted:
             return parsed
+        return await self._reopen(account, folder, uid, parsed, interactive=True)
+
+    async def fetch_keys(self, account: str, folder: str, uid: int) -> ParsedMessage | None:
+        """Fetch the keys of the message's unknown OpenPGP signers from the keyserver
+        (``[crypto] keyserver``, else the user's gpg and dirmngr configuration) into the
+        user's keyring, then verify again; the result replaces the remembered one.
+        ``KittiwakeError`` (one sentence) when a key could not be fetched."""
+        parsed = await self.message(account, folder, uid)
+        if parsed is None or parsed.security is None or not parsed.security.unknown_keys:
+            return parsed
+        from kittiwake.core.crypto import openpgp
+        from kittiwake.core.crypto.gpg import GnuPG, GpgMissing
+
+        crypto = self.config.crypto
+        gnupg = GnuPG(crypto.gpg, crypto.gnupg_home)
+        for key_id in parsed.security.unknown_keys:
+            try:
+                await asyncio.to_thread(openpgp.fetch_key, key_id, gnupg, crypto.keyserver)
+            except (openpgp.CryptoError, GpgMissing) as exc:
+                raise KittiwakeError(str(exc)) from None
+        return await self._reopen(account, folder, uid, parsed)
+
+    async def _reopen(
+        self, account: str, folder: str, uid: int, parsed: ParsedMessage, interactive: bool = False
+    ) -> ParsedMessage:
+        """``parsed`` verified and decrypted again from its raw bytes, remembered in place of
+        the earlier result."""
         from kittiwake.core.message.mime import parse_message
 
         plain = await asyncio.to_thread(parse_message, parsed.raw)
-        shown = await self._unseal(account, folder, uid, plain, interactive=True)
+        shown = await self._unseal(account, folder, uid, plain, interactive=interactive)
         key = (account, folder, self.uidvalidity(account, folder), uid)
 
-        async def decrypted() -> ParsedMessage | None:
+        async def reopened() -> ParsedMessage | None:
             return shown
 
-        self._bodies[key] = asyncio.create_task(decrypted())
+        self._bodies[key] = asyncio.create_task(reopened())
         return shown
 
     def prefetch(self, account: str, folder: str, uid: int) -> None:
