@@ -442,7 +442,8 @@ class MailApi:
         from kittiwake.core.crypto.gpg import GpgMissing
 
         own = (acct.email, *acct.addresses, *(i.address for i in acct.identities))
-        store = autocrypt.default_store(self.config.crypto.gpg, self.config.crypto.autocrypt_dir)
+        crypto = self.config.crypto
+        store = autocrypt.default_store(acct.key, crypto.gpg, crypto.autocrypt_dir)
         try:
             await asyncio.to_thread(autocrypt.learn, store, parsed.headers, parsed.date, own)
         except (GpgMissing, OSError, sqlite3.Error) as exc:

@@ -49,11 +49,12 @@ def homes(user: User, user2: User) -> Iterator[tuple[Keyring, Keyring, Path, Pat
     dirs = [Path(tempfile.mkdtemp(prefix="kwac-", dir="/tmp")) for _ in range(2)]
     yield alice, bob, dirs[0], dirs[1]
     for d in dirs:
-        subprocess.run(
-            ["gpgconf", "--homedir", str(d / "gnupg"), "--kill", "all"],
-            capture_output=True,
-            check=False,
-        )
+        for home in d.glob("*/gnupg"):  # each account's peer keyring has an agent
+            subprocess.run(
+                ["gpgconf", "--homedir", str(home), "--kill", "all"],
+                capture_output=True,
+                check=False,
+            )
         shutil.rmtree(d, ignore_errors=True)
     alice.close()
     bob.close()
@@ -124,11 +125,13 @@ async def test_an_autocrypt_header_leads_to_an_encrypted_reply(
     homes: tuple[Keyring, Keyring, Path, Path],
     running: Callable[[Config], Any],
 ) -> None:
-    alice_ring, bob_ring, alice_peers, bob_peers = homes
+    alice_ring, bob_ring, alice_peers, _ = homes
     alice: MailApi = await running(
         config_for("alice", dovecot, postfix, user, alice_ring, alice_peers)
     )
-    bob: MailApi = await running(config_for("bob", dovecot, postfix, user2, bob_ring, bob_peers))
+    # One Autocrypt directory for both: each account keeps a peer table of its own in it.
+    shared = alice_peers
+    bob: MailApi = await running(config_for("bob", dovecot, postfix, user2, bob_ring, shared))
 
     # Alice writes in the clear; her key rides along.
     events = alice.subscribe()
@@ -145,10 +148,11 @@ async def test_an_autocrypt_header_leads_to_an_encrypted_reply(
     uid = await newest(bob, "bob", 1)
     shown = await bob.message("bob", "INBOX", uid)
     assert shown is not None and shown.security is None
-    peer = autocrypt.PeerStore(bob_peers).peer(user.email)
+    peer = autocrypt.default_store("bob", root=str(shared)).peer(user.email)
     assert peer is not None and peer.prefer_encrypt == "mutual"
     assert peer.fingerprint == alice_ring.fingerprints[user.email]
     assert openpgp.keys_for(user.email, bob_ring.gnupg) == []  # the user's keyring untouched
+    assert autocrypt.default_store("alice", root=str(shared)).peer(user.email) is None
 
     # His reply is proposed encrypted (both mutual), and goes out encrypted.
     reply = await bob.compose.reply("bob", "INBOX", uid)
@@ -168,4 +172,4 @@ async def test_an_autocrypt_header_leads_to_an_encrypted_reply(
     assert read is not None and read.security is not None and read.security.decrypted
     assert read.text is not None and SECRET in read.text
     # And Alice has learnt Bob's key from the reply's header in turn.
-    assert autocrypt.PeerStore(alice_peers).peer(user2.email) is not None
+    assert autocrypt.default_store("alice", root=str(shared)).peer(user2.email) is not None
