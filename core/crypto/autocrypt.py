@@ -12,8 +12,10 @@ Autocrypt header is more than 35 days older than its last message), or "disable"
 
 Each account has a peer table and keyring of its own (the spec's state is per account: a
 key learnt by one of the user's addresses says nothing to the others), in a directory named
-after the account. A message is learnt from when it is opened (the whole header is read
-then).
+after the account. New mail of an IMAP account is learnt from when it is synced (the sync
+fetches its From, Autocrypt and Content-Type fields with the summary; a first sync does not,
+and stays as fast), and any message when it is opened (the whole header is read then).
+Verifying a signature reads the account's peer keyring too.
 """
 
 from __future__ import annotations
