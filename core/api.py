@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kittiwake.core import gmailids
+from kittiwake.core.cache import LazySummaries
 from kittiwake.core.compose.draft import Draft
 from kittiwake.core.compose.drafts import LocalDraft
 from kittiwake.core.compose.service import Composer, OutboxStatus, RefusedItem
@@ -31,6 +32,7 @@ from kittiwake.core.events import (
     ConnState,
     Event,
     FolderReset,
+    MessagesAdded,
     Subscription,
 )
 from kittiwake.core.journal import Action, ActionRefused, as_seen
@@ -151,6 +153,9 @@ class MailApi:
         self.compose: ComposeFace = self._composer
         self._sort_memory = SortMemory()
         self._sort_texts: dict[tuple[str, str, int | None], SortTexts] = {}
+        #: Autocrypt updates from new mail, one at a time (the peer state is read, then
+        #: written): the newest is last, and ``stop`` waits for what is left.
+        self._learning: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> MailApi:
@@ -165,6 +170,8 @@ class MailApi:
     async def stop(self) -> None:
         await self.engine.stop()
         self._unobserve()
+        if self._learning is not None:
+            await asyncio.gather(self._learning, return_exceptions=True)
 
     def _note(self, event: Event) -> None:
         self._composer.note(event)
@@ -173,6 +180,36 @@ class MailApi:
             self._state_at[event.account] = time.monotonic()
         elif isinstance(event, FolderReset):
             self._forget_folder(event.account, event.folder)
+        elif isinstance(event, MessagesAdded):
+            self._learn_new_mail(event)
+
+    def _learn_new_mail(self, event: MessagesAdded) -> None:
+        """Autocrypt's update on receipt, from the header fields the sync fetched with new
+        mail's summaries (``extra_headers``; a first sync's lazy batches have none and are
+        not even decoded here)."""
+        acct = self.config.accounts.get(event.account)
+        if acct is None or not acct.autocrypt or isinstance(event.summaries, LazySummaries):
+            return
+        items = [
+            (s.extra_headers, s.envelope.date)
+            for s in event.summaries
+            if s.extra_headers is not None
+        ]
+        if not items:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # published outside the loop (a test's direct call): not synced
+            return
+        before = self._learning
+
+        async def learn() -> None:
+            if before is not None:
+                await asyncio.gather(before, return_exceptions=True)
+            for headers, date in items:
+                await self._learn_autocrypt(acct, headers, date)
+
+        self._learning = loop.create_task(learn())
 
     def _forget_folder(self, account: str, folder: str) -> None:
         """A recreated folder: its parsed bodies and rendered HTML go (the cache dropped its
@@ -420,31 +457,46 @@ class MailApi:
         from kittiwake.core.crypto import openpgp, smime  # with MIME parsing: when one opens
         from kittiwake.core.crypto.gpg import GnuPG
 
+        acct = self.config.accounts.get(account)
         if smime.kind(parsed.raw) is not None:
             gpgsm = GnuPG(crypto.gpgsm, crypto.gnupg_home)
             shown = await smime.open_message(parsed, gpgsm, interactive=interactive)
         else:
-            gnupg = GnuPG(crypto.gpg, crypto.gnupg_home)
+            gnupg = GnuPG(crypto.gpg, crypto.gnupg_home, self._autocrypt_keyrings(acct))
             shown = await openpgp.open_message(parsed, gnupg, interactive=interactive)
-        acct = self.config.accounts.get(account)
-        if acct is not None and acct.autocrypt:
-            await self._learn_autocrypt(acct, parsed)
+        if acct is not None and acct.autocrypt:  # the peer state moves on once it was read
+            await self._learn_autocrypt(acct, parsed.headers, parsed.date)
         security = shown.security
         if security is not None and security.decrypted and crypto.index_decrypted:
             text = shown.text if shown.text is not None else (shown.html or "")
             self._store(account).cache.index_body_words(folder, uid, normalize(text))
         return shown
 
-    async def _learn_autocrypt(self, acct: Account, parsed: ParsedMessage) -> None:
+    def _autocrypt_keyrings(self, acct: Account | None) -> tuple[str, ...]:
+        """The account's Autocrypt keyring, read beside the user's when verifying: a peer's
+        signature is then checked with the key its header brought (trust "undefined": the
+        user never certified it), not reported as made by an unknown key."""
+        if acct is None or not acct.autocrypt:
+            return ()
+        from kittiwake.core.crypto import autocrypt
+
+        crypto = self.config.crypto
+        keyring = autocrypt.default_store(acct.key, crypto.gpg, crypto.autocrypt_dir).keyring
+        return (str(keyring),) if keyring.exists() else ()
+
+    async def _learn_autocrypt(
+        self, acct: Account, headers: Sequence[tuple[str, str]], date: datetime | None
+    ) -> None:
         """A peer's Autocrypt header (or its absence) into the peer store; a failure is
         logged, never in the way of reading."""
         from kittiwake.core.crypto import autocrypt
         from kittiwake.core.crypto.gpg import GpgMissing
 
         own = (acct.email, *acct.addresses, *(i.address for i in acct.identities))
-        store = autocrypt.default_store(self.config.crypto.gpg, self.config.crypto.autocrypt_dir)
+        crypto = self.config.crypto
+        store = autocrypt.default_store(acct.key, crypto.gpg, crypto.autocrypt_dir)
         try:
-            await asyncio.to_thread(autocrypt.learn, store, parsed.headers, parsed.date, own)
+            await asyncio.to_thread(autocrypt.learn, store, headers, date, own)
         except (GpgMissing, OSError, sqlite3.Error) as exc:
             log.info("%s: Autocrypt state not updated: %s", acct.key, exc)
 
@@ -454,16 +506,43 @@ class MailApi:
         parsed = await self.message(account, folder, uid)
         if parsed is None or parsed.security is None or parsed.security.decrypted:
             return parsed
+        return await self._reopen(account, folder, uid, parsed, interactive=True)
+
+    async def fetch_keys(self, account: str, folder: str, uid: int) -> ParsedMessage | None:
+        """Fetch the keys of the message's unknown OpenPGP signers from the keyserver
+        (``[crypto] keyserver``, else the user's gpg and dirmngr configuration) into the
+        user's keyring, then verify again; the result replaces the remembered one.
+        ``KittiwakeError`` (one sentence) when a key could not be fetched."""
+        parsed = await self.message(account, folder, uid)
+        if parsed is None or parsed.security is None or not parsed.security.unknown_keys:
+            return parsed
+        from kittiwake.core.crypto import openpgp
+        from kittiwake.core.crypto.gpg import GnuPG, GpgMissing
+
+        crypto = self.config.crypto
+        gnupg = GnuPG(crypto.gpg, crypto.gnupg_home)
+        for key_id in parsed.security.unknown_keys:
+            try:
+                await asyncio.to_thread(openpgp.fetch_key, key_id, gnupg, crypto.keyserver)
+            except (openpgp.CryptoError, GpgMissing) as exc:
+                raise KittiwakeError(str(exc)) from None
+        return await self._reopen(account, folder, uid, parsed)
+
+    async def _reopen(
+        self, account: str, folder: str, uid: int, parsed: ParsedMessage, interactive: bool = False
+    ) -> ParsedMessage:
+        """``parsed`` verified and decrypted again from its raw bytes, remembered in place of
+        the earlier result."""
         from kittiwake.core.message.mime import parse_message
 
         plain = await asyncio.to_thread(parse_message, parsed.raw)
-        shown = await self._unseal(account, folder, uid, plain, interactive=True)
+        shown = await self._unseal(account, folder, uid, plain, interactive=interactive)
         key = (account, folder, self.uidvalidity(account, folder), uid)
 
-        async def decrypted() -> ParsedMessage | None:
+        async def reopened() -> ParsedMessage | None:
             return shown
 
-        self._bodies[key] = asyncio.create_task(decrypted())
+        self._bodies[key] = asyncio.create_task(reopened())
         return shown
 
     def prefetch(self, account: str, folder: str, uid: int) -> None:

@@ -203,6 +203,9 @@ class CryptoConfig(_Strict):
     """The gpgsm program, for S/MIME; it uses the same GnuPG home (``pubring.kbx``)."""
     gnupg_home: str | None = None
     """The GnuPG home; default $GNUPGHOME, else ~/.gnupg."""
+    keyserver: str | None = None
+    """The keyserver the reader fetches an unknown signer's key from (``hkps://...``, given
+    to gpg as ``--keyserver``); default: the one in the user's gpg and dirmngr configuration."""
     autocrypt_dir: str | None = None
     """Where the Autocrypt peer table and keyring live; default
     ``$XDG_DATA_HOME/kittiwake/autocrypt``."""

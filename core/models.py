@@ -101,6 +101,9 @@ class MessageSummary:
     #: The server's description of it (ENVELOPE, BODYSTRUCTURE) could not be read: it is
     #: shown from its raw header block instead, and the list and the reader say so.
     degraded: bool = False
+    #: Header fields fetched with the summary for a subscriber of ``MessagesAdded``
+    #: ((name, value) as sent; Autocrypt's, from new mail), never cached; None: not asked.
+    extra_headers: tuple[tuple[str, str], ...] | None = None
 
 
 class FolderRole(StrEnum):

@@ -445,7 +445,7 @@ class Composer:
             return GnuPG(crypto.gpgsm, crypto.gnupg_home)
         keyrings: tuple[str, ...] = ()
         if acct.autocrypt:  # the peers' keys learnt from their Autocrypt headers
-            keyring = autocrypt.default_store(crypto.gpg, crypto.autocrypt_dir).keyring
+            keyring = autocrypt.default_store(acct.key, crypto.gpg, crypto.autocrypt_dir).keyring
             keyrings = (str(keyring),) if keyring.exists() else ()
         return GnuPG(crypto.gpg, crypto.gnupg_home, keyrings)
 
@@ -455,7 +455,8 @@ class Composer:
         acct = self.config.accounts.get(local.account)
         if acct is None or not acct.autocrypt or acct.crypto != "openpgp":
             return None
-        store = autocrypt.default_store(self.config.crypto.gpg, self.config.crypto.autocrypt_dir)
+        crypto = self.config.crypto
+        store = autocrypt.default_store(acct.key, crypto.gpg, crypto.autocrypt_dir)
         addrs = [a.addr for a in local.draft.recipients]
         return await asyncio.to_thread(store.recommend, addrs, acct.autocrypt_mutual)
 

@@ -10,8 +10,12 @@ and ``recommend`` gives the spec's per-message recommendation: "encrypt" when ev
 recipient and the user prefer it (mutual), "available", "discourage" (a peer's last
 Autocrypt header is more than 35 days older than its last message), or "disable".
 
-A message is learnt from when it is opened (the whole header is read then); one peer table
-serves every account, as the user's own keyring does.
+Each account has a peer table and keyring of its own (the spec's state is per account: a
+key learnt by one of the user's addresses says nothing to the others), in a directory named
+after the account. New mail of an IMAP account is learnt from when it is synced (the sync
+fetches its From, Autocrypt and Content-Type fields with the summary; a first sync does not,
+and stays as fast), and any message when it is opened (the whole header is read then).
+Verifying a signature reads the account's peer keyring too.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -209,11 +215,16 @@ class PeerStore:
         return "available"
 
 
-def default_store(gpg: str = "gpg", root: str | None = None) -> PeerStore:
-    """The user's peer store: ``root``, else ``$XDG_DATA_HOME/kittiwake/autocrypt``."""
+def default_store(account: str, gpg: str = "gpg", root: str | None = None) -> PeerStore:
+    """The peer store of ``account``: ``<root>/<account>``, ``root`` being
+    ``$XDG_DATA_HOME/kittiwake/autocrypt`` unless given. An account name that is not a plain
+    file name (a "/", a leading dot) is spelt by its hash instead."""
     from kittiwake.core.paths import data_dir
 
-    return PeerStore(Path(root) if root else data_dir() / "autocrypt", gpg)
+    base = Path(root) if root else data_dir() / "autocrypt"
+    plain = re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,63}", account)
+    name = account if plain else "h-" + hashlib.sha256(account.encode()).hexdigest()[:16]
+    return PeerStore(base / name, gpg)
 
 
 def learn(

@@ -463,6 +463,33 @@ def _why(result: GpgResult) -> str:
     return f"gpg exit status {result.returncode}"
 
 
+#: gpg error codes (the low 16 bits of a FAILURE or ERROR status) a key fetch reports.
+_NO_KEYSERVER = 186
+_NO_DATA = 58
+
+
+def fetch_key(key_id: str, gpg: GnuPG = _DEFAULT, keyserver: str | None = None) -> str:
+    """Fetch the key ``key_id`` (a long key id or a fingerprint) from a keyserver into the
+    keyring (``--recv-keys``, through gpg's dirmngr); its fingerprint back, or ``CryptoError``
+    saying in one sentence why not. ``keyserver`` (an ``hkp://`` or ``hkps://`` URL) overrides
+    the one in the user's gpg and dirmngr configuration."""
+    args = ["--keyserver", keyserver] if keyserver else []
+    result = run(gpg, [*args, "--recv-keys", "--", key_id])
+    imported = [line[2] for line in result.status if line[0] == "IMPORT_OK" and len(line) > 2]
+    if imported:
+        return imported[0]
+    codes = {
+        int(line[2]) & 0xFFFF
+        for line in result.status
+        if line[0] in ("FAILURE", "ERROR") and len(line) > 2 and line[2].isdigit()
+    }
+    if _NO_KEYSERVER in codes:
+        raise CryptoError(f"No keyserver could be reached to fetch key {key_id}.")
+    if _NO_DATA in codes or result.returncode == 0:
+        raise CryptoError(f"The keyserver has no key {key_id}.")
+    raise CryptoError(f"Key {key_id} could not be fetched: {_why(result)}.")
+
+
 def keys_for(address: str, gpg: GnuPG = _DEFAULT, secret: bool = False) -> list[str]:
     """Fingerprints of the usable keys whose user ID holds ``address`` (``--with-colons``):
     not revoked, not expired, with an encryption (or, for ``secret``, signing) capability."""

@@ -74,6 +74,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: What Autocrypt's update needs beyond the summary's ENVELOPE (whose Date is used): the
+#: header itself, From as sent (one address, or none counts), Content-Type (reports do not).
+AUTOCRYPT_FIELDS = ("FROM", "AUTOCRYPT", "CONTENT-TYPE")
 #: How long the background decode pass waits while the account has other work to do.
 DECODE_BACKOFF = 0.02
 
@@ -709,11 +712,17 @@ class ImapAccount:
         """Summaries from ``since_uid`` up that the cache lacks, stored (``n:*`` always
         answers with the newest message, usually cached: only the answer's UIDs are looked
         up, never the folder's every UID)."""
-        batch = await self.client.uid_fetch_summaries(f"{since_uid}:*")
+        batch = await self.client.uid_fetch_summaries(f"{since_uid}:*", self._new_mail_headers)
         known = self.cache.flags(folder, [s.uid for s in batch]) if batch else {}
         fresh = [s for s in batch if s.uid not in known]
         self._store_new(folder, fresh)
         return fresh
+
+    @property
+    def _new_mail_headers(self) -> tuple[str, ...]:
+        """Header fields fetched with new mail's summaries (not with a first sync's: that
+        stays as fast as ever): Autocrypt's, so the peer state is updated on receipt."""
+        return AUTOCRYPT_FIELDS if self.account.autocrypt else ()
 
     async def _reconcile_expunges(self, folder: str, sel: SelectInfo) -> None:
         """If the cache holds more than the server, find out which are gone."""

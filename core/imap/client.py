@@ -21,7 +21,7 @@ from kittiwake.core.errors import CommandFailed, ProtocolError
 from kittiwake.core.imap import salvage
 from kittiwake.core.imap.codes import plain_words
 from kittiwake.core.imap.connection import CommandResult, ImapConnection, internaldate_arg
-from kittiwake.core.imap.decode import summary_from_fetch
+from kittiwake.core.imap.decode import header_fields_from_fetch, summary_from_fetch
 from kittiwake.core.imap.lazy import LAZY_MIN, extract, read_stream
 from kittiwake.core.imap.parser import (
     AppendUid,
@@ -428,17 +428,26 @@ class ImapClient:
             f"FETCH {seq_lo}:{seq_hi} ({self._summary_items()})", lazy, (seq_lo, seq_hi)
         )
 
-    async def uid_fetch_summaries(self, uids: UidSet | str) -> Sequence[MessageSummary]:
-        """Summaries of ``uids`` (lazy from ``LAZY_MIN`` UIDs on, as ``fetch_summaries``)."""
+    async def uid_fetch_summaries(
+        self, uids: UidSet | str, headers: Sequence[str] = ()
+    ) -> Sequence[MessageSummary]:
+        """Summaries of ``uids`` (lazy from ``LAZY_MIN`` UIDs on, as ``fetch_summaries``).
+
+        ``headers``: more header fields to fetch with them, into ``extra_headers`` (never
+        lazy then: a lazy row is cached as fetched, and these fields are not for the cache).
+        """
         text = uids.format() if isinstance(uids, UidSet) else uids
+        items = self._summary_items()
+        if headers:
+            items += f" BODY.PEEK[HEADER.FIELDS ({' '.join(h.upper() for h in headers)})]"
         if "*" in text:
-            out = await self._summaries(f"UID FETCH {text} ({self._summary_items()})", False, None)
+            out = await self._summaries(f"UID FETCH {text} ({items})", False, None, headers)
             # "n:*" returns the last message even when its UID is below n.
             start = int(text.split(":", 1)[0])
             return [s for s in out if s.uid >= start]
         wanted = uids if isinstance(uids, UidSet) else UidSet.parse(text, max_value=2**32 - 1)
-        lazy = len(wanted) >= LAZY_MIN
-        return await self._summaries(f"UID FETCH {text} ({self._summary_items()})", lazy, wanted)
+        lazy = len(wanted) >= LAZY_MIN and not headers
+        return await self._summaries(f"UID FETCH {text} ({items})", lazy, wanted, headers)
 
     async def fetch_summaries_newest_first(
         self, exists: int, first: int, batch: int
@@ -472,7 +481,11 @@ class ImapClient:
                 await reap(task)
 
     async def _summaries(
-        self, line: str, lazy: bool, wanted: UidSet | tuple[int, int] | None
+        self,
+        line: str,
+        lazy: bool,
+        wanted: UidSet | tuple[int, int] | None,
+        headers: Sequence[str] = (),
     ) -> Sequence[MessageSummary]:
         """Run a summary FETCH. Per-message isolation (``salvage.py``): a degraded response
         is shown from its headers, and after a ``NO`` the messages of ``wanted`` (UIDs, or
@@ -522,6 +535,9 @@ class ImapClient:
                 continue
             try:
                 summary = summary_from_fetch(r)
+                if headers:
+                    extra = header_fields_from_fetch(r, headers)
+                    summary = dataclasses.replace(summary, extra_headers=extra)
                 if RECENT in summary.flags:
                     summary = dataclasses.replace(summary, flags=summary.flags - {RECENT})
                 out.append(summary)

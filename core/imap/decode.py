@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Sequence
 
 from kittiwake.core.imap.parseerror import DecodeError
 from kittiwake.core.imap.parser import Fetch, Value, parse_internaldate
@@ -384,6 +385,28 @@ def references_from_fetch(fetch: Fetch) -> tuple[str, ...]:
         return ()
     fields = b" ".join(m.group(1) for m in _REFERENCES_FIELD.finditer(header))
     return msgids(fields.decode("utf-8", "replace"))
+
+
+_FOLDING = re.compile(r"\r?\n[ \t]+")
+
+
+def header_fields_from_fetch(fetch: Fetch, names: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """(name, value) of the fields a ``BODY.PEEK[HEADER.FIELDS (names)]`` item brought, in
+    order, values unfolded; () when the item is missing (the server sent no such field)."""
+    from email.parser import BytesHeaderParser  # only new mail of an Autocrypt account:
+    from email.policy import compat32  # the first screen loads no email parser
+
+    wanted = {n.upper() for n in names}
+    for key, v in fetch.items.items():
+        head, _, rest = key.upper().replace('"', "").partition("BODY[HEADER.FIELDS (")
+        if head or not rest or set(rest.partition(")")[0].split()) != wanted:
+            continue  # another item (the summary's REFERENCES); field names may be quoted
+        if isinstance(v, bytes):
+            parsed = BytesHeaderParser(policy=compat32).parsebytes(v)
+            return tuple(
+                (name, _FOLDING.sub(" ", str(value)).strip()) for name, value in parsed.items()
+            )
+    return ()
 
 
 def summary_from_fetch(fetch: Fetch) -> MessageSummary:

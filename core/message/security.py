@@ -53,6 +53,15 @@ class Security:
     partial: bool = False
     """Inline PGP with text outside the signed or encrypted block: that text is unproven."""
 
+    @property
+    def unknown_keys(self) -> tuple[str, ...]:
+        """The key ids of OpenPGP signatures whose key is not in the keyring: what a keyserver
+        fetch would look up."""
+        if self.protocol != "OpenPGP":
+            return ()
+        found = (s.key_id for s in self.signatures if s.state is SigState.UNKNOWN_KEY)
+        return tuple(dict.fromkeys(k for k in found if k))
+
     def lines(self) -> list[tuple[str, str]]:
         """(level, sentence) pairs; level is "good", "bad" or "note"."""
         out: list[tuple[str, str]] = []
@@ -112,8 +121,8 @@ def _signature_line(sig: Signature, how: str) -> tuple[str, str]:
     if sig.state is SigState.UNKNOWN_KEY:
         return (
             "note",
-            f"Signed ({how}) by unknown key {sig.key_id}: not checked. "
-            f"Fetch it with: gpg --recv-keys {sig.key_id}",
+            f"Signed ({how}) by unknown key {sig.key_id}: not checked; "
+            "its key can be fetched from a keyserver.",
         )
     if sig.state is SigState.EXPIRED_KEY:
         return ("bad", f"Signature ({how}) from {who} made with an EXPIRED key {_key(sig)}.")

@@ -124,4 +124,7 @@ def new_keyring() -> Keyring:
     home.chmod(0o700)
     # A protected key's S2K count is otherwise calibrated at first use: 10-20 s on a busy box.
     (home / "gpg-agent.conf").write_text("s2k-count 65536\n")
+    # dirmngr's own DNS code wants a reverse name even for an IP literal (a keyserver on
+    # 127.0.0.2 would be "no IP address for host"); the system resolver takes the address.
+    (home / "dirmngr.conf").write_text("standard-resolver\n")
     return Keyring(home)

@@ -26,6 +26,8 @@ from kittiwake.core.config import Config, config_from_dict
 from kittiwake.core.crypto import autocrypt, openpgp
 from kittiwake.core.engine import Engine
 from kittiwake.core.events import MessageSent
+from kittiwake.core.message.mime import parse_message
+from kittiwake.core.message.security import SigState
 from kittiwake.core.smtp.outbox import Backoff
 
 FAST = Backoff(first=0.2, factor=1.5, maximum=1.0, jitter=0.0)
@@ -49,11 +51,12 @@ def homes(user: User, user2: User) -> Iterator[tuple[Keyring, Keyring, Path, Pat
     dirs = [Path(tempfile.mkdtemp(prefix="kwac-", dir="/tmp")) for _ in range(2)]
     yield alice, bob, dirs[0], dirs[1]
     for d in dirs:
-        subprocess.run(
-            ["gpgconf", "--homedir", str(d / "gnupg"), "--kill", "all"],
-            capture_output=True,
-            check=False,
-        )
+        for home in d.glob("*/gnupg"):  # each account's peer keyring has an agent
+            subprocess.run(
+                ["gpgconf", "--homedir", str(home), "--kill", "all"],
+                capture_output=True,
+                check=False,
+            )
         shutil.rmtree(d, ignore_errors=True)
     alice.close()
     bob.close()
@@ -124,11 +127,13 @@ async def test_an_autocrypt_header_leads_to_an_encrypted_reply(
     homes: tuple[Keyring, Keyring, Path, Path],
     running: Callable[[Config], Any],
 ) -> None:
-    alice_ring, bob_ring, alice_peers, bob_peers = homes
+    alice_ring, bob_ring, alice_peers, _ = homes
     alice: MailApi = await running(
         config_for("alice", dovecot, postfix, user, alice_ring, alice_peers)
     )
-    bob: MailApi = await running(config_for("bob", dovecot, postfix, user2, bob_ring, bob_peers))
+    # One Autocrypt directory for both: each account keeps a peer table of its own in it.
+    shared = alice_peers
+    bob: MailApi = await running(config_for("bob", dovecot, postfix, user2, bob_ring, shared))
 
     # Alice writes in the clear; her key rides along.
     events = alice.subscribe()
@@ -145,10 +150,11 @@ async def test_an_autocrypt_header_leads_to_an_encrypted_reply(
     uid = await newest(bob, "bob", 1)
     shown = await bob.message("bob", "INBOX", uid)
     assert shown is not None and shown.security is None
-    peer = autocrypt.PeerStore(bob_peers).peer(user.email)
+    peer = autocrypt.default_store("bob", root=str(shared)).peer(user.email)
     assert peer is not None and peer.prefer_encrypt == "mutual"
     assert peer.fingerprint == alice_ring.fingerprints[user.email]
     assert openpgp.keys_for(user.email, bob_ring.gnupg) == []  # the user's keyring untouched
+    assert autocrypt.default_store("alice", root=str(shared)).peer(user.email) is None
 
     # His reply is proposed encrypted (both mutual), and goes out encrypted.
     reply = await bob.compose.reply("bob", "INBOX", uid)
@@ -168,4 +174,49 @@ async def test_an_autocrypt_header_leads_to_an_encrypted_reply(
     assert read is not None and read.security is not None and read.security.decrypted
     assert read.text is not None and SECRET in read.text
     # And Alice has learnt Bob's key from the reply's header in turn.
-    assert autocrypt.PeerStore(alice_peers).peer(user2.email) is not None
+    assert autocrypt.default_store("alice", root=str(shared)).peer(user2.email) is not None
+
+
+async def test_new_mail_is_learnt_on_sync_and_a_peers_signature_checks(
+    xdg: Path,
+    postfix: Postfix,
+    dovecot: Dovecot,
+    user: User,
+    user2: User,
+    homes: tuple[Keyring, Keyring, Path, Path],
+    running: Callable[[Config], Any],
+) -> None:
+    """Bob's Kittiwake learns Alice's key when her mail is synced, before anyone opens it;
+    her next mail, signed, verifies with that key (its trust undefined: Bob never certified
+    it) where his own keyring alone would say "unknown key"."""
+    alice_ring, bob_ring, alice_peers, bob_peers = homes
+    alice: MailApi = await running(
+        config_for("alice", dovecot, postfix, user, alice_ring, alice_peers)
+    )
+    bob: MailApi = await running(config_for("bob", dovecot, postfix, user2, bob_ring, bob_peers))
+    store = autocrypt.default_store("bob", root=str(bob_peers))
+
+    events = alice.subscribe()
+    await alice.send(alice.compose.new("alice", to=user2.email, subject="One", body="Hi.\n"))
+    assert (await events.wait_for(MessageSent, 30)).refused == ()
+    await newest(bob, "bob", 1)  # synced as new mail: never opened below
+    await wait_for_async(lambda: store.peer(user.email) is not None, 30, message="learnt")
+    peer = store.peer(user.email)
+    assert peer is not None and peer.fingerprint == alice_ring.fingerprints[user.email]
+
+    signed = alice.compose.new("alice", to=user2.email, subject="Two", body="Signed.\n")
+    signed = replace(signed, draft=replace(signed.draft, sign=True))
+    await alice.send(signed)
+    assert (await events.wait_for(MessageSent, 30)).refused == ()
+    uid = await newest(bob, "bob", 2)
+    shown = await bob.message("bob", "INBOX", uid)
+    assert shown is not None and shown.security is not None
+    (sig,) = shown.security.signatures
+    assert sig.state is SigState.GOOD, shown.security.lines()
+    assert sig.trust == "undefined"
+    assert sig.fingerprint == alice_ring.fingerprints[user.email]
+    assert openpgp.keys_for(user.email, bob_ring.gnupg) == []  # still only in the peers' ring
+    # Bob's own keyring alone does not know the signer.
+    alone = await openpgp.open_message(parse_message(shown.raw), bob_ring.gnupg)
+    assert alone.security is not None
+    assert [s.state for s in alone.security.signatures] == [SigState.UNKNOWN_KEY]

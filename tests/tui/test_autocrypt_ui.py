@@ -30,12 +30,12 @@ def peers(user: User, user2: User) -> Iterator[tuple[Keyring, Path]]:
     root = Path(tempfile.mkdtemp(prefix="kwac-", dir="/tmp"))
     data = autocrypt.own_keydata(user2.email, theirs.gnupg)
     assert data is not None
-    store = autocrypt.PeerStore(root)
+    store = autocrypt.default_store("mine", root=str(root))  # the account's own table
     store.update(user2.email, time.time(), autocrypt.Header(user2.email, data, "mutual"))
     theirs.close()
     yield mine, root
     subprocess.run(
-        ["gpgconf", "--homedir", str(root / "gnupg"), "--kill", "all"],
+        ["gpgconf", "--homedir", str(store.root / "gnupg"), "--kill", "all"],
         capture_output=True,
         check=False,
     )

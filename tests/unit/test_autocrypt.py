@@ -169,3 +169,27 @@ def test_build_mime_adds_the_header_for_an_autocrypt_account(ring: Keyring) -> N
     assert header.prefer_encrypt == "mutual"
     assert header.keydata == autocrypt.own_keydata("alice@example.org", ring.gnupg)
     assert b"Autocrypt:" not in draft_bytes(draft, account(autocrypt=True), gpg=ring.gnupg)
+
+
+def test_each_account_has_a_peer_table_of_its_own(ring: Keyring) -> None:
+    """The spec's state is per account: what one of the user's accounts learnt is not known
+    to another; an account name that is no plain file name gets a directory all the same."""
+    root = Path(tempfile.mkdtemp(prefix="kwac-", dir="/tmp"))
+    try:
+        work = autocrypt.default_store("work", root=str(root))
+        home = autocrypt.default_store("home", root=str(root))
+        odd = autocrypt.default_store("../home", root=str(root))
+        work.update("alice@example.org", time.time(), _header(keydata(ring)))
+        assert work.peer("alice@example.org") is not None
+        assert home.peer("alice@example.org") is None
+        assert work.root == root / "work" and home.keyring.parent.parent == root / "home"
+        assert odd.root.parent == root and odd.root.name.startswith("h-")
+        assert odd.peer("alice@example.org") is None
+    finally:
+        for store_root in root.iterdir():
+            subprocess.run(
+                ["gpgconf", "--homedir", str(store_root / "gnupg"), "--kill", "all"],
+                capture_output=True,
+                check=False,
+            )
+        shutil.rmtree(root, ignore_errors=True)

@@ -17,6 +17,7 @@ from kittiwake.core.imap.decode import (
     bodystructure_from_value,
     envelope_from_value,
     has_attachments,
+    header_fields_from_fetch,
     references_from_fetch,
     summary_from_fetch,
 )
@@ -477,3 +478,21 @@ def test_references_header_variants() -> None:
     assert references_from_fetch(Fetch(1, {"BODY[HEADER.FIELDS (REFERENCES)]": b"\r\n"})) == ()
     assert references_from_fetch(Fetch(1, {"BODY[HEADER.FIELDS (REFERENCES)]": None})) == ()
     assert references_from_fetch(Fetch(1, {})) == ()
+
+
+def test_header_fields_from_fetch_takes_its_own_item_only() -> None:
+    """The extra fields (Autocrypt's) come in an item of their own beside the summary's
+    REFERENCES; a folded value is unfolded, and a server may quote the field names."""
+    items = {
+        "BODY[HEADER.FIELDS (REFERENCES)]": b"References: <a@b>\r\n\r\n",
+        'BODY[HEADER.FIELDS ("FROM" "AUTOCRYPT")]': (
+            b"From: Ann <ann@example.org>\r\nAutocrypt: addr=ann@example.org;\r\n"
+            b" keydata=QUJD\r\n RUY=\r\n\r\n"
+        ),
+    }
+    assert header_fields_from_fetch(Fetch(1, items), ["From", "Autocrypt"]) == (
+        ("From", "Ann <ann@example.org>"),
+        ("Autocrypt", "addr=ann@example.org; keydata=QUJD RUY="),
+    )
+    assert header_fields_from_fetch(Fetch(1, items), ["Autocrypt"]) == ()
+    assert header_fields_from_fetch(Fetch(1, {}), ["From", "Autocrypt"]) == ()

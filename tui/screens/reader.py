@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from kittiwake.core import paths
+from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import FolderReset, MessagesExpunged
 from kittiwake.core.journal import ActionRefused
 from kittiwake.core.message.body import BodyLine, analyse
@@ -192,6 +193,7 @@ class ReaderScreen(TriageCommands):
         EXPORT_BINDING,
         OPEN_BINDING,
         Binding("D", "decrypt", "Decrypt", id="reader.decrypt", show=False),
+        Binding("ctrl+k", "fetch_key", "Fetch the signer's key", id="reader.fetch_key", show=False),
         # The list's triage keys (same ids), on the message shown.
         *triage_bindings(labels={"read": "Unread"}),
         Binding("r", "reply", "Reply", id="compose.reply"),
@@ -397,9 +399,31 @@ class ReaderScreen(TriageCommands):
         gpg's status output, never from the message text, so a body cannot imitate it."""
         if parsed.security is None:
             return
+        fetch = ""
+        if parsed.security.unknown_keys:
+            key = self.app.get_key_display(self._fetch_binding())
+            fetch = f" (press {key})."
         for level, sentence in parsed.security.lines():
+            if fetch and "unknown key" in sentence:
+                sentence, fetch = sentence.removesuffix(".") + fetch, ""
             headers.append("Security: ", style=self._style("header-name"))
             headers.append(clean_line(sentence) + "\n", style=self._style(f"sig-{level}"))
+
+    def _fetch_binding(self) -> Binding:
+        """The fetch-key binding as the user's ``[keys]`` left it (its key may be remapped)."""
+        for bindings in self._bindings.key_to_bindings.values():
+            for binding in bindings:
+                if binding.action == "fetch_key":
+                    return binding
+        return Binding("ctrl+k", "fetch_key")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The fetch-key action exists only while the message shown has a signature from an
+        unknown OpenPGP key: elsewhere it is neither in the help screen nor in the palette."""
+        if action == "fetch_key":
+            security = self.parsed.security if self.parsed is not None else None
+            return security is not None and bool(security.unknown_keys)
+        return super().check_action(action, parameters)
 
     def _show_attachments(self, listing: Text) -> None:
         attachments = self.query_one("#attachments", Static)
@@ -468,6 +492,27 @@ class ReaderScreen(TriageCommands):
         self.parsed = shown
         body_text, links = await self._body_text(shown)
         self.render_message(body_text, links)
+
+    async def action_fetch_key(self) -> None:
+        """Fetch the unknown signer's key from the keyserver, then verify again."""
+        parsed, uid = self.parsed, self.uid
+        if uid is None or parsed is None or parsed.security is None:
+            return
+        if not parsed.security.unknown_keys:
+            self.notify("This message has no signature from an unknown key.")
+            return
+        self.notify("Fetching the signer's key…")
+        try:
+            shown = await self.kw.api.fetch_keys(self.account, self.folder, uid)
+        except KittiwakeError as exc:
+            self.notify(exc.message, severity="error")
+            return
+        if shown is None or uid != self.uid:
+            return
+        self.parsed = shown
+        body_text, links = await self._body_text(shown)
+        self.render_message(body_text, links)
+        self.refresh_bindings()
 
     def _step(self, step: int) -> None:
         messages = self.messages
