@@ -73,6 +73,7 @@ from kittiwake.core.smtp.client import (
     SubmitResult,
     words,
 )
+from kittiwake.core.tasks import reap
 
 log = logging.getLogger(__name__)
 
@@ -702,8 +703,7 @@ class OutboxRunner:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await reap(task)
 
     def wake(self) -> None:
         """Look at the outbox now (a new message; the network or the IMAP side is back)."""
@@ -749,8 +749,11 @@ class OutboxRunner:
                 floor = self.backoff.first
             delay = self.next_due_in()
             delay = RESCAN_EVERY if delay is None else min(delay, RESCAN_EVERY)
+            # Not ``asyncio.wait_for``: cancelled just as the wake-up arrives, it returns
+            # instead of raising (Python 3.11), and ``stop`` then waited out another pass.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, floor, 0.01))
+                async with asyncio.timeout(max(delay, floor, 0.01)):
+                    await self._wake.wait()
 
     def _due_at(self, item: OutboxItem) -> float | None:
         times = []
