@@ -1,4 +1,5 @@
-"""``OutboxRunner.stop`` ends the runner even when it is woken at the moment it is stopped.
+"""``OutboxRunner.stop`` (and ``Pop3Poller.stop``) end the task even when it is woken at the
+moment it is stopped.
 
 Before: the runner waited for its wake-up with ``asyncio.wait_for``, which (Python 3.11)
 returns the inner result instead of raising when the task is cancelled just as that result
@@ -10,10 +11,14 @@ a reconnect hit it: a test teardown hung twice after a send."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from kittiwake.core.config import config_from_dict
-from kittiwake.core.events import Event, OutboxChanged
+from kittiwake.core.events import Event, EventBus, OutboxChanged
+from kittiwake.core.pop3.fetch import FetchProgress, FetchStats
+from kittiwake.core.pop3.poller import Pop3Poller
 from kittiwake.core.smtp.outbox import Outbox, OutboxRunner
 
 
@@ -71,4 +76,39 @@ async def test_stop_ends_an_idle_runner(tmp_path: Path) -> None:
     task = outbox._task
     assert task is not None
     assert await stops_within(outbox, 2)
+    assert task.cancelled()
+
+
+class Watched(asyncio.Event):
+    """An event that says when someone starts waiting on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = asyncio.Event()
+
+    async def wait(self) -> Literal[True]:
+        self.waiting.set()
+        return await super().wait()
+
+
+async def test_stop_ends_a_pop3_poller_woken_at_the_same_moment() -> None:
+    """The POP3 poller waited for its next check the same way (``wait_for``): woken by ctrl+r
+    as the app shuts down, it went on to another check and a wait of ``check_every``."""
+
+    async def fetch(progress: Callable[[FetchProgress], None]) -> FetchStats:
+        return FetchStats()
+
+    poller = Pop3Poller("home", fetch, EventBus(), 300.0)
+    watched = poller._wake = Watched()  # the test looks inside
+    poller.start()
+    await asyncio.wait_for(watched.waiting.wait(), 5)  # the first check is done
+    task = poller._task
+    assert task is not None
+    watched.set()  # what check_now() does first ...
+    stopping = asyncio.create_task(poller.stop())  # ... as the app shuts down
+    done, _ = await asyncio.wait({stopping}, timeout=2)
+    if not done:
+        task.cancel()
+        await asyncio.wait({stopping}, timeout=2)
+    assert done, "stop did not return"
     assert task.cancelled()
