@@ -3,8 +3,11 @@ server drops its connections: ``doveadm kick``; the fault proxy, which runs in t
 and records every byte, would blur the memory figure), IDLE renewals (renewed every
 0.2 s) and incremental resyncs (another client appends a message each cycle); afterwards the
 process's file descriptors, asyncio tasks and open SQLite files are back to their level
-after the warm-up, and traced memory grew less than 5 %. Used by test_leaks.py (quick) and
-scripts/faults-long (``--leak-cycles``)."""
+after the warm-up, and traced memory grew less than 5 %. The same for the POP3 poller
+(``pop3_cycles``: stopped and started, then a check downloading a message, against the real
+Dovecot) and the outbox runner (``outbox_cycles``: stopped and started, then a message sent
+through the real Postfix). Used by test_leaks.py (quick) and scripts/faults-long
+(``--leak-cycles``)."""
 
 from __future__ import annotations
 
@@ -14,17 +17,33 @@ import imaplib
 import os
 import subprocess
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import Dovecot, User
+from harness import Dovecot, Postfix, User
 from harness.mail import append_many, message
 
 from kittiwake.core.api import MailApi
+from kittiwake.core.compose.mime import build_mime
+from kittiwake.core.compose.reply import new_message
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.engine import Engine
-from kittiwake.core.events import ConnectionChanged, ConnState, MessagesAdded
+from kittiwake.core.events import (
+    ConnectionChanged,
+    ConnState,
+    Event,
+    EventBus,
+    MessagesAdded,
+    MessageSent,
+)
 from kittiwake.core.imap.account import ImapAccount, Tuning
+from kittiwake.core.maildir import Maildir
+from kittiwake.core.models import Address
+from kittiwake.core.pop3.fetch import FetchProgress, FetchStats, fetch_once
+from kittiwake.core.pop3.poller import Pop3Poller
+from kittiwake.core.pop3.sinks import MaildirSink
+from kittiwake.core.smtp.outbox import Outbox, OutboxRunner, SentInfo
 
 
 @dataclass
@@ -187,4 +206,120 @@ async def reconnect_cycles(
         await api.stop()
     assert warm is not None
     assert cached == 20, cached
+    return LeakReport(cycles, warm, end)
+
+
+def _doveadm_save(server: Dovecot, user: User, number: int) -> None:
+    """A message into the user's INBOX, out of this process (only the app is measured)."""
+    save = ["doveadm", "-c", str(server.conf_path), "save", "-u", user.login, "-m", "INBOX"]
+    subprocess.run(save, input=message(number), check=True, capture_output=True)
+
+
+async def pop3_cycles(
+    server: Dovecot, user: User, home: Path, cycles: int, warm_up: int = 10
+) -> LeakReport:
+    """The POP3 poller stopped and started again each cycle, then a check that downloads the
+    message saved meanwhile into a Maildir (``keep_on_server = false``: it is deleted on the
+    server). The test removes each downloaded file, so the Maildir keeps its size."""
+    assert server.ports.pop3 is not None
+    pop3 = {
+        "host": server.host,
+        "port": server.ports.pop3,
+        "security": "none",
+        "user": user.login,
+        "password": user.password,
+        "timeout": 5,
+        "keep_on_server": False,
+        "maildir": str(home / "mail"),
+    }
+    config = config_from_dict({"accounts": {"pop": {"email": user.email, "pop3": pop3}}})
+    account = config.accounts["pop"]
+    maildir = Maildir(home / "mail")
+    ledger = home / "pop3.sqlite3"
+
+    async def fetch(progress: Callable[[FetchProgress], None]) -> FetchStats:
+        return await fetch_once(
+            account, sink=MaildirSink(maildir), ledger=ledger, progress=progress
+        )
+
+    poller = Pop3Poller("pop", fetch, EventBus(), 3600.0)
+    warm: Levels | None = None
+    tracemalloc.start()
+    try:
+        for cycle in range(warm_up + cycles):
+            if cycle == warm_up:
+                warm = levels()
+            _doveadm_save(server, user, cycle + 1)
+            await poller.stop()
+            poller.start()  # checks at once; check_now joins that check
+            stats = await asyncio.wait_for(poller.check_now(), 30)
+            assert stats is not None and stats.new == 1, (cycle, stats, poller.last_error)
+            new = list((home / "mail" / "new").iterdir())
+            assert len(new) == 1, new
+            new[0].unlink()
+        end = levels()
+    finally:
+        tracemalloc.stop()
+        await poller.stop()
+    assert warm is not None
+    return LeakReport(cycles, warm, end)
+
+
+async def outbox_cycles(
+    postfix: Postfix, sender: User, rcpt: User, home: Path, cycles: int, warm_up: int = 10
+) -> LeakReport:
+    """The outbox runner stopped and started again each cycle, then a message put in the
+    outbox and sent through the real Postfix (a new SMTP connection each time), its Sent copy
+    handed to a callback."""
+    smtp = {
+        "host": postfix.host,
+        "port": postfix.ports.plain,
+        "security": "none",
+        "user": sender.login,
+        "password": sender.password,
+        "timeout": 10,
+    }
+    imap = {"host": postfix.host}
+    config = config_from_dict(
+        {"accounts": {"me": {"email": sender.email, "imap": imap, "smtp": smtp}}}
+    )
+    account = config.accounts["me"]
+    sent = asyncio.Event()
+    filed: list[str] = []
+
+    def publish(event: Event) -> None:
+        if isinstance(event, MessageSent):
+            sent.set()
+
+    async def on_sent(account_key: str, raw: bytes, info: SentInfo) -> None:
+        filed.append(info.message_id)
+
+    runner = OutboxRunner(account, Outbox("me", home / "outbox"), publish=publish, on_sent=on_sent)
+    warm: Levels | None = None
+    tracemalloc.start()
+    try:
+        for cycle in range(warm_up + cycles):
+            if cycle == warm_up:
+                filed.clear()
+                warm = levels()
+            await runner.stop()
+            runner.start()
+            built = build_mime(
+                new_message(account, to=[Address("", rcpt.email)], subject=f"c{cycle}", body="x"),
+                account,
+            )
+            sent.clear()
+            await runner.enqueue(
+                built.raw, built.envelope_from, built.envelope_rcpts, message_id=built.message_id
+            )
+            await asyncio.wait_for(sent.wait(), 30)
+            await runner.flush()  # the Sent copy's step, if the pass that sent it is not over
+            assert runner.outbox.items() == [], runner.outbox.items()
+        filed_count = len(filed)
+        end = levels()
+    finally:
+        tracemalloc.stop()
+        await runner.stop()
+    assert warm is not None
+    assert filed_count == cycles, filed_count
     return LeakReport(cycles, warm, end)
