@@ -62,6 +62,7 @@ from kittiwake.core.events import (
     OutboxChanged,
     SendFailed,
 )
+from kittiwake.core.files import make_durable_dirs
 from kittiwake.core.message.headers import header_text
 from kittiwake.core.smtp.client import (
     Capabilities,
@@ -222,7 +223,7 @@ class Outbox:
         self.tmp_dir = self.dir / "tmp"
         self.journal_path = self.dir / "sent.journal"
         for d in (self.items_dir, self.tmp_dir):
-            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_durable_dirs(d)  # their names survive a power cut, as the items in them
         self._clean_tmp()
         self._compact_journal()
 
@@ -430,7 +431,10 @@ class Outbox:
     @contextlib.contextmanager
     def _journal(self, *, exclusive: bool) -> Iterator[int]:
         while True:
+            created = not self.journal_path.exists()
             fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            if created:  # its name, too, must survive a power cut before a record is in it
+                _fsync_dir(self.dir)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
                 # Compaction replaces the file: a lock on the old inode protects nothing.
