@@ -143,7 +143,13 @@ class Pop3Lab:
         out.unlink(missing_ok=True)
         uidls = self.uidls(user) if self.hostile else []
         with TcpProxy(self.server.host, self.server.ports.pop3) as proxy:
-            fired = self.arm(proxy, uidls) if self.hostile else []
+            # The rewrites are one-shot: a download tried again after a reset lists the ids
+            # again, and a hostile server sends the same ones every time (as many sets as
+            # the driver makes attempts).
+            attempts = 7 if reset_at is not None else 1
+            fired = (
+                [e for _ in range(attempts) for e in self.arm(proxy, uidls)] if self.hostile else []
+            )
             if reset_at is not None:
                 proxy.reset_after(reset_at, "server")
             spec = {
