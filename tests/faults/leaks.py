@@ -54,6 +54,8 @@ class Levels:
     memory: int
     sqlite_names: tuple[str, ...] = ()
     """The SQLite files open (by name): which one it was, when their count grew."""
+    task_names: tuple[str, ...] = ()
+    """The asyncio tasks alive (by name): which one it was, when their count grew."""
 
 
 @dataclass
@@ -110,6 +112,7 @@ def traced() -> int:
 
 
 def levels() -> Levels:
+    tasks = asyncio.all_tasks()
     fds = os.listdir("/proc/self/fd")
     names = []
     for fd in fds:
@@ -121,10 +124,11 @@ def levels() -> Levels:
             names.append(Path(target).name)
     return Levels(
         fds=len(fds),
-        tasks=len(asyncio.all_tasks()),
+        tasks=len(tasks),
         sqlite_files=len(names),
         memory=traced(),
         sqlite_names=tuple(sorted(names)),
+        task_names=tuple(sorted(task.get_name() for task in tasks)),
     )
 
 
