@@ -39,6 +39,7 @@ import msgspec
 
 from kittiwake.core import cache_repair
 from kittiwake.core.errors import CacheError
+from kittiwake.core.files import make_durable_dirs
 from kittiwake.core.message.dates import sort_date
 from kittiwake.core.models import SEEN, Envelope, FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.search import index as searchindex
@@ -259,7 +260,7 @@ class Cache:
     def __init__(self, path: Path, *, raw_decoder: RawDecoder | None = None) -> None:
         if raw_decoder is not None:
             register_raw_decoder(raw_decoder)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_durable_dirs(path.parent)  # the action journal lives here: see core/files.py
         self.path = path
         #: One sentence for the user when the file was found damaged and set aside.
         self.notice: str | None = None

@@ -31,6 +31,23 @@ def make_private_dirs(directory: Path) -> None:
         os.chmod(path, PRIVATE_DIR)  # mkdir's mode is filtered by the umask
 
 
+def make_durable_dirs(directory: Path) -> None:
+    """``make_private_dirs``, and each directory created is made durable in its parent
+    (fsync of the parent): a file fsync'd inside a directory whose own name was never
+    fsync'd can vanish with it in a power cut (the outbox, drafts and the action journal
+    are promised to survive one)."""
+    missing: list[Path] = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    make_private_dirs(directory)
+    for path in reversed(missing):
+        fsync_dir(path.parent)
+
+
 def atomic_write(
     path: Path, data: bytes, mode: int, check: Callable[[Path], None] | None = None
 ) -> None:

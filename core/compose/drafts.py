@@ -25,6 +25,7 @@ from typing import Any
 
 from kittiwake.core import paths
 from kittiwake.core.compose.draft import DataAttachment, Draft, DraftParseError
+from kittiwake.core.files import make_durable_dirs
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,19 @@ class LocalDrafts:
     def save(self, local: LocalDraft) -> None:
         """Write the draft durably (attachments once; text and meta replaced atomically)."""
         directory = self.root / local.id
-        (directory / "attached").mkdir(parents=True, exist_ok=True, mode=0o700)
+        # A new draft's directory is made durable in its parent, or a power cut could take
+        # the whole draft with it however well its files were fsync'd.
+        make_durable_dirs(directory / "attached")
         names = []
+        written = False
         for n, att in enumerate(local.draft.attached):
             target = directory / "attached" / str(n)
             if not target.exists() or target.stat().st_size != len(att.data):
                 _write_durably(target, att.data)
+                written = True
             names.append([att.filename, att.content_type])
+        if written:
+            _fsync_dir(directory / "attached")
         draft = local.draft
         meta: dict[str, Any] = {
             "account": local.account,

@@ -107,8 +107,11 @@ class Pop3Poller:
             await asyncio.shield(self._ensure_running())
             self.next_check_at = self._clock() + self._planned
             self._wake.clear()
+            # Not ``asyncio.wait_for``: cancelled just as check_now() wakes it, it returns
+            # instead of raising (Python 3.11), and ``stop`` then waited out another check.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._planned)
+                async with asyncio.timeout(self._planned):
+                    await self._wake.wait()
             # Woken by check_now(): its check is running and is joined at the top.
 
     def _delay(self) -> float:

@@ -62,6 +62,7 @@ from kittiwake.core.events import (
     OutboxChanged,
     SendFailed,
 )
+from kittiwake.core.files import make_durable_dirs
 from kittiwake.core.message.headers import header_text
 from kittiwake.core.smtp.client import (
     Capabilities,
@@ -73,6 +74,7 @@ from kittiwake.core.smtp.client import (
     SubmitResult,
     words,
 )
+from kittiwake.core.tasks import reap
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +223,7 @@ class Outbox:
         self.tmp_dir = self.dir / "tmp"
         self.journal_path = self.dir / "sent.journal"
         for d in (self.items_dir, self.tmp_dir):
-            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_durable_dirs(d)  # their names survive a power cut, as the items in them
         self._clean_tmp()
         self._compact_journal()
 
@@ -429,7 +431,10 @@ class Outbox:
     @contextlib.contextmanager
     def _journal(self, *, exclusive: bool) -> Iterator[int]:
         while True:
+            created = not self.journal_path.exists()
             fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            if created:  # its name, too, must survive a power cut before a record is in it
+                _fsync_dir(self.dir)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
                 # Compaction replaces the file: a lock on the old inode protects nothing.
@@ -702,8 +707,7 @@ class OutboxRunner:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await reap(task)
 
     def wake(self) -> None:
         """Look at the outbox now (a new message; the network or the IMAP side is back)."""
@@ -749,8 +753,11 @@ class OutboxRunner:
                 floor = self.backoff.first
             delay = self.next_due_in()
             delay = RESCAN_EVERY if delay is None else min(delay, RESCAN_EVERY)
+            # Not ``asyncio.wait_for``: cancelled just as the wake-up arrives, it returns
+            # instead of raising (Python 3.11), and ``stop`` then waited out another pass.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, floor, 0.01))
+                async with asyncio.timeout(max(delay, floor, 0.01)):
+                    await self._wake.wait()
 
     def _due_at(self, item: OutboxItem) -> float | None:
         times = []

@@ -22,6 +22,11 @@ def deliveries(postfix: Postfix, dovecot: Dovecot, rcpt: User, message_id: str) 
     return _count(dovecot, rcpt, message_id)
 
 
+def sent_copies(dovecot: Dovecot, user: User, message_id: str) -> int:
+    """How many messages with ``message_id`` the user's Sent folder holds (0 without one)."""
+    return _count(dovecot, user, message_id, "Sent")
+
+
 def _header(raw: bytes, name: str) -> str:
     for line in raw.decode().splitlines():
         if line.lower().startswith(name.lower() + ":"):
@@ -29,10 +34,17 @@ def _header(raw: bytes, name: str) -> str:
     raise AssertionError(f"no {name}")
 
 
-def _count(dovecot: Dovecot, user: User, message_id: str) -> int:
-    imap = imap_device(dovecot, user)
+def _count(dovecot: Dovecot, user: User, message_id: str, folder: str = "INBOX") -> int:
+    if dovecot.ports.imaps is not None:
+        imap: imaplib.IMAP4 = imap_device(dovecot, user)
+    else:  # a Dovecot without TLS
+        assert dovecot.ports.imap is not None
+        imap = imaplib.IMAP4(dovecot.host, dovecot.ports.imap, timeout=30)
+        imap.login(user.login, user.password)
     try:
-        imap.select("INBOX", readonly=True)
+        status, _ = imap.select(folder, readonly=True)
+        if status != "OK":
+            return 0
         _, data = imap.uid("SEARCH", "HEADER", "Message-ID", f'"{message_id}"')
         return len(data[0].split()) if data and data[0] else 0
     except imaplib.IMAP4.error:

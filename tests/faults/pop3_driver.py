@@ -7,12 +7,15 @@ received): a message retrieved (RETR complete), its spool file written and fsync
 rename into ``new/``, the directory fsync, the ledger's ``begin`` (UIDL recorded as
 committing), ``stored``, ``forget`` and ``deleted``, the DELEs and the QUIT. With
 ``kill_at`` = N the process sends itself SIGKILL at event N. A clean run writes the list of
-events it saw, which the lab turns into kill points.
+events it saw, which the lab turns into kill points. With ``retry`` (random runs, where the
+proxy may also reset the connection), a download cut by the network is tried again, as the
+poller would, up to 5 times.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from faults.journal_driver import Steps
 
 from kittiwake.core import maildir as maildir_module
 from kittiwake.core.config import config_from_dict
+from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.maildir import LazyFile, Maildir
 from kittiwake.core.pop3.client import Pop3Client
 from kittiwake.core.pop3.fetch import FetchTuning, fetch_once
@@ -109,14 +113,26 @@ async def main(spec: dict[str, Any]) -> None:
     sink = MaildirSink(Maildir(root))
     # Small batches: several commits (and so several ledger steps) in one run.
     tuning = FetchTuning(window=2, batch_messages=2, batch_seconds=60.0)
-    stats = await fetch_once(
-        config.accounts["pop"], sink=sink, ledger=Path(spec["ledger"]), tuning=tuning
-    )
+    new = recovered = deleted = losses = 0
+    while True:  # as the poller does: a download cut by the network is tried again
+        try:
+            stats = await fetch_once(
+                config.accounts["pop"], sink=sink, ledger=Path(spec["ledger"]), tuning=tuning
+            )
+        except KittiwakeError as exc:
+            losses += 1
+            if losses > 5 or not spec.get("retry"):
+                raise
+            print(f"download cut ({exc.message}); again", file=sys.stderr, flush=True)
+            continue
+        new, recovered, deleted = new + stats.new, recovered + stats.recovered, stats.deleted
+        break
     steps.write(
         {
             "events": steps.events,
-            "new": stats.new,
-            "recovered": stats.recovered,
-            "deleted": stats.deleted,
+            "new": new,
+            "recovered": recovered,
+            "deleted": deleted,
+            "losses": losses,
         }
     )

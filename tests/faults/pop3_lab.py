@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import poplib
+import random
 import re
 import shutil
 import signal
@@ -60,6 +61,8 @@ class Outcome:
     outside: list[str] = field(default_factory=list)
     left_on_server: int = 0
     second_restart_downloaded: int = 0
+    cut_by_reset: bool = False
+    """The killed run's download was cut by the proxy's reset and tried again."""
 
     @property
     def consistent(self) -> bool:
@@ -81,6 +84,10 @@ class Pop3Lab:
     zygote: Zygote | None = None
     _runs: int = 0
     _originals: dict[bytes, bytes] = field(default_factory=dict)
+    server_bytes: int = 0
+    connections: int = 0
+    """How many connections the last run opened through the proxy."""
+    """What the server sent in the last clean run, through the proxy (for random resets)."""
 
     def fresh(self) -> tuple[User, Path]:
         self._runs += 1
@@ -127,13 +134,24 @@ class Pop3Lab:
         ]
 
     def drive(
-        self, user: User, home: Path, *, kill_at: int | None = None
+        self, user: User, home: Path, *, kill_at: int | None = None, reset_at: int | None = None
     ) -> tuple[int, dict[str, Any]]:
+        """One download in a child. ``reset_at``: the proxy resets the connection once the
+        server has sent that many bytes (inside a message, a listing, a reply), and the
+        driver tries again as the poller would."""
         out = home / "out.json"
         out.unlink(missing_ok=True)
         uidls = self.uidls(user) if self.hostile else []
         with TcpProxy(self.server.host, self.server.ports.pop3) as proxy:
-            fired = self.arm(proxy, uidls) if self.hostile else []
+            # The rewrites are one-shot: a download tried again after a reset lists the ids
+            # again, and a hostile server sends the same ones every time (as many sets as
+            # the driver makes attempts).
+            attempts = 7 if reset_at is not None else 1
+            fired = (
+                [e for _ in range(attempts) for e in self.arm(proxy, uidls)] if self.hostile else []
+            )
+            if reset_at is not None:
+                proxy.reset_after(reset_at, "server")
             spec = {
                 "driver": "pop3",
                 "host": proxy.host,
@@ -144,12 +162,15 @@ class Pop3Lab:
                 "ledger": str(home / "pop3.sqlite3"),
                 "kill_at": kill_at,
                 "out": str(out),
+                "retry": reset_at is not None,
             }
             spec_path = home / "spec.json"
             spec_path.write_text(json.dumps(spec))
             code = self._zygote().run(spec_path)
-            if kill_at is None:
+            self.connections = proxy.connection_count
+            if kill_at is None and reset_at is None:
                 assert all(e.is_set() for e in fired), "a hostile unique-id was not sent"
+                self.server_bytes = len(proxy.server_bytes())
         if code not in (0, -signal.SIGKILL):
             log = (home / "stderr.txt").read_text(errors="replace")
             raise AssertionError(f"driver failed ({code}):\n{log[-3000:]}")
@@ -172,14 +193,29 @@ class Pop3Lab:
         assert code == 0 and out["new"] == SEEDED, out
         return list(out["events"])
 
-    def crash(self, kill_at: int) -> Outcome:
+    def random_run(self, seed: int, steps: int) -> tuple[Outcome, bool]:
+        """Killed at a random step; half of the runs also get their connection reset after a
+        random number of the server's bytes (before or after the kill point; the download is
+        tried again after a reset). Returns whether a reset was armed. Needs ``kill_points``
+        run first (for the number of the server's bytes)."""
+        assert self.server_bytes > 0, "kill_points() first"
+        rng = random.Random(seed)
+        kill_at = rng.randint(1, steps)
+        reset_at = rng.randint(1, self.server_bytes) if rng.random() < 0.5 else None
+        return self.crash(kill_at, reset_at=reset_at), reset_at is not None
+
+    def crash(self, kill_at: int, *, reset_at: int | None = None) -> Outcome:
         user, home = self.fresh()
         originals = {subject_of(m): m for m in self.server_messages(user)}
-        _, killed = self.drive(user, home, kill_at=kill_at)
+        code, killed = self.drive(user, home, kill_at=kill_at, reset_at=reset_at)
+        cut = reset_at is not None and self.connections > 1
+        if code == 0:  # a reset changed the run's events: it ended before kill_at
+            assert reset_at is not None, f"not killed at {kill_at}: {killed}"
+            killed = {"killed_at": "(ran to the end)"}
         event = killed.get("killed_at", "(not reached)")
         self.drive(user, home)
         _, second = self.drive(user, home)
-        outcome = Outcome(kill_at, event)
+        outcome = Outcome(kill_at, event, cut_by_reset=cut)
         outcome.second_restart_downloaded = int(second.get("new", 0))
         files = maildir_files(home / "mail")
         got: Counter[bytes] = Counter()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from faults.deliveries import deliveries
+from faults.deliveries import deliveries, sent_copies
 from faults.journal_lab import Zygote
 from harness import Dovecot, Postfix, TcpProxy, User
 
@@ -51,10 +51,23 @@ class SendOutcome:
 
 
 class SmtpLab:
-    def __init__(self, postfix: Postfix, dovecot: Dovecot, sender: User, workdir: Path) -> None:
+    """With ``imap`` (a Dovecot without TLS), the Sent copy is filed there by the real
+    ``SentFiler`` (a fresh user each run) and its IMAP steps are kill points too; without,
+    the driver records the copy in a file."""
+
+    def __init__(
+        self,
+        postfix: Postfix,
+        dovecot: Dovecot,
+        sender: User,
+        workdir: Path,
+        imap: Dovecot | None = None,
+    ) -> None:
         self.postfix, self.dovecot, self.sender, self.workdir = postfix, dovecot, sender, workdir
+        self.imap = imap
         self.zygote = Zygote()
         self._runs = 0
+        self._filer_user: User | None = None
 
     def close(self) -> None:
         self.zygote.close()
@@ -110,14 +123,37 @@ class SmtpLab:
             "outbox_dir": str(home / "outbox"),
             "sent_file": str(home / "sent.txt"),
         }
+        if self.imap is not None:
+            assert self.imap.ports.imap is not None
+            self._filer_user = user = self.imap.add_user("filer")
+            spec.update(
+                imap_host=self.imap.host,
+                imap_port=self.imap.ports.imap,
+                imap_login=user.login,
+                imap_password=user.password,
+            )
         return spec, rcpt, built.message_id
 
     def kill_points(self) -> int:
+        return len(self.events())
+
+    def events(self) -> list[str]:
+        """The events of a clean run, in order (kill point N is the N-th)."""
         with TcpProxy(self.postfix.host, self.postfix.ports.plain) as proxy:
             spec, _, _ = self.prepared(proxy)
             code, result = self._run(spec)
         assert code == 0 and result["outcomes"] == ["accepted"], result
-        return len(result["events"])
+        events: list[str] = result["events"]
+        return events
+
+    def filing_points(self) -> list[int]:
+        """The kill points of filing the Sent copy: from the save of the item as "started"
+        (just before the copy is handed over) to the save of it as done."""
+        events = self.events()
+        first, last = events.index("before on_sent"), events.index("after on_sent")
+        assert events[first - 2 : first] == ["before outbox.save", "after outbox.save"], events
+        assert events[last + 1 : last + 3] == ["before outbox.save", "after outbox.save"], events
+        return list(range(first - 1, last + 4))  # kill point N is event N - 1 (from 0)
 
     def crash(self, kill_at: int) -> SendOutcome:
         with TcpProxy(self.postfix.host, self.postfix.ports.plain) as proxy:
@@ -132,6 +168,10 @@ class SmtpLab:
             resent = proxy.client_bytes().count(b"MAIL FROM") - before
         delivered = deliveries(self.postfix, self.dovecot, rcpt, message_id)
         sent_file = Path(spec["sent_file"])
-        copies = sent_file.read_text().split().count(message_id) if sent_file.exists() else 0
+        if self.imap is not None:
+            assert self._filer_user is not None
+            copies = sent_copies(self.imap, self._filer_user, message_id)
+        else:
+            copies = sent_file.read_text().split().count(message_id) if sent_file.exists() else 0
         held = [item.state.value for item in Outbox("me", Path(spec["outbox_dir"])).items()]
         return SendOutcome(kill_at, delivered, copies, held, resent)

@@ -59,3 +59,21 @@ def test_hostile_uidls_are_downloaded_once_into_the_maildir(pop3_server: Dovecot
         assert code == 0 and again["new"] == 0
     finally:
         lab.close()
+
+
+def test_random_kills_with_connection_resets(pop3_server: Dovecot) -> None:
+    """Killed at a random step, half of the runs with the connection also reset after a
+    random number of the server's bytes, with Dovecot's unique-ids and hostile ones (which
+    the proxy must then put in every listing: a download tried again lists them again).
+    scripts/faults-long runs a few hundred."""
+    runs = []
+    for hostile in (False, True):
+        lab = Pop3Lab(pop3_server, new_workdir(), hostile=hostile)
+        try:
+            steps = len(lab.kill_points())
+            runs += [lab.random_run(seed, steps) for seed in range(1, 7)]
+        finally:
+            lab.close()
+    bad = [o for o, _ in runs if not o.consistent]
+    assert not bad, "\n".join(map(str, bad))
+    assert sum(o.cut_by_reset for o, _ in runs) >= 1, runs  # a reset did cut a download
