@@ -95,6 +95,7 @@ def ordered_uids(
             rows.reverse()
         rows.sort(key=lambda r: r[4])
     else:
+        cache.want_decoded()  # every envelope of the folder is read: decode the raw rows once
         texts = _texts(cache, folder, [r[0] for r in rows], {} if memo is None else memo)
         column = 0 if order.key == "sender" else 1
         rows.sort(key=lambda r: texts.get(r[0], ("", ""))[column], reverse=flip)

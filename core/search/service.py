@@ -53,6 +53,7 @@ def local_hits(cache: Cache, folders: Sequence[str] | None, query: Query | str) 
     ids = None if folders is None else _folder_ids(cache, folders)
     if ids is not None and not ids:
         return []
+    cache.want_decoded()  # rows a first sync left raw are judged one by one until decoded
     hits = [Hit(names[f], u) for f, u in search_cache(cache.db, ids, parsed) if f in names]
     return gmailids.once_each(hits, gmailids.msgids(cache.db))
 
@@ -68,6 +69,7 @@ async def local_hits_off_loop(
     ids = None if folders is None else _folder_ids(cache, folders)
     if ids is not None and not ids:
         return []
+    cache.want_decoded()  # rows a first sync left raw are judged one by one until decoded
     path = cache.path
 
     def run() -> list[tuple[int, int]]:
@@ -147,6 +149,7 @@ async def thread_folder(
     sent_id = cache.folder_id(sent) if sent is not None and sent != folder else None
     if sent_id is not None:
         ids.append(sent_id)
+    cache.want_decoded()  # rows a first sync left raw are decoded each time until then
     path = cache.path
 
     skip: set[tuple[int, int]] = set()

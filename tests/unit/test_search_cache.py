@@ -34,6 +34,7 @@ from kittiwake.core.models import (
     MessageSummary,
 )
 from kittiwake.core.search import index as searchindex
+from kittiwake.core.search.order import SortOrder, ordered_uids
 from kittiwake.core.search.query import (
     And,
     DateTerm,
@@ -51,6 +52,7 @@ from kittiwake.core.search.query import (
     parse_query,
     search_cache,
 )
+from kittiwake.core.search.service import local_hits, local_hits_off_loop, thread_folder
 
 VOCAB = [
     "invoice", "invoices", "meeting", "meet", "lunch", "report", "weekly", "budget", "Grüße",
@@ -510,5 +512,39 @@ def test_undecoded_rows_are_searched_exactly_until_decoded(tmp_path: Path) -> No
     ]
     check(fx=f, text="walrus")
     check(fx=f, text="-from:ann has:attachment")
+    f.db.close()
+    f.cache.close()
+
+
+def test_reading_every_row_asks_for_the_raw_ones_to_be_decoded(tmp_path: Path) -> None:
+    """A first sync leaves rows raw and nothing decodes them (the machine goes quiet) until
+    something reads every row of a folder: a search, the conversations, one conversation, the
+    order by sender or subject. Each asks the cache (``want_decoded``), which tells the
+    account; the date order and reading a page do not."""
+    f = _build(tmp_path / "c.sqlite3", seed=6, per_folder=20)
+    rows = [extract(lazy_fetch(2001 + n, f"tusk {n}", "ann")) for n in range(3)]
+    f.cache.put_summaries("INBOX", LazySummaries([r for r in rows if r is not None]))
+    asked: list[str] = []
+    f.cache.on_decode_wanted(lambda: asked.append("asked"))
+    f.cache.page("INBOX", 50)
+    ordered_uids(f.cache, "INBOX", SortOrder())
+    ordered_uids(f.cache, "INBOX", SortOrder("size"))
+    assert asked == []
+    for why, read in [
+        ("search", lambda: local_hits(f.cache, ["INBOX"], "tusk")),
+        ("search off the loop", lambda: asyncio.run(local_hits_off_loop(f.cache, None, "tusk"))),
+        ("conversations", lambda: asyncio.run(thread_folder(f.cache, "INBOX", "Sent"))),
+        ("a conversation", lambda: f.cache.conversation("INBOX", 2001)),
+        ("by sender", lambda: ordered_uids(f.cache, "INBOX", SortOrder("sender"))),
+        ("by subject", lambda: ordered_uids(f.cache, "INBOX", SortOrder("subject", False))),
+    ]:
+        before = len(asked)
+        read()
+        assert len(asked) == before + 1, why
+    assert len(local_hits(f.cache, ["INBOX"], "tusk")) == 3  # judged while still raw
+    asyncio.run(decode_pass(f.cache, "INBOX"))
+    asked.clear()
+    f.cache.conversation("INBOX", 2001)  # nothing raw left: it does not ask
+    assert asked == []
     f.db.close()
     f.cache.close()
