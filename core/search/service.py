@@ -69,7 +69,6 @@ async def local_hits_off_loop(
     ids = None if folders is None else _folder_ids(cache, folders)
     if ids is not None and not ids:
         return []
-    cache.want_decoded()  # rows a first sync left raw are judged one by one until decoded
     path = cache.path
 
     def run() -> list[tuple[int, int]]:
@@ -79,7 +78,12 @@ async def local_hits_off_loop(
         finally:
             db.close()
 
-    found = await asyncio.to_thread(run)
+    try:
+        found = await asyncio.to_thread(run)
+    finally:
+        # Rows a first sync left raw are judged one by one until decoded: decode them now,
+        # after this search (beside it, the pass would take half its interpreter time).
+        cache.want_decoded()
     hits = [Hit(names[f], u) for f, u in found if f in names]
     return gmailids.once_each(hits, gmailids.msgids(cache.db))
 
@@ -149,7 +153,6 @@ async def thread_folder(
     sent_id = cache.folder_id(sent) if sent is not None and sent != folder else None
     if sent_id is not None:
         ids.append(sent_id)
-    cache.want_decoded()  # rows a first sync left raw are decoded each time until then
     path = cache.path
 
     skip: set[tuple[int, int]] = set()
@@ -163,4 +166,7 @@ async def thread_folder(
         threading = thread_cached(path, ids, skip=skip)
         return keep_threads(threading, _keep_in(fid)) if sent_id is not None else threading
 
-    return await asyncio.to_thread(build), names
+    try:
+        return await asyncio.to_thread(build), names
+    finally:
+        cache.want_decoded()  # raw rows are decoded for each threading until then (see above)
