@@ -9,6 +9,7 @@ is consecutive words within one field), not from ``core.search.query``'s code.
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import sqlite3
 from collections.abc import Iterator
@@ -548,3 +549,65 @@ def test_reading_every_row_asks_for_the_raw_ones_to_be_decoded(tmp_path: Path) -
     assert asked == []
     f.db.close()
     f.cache.close()
+
+
+@pytest.fixture(scope="module")
+def raw_and_decoded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cache, Cache]]:
+    """The same rows stored undecoded by a first sync, and after the decode pass: plain
+    ASCII subjects and names, encoded words (RFC 2047), 8-bit UTF-8, escapes."""
+    rng = random.Random(11)
+    subjects = [
+        *(" ".join(rng.sample(VOCAB, 3)) for _ in range(30)),
+        "=?utf-8?q?walrus_=C3=84rger?=",
+        "=?utf-8?b?" + base64.b64encode("tusk Ärger".encode()).decode() + "?=",
+        "Ärger im Büro",
+        'quoted \\"walrus\\" inside',
+        "exam.ple/org mull",
+    ]
+    fetches = [
+        lazy_fetch(n, subject, rng.choice(["ann", "bob", "mull"]), seen=n % 2 == 0)
+        for n, subject in enumerate(subjects * 8, 1)
+    ]
+    caches = []
+    for name in ("raw", "decoded"):
+        cache = Cache(tmp_path_factory.mktemp(name) / "c.sqlite3")
+        rows = [extract(fetch) for fetch in fetches]
+        cache.put_summaries("INBOX", LazySummaries([r for r in rows if r is not None]))
+        if name == "decoded":
+            asyncio.run(decode_pass(cache, "INBOX"))
+        caches.append(cache)
+    assert searchindex.pending(caches[0].db) == len(subjects) * 8
+    assert searchindex.pending(caches[1].db) == 0
+    yield caches[0], caches[1]
+    for cache in caches:
+        cache.close()
+
+
+RAW_WORDS = ["walrus", "tusk", "arger", "Ärger", "büro", "buro", "quoted", "inside", "ple", "mull"]
+RAW_QUERIES = st.recursive(
+    st.one_of(
+        _leaf(),
+        st.tuples(
+            st.sampled_from(["", "from:", "subject:", "-", "body:"]), st.sampled_from(RAW_WORDS)
+        ).map("".join),
+    ),
+    lambda inner: st.one_of(
+        inner.map(lambda q: f"-({q})"),
+        st.tuples(inner, inner).map(lambda p: f"({p[0]}) OR ({p[1]})"),
+        st.tuples(inner, inner).map(lambda p: f"{p[0]} {p[1]}"),
+    ),
+    max_leaves=4,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(RAW_QUERIES)
+def test_undecoded_rows_skipped_without_decoding_are_the_ones_that_cannot_match(
+    raw_and_decoded: tuple[Cache, Cache], text: str
+) -> None:
+    """A first search judges every raw row; plain ones (ASCII, no encoded word, no escape) are
+    passed over without decoding when a word the query needs is not in them. The answers
+    are those of the index after the decode pass."""
+    raw, decoded = raw_and_decoded
+    query = parse_query(text)
+    assert search_cache(raw.db, None, query) == search_cache(decoded.db, None, query)
