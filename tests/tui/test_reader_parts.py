@@ -116,7 +116,7 @@ async def test_10000_attachments_open_with_the_first_and_every_one_can_be_saved(
         assert reader.parsed.unread_parts == 10_001 - MAX_PARTS_READ
         await pilot.press("G")
         more = f"and {10_001 - MAX_PARTS_READ:,} more parts: S or v lists every attachment"
-        await until(pilot, lambda: more in screen_text(app))
+        await until(pilot, lambda: more in screen_text(app), timeout=30)
         assert f"[{MAX_PARTS_READ - 1}] file{MAX_PARTS_READ - 1:05d}.bin" in screen_text(app)
         assert "file10000.bin" not in screen_text(app)
         await pilot.press("S")
@@ -128,11 +128,12 @@ async def test_10000_attachments_open_with_the_first_and_every_one_can_be_saved(
         ]
         assert picker.items[-1][0].startswith("10000. file10000.bin")
         picker.dismiss(picker.items[-1][1])
-        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
+        # The picker lays out 10,000 options first: seconds on a busy machine.
+        await until(pilot, lambda: isinstance(app.screen, PathPrompt), timeout=60)
         downloads = xdg / "downloads"
         assert app.screen.query_one(Input).value == str(downloads / "file10000.bin")
         await pilot.press("enter")
-        await until(pilot, lambda: (downloads / "file10000.bin").exists())
+        await until(pilot, lambda: (downloads / "file10000.bin").exists(), timeout=30)
         assert (downloads / "file10000.bin").read_bytes() == b"x"
         assert len(reader.parsed.attachments) == 10_000
 
