@@ -77,12 +77,11 @@ async def run_import(
 ) -> int:
     engine = Engine(config, cache_dir=cache_dir)
 
-    def progress(done: int, total: int) -> None:
-        if done == total or done % 50 == 0:
-            err.write(f"\r{done:,}/{total:,}")
-            err.flush()
-            if done == total:
-                err.write("\n")
+    def progress(done: int, total: int) -> None:  # after each batch (core/transfer.py)
+        err.write(f"\r{done:,}/{total:,}")
+        err.flush()
+        if done == total:
+            err.write("\n")
 
     try:
         store = await _ready(engine, account, folder)

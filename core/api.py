@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,7 +23,7 @@ from kittiwake.core import gmailids
 from kittiwake.core.compose.draft import Draft
 from kittiwake.core.compose.drafts import LocalDraft
 from kittiwake.core.compose.service import Composer, OutboxStatus, RefusedItem
-from kittiwake.core.config import Config
+from kittiwake.core.config import Account, Config
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import (
@@ -35,7 +36,13 @@ from kittiwake.core.events import (
 from kittiwake.core.journal import Action, ActionRefused, as_seen
 from kittiwake.core.models import SEEN, Address, FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.search.index import normalize
-from kittiwake.core.search.order import SortMemory, SortOrder, SortTexts, ordered_uids
+from kittiwake.core.search.order import (
+    SortMemory,
+    SortOrder,
+    SortTexts,
+    ordered_threads,
+    ordered_uids,
+)
 from kittiwake.core.store import MailStore
 
 # Loaded when first used, not at start (the first screen needs none of them): HTML
@@ -116,6 +123,8 @@ class ComposeFace(Protocol):
     async def resend_uncertain(self, account: str, item_id: str) -> None: ...
     async def delete_uncertain(self, account: str, item_id: str) -> None: ...
     async def missing_keys(self, local: LocalDraft) -> list[str]: ...
+    def protocol(self, account: str) -> str: ...
+    async def recommendation(self, local: LocalDraft) -> str | None: ...
     async def crypto_defaults(self, local: LocalDraft) -> LocalDraft: ...
 
 
@@ -334,23 +343,31 @@ class MailApi:
         """(subject, raw bytes) of the messages named by (folder, UIDVALIDITY, UIDs), oldest
         first (a patch series in its order); ``KittiwakeError`` (one sentence) when one of
         them is gone: a pipe or an export is all of what the user chose, or nothing."""
-        named: list[tuple[float, int, str, int | None, str]] = []
+        return [(subject, raw) for subject, raw, _, _ in await self._raw_rows(account, aim)]
+
+    async def _raw_rows(
+        self, account: str, aim: Sequence[tuple[str, int | None, Sequence[int]]]
+    ) -> list[tuple[str, bytes, frozenset[str], datetime | None]]:
+        """``raw_messages`` with each message's flags and INTERNALDATE (an mbox export)."""
+        named: list[tuple[float, int, str, int | None, MessageSummary | None]] = []
         for folder, validity, uids in aim:
             rows = self.summaries(account, folder, list(uids))
             for uid in uids:
                 row = rows.get(uid)
                 when = (row.envelope.date or row.internal_date) if row is not None else None
-                subject = row.envelope.subject if row is not None else ""
-                named.append((when.timestamp() if when else 0.0, uid, folder, validity, subject))
+                named.append((when.timestamp() if when else 0.0, uid, folder, validity, row))
         named.sort(key=lambda n: (n[0], n[1]))
-        out: list[tuple[str, bytes]] = []
-        for _, uid, folder, validity, subject in named:
+        out: list[tuple[str, bytes, frozenset[str], datetime | None]] = []
+        for _, uid, folder, validity, row in named:
             raw = await self.raw_message(account, folder, validity, uid)
             if raw is None:
                 raise KittiwakeError(
                     f"A message of {folder} (UID {uid}) is no longer there; nothing was done."
                 )
-            out.append((subject, raw))
+            if row is None:
+                out.append(("", raw, frozenset(), None))
+            else:
+                out.append((row.envelope.subject, raw, row.flags, row.internal_date))
         return out
 
     async def export_messages(
@@ -365,12 +382,14 @@ class MailApi:
         directory ``dest``; one sentence back."""
         from kittiwake.core import transfer  # MIME parsing: loaded when first used
 
-        messages = await self.raw_messages(account, aim)
+        rows = await self._raw_rows(account, aim)
         try:
-            if as_eml:
+            if as_eml:  # a .eml file is the message's exact bytes: no Status lines
+                messages = [(subject, raw) for subject, raw, _, _ in rows]
                 written = await asyncio.to_thread(transfer.write_eml, dest, messages)
                 return f"Exported {len(written):,} message(s) as .eml files into {dest}"
-            count = await asyncio.to_thread(transfer.write_mbox, dest, (raw for _, raw in messages))
+            entries = [(raw, flags, when) for _, raw, flags, when in rows]
+            count = await asyncio.to_thread(transfer.write_mbox, dest, entries)
         except FileExistsError:
             raise KittiwakeError(f"{dest} exists already; give another name.") from None
         except OSError as exc:
@@ -398,16 +417,36 @@ class MailApi:
         plaintext stays in memory (``_bodies``); its words reach the search index only with
         ``index_decrypted``: the cache keeps the message as it came."""
         crypto = self.config.crypto
-        from kittiwake.core.crypto import openpgp  # with MIME parsing: when a message opens
+        from kittiwake.core.crypto import openpgp, smime  # with MIME parsing: when one opens
         from kittiwake.core.crypto.gpg import GnuPG
 
-        gnupg = GnuPG(crypto.gpg, crypto.gnupg_home)
-        shown = await openpgp.open_message(parsed, gnupg, interactive=interactive)
+        if smime.kind(parsed.raw) is not None:
+            gpgsm = GnuPG(crypto.gpgsm, crypto.gnupg_home)
+            shown = await smime.open_message(parsed, gpgsm, interactive=interactive)
+        else:
+            gnupg = GnuPG(crypto.gpg, crypto.gnupg_home)
+            shown = await openpgp.open_message(parsed, gnupg, interactive=interactive)
+        acct = self.config.accounts.get(account)
+        if acct is not None and acct.autocrypt:
+            await self._learn_autocrypt(acct, parsed)
         security = shown.security
         if security is not None and security.decrypted and crypto.index_decrypted:
             text = shown.text if shown.text is not None else (shown.html or "")
             self._store(account).cache.index_body_words(folder, uid, normalize(text))
         return shown
+
+    async def _learn_autocrypt(self, acct: Account, parsed: ParsedMessage) -> None:
+        """A peer's Autocrypt header (or its absence) into the peer store; a failure is
+        logged, never in the way of reading."""
+        from kittiwake.core.crypto import autocrypt
+        from kittiwake.core.crypto.gpg import GpgMissing
+
+        own = (acct.email, *acct.addresses, *(i.address for i in acct.identities))
+        store = autocrypt.default_store(self.config.crypto.gpg, self.config.crypto.autocrypt_dir)
+        try:
+            await asyncio.to_thread(autocrypt.learn, store, parsed.headers, parsed.date, own)
+        except (GpgMissing, OSError, sqlite3.Error) as exc:
+            log.info("%s: Autocrypt state not updated: %s", acct.key, exc)
 
     async def decrypt(self, account: str, folder: str, uid: int) -> ParsedMessage | None:
         """Decrypt again with pinentry allowed: the caller has stepped aside (App.suspend) so
@@ -550,6 +589,11 @@ class MailApi:
         return message_id is not None and message_id in self._moved_ids
 
     # -- Gmail labels (``core/gmailids.py``) -------------------------------------------------
+
+    def has_labels(self, account: str) -> bool:
+        """Whether ``account``'s server has Gmail's labels (the label key is offered there)."""
+        store = self.engine.stores.get(account)
+        return store is not None and store.has_labels
 
     def labels(self, account: str, folder: str, uid: int) -> tuple[str, ...] | None:
         """The message's Gmail labels; None when the server has none (not Gmail)."""
@@ -782,14 +826,19 @@ class MailApi:
         return self._store(account).cache.summary(hit.folder, hit.uid)
 
     async def threads(
-        self, account: str, folder: str
+        self, account: str, folder: str, order: SortOrder | None = None
     ) -> tuple[Threading[tuple[int, int]], dict[int, str]]:
         """The conversations of ``folder`` with the account's Sent folder threaded in, keyed
-        by (folder id, uid), and folder names by id; built off the event loop."""
+        by (folder id, uid), and folder names by id; built off the event loop, then put in
+        ``order`` (by default the folder's remembered one, as its message list)."""
         from kittiwake.core.search.service import thread_folder
 
         sent = self.role_folder(account, FolderRole.SENT)
-        return await thread_folder(self._store(account).cache, folder, sent)
+        cache = self._store(account).cache
+        threading, names = await thread_folder(cache, folder, sent)
+        chosen = order or self.sort_order(account, folder)
+        memo = self._sort_texts.setdefault((account, folder, self.uidvalidity(account, folder)), {})
+        return ordered_threads(cache, threading, names, folder, chosen, memo), names
 
     # -- compose and send (the logic is in ``core/compose/service.py``) ------------------------
 

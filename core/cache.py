@@ -47,7 +47,7 @@ from kittiwake.core.models import SEEN, Envelope, FolderInfo, FolderRole, Messag
 from kittiwake.core.search import index as searchindex
 from kittiwake.core.sqltx import transaction
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,11 @@ _MIGRATIONS: dict[int, str] = {
     ALTER TABLE messages_v5 RENAME TO messages;
     CREATE INDEX messages_by_date ON messages(folder_id, sort_date DESC, uid DESC);
     CREATE INDEX messages_unseen ON messages(folder_id, seen);
+    """,
+    # 6: a message shown from its raw headers because the server's FETCH data for it could
+    # not be read (``core/imap/salvage.py``): the list and the reader mark it.
+    6: """
+    ALTER TABLE messages ADD COLUMN degraded INTEGER NOT NULL DEFAULT 0;
     """,
 }
 
@@ -542,14 +547,15 @@ class Cache:
                 " ".join(s.references),
                 int(s.has_attachments),
                 s.modseq,
+                int(s.degraded),
             )
             for s in summaries
         ]
         if rows:
             self._db.executemany(
                 "INSERT OR REPLACE INTO messages(folder_id, uid, sort_date, flags, seen,"
-                " internal_date, size, envelope, refs, has_attachments, modseq)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " internal_date, size, envelope, refs, has_attachments, modseq, degraded)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
 
@@ -926,12 +932,13 @@ class _Checkpointer:
 
 
 _SUMMARY_COLUMNS = (
-    "uid, flags, internal_date, size, envelope, refs, has_attachments, modseq, sort_date, raw"
+    "uid, flags, internal_date, size, envelope, refs, has_attachments, modseq, sort_date, raw,"
+    " degraded"
 )
 
 
 def _row_summary(row: tuple[object, ...]) -> MessageSummary:
-    uid, flags, internal, size, env, refs, att, modseq, _, raw = row
+    uid, flags, internal, size, env, refs, att, modseq, _, raw, degraded = row
     assert isinstance(uid, int) and isinstance(flags, str) and isinstance(env, bytes)
     assert isinstance(size, int) and isinstance(refs, str)
     references: tuple[str, ...]
@@ -953,4 +960,5 @@ def _row_summary(row: tuple[object, ...]) -> MessageSummary:
         references=references,
         has_attachments=attachments,
         modseq=modseq if isinstance(modseq, int) else None,
+        degraded=bool(degraded),
     )

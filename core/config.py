@@ -171,6 +171,18 @@ class AccountConfig(_Strict):
     """Sign every message by default (OpenPGP; ``p`` on the review screen changes it)."""
     pgp_encrypt: bool = False
     """Encrypt by default when every recipient has a key in the keyring."""
+    crypto: Literal["openpgp", "smime"] | None = None
+    """How ``p`` on the review screen signs and encrypts: OpenPGP (gpg) or S/MIME (gpgsm).
+    Default: "smime" when ``smime_sign`` or ``smime_encrypt`` is set, else "openpgp"."""
+    smime_sign: bool = False
+    """Sign every message by default with S/MIME (sets ``crypto = "smime"``)."""
+    smime_encrypt: bool = False
+    """Encrypt by default with S/MIME when every recipient has a certificate."""
+    autocrypt: bool = False
+    """Autocrypt Level 1 (OpenPGP): send your key in an ``Autocrypt`` header, learn peers'
+    keys from theirs, and propose encryption when every recipient can read it."""
+    autocrypt_prefer_encrypt: Literal["mutual", "nopreference"] = "nopreference"
+    """ "mutual": encrypt by default to peers who say mutual too (and ask them to)."""
 
 
 class UiConfig(_Strict):
@@ -187,8 +199,13 @@ class CryptoConfig(_Strict):
 
     gpg: str = "gpg"
     """The gpg program (a name on $PATH or an absolute path)."""
+    gpgsm: str = "gpgsm"
+    """The gpgsm program, for S/MIME; it uses the same GnuPG home (``pubring.kbx``)."""
     gnupg_home: str | None = None
     """The GnuPG home; default $GNUPGHOME, else ~/.gnupg."""
+    autocrypt_dir: str | None = None
+    """Where the Autocrypt peer table and keyring live; default
+    ``$XDG_DATA_HOME/kittiwake/autocrypt``."""
     index_decrypted: bool = False
     """Index the words of decrypted messages for search. Off: decrypted text stays in memory
     and the cache only ever holds the message as it came, encrypted."""
@@ -223,7 +240,14 @@ class Account:
     identities: tuple[Identity, ...] = ()
     """The account's own address first, then ``[[accounts.NAME.identities]]``."""
     pgp_sign: bool = False
+    """Sign by default, with the account's ``crypto`` protocol (``pgp_sign`` or
+    ``smime_sign`` in the file, whichever the protocol is)."""
     pgp_encrypt: bool = False
+    """Encrypt by default when possible, with the account's ``crypto`` protocol."""
+    crypto: Literal["openpgp", "smime"] = "openpgp"
+    autocrypt: bool = False
+    autocrypt_mutual: bool = False
+    """``autocrypt_prefer_encrypt = "mutual"``."""
 
     @property
     def kind(self) -> Literal["imap", "pop3"]:
@@ -304,6 +328,8 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:
     crypto = _convert(data.get("crypto", {}), CryptoConfig, where, "crypto")
     if crypto.gnupg_home is not None:
         crypto = msgspec.structs.replace(crypto, gnupg_home=_expand(crypto.gnupg_home))
+    if crypto.autocrypt_dir is not None:
+        crypto = msgspec.structs.replace(crypto, autocrypt_dir=_expand(crypto.autocrypt_dir))
     keys_raw = data.get("keys", {})
     if not isinstance(keys_raw, dict):
         raise ConfigError(f'{where}: keys: expected a table of action = "key"')
@@ -434,6 +460,7 @@ def _account(name: str, value: Any, where: str) -> Account:
                 f'{where}: {at}.{proto}: auth = "oauth2" signs in by itself; remove {others[0]}'
             )
     signature_file = _signature_file(cfg.signature, cfg.signature_file, where, at)
+    protocol = _crypto_protocol(cfg, where, at)
     return Account(
         key=name,
         email=cfg.email,
@@ -448,9 +475,27 @@ def _account(name: str, value: Any, where: str) -> Account:
         signature_file=signature_file,
         signature_position=cfg.signature_position,
         identities=_identities(cfg, signature_file, where, at),
-        pgp_sign=cfg.pgp_sign,
-        pgp_encrypt=cfg.pgp_encrypt,
+        crypto=protocol,
+        autocrypt=cfg.autocrypt,
+        autocrypt_mutual=cfg.autocrypt_prefer_encrypt == "mutual",
+        pgp_sign=cfg.smime_sign if protocol == "smime" else cfg.pgp_sign,
+        pgp_encrypt=cfg.smime_encrypt if protocol == "smime" else cfg.pgp_encrypt,
     )
+
+
+def _crypto_protocol(cfg: AccountConfig, where: str, at: str) -> Literal["openpgp", "smime"]:
+    """The account's one protocol: options of the other are a mistake, not a silent no-op."""
+    smime = cfg.smime_sign or cfg.smime_encrypt
+    pgp = cfg.pgp_sign or cfg.pgp_encrypt
+    protocol = cfg.crypto or ("smime" if smime else "openpgp")
+    if (protocol == "smime" and pgp) or (protocol == "openpgp" and smime):
+        raise ConfigError(
+            f'{where}: {at}: crypto = "{protocol}" does not go with '
+            f"{'pgp_sign/pgp_encrypt' if protocol == 'smime' else 'smime_sign/smime_encrypt'}"
+        )
+    if protocol == "smime" and cfg.autocrypt:
+        raise ConfigError(f"{where}: {at}: autocrypt is OpenPGP; it does not go with S/MIME")
+    return protocol
 
 
 _CAPABILITY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9=+.\-]*")

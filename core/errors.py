@@ -90,7 +90,9 @@ class CommandFailed(ImapError):
 class AuthFailed(CommandFailed):
     """The server rejected the credentials (or authentication is impossible as configured).
 
-    ``detail`` may hold the server's decoded SASL error challenge (XOAUTH2).
+    ``detail`` may hold the server's decoded SASL error challenge (XOAUTH2). ``temporary``:
+    the server refused for now (``[UNAVAILABLE]``, a connection cap), not the credentials:
+    callers retry it like a network failure and never ask for the password again.
     """
 
     def __init__(
@@ -102,9 +104,11 @@ class AuthFailed(CommandFailed):
         text: str = "",
         detail: str = "",
         code: str | None = None,
+        temporary: bool = False,
     ) -> None:
         super().__init__(message, command=command, status=status, text=text, code=code)
         self.detail = detail
+        self.temporary = temporary
 
 
 class ImapStateError(ImapError):

@@ -57,6 +57,11 @@ def _exists(db: sqlite3.Connection) -> bool:
     return found.fetchone() is not None
 
 
+def present(db: sqlite3.Connection) -> bool:
+    """Whether this cache ever held Gmail's ids: the account is Gmail's (known offline too)."""
+    return _exists(db)
+
+
 def store_folder(db: sqlite3.Connection, folder: str, rows: Iterable[GmailIds]) -> None:
     """Replace what is known of ``folder`` with ``rows`` (one FETCH of the whole folder)."""
     _ensure(db)
@@ -114,6 +119,17 @@ def msgids(
     rows = db.execute("SELECT folder, uid, msgid FROM gmail_ids")
     wanted = None if folders is None else set(folders)
     return {(str(f), int(u)): int(m) for f, u, m in rows if wanted is None or f in wanted}
+
+
+def thrids(
+    db: sqlite3.Connection, folders: Iterable[str] | None = None
+) -> dict[tuple[str, int], int]:
+    """(folder, uid) -> X-GM-THRID (Gmail's conversation), for ``folders`` (None: all)."""
+    if not _exists(db):
+        return {}
+    rows = db.execute("SELECT folder, uid, thrid FROM gmail_ids WHERE thrid IS NOT NULL")
+    wanted = None if folders is None else set(folders)
+    return {(str(f), int(u)): int(t) for f, u, t in rows if wanted is None or f in wanted}
 
 
 def once_each(items: Sequence[K], ids: dict[tuple[str, int], int]) -> list[K]:

@@ -98,6 +98,9 @@ class MessageSummary:
     references: tuple[str, ...] = ()
     has_attachments: bool = False
     modseq: int | None = None
+    #: The server's description of it (ENVELOPE, BODYSTRUCTURE) could not be read: it is
+    #: shown from its raw header block instead, and the list and the reader say so.
+    degraded: bool = False
 
 
 class FolderRole(StrEnum):

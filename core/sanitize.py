@@ -34,13 +34,19 @@ def _visible(match: re.Match[str]) -> str:
     return "\ufffd"
 
 
+def strip_escapes(text: str) -> str:
+    """``text`` without its escape sequences, controls left as they are: for output read
+    as a terminal would show it (``\r`` still rewrites a line) before it is cleaned."""
+    return _ESCAPES.sub("", text)
+
+
 def clean_text(text: str, keep_newlines: bool = True) -> str:
     """``text`` with escape sequences removed and other controls made visible.
 
     Tabs survive; newlines survive when ``keep_newlines`` (bodies), else they become spaces
     (headers, one-line fields). Carriage returns are dropped.
     """
-    text = _ESCAPES.sub("", text)
+    text = strip_escapes(text)
     text = text.replace("\r\n", "\n").replace("\r", "")
     if not keep_newlines:
         text = text.replace("\n", " ").replace("\t", " ")

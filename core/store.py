@@ -7,8 +7,9 @@ kind of account they are looking at.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sized
+from collections.abc import Callable, Collection, Sequence, Sized
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from kittiwake.core.cache import Cache
@@ -55,6 +56,12 @@ class MailStore(Protocol):
     """Whether a server completes searches (``search_folder``) beyond what the cache holds."""
 
     @property
+    def has_labels(self) -> bool:
+        """Whether the account's messages carry Gmail's labels (``X-GM-EXT-1``), so the UI
+        offers the label key only there."""
+        ...
+
+    @property
     def triage(self) -> ActionQueue: ...
 
     @property
@@ -72,6 +79,13 @@ class MailStore(Protocol):
 
     async def append(self, folder: str, raw: bytes, flags: frozenset[str]) -> int | None:
         """Store a message (a Sent copy, a draft); returns its UID where known."""
+        ...
+
+    async def append_many(
+        self, folder: str, messages: Sequence[tuple[bytes, frozenset[str], datetime | None]]
+    ) -> None:
+        """Store a batch of (message, flags, INTERNALDATE) in one go (an import): as few
+        round trips as the server allows, and one sync after them, not one per message."""
         ...
 
     async def has_message_id(self, folder: str, message_id: str) -> bool:

@@ -3,8 +3,14 @@ Maildir into a folder (APPEND on IMAP), never twice.
 
 A message is already in the folder when one there has its Message-ID and its bytes (the
 same size, else the same SHA-256 once fetched); a message without a Message-ID is compared
-by its bytes with those of the same size. So importing the same file again adds nothing,
-and an export imported elsewhere gives the same messages once.
+by its bytes with those of the same size. Bytes are compared without their Status and
+X-Status lines (an mbox file's bookkeeping, ``core/message/mbox.py``). So importing the same
+file again adds nothing, and an export imported elsewhere gives the same messages once.
+
+Flags travel: an mbox export writes them as mutt's Status lines and the INTERNALDATE as the
+separator's date, and an import reads them back (a Maildir's from its ``:2,`` info letters).
+An import appends in batches (``MailStore.append_many``: one MULTIAPPEND on IMAP) of at most
+``BATCH_BYTES`` and ``BATCH_COUNT``, reporting progress after each.
 """
 
 from __future__ import annotations
@@ -12,9 +18,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
@@ -22,20 +28,25 @@ from pathlib import Path
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.files import PRIVATE_FILE, make_private_dirs
 from kittiwake.core.message.ids import normalize_msgid
-from kittiwake.core.message.mbox import mbox_entry, split_mbox
+from kittiwake.core.message.mbox import mbox_entry, read_status, split_mbox_dated
 from kittiwake.core.message.mime import safe_filename
-from kittiwake.core.models import ANSWERED, FLAGGED, SEEN
+from kittiwake.core.models import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN
 from kittiwake.core.store import MailStore
 
-#: Maildir info letters (``:2,FRS``) as IMAP flags; mbox's ``Status: RO`` means \\Seen.
-_MAILDIR_FLAGS = {"S": SEEN, "F": FLAGGED, "R": ANSWERED}
-_STATUS = re.compile(rb"^(?:X-)?Status:[ \t]*([A-Za-z]*)", re.MULTILINE | re.IGNORECASE)
+#: Maildir info letters (``:2,DFRST``) as IMAP flags (P, "passed", has none).
+_MAILDIR_FLAGS = {"S": SEEN, "F": FLAGGED, "R": ANSWERED, "T": DELETED, "D": DRAFT}
+#: A batch of an import: one command of at most this many bytes and messages (a server's
+#: limit on one command is commonly tens of megabytes; a lost batch is resent whole).
+BATCH_BYTES = 4 * 1024 * 1024
+BATCH_COUNT = 500
 
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
     raw: bytes
     flags: frozenset[str]
+    when: datetime | None = None
+    """The INTERNALDATE to give it (the mbox separator's date), where known."""
 
 
 @dataclass(slots=True)
@@ -76,7 +87,9 @@ def read_source(path: Path) -> list[Incoming]:
                 info = entry.name.partition(":2,")[2]
                 flags = frozenset(_MAILDIR_FLAGS[c] for c in info if c in _MAILDIR_FLAGS)
                 raw = _crlf(entry.read_bytes())
-                found.append((entry.stat().st_mtime, entry.name, Incoming(raw, flags)))
+                mtime = entry.stat().st_mtime
+                when = datetime.fromtimestamp(mtime, UTC)
+                found.append((mtime, entry.name, Incoming(raw, flags, when)))
         return [item for *_, item in sorted(found, key=lambda f: (f[0], f[1]))]
     try:
         data = path.read_bytes()
@@ -85,12 +98,15 @@ def read_source(path: Path) -> list[Incoming]:
     if data and not data.startswith(b"From "):
         raise KittiwakeError(f"{path} is not an mbox file (it does not start with 'From ')")
     out: list[Incoming] = []
-    for raw in split_mbox(data):
-        head = raw.split(b"\r\n\r\n", 1)[0]
-        status = _STATUS.search(head)
-        seen = status is not None and b"R" in status.group(1).upper()
-        out.append(Incoming(raw, frozenset({SEEN}) if seen else frozenset()))
+    for stored, dated in split_mbox_dated(data):
+        raw, flags = read_status(stored)
+        out.append(Incoming(raw, flags, dated))
     return out
+
+
+def _digest(raw: bytes) -> bytes:
+    """SHA-256 of a message as compared for duplicates: CRLF, no Status lines."""
+    return hashlib.sha256(read_status(_crlf(raw))[0]).digest()
 
 
 async def import_messages(
@@ -122,7 +138,7 @@ async def import_messages(
             body = await store.fetch_body(folder, uid)
             if body is None:
                 return None
-            fetched[uid] = hashlib.sha256(_crlf(body)).digest()
+            fetched[uid] = _digest(body)
         return fetched[uid]
 
     async def already_there(item: Incoming, digest: bytes) -> bool:
@@ -139,16 +155,32 @@ async def import_messages(
                 return True
         return False
 
-    for done, item in enumerate(items, start=1):
-        digest = hashlib.sha256(item.raw).digest()
-        if await already_there(item, digest):
-            result.skipped += 1
-        else:
-            await store.append(folder, item.raw, item.flags)
-            added_hashes.add(digest)
-            result.added += 1
+    batch: list[Incoming] = []
+    size = 0
+
+    async def send(done: int) -> None:
+        nonlocal size
+        if batch:
+            await store.append_many(folder, [(b.raw, b.flags, b.when) for b in batch])
+            result.added += len(batch)
+            batch.clear()
+            size = 0
         if progress is not None:
             progress(done, len(items))
+
+    for done, item in enumerate(items, start=1):
+        digest = _digest(item.raw)
+        if await already_there(item, digest):
+            result.skipped += 1
+            if progress is not None and done % BATCH_COUNT == 0:
+                progress(done, len(items))  # a re-run finds them all, slowly when fetching
+        else:
+            if batch and (size + len(item.raw) > BATCH_BYTES or len(batch) >= BATCH_COUNT):
+                await send(done - 1)
+            batch.append(item)
+            size += len(item.raw)
+            added_hashes.add(digest)
+    await send(len(items))
     return result
 
 
@@ -161,13 +193,16 @@ def _private_new_file(path: Path) -> int:
     return os.open(path, flags, PRIVATE_FILE)
 
 
-def write_mbox(path: Path, messages: Iterable[bytes]) -> int:
-    """Write a new mbox file at ``path`` (an existing file is refused, never overwritten)."""
+def write_mbox(
+    path: Path, messages: Iterable[tuple[bytes, Collection[str], datetime | None]]
+) -> int:
+    """Write a new mbox file at ``path`` (an existing file is refused, never overwritten)
+    of (raw, flags, INTERNALDATE): the flags as Status lines, the date on the separator."""
     make_private_dirs(path.parent)
     count = 0
     with os.fdopen(_private_new_file(path), "wb") as fh:
-        for raw in messages:
-            fh.write(mbox_entry(raw))
+        for raw, flags, when in messages:
+            fh.write(mbox_entry(raw, flags, when))
             count += 1
     return count
 

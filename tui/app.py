@@ -195,6 +195,15 @@ class KittiwakeApp(App[None]):
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Help", "Show every key of this screen", self.action_help)
+        from kittiwake.tui.screens.thread_view import ConversationsScreen
+
+        if isinstance(screen, ConversationsScreen):
+            for order in ALL_ORDERS:
+                yield SystemCommand(
+                    f"Sort: {order.describe()}",
+                    "Sort the conversations (remembered for the folder, as its list)",
+                    partial(screen.action_sort, order.code),
+                )
         if isinstance(screen, MailboxScreen):
             yield SystemCommand("Create folder", "Create a new folder", screen.action_create_folder)
             yield SystemCommand(
@@ -331,6 +340,7 @@ class KittiwakeApp(App[None]):
         from kittiwake.tui.screens.search import QUERY_HELP, SearchScreen
         from kittiwake.tui.screens.thread_reader import ResultReaderScreen, ThreadReaderScreen
         from kittiwake.tui.screens.thread_view import ConversationsScreen
+        from kittiwake.tui.widgets.message_list import MARKS_HELP
 
         screen = self.screen
         title = {
@@ -345,6 +355,8 @@ class KittiwakeApp(App[None]):
             ResultReaderScreen: "Keys: reading a search result",
         }.get(type(screen), title)
         notes = QUERY_HELP if isinstance(screen, MailboxScreen | SearchScreen) else ""
+        if isinstance(screen, MailboxScreen | SearchScreen | ConversationsScreen):
+            notes = f"{MARKS_HELP}\n\n{notes}" if notes else MARKS_HELP
         notes = COMPOSE_HELP if isinstance(screen, ReviewScreen) else notes
         self.push_screen(HelpScreen(binding_rows(screen), title, notes))
 

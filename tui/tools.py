@@ -4,7 +4,9 @@ command line, ``[pipe]`` commands have keys of their own, and ``v`` opens an att
 the HTML part with another program (``core/external/``).
 
 A command that reads the terminal needs it: the app steps aside (``App.suspend``, as for the
-editor) while it runs, and says afterwards how it ended and its last line of output.
+editor) while it runs, and says afterwards how it ended and its last line of output. Its
+stdout is a pseudo-terminal relayed to the real one (``core/external/relay.py``), so a pager
+pages.
 """
 
 from __future__ import annotations
@@ -100,14 +102,22 @@ class PipePrompt(ModalScreen[str | None]):
 
 
 def run_in_terminal(app: App[Any], command: str, data: bytes) -> PipeResult:
-    """Run ``command`` on ``data`` with the terminal handed over; without a terminal to give
-    (tests, the web) it runs all the same, its output only remembered."""
+    """Run ``command`` on ``data`` with the terminal handed over (its stdout a pty: a pager
+    pages); without a terminal to give (tests, the web) it runs all the same, its output
+    only remembered.
+
+    Enter is asked for (mutt's wait_key) when the command may have left something to read:
+    a line of output once it ended (not the screen of a full-screen program such as
+    ``less``, read and put away already; not nothing, as from ``cat > FILE``), or a failure,
+    whose words went to stderr, which is not kept."""
     try:
         with app.suspend():
-            result = run_pipe(command, data, sys.stdout.buffer)
-            if result.last_line:  # it said something: let it be read before the app returns
-                sys.stdout.write(f"\n[exit status {result.status}] Press Enter to return. ")
-                sys.stdout.flush()
+            out = sys.stdout
+            terminal = out.fileno() if out.isatty() else None
+            result = run_pipe(command, data, out.buffer, terminal=terminal)
+            if result.last_line or result.status != 0:
+                out.write(f"\r\n[exit status {result.status}] Press Enter to return. ")
+                out.flush()
                 sys.stdin.readline()
     except SuspendNotSupported:
         return run_pipe(command, data)

@@ -136,6 +136,14 @@ class TriageCommands(Screen[None]):
         later acts on these, not on whatever the cursor is on by then)."""
         raise NotImplementedError
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The label key exists only where labels do (Gmail): elsewhere it is neither in
+        the help screen nor in the palette."""
+        if action == "label":
+            account = self._triage_account()
+            return account is not None and app_context(self).api.has_labels(account)
+        return True
+
     def _relocation_targets(self) -> list[Targets]:
         """What archive, delete, junk and move act on (flags and copy act on ``_targets``)."""
         return self._targets()

@@ -72,9 +72,9 @@ class Draft:
     attached: tuple[DataAttachment, ...] = ()
     """In-memory attachments (forwarded message, original attachments of a forward)."""
     sign: bool = False
-    """OpenPGP-sign the message (PGP/MIME) with the sender's key."""
+    """Sign the message with the sender's key: PGP/MIME, or S/MIME for an S/MIME account."""
     encrypt: bool = False
-    """OpenPGP-encrypt it to every recipient's key and the sender's own (PGP/MIME)."""
+    """Encrypt it to every recipient's key (certificate) and the sender's own."""
 
     @property
     def recipients(self) -> tuple[Address, ...]:

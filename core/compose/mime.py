@@ -37,8 +37,8 @@ from kittiwake.core.compose.draft import (
 )
 from kittiwake.core.compose.reply import account_address
 from kittiwake.core.config import Account
-from kittiwake.core.crypto import openpgp
-from kittiwake.core.crypto.gpg import GnuPG
+from kittiwake.core.crypto import autocrypt, openpgp, smime
+from kittiwake.core.crypto.gpg import GnuPG, GpgMissing
 from kittiwake.core.message.headers import one_line
 from kittiwake.core.message.ids import ascii_domain, make_message_id, normalize_msgid
 from kittiwake.core.models import Address
@@ -83,9 +83,11 @@ def build_mime(
     ``for_draft``: the message is only stored (Drafts folder), never submitted: it may have
     no recipient yet, and non-ASCII addresses are written as they are.
 
-    ``draft.sign`` / ``draft.encrypt``: PGP/MIME (RFC 3156) through ``gpg``. An encrypted
-    message is also encrypted to the sender's own key, so the Sent copy (these same bytes)
-    stays readable to the sender; a draft to be encrypted is stored encrypted to that key alone.
+    ``draft.sign`` / ``draft.encrypt``: PGP/MIME (RFC 3156) through ``gpg``, or S/MIME
+    (RFC 8551) when the account's ``crypto`` is "smime" (``gpg`` is then a gpgsm). An
+    encrypted message is also encrypted to the sender's own key, so the Sent copy (these same
+    bytes) stays readable to the sender; a draft to be encrypted is stored encrypted to that
+    key alone.
     """
     from_ = draft.from_ if draft.from_.addr else account_address(account)
     recipients = _merge(draft.recipients)
@@ -126,11 +128,16 @@ def build_mime(
     if refs:
         headers.ids("References", refs)
     headers.unstructured("MIME-Version", "1.0")
+    if account.autocrypt and account.crypto == "openpgp" and not for_draft:
+        headers.verbatim(_autocrypt_field(from_.addr, account.autocrypt_mutual, gpg or GnuPG()))
 
     protected = draft.sign or draft.encrypt
     body = _mime_body(draft, eightbit_ok and not protected)  # signed data must be 7-bit
     if protected:
-        body = _protect(body, draft, from_, recipients, for_draft, gpg or GnuPG())
+        if account.crypto == "smime":
+            body = _protect_smime(body, draft, from_, recipients, for_draft, gpg or smime.DEFAULT)
+        else:
+            body = _protect(body, draft, from_, recipients, for_draft, gpg or GnuPG())
     raw = headers.bytes() + body
     bcc = _merge(draft.bcc)
     if bcc:
@@ -189,15 +196,72 @@ def _protect(
         raise ComposeError(str(exc)) from None
 
 
+def _protect_smime(
+    body: bytes,
+    draft: Draft,
+    from_: Address,
+    recipients: Sequence[Address],
+    for_draft: bool,
+    gpgsm: GnuPG,
+) -> bytes:
+    """``body`` signed and/or encrypted with S/MIME, as ``_protect`` does with OpenPGP. CMS
+    names every recipient's certificate in the message, so a Bcc recipient cannot be hidden:
+    such a message is refused rather than sent telling everyone who else got it."""
+    if for_draft and not draft.encrypt:
+        return body
+    own = smime.certs_for(from_.addr, gpgsm, secret=True)
+    if not own:
+        raise ComposeError(
+            f"no S/MIME certificate with a secret key for {from_.addr} in gpgsm: it is needed "
+            "to sign, and to keep a readable copy of an encrypted message"
+        )
+    try:
+        if not draft.encrypt:
+            return smime.sign_entity(body, own[0], gpgsm)
+        if for_draft:
+            return smime.encrypt_entity(body, [own[0]], gpgsm=gpgsm)
+        if draft.bcc:
+            raise ComposeError(
+                "S/MIME encryption names every recipient in the message, Bcc too: move them "
+                "to To or Cc, or press p to send it unencrypted"
+            )
+        certs, missing = recipient_keys(recipients, gpgsm, "smime")
+        if missing:
+            raise ComposeError(
+                f"no S/MIME certificate for {', '.join(missing)}: press p to send it "
+                "unencrypted, or do not send it"
+            )
+        signer = own[0] if draft.sign else None
+        return smime.encrypt_entity(body, [*certs, own[0]], signer=signer, gpgsm=gpgsm)
+    except openpgp.CryptoError as exc:
+        raise ComposeError(str(exc)) from None
+
+
+def _autocrypt_field(addr: str, mutual: bool, gpg: GnuPG) -> str:
+    """The Autocrypt header for ``addr``; nothing when there is no key (or no gpg) for it:
+    a message is never held back for the want of one."""
+    try:
+        keydata = autocrypt.own_keydata(addr, gpg)
+    except GpgMissing:
+        return ""
+    return autocrypt.header_field(addr, keydata, mutual) if keydata else ""
+
+
 def recipient_keys(
-    recipients: Sequence[Address], gpg: GnuPG | None = None
+    recipients: Sequence[Address],
+    gpg: GnuPG | None = None,
+    protocol: str = "openpgp",
 ) -> tuple[list[str], list[str]]:
     """(fingerprints, addresses without a usable key): one key per recipient, from the
-    keyring (the first valid encryption key whose user ID holds the address)."""
+    keyring (the first valid encryption key whose user ID holds the address), or for
+    ``protocol`` "smime" the first valid certificate for the address (``gpg`` a gpgsm)."""
     keys: list[str] = []
     missing: list[str] = []
     for a in recipients:
-        found = openpgp.keys_for(a.addr, gpg or GnuPG())
+        if protocol == "smime":
+            found = smime.certs_for(a.addr, gpg or smime.DEFAULT)
+        else:
+            found = openpgp.keys_for(a.addr, gpg or GnuPG())
         if found:
             keys.append(found[0])
         else:
@@ -258,6 +322,10 @@ class _HeaderWriter:
             line += sep + text
         out.append(line)
         self._lines.append("\r\n".join(out) + "\r\n")
+
+    def verbatim(self, field: str) -> None:
+        """A whole field (name, value and CRLF line ends) made and folded by its caller."""
+        self._lines.append(field)
 
     def unstructured(self, name: str, value: str) -> None:
         self._emit(name, self._words(value) if value else [(" ", "")])

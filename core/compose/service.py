@@ -28,6 +28,7 @@ from kittiwake.core.compose.drafts import LocalDraft, LocalDrafts
 from kittiwake.core.compose.query import run_query
 from kittiwake.core.compose.signature import identity_for, sign, signature_text, swap
 from kittiwake.core.config import Account
+from kittiwake.core.crypto import autocrypt
 from kittiwake.core.crypto.gpg import GnuPG
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
@@ -313,7 +314,7 @@ class Composer:
             )
             if folder is None:
                 raise KittiwakeError(f"{local.account} has no Drafts folder yet")
-            raw = await asyncio.to_thread(draft_bytes, local.draft, acct, gpg=self._gnupg())
+            raw = await asyncio.to_thread(draft_bytes, local.draft, acct, gpg=self._gnupg(acct))
             uid = await store.append(folder, raw, frozenset({DRAFT, SEEN}))
         except ComposeError:
             raise
@@ -424,7 +425,7 @@ class Composer:
                 log.info("%s: capabilities unknown (%s); building for any server", acct.key, exc)
         utf8, eight = (caps.smtputf8, caps.eightbitmime) if caps else (False, False)
         built = await asyncio.to_thread(
-            functools.partial(build_mime, gpg=self._gnupg()), local.draft, acct, utf8, eight
+            functools.partial(build_mime, gpg=self._gnupg(acct)), local.draft, acct, utf8, eight
         )
         await runner.enqueue(
             built.raw,
@@ -439,24 +440,54 @@ class Composer:
         n = len(built.envelope_rcpts)
         return f"Sending to {n} recipient{'s' if n != 1 else ''} from {acct.key}"
 
-    def _gnupg(self) -> GnuPG:
-        return GnuPG(self.config.crypto.gpg, self.config.crypto.gnupg_home)
+    def _gnupg(self, acct: Account) -> GnuPG:
+        """gpg, or gpgsm for an account whose ``crypto`` is "smime" (same GnuPG home)."""
+        crypto = self.config.crypto
+        if acct.crypto == "smime":
+            return GnuPG(crypto.gpgsm, crypto.gnupg_home)
+        keyrings: tuple[str, ...] = ()
+        if acct.autocrypt:  # the peers' keys learnt from their Autocrypt headers
+            keyring = autocrypt.default_store(crypto.gpg, crypto.autocrypt_dir).keyring
+            keyrings = (str(keyring),) if keyring.exists() else ()
+        return GnuPG(crypto.gpg, crypto.gnupg_home, keyrings)
+
+    async def recommendation(self, local: LocalDraft) -> str | None:
+        """Autocrypt's recommendation for the draft's recipients ("encrypt", "available",
+        "discourage", "disable"); None when the account does not use Autocrypt."""
+        acct = self.config.accounts.get(local.account)
+        if acct is None or not acct.autocrypt or acct.crypto != "openpgp":
+            return None
+        store = autocrypt.default_store(self.config.crypto.gpg, self.config.crypto.autocrypt_dir)
+        addrs = [a.addr for a in local.draft.recipients]
+        return await asyncio.to_thread(store.recommend, addrs, acct.autocrypt_mutual)
+
+    def protocol(self, account: str) -> str:
+        """ "OpenPGP" or "S/MIME": how the account signs and encrypts (the review screen)."""
+        acct = self.config.accounts.get(account)
+        return "S/MIME" if acct is not None and acct.crypto == "smime" else "OpenPGP"
 
     async def missing_keys(self, local: LocalDraft) -> list[str]:
-        """The recipients with no usable OpenPGP key in the keyring."""
+        """The recipients with no usable OpenPGP key in the keyring (or, for an S/MIME
+        account, no valid certificate)."""
         recipients = local.draft.recipients
         from kittiwake.core.compose.mime import recipient_keys
 
-        _, missing = await asyncio.to_thread(recipient_keys, recipients, self._gnupg())
+        acct = self.config.accounts[local.account]
+        _, missing = await asyncio.to_thread(
+            recipient_keys, recipients, self._gnupg(acct), acct.crypto
+        )
         return missing
 
     async def crypto_defaults(self, local: LocalDraft) -> LocalDraft:
         """The account's ``pgp_sign`` / ``pgp_encrypt`` applied to a draft: encryption only
-        when every recipient has a key (the review screen's ``p`` changes either)."""
+        when every recipient has a key (the review screen's ``p`` changes either), and also
+        when Autocrypt recommends it (every recipient and the account prefer mutual)."""
         acct = self.config.accounts.get(local.account)
         if acct is None or local.draft.sign or local.draft.encrypt:
             return local
         encrypt = acct.pgp_encrypt and bool(local.draft.recipients)
+        if not encrypt and local.draft.recipients:
+            encrypt = await self.recommendation(local) == "encrypt"  # Autocrypt, mutual
         if encrypt:
             encrypt = not await self.missing_keys(local)
         if not (acct.pgp_sign or encrypt):

@@ -33,6 +33,8 @@ class GnuPG:
 
     program: str = "gpg"
     home: str | None = None
+    keyrings: tuple[str, ...] = ()
+    """More keyrings to read (``--keyring``): the Autocrypt peers' keys when encrypting."""
 
 
 class GpgMissing(Exception):
@@ -74,6 +76,8 @@ def run(
     """
     read_fd, write_fd = os.pipe()
     argv = [gpg.program] + (["--homedir", gpg.home] if gpg.home else [])
+    for keyring in gpg.keyrings:
+        argv += ["--keyring", keyring]
     argv += ["--batch", "--no-tty", "--status-fd", str(write_fd), "--with-colons"]
     if not interactive:
         argv += ["--pinentry-mode", "error"]

@@ -32,6 +32,9 @@ _INLINE_END = {
     "SIGNED MESSAGE": "-----END PGP SIGNATURE-----",
     "MESSAGE": "-----END PGP MESSAGE-----",
 }
+#: Each inline block is one gpg run: a message of thousands of tiny blocks must not hold the
+#: reader for minutes. Blocks past these are left as they came (and the text is "partial").
+MAX_INLINE_BLOCKS = 16
 #: gpg-agent's "No pinentry" (GPG_ERR_NO_PIN_ENTRY): a passphrase is needed, none was cached.
 _NO_PINENTRY = 85
 _SIG_STATES = {
@@ -99,7 +102,7 @@ def _open(parsed: ParsedMessage, what: str, gpg: GnuPG, interactive: bool) -> Pa
                 security = dataclasses.replace(
                     security, signed=True, signatures=security.signatures + checked.signatures
                 )
-    shown = parse_message(_outer_fields(head) + entity)
+    shown = parse_message(_outer_fields(head, entity) + entity)
     return dataclasses.replace(shown, headers=parsed.headers, raw=parsed.raw, security=security)
 
 
@@ -122,16 +125,33 @@ def _split_head(raw: bytes) -> tuple[bytes, bytes]:
     return raw[: match.start()] + b"\r\n", raw[match.end() :]
 
 
-def _outer_fields(head: bytes) -> bytes:
-    """The outer header fields minus Content-*: the inner entity brings its own."""
+def _outer_fields(head: bytes, entity: bytes = b"") -> bytes:
+    """The outer header fields minus Content-*: the inner entity brings its own. When the
+    entity carries protected headers (``protected-headers="v1"``: its own Subject, From...,
+    the outer Subject of an encrypted message being "..."), the outer fields it repeats are
+    left out too, so the inner ones are what the message says."""
+    inner_head, _ = _split_head(entity)
+    inner = {name for name, _ in _fields(inner_head)} if _protected(entity) else set()
+    kept = [
+        f for name, f in _fields(head) if not name.startswith(b"content-") and name not in inner
+    ]
+    return b"".join(f + b"\r\n" for f in kept)
+
+
+def _fields(head: bytes) -> list[tuple[bytes, bytes]]:
+    """(lower-case name, whole field with its folded lines) of a header block."""
     fields: list[bytes] = []
     for line in head.replace(b"\r\n", b"\n").split(b"\n"):
         if line[:1] in (b" ", b"\t") and fields:
             fields[-1] += b"\r\n" + line
         elif line:
             fields.append(line)
-    kept = [f for f in fields if not f.lower().startswith(b"content-")]
-    return b"".join(f + b"\r\n" for f in kept)
+    return [(f.partition(b":")[0].strip().lower(), f) for f in fields]
+
+
+def _protected(entity: bytes) -> bool:
+    top = _top(entity) if entity else None
+    return top is not None and str(top.get_param("protected-headers") or "").lower() == "v1"
 
 
 def _parts(raw: bytes) -> list[bytes]:
@@ -198,33 +218,62 @@ def _decrypt_entity(raw: bytes, gpg: GnuPG, interactive: bool) -> tuple[bytes | 
 
 
 def _inline(parsed: ParsedMessage, gpg: GnuPG, interactive: bool) -> ParsedMessage:
+    """Every armored block of the text, in order: each one verified or decrypted and, when
+    that worked, replaced by its plaintext; the result sums them up (decrypted only if every
+    encrypted block was; ``partial`` when text stands outside the blocks)."""
     text = parsed.text or ""
-    span = _inline_block(text)
-    if span is None:
+    spans = _inline_blocks(text)
+    if not spans:
         return parsed
-    start, end, encrypted = span
-    block = text[start:end]
     # A clearsigned text is checked as the bytes that were signed: in the part's charset.
-    charset = "utf-8" if encrypted else _text_charset(parsed.raw)
-    try:
-        data = block.encode(charset)
-    except (LookupError, UnicodeError):
-        charset, data = "utf-8", block.encode("utf-8")
-    result = run(gpg, ["--decrypt"], data, interactive=interactive)
-    if encrypted:
-        security = dataclasses.replace(_decryption(result), inline=True)
-    else:
-        security = Security(signed=True, inline=True, signatures=_signatures(result))
-    security = dataclasses.replace(
-        security, partial=bool(text[:start].strip() or text[end:].strip())
+    signed_charset = _text_charset(parsed.raw)
+    pieces: list[str] = []
+    outside: list[str] = []
+    sigs: list[Signature] = []
+    recipients: list[str] = []
+    errors: list[str] = []
+    encrypted_any = False
+    decrypted_all = True
+    at = 0
+    for start, end, encrypted in spans:
+        pieces.append(text[at:start])
+        outside.append(text[at:start])
+        block = text[start:end]
+        charset = "utf-8" if encrypted else signed_charset
+        try:
+            data = block.encode(charset)
+        except (LookupError, UnicodeError):
+            charset, data = "utf-8", block.encode("utf-8")
+        result = run(gpg, ["--decrypt"], data, interactive=interactive)
+        plain = decode_bytes(result.stdout, charset).replace("\r\n", "\n")
+        if encrypted:
+            encrypted_any = True
+            done = _decryption(result)
+            sigs += done.signatures
+            recipients += done.recipients
+            if done.error:
+                errors.append(done.error)
+            decrypted_all = decrypted_all and done.decrypted
+            pieces.append(plain if done.decrypted else block)
+        else:
+            checked = _signatures(result)
+            sigs += checked
+            good = any(sig.state is SigState.GOOD for sig in checked)
+            pieces.append(plain if good else block)  # unproven text is shown as it came
+        at = end
+    pieces.append(text[at:])
+    outside.append(text[at:])
+    security = Security(
+        encrypted=encrypted_any,
+        decrypted=encrypted_any and decrypted_all,
+        error=errors[0] if errors else "",
+        recipients=tuple(dict.fromkeys(recipients)),
+        signatures=tuple(sigs),
+        signed=bool(sigs) or any(not encrypted for _, _, encrypted in spans),
+        inline=True,
+        partial=any(piece.strip() for piece in outside),
     )
-    if encrypted and not security.decrypted:
-        return dataclasses.replace(parsed, security=security)
-    if not encrypted and not any(s.state is SigState.GOOD for s in security.signatures):
-        return dataclasses.replace(parsed, security=security)  # the text shown as it came
-    plain = decode_bytes(result.stdout, charset).replace("\r\n", "\n")
-    new_text = text[:start] + plain + text[end:]
-    return dataclasses.replace(parsed, text=new_text, security=security)
+    return dataclasses.replace(parsed, text="".join(pieces), security=security)
 
 
 def _text_charset(raw: bytes) -> str:
@@ -238,19 +287,22 @@ def _text_charset(raw: bytes) -> str:
     return "utf-8"
 
 
-def _inline_block(text: str) -> tuple[int, int, bool] | None:
-    """(start, end, encrypted) of the first armored block: its BEGIN line, then its END line
-    found once from there (a regular expression spanning both rescanned the text from every
-    BEGIN line of a hostile message: quadratic)."""
-    begin = _INLINE_BEGIN.search(text)
-    if begin is None:
-        return None
-    end_line = _INLINE_END[begin.group(1)]
-    at = text.find("\n" + end_line, begin.end())
-    if at < 0:
-        return None
-    end = at + 1 + len(end_line)
-    return begin.start(), end, begin.group(1) == "MESSAGE"
+def _inline_blocks(text: str) -> list[tuple[int, int, bool]]:
+    """(start, end, encrypted) of each armored block: a BEGIN line, then its END line found
+    once from there, then the next BEGIN after that END (a regular expression spanning both
+    rescanned the text from every BEGIN line of a hostile message: quadratic). A BEGIN with
+    no END ends the search: every later BEGIN of that kind would look for it again."""
+    spans: list[tuple[int, int, bool]] = []
+    pos = 0
+    while len(spans) < MAX_INLINE_BLOCKS and (begin := _INLINE_BEGIN.search(text, pos)):
+        end_line = _INLINE_END[begin.group(1)]
+        at = text.find("\n" + end_line, begin.end())
+        if at < 0:
+            break
+        end = at + 1 + len(end_line)
+        spans.append((begin.start(), end, begin.group(1) == "MESSAGE"))
+        pos = end
+    return spans
 
 
 # -- status lines --------------------------------------------------------------------------

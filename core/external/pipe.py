@@ -1,9 +1,10 @@
 """Piping messages into a command the user typed (``|``), and the history of those commands.
 
 The command line is the user's and is run by their shell (``$SHELL -c``), as in mutt; the
-messages go on its standard input only. Its output is passed through to the terminal while
-the app steps aside, and the last line is kept to be shown when the app comes back (the
-terminal is the app's again by then).
+messages go on its standard input only, through a pipe. Its output is passed through to the
+terminal while the app steps aside (through a pseudo-terminal, ``relay``, so that a pager
+pages), and the last line is kept to be shown when the app comes back (the terminal is the
+app's again by then).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from kittiwake.core import paths
+from kittiwake.core.external.relay import last_line, open_output, relay, stepped_aside
 from kittiwake.core.files import PRIVATE_FILE, atomic_write, make_private_dirs
 
 HISTORY_KEPT = 100
-_TAIL = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,10 @@ class PipeResult:
     status: int
     """The exit status (negative: killed by that signal); 127: the shell found no command."""
     last_line: str
-    """The last non-blank line it wrote (stdout and stderr), as text; may be empty."""
+    """The last non-blank line it wrote, as text, escape sequences gone: of its stdout, and
+    of its stderr too when it ran without a terminal (on one, stderr is the terminal's:
+    ``relay``). After a full-screen program (``less``) only what came once it left its
+    screen, so often empty."""
 
     def describe(self, command: str) -> str:
         said = f"“{command}” exited with status {self.status}"
@@ -41,16 +45,28 @@ def shell() -> str:
     return os.environ.get("SHELL") or "/bin/sh"
 
 
-def run_pipe(command: str, data: bytes, echo: BinaryIO | None = None) -> PipeResult:
+def run_pipe(
+    command: str, data: bytes, echo: BinaryIO | None = None, *, terminal: int | None = None
+) -> PipeResult:
     """Run ``command`` with ``data`` on its stdin; its output goes to ``echo`` as it comes.
-    A command that stops reading early (``head``) is not an error of ours."""
-    proc = subprocess.Popen(
-        [shell(), "-c", command],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
+    With ``terminal`` (the real terminal's descriptor, the app having stepped aside) its
+    stdout is a pseudo-terminal of that size and its stderr that terminal (``relay``), so
+    that ``less`` pages; without, both are a pipe. A command that stops reading early
+    (``head``) is not an error of ours."""
+    ours, theirs = open_output(terminal)
+    try:
+        proc = subprocess.Popen(
+            [shell(), "-c", command],
+            stdin=subprocess.PIPE,
+            stdout=theirs,
+            stderr=theirs if terminal is None else terminal,
+        )
+    except OSError:
+        os.close(ours)
+        raise
+    finally:
+        os.close(theirs)  # the command's alone now: its end closing ends the relay
+    assert proc.stdin is not None
     stdin = proc.stdin
 
     def feed() -> None:
@@ -61,18 +77,14 @@ def run_pipe(command: str, data: bytes, echo: BinaryIO | None = None) -> PipeRes
 
     writer = threading.Thread(target=feed, daemon=True)
     writer.start()
-    tail = b""
-    while chunk := os.read(proc.stdout.fileno(), 65536):
-        if echo is not None:
-            with contextlib.suppress(OSError, ValueError):
-                echo.write(chunk)
-                echo.flush()
-        tail = (tail + chunk)[-_TAIL:]
-    status = proc.wait()
+    try:
+        with stepped_aside(terminal, ours, proc.pid) as wake:
+            tail = relay(ours, echo, wake)
+            status = proc.wait()
+    finally:
+        os.close(ours)
     writer.join()
-    lines = [line.strip() for line in tail.decode("utf-8", "replace").splitlines()]
-    last = next((line for line in reversed(lines) if line), "")
-    return PipeResult(status, last)
+    return PipeResult(status, last_line(tail))
 
 
 class PipeHistory:

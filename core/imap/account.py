@@ -18,6 +18,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 from kittiwake.core import cache_repair, gmailids
@@ -157,6 +158,8 @@ class ImapAccount:
         self._lost_reason: ConnectionLost | None = None
         self._watch_conns: list[ImapConnection] = []
         self._secret: Credential | None = None
+        #: The greeting's and login's notices told since this connection attempt began.
+        self._told: set[str] = set()
         #: Set by ``signed_in`` when the user has signed in again (OAuth2).
         self._signed_in = asyncio.Event()
         #: Why the account waits for the user to sign in (OAuth2), else None.
@@ -274,6 +277,7 @@ class ImapAccount:
             try:
                 self._set_state(ConnState.CONNECTING)
                 self._secret = None  # each attempt asks again: the password may have changed
+                self._told = set()
                 self._lost.clear()
                 self._lost_reason = None
                 self._client = await self._connect(self._on_unsolicited)
@@ -298,12 +302,9 @@ class ImapAccount:
                 await self._signed_in.wait()
                 self.sign_in_needed = None
             except AuthFailed as exc:
-                if over_connection_limit(exc):  # busy, not wrong: retried like the network
+                if exc.temporary:  # [UNAVAILABLE], a connection cap: not now, not "not you"
                     failures += 1
-                    delay = min(self.tuning.backoff_max, self.tuning.backoff_min * 2**failures)
-                    self._set_state(ConnState.OFFLINE, exc.message, delay)
-                    await self._close_all()
-                    await asyncio.sleep(delay)
+                    await self._retry_later(exc.message, failures)
                     continue
                 # Retrying a wrong password only locks the account; wait for a long while.
                 self._set_state(ConnState.AUTH_FAILED, exc.message, self.tuning.backoff_max)
@@ -321,12 +322,17 @@ class ImapAccount:
                 else:  # (a busy file, "database is locked", is retried like the network)
                     reason = exc.message if isinstance(exc, KittiwakeError) else str(exc)
                 failures += 1
-                delay = min(self.tuning.backoff_max, self.tuning.backoff_min * 2 ** (failures - 1))
-                delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
-                log.info("%s offline: %s (retry in %.1fs)", self.name, reason, delay)
-                self._set_state(ConnState.OFFLINE, reason, delay)
-                await self._close_all()
-                await asyncio.sleep(delay)
+                await self._retry_later(reason, failures)
+
+    async def _retry_later(self, reason: str, failures: int) -> None:
+        """Offline with ``reason``, then back off exponentially with jitter (many clients
+        coming back from one outage must not arrive at once)."""
+        delay = min(self.tuning.backoff_max, self.tuning.backoff_min * 2 ** (failures - 1))
+        delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+        log.info("%s offline: %s (retry in %.1fs)", self.name, reason, delay)
+        self._set_state(ConnState.OFFLINE, reason, delay)
+        await self._close_all()
+        await asyncio.sleep(delay)
 
     async def _run_until_failure(self) -> None:
         """Watch first, then sync, then resync dirty folders, until something fails.
@@ -403,13 +409,22 @@ class ImapAccount:
         )
         try:
             client = ImapClient(conn, on_unsolicited)
-            client.on_notice = lambda text: self.bus.publish(SyncError(self.name, text))
+            client.on_notice = self._notice
+            for text in client.early_notices():
+                # Every connection hears the greeting: told once per connection attempt.
+                if text not in self._told:
+                    self._told.add(text)
+                    self._notice(text)
             await client.enable_extensions()
         except BaseException:
             with contextlib.suppress(Exception):
                 await conn.close()
             raise
         return client
+
+    def _notice(self, text: str) -> None:
+        """A server's ``[ALERT]`` (``[OVERQUOTA]``, ...) for the user, in plain words."""
+        self.bus.publish(SyncError(self.name, text))
 
     async def _credential(self, at: str) -> Credential:
         """The password or token of this connection attempt (the watch connections reuse
@@ -433,6 +448,14 @@ class ImapAccount:
             raise ConnectionLost(f"{self.cfg.host}:{self.cfg.port} is not connected")
         return self._client
 
+    @property
+    def has_labels(self) -> bool:
+        """Gmail (``X-GM-EXT-1``): from the connected server, else from what the cache kept
+        of an earlier connection (the app may start offline)."""
+        if self._client is not None:
+            return self._client.has(gmail.GMAIL)
+        return gmailids.present(self.cache.db)
+
     def signed_in(self) -> None:
         """The user has signed in again (OAuth2): reconnect now."""
         self._secret = None
@@ -445,10 +468,8 @@ class ImapAccount:
         try:
             self._client = await self._connect(self._on_unsolicited)
         except KittiwakeError as exc:
-            self._set_state(
-                ConnState.AUTH_FAILED if isinstance(exc, AuthFailed) else ConnState.OFFLINE,
-                exc.message,
-            )
+            refused = isinstance(exc, AuthFailed) and not exc.temporary
+            self._set_state(ConnState.AUTH_FAILED if refused else ConnState.OFFLINE, exc.message)
             raise
         self._set_state(ConnState.ONLINE)
 
@@ -850,7 +871,7 @@ class ImapAccount:
         try:
             client = await self._connect(self._on_unsolicited)
         except AuthFailed as exc:
-            if not over_connection_limit(exc):
+            if not exc.temporary:
                 raise
             log.warning(
                 "%s: %s; checking %s every %gs instead",
@@ -1020,6 +1041,15 @@ class ImapAccount:
             await self.sync_folder(folder)
         return uid
 
+    async def append_many(
+        self, folder: str, messages: Sequence[tuple[bytes, frozenset[str], datetime | None]]
+    ) -> None:
+        """MULTIAPPEND where the server has it (``ImapClient.append_many``), then one sync."""
+        online = self.state is ConnState.ONLINE
+        await self._on_a_connection(lambda client: client.append_many(folder, messages))
+        if online:
+            await self.sync_folder(folder)
+
     async def append_mark(self, folder: str) -> str:
         return await self._on_a_connection(lambda client: deliver.append_mark(client, folder))
 
@@ -1109,17 +1139,6 @@ class ImapAccount:
     async def delete_folder(self, folder: str) -> None:
         await self.run_locked(lambda client: client.delete(folder))
         await self.sync_folder_list()
-
-
-CONNECTION_LIMIT_CODES = frozenset({"UNAVAILABLE", "LIMIT", "INUSE"})
-
-
-def over_connection_limit(exc: AuthFailed) -> bool:
-    """A login refused because the user has too many connections (Dovecot's
-    ``mail_max_userip_connections``), not because of the credentials."""
-    if exc.code in CONNECTION_LIMIT_CODES:
-        return True
-    return "maximum number of connections" in (exc.text or exc.message).lower()
 
 
 def _unchanged(state: FolderState, status: Status, cached: int) -> bool:

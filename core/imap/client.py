@@ -14,12 +14,13 @@ import logging
 import re
 from collections.abc import AsyncGenerator, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from kittiwake.core.cache import LazySummaries, RawRow
 from kittiwake.core.errors import CommandFailed, ProtocolError
 from kittiwake.core.imap import salvage
 from kittiwake.core.imap.codes import plain_words
-from kittiwake.core.imap.connection import CommandResult, ImapConnection
+from kittiwake.core.imap.connection import CommandResult, ImapConnection, internaldate_arg
 from kittiwake.core.imap.decode import summary_from_fetch
 from kittiwake.core.imap.lazy import LAZY_MIN, extract, read_stream
 from kittiwake.core.imap.parser import (
@@ -138,6 +139,12 @@ class ImapClient:
         self._busy = False
         conn.on_untagged = self._on_raw
 
+    def early_notices(self) -> list[str]:
+        """The notices of the greeting and the login (``ImapConnection.said_early``), sent
+        before this client listened: ``* OK [ALERT] Maintenance tonight`` as a greeting."""
+        said = (plain_words(code, text, self.conn.label) for code, text in self.conn.said_early)
+        return [plain for plain in said if plain is not None]
+
     # -- capabilities -------------------------------------------------------------------
 
     @property
@@ -183,6 +190,8 @@ class ImapClient:
         line: str,
         literal: bytes | None = None,
         claim: Callable[[Untagged], bool] = bool,
+        *,
+        then: Sequence[tuple[str, bytes]] = (),
         sink: Callable[[bytes], bool] | None = None,
         reader: StreamReader | None = None,
         refused_ok: bool = False,
@@ -197,7 +206,9 @@ class ImapClient:
         """
         self._busy = True
         try:
-            result = await self.conn.execute(line, literal=literal, sink=sink, reader=reader)
+            result = await self.conn.execute(
+                line, literal=literal, then=then, sink=sink, reader=reader
+            )
         finally:
             self._busy = False
         out: list[Untagged] = []
@@ -732,10 +743,16 @@ class ImapClient:
             )
         await self.run(f"UID EXPUNGE {uidset.format()}", claim=lambda r: False)
 
-    async def append(self, folder: str, message: bytes, flags: Sequence[str] = ()) -> int | None:
+    async def append(
+        self,
+        folder: str,
+        message: bytes,
+        flags: Sequence[str] = (),
+        when: datetime | None = None,
+    ) -> int | None:
         """APPEND; the new message's UID when the server says (APPENDUID, RFC 4315)."""
         _, result = await self.run(
-            f"APPEND {self.mailbox_arg(folder)} ({' '.join(flags)})", literal=message
+            f"APPEND {self.mailbox_arg(folder)} {_append_words(flags, when)}", literal=message
         )
         if result.code_name != "APPENDUID" or result.code is None:
             return None
@@ -746,11 +763,36 @@ class ImapClient:
                 return next(iter(value.uids))
         return None
 
+    async def append_many(
+        self, folder: str, messages: Sequence[tuple[bytes, Collection[str], datetime | None]]
+    ) -> None:
+        """APPEND every (message, flags, INTERNALDATE): one MULTIAPPEND command (RFC 3502,
+        all or none of them) where the server has it, else one APPEND after another
+        (this transport has one command in flight at a time, so they cannot overlap)."""
+        if not messages:
+            return
+        if not self.has("MULTIAPPEND"):
+            for raw, flags, when in messages:
+                await self.append(folder, raw, sorted(flags), when)
+            return
+        (raw, flags, when), *rest = messages
+        await self.run(
+            f"APPEND {self.mailbox_arg(folder)} {_append_words(sorted(flags), when)}",
+            literal=raw,
+            then=[(_append_words(sorted(f), w), m) for m, f, w in rest],
+        )
+
     async def noop(self) -> None:
         await self.run("NOOP", claim=lambda r: False)
 
     async def logout(self) -> None:
         await self.conn.logout()
+
+
+def _append_words(flags: Sequence[str], when: datetime | None) -> str:
+    """An APPEND's flag list and, when known, its INTERNALDATE."""
+    words = f"({' '.join(flags)})"
+    return f"{words} {internaldate_arg(when)}" if when is not None else words
 
 
 def _flag_fetch(uid: int, flags: frozenset[str]) -> Fetch:

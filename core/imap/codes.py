@@ -8,7 +8,7 @@ full). ``plain_words`` gives the sentence for the status bar; the engine publish
 
 from __future__ import annotations
 
-__all__ = ["NOTICE_CODES", "plain_words"]
+__all__ = ["NOTICE_CODES", "TEMPORARY_CODES", "plain_words", "temporary"]
 
 _SENTENCES = {
     "ALERT": "{label} says: {text}",
@@ -21,6 +21,20 @@ _SENTENCES = {
 
 #: Codes worth a notice even when they come with an untagged OK or NO.
 NOTICE_CODES = frozenset(_SENTENCES)
+
+
+#: A refusal of the login with one of these says "not now", not "not you" (RFC 5530:
+#: UNAVAILABLE is "a temporary failure", LIMIT and INUSE a resource taken): retried like a
+#: network failure, never taken for a wrong password (which waits long and says "login failed").
+TEMPORARY_CODES = frozenset({"UNAVAILABLE", "LIMIT", "INUSE"})
+
+
+def temporary(code: str | None, text: str) -> bool:
+    """Whether a refused login (``[code] text``) is a passing condition of the server. Dovecot's
+    per-user connection cap says so in its words only on some versions, hence the text."""
+    if code is not None and code.upper() in TEMPORARY_CODES:
+        return True
+    return "maximum number of connections" in text.lower()
 
 
 def plain_words(code: str | None, text: str, label: str) -> str | None:

@@ -28,7 +28,7 @@ import base64
 import logging
 import re
 import ssl
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal as TypingLiteral
@@ -44,7 +44,7 @@ from kittiwake.core.errors import (
     StartTlsUnavailable,
     TlsError,
 )
-from kittiwake.core.imap.codes import plain_words
+from kittiwake.core.imap.codes import plain_words, temporary
 from kittiwake.core.imap.framing import DEFAULT_MAX_RESPONSE_SIZE
 from kittiwake.core.imap.protocol import (
     AUTH,
@@ -140,6 +140,17 @@ def _split_code(text: bytes) -> tuple[str | None, str]:
     return None, s
 
 
+def _status_code(resp: bytes) -> tuple[str | None, str] | None:
+    """(code atom, text) of an untagged ``OK``/``NO``/``BAD``/``BYE``/``PREAUTH``; else None."""
+    parts = resp.split(b" ", 2)
+    if len(parts) < 2 or parts[0] != b"*":
+        return None
+    if parts[1].upper() not in (b"OK", b"NO", b"BAD", b"BYE", b"PREAUTH"):
+        return None
+    code, text = _split_code(parts[2].rstrip(b"\r\n") if len(parts) > 2 else b"")
+    return (code.split(" ", 1)[0].upper() if code else None), text
+
+
 def _caps_from_untagged(resp: bytes) -> frozenset[str] | None:
     if resp[:13].upper() == b"* CAPABILITY ":
         return frozenset(resp[13:].decode("ascii", "replace").upper().split())
@@ -157,7 +168,7 @@ def _format_flags(flags: Iterable[str]) -> str:
     return "(" + " ".join(flags) + ")"
 
 
-def _internaldate(when: datetime) -> str:
+def internaldate_arg(when: datetime) -> str:
     if when.tzinfo is None:
         raise ValueError("internaldate must be timezone-aware")
     months = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -195,6 +206,10 @@ class ImapConnection:
         self.host = ""
         self.port = 0
         self.greeting = ""
+        #: (code, text) of the status responses sent before a client could listen: the
+        #: greeting and the login's answers. ``ImapClient.tell_early`` puts their ``[ALERT]``
+        #: in plain words (RFC 3501 7.1: the user must see it).
+        self.said_early: list[tuple[str | None, str]] = []
 
     # -- properties ----------------------------------------------------------------------------
 
@@ -342,6 +357,14 @@ class ImapConnection:
         caps = _caps_from_code(greeting)
         if caps is not None:
             self._capabilities = caps - self._disabled
+        said = _status_code(greeting)
+        if said is not None and said[0] is not None:
+            if self._security == "starttls":
+                # Before TLS anyone on the path could have written it: never shown as the
+                # server's words (a forged "[ALERT] your password expired, go to ...").
+                log.info("%s: greeting before STARTTLS not shown: %s", self.label, said[1])
+            else:
+                self.said_early.append(said)
 
     async def _starttls(self, ctx: ssl.SSLContext | None, hostname: str, t: float) -> None:
         proto = self._require()
@@ -531,6 +554,7 @@ class ImapConnection:
         line: str,
         literal: bytes | None = None,
         *,
+        then: Sequence[tuple[str, bytes]] = (),
         timeout: float | None = None,
         check: bool = False,
         sink: ResponseSink | None = None,
@@ -538,7 +562,8 @@ class ImapConnection:
     ) -> CommandResult:
         """Run a command given as its rendered line (without tag), e.g. ``'LIST "" "*"'``.
 
-        ``literal``, if given, is sent as a final literal argument (APPEND). Unlike
+        ``literal``, if given, is sent as a final literal argument (APPEND); ``then`` adds
+        (words, literal) pairs after it (MULTIAPPEND's further messages). Unlike
         ``command()``, a NO/BAD is returned (``result.ok`` is false) unless ``check``.
         The line must already be quoted correctly; CR, LF and NUL are rejected. ``sink``
         sees each untagged response as it arrives; those it consumes (returns True for)
@@ -557,6 +582,10 @@ class ImapConnection:
         args: list[Arg] = [rest] if rest else []
         if literal is not None:
             args.append(Literal(literal))
+        for words, data in then:
+            if words:
+                args.append(words)
+            args.append(Literal(data))
         cmd = self._new(name, *args, prefix=prefix, timeout=timeout, sink=sink, reader=reader)
         return await self._run(cmd, check=check)
 
@@ -582,19 +611,26 @@ class ImapConnection:
 
     async def _authenticated(self, result: CommandResult, timeout: float | None) -> None:
         self._require().state = AUTH
+        for resp in result.untagged:  # "* OK [ALERT] Your password expires in 3 days"
+            said = _status_code(resp)
+            if said is not None:
+                self.said_early.append(said)
+        self.said_early.append((result.code_name, result.text))
         if not (result.code or "").upper().startswith("CAPABILITY "):
             await self.capability(timeout=timeout)  # capabilities change after login
 
     def _auth_failed(self, result: CommandResult, what: str, detail: str = "") -> AuthFailed:
         text = result.text or result.status
         plain = plain_words(result.code_name, result.text, self.label)
+        code = result.code.split(" ", 1)[0].upper() if result.code else None
         return AuthFailed(
             plain or f"{self.label} rejected the login: {text}",
             command=what,
             status=result.status,
             text=text,
             detail=detail,
-            code=result.code.split(" ", 1)[0].upper() if result.code else None,
+            code=code,
+            temporary=temporary(code, text),
         )
 
     async def login(self, user: str, password: str, timeout: float | None = None) -> None:
@@ -859,7 +895,7 @@ class ImapConnection:
         if flag_list:
             args.append(_format_flags(flag_list))
         if internaldate is not None:
-            args.append(_internaldate(internaldate))
+            args.append(internaldate_arg(internaldate))
         args.append(Literal(message))
         return await self._run(self._new("APPEND", *args, timeout=timeout))
 

@@ -54,6 +54,7 @@ def summary_from_header(fetch: Fetch) -> MessageSummary | None:
         # Without a structure, a mixed multipart may carry attachments: say so.
         has_attachments=bool(_MULTIPART_MIXED.match(first.get("content-type", "").strip())),
         modseq=fetch.modseq,
+        degraded=True,
     )
 
 

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from kittiwake.core.cache import Cache
@@ -93,6 +94,7 @@ class LocalAccount:
     """The local mail store of one POP3 account. ``start()`` indexes and follows it."""
 
     searches_server = False
+    has_labels = False
 
     def __init__(self, name: str, root: Path, cache: Cache, bus: EventBus) -> None:
         self.name = name
@@ -332,6 +334,14 @@ class LocalAccount:
             total, unread = self.cache.counts(folder)
             self.bus.publish(FolderCountsChanged(self.name, folder, total, unread))
             return uid
+
+    async def append_many(
+        self, folder: str, messages: Sequence[tuple[bytes, frozenset[str], datetime | None]]
+    ) -> None:
+        """One delivery after another: a Maildir has no round trips to save (the date of
+        each is the delivery's; a file's time is not the message's identity here)."""
+        for raw, flags, _ in messages:
+            await self.append(folder, raw, flags)
 
     async def has_message_id(self, folder: str, message_id: str) -> bool:
         """Whether ``folder`` holds this Message-ID (rescanned first: a copy written just

@@ -31,7 +31,8 @@ class Signature:
     user_id: str = ""
     """The key's user ID as the keyring says (NAME <ADDRESS>): never the message's From."""
     trust: str = ""
-    """gpg's validity for the key: ultimate, full, marginal, never, or undefined."""
+    """gpg's validity for the key: ultimate, full, marginal, never, or undefined; for S/MIME,
+    whether the certificate chains to a trusted root ("full (certificate chain valid)")."""
 
 
 @dataclass(frozen=True)
@@ -84,14 +85,29 @@ def _key(sig: Signature) -> str:
 
 def _signature_line(sig: Signature, how: str) -> tuple[str, str]:
     who = sig.user_id or "an unnamed key"
+    smime = how.startswith("S/MIME")
+    if sig.state is SigState.GOOD and smime and not sig.trust.startswith("full"):
+        # An intact signature proves a name only through an issuer the user trusts.
+        return (
+            "note",
+            f"Signature ({how}) from {who} is intact, but its certificate is NOT TRUSTED "
+            f"(certificate {_key(sig)}; trust: {sig.trust or 'none'}).",
+        )
     if sig.state is SigState.GOOD:
         trust = sig.trust or "undefined"
-        return ("good", f"Good signature ({how}) from {who}; key {_key(sig)}; trust: {trust}.")
+        what = "certificate" if smime else "key"
+        return ("good", f"Good signature ({how}) from {who}; {what} {_key(sig)}; trust: {trust}.")
     if sig.state is SigState.BAD:
         return (
             "bad",
             f"BAD signature ({how}) claimed by key {_key(sig)}: "
             "the message was changed after signing, or the signature is forged.",
+        )
+    if sig.state is SigState.UNKNOWN_KEY and smime:
+        return (
+            "note",
+            f"Signed ({how}) with a certificate that is neither in the message nor in your "
+            "keybox: not checked.",
         )
     if sig.state is SigState.UNKNOWN_KEY:
         return (

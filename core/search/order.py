@@ -1,5 +1,9 @@
 """The message list's order (date, arrival, sender, subject, size, unread first; either way)
-and the order chosen for each folder, remembered in the state directory.
+and the order chosen for each folder, remembered in the state directory. The conversation
+view of the folder is sorted by the same choice (``ordered_threads``), each conversation by
+what mutt's ``sort_aux`` and aerc take: its newest message (date), its latest arrival in the
+folder, its first message's sender (the one its row shows) and subject, the size of all its
+messages, any unread first; inside a conversation the thread's own order stays.
 
 Date, arrival (UID order: the order the server took them in), size and unread first are
 columns of the cache; sender and subject are in the envelope, so those two read every
@@ -12,11 +16,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kittiwake.core import paths
 from kittiwake.core.cache import Cache
 from kittiwake.core.files import PRIVATE_FILE, atomic_write, make_private_dirs
 from kittiwake.core.message.subjects import base_subject
+
+if TYPE_CHECKING:  # threading is loaded when the conversations are first shown
+    from kittiwake.core.search.threads import Threading
 
 #: key: (name, what "descending" means for it, what ascending means)
 SORT_KEYS: dict[str, tuple[str, str, str]] = {
@@ -48,6 +56,10 @@ class SortOrder:
     def describe(self) -> str:
         name, down, up = SORT_KEYS[self.key]
         return f"{name}, {down if self.descending else up}"
+
+    def brief(self) -> str:
+        """ "subject ↑": for a short status line (↓: descending, newest or largest first)."""
+        return f"{SORT_KEYS[self.key][0].lower()} {'↓' if self.descending else '↑'}"
 
     @property
     def is_default(self) -> bool:
@@ -100,6 +112,73 @@ def ordered_uids(
         column = 0 if order.key == "sender" else 1
         rows.sort(key=lambda r: texts.get(r[0], ("", ""))[column], reverse=flip)
     return [r[0] for r in rows]
+
+
+def ordered_threads(
+    cache: Cache,
+    threading: Threading[tuple[int, int]],
+    names: dict[int, str],
+    folder: str,
+    order: SortOrder,
+    memo: SortTexts | None = None,
+) -> Threading[tuple[int, int]]:
+    """The conversations of ``threading`` (keys (folder id, UID), threaded newest first) in
+    ``order``; ties stay newest first. ``memo`` is ``folder``'s, as for ``ordered_uids``
+    (the Sent folder's messages threaded in are read each time: a few)."""
+    from kittiwake.core.search.threads import reorder_threads
+
+    if order.is_default:
+        return threading
+    count = len(threading.threads)
+    if order.key == "date":
+        return reorder_threads(threading, range(count - 1, -1, -1))
+    home = cache.folder_id(folder)
+    # (folder id, uid) -> (sort_date, size, seen), for the folders the threads hold
+    columns: dict[tuple[int, int], tuple[float, int, int]] = {}
+    members: list[list[tuple[int, int]]] = []
+    by_folder: dict[int, list[int]] = {}
+    for info in threading.threads:
+        start = info.first_row
+        keys = [k for k in threading.keys[start : start + info.rows] if k is not None]
+        members.append(keys)
+        for fid, uid in keys:
+            by_folder.setdefault(fid, []).append(uid)
+    for fid in by_folder:
+        for uid, date, _internal, size, seen in cache.sort_columns(names.get(fid, "")):
+            columns[(fid, uid)] = (date, size, seen)
+    texts: dict[int, SortTexts] = {}
+    if order.key in ("sender", "subject"):
+        for fid, uids in by_folder.items():
+            own = memo if fid == home and memo is not None else {}
+            texts[fid] = _texts(cache, names.get(fid, ""), uids, own)
+
+    def newest(keys: list[tuple[int, int]]) -> tuple[int, int]:
+        return max(keys, key=lambda k: (columns.get(k, (0.0, 0, 0))[0], k[1]))
+
+    def text_of(key: tuple[int, int], column: int) -> str:
+        return texts.get(key[0], {}).get(key[1], ("", ""))[column]
+
+    flip = order.descending
+    numbers = list(range(count))  # newest first: the order ties keep
+    if order.key == "arrival":
+        numbers.sort(
+            key=lambda t: max((uid for fid, uid in members[t] if fid == home), default=-1),
+            reverse=flip,
+        )
+    elif order.key == "size":
+        numbers.sort(key=lambda t: sum(columns.get(k, (0, 0, 0))[1] for k in members[t]),
+                     reverse=flip)  # fmt: skip
+    elif order.key == "unread":
+        if not flip:
+            numbers.reverse()
+        numbers.sort(key=lambda t: all(columns.get(k, (0, 0, 1))[2] for k in members[t]))
+    elif order.key == "sender":
+        # The first message's sender: the one the conversation's row shows (mutt's sort_aux
+        # without "last-"); the newest's would put rows out of their visible order.
+        numbers.sort(key=lambda t: text_of(threading.threads[t].first_key, 0), reverse=flip)
+    else:
+        numbers.sort(key=lambda t: text_of(threading.threads[t].first_key, 1), reverse=flip)
+    return reorder_threads(threading, numbers)
 
 
 class SortMemory:

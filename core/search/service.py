@@ -161,9 +161,14 @@ async def thread_folder(
         gm = gmailids.msgids(cache.db, [folder, sent])
         here = {m for (f, _), m in gm.items() if f == folder}
         skip = {(sent_id, u) for (f, u), m in gm.items() if f == sent and m in here}
+    # Gmail: its own conversations (X-GM-THRID) hold what the headers do not link.
+    by_name = {folder: fid, **({sent: sent_id} if sent is not None and sent_id else {})}
+    together = {
+        (by_name[f], u): thrid for (f, u), thrid in gmailids.thrids(cache.db, list(by_name)).items()
+    }
 
     def build() -> Threading[tuple[int, int]]:
-        threading = thread_cached(path, ids, skip=skip)
+        threading = thread_cached(path, ids, skip=skip, together=together)
         return keep_threads(threading, _keep_in(fid)) if sent_id is not None else threading
 
     try:

@@ -39,7 +39,15 @@ from __future__ import annotations
 
 import gc
 import sqlite3
-from collections.abc import Callable, Collection, Container, Hashable, Iterable, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    Container,
+    Hashable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, NamedTuple, TypeVar
@@ -57,7 +65,9 @@ __all__ = [
     "ThreadRow",
     "Threading",
     "columns_from_cache",
+    "join_groups",
     "keep_threads",
+    "reorder_threads",
     "thread_cached",
     "thread_messages",
 ]
@@ -177,6 +187,30 @@ def keep_threads(threading: Threading[K], keep: Callable[[K], bool]) -> Threadin
             )
         )
         keys += rows
+        depths += threading.depths[start:end]
+        prefixes += threading.prefixes[start:end]
+        thread_of += [number] * info.rows
+    return Threading(keys, depths, prefixes, thread_of, threads)
+
+
+def reorder_threads(threading: Threading[K], order: Sequence[int]) -> Threading[K]:
+    """The same threads, each with its rows as they were (tree order inside a thread), in
+    ``order`` (thread numbers): a conversation view sorted by another key than its newest
+    message (``core/search/order.py``)."""
+    keys: list[K | None] = []
+    depths: list[int] = []
+    prefixes: list[str] = []
+    thread_of: list[int] = []
+    threads: list[ThreadInfo[K]] = []
+    for number, old in enumerate(order):
+        info = threading.threads[old]
+        start, end = info.first_row, info.first_row + info.rows
+        threads.append(
+            ThreadInfo(
+                len(keys), info.rows, info.messages, info.unread, info.newest, info.first_key
+            )
+        )
+        keys += threading.keys[start:end]
         depths += threading.depths[start:end]
         prefixes += threading.prefixes[start:end]
         thread_of += [number] * info.rows
@@ -621,6 +655,34 @@ def columns_from_cache(
     return cols, unread
 
 
+def join_groups(cols: ThreadColumns[K], group_of: Mapping[K, Hashable]) -> None:
+    """Messages a server says form one conversation though their headers need not link them
+    (Gmail's X-GM-THRID: it also groups same-subject notifications): every member but the
+    earliest gets the earliest's Message-ID in front of its references, so JWZ threads it
+    below that message; a member linked by its own headers keeps its place under them."""
+    if not group_of:
+        return
+    first: dict[Hashable, int] = {}
+    for i, key in enumerate(cols.keys):
+        group = group_of.get(key)
+        if group is None or not cols.message_ids[i]:
+            continue
+        j = first.get(group)
+        if j is None or cols.dates[i] < cols.dates[j]:
+            first[group] = i
+    for i, key in enumerate(cols.keys):
+        group = group_of.get(key)
+        j = first.get(group) if group is not None else None
+        if j is None or j == i:
+            continue
+        root = cols.message_ids[j] or ""
+        if not (root[:1] == "<" and root[-1:] == ">" and " " not in root):
+            root = normalize_msgid(root) or ""
+        refs = cols.references[i]
+        if root and root not in refs and root != cols.message_ids[i]:
+            cols.references[i] = [root, *refs]
+
+
 def _undecoded(raw: bytes) -> _ThreadEnvelope:
     from kittiwake.core.cache import decode_raw
 
@@ -634,13 +696,17 @@ def thread_cached(
     *,
     subject_fallback: bool = True,
     skip: Container[tuple[int, int]] = (),
+    together: Mapping[tuple[int, int], Hashable] | None = None,
 ) -> Threading[tuple[int, int]]:
     """Load and thread the cached messages of ``folder_ids`` through a read-only connection
     of its own to the cache file, so the whole job can run in a worker thread
-    (``asyncio.to_thread``) while the engine keeps writing through its connection (WAL)."""
+    (``asyncio.to_thread``) while the engine keeps writing through its connection (WAL).
+    ``together``: the server's own conversation of each key (``join_groups``)."""
     db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         cols, unread = columns_from_cache(db, folder_ids, skip)
     finally:
         db.close()
+    if together:
+        join_groups(cols, together)
     return thread_messages(cols, unread=unread, subject_fallback=subject_fallback)

@@ -56,7 +56,8 @@ async def check_login(account: Account, which: Which) -> LoginResult:
             detail = await _smtp(account)
         ok = True
     except (AuthFailed, Pop3AuthFailed) as exc:
-        ok, refused, detail = False, True, exc.message
+        # [UNAVAILABLE] and the like: the server's passing state, not the password
+        ok, refused, detail = False, not getattr(exc, "temporary", False), exc.message
     except SmtpAccountError as exc:
         ok, detail = False, exc.message
         refused = getattr(exc, "code", None) in (535, 534, 530, 454)

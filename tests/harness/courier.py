@@ -12,8 +12,10 @@ What a Courier user gets: the personal namespace ``INBOX.`` with separator ``.``
 QRESYNC, MOVE or NOTIFY, and a SELECT without ``[UIDNEXT]``. Users live in a userdb (Courier's own
 account database) rebuilt with ``makeuserdb`` when one is added; mail is Maildir, delivered by
 writing into ``Maildir/new`` as an MDA does. IDLE re-checks the folder every second
-(``IMAP_IDLE_TIMEOUT=1``; production setups use FAM/inotify for the same effect). Only the
-implicit-TLS port is offered.
+(``IMAP_IDLE_TIMEOUT=1``; production setups use FAM/inotify for the same effect). Two ports,
+as Courier's own imapd and imapd-ssl scripts set them up: implicit TLS (``imaps``, through
+couriertls), and the IMAP port (``imap``) with STARTTLS required (``IMAP_TLS_REQUIRED=1``:
+LOGINDISABLED and no AUTH=PLAIN until TLS is up, ``IMAP_CAPABILITY_TLS`` after).
 """
 
 from __future__ import annotations
@@ -54,9 +56,10 @@ _deliveries = itertools.count(1)
 @dataclass(frozen=True)
 class CourierPorts:
     imaps: int
+    imap: int
 
     def all(self) -> list[int]:
-        return [self.imaps]
+        return [self.imaps, self.imap]
 
 
 class Courier:
@@ -87,16 +90,32 @@ class Courier:
         pem = self.etc / "imapd.pem"
         pem.write_bytes(ca.key_file.read_bytes() + ca.cert_file.read_bytes())
         pem.chmod(0o600)
+        # Read by couriertls as root on the TLS port, and as "courier" (see below) when
+        # imaplogin starts it for STARTTLS.
+        os.chown(pem, self.mail_uid, self.mail_gid)
         (self.etc / "authdaemonrc").write_text(
             'authmodulelist="authuserdb"\nauthmodulelistorig="authuserdb"\ndaemons=2\n'
             'authdaemonvar=/run/courier/authdaemon\nDEBUG_LOGIN=0\nDEFAULTOPTIONS=""\n'
         )
         userdb = self.etc / "userdb"
         userdb.touch(mode=0o600)
+        # imaplogin looks up the "courier" user when STARTTLS starts couriertls; the package's
+        # postinst would have made it. Inside the namespace only: /etc/passwd and /etc/group
+        # with that user (as "mail") layered over the system's.
+        accounts = workdir / "etc-accounts"
+        accounts.mkdir(mode=0o755, exist_ok=True)
+        for name, line in (
+            ("passwd", f"courier:x:{self.mail_uid}:{self.mail_gid}::/nonexistent:/bin/false\n"),
+            ("group", f"courier:x:{self.mail_gid}:\n"),
+        ):
+            system = Path("/etc", name).read_text()
+            if not any(entry.startswith("courier:") for entry in system.splitlines()):
+                system += line
+            (accounts / name).write_text(system)
         self._namespace_script = workdir / "namespace.sh"
         self._namespace_script.write_text(
             "set -e\n"
-            f"mount -t overlay kittiwake-etc -o lowerdir={self.root}/etc:/etc /etc\n"
+            f"mount -t overlay kittiwake-etc -o lowerdir={accounts}:{self.root}/etc:/etc /etc\n"
             f"mount --bind {self.etc} /etc/courier\n"
             f"mount -t overlay kittiwake-usr -o lowerdir={self.root}/usr:/usr /usr\n"
             "mount -t tmpfs kittiwake-run /run\n"
@@ -128,8 +147,8 @@ class Courier:
             self._start_once()
             return
         for attempt in range(_START_ATTEMPTS):
-            (imaps,) = pick_free_ports(1)
-            self._ports = CourierPorts(imaps=imaps)
+            imaps, imap = pick_free_ports(2)
+            self._ports = CourierPorts(imaps=imaps, imap=imap)
             self._write_run_script()
             try:
                 self._start_once()
@@ -275,11 +294,23 @@ class Courier:
             "MAILDIRPATH": "Maildir",
         }
         exports = "".join(f"export {key}='{value}'\n" for key, value in settings.items())
+        # The IMAP port: plain text until STARTTLS, which it requires before any login
+        # (imapd-ssl's IMAPDSTARTTLS=YES with IMAP_TLS_REQUIRED=1).
+        caps = settings["IMAP_CAPABILITY"].removesuffix(" AUTH=PLAIN")
+        starttls = (
+            f"env -u IMAP_TLS IMAP_STARTTLS=YES IMAP_TLS_REQUIRED=1 IMAP_CAPABILITY='{caps}' "
+            f"IMAP_CAPABILITY_TLS='{caps} AUTH=PLAIN' TLS_STARTTLS_PROTOCOL='TLS1_2:' "
+        )
+        tcpd = (
+            f"/usr/sbin/couriertcpd -address={self.host} -nodnslookup -noidentlookup "
+            "-maxprocs=40 -maxperip=40"
+        )
         (self.workdir / "run.sh").write_text(
             "/usr/lib/courier/courier-authlib/authdaemond &\n"
             f"{exports}"
-            f"/usr/sbin/couriertcpd -address={self.host} -nodnslookup -noidentlookup "
-            f"-maxprocs=40 -maxperip=40 {self.ports.imaps} /usr/bin/couriertls -server -tcpd "
+            f"{tcpd} {self.ports.imaps} /usr/bin/couriertls -server -tcpd "
+            "/usr/lib/courier/courier/imaplogin /usr/bin/imapd Maildir &\n"
+            f"{starttls}{tcpd} {self.ports.imap} "
             "/usr/lib/courier/courier/imaplogin /usr/bin/imapd Maildir &\n"
             "wait\n"
         )
@@ -309,7 +340,10 @@ class Courier:
         (self.workdir / "run" / "master.pid").write_text(f"{self._proc.pid}\n")
         try:
             wait_until_ready(
-                [Probe(self.ports.imaps, b"* OK", self.ca.client_context())],
+                [
+                    Probe(self.ports.imaps, b"* OK", self.ca.client_context()),
+                    Probe(self.ports.imap, b"* OK"),
+                ],
                 alive=lambda: self.running,
                 describe_failure=self._error,
             )

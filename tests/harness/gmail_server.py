@@ -19,6 +19,10 @@ What it emulates, from Google's IMAP documentation (developers.google.com/gmail/
   label only: it stays in All Mail. MOVE from INBOX to All Mail is Gmail's archive. MOVE into
   Trash or Spam takes it out of every other folder, All Mail included.
 - COPY into a folder that already holds the message adds nothing (labels are a set).
+- ``X-GM-THRID`` as Gmail threads: by Message-ID, In-Reply-To and References (pymap's thread
+  keys), and also, as users see in Gmail, messages with the same subject (Re:, Fwd: and list
+  tags aside) from the same sender without any of those headers: "Your order has shipped"
+  notifications are one conversation there.
 - At most 15 connections at once; the 16th is refused at the greeting, like Gmail's
   ``* BYE [UNAVAILABLE] Too many simultaneous connections``.
 
@@ -61,6 +65,7 @@ from pymap.parsing.response import ResponseOk
 from pymap.parsing.response.specials import SearchResponse
 from pymap.parsing.specials import SequenceSet
 from pymap.parsing.specials.fetchattr import FetchAttribute, FetchRequirement
+from pymap.threads import ThreadKey
 from pymap.user import UserMetadata
 from pysasl.hashing import Cleartext
 
@@ -195,6 +200,25 @@ class GmailMailboxes(MailboxSet):
             if name not in NOT_LABELS and folder.holds(email_id) is not None:
                 found.append(SYSTEM_LABELS.get(name, name))
         return sorted(found)
+
+
+# -- X-GM-THRID: Gmail's conversations -------------------------------------------------------
+
+_original_thread_keys = ThreadKey.get_all.__func__  # type: ignore[attr-defined]
+
+
+def _thread_keys(cls: type[ThreadKey], header: Any) -> Any:
+    """pymap's keys (a message id and the subject), plus, for a message that names no other,
+    its sender and subject: Gmail puts such messages in one conversation."""
+    keys = list(_original_thread_keys(cls, header))
+    parsed = header.parsed
+    if parsed.in_reply_to is None and parsed.references is None and parsed.subject is not None:
+        sender = " ".join(str(h) for h in parsed.from_ or ()).lower()
+        keys.append(cls(f"from:{sender}", cls._subject(str(parsed.subject))))
+    return keys
+
+
+ThreadKey.get_all = classmethod(_thread_keys)  # type: ignore[method-assign,assignment]
 
 
 # -- FETCH X-GM-MSGID, X-GM-THRID, X-GM-LABELS ---------------------------------------------

@@ -13,11 +13,10 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
-from .clients import wait_for
 from .dovecot import Dovecot, User
 from .postfix import Postfix
+from .tmux import Tmux
 
 REPO = Path(__file__).resolve().parents[2]
 TOP_LEVEL = ("core", "tui", "themes", "cli", "demo")
@@ -203,73 +202,13 @@ class Installed:
         )
 
 
-class TmuxScreen:
+class TmuxScreen(Tmux):
     """The installed app in a detached tmux session of a given size, read off its screen."""
 
     def __init__(
         self, installed: Installed, home: Home, *args: str, width: int = 100, height: int = 30
     ) -> None:
-        self.installed = installed
-        self.home = home
-        self.args = args
-        self.size = (width, height)
-        self.socket = f"kw-test-{uuid.uuid4().hex[:10]}"
-        self.status = installed.base / f"exit-{self.socket}"
-
-    def _tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
-            env=self.home.env,
-            cwd=self.installed.outside,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=check,
+        command = [str(installed.bin("kittiwake")), *args]
+        super().__init__(
+            command, home.env, installed.outside, installed.base, width=width, height=height
         )
-
-    def __enter__(self) -> TmuxScreen:
-        command = shlex.join([str(self.installed.bin("kittiwake")), *self.args])
-        width, height = self.size
-        self._tmux(
-            "new-session", "-d", "-x", str(width), "-y", str(height),
-            f"{command}; echo $? > {shlex.quote(str(self.status))}",
-        )  # fmt: skip
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._tmux("kill-server", check=False)
-
-    def text(self) -> str:
-        done = self._tmux("capture-pane", "-p", check=False)
-        return done.stdout
-
-    def wait_for_text(self, needle: str, timeout: float) -> str:
-        def shown() -> str:
-            text = self.text()
-            return text if needle in text else ""
-
-        try:
-            return wait_for(
-                shown,
-                timeout=timeout,
-                message=f"{needle!r} on screen",
-            )
-        except TimeoutError as exc:
-            raise AssertionError(f"{exc}; the screen shows:\n{self.text()}") from None
-
-    def press(self, *keys: str) -> None:
-        self._tmux("send-keys", *keys)
-
-    def wait_for_exit(self, timeout: float) -> int:
-        """The app's exit status once it has ended."""
-        text = wait_for(
-            lambda: self.status.exists() and self.status.read_text().strip(),
-            timeout=timeout,
-            message="the app to exit",
-        )
-        return int(text)

@@ -86,7 +86,7 @@ class _Rewrite:
 
     direction: Direction
     match: bytes
-    replacement: bytes
+    replacement: bytes | Callable[[bytes], bytes]
     fired: threading.Event = field(default_factory=threading.Event)
 
 
@@ -218,11 +218,15 @@ class TcpProxy:
         self._call(self._release_all())
 
     def rewrite_line(
-        self, match: bytes, replacement: bytes, direction: Direction = "server"
+        self,
+        match: bytes,
+        replacement: bytes | Callable[[bytes], bytes],
+        direction: Direction = "server",
     ) -> threading.Event:
         """Replace the next complete line (up to and including LF) containing ``match`` in
         ``direction`` by ``replacement``: ``b""`` drops it, ``b"X\r\n" + line`` injects a
-        line before it. Several rules apply in the order armed, each once."""
+        line before it; a function gets the line (to keep its IMAP tag). Several rules apply
+        in the order armed, each once."""
         if not match:
             raise ValueError("match must not be empty")
         rule = _Rewrite(direction, match, replacement)
@@ -520,7 +524,7 @@ class TcpProxy:
             if rule is None:
                 out += line
                 continue
-            out += rule.replacement
+            out += rule.replacement(line) if callable(rule.replacement) else rule.replacement
             rule.fired.set()
             self._rewrites.remove(rule)
             rules.remove(rule)

@@ -8,6 +8,7 @@ show, and the broken one too (from its raw headers).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import imaplib
 from collections.abc import AsyncIterator, Callable
@@ -16,13 +17,15 @@ import pytest
 from harness import Dovecot, TcpProxy, make_message
 from test_imap_sync import EngineFactory, append_many, engine
 
-from kittiwake.core.errors import ProtocolError
+from kittiwake.core.errors import AuthFailed, ProtocolError
 from kittiwake.core.events import ConnectionChanged, ConnState, FlagsChanged, SyncError
 from kittiwake.core.imap.account import Tuning
 from kittiwake.core.imap.client import ImapClient
 from kittiwake.core.imap.connection import ImapConnection
 from kittiwake.core.imap.lazy import LAZY_MIN
 from kittiwake.core.models import SEEN
+from kittiwake.core.sanitize import clean_line
+from kittiwake.core.setup.login import check_login
 
 DEADLINE = 30.0
 
@@ -76,6 +79,7 @@ async def test_an_unreadable_response_shows_every_other_message_and_the_broken_o
     assert by_uid[3].envelope.subject == "hello 3"  # from BODY.PEEK[HEADER]
     assert by_uid[3].envelope.from_[0].addr == "sender3@example.net"
     assert by_uid[3].size > 0 and by_uid[4].envelope.subject == "hello 4"
+    assert [u for u, s in sorted(by_uid.items()) if s.degraded] == [3]
 
 
 async def test_the_lazy_bulk_path_isolates_a_broken_message_too(
@@ -243,3 +247,133 @@ async def test_a_broken_response_without_a_readable_uid_is_found_by_its_number(
     assert sorted(by_uid) == [1, 2, 3, 4]
     assert by_uid[2].envelope.subject == "hello 2"
     assert b"FETCH 2:2 (UID)" in proxy.client_bytes()
+
+
+def _unavailable(line: bytes) -> bytes:
+    """The tagged answer to the login, turned into RFC 5530's "not now" (its tag kept)."""
+    return line.split(b" ", 1)[0] + b" NO [UNAVAILABLE] Mailbox is being moved, try later\r\n"
+
+
+async def test_unavailable_at_login_is_retried_like_the_network_never_as_a_wrong_password(
+    engine: EngineFactory,
+    dovecot_factory: Callable[..., Dovecot],
+    proxy_factory: Callable[[str, int], TcpProxy],
+) -> None:
+    """``NO [UNAVAILABLE]`` to LOGIN/AUTHENTICATE is the server's passing state: offline with
+    a retry soon (not the long wait and "login failed" of a refused password), then online;
+    ``kittiwake sync`` and the setup's login check do not take it for the password either."""
+    plain = dovecot_factory(tls=False)
+    user = plain.add_user("ivy")
+    proxy = proxy_factory(plain.host, plain.ports.imap)
+    fired = proxy.rewrite_line(b"Logged in", _unavailable)
+    account, events = await engine(
+        user,
+        plain,
+        port=proxy.port,
+        host=proxy.host,
+        security="none",
+        tuning=Tuning(backoff_min=0.05, backoff_max=60),
+    )
+    account.start()
+    states: list[ConnectionChanged] = []
+    async with asyncio.timeout(15):
+        async for event in events:
+            if isinstance(event, ConnectionChanged):
+                states.append(event)
+                if event.state is ConnState.ONLINE:
+                    break
+    assert fired.is_set()
+    offline = [e for e in states if e.state is ConnState.OFFLINE]
+    assert len(offline) == 1 and ConnState.AUTH_FAILED not in {e.state for e in states}
+    reason = offline[0].reason or ""
+    assert "temporarily unavailable" in reason and "Mailbox is being moved" in reason
+    assert "password" not in reason
+    assert offline[0].retry_in is not None and offline[0].retry_in < 1  # not backoff_max
+    await account.wait_synced(10)
+
+    proxy.rewrite_line(b"Logged in", _unavailable)
+    once, _ = await engine(
+        user, plain, port=proxy.port, host=proxy.host, security="none", cache_name="once.sqlite3"
+    )
+    with pytest.raises(AuthFailed) as refused:
+        await once.connect_once()  # kittiwake sync: exits as offline, not "login failed"
+    assert refused.value.temporary and once.state is ConnState.OFFLINE
+
+    proxy.rewrite_line(b"Logged in", _unavailable)
+    checked = await check_login(once.account, "imap")  # the setup screen's login test
+    assert not checked.ok and not checked.auth_refused and checked.hint == ""
+    assert "temporarily unavailable" in checked.detail
+
+
+async def test_an_alert_in_the_greeting_or_the_login_is_told_once_and_never_before_starttls(
+    engine: EngineFactory,
+    dovecot: Dovecot,
+    dovecot_factory: Callable[..., Dovecot],
+    proxy_factory: Callable[[str, int], TcpProxy],
+) -> None:
+    """RFC 3501 7.1: ``[ALERT]`` text must reach the user. A greeting's (every connection of
+    the account hears it: told once) and a login's, as a notice; a greeting that came before
+    STARTTLS is anyone's words, so it is not shown as the server's."""
+    plain = dovecot_factory(tls=False)
+    user = plain.add_user("jo")
+    proxy = proxy_factory(plain.host, plain.ports.imap)
+    greeting = b"* OK [ALERT] Planned maintenance\x1b[31m at 22:00\r\n"
+    # The command connection's and the watcher's (NOTIFY: one) greetings.
+    heard = [proxy.rewrite_line(b"* OK [CAPABILITY", greeting) for _ in range(2)]
+    expires = b" OK [ALERT] Your password expires in 3 days\r\n"
+    proxy.rewrite_line(b"Logged in", lambda line: line.split(b" ", 1)[0] + expires)
+    account, events = await engine(user, plain, port=proxy.port, host=proxy.host, security="none")
+    account.start()
+    await account.wait_synced(10)
+    await account.watch_folder("INBOX", timeout=5)
+    label = f"{proxy.host}:{proxy.port}"
+    told = [e.message for e in events.pending() if isinstance(e, SyncError)]
+    assert told == [
+        f"{label} says: Planned maintenance\x1b[31m at 22:00",  # the app shows it clean_line'd
+        f"{label} says: Your password expires in 3 days",
+    ]
+    assert clean_line(told[0]) == f"{label} says: Planned maintenance at 22:00"
+    assert all(fired.is_set() for fired in heard)  # heard on both connections, told once
+    await account.stop()
+
+    other = dovecot.add_user("kim")
+    tls_proxy = proxy_factory(dovecot.host, dovecot.ports.imap)
+    forged = tls_proxy.rewrite_line(
+        b"* OK [CAPABILITY", b"* OK [ALERT] Your password expired, see evil.example\r\n"
+    )
+    secure, secure_events = await engine(
+        other, port=tls_proxy.port, host=tls_proxy.host, security="starttls", cache_name="s.sqlite3"
+    )
+    secure.start()
+    await secure.wait_synced(10)
+    assert forged.is_set() and secure.client.conn.tls_active
+    assert not [e for e in secure_events.pending() if isinstance(e, SyncError)]
+
+
+async def test_a_degraded_message_is_marked_so_in_the_cache_and_the_others_are_not(
+    engine: EngineFactory,
+    dovecot_factory: Callable[..., Dovecot],
+    proxy_factory: Callable[[str, int], TcpProxy],
+) -> None:
+    """The message whose FETCH could not be read is stored marked ``degraded`` (the list
+    shows ``?``, the reader says why); a later sync keeps the mark; the others have none."""
+    plain = dovecot_factory(tls=False)
+    user = plain.add_user("lou")
+    device = imaplib.IMAP4(plain.host, plain.ports.imap)
+    device.login(user.login, user.password)
+    for i in range(1, 6):
+        device.append("INBOX", "", None, msg(i))
+    device.logout()
+    proxy = proxy_factory(plain.host, plain.ports.imap)
+    fired = proxy.rewrite_line(b"* 3 FETCH (UID 3 ", BROKEN)
+    account, _ = await engine(user, plain, port=proxy.port, host=proxy.host, security="none")
+    await account.connect_once()
+    await account.sync_all()
+    assert fired.is_set()
+    cached = account.cache.summaries("INBOX", [1, 2, 3, 4, 5])
+    assert sorted(cached) == [1, 2, 3, 4, 5]
+    assert [u for u, s in sorted(cached.items()) if s.degraded] == [3]
+    assert cached[3].envelope.subject == "hello 3"
+    await account.sync_all()  # nothing changed on the server: the mark stays
+    again = account.cache.summary("INBOX", 3)
+    assert again is not None and again.degraded

@@ -263,6 +263,32 @@ async def test_a_message_with_three_labels_is_one_message(
     assert sum(1 for key in threading.keys if key is not None) == 2
 
 
+async def test_conversations_are_gmail_s_own(api: MailApi, device: imaplib.IMAP4) -> None:
+    """X-GM-THRID: Gmail puts same-subject notifications from one sender in one
+    conversation though no header links them (JWZ alone leaves them apart); a message of
+    another conversation stays apart."""
+    shop = "Shop <orders@shop.example>"
+    for n in (1, 2):
+        assert (
+            device.append("INBOX", "", None, message(n, "Your order has shipped", shop))[0] == "OK"
+        )
+    assert device.append("INBOX", "", None, message(3, "Lunch", "Ann <ann@example.org>"))[0] == "OK"
+    await _started(api)
+    account = api.engine.imap["me"]
+    by_subject = {
+        account.cache.summary("INBOX", uid).envelope.subject: uid  # type: ignore[union-attr]
+        for uid in account.cache.uids("INBOX")
+    }
+    assert len(by_subject) == 2  # both notifications have one subject
+    threading, _ = await api.threads("me", "INBOX")
+    assert sorted(t.messages for t in threading.threads) == [1, 2]
+    shipped = next(t for t in threading.threads if t.messages == 2)
+    rows = threading.keys[shipped.first_row : shipped.first_row + shipped.rows]
+    assert [threading.depths[shipped.first_row + i] for i in range(len(rows))] == [0, 1]
+    lunch = next(t for t in threading.threads if t.messages == 1)
+    assert lunch.first_key[1] == by_subject["Lunch"]
+
+
 async def test_search_before_all_mail_was_opened_finds_each_message_once(
     api: MailApi, device: imaplib.IMAP4
 ) -> None:

@@ -13,7 +13,7 @@ from harness import Dovecot, User
 from harness.clients import imap_device
 from harness.mail import BARE_CAPS, append_many, message
 
-from kittiwake.core.cache import Cache, LazySummaries
+from kittiwake.core.cache import SCHEMA_VERSION, Cache, LazySummaries
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.events import (
     ConnectionChanged,
@@ -673,7 +673,7 @@ async def test_a_cache_damaged_while_running_takes_the_account_offline_in_one_se
             f.seek(page * 4096)
             f.write(bytes(range(256)) * 16)
     other = sqlite3.connect(cache.path)  # another program commits: what was read is reread
-    other.execute("PRAGMA user_version=5")
+    other.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     other.close()
     device.append("INBOX", "", None, message(999))  # the resync then reads the damaged file
     offline = await events.wait_for(ConnectionChanged, 10, state=ConnState.OFFLINE)

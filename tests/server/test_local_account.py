@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from kittiwake.core import transfer
 from kittiwake.core.cache import Cache
 from kittiwake.core.events import (
     EventBus,
@@ -18,7 +19,8 @@ from kittiwake.core.events import (
 from kittiwake.core.journal import Action
 from kittiwake.core.local.account import LocalAccount
 from kittiwake.core.maildir import INBOX, Maildir, MaildirError
-from kittiwake.core.models import FLAGGED, SEEN
+from kittiwake.core.message.mbox import mbox_entry
+from kittiwake.core.models import ANSWERED, FLAGGED, SEEN
 from kittiwake.core.search.service import local_hits
 
 DEADLINE = 10.0
@@ -217,4 +219,30 @@ async def test_undo_follows_a_message_moved_back_with_a_new_uid(tmp_path: Path) 
         account.triage.submit(step)
     await account.flush_actions()
     assert all(not m.flags for m in maildir.messages(INBOX))
+    account.cache.close()
+
+
+async def test_an_mbox_import_keeps_flags_and_adds_each_message_once(tmp_path: Path) -> None:
+    """A Maildir account imports one message after another (no round trips to save), with
+    the flags of the mbox's Status lines, and a second run adds nothing."""
+    seed(tmp_path / "mail", 1)
+    account = open_account(tmp_path)
+    await account.sync_all()
+    box = tmp_path / "in.mbox"
+    flags = [{SEEN}, {FLAGGED, ANSWERED}, set()]
+    box.write_bytes(b"".join(mbox_entry(message(n), flags[n - 1]) for n in (1, 2, 3)))
+    items = transfer.read_source(box)
+    first = await transfer.import_messages(account, INBOX, items)
+    again = await transfer.import_messages(account, INBOX, items)
+    assert (first.added, again.added, again.skipped) == (3, 0, 3)
+    rows = account.cache.summaries(INBOX, account.cache.ordered_uids(INBOX)).values()
+    by_subject = {s.envelope.subject: s.flags for s in rows}
+    assert by_subject == {
+        "message 0": frozenset(),
+        "message 1": {SEEN},
+        "message 2": {FLAGGED, ANSWERED},
+        "message 3": frozenset(),
+    }
+    stored = [await account.fetch_body(INBOX, s.uid) for s in rows]
+    assert not any(b"Status:" in (raw or b"") for raw in stored)  # bookkeeping, not mail
     account.cache.close()

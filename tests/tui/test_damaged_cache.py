@@ -13,7 +13,7 @@ from harness import Dovecot, User
 from harness.clients import imap_device
 from harness.ui import synced, until
 
-from kittiwake.core.cache import Cache
+from kittiwake.core.cache import SCHEMA_VERSION, Cache
 from kittiwake.core.config import Config
 from kittiwake.core.engine import Engine
 from kittiwake.core.journal import Action, Journal
@@ -97,7 +97,9 @@ async def test_a_cache_damaged_while_the_app_runs_ends_it_in_one_sentence(
         cache.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the file itself
         _overwrite_pages(cache.path, 16)
         other = sqlite3.connect(cache.path)  # another program commits: what the app had
-        other.execute("PRAGMA user_version=5")  # read is read again, from the damaged file
+        other.execute(
+            f"PRAGMA user_version={SCHEMA_VERSION}"
+        )  # read is read again, from the damaged file
         other.close()
         await pilot.press("J", "K")  # back to INBOX: its list is read from the damaged file
         await until(pilot, lambda: app.return_code == 1)

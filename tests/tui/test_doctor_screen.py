@@ -4,6 +4,7 @@ on it) opens the doctor's checks for it, layer by layer, against the real Doveco
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from harness import Dovecot, User
 from harness.ui import app_config, until
@@ -14,7 +15,7 @@ from kittiwake.tui.screens.doctor import DoctorScreen, render_checks
 from kittiwake.tui.widgets.status_bar import StatusBar
 
 
-async def test_ctrl_d_explains_a_refused_login(dovecot: Dovecot, user: User) -> None:
+async def test_ctrl_d_explains_a_refused_login(xdg: Path, dovecot: Dovecot, user: User) -> None:
     wrong = User(user.login, "not-the-password", user.email)  # the user's typo
     config = app_config(dovecot, wrong)
     app = KittiwakeApp(config)

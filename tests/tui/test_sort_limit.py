@@ -10,6 +10,7 @@ from pathlib import Path
 from harness import Dovecot, User
 from harness.clients import imap_device
 from harness.ui import message, synced, until
+from rich.cells import cell_len
 from textual.widgets import Input
 
 from kittiwake.core.config import Config
@@ -162,3 +163,41 @@ async def test_palette_sorts_and_offers_the_tools(
         await pilot.press("enter")
         await until(pilot, lambda: messages.order == SortOrder("size", False))
         assert messages.index == expected(app, SortOrder("size", False))
+
+
+async def test_at_80_columns_the_status_line_keeps_the_limit_and_the_sort(
+    xdg: Path, mailbox: Callable[..., Config], dovecot: Dovecot, user: User
+) -> None:
+    """What changes what the list shows (a limit, a sort order, a selection) must be read
+    at 80x24; the account, the unread count and "online" give way first."""
+    config = mailbox(0)
+    fill(dovecot, user)
+    app = KittiwakeApp(config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await synced(app)
+        messages = the_list(app)
+        await until(pilot, lambda: len(messages.index) == 18)
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, Prompt) and bool(app.screen.query(Input)))
+        app.screen.query_one(Input).value = "subject:apple OR subject:cherry"
+        await pilot.press("enter")
+        await until(pilot, lambda: len(messages.index) == 9)
+        app.screen.action_sort(SortOrder("arrival", False).code)
+        await pilot.press("asterisk")
+        status = app.screen.query_one("#status")
+
+        def line() -> str:
+            return str(status.render())
+
+        await until(pilot, lambda: "9 selected" in line())
+        text = line()
+        assert text.startswith("INBOX · ") and cell_len(text) <= 78, text
+        assert "limit: subject:apple OR subjec… (9)" in text, text
+        assert "sort: arrival ↑" in text, text
+        # Wider, everything is said in full.
+        await pilot.resize_terminal(160, 30)
+        await until(pilot, lambda: "sorted: Arrival, first arrived first" in line())
+        assert line() == (
+            "mine · INBOX · 18 messages · 4 unread · limit: subject:apple OR subject:cherry"
+            " (9 shown) · sorted: Arrival, first arrived first · 9 selected · online"
+        )

@@ -1,10 +1,11 @@
-"""Cache schema 3 -> 4: a cache written before the search index gets one, filled from what
+"""Cache schema 3 -> 4 (and on to the current one): a cache written before the search index gets one, filled from what
 it holds (decoded rows and cached bodies; raw rows when the decode pass reaches them), and
 the index then follows every change the cache makes."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -85,6 +86,12 @@ def test_v3_cache_gets_an_index_of_what_it_holds(tmp_path: Path) -> None:
         "Narwhal raw",
     ]
     assert cache.ordered_uids("Old") == [1] and cache.body("INBOX", 2) is not None
+    # v6: no message was degraded before; one stored so is read back so.
+    assert not any(s.degraded for s in found.values())
+    cache.put_summaries("INBOX", [dataclasses.replace(found[1], uid=9, degraded=True)])
+    read = cache.summary("INBOX", 9)
+    assert read is not None and read.degraded and read.envelope.subject == "Walrus census"
+    assert cache.remove("INBOX", [9]) == [9]
     assert db.execute(f"SELECT count(*) FROM {searchindex.TABLE}").fetchone()[0] == 3
     assert sorted(local_hits(cache, None, "walrus")) == [("INBOX", 1), ("Old", 1)]
     assert [tuple(h) for h in local_hits(cache, ["INBOX"], "kumquat")] == [("INBOX", 2)]

@@ -285,3 +285,64 @@ def test_inline_signed_latin1_text_verifies_as_the_bytes_signed(ring: Keyring) -
     assert [s.state for s in shown.security.signatures] == [SigState.GOOD]
     assert shown.text is not None and "Café crème à midi." in shown.text
     assert "BEGIN PGP" not in shown.text and not shown.security.partial
+
+
+def test_protected_headers_replace_the_outer_subject(ring: Keyring) -> None:
+    """An encrypted message whose outer Subject is "..." and whose inner part says
+    ``protected-headers="v1"`` with the real Subject: the reader shows the inner one."""
+    inner = (
+        b'Content-Type: text/plain; charset=utf-8; protected-headers="v1"\r\n'
+        b"Subject: The real plans\r\nFrom: Alice <alice@example.org>\r\n"
+        b"\r\nMeet at the lighthouse at dawn.\r\n"
+    )
+    head = HEAD.replace(b"Subject: secret plans", b"Subject: ...")
+    raw = head + openpgp.encrypt_entity(
+        inner, [ring.fingerprints["bob@example.org"]], gpg=ring.gnupg
+    )
+    shown = _open(raw, ring)
+    assert shown.security is not None and shown.security.decrypted
+    assert shown.subject == "The real plans"
+    assert shown.text is not None and "lighthouse" in shown.text
+    # Without the parameter, an inner Subject is no protected header: the outer one stays.
+    plain_inner = inner.replace(b'; protected-headers="v1"', b"")
+    raw = head + openpgp.encrypt_entity(
+        plain_inner, [ring.fingerprints["bob@example.org"]], gpg=ring.gnupg
+    )
+    assert _open(raw, ring).subject == "..."
+
+
+def test_every_inline_block_is_read_not_only_the_first(ring: Keyring) -> None:
+    signed = ring.sign_clear(b"First, signed.\n", "alice@example.org")
+    armor = ring.encrypt_armor(b"Second, secret.\n", ring.fingerprints["bob@example.org"])
+    raw = (
+        HEAD
+        + b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        + signed
+        + b"\r\nbetween\r\n\r\n"
+        + armor
+    )
+    shown = _open(raw, ring)
+    assert shown.security is not None and shown.security.inline
+    assert shown.security.encrypted and shown.security.decrypted
+    assert [s.state for s in shown.security.signatures] == [SigState.GOOD]
+    assert shown.security.partial  # "between" is outside both blocks
+    assert shown.text is not None
+    assert "First, signed." in shown.text and "Second, secret." in shown.text
+    assert "BEGIN PGP" not in shown.text
+    # A second block that does not verify stays as it came, and says so.
+    tampered = raw.replace(b"First, signed.", b"First, forged.")
+    shown = _open(tampered, ring)
+    assert shown.security is not None
+    assert [s.state for s in shown.security.signatures] == [SigState.BAD]
+    assert shown.text is not None and "BEGIN PGP SIGNED MESSAGE" in shown.text
+    assert "Second, secret." in shown.text
+
+
+def test_inline_blocks_past_the_limit_are_left_as_they_came(ring: Keyring) -> None:
+    block = ring.sign_clear(b"Signed.\n", "alice@example.org")
+    count = openpgp.MAX_INLINE_BLOCKS + 2
+    raw = HEAD + b"Content-Type: text/plain\r\n\r\n" + block * count
+    shown = _open(raw, ring)
+    assert shown.security is not None and shown.security.partial
+    assert len(shown.security.signatures) == openpgp.MAX_INLINE_BLOCKS
+    assert shown.text is not None and shown.text.count("BEGIN PGP SIGNED MESSAGE") == 2

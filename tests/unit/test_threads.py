@@ -22,6 +22,7 @@ from kittiwake.core.search.threads import (
     Threading,
     ThreadInput,
     columns_from_cache,
+    join_groups,
     keep_threads,
     thread_cached,
     thread_messages,
@@ -498,3 +499,22 @@ def test_keep_threads_keeps_whole_threads_with_a_wanted_message() -> None:
         (1, 3, 3, 1),
     ]
     assert keep_threads(t, lambda key: False).keys == []
+
+
+def test_a_server_s_conversations_join_what_the_headers_leave_apart() -> None:
+    """``join_groups`` (Gmail's X-GM-THRID): a and c (no headers linking them) join under the
+    earliest, b keeps its place under a (its own References), d's group stays its own."""
+    cols = ThreadColumns.from_inputs(
+        [
+            msg("a", 1),
+            msg("b", 2, refs=("a",)),
+            msg("c", 3),
+            msg("d", 4),
+            msg("e", 5, mid=None),  # no Message-ID: joins under the earliest all the same
+        ]
+    )
+    join_groups(cols, {"a": 1, "b": 1, "c": 1, "e": 1, "d": 2})
+    assert parents(thread_messages(cols)) == {"a": None, "b": "a", "c": "a", "e": "a", "d": None}
+    alone = ThreadColumns.from_inputs([msg("x", 1), msg("y", 2)])
+    join_groups(alone, {})
+    assert parents(thread_messages(alone)) == {"x": None, "y": None}

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 #: Above the headers when the message shown left its folder elsewhere (one line at 80 columns).
 GONE = "This message was moved or deleted on another device; keys change nothing."
 RECREATED = "Its folder was recreated on the server; this message is no longer there."
+DEGRADED = "This message's summary could not be read from the server; shown from its raw headers."
 #: Bytes of a message's source the source view (V) shows: laying out 1 MiB of text in one
 #: Static took 7 s with the app frozen; a longer source ends with a note of what is left.
 MAX_SOURCE_SHOWN = 64 * 1024
@@ -311,7 +312,14 @@ class ReaderScreen(TriageCommands):
         env = s.envelope
         self._header_line(text, "From", _addresses(env.from_))
         self._header_line(text, "Subject", clean_line(env.subject))
+        self._degraded_line(text)
         return text
+
+    def _degraded_line(self, text: Text) -> None:
+        """The server's description of this message could not be read (``?`` in the list)."""
+        s = self.messages.summary(self.uid) if self.uid is not None else None
+        if s is not None and s.degraded:
+            self._header_line(text, "Note", DEGRADED)
 
     @work(exclusive=True, group="load", exit_on_error=False)
     async def fetch(self) -> None:
@@ -383,6 +391,7 @@ class ReaderScreen(TriageCommands):
             labels = self._labels()
             if labels:
                 self._header_line(headers, "Labels", labels)
+            self._degraded_line(headers)
         self._security_lines(headers, parsed)
         headers.rstrip()
         self.query_one("#headers", Static).update(headers)

@@ -65,6 +65,13 @@ CRYPTO_STATES = {
     (False, True): "encrypted",
 }
 
+#: Autocrypt's recommendation (``ComposeFace.recommendation``), after the sign/encrypt state.
+AUTOCRYPT_ADVICE = {
+    "encrypt": "  Autocrypt: every recipient asks for encryption",
+    "available": "  Autocrypt: every recipient can read encrypted mail",
+    "discourage": "  Autocrypt: a recipient may no longer read encrypted mail",
+}
+
 
 class ReviewScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -137,6 +144,8 @@ class ReviewScreen(Screen[None]):
         self.closed = False
         self._editing = False
         self._builtin: BuiltinEditor | None = None
+        self._autocrypt: str | None = None
+        """Autocrypt's recommendation for the recipients when the screen opened."""
 
     @property
     def kw(self) -> AppContext:
@@ -159,7 +168,7 @@ class ReviewScreen(Screen[None]):
                 yield Label("Subject:")
                 yield Input(id="subject")
             with Horizontal(classes="field"):
-                yield Label("OpenPGP:")
+                yield Label("OpenPGP:", id="crypto-label")
                 yield Static(id="crypto")
         with VerticalScroll(id="body-scroll", can_focus=True):
             yield Static(id="body")
@@ -393,14 +402,19 @@ class ReviewScreen(Screen[None]):
     def _show_crypto(self) -> None:
         draft = self.local.draft
         state = CRYPTO_STATES.get((draft.sign, draft.encrypt), "")
-        self.query_one("#crypto", Static).update(Text(f"{state}  (p changes it)"))
+        protocol = self.kw.api.compose.protocol(self.local.account)
+        self.query_one("#crypto-label", Label).update(f"{protocol}:")
+        advice = AUTOCRYPT_ADVICE.get(self._autocrypt or "", "")
+        self.query_one("#crypto", Static).update(Text(f"{state}  (p changes it){advice}"))
 
     async def _crypto_defaults(self) -> None:
-        """The account's sign-by-default and encrypt-when-possible, once, on opening."""
+        """The account's sign-by-default and encrypt-when-possible, once, on opening, and
+        Autocrypt's recommendation for the recipients when the account uses it."""
+        self._autocrypt = await self.kw.api.compose.recommendation(self.local)
         local = await self.kw.api.compose.crypto_defaults(self.local)
         if local is not self.local:
             self.local = await self.kw.api.compose.keep(local)
-            self._show_crypto()
+        self._show_crypto()
 
     async def action_crypto(self) -> None:
         """p: not signed -> signed -> signed and encrypted -> encrypted -> not signed."""
@@ -419,11 +433,13 @@ class ReviewScreen(Screen[None]):
         if not missing:
             return draft
         names = ", ".join(missing)
+        smime = self.kw.api.compose.protocol(self.local.account) == "S/MIME"
+        what = "S/MIME certificate" if smime else "OpenPGP key"
         plain = await self.app.push_screen_wait(
-            Confirm(f"No OpenPGP key for {clean_line(names)}. Send it unencrypted?")
+            Confirm(f"No {what} for {clean_line(names)}. Send it unencrypted?")
         )
         if not plain:
-            self.notify(f"Not sent: p changes encryption, or add a key for {clean_line(names)}.")
+            self.notify(f"Not sent: p changes encryption, or add a {what} for {clean_line(names)}.")
             return None
         return replace(draft, encrypt=False)
 

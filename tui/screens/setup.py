@@ -265,10 +265,17 @@ class SetupScreen(Screen[str | None]):
         if self.tested:
             self._status("Everything works. Save the account to start reading mail.", "bold")
             save.focus()
-        else:
+        elif any(r.auth_refused for r in results):
             self._status(
                 "Sign-in did not work (the reasons are above): correct the password "
                 "(ctrl+u clears it) and press enter.",
+                "bold",
+            )
+            self.query_one("#password", Input).focus()
+        else:  # unreachable, or [UNAVAILABLE]: the password was not what failed
+            self._status(
+                "The server could not be used just now (the reasons are above); the password "
+                "was not refused: press enter to try again.",
                 "bold",
             )
             self.query_one("#password", Input).focus()

@@ -87,6 +87,7 @@ class ThreadMessage(MessageBody):
             return text.append("(this message is no longer here)")
         env = s.envelope
         marks = ("N" if SEEN not in s.flags else "") + ("!" if FLAGGED in s.flags else "")
+        marks += "?" if s.degraded else ""  # shown from its raw headers, as in the list
         if marks:
             text.append(marks + " ", style="bold")
         text.append(_people(env.from_) or "(unknown sender)", style="bold")
@@ -487,7 +488,9 @@ class ResultReaderScreen(ThreadReaderScreen):
     ]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return action not in ("next", "previous", "toggle_fold")
+        if action in ("next", "previous", "toggle_fold"):
+            return False
+        return super().check_action(action, parameters)
 
     def _update_title(self) -> None:
         """The subject, the folder it lives in, and which result this is."""

@@ -8,7 +8,9 @@ thread, ``v`` all of them; triage keys on a folded thread act on every message i
 message the cursor was on here (and the view opens on the message list's). New mail, and
 messages leaving (moved, deleted), rebuild the view (coalesced), keeping the cursor on the
 same message; until then a removal just takes its rows away (a conversation with nothing
-left goes whole). The title's counts follow every change.
+left goes whole). The title's counts follow every change. ``O`` sorts the conversations
+by the folder's sort choice (the same one as its message list, remembered per folder; see
+``core/search/order.py``), each conversation keeping its thread order inside.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.events import Event, FolderReset, MessagesExpunged
 from kittiwake.core.models import FolderRole
 from kittiwake.core.sanitize import clean_line
+from kittiwake.core.search.order import ALL_ORDERS, SortOrder
 from kittiwake.tui.screens.search_triage import ResultsScreen
 from kittiwake.tui.triage import Targets, plural
 from kittiwake.tui.widgets.message_list import MessageList
@@ -32,6 +35,7 @@ from kittiwake.tui.widgets.thread_list import ThreadList
 class ConversationsScreen(ResultsScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("t", "back", "Messages", id="threads.messages"),
+        Binding("O", "sort", "Sort by…", id="threads.sort", show=False),
     ]
 
     def __init__(self, account: str, folder: str) -> None:
@@ -58,6 +62,29 @@ class ConversationsScreen(ResultsScreen):
         if first and (uid := self._mailbox_uid()) is not None:
             results.go_to(Hit(self.folder, uid))
         self._update_title()
+
+    def action_sort(self, code: str | None = None) -> None:
+        """Sort the conversations: by ``code`` ("sender-asc"), or as chosen in a picker;
+        the folder's message list below follows (one choice per folder)."""
+        if code is not None:
+            if (order := SortOrder.from_code(code)) is not None:
+                below = self._mailbox_list()
+                if below is not None:
+                    below.set_order(order)  # remembers it too
+                else:
+                    self.kw.api.set_sort_order(self.account, self.folder, order)
+                self.build()
+            return
+        from kittiwake.tui.screens.pickers import Picker
+
+        now = self.kw.api.sort_order(self.account, self.folder)
+        items = [(f"{o.describe()}{'  (now)' if o == now else ''}", o.code) for o in ALL_ORDERS]
+
+        def chosen(picked: str | None) -> None:
+            if picked is not None:
+                self.action_sort(picked)
+
+        self.app.push_screen(Picker("Sort conversations by…", items), chosen)
 
     def _relocation_targets(self) -> list[Targets]:
         """A folded conversation is archived, deleted or moved as this folder's part of it:

@@ -50,6 +50,22 @@ def compact_date(when: datetime | None, now: datetime | None = None) -> str:
     return local.strftime("%Y-%m-%d")
 
 
+#: What the list's marker columns mean, for the help screen (``?``) and the README.
+MARKS_HELP = (
+    "Marks in the list: N unread, * selected, ! flagged, r answered, + attachments, "
+    "? the server's summary of the message could not be read (it is shown from its raw "
+    "headers; the reader says so)."
+)
+
+
+def structure_mark(s: MessageSummary | None) -> str:
+    """The fourth marker column: ``?`` for a degraded message (its structure is unknown),
+    else ``+`` for attachments."""
+    if s is None:
+        return " "
+    return "?" if s.degraded else "+" if s.has_attachments else " "
+
+
 def _fit(text: str, width: int) -> str:
     """Cut or pad ``text`` to exactly ``width`` cells."""
     from rich.cells import cell_len, set_cell_size
@@ -361,7 +377,7 @@ class MessageList(ScrollView, can_focus=True):
             ("*" if s.uid in self.selected else "N" if unread else " ")
             + ("!" if FLAGGED in s.flags else " ")
             + ("r" if ANSWERED in s.flags else " ")
-            + ("+" if s.has_attachments else " ")
+            + structure_mark(s)
         )
         env = s.envelope
         people = env.to if self.show_recipients else env.from_

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from rich.cells import cell_len, set_cell_size
+
 from kittiwake.core.events import (
     CacheRefreshed,
     ConnectionChanged,
@@ -71,6 +73,9 @@ class StatusBar(PlainBar):
         follow(self, *SHOWS)
         self.set_interval(1.0, self.refresh_status)
 
+    def on_resize(self) -> None:
+        self.refresh_status()  # what fits has changed
+
     def on_engine_event(self, message: EngineEvent) -> None:
         event = message.event
         folder = getattr(event, "folder", None)
@@ -95,34 +100,51 @@ class StatusBar(PlainBar):
         total, unread = self._counts[key]
         state = api.connection(account)
         noun = "message" if total == 1 else "messages"
-        parts = [f"{account}", clean_line(folder or ""), f"{total:,} {noun}"]
+        # (text, shorter text, how long it stays when the line is short: highest last to go)
+        parts: list[tuple[str, str, int]] = [
+            (account, account, 10),
+            (clean_line(folder or ""),) * 2 + (100,),
+            (f"{total:,} {noun}", f"{total:,} msgs", 40),
+        ]
         if unread:
-            parts.append(f"{unread:,} unread")
+            parts.append((f"{unread:,} unread", f"{unread:,} unread", 30))
         if self.messages.limit:
-            parts.append(
-                f"limit: {clean_line(self.messages.limit)} ({len(self.messages.index):,} shown)"
-            )
-        if not self.messages.order.is_default:
-            parts.append(f"sorted: {self.messages.order.describe()}")
+            query = clean_line(self.messages.limit)
+            shown = f"{len(self.messages.index):,}"
+            parts.append((f"limit: {query} ({shown} shown)", f"limit: {_cut(query)} ({shown})", 80))
+        order = self.messages.order
+        if not order.is_default:
+            parts.append((f"sorted: {order.describe()}", f"sort: {order.brief()}", 70))
         selected = len(self.messages.selected)
         if selected:
-            parts.append(f"{selected:,} selected")
+            parts.append((f"{selected:,} selected",) * 2 + (90,))
         pending = api.pending_actions(account)
         if pending:
-            parts.append(f"{pending} action{'s' if pending != 1 else ''} waiting to be sent")
-        conn = _describe_connection(state, api.retry_in(account))
+            waiting = f"{pending} action{'s' if pending != 1 else ''} waiting to be sent"
+            parts.append((waiting, f"{pending} waiting", 60))
+        retry_in = api.retry_in(account)
+        conn, conn_short = (
+            _describe_connection(state, retry_in),
+            _describe_connection(state, retry_in, brief=True),
+        )
         syncing = [v for k, v in self._progress.items() if k.startswith(account + "/")]
         if syncing and state.state is ConnState.ONLINE:
             done, total_sync = syncing[-1]
-            conn = f"syncing {done:,}/{total_sync:,}"
-        conn = self._pop3_status(account, state) or conn  # checking for mail
+            conn = conn_short = f"syncing {done:,}/{total_sync:,}"
+        checking = self._pop3_status(account, state)  # POP3: the next check, or this one
+        if checking:
+            conn = conn_short = checking
         if api.sign_in_needed(account):
-            conn = "sign-in needed: press ctrl+l"
-        parts.append(conn)
+            conn = conn_short = "sign-in needed: press ctrl+l"
+        # Online is the usual state, said only when there is room; a sync's progress passes;
+        # anything else (offline, sign-in needed) matters most.
+        ordinary = state.state is ConnState.ONLINE and not api.sign_in_needed(account)
+        parts.append((conn, conn_short, 20 if conn == "online" else 50 if ordinary else 95))
         outbox = api.outbox_status().describe()  # compose and send
         if outbox:
-            parts.append(clean_line(outbox))
-        self.update(" · ".join(parts))
+            outbox = clean_line(outbox)
+            parts.append((outbox, outbox.split(":", 1)[0], 65))
+        self.update(fit(parts, self.content_size.width))
 
     def _pop3_status(self, account: str, state: ConnectionChanged) -> str | None:
         """POP3 has no push: say when the next check is, or how the running one goes."""
@@ -137,6 +159,48 @@ class StatusBar(PlainBar):
         return None
 
 
+SEPARATOR = " · "
+
+
+def fit(parts: list[tuple[str, str, int]], width: int) -> str:
+    """The parts (text, shorter text, priority) joined into a line of at most ``width``
+    cells when it can be: the shorter texts first, lowest priority first, then parts left
+    out, lowest first; then, highest first, each part back as long as it fits. The last
+    part is given whole when its shorter text only leaves out its end (an offline reason):
+    the bar cuts it with "…". At 80 columns a limit and a sort order must show, not be cut
+    off at the end."""
+    chosen = [text for text, _, _ in parts]
+
+    def length() -> int:
+        shown = [c for c in chosen if c]
+        return sum(cell_len(c) for c in shown) + cell_len(SEPARATOR) * (len(shown) - 1)
+
+    by_priority = sorted(range(len(parts)), key=lambda i: parts[i][2])
+    for step in ("shorten", "leave out"):
+        for i in by_priority[:-1] if step == "leave out" else by_priority:
+            if width <= 0 or length() <= width:
+                break
+            chosen[i] = parts[i][1] if step == "shorten" else ""
+    for i in reversed(by_priority):
+        before = chosen[i]
+        for candidate in parts[i][:2]:
+            if candidate == before:
+                break
+            chosen[i] = candidate
+            if length() <= width:
+                break
+            chosen[i] = before
+    shown = [i for i, c in enumerate(chosen) if c]
+    if shown and parts[shown[-1]][0].startswith(chosen[shown[-1]]):
+        chosen[shown[-1]] = parts[shown[-1]][0]  # the end of the line: cut, not shortened
+    return SEPARATOR.join(c for c in chosen if c)
+
+
+def _cut(text: str, cells: int = 24) -> str:
+    """``text`` in at most ``cells`` cells, "…" where it was cut."""
+    return text if cell_len(text) <= cells else set_cell_size(text, cells - 1) + "…"
+
+
 def _duration(seconds: float) -> str:
     """ "45 s", "4 min": how long until the next POP3 check."""
     if seconds < 60:
@@ -144,13 +208,18 @@ def _duration(seconds: float) -> str:
     return f"{math.ceil(seconds / 60)} min"
 
 
-def _describe_connection(state: ConnectionChanged, retry_in: float | None) -> str:
+def _describe_connection(
+    state: ConnectionChanged, retry_in: float | None, *, brief: bool = False
+) -> str:
+    """``brief``: without the reason, which can be long (ctrl+d tells it)."""
     if state.state is ConnState.ONLINE:
         return "online"
     if state.state is ConnState.CONNECTING:  # the reason: "waiting for password_command"
-        return clean_line(state.reason) if state.reason else "connecting…"
+        if state.reason:
+            return _cut(clean_line(state.reason), 40) if brief else clean_line(state.reason)
+        return "connecting…"
     text = "login failed" if state.state is ConnState.AUTH_FAILED else "offline"
     text += " (ctrl+d: why)"
     if retry_in is not None:  # before the reason, which can be long and is cut first
         text += f", retry in {retry_in:.0f}s"
-    return f"{text}: {clean_line(state.reason)}" if state.reason else text
+    return f"{text}: {clean_line(state.reason)}" if state.reason and not brief else text

@@ -24,7 +24,7 @@ from kittiwake.core.message.subjects import base_subject
 from kittiwake.core.models import ANSWERED, FLAGGED, SEEN, MessageSummary
 from kittiwake.core.sanitize import clean_line
 from kittiwake.core.search.threads import Threading
-from kittiwake.tui.widgets.message_list import MessageList, _fit, compact_date
+from kittiwake.tui.widgets.message_list import MessageList, _fit, compact_date, structure_mark
 
 _ROW_CACHE = 600
 
@@ -457,7 +457,7 @@ class ThreadList(MessageList):
             ("*" if chosen else "N" if unread else " ")
             + ("!" if FLAGGED in flags else " ")
             + ("r" if ANSWERED in flags else " ")
-            + ("+" if summary is not None and summary.has_attachments else " ")
+            + structure_mark(summary)
         )
         env = summary.envelope if summary is not None else None
         who = ""
