@@ -77,6 +77,8 @@ SortTexts = dict[int, tuple[str, str]]
 
 def _texts(cache: Cache, folder: str, uids: list[int], memo: SortTexts) -> SortTexts:
     missing = [uid for uid in uids if uid not in memo]
+    if missing:
+        cache.want_decoded()  # every envelope of a folder is read: decode the raw rows once
     for uid, summary in cache.summaries(folder, missing).items():
         env = summary.envelope
         first = env.from_[0] if env.from_ else None
@@ -107,7 +109,6 @@ def ordered_uids(
             rows.reverse()
         rows.sort(key=lambda r: r[4])
     else:
-        cache.want_decoded()  # every envelope of the folder is read: decode the raw rows once
         texts = _texts(cache, folder, [r[0] for r in rows], {} if memo is None else memo)
         column = 0 if order.key == "sender" else 1
         rows.sort(key=lambda r: texts.get(r[0], ("", ""))[column], reverse=flip)
