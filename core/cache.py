@@ -14,7 +14,10 @@ summaries (``page``, ``summaries``, ``summary``, ``conversation``) decodes such 
 fly, so callers always get fully decoded ``MessageSummary`` objects. ``undecoded`` and
 ``set_decoded`` let a background pass (``imap.lazy.decode_pass``) fill the decoded columns
 of a whole folder; ``raw`` is NULL once a row is decoded. The decoder lives with the IMAP
-parser (the only writer of raw rows) and is imported on first use.
+parser (the only writer of raw rows) and is imported on first use. The pass runs only once
+something needs every row of a folder (a search, the conversations, a conversation, the
+order by sender or subject: ``want_decoded``), not after every first sync: decoding and
+indexing 100,000 rows costs some 15 s of CPU, which a user who only reads never needs.
 
 Search index (schema 4): ``core.search.index``'s FTS5 table holds the words of every decoded
 summary and of every cached body, written in the transaction that writes the row
@@ -272,6 +275,18 @@ class Cache:
             self._recover(str(exc))
         self._checkpoints = _Checkpointer(path, self._db)
         self._data_version = self._read_data_version()
+        self._decode_wanted: Callable[[], None] | None = None
+
+    def on_decode_wanted(self, hook: Callable[[], None] | None) -> None:
+        """``hook()`` when ``want_decoded`` is called (the account starts its decode pass)."""
+        self._decode_wanted = hook
+
+    def want_decoded(self) -> None:
+        """Something reads every row of a folder (see the module docstring): the rows stored
+        raw are worth decoding and indexing once, in the background. Cheap; call freely, from
+        any thread."""
+        if self._decode_wanted is not None:
+            self._decode_wanted()
 
     def _read_data_version(self) -> int:
         return int(self._db.execute("PRAGMA data_version").fetchone()[0])
@@ -800,12 +815,14 @@ class Cache:
 
         keys: dict[int, str] = {}
         order: list[int] = []
+        wanted = False
         for row_uid, env_blob, refs, raw in self._db.execute(
             "SELECT uid, envelope, refs, raw FROM messages WHERE folder_id=?"
             " ORDER BY sort_date DESC, uid DESC",
             (fid,),
         ):
             if raw is not None:  # not decoded yet (see the module docstring)
+                wanted = True
                 env, refs_t, _ = decode_raw(bytes(raw))
                 refs = " ".join(refs_t)
             else:
@@ -817,6 +834,8 @@ class Cache:
             for other in (*refs.split(), *([env.in_reply_to] if env.in_reply_to else [])):
                 parent.setdefault(other, other)
                 union(own, other)
+        if wanted:
+            self.want_decoded()
         if uid not in keys:
             return []
         root = find(keys[uid])

@@ -11,9 +11,11 @@ pages.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -246,12 +248,33 @@ def _start(screen: Screen[Any], viewer: Viewer, path: Any) -> None:
     screen.notify(f"Opened with {clean_line(viewer.argv[0])}", timeout=3)
 
 
+def with_every_attachment(
+    screen: Screen[Any], parsed: ParsedMessage, then: Callable[[tuple[Attachment, ...]], None]
+) -> None:
+    """``then`` with every attachment of ``parsed``: at once, or after the parts left unread
+    when it opened (thousands of them) are read in a thread, the screen saying so."""
+    if parsed.every_part_read:
+        then(parsed.attachments)
+        return
+    screen.notify(f"Reading {parsed.unread_parts:,} more parts…", timeout=3)
+
+    async def read() -> None:
+        then(await asyncio.to_thread(lambda: parsed.attachments))
+
+    screen.run_worker(read(), group="attachments", exclusive=True)
+
+
 def offer_open(screen: Screen[Any], parsed: ParsedMessage | None) -> None:
     """``v``: an attachment, or the HTML part, opened with another program (asking which
     when there are several)."""
-    if parsed is None:
-        return
-    choices: list[Attachment | None] = list(parsed.attachments)
+    if parsed is not None:
+        with_every_attachment(screen, parsed, lambda every: _offer_open(screen, parsed, every))
+
+
+def _offer_open(
+    screen: Screen[Any], parsed: ParsedMessage, attachments: tuple[Attachment, ...]
+) -> None:
+    choices: list[Attachment | None] = list(attachments)
     if parsed.html is not None:
         choices.append(None)  # the HTML part
     if not choices:
@@ -275,7 +298,7 @@ def offer_open(screen: Screen[Any], parsed: ParsedMessage | None) -> None:
     html_choice = "html"  # the picker's answer for the HTML part (None is "cancelled")
     items: list[tuple[str, Attachment | str]] = [
         (f"{a.index}. {clean_line(a.filename)} ({clean_line(a.content_type)})", a)
-        for a in parsed.attachments
+        for a in attachments
     ]
     if parsed.html is not None:
         items.append(("The message as HTML (text/html)", html_choice))

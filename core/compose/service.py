@@ -209,7 +209,9 @@ class Composer:
 
         parsed = await self._message(account, folder, uid)
         acct = self.sender_for(account)
-        draft = forward_attached(parsed, acct) if attached else forward_inline(parsed, acct)
+        # Inline, every attachment is decoded (thousands of parts are read first): a thread.
+        forward = forward_attached if attached else forward_inline
+        draft = await asyncio.to_thread(forward, parsed, acct)
         draft = _sealed(parsed, draft)
         context = self._context(account, folder, uid, FORWARDED)
         return self._start(acct, draft, context)

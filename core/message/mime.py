@@ -16,6 +16,7 @@ import email.policy
 import functools
 import logging
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import BaseHeader
@@ -39,6 +40,10 @@ _UNSAFE_FILENAME = re.compile(
 MAX_FILENAME = 120
 #: MIME levels parsed; anything nested deeper is one raw part (saved as it is).
 MAX_MIME_DEPTH = 32
+#: Parts read when a message is opened, the first ones level by level. ``email`` spends some
+#: 0.2 ms on each part's headers, so 10,000 attachments held the reader for 2-10 s; parts
+#: beyond these are read when every attachment is asked for (``ParsedMessage.attachments``).
+MAX_PARTS_READ = 200
 #: Longest Content-Type / Content-Disposition value read whole. Reading a part fetches these
 #: headers a dozen times, ``email`` parses each fetch afresh at some 3 µs a byte, and its
 #: parameter splitter is quadratic: a hostile 1 MiB Content-Type held the reader for minutes.
@@ -96,11 +101,34 @@ class ParsedMessage:
     multipart/alternative), with ``PART_SEPARATOR`` between them, as mutt shows them."""
     html: str | None
     """The text/html body, if there is one (converted for display elsewhere)."""
-    attachments: tuple[Attachment, ...]
+    listed: tuple[Attachment, ...]
+    """The attachments among the parts read at once (``MAX_PARTS_READ``): what the reader
+    lists; ``attachments`` has every one."""
     tree: BodyPart
+    """The structure of the parts read at once."""
     raw: bytes = field(repr=False)
     security: Security | None = None
     """What a signature or encryption proved (``core/crypto``); None for plain mail."""
+    unread_parts: int = 0
+    """Parts left unread when the message was opened (beyond ``MAX_PARTS_READ``)."""
+    _unread: tuple[_Unread, ...] = field(default=(), repr=False, compare=False)
+    _every: list[tuple[Attachment, ...]] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def attachments(self) -> tuple[Attachment, ...]:
+        """Every attachment: ``listed``, then those of the unread parts, read the first time
+        this is asked (any part there counts, text included: it was never shown). With
+        thousands of parts that takes seconds: ask off the event loop when ``unread_parts``
+        and not ``every_part_read``."""
+        if not self._unread:
+            return self.listed
+        if not self._every:
+            self._every.append(self.listed + _read_unread(self._unread, len(self.listed)))
+        return self._every[0]
+
+    @property
+    def every_part_read(self) -> bool:
+        return not self._unread or bool(self._every)
 
     def header(self, name: str) -> str | None:
         """The first header called ``name`` (any case), decoded."""
@@ -190,21 +218,40 @@ _READ_POLICY = _ReadPolicy()
 def parse_tree(raw: bytes) -> Message:
     """The MIME tree of ``raw``, parsed level by level without recursion (``email`` itself
     recurses per level); parts nested deeper than ``MAX_MIME_DEPTH`` keep their raw body."""
-    parser = email.parser.BytesParser(policy=_READ_POLICY)
+    return _read_tree(raw, None)[0]
 
-    def headed(data: str) -> Message:
-        return parser.parsebytes(data.encode("ascii", "surrogateescape"), headersonly=True)
 
-    root = parser.parsebytes(raw, headersonly=True)
-    stack: list[tuple[Message, int]] = [(root, 0)]
-    while stack:
-        part, depth = stack.pop()
+def _read_tree(raw: bytes, budget: int | None) -> tuple[Message, _Left]:
+    """``parse_tree`` reading at most ``budget`` parts, and what it left unread."""
+    root = _headed(raw)
+    return root, _expand(root, 0, budget)
+
+
+_PARSER = email.parser.BytesParser(policy=_READ_POLICY)
+
+
+def _headed(data: bytes | str) -> Message:
+    if isinstance(data, str):
+        data = data.encode("ascii", "surrogateescape")
+    return _PARSER.parsebytes(data, headersonly=True)
+
+
+#: Multipart parts (by ``id``) -> the raw children left unread, over the budget.
+_Left = dict[int, tuple[str, ...]]
+
+
+def _expand(root: Message, depth: int, budget: int | None) -> _Left:
+    """Parse ``root``'s parts below it, breadth first so the first parts of each level come
+    first, reading at most ``budget`` parts (None: all); returns what was left unread."""
+    left: _Left = {}
+    queue: deque[tuple[Message, int]] = deque([(root, depth)])
+    while queue:
+        part, depth = queue.popleft()
         # The body as parsed (8-bit bytes as surrogates): get_payload() would decode them.
         body = getattr(part, "_payload", None)
         if depth >= MAX_MIME_DEPTH or not isinstance(body, str):
             continue
         ctype = _content_type(part)
-        children: list[Message] = []
         if ctype.startswith("multipart/"):
             boundary = _boundary(part)
             cut = _split_multipart(body, boundary) if boundary else None
@@ -212,14 +259,43 @@ def parse_tree(raw: bytes) -> Message:
                 continue
             preamble, pieces, part.epilogue = cut
             part.preamble = preamble or None
-            children = [headed(piece) for piece in pieces]
         elif ctype.startswith("message/") and ctype != "message/delivery-status":
-            children = [headed(body)]
+            pieces = [body]
         else:
             continue
+        if budget is not None:
+            taken = max(budget, 1 if ctype.startswith("message/") else 0)
+            if taken < len(pieces):
+                left[id(part)] = tuple(pieces[taken:])
+                pieces = pieces[:taken]
+            budget = max(budget - len(pieces), 0)
+        children = [_headed(piece) for piece in pieces]
         part.set_payload(list[Message | str](children))
-        stack.extend((child, depth + 1) for child in children)
-    return root
+        queue.extend((child, depth + 1) for child in children)
+    return left
+
+
+@dataclass(frozen=True)
+class _Unread:
+    """Children of one multipart left unread: they number from ``first`` under ``section``."""
+
+    section: str
+    first: int
+    depth: int
+    attached: bool
+    pieces: tuple[str, ...]
+
+
+def _read_unread(unread: tuple[_Unread, ...], listed: int) -> tuple[Attachment, ...]:
+    """The attachments of the parts left unread, numbered on from the ``listed`` ones."""
+    walk = _Walk(start=listed, listing=True)
+    for group in unread:
+        for n, piece in enumerate(group.pieces, group.first):
+            child = _headed(piece)
+            _expand(child, group.depth, None)
+            section = f"{group.section}.{n}" if group.section else str(n)
+            walk.visit(child, section, group.depth, group.attached)
+    return tuple(walk.attachments)
 
 
 def _boundary(part: Message) -> str | None:
@@ -262,19 +338,25 @@ def _unparsed(raw: bytes) -> ParsedMessage:
         message_id=first.get("message-id"),
         text=note,
         html=None,
-        attachments=(),
+        listed=(),
         tree=BodyPart("1", "text", "plain"),
         raw=raw,
     )
 
 
 def _parse(raw: bytes) -> ParsedMessage:
-    msg = parse_tree(raw)
+    msg, left = _read_tree(raw, MAX_PARTS_READ)
     headers = tuple((str(k), header_text(str(v))) for k, v in _raw_items(msg))
     first: dict[str, str] = {}
     for key, value in _raw_items(msg):
         first.setdefault(key.lower(), value)
-    text, html, attachments, tree = _walk(msg)
+    walk = _Walk(left=left)
+    tree = walk.visit(msg, "", 0)
+    texts = walk.texts
+    if len(texts) > 1:
+        text: str | None = PART_SEPARATOR.join(t.rstrip("\r\n") for t in texts) + "\n"
+    else:
+        text = texts[0] if texts else None
     return ParsedMessage(
         headers=headers,
         subject=header_text(first.get("subject", "")),
@@ -285,10 +367,12 @@ def _parse(raw: bytes) -> ParsedMessage:
         date=parse_date(first["date"]) if "date" in first else None,
         message_id=first_msgid(first.get("message-id")),
         text=text,
-        html=html,
-        attachments=tuple(attachments),
+        html=walk.html,
+        listed=tuple(walk.attachments),
         tree=tree,
         raw=raw,
+        unread_parts=sum(len(u.pieces) for u in walk.unread),
+        _unread=tuple(walk.unread),
     )
 
 
@@ -336,16 +420,33 @@ def _disposition(part: Message) -> str | None:
         return None
 
 
-def _walk(msg: Message) -> tuple[str | None, str | None, list[Attachment], BodyPart]:
-    texts: list[str] = []
-    html: str | None = None
-    attachments: list[Attachment] = []
-    answered: set[str] = set()  # the multipart/alternative parts whose text was taken
+class _Walk:
+    """One pass over a parsed tree: the texts shown, the HTML part, the attachments (numbered
+    on from ``start``), and the multiparts whose children were ``left`` unread. ``listing``
+    (the unread parts, read later) makes every part an attachment: none was shown."""
+
+    def __init__(self, left: _Left | None = None, start: int = 0, listing: bool = False) -> None:
+        self.texts: list[str] = []
+        self.html: str | None = None
+        self.attachments: list[Attachment] = []
+        self.unread: list[_Unread] = []
+        self._left = left or {}
+        self._start = start
+        self._listing = listing
+        self._answered: set[str] = set()  # the multipart/alternative parts whose text was taken
+
+    def _attach(self, part: Message, name: str, ctype: str, size: int, section: str) -> None:
+        index = self._start + len(self.attachments) + 1
+        self.attachments.append(Attachment(index, name, ctype, size, section, _part=part))
 
     def visit(
-        part: Message, section: str, depth: int, attached: bool = False, alt: str | None = None
+        self,
+        part: Message,
+        section: str,
+        depth: int,
+        attached: bool = False,
+        alt: str | None = None,
     ) -> BodyPart:
-        nonlocal html
         ctype = _content_type(part)
         maintype, _, subtype = ctype.partition("/")
         if depth > MAX_MIME_DEPTH + 1:  # parse_tree stops deeper; this is a safety net
@@ -359,18 +460,10 @@ def _walk(msg: Message) -> tuple[str | None, str | None, list[Attachment], BodyP
                 for key, value in _raw_items(inner[0]):
                     first_inner.setdefault(key.lower(), value)
                 name = name or header_text(first_inner.get("subject", "")) + ".eml"
-            attachments.append(
-                Attachment(
-                    index=len(attachments) + 1,
-                    filename=safe_filename(name, f"message-{sec}.eml"),
-                    content_type=ctype,
-                    size=len(part.as_bytes()) if hasattr(part, "as_bytes") else 0,
-                    section=sec,
-                    _part=part,
-                )
-            )
+            size = len(part.as_bytes()) if hasattr(part, "as_bytes") else 0
+            self._attach(part, safe_filename(name, f"message-{sec}.eml"), ctype, size, sec)
             kids = tuple(
-                visit(child, sec, depth + 1, attached=True)
+                self.visit(child, sec, depth + 1, attached=True)
                 for child in (inner if isinstance(inner, list) else [])
                 if isinstance(child, Message)
             )
@@ -382,40 +475,40 @@ def _walk(msg: Message) -> tuple[str | None, str | None, list[Attachment], BodyP
             )
             inner_alt = (section or "0") if subtype == "alternative" else alt
             kids = tuple(
-                visit(
+                self.visit(
                     child, f"{section}.{i}" if section else str(i), depth + 1, attached, inner_alt
                 )
                 for i, child in enumerate(children, 1)
             )
+            left = self._left.get(id(part))
+            if left:
+                first = len(children) + 1
+                self.unread.append(_Unread(section, first, depth + 1, attached, left))
             return BodyPart(section or "", maintype, subtype, children=kids)
         disposition = _disposition(part)
         filename = _filename(part)
         is_attachment = (
-            disposition == "attachment"
+            self._listing
+            or disposition == "attachment"
             or (filename is not None and maintype != "text")
             or (maintype == "multipart" and depth >= MAX_MIME_DEPTH)  # left raw by parse_tree
         )
         sec = section or "1"
         if attached:
             pass  # the body of a forwarded message is read by opening that attachment
-        elif not is_attachment and ctype == "text/plain" and (alt is None or alt not in answered):
-            texts.append(_text_of(part))
+        elif (
+            not is_attachment
+            and ctype == "text/plain"
+            and (alt is None or alt not in self._answered)
+        ):
+            self.texts.append(_text_of(part))
             if alt is not None:
-                answered.add(alt)
-        elif not is_attachment and ctype == "text/html" and html is None:
-            html = _text_of(part)
+                self._answered.add(alt)
+        elif not is_attachment and ctype == "text/html" and self.html is None:
+            self.html = _text_of(part)
         elif is_attachment or maintype not in ("text", "multipart"):
             size = len(part.get_payload(decode=True) or b"") if not part.is_multipart() else 0
-            attachments.append(
-                Attachment(
-                    index=len(attachments) + 1,
-                    filename=safe_filename(filename, f"part-{sec}"),
-                    content_type=ctype,
-                    size=size,
-                    section=sec,
-                    _part=part,
-                )
-            )
+            self._attach(part, safe_filename(filename, f"part-{sec}"), ctype, size, sec)
         return BodyPart(
             sec,
             maintype,
@@ -424,10 +517,3 @@ def _walk(msg: Message) -> tuple[str | None, str | None, list[Attachment], BodyP
             filename=filename,
             size=len(str(part.get_payload())),
         )
-
-    tree = visit(msg, "", 0)
-    if len(texts) > 1:
-        text: str | None = PART_SEPARATOR.join(t.rstrip("\r\n") for t in texts) + "\n"
-    else:
-        text = texts[0] if texts else None
-    return text, html, attachments, tree

@@ -77,6 +77,8 @@ SortTexts = dict[int, tuple[str, str]]
 
 def _texts(cache: Cache, folder: str, uids: list[int], memo: SortTexts) -> SortTexts:
     missing = [uid for uid in uids if uid not in memo]
+    if missing:
+        cache.want_decoded()  # every envelope of a folder is read: decode the raw rows once
     for uid, summary in cache.summaries(folder, missing).items():
         env = summary.envelope
         first = env.from_[0] if env.from_ else None

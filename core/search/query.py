@@ -686,7 +686,10 @@ def _match_undecoded(
         )
     out: list[tuple[float, int, int]] = []
     for (fid, uid, when, flags, internal, size, modseq, raw), k in zip(rows, keys, strict=True):
-        envelope, refs, attachments = decode_raw(bytes(raw))
+        raw = bytes(raw)
+        if not _may_match(query.root, raw, bodies.get(k, "")):
+            continue
+        envelope, refs, attachments = decode_raw(raw)
         summary = MessageSummary(
             uid,
             frozenset(flags.split()) if flags else frozenset(),
@@ -701,6 +704,34 @@ def _match_undecoded(
         if evaluate(query, summary, bodies.get(k, ""), tz=tz) is True:
             out.append((when, uid, fid))
     return out
+
+
+def _may_match(node: Node, raw: bytes, body: str) -> bool:
+    """False only when a row stored undecoded (``raw``: its ENVELOPE and BODYSTRUCTURE as the
+    server sent them) cannot match ``node``, told without decoding it (~65 µs): a first
+    search after a first sync judges every such row.
+
+    Told only for a plain ``raw`` (ASCII, no encoded word, no escape): its header texts are
+    then its quoted strings as they are, so every word a header column holds once normalised
+    (lower case, split at anything not a letter or digit) is a run of ``raw`` in lower case,
+    and a text term whose word is not in it cannot match that column. Anything else (the
+    body, flags, dates, sizes, a negation) may match."""
+    if not raw.isascii() or b"=?" in raw or b"\\" in raw:
+        return True
+    lowered = raw.lower()
+
+    def may(n: Node) -> bool:
+        if isinstance(n, Text):
+            if n.field is TextField.BODY or (n.field is TextField.ANY and body):
+                return True
+            return all(word.encode("utf-8") in lowered for word in n.words)
+        if isinstance(n, And):
+            return all(may(t) for t in n.terms)
+        if isinstance(n, Or):
+            return any(may(t) for t in n.terms)
+        return True
+
+    return may(node)
 
 
 # -- evaluation of one summary ------------------------------------------------------------

@@ -53,6 +53,7 @@ def local_hits(cache: Cache, folders: Sequence[str] | None, query: Query | str) 
     ids = None if folders is None else _folder_ids(cache, folders)
     if ids is not None and not ids:
         return []
+    cache.want_decoded()  # rows a first sync left raw are judged one by one until decoded
     hits = [Hit(names[f], u) for f, u in search_cache(cache.db, ids, parsed) if f in names]
     return gmailids.once_each(hits, gmailids.msgids(cache.db))
 
@@ -77,7 +78,12 @@ async def local_hits_off_loop(
         finally:
             db.close()
 
-    found = await asyncio.to_thread(run)
+    try:
+        found = await asyncio.to_thread(run)
+    finally:
+        # Rows a first sync left raw are judged one by one until decoded: decode them now,
+        # after this search (beside it, the pass would take half its interpreter time).
+        cache.want_decoded()
     hits = [Hit(names[f], u) for f, u in found if f in names]
     return gmailids.once_each(hits, gmailids.msgids(cache.db))
 
@@ -165,4 +171,7 @@ async def thread_folder(
         threading = thread_cached(path, ids, skip=skip, together=together)
         return keep_threads(threading, _keep_in(fid)) if sent_id is not None else threading
 
-    return await asyncio.to_thread(build), names
+    try:
+        return await asyncio.to_thread(build), names
+    finally:
+        cache.want_decoded()  # raw rows are decoded for each threading until then (see above)

@@ -6,14 +6,16 @@ Checked on what the terminal is given (the compositor's rendered strips): no con
 character, escape, bidi control or line separator, ever; no crash; and nothing in a message
 makes Kittiwake connect anywhere (every link and image points at a listener that counts
 connections) or start a process (subprocess and the browser are watched). Per-message open
-times are written to $KITTIWAKE_HOSTILE_FIGURES (JSON) when set: the figure, not a timed
-assertion. KITTIWAKE_HOSTILE_DEEP=1 adds the two 1,000-level nestings (tests/tui covers them).
+times are written to $KITTIWAKE_HOSTILE_FIGURES (JSON) when set, for
+benches/bench_hostile_open.py: the figure, not a timed assertion. KITTIWAKE_HOSTILE_DEEP=1
+adds the two 1,000-level nestings (tests/tui covers them).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import smtplib
 import socket
 import subprocess
@@ -31,6 +33,7 @@ from harness.ui import app_config, screen_text, synced, until
 from hostile_fuzz_targets import DANGEROUS
 from hostile_mail import corpus
 
+from kittiwake.core.message import mime
 from kittiwake.tui.app import KittiwakeApp
 from kittiwake.tui.screens.mailbox import MailboxScreen
 from kittiwake.tui.screens.reader import (
@@ -114,6 +117,33 @@ def deliver(dovecot: Dovecot, user: User, messages: dict[str, bytes]) -> None:
             assert not refused, name
 
 
+class Stopwatch:
+    """For the figures: each parse (in its worker thread: wall and CPU seconds, by Message-ID)
+    and when the reader last finished laying a message out."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.parses: dict[str, tuple[float, float]] = {}
+        self.rendered = 0.0
+        self.render_time = 0.0
+        parse, render = mime.parse_message, ReaderScreen.render_message
+
+        def timed_parse(raw: bytes) -> mime.ParsedMessage:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            parsed = parse(raw)
+            key = parsed.message_id or ""
+            self.parses[key] = (time.perf_counter() - wall, time.thread_time() - cpu)
+            return parsed
+
+        def timed_render(reader: ReaderScreen, body: str, links: list[str]) -> None:
+            started = time.perf_counter()
+            render(reader, body, links)
+            self.rendered = time.perf_counter()
+            self.render_time = self.rendered - started
+
+        monkeypatch.setattr(mime, "parse_message", timed_parse)
+        monkeypatch.setattr(ReaderScreen, "render_message", timed_render)
+
+
 def assert_clean(app: KittiwakeApp, where: str) -> str:
     text = screen_text(app)
     found = DANGEROUS.search(text)
@@ -128,7 +158,9 @@ async def test_hostile_corpus_in_list_reader_headers_source_and_attachments(
     user: User,
     trap: Trap,
     launched: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    watch = Stopwatch(monkeypatch)
     messages = corpus(trap.address, deep=os.environ.get("KITTIWAKE_HOSTILE_DEEP") == "1")
     deliver(dovecot, user, messages)
     app = KittiwakeApp(app_config(dovecot, user))
@@ -148,6 +180,7 @@ async def test_hostile_corpus_in_list_reader_headers_source_and_attachments(
             assert_clean(app, "the list, paged")
         await pilot.press("home")
         await pilot.pause()
+        rss_listed = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
         await pilot.press("enter")
         seen: set[int] = set()
@@ -155,18 +188,22 @@ async def test_hostile_corpus_in_list_reader_headers_source_and_attachments(
             uid = listing.index[position]
             await until(
                 pilot,
-                lambda uid=uid: (
+                lambda uid=uid, started=started: (
                     isinstance(app.screen, ReaderScreen)  # type: ignore[misc]
                     and app.screen.uid == uid
                     and app.screen.parsed is not None
+                    and watch.rendered > started
                 ),
                 timeout=60,
             )
             await pilot.pause()
-            times = {"open": time.perf_counter() - started}
+            # To the reader's widgets updated; "on screen" adds Pilot's polling and a refresh.
+            times = {"on screen": time.perf_counter() - started, "open": watch.rendered - started}
             reader = app.screen
             assert isinstance(reader, ReaderScreen) and reader.parsed is not None
             name = reader.parsed.message_id or str(uid)
+            wall, cpu = watch.parses.get(reader.parsed.message_id or "", (0.0, 0.0))
+            times |= {"parse": wall, "parse cpu": cpu, "render": watch.render_time}
             assert_clean(app, f"reader of {name}")
             attachments = str(reader.query_one("#attachments").render())
             assert DANGEROUS.search(attachments) is None, name
@@ -202,7 +239,8 @@ async def test_hostile_corpus_in_list_reader_headers_source_and_attachments(
     assert launched == [], launched
     out = os.environ.get("KITTIWAKE_HOSTILE_FIGURES")
     if out:
-        Path(out).write_text(json.dumps(figures, indent=1))
+        rss = {"listed": rss_listed, "read": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+        Path(out).write_text(json.dumps({"messages": figures, "peak rss kib": rss}, indent=1))
 
 
 def test_the_corpus_carries_every_payload_everywhere() -> None:

@@ -30,6 +30,7 @@ from kittiwake.core.imap.account import ImapAccount, Tuning
 from kittiwake.core.imap.lazy import decode_pass
 from kittiwake.core.message.dates import sort_date
 from kittiwake.core.models import FLAGGED, SEEN, FolderRole
+from kittiwake.core.search.service import local_hits
 
 LIVE = 1.0  # seconds: the issue's bound for another device's change to reach the event stream
 
@@ -191,13 +192,20 @@ async def test_bulk_batches_are_stored_lazily_and_read_back_as_the_full_decoder_
     ]
 
 
-async def test_a_running_account_decodes_what_its_first_sync_stored_raw(
+async def test_a_running_account_decodes_what_its_first_sync_stored_raw_once_searched(
     engine: EngineFactory, dovecot: Dovecot, user: User
 ) -> None:
+    """The rows a first sync stored raw stay raw while the user only reads (the machine goes
+    quiet after a first start: issue 19); the first search starts the decode pass."""
     append_many(imap_device(dovecot, user), 900)
     account, _ = await engine(user, tuning=Tuning(first_window=50, batch=600))
     account.start()
     await account.wait_synced(30)
+    assert len(account.cache.undecoded("INBOX", 1000)) == 600  # the bulk batch (LAZY_MIN+)
+    account.cache.page("INBOX", 50)  # reading a screenful decodes only those, and keeps them raw
+    assert account._decoder is None
+    hits = local_hits(account.cache, ["INBOX"], "subject:message")
+    assert len(hits) == 900  # judged one by one while raw
     await account.wait_decoded(30)
     assert account.cache.undecoded("INBOX", 10) == []
     page, _ = account.cache.page("INBOX", 900)

@@ -9,6 +9,7 @@ is consecutive words within one field), not from ``core.search.query``'s code.
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import sqlite3
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from kittiwake.core.models import (
     MessageSummary,
 )
 from kittiwake.core.search import index as searchindex
+from kittiwake.core.search.order import SortOrder, ordered_uids
 from kittiwake.core.search.query import (
     And,
     DateTerm,
@@ -51,6 +53,7 @@ from kittiwake.core.search.query import (
     parse_query,
     search_cache,
 )
+from kittiwake.core.search.service import local_hits, local_hits_off_loop, thread_folder
 
 VOCAB = [
     "invoice", "invoices", "meeting", "meet", "lunch", "report", "weekly", "budget", "Grüße",
@@ -512,3 +515,99 @@ def test_undecoded_rows_are_searched_exactly_until_decoded(tmp_path: Path) -> No
     check(fx=f, text="-from:ann has:attachment")
     f.db.close()
     f.cache.close()
+
+
+def test_reading_every_row_asks_for_the_raw_ones_to_be_decoded(tmp_path: Path) -> None:
+    """A first sync leaves rows raw and nothing decodes them (the machine goes quiet) until
+    something reads every row of a folder: a search, the conversations, one conversation, the
+    order by sender or subject. Each asks the cache (``want_decoded``), which tells the
+    account; the date order and reading a page do not."""
+    f = _build(tmp_path / "c.sqlite3", seed=6, per_folder=20)
+    rows = [extract(lazy_fetch(2001 + n, f"tusk {n}", "ann")) for n in range(3)]
+    f.cache.put_summaries("INBOX", LazySummaries([r for r in rows if r is not None]))
+    asked: list[str] = []
+    f.cache.on_decode_wanted(lambda: asked.append("asked"))
+    f.cache.page("INBOX", 50)
+    ordered_uids(f.cache, "INBOX", SortOrder())
+    ordered_uids(f.cache, "INBOX", SortOrder("size"))
+    assert asked == []
+    for why, read in [
+        ("search", lambda: local_hits(f.cache, ["INBOX"], "tusk")),
+        ("search off the loop", lambda: asyncio.run(local_hits_off_loop(f.cache, None, "tusk"))),
+        ("conversations", lambda: asyncio.run(thread_folder(f.cache, "INBOX", "Sent"))),
+        ("a conversation", lambda: f.cache.conversation("INBOX", 2001)),
+        ("by sender", lambda: ordered_uids(f.cache, "INBOX", SortOrder("sender"))),
+        ("by subject", lambda: ordered_uids(f.cache, "INBOX", SortOrder("subject", False))),
+    ]:
+        before = len(asked)
+        read()
+        assert len(asked) == before + 1, why
+    assert len(local_hits(f.cache, ["INBOX"], "tusk")) == 3  # judged while still raw
+    asyncio.run(decode_pass(f.cache, "INBOX"))
+    asked.clear()
+    f.cache.conversation("INBOX", 2001)  # nothing raw left: it does not ask
+    assert asked == []
+    f.db.close()
+    f.cache.close()
+
+
+@pytest.fixture(scope="module")
+def raw_and_decoded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cache, Cache]]:
+    """The same rows stored undecoded by a first sync, and after the decode pass: plain
+    ASCII subjects and names, encoded words (RFC 2047), 8-bit UTF-8, escapes."""
+    rng = random.Random(11)
+    subjects = [
+        *(" ".join(rng.sample(VOCAB, 3)) for _ in range(30)),
+        "=?utf-8?q?walrus_=C3=84rger?=",
+        "=?utf-8?b?" + base64.b64encode("tusk Ärger".encode()).decode() + "?=",
+        "Ärger im Büro",
+        'quoted \\"walrus\\" inside',
+        "exam.ple/org mull",
+    ]
+    fetches = [
+        lazy_fetch(n, subject, rng.choice(["ann", "bob", "mull"]), seen=n % 2 == 0)
+        for n, subject in enumerate(subjects * 8, 1)
+    ]
+    caches = []
+    for name in ("raw", "decoded"):
+        cache = Cache(tmp_path_factory.mktemp(name) / "c.sqlite3")
+        rows = [extract(fetch) for fetch in fetches]
+        cache.put_summaries("INBOX", LazySummaries([r for r in rows if r is not None]))
+        if name == "decoded":
+            asyncio.run(decode_pass(cache, "INBOX"))
+        caches.append(cache)
+    assert searchindex.pending(caches[0].db) == len(subjects) * 8
+    assert searchindex.pending(caches[1].db) == 0
+    yield caches[0], caches[1]
+    for cache in caches:
+        cache.close()
+
+
+RAW_WORDS = ["walrus", "tusk", "arger", "Ärger", "büro", "buro", "quoted", "inside", "ple", "mull"]
+RAW_QUERIES = st.recursive(
+    st.one_of(
+        _leaf(),
+        st.tuples(
+            st.sampled_from(["", "from:", "subject:", "-", "body:"]), st.sampled_from(RAW_WORDS)
+        ).map("".join),
+    ),
+    lambda inner: st.one_of(
+        inner.map(lambda q: f"-({q})"),
+        st.tuples(inner, inner).map(lambda p: f"({p[0]}) OR ({p[1]})"),
+        st.tuples(inner, inner).map(lambda p: f"{p[0]} {p[1]}"),
+    ),
+    max_leaves=4,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(RAW_QUERIES)
+def test_undecoded_rows_skipped_without_decoding_are_the_ones_that_cannot_match(
+    raw_and_decoded: tuple[Cache, Cache], text: str
+) -> None:
+    """A first search judges every raw row; plain ones (ASCII, no encoded word, no escape) are
+    passed over without decoding when a word the query needs is not in them. The answers
+    are those of the index after the decode pass."""
+    raw, decoded = raw_and_decoded
+    query = parse_query(text)
+    assert search_cache(raw.db, None, query) == search_cache(decoded.db, None, query)

@@ -25,7 +25,12 @@ from kittiwake.core.models import SEEN, Address
 from kittiwake.core.sanitize import clean_line, clean_text
 from kittiwake.tui.context import AppContext, app_context
 from kittiwake.tui.events import EngineEvent, follow
-from kittiwake.tui.tools import EXPORT_BINDING, OPEN_BINDING, PIPE_BINDING
+from kittiwake.tui.tools import (
+    EXPORT_BINDING,
+    OPEN_BINDING,
+    PIPE_BINDING,
+    with_every_attachment,
+)
 from kittiwake.tui.triage import Targets, TriageCommands, triage_bindings
 from kittiwake.tui.widgets.footer import KeyFooter
 from kittiwake.tui.widgets.plain import PlainBar
@@ -79,12 +84,15 @@ def save_attachment(attachment: Attachment, directory: Path) -> Path:
 
 
 def attachment_list(parsed: ParsedMessage) -> Text:
-    """One line per attachment: number, name, type, size (empty without attachments); the
+    """One line per attachment read when the message opened: number, name, type, size (empty
+    without attachments), then how many parts are left to read (S and v list every one). The
     type comes from the mail, so it is sanitised like the name."""
     lines = [
         f"[{a.index}] {clean_line(a.filename)}  {clean_line(a.content_type)}  {human_size(a.size)}"
-        for a in parsed.attachments
+        for a in parsed.listed
     ]
+    if parsed.unread_parts:
+        lines.append(f"… and {parsed.unread_parts:,} more parts: S or v lists every attachment")
     return Text("\n".join(lines))
 
 
@@ -127,19 +135,25 @@ def offer_save(screen: Screen[Any], parsed: ParsedMessage | None) -> None:
         ask = PathPrompt("Save attachment to (tab completes):", str(default))
         screen.app.push_screen(ask, where)
 
-    if parsed is None or not parsed.attachments:
+    def offer(attachments: tuple[Attachment, ...]) -> None:
+        if not attachments:
+            screen.notify("This message has no attachments.", severity="warning")
+            return
+        if len(attachments) == 1:
+            save(attachments[0])
+            return
+        from kittiwake.tui.screens.attachment_picker import AttachmentPicker
+
+        def chosen(attachment: Attachment | None) -> None:
+            if attachment is not None:
+                save(attachment)
+
+        screen.app.push_screen(AttachmentPicker(list(attachments)), chosen)
+
+    if parsed is None:
         screen.notify("This message has no attachments.", severity="warning")
         return
-    if len(parsed.attachments) == 1:
-        save(parsed.attachments[0])
-        return
-    from kittiwake.tui.screens.attachment_picker import AttachmentPicker
-
-    def chosen(attachment: Attachment | None) -> None:
-        if attachment is not None:
-            save(attachment)
-
-    screen.app.push_screen(AttachmentPicker(list(parsed.attachments)), chosen)
+    with_every_attachment(screen, parsed, offer)
 
 
 class MessageBody(Static):

@@ -117,7 +117,7 @@ class ThreadMessage(MessageBody):
             else:
                 loading = Text("Loading…", style="dim")
                 out.append_text(self.body if self.body is not None else loading)
-            if self.parsed is not None and self.parsed.attachments:
+            if self.parsed is not None and (self.parsed.listed or self.parsed.unread_parts):
                 attachments = attachment_list(self.parsed)
                 attachments.stylize(self.style_of("dim"))
                 out.append("\n\n").append_text(attachments)
