@@ -101,6 +101,12 @@ class Tuning:
     batch: int = BATCH
     poll_every: float | None = None
     dead_after: float = 30.0
+    decode_after_sync: bool = True
+    """Decode and index the rows a first sync left raw right after it (the background pass:
+    ~15 s of CPU at 100,000 messages, once, while the user reads), so that the first search,
+    the conversations or a sort by sender are as quick as any later one. False leaves the
+    machine quiet until one of those asks (``Cache.want_decoded``); the first of them then
+    pays the pass (~10 s at 100,000: benches/bench_decode_pass.py --on-demand)."""
 
 
 @dataclass
@@ -150,7 +156,7 @@ class ImapAccount:
         self._task: asyncio.Task[None] | None = None
         self._decoder: asyncio.Task[None] | None = None
         #: Something read every row of a folder (``Cache.want_decoded``): decode the raw ones.
-        self._decode_wanted = False
+        self._decode_wanted = self.tuning.decode_after_sync
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop ``start`` runs it on
         self.cache.on_decode_wanted(self._want_decoded)
         self._watchers: list[asyncio.Task[None]] = []

@@ -192,13 +192,29 @@ async def test_bulk_batches_are_stored_lazily_and_read_back_as_the_full_decoder_
     ]
 
 
+async def test_a_running_account_decodes_what_its_first_sync_stored_raw(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    """By default the rows a first sync stored raw are decoded right after it, unasked."""
+    append_many(imap_device(dovecot, user), 900)
+    account, _ = await engine(user, tuning=Tuning(first_window=50, batch=600))
+    account.start()
+    await account.wait_synced(30)
+    assert account._decoder is not None  # started with the end of the sync, nothing asked
+    await account.wait_decoded(30)
+    assert account.cache.undecoded("INBOX", 10) == []
+    await account.stop()
+
+
 async def test_a_running_account_decodes_what_its_first_sync_stored_raw_once_searched(
     engine: EngineFactory, dovecot: Dovecot, user: User
 ) -> None:
-    """The rows a first sync stored raw stay raw while the user only reads (the machine goes
-    quiet after a first start: issue 19); the first search starts the decode pass."""
+    """With decode_after_sync off, the rows a first sync stored raw stay raw while the user
+    only reads (the machine goes quiet after a first start: issue 19); the first search
+    starts the decode pass."""
     append_many(imap_device(dovecot, user), 900)
-    account, _ = await engine(user, tuning=Tuning(first_window=50, batch=600))
+    tuning = Tuning(first_window=50, batch=600, decode_after_sync=False)
+    account, _ = await engine(user, tuning=tuning)
     account.start()
     await account.wait_synced(30)
     assert len(account.cache.undecoded("INBOX", 1000)) == 600  # the bulk batch (LAZY_MIN+)
