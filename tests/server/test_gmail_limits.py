@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import imaplib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from harness import Dovecot, TcpProxy, TestCA
@@ -21,6 +22,8 @@ from harness.clients import imap_device, wait_for_async
 from harness.gmail import MAX_CONNECTIONS, GmailProfile
 from harness.mail import append_many
 from test_imap_sync import EngineFactory, engine
+from test_smtp_outbox import FAST, RAW
+from test_smtp_outbox import account as smtp_account
 
 from kittiwake.core.events import ConnectionChanged, ConnState, SyncError
 from kittiwake.core.imap.account import Tuning
@@ -28,6 +31,8 @@ from kittiwake.core.imap.codes import OWN_CONNECTIONS
 from kittiwake.core.journal import Action
 from kittiwake.core.models import FLAGGED
 from kittiwake.core.sanitize import clean_line
+from kittiwake.core.smtp.filing import SentFiler
+from kittiwake.core.smtp.outbox import CopyState, ItemState, Outbox, OutboxRunner
 
 pytestmark = pytest.mark.servers
 
@@ -240,3 +245,38 @@ async def test_a_command_refused_over_the_limits_keeps_the_action_for_later(
     assert b"\\Flagged" in data[0]  # type: ignore[operator]
     refused = [e for e in events.pending() if isinstance(e, SyncError) and "Could not" in e.message]
     assert not refused
+
+
+def _full(line: bytes) -> bytes:
+    """A tagged answer to APPEND turned into RFC 5530's "the mailbox is full"."""
+    return line.split(b" ", 1)[0] + b" NO [OVERQUOTA] Quota exceeded (mailbox for user is full)\r\n"
+
+
+async def test_a_sent_copy_refused_for_a_full_mailbox_is_kept_and_the_user_told(
+    engine: EngineFactory,
+    dovecot_factory: Callable[..., Dovecot],
+    proxy_factory: Callable[[str, int], TcpProxy],
+    tmp_path: Path,
+) -> None:
+    """``NO [OVERQUOTA]`` to the APPEND of the Sent copy: the copy stays in the outbox with
+    the reason in plain words (the mailbox is full), and is filed once there is room."""
+    plain = dovecot_factory(tls=False)
+    user = plain.add_user("quota")
+    proxy = proxy_factory(plain.host, plain.ports.imap)
+    account, _ = await engine(user, plain, port=proxy.port, host=proxy.host, security="none")
+    account.start()
+    await account.wait_synced(10)
+    box = Outbox("me", tmp_path / "outbox")
+    box.enqueue(RAW, "me@example.test", ["you@example.test"], message_id="<q@x>", save_sent=True)
+    box.record_accepted("<q@x>", ["you@example.test"])  # sent; the copy is still to file
+    filer = SentFiler(lambda: {"me": account}, lambda event: None)
+    runner = OutboxRunner(smtp_account(), box, on_sent=filer.file_copy, backoff=FAST)
+    fired = proxy.rewrite_line(b"OK [APPENDUID", _full)
+    (first,) = await runner.flush(force=True)
+    assert fired.is_set() and first.copy_pending
+    (kept,) = box.items()
+    assert kept.state is ItemState.DELIVERED and kept.copy is not CopyState.DONE
+    assert kept.copy_error is not None
+    assert f"The mailbox on {proxy.host}:{proxy.port} is full (over its quota)" in kept.copy_error
+    (second,) = await runner.flush(force=True)
+    assert second.status == "filed" and box.items() == []
