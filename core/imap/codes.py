@@ -45,12 +45,12 @@ _CONNECTIONS_WORDS = re.compile(
 _BANDWIDTH_WORDS = re.compile(r"(command|bandwidth) limits?\b", re.IGNORECASE)
 
 _LIMIT_SENTENCES = {
-    CONNECTIONS: "{label} has too many connections open for this account: other devices or "
-    "programs are using them (Gmail allows 15 per account; Kittiwake uses at most {own}). "
-    "Kittiwake will try again later{detail}.",
+    CONNECTIONS: "{label} has too many connections open to this account: other devices or "
+    "programs are using them (Gmail allows 15 per account, Kittiwake uses at most {own}), so "
+    "Kittiwake will try again later.",
     BANDWIDTH: "{label} says this account went over its command or bandwidth limits (every "
-    "program syncing it counts); Kittiwake waits some minutes before trying again and keeps "
-    "your changes until then{detail}.",
+    "program syncing it counts), so Kittiwake waits some minutes before trying again and "
+    "keeps your changes until then.",
 }
 
 _SENTENCES = {
@@ -82,11 +82,10 @@ def server_limit(text: str) -> Limit | None:
     return None
 
 
-def limit_sentence(limit: Limit, label: str, text: str = "") -> str:
-    """The status line for ``limit`` reached at ``label``, the server's words in brackets."""
-    text = " ".join(text.split()).rstrip(".")
-    detail = f' ("{text}")' if text else ""
-    return _LIMIT_SENTENCES[limit].format(label=label, own=OWN_CONNECTIONS, detail=detail)
+def limit_sentence(limit: Limit, label: str) -> str:
+    """The status line for ``limit`` reached at ``label``: one sentence, which says all the
+    server's words ("Too many simultaneous connections. (Failure)") do, and what next."""
+    return _LIMIT_SENTENCES[limit].format(label=label, own=OWN_CONNECTIONS)
 
 
 def temporary(code: str | None, text: str) -> bool:
@@ -111,7 +110,7 @@ def plain_words(code: str | None, text: str, label: str) -> str | None:
         return None
     limit = server_limit(text) if code.upper() in ("ALERT", "LIMIT", "UNAVAILABLE") else None
     if limit is not None:
-        return limit_sentence(limit, label, text)
+        return limit_sentence(limit, label)
     sentence = _SENTENCES.get(code.upper())
     if sentence is None:
         return None

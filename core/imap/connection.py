@@ -92,7 +92,7 @@ def _refused(label: str, text: str) -> str:
     it means."""
     limit = server_limit(text)
     if limit is not None:
-        return limit_sentence(limit, label, _split_code(text.encode())[1])
+        return limit_sentence(limit, label)
     return f"{label} refused the connection: {text}"
 
 
@@ -623,7 +623,7 @@ class ImapConnection:
         code = result.code.split(" ", 1)[0].upper() if result.code else None
         limit = server_limit(result.text)
         if limit is not None:  # Gmail: "NO [ALERT] Too many simultaneous connections"
-            plain = limit_sentence(limit, self.label, result.text)
+            plain = limit_sentence(limit, self.label)
         return AuthFailed(
             plain or f"{self.label} rejected the login: {text}",
             command=what,

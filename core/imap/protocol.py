@@ -106,7 +106,7 @@ def _said_bye(label: str, text: str) -> str:
     for; any other BYE with its text."""
     limit = server_limit(text)
     if limit is not None:
-        return limit_sentence(limit, label, re.sub(r"^\[[^\]]*\]\s*", "", text.strip()))
+        return limit_sentence(limit, label)
     return f"Connection to {label} lost (the server said BYE: {text})."
 
 

@@ -38,7 +38,7 @@ pytestmark = pytest.mark.servers
 
 __all__ = ["engine"]  # the engine fixture of test_imap_sync, used here
 
-TOO_MANY = "too many connections open for this account"
+TOO_MANY = "too many connections open to this account"
 OVER_LIMITS = "went over its command or bandwidth limits"
 
 

@@ -84,15 +84,16 @@ def test_gmails_limits_are_told_in_plain_words_and_are_passing(
     assert temporary(code, text)  # not "wrong password"
     if code is not None:
         sentence = plain_words(code, text, "imap.gmail.com")
-        assert sentence == limit_sentence(limit, "imap.gmail.com", text)  # type: ignore[arg-type]
+        assert sentence == limit_sentence(limit, "imap.gmail.com")  # type: ignore[arg-type]
         assert sentence is not None and "says:" not in sentence
         assert server_limit(sentence) == limit  # the supervisor reads its own sentence back
     assert passing(code, text) == (limit == "bandwidth")
 
 
 def test_the_connection_sentence_names_the_cause_and_kittiwakes_own_number() -> None:
-    sentence = limit_sentence("connections", "imap.gmail.com", "Too many simultaneous connections.")
-    assert sentence.startswith("imap.gmail.com has too many connections open for this account")
+    sentence = limit_sentence("connections", "imap.gmail.com")
+    assert sentence.startswith("imap.gmail.com has too many connections open to this account")
+    assert sentence.count(". ") == 0 and sentence.endswith(".")  # one sentence
     assert "other devices or programs" in sentence and f"at most {OWN_CONNECTIONS}" in sentence
     assert OWN_CONNECTIONS <= 3
 
