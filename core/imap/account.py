@@ -47,7 +47,7 @@ from kittiwake.core.events import (
     SyncError,
     SyncProgress,
 )
-from kittiwake.core.imap import deliver, gmail
+from kittiwake.core.imap import codes, deliver, gmail
 from kittiwake.core.imap.client import ImapClient, SelectInfo
 from kittiwake.core.imap.connection import ImapConnection
 from kittiwake.core.imap.lazy import decode_pass
@@ -88,6 +88,11 @@ BATCH = 2000
 #: link alive (DONE must be answered within ``dead_after``), so a connection that died
 #: silently (suspend, NAT timeout) is noticed within minutes, not half an hour.
 IDLE_RENEW = 5 * 60
+#: Gmail's bandwidth and command limits last minutes to a day (Google's "Gmail bandwidth
+#: limits"), and every attempt while they last counts against the account again: the first
+#: retry waits 1 to 2 minutes, each next one twice as long, up to 30 minutes.
+LIMIT_BACKOFF_MIN = 2 * 60.0
+LIMIT_BACKOFF_MAX = 30 * 60.0
 
 
 @dataclass
@@ -106,7 +111,9 @@ class Tuning:
     ~15 s of CPU at 100,000 messages, once, while the user reads), so that the first search,
     the conversations or a sort by sender are as quick as any later one. False leaves the
     machine quiet until one of those asks (``Cache.want_decoded``); the first of them then
-    pays the pass (~10 s at 100,000: benches/bench_decode_pass.py --on-demand)."""
+    pays the pass (~10 s of CPU at 100,000: benches/bench_decode_pass.py compares both)."""
+    limit_backoff_min: float = LIMIT_BACKOFF_MIN
+    limit_backoff_max: float = LIMIT_BACKOFF_MAX
 
 
 @dataclass
@@ -166,6 +173,9 @@ class ImapAccount:
         self._lost = asyncio.Event()
         self._lost_reason: ConnectionLost | None = None
         self._watch_conns: list[ImapConnection] = []
+        #: Retries in a row refused for the server's bandwidth or command limits (reset by
+        #: a full sync): their backoff is in minutes (``Tuning.limit_backoff_min``).
+        self._limited = 0
         self._secret: Credential | None = None
         #: The greeting's and login's notices told since this connection attempt began.
         self._told: set[str] = set()
@@ -313,7 +323,7 @@ class ImapAccount:
             except AuthFailed as exc:
                 if exc.temporary:  # [UNAVAILABLE], a connection cap: not now, not "not you"
                     failures += 1
-                    await self._retry_later(exc.message, failures)
+                    await self._retry_later(exc.message, failures, exc.text)
                     continue
                 # Retrying a wrong password only locks the account; wait for a long while.
                 self._set_state(ConnState.AUTH_FAILED, exc.message, self.tuning.backoff_max)
@@ -331,12 +341,22 @@ class ImapAccount:
                 else:  # (a busy file, "database is locked", is retried like the network)
                     reason = exc.message if isinstance(exc, KittiwakeError) else str(exc)
                 failures += 1
-                await self._retry_later(reason, failures)
+                await self._retry_later(reason, failures, getattr(exc, "text", ""))
 
-    async def _retry_later(self, reason: str, failures: int) -> None:
+    async def _retry_later(self, reason: str, failures: int, text: str = "") -> None:
         """Offline with ``reason``, then back off exponentially with jitter (many clients
-        coming back from one outage must not arrive at once)."""
-        delay = min(self.tuning.backoff_max, self.tuning.backoff_min * 2 ** (failures - 1))
+        coming back from one outage must not arrive at once). The server's bandwidth or
+        command limits (``text`` or ``reason`` say so) are waited out in minutes: a retry
+        every few seconds would only keep the account over them."""
+        low, high, n = self.tuning.backoff_min, self.tuning.backoff_max, failures
+        if codes.BANDWIDTH in (codes.server_limit(text), codes.server_limit(reason)):
+            self._limited += 1
+            low, high, n = (
+                self.tuning.limit_backoff_min,
+                self.tuning.limit_backoff_max,
+                self._limited,
+            )
+        delay = min(high, low * 2 ** (n - 1))
         delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
         log.info("%s offline: %s (retry in %.1fs)", self.name, reason, delay)
         self._set_state(ConnState.OFFLINE, reason, delay)
@@ -361,6 +381,7 @@ class ImapAccount:
                 task.result()
             await self.sync_all()
             self._synced.set()
+            self._limited = 0
             if self._decode_wanted:
                 self._start_decoding()
             resync = asyncio.create_task(self._process_dirty_forever(), name=f"resync:{self.name}")
@@ -829,6 +850,8 @@ class ImapAccount:
                     try:
                         await self.sync_folder(folder)
                     except CommandFailed as exc:
+                        if codes.passing(exc.code, exc.text):
+                            raise  # over the server's limits: the supervisor waits it out
                         self.bus.publish(SyncError(self.name, exc.message, folder))
 
     async def _watch_main(self) -> None:
@@ -857,6 +880,7 @@ class ImapAccount:
                 if follower is not None:
                     follower.cancel()
                     tasks.remove(follower)
+                    await asyncio.wait([follower])  # its connection closed before the next
         finally:
             for task in tasks:
                 task.cancel()
@@ -882,7 +906,15 @@ class ImapAccount:
         """A connection of its own for watching ``folder``; None when the server caps
         connections per user and this one is over the cap (another client may hold the
         rest): the account then works with its one command connection and polls instead.
-        Taking the refusal for a wrong password made the account reconnect for ever."""
+        Taking the refusal for a wrong password made the account reconnect for ever.
+
+        Never more than ``codes.OWN_CONNECTIONS`` in all (Gmail allows 15 per account, shared
+        with the user's other devices): over that, the folder is polled too."""
+        if 1 + len(self._watch_conns) >= codes.OWN_CONNECTIONS:
+            log.warning(
+                "%s: %d connections open; polling %s", self.name, 1 + len(self._watch_conns), folder
+            )
+            return None
         try:
             client = await self._connect(self._on_unsolicited)
         except AuthFailed as exc:
@@ -895,9 +927,19 @@ class ImapAccount:
                 folder,
                 self._poll_interval,
             )
+            self._notice(exc.message)
             return None
         self._watch_conns.append(client.conn)
         return client
+
+    async def _drop_watch_connection(self, client: ImapClient) -> None:
+        """A watcher has ended (the user opened another folder): its connection goes with
+        it, so following the user from folder to folder never piles connections up."""
+        if client.conn in self._watch_conns:
+            self._watch_conns.remove(client.conn)
+            self._bytes_done += client.conn.bytes_in + client.conn.bytes_out
+            with contextlib.suppress(Exception):
+                await client.conn.close()
 
     @property
     def _poll_interval(self) -> float:
@@ -939,8 +981,11 @@ class ImapAccount:
         if client is None:
             await self._poll_instead(folder)
             return
-        await client.select(folder, readonly=True)
-        await self._idle_loop(client, folder)
+        try:
+            await client.select(folder, readonly=True)
+            await self._idle_loop(client, folder)
+        finally:
+            await self._drop_watch_connection(client)
 
     async def _idle_loop(self, client: ImapClient, folder: str) -> None:
         """IDLE, renewed before servers drop it; a DONE without answer means a dead link.

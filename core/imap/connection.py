@@ -44,7 +44,7 @@ from kittiwake.core.errors import (
     StartTlsUnavailable,
     TlsError,
 )
-from kittiwake.core.imap.codes import plain_words, temporary
+from kittiwake.core.imap.codes import limit_sentence, plain_words, server_limit, temporary
 from kittiwake.core.imap.framing import DEFAULT_MAX_RESPONSE_SIZE
 from kittiwake.core.imap.protocol import (
     AUTH,
@@ -90,11 +90,9 @@ def _refused(label: str, text: str) -> str:
     """One sentence for a BYE greeting. Gmail's cap (15 connections per account, shared by
     every program and device) is the one users meet; its words are its own, so say what
     it means."""
-    if "too many" in text.lower() and "connection" in text.lower():
-        return (
-            f"{label} has too many connections open to this account (Gmail allows 15, shared"
-            " by every program and device using it); Kittiwake will try again"
-        )
+    limit = server_limit(text)
+    if limit is not None:
+        return limit_sentence(limit, label)
     return f"{label} refused the connection: {text}"
 
 
@@ -623,6 +621,9 @@ class ImapConnection:
         text = result.text or result.status
         plain = plain_words(result.code_name, result.text, self.label)
         code = result.code.split(" ", 1)[0].upper() if result.code else None
+        limit = server_limit(result.text)
+        if limit is not None:  # Gmail: "NO [ALERT] Too many simultaneous connections"
+            plain = limit_sentence(limit, self.label)
         return AuthFailed(
             plain or f"{self.label} rejected the login: {text}",
             command=what,

@@ -71,6 +71,7 @@ from kittiwake.core.errors import (
     ImapError,
     ProtocolError,
 )
+from kittiwake.core.imap.codes import limit_sentence, server_limit
 from kittiwake.core.imap.framing import DEFAULT_MAX_RESPONSE_SIZE, ResponseFramer
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,16 @@ StreamReader = Callable[[bytes, int, int], int]
 
 #: LITERAL- (RFC 7888) allows non-synchronizing literals up to this size.
 LITERAL_MINUS_MAX = 4096
+
+
+def _said_bye(label: str, text: str) -> str:
+    """Why a connection ended with the server's BYE: Gmail's limits in plain words ("* BYE
+    [ALERT] Account exceeded command or bandwidth limits"), which the supervisor backs off
+    for; any other BYE with its text."""
+    limit = server_limit(text)
+    if limit is not None:
+        return limit_sentence(limit, label)
+    return f"Connection to {label} lost (the server said BYE: {text})."
 
 
 class _AioimaplibSecretFilter(logging.Filter):
@@ -370,12 +381,11 @@ class ImapProtocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]  # unt
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_watchdog()
         if self.lost is None:
-            reason = (
-                f"the server said BYE: {self.bye_text}"
-                if self.bye_text
-                else (f"{exc}" if exc else "the server closed the connection")
-            )
-            err = ConnectionLost(f"Connection to {self.label} lost ({reason}).")
+            if self.bye_text:
+                err = ConnectionLost(_said_bye(self.label, self.bye_text))
+            else:
+                reason = f"{exc}" if exc else "the server closed the connection"
+                err = ConnectionLost(f"Connection to {self.label} lost ({reason}).")
             if exc is not None:
                 err.__cause__ = exc
             self.lost = err
@@ -420,11 +430,7 @@ class ImapProtocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]  # unt
                 # A BYE we did not ask for (Exchange ending an IDLE, a server shutting
                 # down): the server is going away, whether or not it closes the socket.
                 # Waiting for the close could take until the next IDLE renewal.
-                self.abort(
-                    ConnectionLost(
-                        f"Connection to {self.label} lost (the server said BYE: {self.bye_text})."
-                    )
-                )
+                self.abort(ConnectionLost(_said_bye(self.label, self.bye_text)))
             return
         if first == b"+":
             self._continuation(resp[2:] if resp[1:2] == b" " else resp[1:])

@@ -28,6 +28,7 @@ from kittiwake.core.events import (
 )
 from kittiwake.core.imap import gmail
 from kittiwake.core.imap.client import ImapClient
+from kittiwake.core.imap.codes import passing
 from kittiwake.core.imap.parser import CopyUid
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.journal import Action, Journal, UidTrail, UndoRecords, flags_inverse
@@ -149,8 +150,10 @@ class Triage:
 
     async def flush(self, client: ImapClient) -> None:
         """Send every journaled action in order. Connection loss propagates and leaves the
-        rest in the journal; a refusal rolls that action back and goes on. Actions refused
-        because their folder was recreated are told in one sentence per folder."""
+        rest in the journal, and so does a refusal for the server's passing state (its
+        bandwidth limit, ``[UNAVAILABLE]``); another refusal rolls that action back and goes
+        on. Actions refused because their folder was recreated are told in one sentence per
+        folder."""
         recreated: dict[str, list[str]] = {}
         try:
             await self._flush(client, recreated)
@@ -177,6 +180,8 @@ class Triage:
                     recreated.setdefault(action.folder, []).append(action.describe())
                     continue
             except CommandFailed as exc:
+                if passing(exc.code, exc.text):
+                    raise  # the server's bandwidth limit, [UNAVAILABLE]: kept for later
                 log.info("%s: server refused %s: %s", self.account, action.describe(), exc)
                 self.journal.done(action)
                 self.done.sent(action)

@@ -43,8 +43,15 @@ class GmailProfile:
     inbox_prefix = ""
     separator = "/"
 
-    def __init__(self, ca: TestCA) -> None:
+    def __init__(
+        self, ca: TestCA, *, max_connections: int = MAX_CONNECTIONS, refuse: str = "greeting"
+    ) -> None:
+        """``max_connections``: the cap per account (Gmail's is 15); ``refuse``: how a
+        connection over it is refused, ``"greeting"`` (``* BYE``) or ``"login"`` (``NO
+        [ALERT] Too many simultaneous connections``, as Google documents)."""
         self.ca = ca
+        self.max_connections = max_connections
+        self.refuse = refuse
         self.host = SERVER_HOST
         login = f"gm-{secrets.token_hex(3)}@{MAIL_DOMAIN}"
         self.user = User(login=login, password=secrets.token_urlsafe(12), email=login)
@@ -71,6 +78,8 @@ class GmailProfile:
             "key_file": str(self.ca.key_file),
             "user": self.user.login,
             "password": self.user.password,
+            "max_connections": self.max_connections,
+            "refuse": self.refuse,
         }
         self._proc = proc = subprocess.Popen(
             [sys.executable, str(_SERVER)],
@@ -87,6 +96,32 @@ class GmailProfile:
             self.stop()
             raise ServerError(f"the Gmail profile did not start: {self.log_tail()}")
         self._ports = GmailPorts(imaps=int(json.loads(line)["port"]))
+
+    def _control(self, asked: dict[str, object]) -> dict[str, int]:
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.stdout is None:
+            raise ServerError("the Gmail profile is not running")
+        proc.stdin.write(json.dumps(asked).encode() + b"\n")
+        proc.stdin.flush()
+        ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT)
+        line = proc.stdout.readline() if ready else b""
+        if not line:
+            raise ServerError(f"the Gmail profile did not answer {asked}: {self.log_tail()}")
+        answer: dict[str, int] = json.loads(line)
+        return answer
+
+    def exceed_bandwidth(self, seconds: float) -> None:
+        """Gmail's "Account exceeded command or bandwidth limits" for ``seconds``: every open
+        connection is cut with ``* BYE [ALERT]``, every login meanwhile refused ``NO [ALERT]``."""
+        self._control({"limit_for": seconds})
+
+    def lift_bandwidth_limit(self) -> None:
+        self._control({"limit_for": 0})
+
+    def stats(self) -> dict[str, int]:
+        """``open`` (connections now), ``logged_in`` (of them), ``logins`` (so far), ``refused``
+        (connections and logins refused for the cap or the limit, so far)."""
+        return self._control({"stats": True})
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

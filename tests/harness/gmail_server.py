@@ -24,25 +24,43 @@ What it emulates, from Google's IMAP documentation (developers.google.com/gmail/
   tags aside) from the same sender without any of those headers: "Your order has shipped"
   notifications are one conversation there.
 - At most 15 connections at once; the 16th is refused at the greeting, like Gmail's
-  ``* BYE [UNAVAILABLE] Too many simultaneous connections``.
+  ``* BYE [UNAVAILABLE] Too many simultaneous connections``. The spec's ``max_connections``
+  changes the cap, and ``"refuse": "login"`` refuses as Gmail documents it for a login over the
+  cap: the greeting comes, and LOGIN/AUTHENTICATE is answered ``NO [ALERT] Too many
+  simultaneous connections. (Failure)`` (the cap then counts logged-in connections).
+- Bandwidth and command limits ("Account exceeded command or bandwidth limits", for minutes
+  up to a day on Gmail), switched on for a while by a control line on stdin (below): every
+  open connection hears ``* BYE [ALERT] Account exceeded command or bandwidth limits.
+  (Failure)`` and is closed, and every login meanwhile is answered ``NO [ALERT]`` with the
+  same words.
+
+Control lines: after the spec, each line on stdin is a JSON object answered by one JSON line on
+stdout: ``{"limit_for": seconds}`` (0 lifts the limit) and ``{"stats": true}``, which answers
+``{"open": n, "logged_in": n, "logins": n, "refused": n}`` (connections open now, logged in now,
+successful logins so far, connections and logins refused for the cap or the limit so far).
 
 - ``STORE [+-]X-GM-LABELS[.SILENT] (labels)``: the message is copied into each label's folder
   (made if need be) or taken out of it; ``-X-GM-LABELS (\\Inbox)`` archives.
 - ``SEARCH X-GM-RAW "..."`` with a small part of Gmail's query syntax: ``in:`` / ``label:``,
   ``from:``, ``subject:``, and bare words (anywhere in the message), all of which must match.
 
-Not emulated: bandwidth limits, the rest of Gmail's search syntax.
+Not emulated: the real budgets behind the bandwidth limits (the test switches the limit on),
+the rest of Gmail's search syntax.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import re
 import ssl
 import sys
+import time
 from argparse import Namespace
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from proxyprotocol.reader import ProxyProtocolReader
@@ -61,7 +79,7 @@ from pymap.imap.state import ConnectionState
 from pymap.listtree import ListEntry
 from pymap.parsing.command.select import SearchCommand, StoreCommand
 from pymap.parsing.primitives import List, Number, QuotedString
-from pymap.parsing.response import ResponseOk
+from pymap.parsing.response import ResponseBye, ResponseCode, ResponseNo, ResponseOk
 from pymap.parsing.response.specials import SearchResponse
 from pymap.parsing.specials import SequenceSet
 from pymap.parsing.specials.fetchattr import FetchAttribute, FetchRequirement
@@ -73,6 +91,8 @@ ALL_MAIL = "[Gmail]/All Mail"
 TRASH = "[Gmail]/Trash"
 SPAM = "[Gmail]/Spam"
 MAX_CONNECTIONS = 15
+TOO_MANY = b"Too many simultaneous connections. (Failure)"
+OVER_LIMIT = b"Account exceeded command or bandwidth limits. (Failure)"
 
 SPECIAL_USE = {
     ALL_MAIL: b"\\All",
@@ -387,6 +407,77 @@ ConnectionState.do_store = _do_store  # type: ignore[method-assign,assignment]
 ConnectionState.do_search = _do_search  # type: ignore[method-assign,assignment]
 
 
+# -- the connection cap at login and the bandwidth limit --------------------------------------
+
+
+@dataclass
+class _Limits:
+    """The account's connection cap and bandwidth limit, and what they refused."""
+
+    max_connections: int = MAX_CONNECTIONS
+    refuse_at_login: bool = False
+    limited_until: float = 0.0
+    logged_in: int = 0
+    logins: int = 0
+    refused: int = 0
+    writers: set[asyncio.StreamWriter] = field(default_factory=set)
+
+    @property
+    def over_bandwidth(self) -> bool:
+        return time.monotonic() < self.limited_until
+
+
+_limits = _Limits()
+#: Per connection: whether it has logged in (so the cap at login counts it until it ends).
+_logged_in: ContextVar[list[bool]] = ContextVar("gmail_logged_in")
+_original_do_authenticate = ConnectionState.do_authenticate
+
+
+async def _do_authenticate(self: ConnectionState, cmd: Any, creds: Any) -> Any:
+    alert = ResponseCode.of(b"ALERT")
+    if _limits.over_bandwidth:
+        _limits.refused += 1
+        return ResponseNo(cmd.tag, OVER_LIMIT, alert)
+    if _limits.refuse_at_login and _limits.logged_in >= _limits.max_connections:
+        _limits.refused += 1
+        return ResponseNo(cmd.tag, TOO_MANY, alert)
+    response = await _original_do_authenticate(self, cmd, creds)
+    if isinstance(response, ResponseOk):
+        _limits.logins += 1
+        flag = _logged_in.get(None)
+        if flag is not None and not flag[0]:
+            flag[0] = True
+            _limits.logged_in += 1
+    return response
+
+
+ConnectionState.do_authenticate = _do_authenticate  # type: ignore[method-assign]
+
+
+def _limit_for(seconds: float) -> None:
+    """Gmail's bandwidth limit, on for ``seconds``: every open connection is told and cut."""
+    _limits.limited_until = time.monotonic() + seconds if seconds > 0 else 0.0
+    if seconds <= 0:
+        return
+    bye = bytes(ResponseBye(OVER_LIMIT, ResponseCode.of(b"ALERT")))
+    for writer in list(_limits.writers):
+        with contextlib.suppress(Exception):
+            writer.write(bye)
+            writer.close()
+
+
+def _control(line: str) -> dict[str, Any]:
+    asked = json.loads(line)
+    if "limit_for" in asked:
+        _limit_for(float(asked["limit_for"]))
+    return {
+        "open": len(_limits.writers),
+        "logged_in": _limits.logged_in,
+        "logins": _limits.logins,
+        "refused": _limits.refused,
+    }
+
+
 class _Config(DictConfig):
     @property
     def greeting(self) -> bytes:
@@ -433,27 +524,37 @@ async def serve(spec: dict[str, Any]) -> None:
     config.set_cache[spec["user"]] = (mailboxes, FilterSet())
     imap = IMAPServer(login, config)
     open_connections = 0
+    _limits.max_connections = int(spec.get("max_connections", MAX_CONNECTIONS))
+    _limits.refuse_at_login = spec.get("refuse", "greeting") == "login"
 
     async def on_connect(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info: Any
     ) -> None:
         nonlocal open_connections
-        if open_connections >= MAX_CONNECTIONS:
+        if not _limits.refuse_at_login and open_connections >= _limits.max_connections:
+            _limits.refused += 1
             writer.write(b"* BYE [UNAVAILABLE] Too many simultaneous connections. (Failure)\r\n")
             await writer.drain()
             writer.close()
             return
         open_connections += 1
+        flag = [False]
+        _logged_in.set(flag)
+        _limits.writers.add(writer)
         try:
             await imap(reader, writer, info)
         finally:
             open_connections -= 1
+            _limits.writers.discard(writer)
+            if flag[0]:
+                _limits.logged_in -= 1
 
     callback = ProxyProtocolReader(config.proxy_protocol).get_callback(on_connect)
     server = await asyncio.start_server(callback, spec["host"], 0, ssl=tls)
     print(json.dumps({"port": server.sockets[0].getsockname()[1]}), flush=True)
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, sys.stdin.read)  # until the harness closes our stdin
+    while line := await loop.run_in_executor(None, sys.stdin.readline):  # until stdin closes
+        print(json.dumps(_control(line)), flush=True)
     server.close()
 
 
