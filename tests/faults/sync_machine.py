@@ -472,17 +472,16 @@ class SyncMachine(RuleBasedStateMachine):
 
     # -- the other client --------------------------------------------------------------------
 
-    def _remote_append(self, folder: str) -> None:
+    def _remote_append(self, folder: str) -> str:
         msgid = self._new_id()
         typ, data = self.other.append(folder, "", None, new_message(msgid))
         assert typ == "OK", data
-        if hasattr(self, "model"):
-            self.model.append(folder, msgid)
+        return msgid
 
     @rule(folder=st.sampled_from(ACTED))
     def remote_new_mail(self, folder: str) -> None:
         self.counts.remote += 1
-        self._remote_append(folder)
+        self.model.append(folder, self._remote_append(folder))
 
     @rule(
         folder=st.sampled_from(ACTED),

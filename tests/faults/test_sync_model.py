@@ -5,6 +5,7 @@ equals the server. The long form is ``scripts/faults-long --sync-examples N``.""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -21,8 +22,10 @@ QUICK_STEPS = 20
 def lab(server_root: ServerRoot, tls_ca: TestCA) -> Iterator[SyncLab]:
     server = Dovecot(server_root.instance_dir("dovecot"), tls_ca, tls=False)
     server.start()
-    yield SyncLab(server, new_workdir())
+    lab = SyncLab(server, new_workdir())
+    yield lab
     server.close()
+    shutil.rmtree(lab.workdir, ignore_errors=True)
 
 
 @pytest.mark.timeout(600)  # passing takes about 30 s; a failure is shrunk to a short example
