@@ -181,15 +181,18 @@ class TcpProxy:
         """Reset every open connection at once (both sides see a RST); return how many."""
         return self._call(self._kill_all())
 
-    def cut_after(self, pattern: bytes, direction: Direction = "server") -> None:
+    def cut_after(self, pattern: bytes, direction: Direction = "server") -> threading.Event:
         """Arm a one-shot cut: when ``pattern`` passes in ``direction``, forward the bytes up to
         and including it, then reset that connection. E.g. ``cut_after(b"BODY[] {")`` drops the
-        connection in the middle of a FETCH literal, deterministically.
+        connection in the middle of a FETCH literal, deterministically. The event is set when
+        it fired.
         """
         if not pattern:
             raise ValueError("pattern must not be empty")
+        cut = _Cut(direction, pattern=pattern)
         with self._lock:
-            self._cut = _Cut(direction, pattern=pattern)
+            self._cut = cut
+        return cut.fired
 
     def reset_after(self, count: int, direction: Direction = "client") -> threading.Event:
         """Arm a one-shot reset of the first connection that has passed ``count`` bytes in
