@@ -59,7 +59,7 @@ def exchange_capabilities(offered: bytes) -> bytes:
     tokens = offered.split()
     auth = [t for t in tokens if t.upper().startswith(b"AUTH=")]
     upper = {t.upper() for t in tokens}
-    kept = [t for t in EXCHANGE_CAPABILITIES if t in upper or t == b"IMAP4"]
+    kept = [t for t in EXCHANGE_CAPABILITIES if t.upper() in upper or t == b"IMAP4"]
     return b" ".join(kept[:2] + auth + kept[2:])
 
 
