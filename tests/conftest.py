@@ -14,6 +14,8 @@ import pytest
 from harness import Dovecot, Postfix, ServerRoot, TcpProxy, TestCA, User, make_test_ca
 from harness.courier import Courier
 from harness.cyrus import Cyrus
+from harness.exchange import ExchangeProfile
+from harness.gmail import GmailProfile
 
 _SERVER_FIXTURES = frozenset(
     {
@@ -25,6 +27,8 @@ _SERVER_FIXTURES = frozenset(
         "postfix_factory",
         "cyrus",
         "courier",
+        "exchange",
+        "gmail",
     }
 )
 
@@ -76,6 +80,24 @@ def courier(server_root: ServerRoot, tls_ca: TestCA) -> Iterator[Courier]:
     server.start()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def exchange(dovecot: Dovecot) -> Iterator[ExchangeProfile]:
+    """The Exchange profile (harness.exchange) in front of the shared Dovecot; use fresh users.
+    Its IDLE cut is Exchange's 30 minutes: tests of the cut make their own profile."""
+    profile = ExchangeProfile(dovecot).start()
+    yield profile
+    profile.stop()
+
+
+@pytest.fixture
+def gmail(tls_ca: TestCA) -> Iterator[GmailProfile]:
+    """A Gmail profile (harness.gmail) of its own for this test: one account per instance."""
+    profile = GmailProfile(tls_ca)
+    profile.start()
+    yield profile
+    profile.stop()
 
 
 @pytest.fixture(scope="session")

@@ -106,6 +106,10 @@ class DovecotPorts:
 class Dovecot:
     """One private Dovecot instance. ``start``/``stop``/``restart`` keep ports and mail."""
 
+    kind = "dovecot"
+    inbox_prefix = ""
+    separator = "/"
+
     def __init__(
         self,
         workdir: Path,

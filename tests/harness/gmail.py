@@ -57,6 +57,7 @@ class GmailProfile:
         self.user = User(login=login, password=secrets.token_urlsafe(12), email=login)
         self._proc: subprocess.Popen[bytes] | None = None
         self._ports: GmailPorts | None = None
+        self._given = False
         # A file, not a pipe: pymap's log can never fill it and block the server. Lives as
         # long as the profile, so log_tail works after a failed start or a stop.
         self._log = tempfile.TemporaryFile()  # noqa: SIM115
@@ -70,6 +71,14 @@ class GmailProfile:
     @property
     def ca_file(self) -> Path:
         return self.ca.ca_file
+
+    def add_user(self, name: str = "user", password: str | None = None) -> User:
+        """The profile's one account (as harness.Dovecot.add_user makes one): a profile per
+        test, so a test gets a fresh mailbox all the same."""
+        if self._given:
+            raise ServerError("the Gmail profile has one account; start another profile")
+        self._given = True
+        return self.user
 
     def start(self) -> None:
         spec = {

@@ -23,6 +23,7 @@ What it emulates, from Google's IMAP documentation (developers.google.com/gmail/
   keys), and also, as users see in Gmail, messages with the same subject (Re:, Fwd: and list
   tags aside) from the same sender without any of those headers: "Your order has shipped"
   notifications are one conversation there.
+- Keywords are kept (PERMANENTFLAGS ends in ``\\*``), ``$Junk`` and the like included.
 - At most 15 connections at once; the 16th is refused at the greeting, like Gmail's
   ``* BYE [UNAVAILABLE] Too many simultaneous connections``. The spec's ``max_connections``
   changes the cap, and ``"refuse": "login"`` refuses as Gmail documents it for a login over the
@@ -83,6 +84,7 @@ from pymap.parsing.response import ResponseBye, ResponseCode, ResponseNo, Respon
 from pymap.parsing.response.specials import SearchResponse
 from pymap.parsing.specials import SequenceSet
 from pymap.parsing.specials.fetchattr import FetchAttribute, FetchRequirement
+from pymap.parsing.specials.flag import Flag, Wildcard
 from pymap.threads import ThreadKey
 from pymap.user import UserMetadata
 from pysasl.hashing import Cleartext
@@ -126,6 +128,21 @@ class GmailFolder(MailboxData):
 
     name = ""
     owner: GmailMailboxes
+
+    @property
+    def permanent_flags(self) -> frozenset[Flag]:
+        """Gmail keeps any keyword (``$Junk``, ``$Forwarded``...): PERMANENTFLAGS has ``\\*``.
+        pymap's in-memory folders keep only the system flags and drop the rest silently."""
+        return super().permanent_flags | {Wildcard}
+
+    async def update_selected(self, selected: Any, *, wait_on: Any = None) -> Any:
+        """pymap's IDLE waits for the next change before it looks: a change made between
+        the ``+ idling`` and that wait (another device's STORE right after the client saw the
+        continuation) was never told until something else changed. Gmail tells it."""
+        pending = selected.mod_sequence is not None and (
+            self._mod_sequences.highest != selected.mod_sequence
+        )
+        return await super().update_selected(selected, wait_on=None if pending else wait_on)
 
     def holds(self, email_id: Any) -> int | None:
         for uid, msg in self._messages.items():

@@ -1,6 +1,6 @@
 """A folder renamed on the server by another device shows live, against the real Dovecot:
 through the watch connection with NOTIFY, and through the polls without it (it showed only
-after ctrl+r)."""
+after ctrl+r), on a Dovecot without NOTIFY and on the Exchange profile."""
 
 from __future__ import annotations
 
@@ -86,10 +86,18 @@ async def test_a_folder_renamed_elsewhere_shows_through_notify(
     await renamed_live(account, events, timeout=3)
 
 
+@pytest.mark.parametrize("without", ["bare-dovecot", "exchange"])
 async def test_a_folder_renamed_elsewhere_shows_through_polls_without_notify(
-    start: Start, dovecot_factory: Callable[..., Dovecot]
+    start: Start,
+    dovecot_factory: Callable[..., Dovecot],
+    request: pytest.FixtureRequest,
+    without: str,
 ) -> None:
-    server = dovecot_factory(extra_conf=BARE_CAPS)
+    """A Dovecot with its extensions switched off, and the Exchange profile (no NOTIFY)."""
+    if without == "exchange":
+        server = request.getfixturevalue("exchange")
+    else:
+        server = dovecot_factory(extra_conf=BARE_CAPS)
     user = server.add_user("erin")
     make_work_folder(server, user)
     account, events = await start(server, user, Tuning(poll_every=0.2))

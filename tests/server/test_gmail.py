@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import TcpProxy, TestCA
+from harness import TcpProxy
 from harness.clients import imap_device, wait_for_async
 from harness.gmail import ALL_MAIL, IMPORTANT, MAX_CONNECTIONS, SENT, SPAM, TRASH, GmailProfile
 from harness.mail import append_many, message
@@ -29,14 +29,6 @@ from kittiwake.core.journal import Action
 from kittiwake.core.models import FolderRole
 
 pytestmark = pytest.mark.servers
-
-
-@pytest.fixture
-def gmail(tls_ca: TestCA) -> Iterator[GmailProfile]:
-    profile = GmailProfile(tls_ca)
-    profile.start()
-    yield profile
-    profile.stop()
 
 
 @pytest.fixture

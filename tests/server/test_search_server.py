@@ -1,15 +1,16 @@
-"""Server-side search against the real Dovecot: the translated IMAP SEARCH criteria find
-messages whose bodies were never downloaded, non-ASCII text (CHARSET UTF-8 with literals),
-nested OR/NOT/groups, dates and sizes; ESEARCH where offered; has:attachment post-filtered."""
+"""Server-side search against Dovecot, Cyrus, Courier and the Exchange profile: the
+translated IMAP SEARCH criteria find messages whose bodies were never downloaded, non-ASCII
+text (CHARSET UTF-8 with literals), nested OR/NOT/groups, dates and sizes; ESEARCH where
+offered; has:attachment post-filtered."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
-from harness import Dovecot, User
 from harness.clients import imap_device
 
 from kittiwake.core.cache import Cache
@@ -57,8 +58,19 @@ MESSAGES = [
 ]
 
 
+@pytest.fixture(params=["dovecot", "exchange", "cyrus", "courier"])
+def server(request: pytest.FixtureRequest) -> Any:
+    """Each server's own SEARCH: Dovecot; the Exchange profile (Dovecot without ESEARCH
+    advertised); Cyrus; Courier (neither ESEARCH nor CONDSTORE). Not the Gmail profile: its
+    SEARCH is pymap's, not Gmail's, so it would test pymap; Gmail's own search (X-GM-RAW)
+    is tested in test_gmail.py, plain SEARCH there in test_every_server.py."""
+    return request.getfixturevalue(request.param)
+
+
 @pytest.fixture
-async def account(tmp_path: Path, dovecot: Dovecot, user: User) -> AsyncIterator[ImapAccount]:
+async def account(tmp_path: Path, server: Any) -> AsyncIterator[ImapAccount]:
+    user = server.add_user("finder")
+    dovecot = server
     device = imap_device(dovecot, user)
     try:
         for raw, flags in MESSAGES:
@@ -151,9 +163,11 @@ async def test_flags_sizes_dates_or_not_and_groups(account: ImapAccount) -> None
     assert await run(account, "NOT (subject:Köln OR body:会議) -is:read from:zed") == {1, 7}
 
 
+# Only the servers that offer ESEARCH: the Exchange profile and Courier do not.
+@pytest.mark.parametrize("server", ["dovecot", "cyrus"], indirect=True)
 async def test_esearch_and_plain_search_agree(account: ImapAccount) -> None:
     client = account.client
-    assert client.has("ESEARCH")  # Dovecot offers it: the default path uses it
+    assert client.has("ESEARCH")  # Dovecot and Cyrus offer it: the default path uses it
     for text in ("is:unread", "from:ann", "zzzzz", "subject:Grüße OR larger:100K"):
         assert await run(account, text) == await run(account, text, esearch=False), text
     # The ESEARCH answer really is an ESEARCH response (ranges), not a plain SEARCH.
