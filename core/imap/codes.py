@@ -46,8 +46,7 @@ _BANDWIDTH_WORDS = re.compile(r"(command|bandwidth) limits?\b", re.IGNORECASE)
 
 _LIMIT_SENTENCES = {
     CONNECTIONS: "{label} has too many connections open to this account: other devices or "
-    "programs are using them (Gmail allows 15 per account, Kittiwake uses at most {own}), so "
-    "Kittiwake will try again later.",
+    "programs are using them (Kittiwake uses at most {own}), so Kittiwake will try again later.",
     BANDWIDTH: "{label} says this account went over its command or bandwidth limits (every "
     "program syncing it counts), so Kittiwake waits some minutes before trying again and "
     "keeps your changes until then.",

@@ -142,7 +142,7 @@ async def test_every_connection_taken_is_retried_as_busy_not_a_wrong_password(
     events = api.subscribe()
     api.start()
     refused = await events.wait_for(ConnectionChanged, 15, state=ConnState.OFFLINE)
-    assert "Maximum number of connections" in (refused.reason or "")
+    assert "has too many connections open to this account" in (refused.reason or "")
     other.logout()
     account = api.engine.imap["me"]
     await account.wait_synced(15)
