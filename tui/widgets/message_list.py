@@ -135,7 +135,7 @@ class MessageList(ScrollView, can_focus=True):
     }
     """
 
-    cursor: reactive[int] = reactive(0, always_update=True, init=False)
+    cursor: reactive[int] = reactive(0, always_update=True, init=False, repaint=False)
     """Row index of the highlighted message."""
 
     class Highlighted(Message):
