@@ -7,6 +7,9 @@ Measures, as a user would feel it:
   and max over repetitions);
 - peak memory (RSS) of the app process.
 
+``--against /other/checkout`` instead compares the terminal key latencies of this checkout
+and another one (its own ``.venv``) on the same cache, interleaved run by run.
+
 The cache is filled directly with generated summaries and the account points at a closed
 port, so the app paints from the cache while the engine retries in the background.
 
@@ -107,13 +110,18 @@ def key_latency(key: str, reps: int) -> list[float]:
 
 
 def first_paint(
-    home: Path, config: Path, runs: int, keys_after: int = 0, marker: str = "Subject number"
+    home: Path,
+    config: Path,
+    runs: int,
+    keys_after: int = 0,
+    marker: str = "Subject number",
+    checkout: Path = ROOT,
 ) -> tuple[list[float], dict[str, list[float]]]:
     """Seconds from spawning ``kittiwake`` in tmux to the newest subject on screen; then, in
     the last run, key latencies as the terminal shows them."""
     out = []
     lat: dict[str, list[float]] = {}
-    kittiwake = str(ROOT / ".venv" / "bin" / "kittiwake")
+    kittiwake = str(checkout / ".venv" / "bin" / "kittiwake")
     for _ in range(runs):
         subprocess.run(["tmux", "kill-session", "-t", "kwbench"], capture_output=True)
         env = env_for(home)
@@ -145,8 +153,9 @@ def first_paint(
                 raise SystemExit(f"no list painted within 20 s:\n{screen}")
             time.sleep(0.005)
         if keys_after and len(out) == runs:
-            time.sleep(0.5)
+            time.sleep(1.0)
             lat["j"] = key_latency("j", keys_after)
+            lat["k"] = key_latency("k", keys_after)
             lat["PageDown"] = key_latency("PageDown", keys_after)
             lat["G/g"] = [
                 t for _ in range(keys_after // 2) for t in key_latency("G", 1) + key_latency("g", 1)
@@ -222,6 +231,23 @@ def cold_first_paint(count: int, runs: int) -> list[float]:
         root.cleanup()
 
 
+def against(home: Path, config: Path, other: Path, runs: int, reps: int) -> None:
+    """Terminal key latencies of this checkout and ``other``, one start each per round, the
+    order swapped each round (so load from elsewhere falls on both alike)."""
+    checkouts = {"this": ROOT, "other": other}
+    lat: dict[str, dict[str, list[float]]] = {name: {} for name in checkouts}
+    for round_ in range(runs):
+        for name in sorted(checkouts, reverse=bool(round_ % 2)):
+            _, got = first_paint(home, config, 1, keys_after=reps, checkout=checkouts[name])
+            for key, values in got.items():
+                lat[name].setdefault(key, []).extend(values)
+    print(f"load average {os.getloadavg()[0]:.1f}; medians of {runs} x {reps} presses (ms)")
+    print(f"{'key':9s} {'this':>7s} {'other':>7s}   (this: {ROOT}, other: {other})")
+    for key in lat["this"]:
+        a, b = (statistics.median(lat[n][key]) * 1000 for n in ("this", "other"))
+        print(f"{key:9s} {a:7.1f} {b:7.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=100_000)
@@ -229,6 +255,7 @@ def main() -> None:
     parser.add_argument("--child-keys", metavar="CONFIG")
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--cold", action="store_true", help="also: first paint with an empty cache")
+    parser.add_argument("--against", type=Path, help="another checkout: compare key latencies")
     args = parser.parse_args()
     if args.child_keys:
         child_keys(args.child_keys, args.reps)
@@ -240,6 +267,9 @@ def main() -> None:
         t = time.perf_counter()
         fill_cache(home / "cache" / "kittiwake" / "bench.sqlite3", args.messages)
         print(f"cache filled with {args.messages:,} summaries in {time.perf_counter() - t:.1f} s")
+        if args.against:
+            against(home, config, args.against.resolve(), args.runs, args.reps)
+            return
         if shutil.which("tmux"):
             paints, lat = first_paint(home, config, args.runs, keys_after=args.reps)
             print(
