@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SESSION = f"kwbench-{os.getpid()}"  # its own: another run at the same time is not disturbed
 
 
 def fill_cache(path: Path, count: int) -> None:
@@ -89,7 +90,7 @@ def env_for(home: Path) -> dict[str, str]:
 
 
 def capture(escapes: bool = False) -> str:
-    args = ["tmux", "capture-pane", "-p", "-t", "kwbench"] + (["-e"] if escapes else [])
+    args = ["tmux", "capture-pane", "-p", "-t", SESSION] + (["-e"] if escapes else [])
     return subprocess.run(args, capture_output=True, text=True).stdout
 
 
@@ -99,7 +100,7 @@ def key_latency(key: str, reps: int) -> list[float]:
     for _ in range(reps):
         before = capture(True)
         start = time.perf_counter()
-        subprocess.run(["tmux", "send-keys", "-t", "kwbench", key], check=True)
+        subprocess.run(["tmux", "send-keys", "-t", SESSION, key], check=True)
         while capture(True) == before:
             if time.perf_counter() - start > 5:
                 raise SystemExit(f"screen did not change after {key}")
@@ -123,28 +124,24 @@ def first_paint(
     lat: dict[str, list[float]] = {}
     kittiwake = str(checkout / ".venv" / "bin" / "kittiwake")
     for _ in range(runs):
-        subprocess.run(["tmux", "kill-session", "-t", "kwbench"], capture_output=True)
+        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
         env = env_for(home)
         cmd = " ".join(f"{k}={v!s}" for k, v in env.items() if k.startswith(("XDG_", "HOME")))
-        start = time.perf_counter()
-        subprocess.run(
-            [
-                "tmux",
-                "new",
-                "-d",
-                "-s",
-                "kwbench",
-                "-x",
-                "100",
-                "-y",
-                "30",
-                f"env {cmd} {kittiwake} --config {config}",
-            ],
-            check=True,
-        )
+        new = ["tmux", "new", "-d", "-s", SESSION, "-x", "100", "-y", "30"]
+        for _attempt in range(3):  # tmux new fails now and then on a busy machine
+            start = time.perf_counter()
+            started = subprocess.run(
+                [*new, f"env {cmd} {kittiwake} --config {config}"], capture_output=True, text=True
+            )
+            if started.returncode == 0:
+                break
+            subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
+            time.sleep(0.5)
+        else:
+            raise SystemExit(f"tmux new failed: {started.stderr.strip()}")
         while True:
             screen = subprocess.run(
-                ["tmux", "capture-pane", "-p", "-t", "kwbench"], capture_output=True, text=True
+                ["tmux", "capture-pane", "-p", "-t", SESSION], capture_output=True, text=True
             ).stdout
             if re.search(marker, screen):
                 out.append(time.perf_counter() - start)
@@ -160,7 +157,7 @@ def first_paint(
             lat["G/g"] = [
                 t for _ in range(keys_after // 2) for t in key_latency("G", 1) + key_latency("g", 1)
             ]
-        subprocess.run(["tmux", "kill-session", "-t", "kwbench"], capture_output=True)
+        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
     return out, lat
 
 
@@ -267,6 +264,10 @@ def main() -> None:
         t = time.perf_counter()
         fill_cache(home / "cache" / "kittiwake" / "bench.sqlite3", args.messages)
         print(f"cache filled with {args.messages:,} summaries in {time.perf_counter() - t:.1f} s")
+        # A session that outlives the measured ones keeps the tmux server up: killing the
+        # last session stops it, and a new one started meanwhile can fail.
+        keep = ["tmux", "new", "-d", "-s", SESSION + "-keep", "sleep 3600"]
+        subprocess.run(keep, capture_output=True)
         if args.against:
             against(home, config, args.against.resolve(), args.runs, args.reps)
             return
@@ -301,7 +302,8 @@ def main() -> None:
                 f" median {statistics.median(cold) * 1000:.0f} ms, max {max(cold) * 1000:.0f} ms (goal < 1 s)"
             )
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", "kwbench"], capture_output=True)
+        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
+        subprocess.run(["tmux", "kill-session", "-t", SESSION + "-keep"], capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
 
 
