@@ -422,9 +422,11 @@ class MessageList(ScrollView, can_focus=True):
                 self._strip(cursor, True, width)
 
     def _schedule_prepare(self) -> None:
+        # Not at once after the frame: Textual writes it to the terminal from a thread of
+        # its own, which would wait for the GIL (up to 5 ms) while this draws.
         if not self._prepare_pending:
             self._prepare_pending = True
-            self.call_after_refresh(self._prepare_neighbours)
+            self.set_timer(0.05, self._prepare_neighbours)
 
     def _row_styles(
         self, unread: bool, flagged: bool, is_cursor: bool, selected: bool
