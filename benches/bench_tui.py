@@ -7,6 +7,9 @@ Measures, as a user would feel it:
   and max over repetitions);
 - peak memory (RSS) of the app process.
 
+``--against /other/checkout`` instead compares the terminal key latencies of this checkout
+and another one (its own ``.venv``) on the same cache, interleaved run by run.
+
 The cache is filled directly with generated summaries and the account points at a closed
 port, so the app paints from the cache while the engine retries in the background.
 
@@ -31,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SESSION = f"kwbench-{os.getpid()}"  # its own: another run at the same time is not disturbed
 
 
 def fill_cache(path: Path, count: int) -> None:
@@ -86,7 +90,7 @@ def env_for(home: Path) -> dict[str, str]:
 
 
 def capture(escapes: bool = False) -> str:
-    args = ["tmux", "capture-pane", "-p", "-t", "kwbench"] + (["-e"] if escapes else [])
+    args = ["tmux", "capture-pane", "-p", "-t", SESSION] + (["-e"] if escapes else [])
     return subprocess.run(args, capture_output=True, text=True).stdout
 
 
@@ -96,7 +100,7 @@ def key_latency(key: str, reps: int) -> list[float]:
     for _ in range(reps):
         before = capture(True)
         start = time.perf_counter()
-        subprocess.run(["tmux", "send-keys", "-t", "kwbench", key], check=True)
+        subprocess.run(["tmux", "send-keys", "-t", SESSION, key], check=True)
         while capture(True) == before:
             if time.perf_counter() - start > 5:
                 raise SystemExit(f"screen did not change after {key}")
@@ -107,36 +111,37 @@ def key_latency(key: str, reps: int) -> list[float]:
 
 
 def first_paint(
-    home: Path, config: Path, runs: int, keys_after: int = 0, marker: str = "Subject number"
+    home: Path,
+    config: Path,
+    runs: int,
+    keys_after: int = 0,
+    marker: str = "Subject number",
+    checkout: Path = ROOT,
 ) -> tuple[list[float], dict[str, list[float]]]:
     """Seconds from spawning ``kittiwake`` in tmux to the newest subject on screen; then, in
     the last run, key latencies as the terminal shows them."""
     out = []
     lat: dict[str, list[float]] = {}
-    kittiwake = str(ROOT / ".venv" / "bin" / "kittiwake")
+    kittiwake = str(checkout / ".venv" / "bin" / "kittiwake")
     for _ in range(runs):
-        subprocess.run(["tmux", "kill-session", "-t", "kwbench"], capture_output=True)
+        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
         env = env_for(home)
         cmd = " ".join(f"{k}={v!s}" for k, v in env.items() if k.startswith(("XDG_", "HOME")))
-        start = time.perf_counter()
-        subprocess.run(
-            [
-                "tmux",
-                "new",
-                "-d",
-                "-s",
-                "kwbench",
-                "-x",
-                "100",
-                "-y",
-                "30",
-                f"env {cmd} {kittiwake} --config {config}",
-            ],
-            check=True,
-        )
+        new = ["tmux", "new", "-d", "-s", SESSION, "-x", "100", "-y", "30"]
+        for _attempt in range(3):  # tmux new fails now and then on a busy machine
+            start = time.perf_counter()
+            started = subprocess.run(
+                [*new, f"env {cmd} {kittiwake} --config {config}"], capture_output=True, text=True
+            )
+            if started.returncode == 0:
+                break
+            subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
+            time.sleep(0.5)
+        else:
+            raise SystemExit(f"tmux new failed: {started.stderr.strip()}")
         while True:
             screen = subprocess.run(
-                ["tmux", "capture-pane", "-p", "-t", "kwbench"], capture_output=True, text=True
+                ["tmux", "capture-pane", "-p", "-t", SESSION], capture_output=True, text=True
             ).stdout
             if re.search(marker, screen):
                 out.append(time.perf_counter() - start)
@@ -145,13 +150,14 @@ def first_paint(
                 raise SystemExit(f"no list painted within 20 s:\n{screen}")
             time.sleep(0.005)
         if keys_after and len(out) == runs:
-            time.sleep(0.5)
+            time.sleep(1.0)
             lat["j"] = key_latency("j", keys_after)
+            lat["k"] = key_latency("k", keys_after)
             lat["PageDown"] = key_latency("PageDown", keys_after)
             lat["G/g"] = [
                 t for _ in range(keys_after // 2) for t in key_latency("G", 1) + key_latency("g", 1)
             ]
-        subprocess.run(["tmux", "kill-session", "-t", "kwbench"], capture_output=True)
+        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
     return out, lat
 
 
@@ -222,6 +228,23 @@ def cold_first_paint(count: int, runs: int) -> list[float]:
         root.cleanup()
 
 
+def against(home: Path, config: Path, other: Path, runs: int, reps: int) -> None:
+    """Terminal key latencies of this checkout and ``other``, one start each per round, the
+    order swapped each round (so load from elsewhere falls on both alike)."""
+    checkouts = {"this": ROOT, "other": other}
+    lat: dict[str, dict[str, list[float]]] = {name: {} for name in checkouts}
+    for round_ in range(runs):
+        for name in sorted(checkouts, reverse=bool(round_ % 2)):
+            _, got = first_paint(home, config, 1, keys_after=reps, checkout=checkouts[name])
+            for key, values in got.items():
+                lat[name].setdefault(key, []).extend(values)
+    print(f"load average {os.getloadavg()[0]:.1f}; medians of {runs} x {reps} presses (ms)")
+    print(f"{'key':9s} {'this':>7s} {'other':>7s}   (this: {ROOT}, other: {other})")
+    for key in lat["this"]:
+        a, b = (statistics.median(lat[n][key]) * 1000 for n in ("this", "other"))
+        print(f"{key:9s} {a:7.1f} {b:7.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=100_000)
@@ -229,6 +252,7 @@ def main() -> None:
     parser.add_argument("--child-keys", metavar="CONFIG")
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--cold", action="store_true", help="also: first paint with an empty cache")
+    parser.add_argument("--against", type=Path, help="another checkout: compare key latencies")
     args = parser.parse_args()
     if args.child_keys:
         child_keys(args.child_keys, args.reps)
@@ -240,6 +264,13 @@ def main() -> None:
         t = time.perf_counter()
         fill_cache(home / "cache" / "kittiwake" / "bench.sqlite3", args.messages)
         print(f"cache filled with {args.messages:,} summaries in {time.perf_counter() - t:.1f} s")
+        # A session that outlives the measured ones keeps the tmux server up: killing the
+        # last session stops it, and a new one started meanwhile can fail.
+        keep = ["tmux", "new", "-d", "-s", SESSION + "-keep", "sleep 3600"]
+        subprocess.run(keep, capture_output=True)
+        if args.against:
+            against(home, config, args.against.resolve(), args.runs, args.reps)
+            return
         if shutil.which("tmux"):
             paints, lat = first_paint(home, config, args.runs, keys_after=args.reps)
             print(
@@ -271,7 +302,8 @@ def main() -> None:
                 f" median {statistics.median(cold) * 1000:.0f} ms, max {max(cold) * 1000:.0f} ms (goal < 1 s)"
             )
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", "kwbench"], capture_output=True)
+        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
+        subprocess.run(["tmux", "kill-session", "-t", SESSION + "-keep"], capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
 
 

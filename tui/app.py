@@ -329,7 +329,9 @@ class KittiwakeApp(App[None]):
         log.error("unexpected error in the UI", exc_info=error)
         failure = _database_error(error)
         if failure is not None:
-            self.exit(return_code=1, message=Text(f"kittiwake: {self.api.cache_failure(failure)}"))
+            if self.return_code is None:  # others that read the file after it: one sentence
+                message = Text(f"kittiwake: {self.api.cache_failure(failure)}")
+                self.exit(return_code=1, message=message)
             return
         super()._handle_exception(error)
 

@@ -488,7 +488,8 @@ class MailboxScreen(TriageCommands):
 
     @on(MessageList.Highlighted)
     def _highlighted(self, event: MessageList.Highlighted) -> None:
-        self._refresh_status()
+        # After the moved cursor is on screen: the line rarely changes, the key shows sooner.
+        self.call_after_refresh(self._refresh_status)
 
     # -- live changes (the widgets follow the engine's events themselves) -----------------
 

@@ -7,17 +7,20 @@ at a time. The list holds just the folder's position index (UIDs newest first, u
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import ClassVar
 
 from rich.segment import Segment
+from rich.style import Style
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.timer import Timer
 
 from kittiwake.core.api import MailApi
 from kittiwake.core.events import (
@@ -135,7 +138,7 @@ class MessageList(ScrollView, can_focus=True):
     }
     """
 
-    cursor: reactive[int] = reactive(0, always_update=True, init=False)
+    cursor: reactive[int] = reactive(0, always_update=True, init=False, repaint=False)
     """Row index of the highlighted message."""
 
     class Highlighted(Message):
@@ -177,6 +180,17 @@ class MessageList(ScrollView, can_focus=True):
         self._pending_reload = False
         self._pending_refresh = False
         self._pending_changed: set[int] = set()
+        self._styles: dict[tuple[bool, bool, bool, bool], tuple[Style, Style, Style]] = {}
+        """(text, marker, date) style per (unread, flagged, cursor, selected): working them
+        out walks the CSS of every ancestor, too slow to do for each row of each key."""
+        self._strips: dict[tuple[int, bool, bool], tuple[MessageSummary, Strip]] = {}
+        """Drawn rows by (uid, cursor, selected), with the summary they were drawn from: a row
+        moved past again is not drawn again. A re-read summary (another object) is drawn
+        anew; all are dropped when the width or the styles change, and each minute (the
+        compact date depends on the time)."""
+        self._strips_key: tuple[int, int] = (0, 0)
+        self._prepare_pending = False
+        self._prepare_timer: Timer | None = None
 
     # -- data -----------------------------------------------------------------------------
 
@@ -186,6 +200,7 @@ class MessageList(ScrollView, can_focus=True):
         self.account, self.folder = account, folder
         self.show_recipients = show_recipients
         self._rows.clear()
+        self._strips.clear()
         self.selected.clear()
         self.uidvalidity = self.api.uidvalidity(account, folder)
         self.order = self.api.sort_order(account, folder)
@@ -227,6 +242,10 @@ class MessageList(ScrollView, can_focus=True):
         self.set_reactive(MessageList.cursor, position)
         self._follow_cursor()
         self.refresh()
+        # Not after every batch of a first sync: once the folder has been quiet a moment.
+        if self._prepare_timer is not None:
+            self._prepare_timer.stop()
+        self._prepare_timer = self.set_timer(0.25, self._schedule_prepare)
 
     def _read_index(self) -> list[int]:
         if self.account is None or self.folder is None:
@@ -334,6 +353,8 @@ class MessageList(ScrollView, can_focus=True):
                 )
             while len(self._rows) > _ROW_CACHE:
                 self._rows.popitem(last=False)
+            if len(self._strips) > _ROW_CACHE:
+                self._strips.clear()
         return {u: self._rows[u] for u in uids if u in self._rows}
 
     # -- rendering ------------------------------------------------------------------------
@@ -341,40 +362,105 @@ class MessageList(ScrollView, can_focus=True):
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, len(self.index))
 
+    def notify_style_update(self) -> None:
+        """The theme, the CSS or the focus changed: every row's colours may differ."""
+        super().notify_style_update()
+        self._styles.clear()
+        self._strips.clear()
+
     def render_line(self, y: int) -> Strip:
         top = self.scroll_offset.y
         row = top + y
         width = self.scrollable_content_region.width
         if row >= len(self.index):
             return Strip.blank(width, self.rich_style)
-        uid = self.index[row]
-        if uid not in self._rows:
+        if self.index[row] not in self._rows:
             # One query for the whole visible window, not one per line.
             self._load(self.index[top : top + self.size.height + 1])
+        strip = self._strip(row, row == self.cursor, width)
+        return strip if strip is not None else Strip.blank(width, self.rich_style)
+
+    def _strip(self, row: int, is_cursor: bool, width: int) -> Strip | None:
+        """Row ``row`` drawn (from the strips already drawn when it has not changed), or None
+        when its summary is not loaded."""
+        uid = self.index[row]
         summary = self._rows.get(uid)
-        return self._render_row(summary, row == self.cursor, width)
+        if summary is None:
+            return None
+        strips_key = (width, int(time.time() // 60))
+        if strips_key != self._strips_key:
+            self._strips.clear()
+            self._strips_key = strips_key
+        key = (uid, is_cursor, uid in self.selected)
+        cached = self._strips.get(key)
+        if cached is None or cached[0] is not summary:  # a re-read row is drawn again
+            cached = self._strips[key] = (summary, self._render_row(summary, is_cursor, width))
+        return cached[1]
+
+    def _prepare_neighbours(self) -> None:
+        """Once a move is on screen, read and draw ahead what the next paging key or g/G
+        shows (the pages above and below, the first and the last), so that key only has to
+        paint: the summaries are read and the rows drawn while the user looks."""
+        self._prepare_pending = False
+        count, height = len(self.index), self.size.height
+        if not count or height <= 0 or self.account is None:
+            return
+        width = self.scrollable_content_region.width
+        top, step = self.scroll_offset.y, max(1, height - 1)
+        pages = [
+            (top + step, min(count - 1, self.cursor + step)),  # page down: where the cursor goes
+            (max(0, top - step), max(0, self.cursor - step)),
+            (0, 0),  # g
+            (max(0, count - height), count - 1),  # G
+        ]
+        for start, cursor in pages:
+            rows = range(min(start, count), min(start + height, count))
+            if rows:
+                self._load([self.index[r] for r in rows])
+                for r in rows:
+                    self._strip(r, False, width)
+                self._strip(cursor, True, width)
+
+    def _schedule_prepare(self) -> None:
+        # Not at once after the frame: Textual writes it to the terminal from a thread of
+        # its own, which would wait for the GIL (up to 5 ms) while this draws.
+        if not self._prepare_pending:
+            self._prepare_pending = True
+            self.set_timer(0.05, self._prepare_neighbours)
+
+    def _row_styles(
+        self, unread: bool, flagged: bool, is_cursor: bool, selected: bool
+    ) -> tuple[Style, Style, Style]:
+        """The (text, marker, date) styles of a row in this state, worked out once."""
+        key = (unread, flagged, is_cursor, selected)
+        styles = self._styles.get(key)
+        if styles is None:
+            component = self.get_component_rich_style
+            style = self.rich_style + component(
+                "message-list--unread" if unread else "message-list--read"
+            )
+            if flagged:
+                style += component("message-list--flagged")
+            if is_cursor:
+                style += component("message-list--cursor")
+            marker_style = style + component("message-list--marker")
+            if selected:
+                style += component("message-list--selected")
+                marker_style = style
+            date_style = (style + component("message-list--date")) if not unread else style
+            styles = self._styles[key] = (style, marker_style, date_style)
+        return styles
 
     def _render_row(self, s: MessageSummary | None, is_cursor: bool, width: int) -> Strip:
-        base = self.rich_style
         if s is None:
-            return Strip.blank(width, base)
+            return Strip.blank(width, self.rich_style)
         unread = SEEN not in s.flags
-        style = base + self.get_component_rich_style(
-            "message-list--unread" if unread else "message-list--read"
-        )
-        if FLAGGED in s.flags:
-            style += self.get_component_rich_style("message-list--flagged")
-        if is_cursor:
-            style += self.get_component_rich_style("message-list--cursor")
-        marker_style = style + self.get_component_rich_style("message-list--marker")
-        if s.uid in self.selected:
-            style += self.get_component_rich_style("message-list--selected")
-            marker_style = style
-        date_style = (
-            (style + self.get_component_rich_style("message-list--date")) if not unread else style
+        selected = s.uid in self.selected
+        style, marker_style, date_style = self._row_styles(
+            unread, FLAGGED in s.flags, is_cursor, selected
         )
         markers = (
-            ("*" if s.uid in self.selected else "N" if unread else " ")
+            ("*" if selected else "N" if unread else " ")
             + ("!" if FLAGGED in s.flags else " ")
             + ("r" if ANSWERED in s.flags else " ")
             + structure_mark(s)
@@ -388,19 +474,12 @@ class MessageList(ScrollView, can_focus=True):
         date_w = 10
         who_w = max(8, min(24, width // 4))
         subject_w = max(0, width - len(markers) - who_w - date_w - 3)
+        subject = self._labels.get(s.uid, "") + (clean_line(env.subject) or "(no subject)")
+        # One segment for the text between the markers and the date: fewer to crop and join.
+        text = f" {_fit(clean_line(who), who_w)} {_fit(subject, subject_w)} "
         segments = [
             Segment(markers, marker_style),
-            Segment(" ", style),
-            Segment(_fit(clean_line(who), who_w), style),
-            Segment(" ", style),
-            Segment(
-                _fit(
-                    self._labels.get(s.uid, "") + (clean_line(env.subject) or "(no subject)"),
-                    subject_w,
-                ),
-                style,
-            ),
-            Segment(" ", style),
+            Segment(text, style),
             Segment(_fit(date, date_w).rjust(date_w), date_style),
         ]
         strip = Strip(segments)
@@ -422,6 +501,7 @@ class MessageList(ScrollView, can_focus=True):
             self.refresh_line(new - top)
         else:
             self.refresh()
+        self._schedule_prepare()
         self.post_message(self.Highlighted(self.current_uid))
 
     def _follow_cursor(self) -> None:

@@ -68,6 +68,7 @@ class StatusBar(PlainBar):
         self._progress: dict[str, tuple[int, int]] = {}
         self._counts: dict[tuple[str, str], tuple[int, int]] = {}
         """(total, unread) per folder, read once per change: the line redraws every second."""
+        self._shown: str | None = None
 
     def on_mount(self) -> None:
         follow(self, *SHOWS)
@@ -144,7 +145,11 @@ class StatusBar(PlainBar):
         if outbox:
             outbox = clean_line(outbox)
             parts.append((outbox, outbox.split(":", 1)[0], 65))
-        self.update(fit(parts, self.content_size.width))
+        line = fit(parts, self.content_size.width)
+        if line != self._shown:  # it is asked on every cursor move: most leave it as it was
+            self._shown = line
+            # One row high whatever it says: no layout pass (which repaints the whole screen).
+            self.update(line, layout=False)
 
     def _pop3_status(self, account: str, state: ConnectionChanged) -> str | None:
         """POP3 has no push: say when the next check is, or how the running one goes."""
