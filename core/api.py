@@ -167,6 +167,10 @@ class MailApi:
         """Start syncing every account in the background (call inside the running loop)."""
         self.engine.start()
 
+    def user_input(self) -> None:
+        """The user pressed a key: cheap, call on every key (the decode pass steps aside)."""
+        self.engine.user_input()
+
     async def stop(self) -> None:
         await self.engine.stop()
         self._unobserve()

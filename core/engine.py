@@ -72,6 +72,11 @@ class Engine:
         #: Sentences for the user about caches found damaged and rebuilt (``Cache.notice``).
         self.notices = [s.cache.notice for s in self.stores.values() if s.cache.notice]
 
+    def user_input(self) -> None:
+        """A key was pressed: background work that competes with drawing it waits a moment."""
+        for account in self.imap.values():
+            account.hold_background()
+
     def select(self, name: str | None) -> list[Account]:
         """The named account, or all of them; an unknown name is a config-level mistake."""
         if name is None:

@@ -10,6 +10,7 @@ from functools import partial
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -185,6 +186,11 @@ class KittiwakeApp(App[None]):
             compose_prepared(self, None, self.mailto)
         for warning in self.startup_warnings:
             self.notify(warning, severity="warning", timeout=10)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            self.api.user_input()  # background work waits while keys are drawn
+        await super().on_event(event)
 
     async def on_unmount(self) -> None:
         private_files.clear()  # the files handed to other programs (tui/tools.py)

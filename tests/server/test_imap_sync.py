@@ -206,6 +206,26 @@ async def test_a_running_account_decodes_what_its_first_sync_stored_raw(
     await account.stop()
 
 
+async def test_the_decode_pass_stands_aside_while_the_user_types(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    """Keys held the pass (its slices ran between every step of drawing a key); it goes on
+    once the keys stop."""
+    append_many(imap_device(dovecot, user), 900)
+    account, _ = await engine(user, tuning=Tuning(first_window=50, batch=600))
+    account.hold_background(120)  # a key, as the app reports it (here: held for long)
+    account.start()
+    await account.wait_synced(30)
+    await asyncio.wait_for(account.decode_held.wait(), 30)
+    raw = len(account.cache.undecoded("INBOX", 1000))
+    assert raw > 0
+    assert account._decoder is not None and not account._decoder.done()
+    account.hold_background(0)  # the keys stopped
+    await account.wait_decoded(30)
+    assert account.cache.undecoded("INBOX", 10) == []
+    await account.stop()
+
+
 async def test_a_running_account_decodes_what_its_first_sync_stored_raw_once_searched(
     engine: EngineFactory, dovecot: Dovecot, user: User
 ) -> None:
