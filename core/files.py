@@ -15,9 +15,10 @@ PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 
 
-def make_private_dirs(directory: Path) -> None:
+def make_private_dirs(directory: Path) -> list[Path]:
     """Create ``directory`` and any missing parent with mode 0700 (``Path.mkdir`` gives the
-    parents it creates the umask's mode, often 0755). Existing directories are left alone."""
+    parents it creates the umask's mode, often 0755). Existing directories are left alone.
+    Returns the directories that were missing, outermost first."""
     missing: list[Path] = []
     current = directory
     while not current.exists():
@@ -25,10 +26,12 @@ def make_private_dirs(directory: Path) -> None:
         if current.parent == current:
             break
         current = current.parent
-    for path in reversed(missing):
+    missing.reverse()
+    for path in missing:
         with contextlib.suppress(FileExistsError):
             path.mkdir(mode=PRIVATE_DIR)
         os.chmod(path, PRIVATE_DIR)  # mkdir's mode is filtered by the umask
+    return missing
 
 
 def make_durable_dirs(directory: Path) -> None:
@@ -36,15 +39,7 @@ def make_durable_dirs(directory: Path) -> None:
     (fsync of the parent): a file fsync'd inside a directory whose own name was never
     fsync'd can vanish with it in a power cut (the outbox, drafts and the action journal
     are promised to survive one)."""
-    missing: list[Path] = []
-    current = directory
-    while not current.exists():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
-    make_private_dirs(directory)
-    for path in reversed(missing):
+    for path in make_private_dirs(directory):
         fsync_dir(path.parent)
 
 
