@@ -148,13 +148,14 @@ def ordered_threads(
         for uid, date, _internal, size, seen in cache.sort_columns(names.get(fid, "")):
             columns[(fid, uid)] = (date, size, seen)
     texts: dict[int, SortTexts] = {}
-    if order.key in ("sender", "subject"):
-        for fid, uids in by_folder.items():
+    if order.key in ("sender", "subject"):  # a conversation sorts by its first message's
+        firsts: dict[int, list[int]] = {}
+        for info in threading.threads:
+            fid, uid = info.first_key
+            firsts.setdefault(fid, []).append(uid)
+        for fid, uids in firsts.items():
             own = memo if fid == home and memo is not None else {}
             texts[fid] = _texts(cache, names.get(fid, ""), uids, own)
-
-    def newest(keys: list[tuple[int, int]]) -> tuple[int, int]:
-        return max(keys, key=lambda k: (columns.get(k, (0.0, 0, 0))[0], k[1]))
 
     def text_of(key: tuple[int, int], column: int) -> str:
         return texts.get(key[0], {}).get(key[1], ("", ""))[column]
