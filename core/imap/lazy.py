@@ -38,6 +38,7 @@ a start that is only read never pays it (~15 s of CPU at 100,000 messages).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -80,12 +81,12 @@ RECENT = "\\Recent"
 # different characters and every repetition is possessive, so matching is linear whatever
 # the input. Three variants:
 #
-# * ``_FRAMED`` reads a framed response as it is. A literal is allowed only as the value of
+# * ``"framed"`` reads a framed response as it is. A literal is allowed only as the value of
 #   the last item (the References header: usually the only literal): the match ends with its
 #   ``{n}`` CRLF, and the caller checks that n bytes and ")" end the response.
-# * ``_STREAM`` is the same on the received bytes (``read_stream``): a response ends with
+# * ``"stream"`` is the same on the received bytes (``read_stream``): a response ends with
 #   ")" CRLF, or its literal is followed by ")" CRLF, as the framer splits them.
-# * ``_INLINED`` reads a framed response with every literal replaced by a NUL
+# * ``"inlined"`` reads a framed response with every literal replaced by a NUL
 #   (``_inline_literals``; a NUL of the server's own sends the response the full way), for
 #   literals anywhere else (an 8-bit subject, say).
 
@@ -141,11 +142,6 @@ def _grammar(kind: str) -> re.Pattern[bytes]:
     )
 
 
-_FRAMED = _grammar("framed")
-_STREAM = _grammar("stream")
-_INLINED = _grammar("inlined")
-
-
 class _Groups:
     """Indexes into ``Match.groups()`` of one grammar (group numbers start at 1)."""
 
@@ -161,9 +157,14 @@ class _Groups:
         self.litdate = index.get("litdate", -1)
 
 
-_G_FRAMED = _Groups(_FRAMED)
-_G_STREAM = _Groups(_STREAM)
-_G_INLINED = _Groups(_INLINED)
+@functools.cache
+def _compiled(kind: str) -> tuple[re.Pattern[bytes], _Groups]:
+    """A grammar and its group indexes, compiled when first used: compiling the three takes
+    ~45 ms, which a start (even a warm one, where only a bulk fetch of 500 or more
+    summaries uses them) would otherwise pay before its first frame (issue 19)."""
+    pattern = _grammar(kind)
+    return pattern, _Groups(pattern)
+
 
 _UINT32 = 2**32 - 1
 _INT64 = 2**63 - 1
@@ -334,31 +335,33 @@ def _sent(raw: bytes) -> float | None:
 def extract(resp: bytes) -> RawRow | None:
     """The cache row of a summary FETCH response, envelope undecoded; None if the response
     is not one this fast path can vouch for (the full parser then decides)."""
-    m = _FRAMED.match(resp)
+    framed, ix = _compiled("framed")
+    m = framed.match(resp)
     if m is not None:
         n = m.group("litn")
         if n is None or (len(resp) == m.end() + int(n) + 1 and resp[-1] == 0x29):  # ")"
-            return _row(resp, m, _G_FRAMED, len(resp), (), ())
+            return _row(resp, m, ix, len(resp), (), ())
     if b"\r\n" not in resp:
-        return None  # no literal at all, and _FRAMED refused it: so would _INLINED
+        return None  # no literal at all, and "framed" refused it: so would "inlined"
     inlined = _inline_literals(resp)
     if inlined is None:
         return None
     text, where, literals = inlined
     if text.count(b"\x00") != len(where):
         return None  # a NUL of the server's own, not one standing for a literal
-    m = _INLINED.match(text)
+    inlined_grammar, ix = _compiled("inlined")
+    m = inlined_grammar.match(text)
     if m is None:
         return None
-    return _row(resp, m, _G_INLINED, len(resp), where, literals)
+    return _row(resp, m, ix, len(resp), where, literals)
 
 
 def read_stream(data: bytes, pos: int, max_size: int, rows: list[RawRow]) -> int:
     """A ``protocol.StreamReader``: append the rows of the summary FETCH responses at
-    ``data[pos:]`` that ``_STREAM`` vouches for, one after the other, and return where the
+    ``data[pos:]`` that ``"stream"`` vouches for, one after the other, and return where the
     first other one (or a response cut by the end of ``data``) starts."""
-    match = _STREAM.match
-    ix = _G_STREAM
+    stream, ix = _compiled("stream")
+    match = stream.match
     end = len(data)
     while pos < end:
         m = match(data, pos)
