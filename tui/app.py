@@ -159,6 +159,7 @@ class KittiwakeApp(App[None]):
         self.open_drafts: set[ReviewScreen] = set()
         self.mailto: Draft | None = None
         self._fresh_mail: list[MessageSummary] = []
+        self._engine_started = False
         self.engine_events = EngineEvents()
         self._setup_theme()
         # Without [keys] nothing is checked, so no screen is imported for it.
@@ -176,7 +177,12 @@ class KittiwakeApp(App[None]):
             self.startup_warnings.append(warning)
 
     def on_mount(self) -> None:
-        self.api.start()
+        accounts = self.api.accounts()
+        if not accounts or not self.api.folders(accounts[0].key):
+            # A cold start (nothing cached): the connection starts now, while the first
+            # screen is built. Otherwise the first screen starts it once its cached rows are
+            # on screen (``MailboxScreen.on_mount``).
+            self.start_engine()
         self.engine_events.start(self, self.api.subscribe())
         follow(self, *TOLD)
         self.push_screen(MailboxScreen())
@@ -186,6 +192,12 @@ class KittiwakeApp(App[None]):
             compose_prepared(self, None, self.mailto)
         for warning in self.startup_warnings:
             self.notify(warning, severity="warning", timeout=10)
+
+    def start_engine(self) -> None:
+        """Connect and sync every account (once; later calls do nothing)."""
+        if not self._engine_started:
+            self._engine_started = True
+            self.api.start()
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key) and not event.is_forwarded:

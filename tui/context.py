@@ -28,6 +28,9 @@ class AppContext(Protocol):
     def action_help(self) -> None:
         """The keys of the screen on top."""
 
+    def start_engine(self) -> None:
+        """Connect and sync every account (once; later calls do nothing)."""
+
 
 def app_context(node: DOMNode) -> AppContext:
     """The running app of ``node`` (or ``node`` itself, the app), as screens and widgets

@@ -108,7 +108,15 @@ class MailboxScreen(TriageCommands):
         first = self.kw.api.accounts()
         if first:
             self.show_folder(first[0].key, self._inbox_of(first[0].key))
-        self.query_one(MessageList).focus()
+        messages = self.query_one(MessageList)
+        messages.focus()
+        if messages.index:
+            # A warm start: the cached rows are drawn first, then the engine connects. Its
+            # TLS context alone (the system trust store) costs ~35 ms of CPU, and the
+            # resync's replies would compete with the first frame for the event loop.
+            self.call_after_refresh(self.kw.start_engine)
+        else:  # nothing cached: what the first screen waits for is the server's newest page
+            self.kw.start_engine()
 
     def _inbox_of(self, account: str) -> str:
         for f in self.kw.api.folders(account):
