@@ -18,6 +18,7 @@ from textual.dom import DOMNode
 from textual.markup import escape
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.theme import Theme
 
 from kittiwake.core.api import MailApi
 from kittiwake.core.config import Config
@@ -36,7 +37,12 @@ from kittiwake.tui.context import AppContext
 from kittiwake.tui.events import EngineEvent, EngineEvents, follow
 from kittiwake.tui.keymap import binding_ids, check_keymap
 from kittiwake.tui.screens.mailbox import MailboxScreen
-from kittiwake.tui.themes import load_themes, pick_theme, register_themes
+from kittiwake.tui.themes import (
+    completed_theme,
+    load_themes,
+    pick_theme,
+    register_themes,
+)
 from kittiwake.tui.tools import private_files
 from kittiwake.tui.triage import TriageCommands
 from kittiwake.tui.widgets.plain import highlight
@@ -175,6 +181,9 @@ class KittiwakeApp(App[None]):
         warning = pick_theme(self, self.config.ui.theme, themes)
         if warning:
             self.startup_warnings.append(warning)
+
+    def get_theme(self, theme_name: str) -> Theme | None:
+        return completed_theme(self, super().get_theme(theme_name))
 
     def on_mount(self) -> None:
         accounts = self.api.accounts()

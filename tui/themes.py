@@ -22,16 +22,19 @@ Textual's such as ``nord``) and overrides only what the file sets; ``[variables]
 
 Every theme that :func:`load_themes` returns defines all of :data:`MAIL_VARIABLES` (a user
 theme without ``extends`` gets any missing one derived from its own colours), and
-:func:`register_themes` gives Textual's built-in themes (``nord``, ``ansi-dark``, … reachable
-from the command palette) the same derived values, so CSS that uses ``$mail-*`` never fails
-to parse whichever theme is active. ANSI themes (``ansi = true``) also get the few variables
-Textual's ANSI colour system forgets but Textual's own CSS uses (``$ansi-background``).
+:func:`completed_theme` gives Textual's built-in themes (``nord``, ``ansi-dark``, … reachable
+from the command palette) the same derived values when one is first used, so CSS that uses
+``$mail-*`` never fails to parse whichever theme is active. ANSI themes (``ansi = true``) also
+get the few variables Textual's ANSI colour system forgets but Textual's own CSS uses
+(``$ansi-background``).
 
 The app uses three calls, in ``App.__init__`` (after ``super().__init__()``)::
 
     themes, warnings = load_themes()          # user_dir=None: the XDG theme directory
     register_themes(self, themes)
     warning = pick_theme(self, config.ui.theme, themes)   # sets self.theme
+
+and :func:`completed_theme` in its ``get_theme``.
 
 NO_COLOR
 --------
@@ -433,18 +436,31 @@ def _ansi_gaps(dark: bool) -> dict[str, str]:
 
 
 def register_themes(app: App[Any], themes: Mapping[str, Theme]) -> None:
-    """Register ``themes`` with ``app``, and complete every other theme ``app`` already has.
+    """Register ``themes`` with ``app``.
 
-    Textual registers its own themes in ``App.__init__``; they are completed too (see
-    :func:`complete_theme`), as copies: Textual's shared theme objects are left alone.
+    Textual registers its own themes in ``App.__init__``; they are completed (see
+    :func:`complete_theme`) when the app first uses one, by :func:`completed_theme` in the
+    app's ``get_theme``, as copies: Textual's shared theme objects are left alone. Completing
+    all twenty of them at once cost every start ~10 ms for themes it never shows (issue 19).
     """
     for theme in themes.values():
         app.register_theme(complete_theme(theme))
-    for name, theme in app.available_themes.items():
-        if name not in themes:
-            completed = complete_theme(theme)
-            if completed is not theme:
-                app.register_theme(completed)
+
+
+def completed_theme(app: App[Any], theme: Theme | None) -> Theme | None:
+    """``theme`` as the app's CSS can use it, registered so in place of the original.
+
+    For an app's ``get_theme`` (through which Textual reaches the current theme)::
+
+        def get_theme(self, theme_name: str) -> Theme | None:
+            return completed_theme(self, super().get_theme(theme_name))
+    """
+    if theme is None:
+        return None
+    completed = complete_theme(theme)
+    if completed is not theme:
+        app.register_theme(completed)
+    return completed
 
 
 def pick_theme(app: App[Any], name: str | None, themes: Mapping[str, Theme]) -> str | None:

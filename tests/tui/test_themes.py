@@ -21,6 +21,7 @@ from textual.widgets import Footer, Static
 from kittiwake.tui.themes import (
     DEFAULT_THEME,
     MAIL_VARIABLES,
+    completed_theme,
     greyscale_filter_active,
     load_themes,
     mail_variable_defaults,
@@ -110,6 +111,9 @@ class MailCssApp(App[None]):
         self.themes, self.load_warnings = load_themes(user_dir)
         register_themes(self, self.themes)
         self.pick_warning = pick_theme(self, theme, self.themes)
+
+    def get_theme(self, theme_name: str) -> Theme | None:
+        return completed_theme(self, super().get_theme(theme_name))
 
     def compose(self) -> ComposeResult:
         for name in MAIL_VARIABLES:
@@ -230,6 +234,10 @@ async def test_textual_themes_get_the_mail_variables(name: str, tmp_path: Path) 
         assert app.theme == name
         assert set(MAIL_VARIABLES) <= set(app.current_theme.variables)
         assert app.export_screenshot()
+    # Every other theme gets them when first used (the command palette may pick any).
+    for other in app.available_themes:
+        theme = app.get_theme(other)
+        assert theme is not None and set(MAIL_VARIABLES) <= set(theme.variables), other
     assert all(set(MAIL_VARIABLES) <= set(t.variables) for t in app.available_themes.values())
     assert not set(MAIL_VARIABLES) & set(TEXTUAL_THEMES[name].variables)  # copies, not edits
 
