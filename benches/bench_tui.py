@@ -117,17 +117,24 @@ def first_paint(
     keys_after: int = 0,
     marker: str = "Subject number",
     checkout: Path = ROOT,
+    probes: list[dict[str, float]] | None = None,
 ) -> tuple[list[float], dict[str, list[float]]]:
     """Seconds from spawning ``kittiwake`` in tmux to the newest subject on screen; then, in
-    the last run, key latencies as the terminal shows them."""
+    the last run, key latencies as the terminal shows them. With ``probes``, the app runs
+    under ``start_probe.py`` and what it noted at the first frame is appended there."""
     out = []
     lat: dict[str, list[float]] = {}
     kittiwake = str(checkout / ".venv" / "bin" / "kittiwake")
+    probe = home / "probe.json"
+    if probes is not None:
+        here = Path(__file__).resolve().parent / "start_probe.py"
+        kittiwake = f"{checkout / '.venv' / 'bin' / 'python'} {here} {probe} --"
     for _ in range(runs):
         subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
         env = env_for(home)
         cmd = " ".join(f"{k}={v!s}" for k, v in env.items() if k.startswith(("XDG_", "HOME")))
         new = ["tmux", "new", "-d", "-s", SESSION, "-x", "100", "-y", "30"]
+        probe.unlink(missing_ok=True)
         for _attempt in range(3):  # tmux new fails now and then on a busy machine
             start = time.perf_counter()
             started = subprocess.run(
@@ -149,6 +156,11 @@ def first_paint(
             if time.perf_counter() - start > 20:
                 raise SystemExit(f"no list painted within 20 s:\n{screen}")
             time.sleep(0.005)
+        if probes is not None:
+            while not probe.exists() and time.perf_counter() - start < 30:
+                time.sleep(0.01)
+            time.sleep(0.05)  # written whole by now
+            probes.append(json.loads(probe.read_text()))
         if keys_after and len(out) == runs:
             time.sleep(1.0)
             lat["j"] = key_latency("j", keys_after)
@@ -233,13 +245,34 @@ def against(home: Path, config: Path, other: Path, runs: int, reps: int) -> None
     order swapped each round (so load from elsewhere falls on both alike)."""
     checkouts = {"this": ROOT, "other": other}
     lat: dict[str, dict[str, list[float]]] = {name: {} for name in checkouts}
+    starts: dict[str, list[float]] = {name: [] for name in checkouts}
+    probes: dict[str, list[dict[str, float]]] = {name: [] for name in checkouts}
     for round_ in range(runs):
         for name in sorted(checkouts, reverse=bool(round_ % 2)):
-            _, got = first_paint(home, config, 1, keys_after=reps, checkout=checkouts[name])
+            took, got = first_paint(
+                home,
+                config,
+                1,
+                keys_after=reps,
+                checkout=checkouts[name],
+                probes=probes[name],
+            )
+            starts[name] += took
             for key, values in got.items():
                 lat[name].setdefault(key, []).extend(values)
-    print(f"load average {os.getloadavg()[0]:.1f}; medians of {runs} x {reps} presses (ms)")
-    print(f"{'key':9s} {'this':>7s} {'other':>7s}   (this: {ROOT}, other: {other})")
+    print(f"load average {os.getloadavg()[0]:.1f}; medians of {runs} starts, interleaved")
+    print(f"{'start':22s} {'this':>7s} {'other':>7s}   (this: {ROOT}, other: {other})")
+    rows = {
+        "to list on screen (s)": starts,
+        "process CPU (s)": {n: [p["cpu"] for p in probes[n]] for n in checkouts},
+        "peak RSS (MB)": {n: [p["rss_mb"] for p in probes[n]] for n in checkouts},
+        "modules loaded": {n: [p["modules"] for p in probes[n]] for n in checkouts},
+    }
+    for label, values in rows.items():
+        a, b = (statistics.median(values[n]) for n in ("this", "other"))
+        print(f"{label:22s} {a:7.3f} {b:7.3f}")
+    print(f"medians of {runs} x {reps} presses (ms)")
+    print(f"{'key':9s} {'this':>7s} {'other':>7s}")
     for key in lat["this"]:
         a, b = (statistics.median(lat[n][key]) * 1000 for n in ("this", "other"))
         print(f"{key:9s} {a:7.1f} {b:7.1f}")
