@@ -3,9 +3,10 @@
 
     .venv/bin/python benches/compare_peers.py --messages 10000 --messages 100000
 
-For each folder size: a private Dovecot (the test harness, IMAPS on 127.0.0.2) gets an INBOX
-of generated mail (``bench_imap_sync.fill_maildir``) plus one newest message whose subject is
-the marker. Each client runs in its own tmux pane (100x30); the figures are
+For each folder size (and each ``--security``: IMAPS, or plain IMAP on Dovecot's plain port
+with no STARTTLS; ``both`` runs the size once for each, plaintext first): a private Dovecot
+(the test harness, on 127.0.0.2) gets an INBOX of generated mail
+(``bench_imap_sync.fill_maildir``) plus one newest message whose subject is the marker. Each client runs in its own tmux pane (100x30); the figures are
 
 - start to list drawn: from spawning the client to the marker on screen (``capture-pane``
   polled every 5 ms), warm (Kittiwake: a full cache; neomutt: a full header cache) and cold
@@ -88,14 +89,19 @@ def base_env(home: Path) -> dict[str, str]:
     return env
 
 
-def kittiwake_client(top: Path, dovecot: Any, user: Any) -> Client:
+def kittiwake_client(top: Path, dovecot: Any, user: Any, security: str = "tls") -> Client:
     home = top / "kittiwake"
     home.mkdir()
     config = home / "config.toml"
+    server = (
+        f'port = {dovecot.ports.imaps}\nca_file = "{dovecot.ca_file}"\n'
+        if security == "tls"
+        else f'port = {dovecot.ports.imap}\nsecurity = "none"\n'
+    )
     config.write_text(
         f'[accounts.bench]\nemail = "{user.email}"\n[accounts.bench.imap]\n'
-        f'host = "{dovecot.host}"\nport = {dovecot.ports.imaps}\nuser = "{user.login}"\n'
-        f'password = "{user.password}"\nca_file = "{dovecot.ca_file}"\n'
+        f'host = "{dovecot.host}"\nuser = "{user.login}"\n'
+        f'password = "{user.password}"\n{server}'
     )
     config.chmod(0o600)
     exe = ROOT / ".venv" / "bin" / "kittiwake"
@@ -117,18 +123,28 @@ def kittiwake_client(top: Path, dovecot: Any, user: Any) -> Client:
     )
 
 
-def neomutt_client(top: Path, dovecot: Any, user: Any) -> Client:
+def neomutt_client(top: Path, dovecot: Any, user: Any, security: str = "tls") -> Client:
     home = top / "neomutt"
     home.mkdir()
     rc = home / "muttrc"
     hcache = home / "hcache"
-    url = f"imaps://{quote(user.login, safe='')}@{dovecot.host}:{dovecot.ports.imaps}/"
+    login = quote(user.login, safe="")
+    if security == "tls":
+        url = f"imaps://{login}@{dovecot.host}:{dovecot.ports.imaps}/"
+        tls = f'set ssl_ca_certificates_file="{dovecot.ca_file}"\n'
+    else:  # Dovecot offers STARTTLS on its plain port: neomutt must not take it up
+        url = f"imap://{login}@{dovecot.host}:{dovecot.ports.imap}/"
+        tls = "set ssl_starttls=no\nset ssl_force_tls=no\n"
     rc.write_text(
         f'set folder="{url}"\nset spoolfile="+INBOX"\n'
-        f'set imap_pass="{user.password}"\nset ssl_ca_certificates_file="{dovecot.ca_file}"\n'
+        f'set imap_pass="{user.password}"\n{tls}'
         f'set header_cache="{hcache}"\nset sort=reverse-date\n'
         "set mail_check_stats=no\nset imap_check_subscribed=no\nset imap_idle=yes\n"
         "set sidebar_visible=no\nset move=no\nset confirmappend=no\n"
+        # neomutt waits $sleep_time (1 s) after showing some messages, among them "SSL/TLS
+        # connection using ...": every TLS start was 1 s longer than its work (the header
+        # cache was warm: after SELECT only UID FETCH 1:N (UID FLAGS) went out).
+        "set sleep_time=0\n"
     )
     rc.chmod(0o600)
     env = base_env(home)
@@ -147,15 +163,19 @@ def neomutt_client(top: Path, dovecot: Any, user: Any) -> Client:
     )
 
 
-def aerc_client(top: Path, dovecot: Any, user: Any) -> Client:
+def aerc_client(top: Path, dovecot: Any, user: Any, security: str = "tls") -> Client:
     home = top / "aerc"
     conf = home / "config" / "aerc"
     conf.mkdir(parents=True)
     login, password = quote(user.login, safe=""), quote(user.password, safe="")
+    # imap+insecure: plain IMAP, no STARTTLS (aerc-imap(5)).
+    source = (
+        f"imaps://{login}:{password}@{dovecot.host}:{dovecot.ports.imaps}"
+        if security == "tls"
+        else f"imap+insecure://{login}:{password}@{dovecot.host}:{dovecot.ports.imap}"
+    )
     (conf / "accounts.conf").write_text(
-        "[bench]\n"
-        f"source = imaps://{login}:{password}@{dovecot.host}:{dovecot.ports.imaps}\n"
-        f"from = Bench <{user.email}>\ndefault = INBOX\n"
+        f"[bench]\nsource = {source}\nfrom = Bench <{user.email}>\ndefault = INBOX\n"
     )
     (conf / "accounts.conf").chmod(0o600)
     env = base_env(home)
@@ -249,7 +269,7 @@ def stop() -> None:
     time.sleep(0.2)
 
 
-def run_size(count: int, runs: int, key_reps: int) -> list[Client]:
+def run_size(count: int, runs: int, key_reps: int, security: str = "tls") -> list[Client]:
     from bench_imap_sync import fill_maildir  # type: ignore[import-not-found]
     from harness import Dovecot, ServerRoot, make_test_ca
     from harness.clients import imap_device
@@ -257,7 +277,11 @@ def run_size(count: int, runs: int, key_reps: int) -> list[Client]:
     root = ServerRoot()
     top = Path(tempfile.mkdtemp(prefix="kw-peers-"))
     try:
-        dovecot = Dovecot(root.instance_dir("dovecot"), make_test_ca(root.instance_dir("ca")))
+        dovecot = Dovecot(
+            root.instance_dir("dovecot"),
+            make_test_ca(root.instance_dir("ca")),
+            extra_conf="disable_plaintext_auth = no\n",  # the plain port logs in (--security)
+        )
         dovecot.start()
         user = dovecot.add_user("bench", "bench-password")
         t = time.perf_counter()
@@ -275,9 +299,9 @@ def run_size(count: int, runs: int, key_reps: int) -> list[Client]:
         device.logout()
         log(f"{count:,} messages + marker in {time.perf_counter() - t:.0f} s")
         clients = [
-            kittiwake_client(top, dovecot, user),
-            aerc_client(top, dovecot, user),
-            neomutt_client(top, dovecot, user),
+            kittiwake_client(top, dovecot, user, security),
+            aerc_client(top, dovecot, user, security),
+            neomutt_client(top, dovecot, user, security),
         ]
         # Warm-up: every client once (page cache, Dovecot's cache), and the caches filled.
         for c in clients:
@@ -317,7 +341,7 @@ def fmt_s(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} s" if values else "-"
 
 
-def table(count: int, clients: list[Client]) -> str:
+def table(count: int, clients: list[Client], security: str = "tls") -> str:
     kw, peers = clients[0], clients[1:]
 
     def row(label: str, get: Callable[[Client], float | None], unit: str, scale: float) -> str:
@@ -339,7 +363,7 @@ def table(count: int, clients: list[Client]) -> str:
         return statistics.median(values) if values else None
 
     lines = [
-        f"| {count:,} messages | "
+        f"| {count:,} messages, {'TLS' if security == 'tls' else 'plaintext'} | "
         + " | ".join(c.name for c in clients)
         + " | "
         + " | ".join(f"Kittiwake/{p.name}" for p in peers)
@@ -377,12 +401,20 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=5, help="timed starts per client and mode")
     parser.add_argument("--key-reps", type=int, default=10, help="presses of each key")
+    parser.add_argument(
+        "--security",
+        choices=("tls", "plain", "both"),
+        default="tls",
+        help="IMAPS, plain IMAP on Dovecot's plain port (no STARTTLS), or a table of each",
+    )
     args = parser.parse_args()
     ensure_peers()
+    securities = ("plain", "tls") if args.security == "both" else (args.security,)
     for count in args.messages or [10_000, 100_000]:
-        clients = run_size(count, args.runs, args.key_reps)
-        print(table(count, clients), flush=True)
-        print(flush=True)
+        for security in securities:
+            clients = run_size(count, args.runs, args.key_reps, security)
+            print(table(count, clients, security), flush=True)
+            print(flush=True)
 
 
 if __name__ == "__main__":
