@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from kittiwake import core
 from kittiwake.core import paths
+from kittiwake.core.cache_repair import check_early
 from kittiwake.core.config import Config, load_config
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.logsetup import setup_logging
@@ -406,6 +407,8 @@ def run_app(args: argparse.Namespace) -> int:
     config = load_user_config(args)
     if config is None:
         return 0
+    # The caches' quick checks run on another core while Textual and the engine load.
+    check_early(paths.account_cache_path(key) for key in config.accounts)
     from kittiwake.tui.themes import normalise_no_color  # Textual loads only here
 
     normalise_no_color()  # an empty NO_COLOR means "not set", by the convention

@@ -356,7 +356,7 @@ class Cache:
     def _migrate(self) -> None:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version > 0:
-            cache_repair.check(self._db)
+            cache_repair.check_at_open(self._db, self.path)
         for target in range(version + 1, SCHEMA_VERSION + 1):
             # One transaction per step: the schema and its version number move together.
             if target == 4:

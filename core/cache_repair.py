@@ -16,6 +16,8 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +29,54 @@ log = logging.getLogger(__name__)
 JournalRow = tuple[int, float, bytes | str]
 
 _MAGIC = b"SQLite format 3\x00"
+
+
+#: Quick checks started by ``check_early``, by absolute path: the thread, and True in the list
+#: once it found the file sound.
+_early: dict[Path, tuple[threading.Thread, list[bool]]] = {}
+
+
+def check_early(paths: Iterable[Path]) -> None:
+    """Start the quick check of each cache file that exists, each in a thread of its own.
+
+    SQLite releases the GIL while it walks the pages, so the check (~60 ms of CPU for a
+    100,000-message cache, more wall time when its pages are not in memory, ten times that at
+    a million) runs on another core while the app imports Textual, instead of after it (issue
+    19). ``check_at_open`` takes the verdict; only "sound" is taken, so a file found damaged,
+    or one that could not be read here, is checked again at open exactly as without this."""
+    for path in paths:
+        key = Path(os.path.abspath(path))
+        if key in _early or not key.exists():
+            continue
+        verdict: list[bool] = []
+
+        def run(key: Path = key, verdict: list[bool] = verdict) -> None:
+            try:
+                db = sqlite3.connect(key.as_uri() + "?mode=ro", uri=True)
+                try:
+                    row = db.execute("PRAGMA quick_check(1)").fetchone()
+                finally:
+                    db.close()
+            except sqlite3.Error:
+                return
+            if row is not None and row[0] == "ok":
+                verdict.append(True)
+
+        thread = threading.Thread(target=run, name=f"check {key.name}", daemon=True)
+        _early[key] = (thread, verdict)
+        thread.start()
+
+
+def check_at_open(db: sqlite3.Connection, path: Path) -> None:
+    """``check``, unless ``check_early`` found the file at ``path`` sound (a verdict is used
+    once: the next open checks again)."""
+    early = _early.pop(Path(os.path.abspath(path)), None)
+    if early is not None:
+        thread, verdict = early
+        thread.join()
+        if verdict:
+            return
+    check(db)
 
 
 def check(db: sqlite3.Connection) -> None:

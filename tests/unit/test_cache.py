@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from kittiwake.core import cache_repair
 from kittiwake.core.cache import SCHEMA_VERSION, Cache, FolderState
 from kittiwake.core.errors import CacheError
 from kittiwake.core.models import SEEN, Address, Envelope, FolderInfo, FolderRole, MessageSummary
@@ -237,6 +238,36 @@ def test_damaged_cache_is_set_aside_and_its_journal_kept(tmp_path: Path, how: st
     cache.put_summaries("INBOX", [summary(1)])
     cache.close()
     assert Cache(path).notice is None  # the fresh file is sound
+
+
+@pytest.mark.parametrize("how", ["truncated", "overwritten"])
+def test_damage_found_by_the_early_check_is_set_aside_at_open(tmp_path: Path, how: str) -> None:
+    """``kittiwake`` starts the quick check before importing the app (``check_early``): a
+    damaged file is then checked again at open and set aside as ever."""
+    path = tmp_path / "a.sqlite3"
+    action = _cache_with_a_pending_action(path)
+    _damage(path, how)
+    cache_repair.check_early([path])
+    cache = Cache(path)
+    assert cache.notice is not None and "1 unsent action it held was kept" in cache.notice
+    assert cache.db.execute("SELECT created, action FROM journal").fetchall() == [(1.5, action)]
+    cache.close()
+
+
+def test_a_sound_early_check_spares_the_check_at_open_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "a.sqlite3"
+    _cache_with_a_pending_action(path)
+    checked: list[object] = []
+    check = cache_repair.check
+    monkeypatch.setattr(cache_repair, "check", lambda db: checked.append(db) or check(db))
+    cache_repair.check_early([path, tmp_path / "missing.sqlite3"])
+    Cache(path).close()
+    assert checked == []  # the early verdict, sound, was taken
+    Cache(path).close()
+    assert len(checked) == 1  # once: the next open checks for itself
+    assert not (tmp_path / "missing.sqlite3").exists()  # nothing made for a missing file
 
 
 def test_cache_whose_journal_cannot_be_read_is_left_alone(tmp_path: Path) -> None:
