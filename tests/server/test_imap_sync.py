@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import imaplib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from harness import Dovecot, User
 from harness.clients import imap_device
 from harness.mail import BARE_CAPS, append_many, message
+from harness.proxy import TcpProxy
 
 from kittiwake.core.cache import SCHEMA_VERSION, Cache, LazySummaries
 from kittiwake.core.config import config_from_dict
@@ -744,3 +746,68 @@ async def test_a_resync_of_the_selected_folder_fetches_mail_it_was_not_yet_told_
     assert SEEN in account.cache.flags("INBOX", [1])[1]
     await account.sync_folder("INBOX")  # and nothing is lost or fetched twice after
     assert sorted(account.cache.uids("INBOX")) == [1, 2, 3, 4, 5]
+
+
+async def _until(events: Subscription, holds: Callable[[], bool], timeout: float) -> None:
+    """Wait, event by event, until ``holds()`` (checked after each event the account sends)."""
+
+    async def watch() -> None:
+        async for _ in events:
+            if holds():
+                return
+
+    if not holds():
+        await asyncio.wait_for(watch(), timeout)
+
+
+async def test_a_cold_start_shows_its_newest_page_before_the_watch_is_live_and_misses_nothing(
+    engine: EngineFactory,
+    dovecot_factory: Callable[..., Dovecot],
+    proxy_factory: Callable[[str, int], TcpProxy],
+) -> None:
+    """A cold start's first page comes on the command connection while the watch connection
+    is still being set up (here held at its NOTIFY SET until released): it used to wait for
+    it. Another device's changes made before the watch is live (new mail, a flag on a message
+    of the page, an older message expunged) are in the cache all the same once it is."""
+    plain = dovecot_factory(tls=False)
+    user = plain.add_user("cole")
+    device = imaplib.IMAP4(plain.host, plain.ports.imap)
+    device.login(user.login, user.password)
+    append_many(device, 300)
+    proxy = proxy_factory(plain.host, plain.ports.imap)
+    held = proxy.stall_after(b"NOTIFY SET", "client")
+    account, events = await engine(
+        user,
+        plain,
+        port=proxy.port,
+        host=proxy.host,
+        security="none",
+        tuning=Tuning(backoff_min=0.05, backoff_max=0.2, first_window=100, batch=80),
+    )
+    everything = account.bus.subscribe()
+    account.start()
+    first = await events.wait_for(MessagesAdded, 10, folder="INBOX")
+    assert sorted(first.uids) == list(range(201, 301))
+    assert await asyncio.to_thread(held.wait, 10), "the watch connection never sent NOTIFY SET"
+    assert not account._watching.is_set() and not account.is_synced
+
+    device.select("INBOX")
+    append_many(device, 1, start=301)
+    device.uid("STORE", "250", "+FLAGS", "(\\Flagged)")
+    device.uid("STORE", "5", "+FLAGS", "(\\Deleted)")
+    device.expunge()
+    proxy.release()
+
+    await account.wait_synced(20)
+    expected = [u for u in range(1, 302) if u != 5]
+    await _until(
+        events,
+        lambda: (
+            account.cache.uids("INBOX") == expected
+            and FLAGGED in account.cache.flags("INBOX", [250]).get(250, frozenset())
+        ),
+        10,
+    )
+    added = [u for e in everything.pending() if isinstance(e, MessagesAdded) for u in e.uids]
+    assert len(added) == len(set(added)), "a summary was fetched twice"
+    device.logout()
