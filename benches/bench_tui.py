@@ -8,7 +8,9 @@ Measures, as a user would feel it:
 - peak memory (RSS) of the app process.
 
 ``--against /other/checkout`` instead compares the terminal key latencies of this checkout
-and another one (its own ``.venv``) on the same cache, interleaved run by run.
+and another one (its own ``.venv``) on the same cache, interleaved run by run; with
+``--cold`` too, their cold starts instead (empty cache, a private Dovecot holding
+``--messages``): wall time to the newest row on screen and the process CPU at that frame.
 
 The cache is filled directly with generated summaries and the account points at a closed
 port, so the app paints from the cache while the engine retries in the background.
@@ -31,6 +33,7 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,14 +203,20 @@ def child_keys(config: str, reps: int) -> None:
     print(json.dumps({"timings": timings, "rss_mb": rss}))
 
 
-def cold_first_paint(count: int, runs: int) -> list[float]:
+def cold_first_paint(
+    count: int, runs: int, other: Path | None = None
+) -> dict[str, tuple[list[float], list[dict[str, float]]]]:
     """Process start to first painted list with an EMPTY cache, syncing from a private Dovecot
-    holding ``count`` messages (the test harness; Dovecot's own index warmed first)."""
+    holding ``count`` messages (the test harness; Dovecot's own index warmed first). With
+    ``other`` (a checkout), this checkout's and that one's starts alternate, each run under
+    ``start_probe.py``: seconds to the newest message's row on screen and what the probe noted
+    at that frame (process CPU, peak RSS), per checkout ("this", "other")."""
     sys.path.insert(0, str(ROOT / "tests"))
     sys.path.insert(0, str(ROOT / "benches"))
     from bench_imap_sync import fill_maildir  # type: ignore[import-not-found]
     from harness import Dovecot, ServerRoot, make_test_ca
     from harness.clients import imap_device
+    from harness.mail import message
 
     root = ServerRoot()
     try:
@@ -218,6 +227,12 @@ def cold_first_paint(count: int, runs: int) -> list[float]:
         device = imap_device(dovecot, user)
         device.select("INBOX")
         device.uid("FETCH", "1:*", "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)")
+        # The newest message (once Dovecot has given the filled ones their UIDs, at the SELECT
+        # above), on the first screen, names itself for the probe's marker.
+        newest = message(0, subject="Subject number 0, the newest").replace(
+            b"Thu, 26 Nov 2026 10:00:00 +0000", format_datetime(datetime.now(UTC)).encode()
+        )
+        device.append("INBOX", "", None, newest)
         device.logout()
         home = Path(tempfile.mkdtemp(prefix="kw-bench-cold-"))
         config = home / "config.toml"
@@ -227,17 +242,45 @@ def cold_first_paint(count: int, runs: int) -> list[float]:
             f'password = "{user.password}"\nca_file = "{dovecot.ca_file}"\n'
         )
         config.chmod(0o600)
-        out = []
-        for _ in range(runs):
-            shutil.rmtree(home / "cache", ignore_errors=True)
-            # The list has rows once the status bar counts them.
-            paints, _ = first_paint(home, config, 1, marker=r"INBOX · [1-9][\d,]* messages")
-            out += paints
+        checkouts = {"this": ROOT, **({"other": other} if other is not None else {})}
+        out: dict[str, tuple[list[float], list[dict[str, float]]]] = {
+            name: ([], []) for name in checkouts
+        }
+        for round_ in range(runs):
+            for name in sorted(checkouts, reverse=bool(round_ % 2)):
+                shutil.rmtree(home / "cache", ignore_errors=True)
+                paints, _ = first_paint(
+                    home,
+                    config,
+                    1,
+                    marker="Subject number",
+                    checkout=checkouts[name],
+                    probes=out[name][1],
+                )
+                out[name][0].extend(paints)
         shutil.rmtree(home, ignore_errors=True)
         dovecot.close()
         return out
     finally:
         root.cleanup()
+
+
+def cold_against(count: int, other: Path, runs: int) -> None:
+    """Cold starts of this checkout and ``other``, interleaved: wall and process CPU."""
+    got = cold_first_paint(count, runs, other)
+    print(f"load average {os.getloadavg()[0]:.1f}; cold starts, {count:,} messages on the server")
+    print(f"medians of {runs} starts each, interleaved (this: {ROOT}, other: {other})")
+    print(f"{'cold start':26s} {'this':>7s} {'other':>7s}")
+    rows = {
+        "to newest row on screen (s)": {n: got[n][0] for n in got},
+        "process CPU (s)": {n: [p["cpu"] for p in got[n][1]] for n in got},
+        "peak RSS (MB)": {n: [p["rss_mb"] for p in got[n][1]] for n in got},
+    }
+    for label, values in rows.items():
+        a, b = (statistics.median(values[n]) for n in ("this", "other"))
+        print(f"{label:26s} {a:7.3f} {b:7.3f}")
+    for name in got:
+        print(f"{name} to screen: " + " ".join(f"{t:.2f}" for t in got[name][0]))
 
 
 def against(home: Path, config: Path, other: Path, runs: int, reps: int) -> None:
@@ -290,6 +333,15 @@ def main() -> None:
     if args.child_keys:
         child_keys(args.child_keys, args.reps)
         return
+    if args.cold and args.against:
+        keep = ["tmux", "new", "-d", "-s", SESSION + "-keep", "sleep 3600"]
+        subprocess.run(keep, capture_output=True)
+        try:
+            cold_against(args.messages, args.against.resolve(), args.runs)
+        finally:
+            subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
+            subprocess.run(["tmux", "kill-session", "-t", SESSION + "-keep"], capture_output=True)
+        return
     home = Path(tempfile.mkdtemp(prefix="kw-bench-tui-"))
     try:
         config = home / "config.toml"
@@ -329,7 +381,7 @@ def main() -> None:
             )
         print(f"peak RSS of the app process: {data['rss_mb']:.0f} MB (goal < 100 MB)")
         if args.cold and shutil.which("tmux"):
-            cold = cold_first_paint(args.messages, args.runs)
+            cold = cold_first_paint(args.messages, args.runs)["this"][0]
             print(
                 f"process start to first painted list (COLD: empty cache, {args.messages:,} on the server):"
                 f" median {statistics.median(cold) * 1000:.0f} ms, max {max(cold) * 1000:.0f} ms (goal < 1 s)"
