@@ -7,6 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness import Dovecot, User
+from harness.clients import imap_device
+from harness.mail import message
 from harness.ui import synced, until
 
 from kittiwake.core.cache import Cache
@@ -104,6 +107,39 @@ async def test_the_message_list_follows_its_folder_in_one_reload_per_burst(
         await until(pilot, lambda: messages.render_line(row).text[:2] == " !")
         assert reloads == [frozenset({3})]  # one reload for the burst, row 3 read again
         assert messages.current_uid == 8
+
+
+async def test_an_empty_lists_first_rows_are_drawn_at_once_and_later_batches_coalesced(
+    xdg: Path, mailbox: Callable[..., Config], dovecot: Dovecot, user: User
+) -> None:
+    """A cold start waits for the first page: the list that had no rows reloads on its first
+    MessagesAdded at once, not after the 50 ms that coalesce a sync's later batches."""
+    config = mailbox(2)
+    device = imap_device(dovecot, user)
+    device.create("Later")
+    device.subscribe("Later")
+    app = KittiwakeApp(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        screen = _mailbox(app)
+        screen.show_folder("mine", "Later")
+        messages = screen.query_one(MessageList)
+        assert messages.index == []
+        delays: list[float] = []
+        set_timer = messages.set_timer
+
+        def timed(delay: float, callback: Any = None, **kw: Any) -> Any:
+            delays.append(delay)
+            return set_timer(delay, callback, **kw)
+
+        messages.set_timer = timed  # type: ignore[method-assign]
+        device.append("Later", "", None, message(1, "First of Later"))
+        await until(pilot, lambda: len(messages.index) == 1)
+        assert 0.05 not in delays  # drawn at once, not coalesced
+        _publish(app, *[MessagesAdded("mine", "Later", ()) for _ in range(5)])
+        await until(pilot, lambda: 0.05 in delays and not messages._pending_reload)
+        assert delays.count(0.05) == 1  # a list with rows coalesces the burst
+    device.logout()
 
 
 async def test_the_status_bar_follows_connection_progress_and_counts(

@@ -283,8 +283,12 @@ class MessageList(ScrollView, can_focus=True):
         self._schedule_reload()
 
     def _schedule_reload(self) -> None:
-        """Coalesce bursts (a first sync sends a batch every few milliseconds)."""
-        if not self._pending_reload:
+        """Coalesce bursts (a first sync sends a batch every few milliseconds). An empty
+        list's first rows are drawn at once: a cold start's first page is what the user waits
+        for, and the batches after it are coalesced."""
+        if not self.index and self.limit is None and not self._pending_reload:
+            self._reload_now()
+        elif not self._pending_reload:
             self._pending_reload = True
             # Another order than the default, or a limit, reads more than the index: less
             # often while a sync adds batches.
