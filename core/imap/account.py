@@ -558,13 +558,19 @@ class ImapAccount:
             self.bus.publish(CacheRefreshed(self.name, info.name))
 
     async def sync_all(self) -> SyncStats:
-        """Sync the folder list, then every selectable folder, INBOX first."""
+        """Sync the folder list, then every selectable folder: the one a first page was
+        fetched of (still selected), INBOX, the open folder, the rest."""
         started = time.monotonic()
         self._publish_outside_changes()
         folders, statuses = await self.sync_folder_list()
         order = sorted(
             (f for f in folders if f.selectable and not self._waits_until_opened(f)),
-            key=lambda f: (f.role is not FolderRole.INBOX, f.name != self.open_folder, f.name),
+            key=lambda f: (
+                f.name not in self._first_pages,  # goes on where its first page left off
+                f.role is not FolderRole.INBOX,
+                f.name != self.open_folder,
+                f.name,
+            ),
         )
         stats = SyncStats(folders=len(order))
         for folder in order:

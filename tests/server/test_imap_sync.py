@@ -811,3 +811,47 @@ async def test_a_cold_start_shows_its_newest_page_before_the_watch_is_live_and_m
     added = [u for e in everything.pending() if isinstance(e, MessagesAdded) for u in e.uids]
     assert len(added) == len(set(added)), "a summary was fetched twice"
     device.logout()
+
+
+async def test_a_cold_open_folder_gets_its_first_page_and_goes_on_from_it_without_a_new_select(
+    engine: EngineFactory,
+    dovecot_factory: Callable[..., Dovecot],
+    proxy_factory: Callable[[str, int], TcpProxy],
+) -> None:
+    """The first page is the open folder's (here not INBOX); the full sync takes that folder
+    first, while it is still selected, below the page: one SELECT of it, no FLAGS of the
+    cached rows (the path of an interrupted fill), nothing fetched twice."""
+    plain = dovecot_factory(tls=False)
+    user = plain.add_user("opal")
+    device = imaplib.IMAP4(plain.host, plain.ports.imap)
+    device.login(user.login, user.password)
+    device.create("Work")
+    device.subscribe("Work")
+    append_many(device, 30, mailbox="Work")
+    append_many(device, 5)
+    device.logout()
+    proxy = proxy_factory(plain.host, plain.ports.imap)
+    account, events = await engine(
+        user,
+        plain,
+        port=proxy.port,
+        host=proxy.host,
+        security="none",
+        tuning=Tuning(backoff_min=0.05, backoff_max=0.2, first_window=10, batch=8),
+    )
+    everything = account.bus.subscribe()
+    account.set_open_folder("Work")
+    account.start()
+    first = await events.wait_for(MessagesAdded, 10)
+    assert first.folder == "Work" and sorted(first.uids) == list(range(21, 31))
+    await account.wait_synced(20)
+    assert account.cache.uids("Work") == list(range(1, 31))
+    assert account.cache.uids("INBOX") == list(range(1, 6))
+    added = [
+        (e.folder, u) for e in everything.pending() if isinstance(e, MessagesAdded) for u in e.uids
+    ]
+    assert len(added) == len(set(added)) == 35, "a summary was fetched twice"
+    sent = proxy.client_bytes()
+    # The page's SELECT; the other one ends the sync with the open folder selected (QRESYNC).
+    assert sent.count(b'SELECT "Work"') - sent.count(b'SELECT "Work" (QRESYNC') == 1
+    assert b"UID FETCH 1:* (UID FLAGS)\r\n" not in sent  # (CHANGEDSINCE: the resync)
