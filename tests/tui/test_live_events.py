@@ -124,7 +124,7 @@ async def test_an_empty_lists_first_rows_are_drawn_at_once_and_later_batches_coa
         screen = _mailbox(app)
         screen.show_folder("mine", "Later")
         messages = screen.query_one(MessageList)
-        assert messages.index == []
+        assert len(messages.index) == 0
         delays: list[float] = []
         set_timer = messages.set_timer
 
