@@ -147,8 +147,26 @@ def tokens(text: str) -> list[str]:
     return normalize(text).split()
 
 
+_ADDRESS_WORDS: dict[Address, str] = {}
+
+
+def _address_words(a: Address) -> str:
+    """``normalize`` of one address's name and addr, remembered: correspondents repeat, and
+    a list's words are its addresses' words joined (``normalize`` works a character at a
+    time and splits at blanks)."""
+    words = _ADDRESS_WORDS.get(a)
+    if words is None:
+        words = normalize(f"{a.name} {a.addr}")
+        if len(_ADDRESS_WORDS) > 20_000:
+            _ADDRESS_WORDS.clear()
+        _ADDRESS_WORDS[a] = words
+    return words
+
+
 def _addresses(addrs: Sequence[Address]) -> str:
-    return normalize(" ".join(f"{a.name} {a.addr}" for a in addrs))
+    if len(addrs) == 1:
+        return _address_words(addrs[0])
+    return " ".join(w for w in map(_address_words, addrs) if w)
 
 
 def envelope_columns(env: Envelope) -> tuple[str, str, str, str]:
@@ -218,6 +236,10 @@ def index_envelopes(
     rows = [(key(folder_id, uid), *envelope_columns(env)) for uid, env in envelopes]
     if not rows:
         return
+    # In rowid order: FTS5 flushes its pending terms to a new segment whenever a rowid is not
+    # above the previous one of the transaction, so the decode pass's newest-first rows made
+    # one segment a row, and merging those cost ~30 µs a row (3 µs in order).
+    rows.sort()
     keys = [r[0] for r in rows]
     bodies: dict[int, str] = {}
     for i in range(0, len(keys), _CHUNK):
