@@ -596,18 +596,31 @@ class Cache:
         fid = self._fid(folder)
         if fid is None or not decoded:
             return []
-        written: list[int] = []
-        envelopes: list[tuple[int, Envelope]] = []
         with self._tx():
-            for uid, raw, (envelope, refs, attachments) in decoded:
-                cur = self._db.execute(
-                    "UPDATE messages SET envelope=?, refs=?, has_attachments=?, raw=NULL"
-                    " WHERE folder_id=? AND uid=? AND raw=?",
-                    (_ENCODE(envelope), " ".join(refs), int(attachments), fid, uid, raw),
+            # Which rows still hold the raw they were decoded from: one query a chunk, then
+            # one executemany (a statement a row cost ~5 µs a row more).
+            current: dict[int, bytes] = {}
+            uids = [d[0] for d in decoded]
+            for i in range(0, len(uids), 500):
+                chunk = uids[i : i + 500]
+                current.update(
+                    self._db.execute(
+                        "SELECT uid, raw FROM messages WHERE folder_id=? AND raw IS NOT NULL"  # noqa: S608
+                        f" AND uid IN ({','.join('?' * len(chunk))})",
+                        (fid, *chunk),
+                    ).fetchall()
                 )
-                if cur.rowcount:
-                    written.append(uid)
-                    envelopes.append((uid, envelope))
+            rows = [d for d in decoded if current.get(d[0]) == d[1]]
+            self._db.executemany(
+                "UPDATE messages SET envelope=?, refs=?, has_attachments=?, raw=NULL"
+                " WHERE folder_id=? AND uid=?",
+                [
+                    (_ENCODE(envelope), " ".join(refs), int(attachments), fid, uid)
+                    for uid, _raw, (envelope, refs, attachments) in rows
+                ],
+            )
+            written = [r[0] for r in rows]
+            envelopes = [(r[0], r[2][0]) for r in rows]
             searchindex.index_envelopes(self._db, fid, envelopes)
         return written
 
