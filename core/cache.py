@@ -596,29 +596,25 @@ class Cache:
         fid = self._fid(folder)
         if fid is None or not decoded:
             return []
+        params = [
+            (_ENCODE(envelope), " ".join(refs), int(attachments), fid, uid, raw)
+            for uid, raw, (envelope, refs, attachments) in decoded
+        ]
         with self._tx():
-            # Which rows still hold the raw they were decoded from: one query a chunk, then
-            # one executemany (a statement a row cost ~5 µs a row more).
-            current: dict[int, bytes] = {}
-            uids = [d[0] for d in decoded]
-            for i in range(0, len(uids), 500):
-                chunk = uids[i : i + 500]
-                current.update(
-                    self._db.execute(
-                        "SELECT uid, raw FROM messages WHERE folder_id=? AND raw IS NOT NULL"  # noqa: S608
-                        f" AND uid IN ({','.join('?' * len(chunk))})",
-                        (fid, *chunk),
-                    ).fetchall()
-                )
-            rows = [d for d in decoded if current.get(d[0]) == d[1]]
-            self._db.executemany(
-                "UPDATE messages SET envelope=?, refs=?, has_attachments=?, raw=NULL"
-                " WHERE folder_id=? AND uid=?",
-                [
-                    (_ENCODE(envelope), " ".join(refs), int(attachments), fid, uid)
-                    for uid, _raw, (envelope, refs, attachments) in rows
-                ],
-            )
+            # One executemany for the usual case (every row still holds the raw it was
+            # decoded from); if one changed meanwhile, undone and done a row at a time, to
+            # know which.
+            self._db.execute("SAVEPOINT set_decoded")
+            if self._db.executemany(_SET_DECODED, params).rowcount == len(params):
+                rows = list(decoded)
+            else:
+                self._db.execute("ROLLBACK TO set_decoded")
+                rows = [
+                    d
+                    for d, p in zip(decoded, params, strict=True)
+                    if self._db.execute(_SET_DECODED, p).rowcount
+                ]
+            self._db.execute("RELEASE set_decoded")
             written = [r[0] for r in rows]
             envelopes = [(r[0], r[2][0]) for r in rows]
             searchindex.index_envelopes(self._db, fid, envelopes)
@@ -945,6 +941,11 @@ class _Checkpointer:
         if self._thread is not None:
             self._thread.join()
 
+
+_SET_DECODED = (
+    "UPDATE messages SET envelope=?, refs=?, has_attachments=?, raw=NULL"
+    " WHERE folder_id=? AND uid=? AND raw=?"
+)
 
 _SUMMARY_COLUMNS = (
     "uid, flags, internal_date, size, envelope, refs, has_attachments, modseq, sort_date, raw,"
