@@ -49,7 +49,7 @@ from kittiwake.core.models import SEEN, Envelope, FolderInfo, FolderRole, Messag
 from kittiwake.core.search import index as searchindex
 from kittiwake.core.sqltx import transaction
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,8 @@ _MIGRATIONS: dict[int, str] = {
     6: """
     ALTER TABLE messages ADD COLUMN degraded INTEGER NOT NULL DEFAULT 0;
     """,
+    # 7: the search index merges its segments 16 at a time, not 4 (``searchindex.AUTOMERGE``).
+    7: searchindex.SET_AUTOMERGE,
 }
 
 #: One summary stored with its envelope undecoded, in column order: uid, sort_date, flags
