@@ -257,9 +257,11 @@ def index_envelopes(
     existing: dict[int, str] = {}
     for i in range(0, len(keys), _CHUNK):
         chunk = keys[i : i + _CHUNK]
+        # FTS5's own content table (id = rowid, c4 = body): a plain rowid table, looked up
+        # in a third of the time a rowid IN (...) through the virtual table takes.
         existing.update(
             db.execute(
-                f"SELECT rowid, body FROM {TABLE} WHERE rowid IN"  # noqa: S608
+                f"SELECT id, c4 FROM {TABLE}_content WHERE id IN"  # noqa: S608
                 f" ({','.join('?' * len(chunk))})",
                 chunk,
             ).fetchall()
