@@ -17,8 +17,7 @@ of a whole folder; ``raw`` is NULL once a row is decoded. The decoder lives with
 parser (the only writer of raw rows) and is imported on first use. The pass runs after a
 first sync (``Tuning.decode_after_sync``), else once something needs every row of a folder (a
 search, the conversations, a conversation, the order by sender or subject: ``want_decoded``):
-decoding and indexing 100,000 rows costs some 15 s of CPU, which a user who only reads never
-needs, but a first search would otherwise pay.
+decoding and indexing 100,000 rows costs a few seconds of CPU (``benches/bench_decode_pass.py``).
 
 Search index (schema 4): ``core.search.index``'s FTS5 table holds the words of every decoded
 summary and of every cached body, written in the transaction that writes the row
