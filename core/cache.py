@@ -17,8 +17,7 @@ of a whole folder; ``raw`` is NULL once a row is decoded. The decoder lives with
 parser (the only writer of raw rows) and is imported on first use. The pass runs after a
 first sync (``Tuning.decode_after_sync``), else once something needs every row of a folder (a
 search, the conversations, a conversation, the order by sender or subject: ``want_decoded``):
-decoding and indexing 100,000 rows costs some 15 s of CPU, which a user who only reads never
-needs, but a first search would otherwise pay.
+decoding and indexing 100,000 rows costs a few seconds of CPU (``benches/bench_decode_pass.py``).
 
 Search index (schema 4): ``core.search.index``'s FTS5 table holds the words of every decoded
 summary and of every cached body, written in the transaction that writes the row
@@ -49,7 +48,7 @@ from kittiwake.core.models import SEEN, Envelope, FolderInfo, FolderRole, Messag
 from kittiwake.core.search import index as searchindex
 from kittiwake.core.sqltx import transaction
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +137,8 @@ _MIGRATIONS: dict[int, str] = {
     6: """
     ALTER TABLE messages ADD COLUMN degraded INTEGER NOT NULL DEFAULT 0;
     """,
+    # 7: the search index merges its segments 16 at a time, not 4 (``searchindex.AUTOMERGE``).
+    7: searchindex.SET_AUTOMERGE,
 }
 
 #: One summary stored with its envelope undecoded, in column order: uid, sort_date, flags
@@ -596,18 +597,27 @@ class Cache:
         fid = self._fid(folder)
         if fid is None or not decoded:
             return []
-        written: list[int] = []
-        envelopes: list[tuple[int, Envelope]] = []
+        params = [
+            (_ENCODE(envelope), " ".join(refs), int(attachments), fid, uid, raw)
+            for uid, raw, (envelope, refs, attachments) in decoded
+        ]
         with self._tx():
-            for uid, raw, (envelope, refs, attachments) in decoded:
-                cur = self._db.execute(
-                    "UPDATE messages SET envelope=?, refs=?, has_attachments=?, raw=NULL"
-                    " WHERE folder_id=? AND uid=? AND raw=?",
-                    (_ENCODE(envelope), " ".join(refs), int(attachments), fid, uid, raw),
-                )
-                if cur.rowcount:
-                    written.append(uid)
-                    envelopes.append((uid, envelope))
+            # One executemany for the usual case (every row still holds the raw it was
+            # decoded from); if one changed meanwhile, undone and done a row at a time, to
+            # know which.
+            self._db.execute("SAVEPOINT set_decoded")
+            if self._db.executemany(_SET_DECODED, params).rowcount == len(params):
+                rows = list(decoded)
+            else:
+                self._db.execute("ROLLBACK TO set_decoded")
+                rows = [
+                    d
+                    for d, p in zip(decoded, params, strict=True)
+                    if self._db.execute(_SET_DECODED, p).rowcount
+                ]
+            self._db.execute("RELEASE set_decoded")
+            written = [r[0] for r in rows]
+            envelopes = [(r[0], r[2][0]) for r in rows]
             searchindex.index_envelopes(self._db, fid, envelopes)
         return written
 
@@ -932,6 +942,11 @@ class _Checkpointer:
         if self._thread is not None:
             self._thread.join()
 
+
+_SET_DECODED = (
+    "UPDATE messages SET envelope=?, refs=?, has_attachments=?, raw=NULL"
+    " WHERE folder_id=? AND uid=? AND raw=?"
+)
 
 _SUMMARY_COLUMNS = (
     "uid, flags, internal_date, size, envelope, refs, has_attachments, modseq, sort_date, raw,"

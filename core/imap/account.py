@@ -112,10 +112,10 @@ class Tuning:
     dead_after: float = 30.0
     decode_after_sync: bool = True
     """Decode and index the rows a first sync left raw right after it (the background pass:
-    ~15 s of CPU at 100,000 messages, once, while the user reads), so that the first search,
+    ~4 s of CPU at 100,000 messages, once, while the user reads), so that the first search,
     the conversations or a sort by sender are as quick as any later one. False leaves the
     machine quiet until one of those asks (``Cache.want_decoded``); the first of them then
-    pays the pass (~10 s of CPU at 100,000: benches/bench_decode_pass.py compares both)."""
+    pays the pass (benches/bench_decode_pass.py compares both)."""
     limit_backoff_min: float = LIMIT_BACKOFF_MIN
     limit_backoff_max: float = LIMIT_BACKOFF_MAX
 
@@ -229,14 +229,14 @@ class ImapAccount:
     def _start_decoding(self) -> None:
         """Decode, in the background, the summaries a first sync stored raw (see
         ``core/imap/lazy.py``): conversation, search and threads then read decoded rows
-        instead of decoding each at ~65 µs. Cache work only, so it outlives reconnects."""
+        instead of decoding each at ~18 µs. Cache work only, so it outlives reconnects."""
         if self._decoder is None or self._decoder.done():
             self._decoder = asyncio.create_task(self._decode_all(), name=f"decode:{self.name}")
 
     def _want_decoded(self) -> None:
         """A search, the conversations or a sort by sender or subject read every row: the
         raw ones are decoded from now on (after the sync in progress), never before, so a
-        first start that is only read leaves the machine quiet (issue 19: ~15 s of CPU at
+        first start that is only read leaves the machine quiet (issue 19: ~4 s of CPU at
         100,000 messages otherwise)."""
         try:
             here = asyncio.get_running_loop()
