@@ -39,6 +39,7 @@ from kittiwake.tui.screens.mailbox import MailboxScreen
 from kittiwake.tui.themes import load_themes, pick_theme, register_themes
 from kittiwake.tui.tools import private_files
 from kittiwake.tui.triage import TriageCommands
+from kittiwake.tui.type_ahead import KeyGate
 from kittiwake.tui.widgets.plain import highlight
 
 if TYPE_CHECKING:
@@ -160,6 +161,7 @@ class KittiwakeApp(App[None]):
         self.mailto: Draft | None = None
         self._fresh_mail: list[MessageSummary] = []
         self.engine_events = EngineEvents()
+        self.key_gate = KeyGate(self)
         self._setup_theme()
         # Without [keys] nothing is checked, so no screen is imported for it.
         known = binding_ids([*keymap_classes(), type(self)]) if config.keys else set()
@@ -190,6 +192,11 @@ class KittiwakeApp(App[None]):
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key) and not event.is_forwarded:
             self.api.user_input()  # background work waits while keys are drawn
+            if not self.key_gate.admit(event):  # typed ahead: after the keys before it
+                return
+            await super().on_event(event)
+            self.key_gate.sent(event, (self.focused or self.screen) if event.is_forwarded else None)
+            return
         await super().on_event(event)
 
     async def on_unmount(self) -> None:
