@@ -15,6 +15,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.dom import DOMNode
+from textual.driver import Driver
 from textual.markup import escape
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
@@ -168,6 +169,15 @@ class KittiwakeApp(App[None]):
         keymap, warnings = check_keymap(config.keys, known, str(config.path or "config"))
         self.startup_warnings += warnings
         self.set_keymap(keymap)
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's Linux driver writing small frames at once (``tui/driver.py``)."""
+        driver = super().get_driver_class()
+        if driver.__name__ == "LinuxDriver" and driver.__module__ == "textual.drivers.linux_driver":
+            from kittiwake.tui.driver import FrameDriver
+
+            return FrameDriver
+        return driver
 
     def _setup_theme(self) -> None:
         themes, warnings = load_themes()
