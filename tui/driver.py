@@ -12,7 +12,6 @@ larger, or written while the thread still has work, goes through the thread as b
 
 from __future__ import annotations
 
-import asyncio
 import threading
 
 from textual.drivers._writer_thread import WriterThread
@@ -66,7 +65,7 @@ class FrameDriver(LinuxDriver):
         super().start_application_mode()  # type: ignore[no-untyped-call]
         self._loop_thread = threading.get_ident()
         for started in (before, self._writer_thread):
-            if started is not None:
+            if started is not None and started.is_alive():  # (a suspend stopped the one before)
                 started.stop()  # what it holds is written first: the order of writes holds
         self._start_writer()
 
@@ -84,7 +83,10 @@ class FrameDriver(LinuxDriver):
         self._pending.append(data)
         if not self._flush_scheduled:  # a write no flush follows (the bell) still goes out
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            try:
+                self._loop.call_soon(self.flush)
+            except RuntimeError:  # the loop has closed (the app is ending): now, then
+                self.flush()
 
     def flush(self) -> None:
         self._flush_scheduled = False
