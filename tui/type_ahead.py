@@ -46,6 +46,7 @@ class KeyGate:
         """The widget the last key was sent to and its ancestors, the app left out."""
         self._held: deque[events.Key] = deque()
         self._released: events.Key | None = None
+        self._screen: MessagePump | None = None
         self._since = 0.0
         self._retry: asyncio.Handle | None = None
 
@@ -68,18 +69,26 @@ class KeyGate:
         self._last = key if target is not None else None
         nodes = target.ancestors_with_self if target is not None else []  # type: ignore[attr-defined]
         self._path = tuple(node for node in nodes if node is not self.app)
+        self._screen = self._top()
+
+    def _top(self) -> MessagePump | None:
+        try:
+            return self.app.screen
+        except ScreenStackError:
+            return None
 
     def _busy(self) -> bool:
-        """The last key (or what it started) is still at work."""
+        """The last key (or what it started) is still at work. Once it is not, nothing is
+        looked at for the keys after it until another key is sent."""
         if any(pump.message_queue_size for pump in self._path):
             return True
         if self._last is not None and self._last in self.app._message_queue.values:
             return True  # on its way back up, for its binding
-        try:
-            screen = self.app.screen
-        except ScreenStackError:
-            return False
-        return screen.message_queue_size > 0
+        screen = self._top()
+        if screen is not self._screen and screen is not None and screen.message_queue_size:
+            return True  # pushed or uncovered: its mount and resume first
+        self._last, self._path, self._screen = None, (), screen
+        return False
 
     def _schedule(self) -> None:
         if self._retry is None:
