@@ -12,6 +12,7 @@ from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import ClassVar
 
+from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding, BindingType
@@ -19,6 +20,7 @@ from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar, ScrollBarRender
 from textual.strip import Strip
 from textual.timer import Timer
 
@@ -78,6 +80,52 @@ def _fit(text: str, width: int) -> str:
     if cell_len(text) > width:
         return set_cell_size(text, width - 1) + "…"
     return set_cell_size(text, width)
+
+
+class ListScrollBar(ScrollBar):
+    """A vertical scroll bar drawn straight into strips. Textual draws it through Rich's
+    console, which cost more than the 28 rows of list beside it on each page key (~1 ms);
+    the rows are the same (``ScrollBarRender.render_bar`` on the widget's style)."""
+
+    def __init__(
+        self, vertical: bool = True, name: str | None = None, *, thickness: int = 1
+    ) -> None:
+        super().__init__(vertical, name, thickness=thickness)
+        self._rows: dict[tuple[object, ...], Strip] = {}
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        bar = self.render()
+        if not self.vertical or not isinstance(bar, ScrollBarRender):
+            return super().render_lines(crop)
+        style = bar.style if isinstance(bar.style, Style) else Style.parse(str(bar.style))
+        width, height = self.size
+        segments = bar.render_bar(
+            size=height,
+            virtual_size=bar.virtual_size,
+            window_size=bar.window_size,
+            position=bar.position,
+            thickness=width,
+            vertical=True,
+            back_color=style.bgcolor or Color.parse("#555555"),
+            bar_color=style.color or Color.parse("bright_magenta"),
+        )
+        base = self.rich_style
+        _, background = self.background_colors
+        filters = tuple(self.get_line_filters())
+        if len(self._rows) > 64:
+            self._rows.clear()
+        out = []
+        for segment in segments.segments[crop.y : crop.y + crop.height]:
+            # A bar has four kinds of row at most: each is drawn once.
+            key = (segment.text, segment.style, base, background, filters)
+            strip = self._rows.get(key)
+            if strip is None:
+                strip = Strip([Segment(segment.text, base + segment.style)], width)
+                for line_filter in filters:
+                    strip = strip.apply_filter(line_filter, background)
+                self._rows[key] = strip
+            out.append(strip.crop(crop.x, crop.x + crop.width))
+        return out
 
 
 class MessageList(ScrollView, can_focus=True):
@@ -191,6 +239,18 @@ class MessageList(ScrollView, can_focus=True):
         self._strips_key: tuple[int, int] = (0, 0)
         self._prepare_pending = False
         self._prepare_timer: Timer | None = None
+
+    @property
+    def vertical_scrollbar(self) -> ScrollBar:
+        """Textual's, as a ``ListScrollBar`` (made as Textual makes its own)."""
+        if self._vertical_scrollbar is None:
+            bar = ListScrollBar(
+                vertical=True, name="vertical", thickness=self.scrollbar_size_vertical
+            )
+            bar.display = False
+            self._vertical_scrollbar = bar
+            self.app._start_widget(self, bar)
+        return self._vertical_scrollbar
 
     # -- data -----------------------------------------------------------------------------
 
