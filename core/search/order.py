@@ -14,12 +14,13 @@ cost of every reload of the default order).
 from __future__ import annotations
 
 import json
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kittiwake.core import paths
-from kittiwake.core.cache import Cache
+from kittiwake.core.cache import Cache, uid_array
 from kittiwake.core.files import PRIVATE_FILE, atomic_write, make_private_dirs
 from kittiwake.core.message.subjects import base_subject
 
@@ -89,19 +90,19 @@ def _texts(cache: Cache, folder: str, uids: list[int], memo: SortTexts) -> SortT
 
 def ordered_uids(
     cache: Cache, folder: str, order: SortOrder, memo: SortTexts | None = None
-) -> list[int]:
-    """The UIDs of ``folder`` in ``order`` (ties: newest first, then by UID); ``memo``
-    keeps the sender and subject keys of the folder (as it is now: UIDVALIDITY included)
-    between calls."""
+) -> array[int]:
+    """The UIDs of ``folder`` in ``order`` (ties: newest first, then by UID), compact
+    (``uid_array``); ``memo`` keeps the sender and subject keys of the folder (as it is
+    now: UIDVALIDITY included) between calls."""
     if order.is_default:
         return cache.ordered_uids(folder)
     rows = cache.sort_columns(folder)
     rows.sort(key=lambda r: (r[1], r[0]), reverse=True)  # the default order breaks ties
     flip = order.descending
     if order.key == "date":
-        return [r[0] for r in reversed(rows)]  # ascending (descending is the default)
+        return uid_array(r[0] for r in reversed(rows))  # ascending (descending: default)
     if order.key == "arrival":
-        return sorted((r[0] for r in rows), reverse=flip)
+        return uid_array(sorted((r[0] for r in rows), reverse=flip))
     if order.key == "size":
         rows.sort(key=lambda r: r[3], reverse=flip)
     elif order.key == "unread":
@@ -112,7 +113,7 @@ def ordered_uids(
         texts = _texts(cache, folder, [r[0] for r in rows], {} if memo is None else memo)
         column = 0 if order.key == "sender" else 1
         rows.sort(key=lambda r: texts.get(r[0], ("", ""))[column], reverse=flip)
-    return [r[0] for r in rows]
+    return uid_array(r[0] for r in rows)
 
 
 def ordered_threads(
