@@ -61,6 +61,13 @@ def uid_array(uids: Iterable[int] = ()) -> array[int]:
 
 log = logging.getLogger(__name__)
 
+#: SQLite's page cache of the connection, in KiB (its default is 2,000). The open's quick
+#: check and the list's index read walk more pages than that, so the cache fills whatever
+#: its size; the pages read again (b-tree tops, a screenful's rows) fit in this, and a page
+#: missed is read again from the OS's cache (no CPU or write difference seen filling 50,000
+#: summaries). 1.5 MB less peak memory with 100,000 messages open.
+PAGE_CACHE_KIB = 512
+
 #: Rows changed since the last checkpoint that start the next one (about 5-10 MB of WAL).
 CHECKPOINT_EVERY = 10_000
 
@@ -317,6 +324,7 @@ class Cache:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
             self._migrate()
         except BaseException:
             self._db.close()
