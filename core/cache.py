@@ -645,10 +645,9 @@ class Cache:
         fid = self._fid(folder)
         if fid is None:
             return {}
-        if uids is None:
-            rows = self._db.execute(
-                "SELECT uid, flags FROM messages WHERE folder_id=?", (fid,)
-            ).fetchall()
+        rows: Iterable[tuple[int, str]]
+        if uids is None:  # row by row: no list of every row beside the answer
+            rows = self._db.execute("SELECT uid, flags FROM messages WHERE folder_id=?", (fid,))
         else:
             wanted = list(uids)
             rows = []
@@ -659,7 +658,14 @@ class Cache:
                     f" ({','.join('?' * len(chunk))})",
                     (fid, *chunk),
                 ).fetchall()
-        return {uid: frozenset(f.split()) if f else frozenset() for uid, f in rows}
+        sets: dict[str, frozenset[str]] = {}  # one object per distinct set, not per message
+        out: dict[int, frozenset[str]] = {}
+        for uid, f in rows:
+            got = sets.get(f)
+            if got is None:
+                got = sets[f] = frozenset(f.split()) if f else frozenset()
+            out[uid] = got
+        return out
 
     def remove(self, folder: str, uids: Iterable[int]) -> list[int]:
         """Delete ``uids``; return the ones that were cached."""

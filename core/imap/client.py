@@ -48,7 +48,7 @@ from kittiwake.core.imap.parser import (
 from kittiwake.core.imap.protocol import StreamReader
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.message import utf7
-from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
+from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary, shared_flags
 from kittiwake.core.tasks import reap
 
 log = logging.getLogger(__name__)
@@ -586,7 +586,7 @@ class ImapClient:
                 continue
             f = r.flags
             if f is not None:
-                flags[r.uid] = f - {RECENT}
+                flags[r.uid] = shared_flags(f - {RECENT}) if RECENT in f else f
             if r.modseq is not None:
                 modseqs[r.uid] = r.modseq
         return flags, modseqs

@@ -147,6 +147,17 @@ def test_position_index_is_four_bytes_a_message_up_to_the_largest_uid(tmp_path: 
     assert len(cache.ordered_uids("Nowhere")) == 0
 
 
+def test_flags_of_a_folder_share_one_set_per_distinct_value(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "a.sqlite3")
+    seen, none = frozenset({SEEN}), frozenset[str]()
+    cache.put_summaries("INBOX", [summary(u, flags=seen if u % 3 else none) for u in range(1, 10)])
+    every = cache.flags("INBOX")
+    assert every == {u: seen if u % 3 else none for u in range(1, 10)}
+    assert every[1] is every[2] and every[3] is every[6] and every[1] is not every[3]
+    some = cache.flags("INBOX", [1, 2, 3, 99])
+    assert set(some) == {1, 2, 3} and some[1] is some[2] and some[3] == none
+
+
 def test_conversation_links_by_references_and_in_reply_to(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "a.sqlite3")
 
