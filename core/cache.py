@@ -61,6 +61,9 @@ def uid_array(uids: Iterable[int] = ()) -> array[int]:
 
 log = logging.getLogger(__name__)
 
+#: The list's default order (``ordered_uids``): newest first, ties by UID.
+NEWEST_FIRST = "sort_date DESC, uid DESC"
+
 #: SQLite's page cache of the connection, in KiB (its default is 2,000). The open's quick
 #: check and the list's index read walk more pages than that, so the cache fills whatever
 #: its size; the pages read again (b-tree tops, a screenful's rows) fit in this, and a page
@@ -738,11 +741,14 @@ class Cache:
         ).fetchone()
         return _row_summary(row) if row else None
 
-    def ordered_uids(self, folder: str) -> array[int]:
-        """Every UID of ``folder``, newest first: the position index of the message list.
+    def ordered_uids(self, folder: str, order_by: str = NEWEST_FIRST) -> array[int]:
+        """Every UID of ``folder``, newest first (or by ``order_by``, one of the SQL orders of
+        ``core/search/order.py``): the position index of the message list.
 
         Four bytes a message (UIDs are 32-bit), filled row by row: a list of Python ints
         costs 36 bytes a message, 36 MB for a million, and twice that while it is built.
+        SQLite sorts what is not the index's order (its sorter spills to a temporary file
+        beyond the page cache), not a list of a tuple per message.
         """
         uids = uid_array()
         fid = self._fid(folder)
@@ -750,7 +756,7 @@ class Cache:
             uids.extend(
                 r[0]
                 for r in self._db.execute(
-                    "SELECT uid FROM messages WHERE folder_id=? ORDER BY sort_date DESC, uid DESC",
+                    f"SELECT uid FROM messages WHERE folder_id=? ORDER BY {order_by}",  # noqa: S608
                     (fid,),
                 )
             )

@@ -88,6 +88,21 @@ def _texts(cache: Cache, folder: str, uids: list[int], memo: SortTexts) -> SortT
     return memo
 
 
+#: The orders SQLite sorts (``Cache.ordered_uids``), ties as in the default order: a
+#: (uid, date, size, seen) tuple per message sorted in Python costs ~170 bytes a message
+#: (170 MB for a million). Date and arrival have no ties; unread, oldest first, keeps the
+#: oldest first among equals.
+_SQL_ORDERS = {
+    ("date", False): "sort_date, uid",
+    ("arrival", True): "uid DESC",
+    ("arrival", False): "uid",
+    ("size", True): "size DESC, sort_date DESC, uid DESC",
+    ("size", False): "size, sort_date DESC, uid DESC",
+    ("unread", True): "seen, sort_date DESC, uid DESC",
+    ("unread", False): "seen, sort_date, uid",
+}
+
+
 def ordered_uids(
     cache: Cache, folder: str, order: SortOrder, memo: SortTexts | None = None
 ) -> array[int]:
@@ -96,24 +111,15 @@ def ordered_uids(
     now: UIDVALIDITY included) between calls."""
     if order.is_default:
         return cache.ordered_uids(folder)
-    rows = cache.sort_columns(folder)
-    rows.sort(key=lambda r: (r[1], r[0]), reverse=True)  # the default order breaks ties
-    flip = order.descending
-    if order.key == "date":
-        return uid_array(r[0] for r in reversed(rows))  # ascending (descending: default)
-    if order.key == "arrival":
-        return uid_array(sorted((r[0] for r in rows), reverse=flip))
-    if order.key == "size":
-        rows.sort(key=lambda r: r[3], reverse=flip)
-    elif order.key == "unread":
-        if not flip:
-            rows.reverse()
-        rows.sort(key=lambda r: r[4])
-    else:
-        texts = _texts(cache, folder, [r[0] for r in rows], {} if memo is None else memo)
-        column = 0 if order.key == "sender" else 1
-        rows.sort(key=lambda r: texts.get(r[0], ("", ""))[column], reverse=flip)
-    return uid_array(r[0] for r in rows)
+    by_sql = _SQL_ORDERS.get((order.key, order.descending))
+    if by_sql is not None:
+        return cache.ordered_uids(folder, by_sql)
+    # Sender or subject: keys from the envelopes, sorted here (newest first among equals).
+    uids = list(cache.ordered_uids(folder))
+    texts = _texts(cache, folder, uids, {} if memo is None else memo)
+    column = 0 if order.key == "sender" else 1
+    uids.sort(key=lambda uid: texts.get(uid, ("", ""))[column], reverse=order.descending)
+    return uid_array(uids)
 
 
 def ordered_threads(
