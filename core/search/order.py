@@ -80,12 +80,19 @@ def _texts(cache: Cache, folder: str, uids: list[int], memo: SortTexts) -> SortT
     missing = [uid for uid in uids if uid not in memo]
     if missing:
         cache.want_decoded()  # every envelope of a folder is read: decode the raw rows once
-    for uid, summary in cache.summaries(folder, missing).items():
-        env = summary.envelope
-        first = env.from_[0] if env.from_ else None
-        sender = ((first.name or first.addr) if first else "").casefold()
-        memo[uid] = (sender, base_subject(env.subject).casefold())
+    for start in range(0, len(missing), _TEXTS_BATCH):
+        # A batch of summaries at a time: all of a 100,000-message folder's at once held
+        # ~150 MB of envelopes for the two strings kept of each.
+        batch = cache.summaries(folder, missing[start : start + _TEXTS_BATCH])
+        for uid, summary in batch.items():
+            env = summary.envelope
+            first = env.from_[0] if env.from_ else None
+            sender = ((first.name or first.addr) if first else "").casefold()
+            memo[uid] = (sender, base_subject(env.subject).casefold())
     return memo
+
+
+_TEXTS_BATCH = 2000
 
 
 #: The orders SQLite sorts (``Cache.ordered_uids``), ties as in the default order: a
