@@ -32,6 +32,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,7 +51,24 @@ from kittiwake.core.sqltx import transaction
 
 SCHEMA_VERSION = 7
 
+
+def uid_array(uids: Iterable[int] = ()) -> array[int]:
+    """UIDs as a compact array (four bytes each, as IMAP's are 32-bit): what views hold one
+    of per message, a folder of a million included."""
+    return array("I", uids)
+
+
 log = logging.getLogger(__name__)
+
+#: The list's default order (``ordered_uids``): newest first, ties by UID.
+NEWEST_FIRST = "sort_date DESC, uid DESC"
+
+#: SQLite's page cache of the connection, in KiB (its default is 2,000). The open's quick
+#: check and the list's index read walk more pages than that, so the cache fills whatever
+#: its size; the pages read again (b-tree tops, a screenful's rows) fit in this, and a page
+#: missed is read again from the OS's cache (no CPU or write difference seen filling 50,000
+#: summaries). 1.5 MB less peak memory with 100,000 messages open.
+PAGE_CACHE_KIB = 512
 
 #: Rows changed since the last checkpoint that start the next one (about 5-10 MB of WAL).
 CHECKPOINT_EVERY = 10_000
@@ -310,6 +328,7 @@ class Cache:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
             self._migrate()
         except BaseException:
             self._db.close()
@@ -639,10 +658,9 @@ class Cache:
         fid = self._fid(folder)
         if fid is None:
             return {}
-        if uids is None:
-            rows = self._db.execute(
-                "SELECT uid, flags FROM messages WHERE folder_id=?", (fid,)
-            ).fetchall()
+        rows: Iterable[tuple[int, str]]
+        if uids is None:  # row by row: no list of every row beside the answer
+            rows = self._db.execute("SELECT uid, flags FROM messages WHERE folder_id=?", (fid,))
         else:
             wanted = list(uids)
             rows = []
@@ -653,7 +671,14 @@ class Cache:
                     f" ({','.join('?' * len(chunk))})",
                     (fid, *chunk),
                 ).fetchall()
-        return {uid: frozenset(f.split()) if f else frozenset() for uid, f in rows}
+        sets: dict[str, frozenset[str]] = {}  # one object per distinct set, not per message
+        out: dict[int, frozenset[str]] = {}
+        for uid, f in rows:
+            got = sets.get(f)
+            if got is None:
+                got = sets[f] = frozenset(f.split()) if f else frozenset()
+            out[uid] = got
+        return out
 
     def remove(self, folder: str, uids: Iterable[int]) -> list[int]:
         """Delete ``uids``; return the ones that were cached."""
@@ -726,21 +751,26 @@ class Cache:
         ).fetchone()
         return _row_summary(row) if row else None
 
-    def ordered_uids(self, folder: str) -> list[int]:
-        """Every UID of ``folder``, newest first: the position index of the message list.
+    def ordered_uids(self, folder: str, order_by: str = NEWEST_FIRST) -> array[int]:
+        """Every UID of ``folder``, newest first (or by ``order_by``, one of the SQL orders of
+        ``core/search/order.py``): the position index of the message list.
 
-        100,000 ints cost under 1 MB, and turn "row i" into one indexed lookup.
+        Four bytes a message (UIDs are 32-bit), filled row by row: a list of Python ints
+        costs 36 bytes a message, 36 MB for a million, and twice that while it is built.
+        SQLite sorts what is not the index's order (its sorter spills to a temporary file
+        beyond the page cache), not a list of a tuple per message.
         """
+        uids = uid_array()
         fid = self._fid(folder)
-        if fid is None:
-            return []
-        return [
-            r[0]
-            for r in self._db.execute(
-                "SELECT uid FROM messages WHERE folder_id=? ORDER BY sort_date DESC, uid DESC",
-                (fid,),
+        if fid is not None:
+            uids.extend(
+                r[0]
+                for r in self._db.execute(
+                    f"SELECT uid FROM messages WHERE folder_id=? ORDER BY {order_by}",  # noqa: S608
+                    (fid,),
+                )
             )
-        ]
+        return uids
 
     def sort_columns(self, folder: str) -> list[tuple[int, float, float | None, int, int]]:
         """(uid, sort_date, internal_date, size, seen) of every message of ``folder``: what

@@ -602,7 +602,7 @@ class ImapAccount:
         """Gmail: each message's X-GM-MSGID and labels, so the copies of one message under
         several labels are seen as one (``core/gmailids.py``). Fetched again whenever the
         folder gained or lost messages (a cheap FETCH: no headers)."""
-        cached = set(self.cache.flags(folder))
+        cached = set(self.cache.uids(folder))  # not flags: a frozenset each, 1M in All Mail
         db = self.cache.db
         if not changed and cached == gmailids.known_uids(db, folder):
             return

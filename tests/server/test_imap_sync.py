@@ -187,7 +187,7 @@ async def test_bulk_batches_are_stored_lazily_and_read_back_as_the_full_decoder_
     assert {s.uid: s for e in added for s in e.summaries} == utc
     assert await decode_pass(account.cache, "INBOX") == undecoded
     assert account.cache.summaries("INBOX", list(full)) == utc
-    assert account.cache.ordered_uids("INBOX")[:3] == [
+    assert list(account.cache.ordered_uids("INBOX")[:3]) == [
         s.uid for s in sorted(utc.values(), key=lambda s: (sort_date(s), s.uid), reverse=True)[:3]
     ]
 

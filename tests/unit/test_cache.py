@@ -129,12 +129,34 @@ def test_cache_from_a_newer_version_is_refused_and_kept(tmp_path: Path) -> None:
 def test_position_index_and_screenful_lookup(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "a.sqlite3")
     cache.put_summaries("INBOX", [summary(u, minutes=(u * 7) % 13) for u in range(1, 40)])
-    order = cache.ordered_uids("INBOX")
+    order = list(cache.ordered_uids("INBOX"))
     page, _ = cache.page("INBOX", 100)
     assert order == [s.uid for s in page]
     rows = cache.summaries("INBOX", [*order[5:10], 999])
     assert set(rows) == set(order[5:10])
     assert rows[order[5]] == summary(order[5], minutes=(order[5] * 7) % 13)
+
+
+def test_position_index_is_four_bytes_a_message_up_to_the_largest_uid(tmp_path: Path) -> None:
+    """The list keeps the index for as long as the folder is shown: a million messages in
+    4 MB, not a list of Python ints (36 MB); IMAP's largest UID (2**32 - 1) still fits."""
+    cache = Cache(tmp_path / "a.sqlite3")
+    top = 2**32 - 1
+    cache.put_summaries("INBOX", [summary(1), summary(2), summary(top, minutes=3)])
+    order = cache.ordered_uids("INBOX")
+    assert order.itemsize == 4 and list(order) == [top, 2, 1]
+    assert len(cache.ordered_uids("Nowhere")) == 0
+
+
+def test_flags_of_a_folder_share_one_set_per_distinct_value(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "a.sqlite3")
+    seen, none = frozenset({SEEN}), frozenset[str]()
+    cache.put_summaries("INBOX", [summary(u, flags=seen if u % 3 else none) for u in range(1, 10)])
+    every = cache.flags("INBOX")
+    assert every == {u: seen if u % 3 else none for u in range(1, 10)}
+    assert every[1] is every[2] and every[3] is every[6] and every[1] is not every[3]
+    some = cache.flags("INBOX", [1, 2, 3, 99])
+    assert set(some) == {1, 2, 3} and some[1] is some[2] and some[3] == none
 
 
 def test_conversation_links_by_references_and_in_reply_to(tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ def test_v3_cache_gets_an_index_of_what_it_holds(tmp_path: Path) -> None:
         "Lunch plans",
         "Narwhal raw",
     ]
-    assert cache.ordered_uids("Old") == [1] and cache.body("INBOX", 2) is not None
+    assert list(cache.ordered_uids("Old")) == [1] and cache.body("INBOX", 2) is not None
     # v6: no message was degraded before; one stored so is read back so.
     assert not any(s.degraded for s in found.values())
     cache.put_summaries("INBOX", [dataclasses.replace(found[1], uid=9, degraded=True)])

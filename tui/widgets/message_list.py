@@ -8,7 +8,9 @@ at a time. The list holds just the folder's position index (UIDs newest first, u
 from __future__ import annotations
 
 import time
+from array import array
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -213,7 +215,8 @@ class MessageList(ScrollView, can_focus=True):
         self.account: str | None = None
         self.folder: str | None = None
         self.show_recipients = False
-        self.index: list[int] = []
+        self.index: array[int] = array("I")
+        """UIDs by row: four bytes a message (``MailApi.message_index``)."""
         self.uidvalidity: int | None = None
         """The folder's UIDVALIDITY when ``index`` was read: actions name it with the UIDs."""
         self.selected: set[int] = set()
@@ -293,7 +296,8 @@ class MessageList(ScrollView, can_focus=True):
             self._rows.clear()
         for uid in forget:
             self._rows.pop(uid, None)
-        self.selected &= set(self.index)
+        if self.selected:  # a set of the whole index is the size of a list of it: only then
+            self.selected &= set(self.index)
         self.virtual_size = Size(self.size.width, len(self.index))
         if current is not None and current in self.index:
             position = self.index.index(current)
@@ -307,9 +311,9 @@ class MessageList(ScrollView, can_focus=True):
             self._prepare_timer.stop()
         self._prepare_timer = self.set_timer(0.25, self._schedule_prepare)
 
-    def _read_index(self) -> list[int]:
+    def _read_index(self) -> array[int]:
         if self.account is None or self.folder is None:
-            return []
+            return array("I")
         return self.api.message_index(self.account, self.folder, self.order, self.limit)
 
     def set_order(self, order: SortOrder) -> None:
@@ -400,7 +404,7 @@ class MessageList(ScrollView, can_focus=True):
     def summary(self, uid: int) -> MessageSummary | None:
         return self._load([uid]).get(uid)
 
-    def _load(self, uids: list[int]) -> dict[int, MessageSummary]:
+    def _load(self, uids: Sequence[int]) -> dict[int, MessageSummary]:
         if len(self._labels) > 4 * _ROW_CACHE:
             self._labels = {u: self._labels[u] for u in self._rows if u in self._labels}
         missing = [u for u in uids if u not in self._rows]
