@@ -393,7 +393,12 @@ def run_scale(messages: int, folders: int, runs: int, peer_timeout: float) -> li
     rows: list[ScaleRow] = []
     kw_cell: dict[str, str] = {}
     try:
-        dovecot = Dovecot(root.instance_dir("dovecot"), make_test_ca(root.instance_dir("ca")))
+        # Dovecot's default 256 MB address space is too small for a first look at 1M files.
+        dovecot = Dovecot(
+            root.instance_dir("dovecot"),
+            make_test_ca(root.instance_dir("ca")),
+            extra_conf="service imap {\n  vsz_limit = 4G\n}\n",
+        )
         dovecot.start()
         user = dovecot.add_user("bench", "bench-password")
         bis.adopt_maildir(dovecot, user, maildir)
