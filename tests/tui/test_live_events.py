@@ -63,6 +63,16 @@ async def test_the_folder_tree_follows_folder_lists_and_counts(
         _cache(app).set_flags("Work", {1: frozenset({SEEN})})  # read on another device
         _publish(app, FolderCountsChanged("mine", "Work", 1, 0))
         await until(pilot, lambda: _label(tree, "Work") == "Work")
+        # A sync of 200 folders ends each with its counts: the event's own are shown, not
+        # every folder's counted again (each time a count of every message).
+        listed: list[str] = []
+        real = app.api.folders
+        app.api.folders = lambda account: listed.append(account) or real(account)  # type: ignore[method-assign]
+        for unread in range(1, 201):
+            _publish(app, FolderCountsChanged("mine", "Work", 300, unread))
+        await until(pilot, lambda: _label(tree, "Work") == "Work (200)")
+        assert listed == []
+        app.api.folders = real  # type: ignore[method-assign]
         mailbox_screen = _mailbox(app)
         mailbox_screen.folder = None  # as before any folder was known
         folders = (*_cache(app).folders(), FolderInfo("Projects", "/"))
