@@ -419,6 +419,11 @@ class Cache:
         """Row id -> folder name, for every cached folder."""
         return {int(i): n for i, n in self._db.execute("SELECT id, name FROM folders")}
 
+    def folder_roles(self) -> dict[str, FolderRole | None]:
+        """Folder name -> role, for every cached folder: ``folders()`` without its counts."""
+        rows = self._db.execute("SELECT name, role FROM folders")
+        return {n: FolderRole(r) if r else None for n, r in rows}
+
     def _require(self, folder: str) -> int:
         fid = self._fid(folder, create=True)
         assert fid is not None

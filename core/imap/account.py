@@ -540,7 +540,7 @@ class ImapAccount:
         self._publish_outside_changes()
         folders, statuses = await self.sync_folder_list()
         order = sorted(
-            (f for f in folders if f.selectable and not self._waits_until_opened(f)),
+            (f for f in folders if f.selectable and not self._waits_until_opened(f.name, f.role)),
             key=lambda f: (f.role is not FolderRole.INBOX, f.name != self.open_folder, f.name),
         )
         stats = SyncStats(folders=len(order))
@@ -561,14 +561,14 @@ class ImapAccount:
         self.stats = stats
         return stats
 
-    def _waits_until_opened(self, folder: FolderInfo) -> bool:
+    def _waits_until_opened(self, folder: str, role: FolderRole | None) -> bool:
         """Gmail's All Mail (``\\All``) holds every message again, and is often the biggest
         folder of all: it is first fetched when the user opens it (or searches it), not with
         the others. Once cached, it is kept up to date like any folder."""
         return (
-            folder.role is FolderRole.ALL
-            and folder.name != self.open_folder
-            and self.cache.folder_state(folder.name) is None
+            role is FolderRole.ALL
+            and folder != self.open_folder
+            and self.cache.folder_state(folder) is None
         )
 
     async def sync_folder_list(self) -> tuple[list[FolderInfo], dict[str, Status]]:
@@ -577,7 +577,7 @@ class ImapAccount:
         async with self._lock:
             client = self.client
             folders, statuses = await client.list_folders()
-        before = {f.name for f in self.cache.folders()}
+        before = set(self.cache.folder_roles())  # names only: folders() counts every message
         self.cache.set_folders(folders)
         for name, st in statuses.items():
             state = self.cache.folder_state(name)
@@ -585,9 +585,8 @@ class ImapAccount:
                 self._reset_folder(name)
             if st.messages is not None:
                 self.cache.set_server_counts(name, st.messages, st.unseen or 0)
-        now = self.cache.folders()
-        if {f.name for f in now} != before or not before:
-            self.bus.publish(FolderListChanged(self.name, tuple(now)))
+        if set(self.cache.folder_roles()) != before or not before:
+            self.bus.publish(FolderListChanged(self.name, tuple(self.cache.folders())))
         return folders, statuses
 
     async def sync_folder(self, folder: str, status: Status | None = None) -> int:
@@ -863,8 +862,8 @@ class ImapAccount:
                         self._dirty.mark(info.name)
             while self._dirty.folders:
                 folder = self._dirty.folders.pop()
-                cached = {f.name: f for f in self.cache.folders()}
-                if folder in cached and not self._waits_until_opened(cached[folder]):
+                roles = self.cache.folder_roles()  # not folders(): that counts every message
+                if folder in roles and not self._waits_until_opened(folder, roles[folder]):
                     try:
                         await self.sync_folder(folder)
                     except CommandFailed as exc:

@@ -90,6 +90,16 @@ def test_counts_are_read_once_per_change_here_or_elsewhere(tmp_path: Path) -> No
     assert len(counted) == 6
 
 
+def test_folder_roles_name_every_folder_without_counting(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "a.sqlite3")
+    cache.set_folders([FolderInfo("INBOX", "/", FolderRole.INBOX), FolderInfo("Lists/py", "/")])
+    cache.put_summaries("INBOX", [summary(1)])
+    counted: list[str] = []
+    cache.db.set_trace_callback(lambda sql: counted.append(sql) if "count(" in sql else None)
+    assert cache.folder_roles() == {"INBOX": FolderRole.INBOX, "Lists/py": None}
+    assert counted == []
+
+
 def test_folder_state_reset_and_bodies(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "a.sqlite3")
     cache.set_folders(
