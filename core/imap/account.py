@@ -126,9 +126,15 @@ class _Dirty:
     folder_list: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
+    marks: int = 0
+    marked_at: dict[str, int] = field(default_factory=dict)
+    """When each folder was last marked, counted in marks: a STATUS read before is stale."""
+
     def mark(self, folder: str | None) -> None:
         if folder is not None:
             self.folders.add(folder)
+            self.marks += 1
+            self.marked_at[folder] = self.marks
             self.wake.set()
 
     def mark_list(self) -> None:
@@ -853,10 +859,16 @@ class ImapAccount:
             if self.triage.has_pending():
                 async with self._lock:
                     await self.triage.flush(self.client)
+            statuses: dict[str, Status] = {}
+            listed_at = 0
             if self._dirty.folder_list:
                 self._dirty.folder_list = False
-                known = {f.name for f in self.cache.folders()}
-                folders, _ = await self.sync_folder_list()
+                known = set(self.cache.folder_roles())
+                # With LIST-STATUS, the list brings every folder's STATUS: a poll of 200
+                # folders is then one command, not one STATUS each. Only for folders last
+                # marked before it was sent: a change reported since may be newer than it.
+                listed_at = self._dirty.marks
+                folders, statuses = await self.sync_folder_list()
                 for info in folders:  # created or renamed elsewhere: fill it now
                     if info.selectable and info.name not in known:
                         self._dirty.mark(info.name)
@@ -865,7 +877,10 @@ class ImapAccount:
                 roles = self.cache.folder_roles()  # not folders(): that counts every message
                 if folder in roles and not self._waits_until_opened(folder, roles[folder]):
                     try:
-                        await self.sync_folder(folder)
+                        status = statuses.pop(folder, None)
+                        if self._dirty.marked_at.get(folder, 0) > listed_at:
+                            status = None
+                        await self.sync_folder(folder, status)
                     except CommandFailed as exc:
                         if codes.passing(exc.code, exc.text):
                             raise  # over the server's limits: the supervisor waits it out

@@ -494,6 +494,41 @@ async def test_without_condstore_qresync_notify_everything_still_syncs_live(
     assert [s.envelope.subject for s in ev.summaries] == ["Message 60"]
 
 
+async def test_without_notify_a_poll_of_every_folder_is_one_list_status(
+    engine: EngineFactory, dovecot_factory: Callable[..., Dovecot]
+) -> None:
+    """Polled folders (no NOTIFY) are checked with the STATUS LIST-STATUS brought along:
+    an account of 200 folders polled each minute sent 200 STATUS commands. A change in a
+    folder is still found."""
+    server = dovecot_factory()
+    user = server.add_user("dana")
+    device = imap_device(server, user)
+    for i in range(6):
+        device.create(f"Lists/l{i}")
+        device.subscribe(f"Lists/l{i}")
+        append_many(device, 1, f"Lists/l{i}", start=10 + i)
+    account, events = await engine(user, server, tuning=Tuning(poll_every=0.2), disable=["notify"])
+    account.start()
+    await account.wait_synced(10)
+    assert account.client.has("LIST-STATUS") and not account.client.has("NOTIFY")
+    asked: list[str] = []
+    client = account.client
+    real = client.status
+
+    async def status(folder: str) -> object:
+        asked.append(folder)
+        return await real(folder)
+
+    client.status = status  # type: ignore[method-assign, assignment]
+    events.pending()
+    append_many(device, 1, "Lists/l3", start=60)
+    ev = await wait_event(events, MessagesAdded, timeout=5, folder="Lists/l3")
+    assert [s.envelope.subject for s in ev.summaries] == ["Message 60"]
+    append_many(device, 1, "Lists/l4", start=61)  # and on the next poll
+    await wait_event(events, MessagesAdded, timeout=5, folder="Lists/l4")
+    assert account.client is client and asked == []
+
+
 async def test_without_notify_the_open_folder_is_watched_by_idle(
     engine: EngineFactory, dovecot_factory: Callable[..., Dovecot]
 ) -> None:
