@@ -1231,11 +1231,14 @@ def child_search(p: dict[str, Any]) -> dict[str, Any]:
     """Search and conversations of one folder on a filled cache, as the app runs them
     (``local_hits_off_loop``, ``thread_folder``): seconds and CPU seconds each."""
     from kittiwake.core.cache import Cache
+    from kittiwake.core.imap.lazy import decode_raw
     from kittiwake.core.search.service import local_hits_off_loop, thread_folder
 
     t = now()
-    cache = Cache(Path(p["cache"]))
+    cache = Cache(Path(p["cache"]), raw_decoder=decode_raw)  # as the engine opens it
     out: dict[str, Any] = {"open": now() - t, "queries": {}}
+    undecoded = "SELECT count(*) FROM messages WHERE raw IS NOT NULL"
+    out["undecoded"] = cache.db.execute(undecoded).fetchone()[0]  # left by the decode pass
 
     async def run() -> None:
         for query in p["queries"]:
