@@ -192,6 +192,31 @@ async def test_bulk_batches_are_stored_lazily_and_read_back_as_the_full_decoder_
     ]
 
 
+async def test_a_folder_not_shown_is_fetched_in_bulk_batches_only(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    """The small first window is for the screen: INBOX and the open folder get it, the other
+    folders of an account of 200 come in bulk batches, stored raw, in fewer commands."""
+    device = imap_device(dovecot, user)
+    for name in ("Work", "Lists/py"):
+        device.create(name)
+        device.subscribe(name)
+        append_many(device, 700, name)
+    append_many(device, 700)
+    device.logout()
+    account, events = await engine(user, tuning=Tuning(first_window=50, batch=600))
+    account.set_open_folder("Work")
+    await account.connect_once()
+    await account.sync_all()
+    added: dict[str, list[int]] = {}
+    for e in events.pending():
+        if isinstance(e, MessagesAdded):
+            added.setdefault(e.folder, []).append(len(e.summaries))
+    assert added == {"INBOX": [50, 600, 50], "Work": [50, 600, 50], "Lists/py": [600, 100]}
+    assert len(account.cache.undecoded("Lists/py", 10_000)) >= 590
+    assert account.cache.counts("Lists/py") == (700, 700)
+
+
 async def test_a_running_account_decodes_what_its_first_sync_stored_raw(
     engine: EngineFactory, dovecot: Dovecot, user: User
 ) -> None:
