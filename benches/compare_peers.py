@@ -337,6 +337,272 @@ def run_size(count: int, runs: int, key_reps: int, security: str = "tls") -> lis
         root.cleanup()
 
 
+# -- scale: a 1M-message INBOX and a 200-folder account (issue 19 "Scale") ------------------
+
+MARKER_RAW = (
+    "From: Marker <marker@example.org>\nTo: bench@example.test\n"
+    f"Subject: {MARKER}\nDate: @DATE@\nMessage-ID: <marker@example.org>\n\n"
+    "The newest message.\n"
+).encode()
+
+
+def scale_recipe(messages: int, folders: int) -> tuple[str, dict[str, int]]:
+    """(directory name, {folder: count}): one INBOX of ``messages``, or with ``folders`` > 1 an
+    account of that many folders, INBOX 2,000 and the others 500-5,000 (log-uniform)."""
+    if folders <= 1:
+        return f"inbox-{messages}", {"INBOX": messages}
+    import math
+    import random
+
+    rng = random.Random(folders)
+    groups = ("Archive", "Lists", "Projects", "Clients", "Receipts")
+    recipe = {"INBOX": 2000}
+    for i in range(1, folders):
+        group = groups[i % len(groups)]
+        recipe[f"{group}/{group.lower()}-{i:03d}"] = int(
+            math.exp(rng.uniform(math.log(500), math.log(5000)))
+        )
+    return f"folders-{folders}", recipe
+
+
+def build_scale(messages: int, folders: int) -> Path:
+    from bench_imap_sync import persistent_maildir  # type: ignore[import-not-found]
+
+    name, recipe = scale_recipe(messages, folders)
+    return persistent_maildir(name, recipe, 1, MARKER_RAW)
+
+
+def cpu_of(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` (and its threads) so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(pid: int, limit: float, still: float = 3.0) -> tuple[float, float]:
+    """Wait until ``pid`` has used under 2% of a core for ``still`` seconds (sync and
+    background passes done); (seconds waited, CPU seconds of the process in all)."""
+    began = time.perf_counter()
+    last, last_t = cpu_of(pid), began
+    while time.perf_counter() - began < limit:
+        time.sleep(still)
+        cpu, t = cpu_of(pid), time.perf_counter()
+        if cpu - last < 0.02 * (t - last_t):
+            return t - began - still, cpu
+        last, last_t = cpu, t
+    return float("inf"), cpu_of(pid)
+
+
+@dataclass
+class ScaleRow:
+    label: str
+    cells: dict[str, str]
+
+    def __post_init__(self) -> None:
+        log(f"  {self.label}: {self.cells}")  # as it comes: a run of an hour may die later
+
+
+def run_scale(messages: int, folders: int, runs: int, peer_timeout: float) -> list[ScaleRow]:
+    """The "Scale" figures: a reusable 1M-message INBOX or a ``folders``-folder account."""
+    import bench_imap_sync as bis  # type: ignore[import-not-found]
+    from harness import Dovecot, ServerRoot, imap_device, make_test_ca
+
+    from kittiwake.core.imap.account import Tuning
+    from kittiwake.core.imap.client import SUMMARY_ITEMS
+
+    name, recipe = scale_recipe(messages, folders)
+    maildir = build_scale(messages, folders)
+    inbox = recipe["INBOX"] + 1  # the marker
+    root = ServerRoot()
+    top = Path(tempfile.mkdtemp(prefix="kw-scale-"))
+    rows: list[ScaleRow] = []
+    kw_cell: dict[str, str] = {}
+    try:
+        # Dovecot's default 256 MB address space is too small for a first look at 1M files.
+        dovecot = Dovecot(
+            root.instance_dir("dovecot"),
+            make_test_ca(root.instance_dir("ca")),
+            extra_conf="service imap {\n  vsz_limit = 4G\n}\n",
+        )
+        dovecot.start()
+        user = dovecot.add_user("bench", "bench-password")
+        bis.adopt_maildir(dovecot, user, maildir)
+        t = time.perf_counter()
+        device = imap_device(dovecot, user)
+        device.socket().settimeout(3600)
+        for folder in recipe:  # Dovecot indexes (once: its index stays in the maildir)
+            device.select(f'"{folder}"')
+            device.uid("FETCH", "1:*", f"({SUMMARY_ITEMS})")
+        device.logout()
+        log(f"{name}: Dovecot indexed in {time.perf_counter() - t:.0f} s")
+        tuning = Tuning()
+        kw = kittiwake_client(top, dovecot, user)
+        cache_file = kw.home / "cache" / "kittiwake" / "bench.sqlite3"
+        params = {
+            "host": dovecot.host,
+            "port": dovecot.ports.imaps,
+            "ca_file": str(dovecot.ca_file),
+            "login": user.login,
+            "password": user.password,
+            "messages": inbox,
+            "items": bis.ENVELOPE_ITEMS,
+            "raw": False,
+            "folders": list(recipe),
+            "first_window": tuning.first_window,
+            "batch": tuning.batch,
+        }
+        plain: list[dict[str, Any]] = []
+        cold: list[dict[str, Any]] = []
+        for r in range(runs):  # interleaved: plain fetch, engine cold sync, ...
+            plain.append(bis.run_child("plainall", params))
+            engine_cache = top / f"engine-{r}.sqlite3"
+            cold.append(bis.run_child("cold", {**params, "cache": str(engine_cache)}))
+            engine_cache.unlink()
+            log(f"{name}: plain {plain[-1]['total']:.1f} s, engine cold {cold[-1]['total']:.1f} s")
+
+        def med(key: str, items: list[dict[str, Any]]) -> float:
+            return statistics.median(float(i[key]) for i in items)
+
+        ratio = med("total", cold) / med("total", plain)
+        rows += [
+            ScaleRow(
+                "plain UID FETCH of every folder (imaplib), wall / CPU",
+                {"Kittiwake": f"{med('total', plain):.1f} s / {med('cpu', plain):.1f} s"},
+            ),
+            ScaleRow(
+                "full summary index, engine (connect + sync_all), wall / CPU",
+                {
+                    "Kittiwake": f"{med('total', cold):.1f} s / {med('cpu', cold):.1f} s "
+                    f"= {ratio:.2f}x the plain fetch"
+                },
+            ),
+            ScaleRow(
+                "engine cold sync: first screenful / peak RSS",
+                {"Kittiwake": f"{med('first', cold):.2f} s / {max(c['rss'] for c in cold):.0f} MB"},
+            ),
+        ]
+        # The app, cold: list drawn, then until quiet (sync + decode pass), memory.
+        kw.clear_cache()
+        took, pid = start(kw, timeout=900)
+        quiet, cpu = wait_quiet(pid, limit=3600)
+        rss = peak_rss_mb(pid)
+        stop()
+        kw_cell["cold"] = f"{took:.2f} s"
+        rows.append(
+            ScaleRow(
+                "app cold: list drawn / quiet after / CPU / peak RSS",
+                {"Kittiwake": f"{took:.2f} s / {took + quiet:.0f} s / {cpu:.0f} s / {rss:.0f} MB"},
+            )
+        )
+        log(f"{name}: app cold {took:.2f} s, quiet after {quiet:.0f} s, CPU {cpu:.0f} s")
+        warm: list[float] = []
+        warm_rss: list[float] = []
+        warm_cpu: list[float] = []
+        latency: dict[str, list[float]] = {}
+        for r in range(runs + 1):
+            took, pid = start(kw, timeout=300)
+            warm.append(took)
+            _quiet, cpu = wait_quiet(pid, limit=600)
+            warm_cpu.append(cpu)
+            if r == runs:
+                for _ in range(3):
+                    for key in KEYS:
+                        latency.setdefault(key, []).append(key_latency(kw.keys[key]))
+            warm_rss.append(peak_rss_mb(pid))
+            stop()
+        rows.append(
+            ScaleRow(
+                "app warm: list drawn / CPU to quiet / peak RSS (after keys)",
+                {
+                    "Kittiwake": f"{statistics.median(warm):.2f} s / "
+                    f"{statistics.median(warm_cpu):.1f} s / {max(warm_rss):.0f} MB"
+                },
+            )
+        )
+        rows.append(
+            ScaleRow(
+                "keys j / PgDn / G / g (median of 3)",
+                {
+                    "Kittiwake": " / ".join(
+                        f"{statistics.median(latency[k]) * 1000:.0f}" for k in KEYS
+                    )
+                    + " ms"
+                },
+            )
+        )
+        found = bis.run_child(
+            "search",
+            {
+                "cache": str(cache_file),
+                "folder": "INBOX",
+                "queries": ["from:walter", "itinerary", "cupidatat"],
+            },
+        )
+        rows.append(
+            ScaleRow(
+                "rows the decode pass had left raw when searched",
+                {"Kittiwake": f"{found['undecoded']:,}"},
+            )
+        )
+        for q, v in found["queries"].items():
+            rows.append(
+                ScaleRow(
+                    f"search {q} in INBOX (engine, off the loop)",
+                    {
+                        "Kittiwake": f"{v['seconds']:.2f} s / CPU {v['cpu']:.2f} s, "
+                        f"{v['hits']:,} hits"
+                    },
+                )
+            )
+        for attempt in ("first", "again"):
+            v = found[f"threads ({attempt})"]
+            rows.append(
+                ScaleRow(
+                    f"conversations of INBOX ({attempt})",
+                    {
+                        "Kittiwake": f"{v['seconds']:.2f} s / CPU {v['cpu']:.2f} s, "
+                        f"{v['threads']:,} rows"
+                    },
+                )
+            )
+        # The peers start on the same INBOX: a cap, since neomutt reads every header.
+        for peer in (aerc_client(top, dovecot, user), neomutt_client(top, dovecot, user)):
+            cells = []
+            for mode in ("cold", "warm"):
+                if mode == "cold":
+                    peer.clear_cache()
+                try:
+                    took, pid = start(peer, timeout=peer_timeout)
+                    time.sleep(1)
+                    cells.append(f"{mode} {took:.2f} s, {peak_rss_mb(pid):.0f} MB")
+                except SystemExit:
+                    cells.append(f"{mode} > {peer_timeout:.0f} s")
+                    stop()
+                    break
+                stop()
+            rows.append(
+                ScaleRow(
+                    f"{peer.name}: start to list drawn, peak RSS", {peer.name: "; ".join(cells)}
+                )
+            )
+        dovecot.close()
+        return rows
+    finally:
+        stop()
+        shutil.rmtree(top, ignore_errors=True)
+        root.cleanup()
+
+
+def scale_table(messages: int, folders: int, rows: list[ScaleRow]) -> str:
+    what = f"{messages:,}-message INBOX" if folders <= 1 else f"{folders}-folder account"
+    lines = [f"| {what} | figure |", "|---|---|"]
+    for row in rows:
+        lines += [f"| {row.label} | {'; '.join(f'{k}: {v}' for k, v in row.cells.items())} |"]
+    return "\n".join(lines)
+
+
 def fmt_s(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} s" if values else "-"
 
@@ -407,8 +673,26 @@ def main() -> None:
         default="tls",
         help="IMAPS, plain IMAP on Dovecot's plain port (no STARTTLS), or a table of each",
     )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="the Scale figures on one INBOX of --messages (built once under /work/bench-data)",
+    )
+    parser.add_argument(
+        "--folders", type=int, default=0, help="with --scale: an account of this many folders"
+    )
+    parser.add_argument(
+        "--peer-timeout", type=float, default=300, help="with --scale: cap on a peer's start"
+    )
     args = parser.parse_args()
     ensure_peers()
+    if args.scale or args.folders:
+        global SESSION
+        SESSION = "kwscale"  # a tmux server apart from a 10k/100k comparison running beside
+        for count in args.messages or [1_000_000]:
+            rows = run_scale(count, args.folders, args.runs, args.peer_timeout)
+            print(scale_table(count, args.folders, rows), flush=True)
+        return
     securities = ("plain", "tls") if args.security == "both" else (args.security,)
     for count in args.messages or [10_000, 100_000]:
         for security in securities:

@@ -126,9 +126,15 @@ class _Dirty:
     folder_list: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
+    marks: int = 0
+    marked_at: dict[str, int] = field(default_factory=dict)
+    """When each folder was last marked, counted in marks: a STATUS read before is stale."""
+
     def mark(self, folder: str | None) -> None:
         if folder is not None:
             self.folders.add(folder)
+            self.marks += 1
+            self.marked_at[folder] = self.marks
             self.wake.set()
 
     def mark_list(self) -> None:
@@ -540,7 +546,7 @@ class ImapAccount:
         self._publish_outside_changes()
         folders, statuses = await self.sync_folder_list()
         order = sorted(
-            (f for f in folders if f.selectable and not self._waits_until_opened(f)),
+            (f for f in folders if f.selectable and not self._waits_until_opened(f.name, f.role)),
             key=lambda f: (f.role is not FolderRole.INBOX, f.name != self.open_folder, f.name),
         )
         stats = SyncStats(folders=len(order))
@@ -561,14 +567,14 @@ class ImapAccount:
         self.stats = stats
         return stats
 
-    def _waits_until_opened(self, folder: FolderInfo) -> bool:
+    def _waits_until_opened(self, folder: str, role: FolderRole | None) -> bool:
         """Gmail's All Mail (``\\All``) holds every message again, and is often the biggest
         folder of all: it is first fetched when the user opens it (or searches it), not with
         the others. Once cached, it is kept up to date like any folder."""
         return (
-            folder.role is FolderRole.ALL
-            and folder.name != self.open_folder
-            and self.cache.folder_state(folder.name) is None
+            role is FolderRole.ALL
+            and folder != self.open_folder
+            and self.cache.folder_state(folder) is None
         )
 
     async def sync_folder_list(self) -> tuple[list[FolderInfo], dict[str, Status]]:
@@ -577,7 +583,7 @@ class ImapAccount:
         async with self._lock:
             client = self.client
             folders, statuses = await client.list_folders()
-        before = {f.name for f in self.cache.folders()}
+        before = set(self.cache.folder_roles())  # names only: folders() counts every message
         self.cache.set_folders(folders)
         for name, st in statuses.items():
             state = self.cache.folder_state(name)
@@ -585,9 +591,8 @@ class ImapAccount:
                 self._reset_folder(name)
             if st.messages is not None:
                 self.cache.set_server_counts(name, st.messages, st.unseen or 0)
-        now = self.cache.folders()
-        if {f.name for f in now} != before or not before:
-            self.bus.publish(FolderListChanged(self.name, tuple(now)))
+        if set(self.cache.folder_roles()) != before or not before:
+            self.bus.publish(FolderListChanged(self.name, tuple(self.cache.folders())))
         return folders, statuses
 
     async def sync_folder(self, folder: str, status: Status | None = None) -> int:
@@ -730,10 +735,13 @@ class ImapAccount:
         cached = self.cache.uids(folder)
         fetched = 0
         if not cached:
+            # The small first window is for a screenful on screen at once: a folder nobody
+            # looks at yet comes in bulk batches only, stored raw (200 folders' windows were
+            # 20,000 messages decoded in full, and 200 more round trips).
+            shown = folder.upper() == "INBOX" or folder == self.open_folder
+            first = self.tuning.first_window if shown else self.tuning.batch
             # Pipelined: the next batch is on the wire while this one is stored.
-            batches = client.fetch_summaries_newest_first(
-                sel.exists, self.tuning.first_window, self.tuning.batch
-            )
+            batches = client.fetch_summaries_newest_first(sel.exists, first, self.tuning.batch)
             async with contextlib.aclosing(batches):
                 async for batch in batches:
                     self._store_new(folder, batch)
@@ -854,19 +862,28 @@ class ImapAccount:
             if self.triage.has_pending():
                 async with self._lock:
                     await self.triage.flush(self.client)
+            statuses: dict[str, Status] = {}
+            listed_at = 0
             if self._dirty.folder_list:
                 self._dirty.folder_list = False
-                known = {f.name for f in self.cache.folders()}
-                folders, _ = await self.sync_folder_list()
+                known = set(self.cache.folder_roles())
+                # With LIST-STATUS, the list brings every folder's STATUS: a poll of 200
+                # folders is then one command, not one STATUS each. Only for folders last
+                # marked before it was sent: a change reported since may be newer than it.
+                listed_at = self._dirty.marks
+                folders, statuses = await self.sync_folder_list()
                 for info in folders:  # created or renamed elsewhere: fill it now
                     if info.selectable and info.name not in known:
                         self._dirty.mark(info.name)
             while self._dirty.folders:
                 folder = self._dirty.folders.pop()
-                cached = {f.name: f for f in self.cache.folders()}
-                if folder in cached and not self._waits_until_opened(cached[folder]):
+                roles = self.cache.folder_roles()  # not folders(): that counts every message
+                if folder in roles and not self._waits_until_opened(folder, roles[folder]):
                     try:
-                        await self.sync_folder(folder)
+                        status = statuses.pop(folder, None)
+                        if self._dirty.marked_at.get(folder, 0) > listed_at:
+                            status = None
+                        await self.sync_folder(folder, status)
                     except CommandFailed as exc:
                         if codes.passing(exc.code, exc.text):
                             raise  # over the server's limits: the supervisor waits it out

@@ -192,6 +192,31 @@ async def test_bulk_batches_are_stored_lazily_and_read_back_as_the_full_decoder_
     ]
 
 
+async def test_a_folder_not_shown_is_fetched_in_bulk_batches_only(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    """The small first window is for the screen: INBOX and the open folder get it, the other
+    folders of an account of 200 come in bulk batches, stored raw, in fewer commands."""
+    device = imap_device(dovecot, user)
+    for name in ("Work", "Lists/py"):
+        device.create(name)
+        device.subscribe(name)
+        append_many(device, 700, name)
+    append_many(device, 700)
+    device.logout()
+    account, events = await engine(user, tuning=Tuning(first_window=50, batch=600))
+    account.set_open_folder("Work")
+    await account.connect_once()
+    await account.sync_all()
+    added: dict[str, list[int]] = {}
+    for e in events.pending():
+        if isinstance(e, MessagesAdded):
+            added.setdefault(e.folder, []).append(len(e.summaries))
+    assert added == {"INBOX": [50, 600, 50], "Work": [50, 600, 50], "Lists/py": [600, 100]}
+    assert len(account.cache.undecoded("Lists/py", 10_000)) >= 590
+    assert account.cache.counts("Lists/py") == (700, 700)
+
+
 async def test_a_running_account_decodes_what_its_first_sync_stored_raw(
     engine: EngineFactory, dovecot: Dovecot, user: User
 ) -> None:
@@ -492,6 +517,41 @@ async def test_without_condstore_qresync_notify_everything_still_syncs_live(
     append_many(device, 1, "Work", start=60)
     ev = await wait_event(events, MessagesAdded, timeout=3, folder="Work")
     assert [s.envelope.subject for s in ev.summaries] == ["Message 60"]
+
+
+async def test_without_notify_a_poll_of_every_folder_is_one_list_status(
+    engine: EngineFactory, dovecot_factory: Callable[..., Dovecot]
+) -> None:
+    """Polled folders (no NOTIFY) are checked with the STATUS LIST-STATUS brought along:
+    an account of 200 folders polled each minute sent 200 STATUS commands. A change in a
+    folder is still found."""
+    server = dovecot_factory()
+    user = server.add_user("dana")
+    device = imap_device(server, user)
+    for i in range(6):
+        device.create(f"Lists/l{i}")
+        device.subscribe(f"Lists/l{i}")
+        append_many(device, 1, f"Lists/l{i}", start=10 + i)
+    account, events = await engine(user, server, tuning=Tuning(poll_every=0.2), disable=["notify"])
+    account.start()
+    await account.wait_synced(10)
+    assert account.client.has("LIST-STATUS") and not account.client.has("NOTIFY")
+    asked: list[str] = []
+    client = account.client
+    real = client.status
+
+    async def status(folder: str) -> object:
+        asked.append(folder)
+        return await real(folder)
+
+    client.status = status  # type: ignore[method-assign, assignment]
+    events.pending()
+    append_many(device, 1, "Lists/l3", start=60)
+    ev = await wait_event(events, MessagesAdded, timeout=5, folder="Lists/l3")
+    assert [s.envelope.subject for s in ev.summaries] == ["Message 60"]
+    append_many(device, 1, "Lists/l4", start=61)  # and on the next poll
+    await wait_event(events, MessagesAdded, timeout=5, folder="Lists/l4")
+    assert account.client is client and asked == []
 
 
 async def test_without_notify_the_open_folder_is_watched_by_idle(

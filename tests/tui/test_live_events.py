@@ -63,6 +63,16 @@ async def test_the_folder_tree_follows_folder_lists_and_counts(
         _cache(app).set_flags("Work", {1: frozenset({SEEN})})  # read on another device
         _publish(app, FolderCountsChanged("mine", "Work", 1, 0))
         await until(pilot, lambda: _label(tree, "Work") == "Work")
+        # A sync of 200 folders ends each with its counts: the event's own are shown, not
+        # every folder's counted again (each time a count of every message).
+        listed: list[str] = []
+        real = app.api.folders
+        app.api.folders = lambda account: listed.append(account) or real(account)  # type: ignore[method-assign]
+        for unread in range(1, 201):
+            _publish(app, FolderCountsChanged("mine", "Work", 300, unread))
+        await until(pilot, lambda: _label(tree, "Work") == "Work (200)")
+        assert listed == []
+        app.api.folders = real  # type: ignore[method-assign]
         mailbox_screen = _mailbox(app)
         mailbox_screen.folder = None  # as before any folder was known
         folders = (*_cache(app).folders(), FolderInfo("Projects", "/"))
@@ -126,6 +136,38 @@ async def test_the_status_bar_follows_connection_progress_and_counts(
         _publish(app, ConnectionChanged("mine", ConnState.OFFLINE, "the link went", 30.0))
         await until(pilot, lambda: "offline (ctrl+d: why), retry in" in shown())
         assert shown().endswith("s: the link went")
+
+
+async def test_the_status_bar_counts_a_syncing_folder_at_most_once_a_second(
+    xdg: Path, mailbox: Callable[..., Config]
+) -> None:
+    """A first sync of 1,000,000 messages sends a thousand batch events, and a count then
+    costs ~50 ms: recounted on each, the sync was quadratic. The counts that end a sync
+    come with its event and are shown as they are."""
+    app = KittiwakeApp(mailbox(8))
+    async with app.run_test(size=(160, 30)) as pilot:
+        await synced(app)
+        bar = _mailbox(app).query_one(StatusBar)
+        await until(pilot, lambda: str(bar.render()).startswith("mine · INBOX · 8 messages"))
+        counted: list[tuple[str, str]] = []
+        real = app.api.counts
+
+        def counts(account: str, folder: str) -> tuple[int, int]:
+            counted.append((account, folder))
+            return real(account, folder)
+
+        app.api.counts = counts  # type: ignore[method-assign]
+        for done in range(100, 5100, 100):
+            _publish(
+                app,
+                MessagesAdded("mine", "INBOX", ()),
+                SyncProgress("mine", "INBOX", done, 5000),
+            )
+        await until(pilot, lambda: str(bar.render()).endswith(" · syncing 5,000/5,000"))
+        assert len(counted) <= 1
+        _publish(app, FolderCountsChanged("mine", "INBOX", 5008, 7))
+        await until(pilot, lambda: "5,008 messages · 7 unread" in str(bar.render()))
+        assert len(counted) <= 1
 
 
 async def test_the_app_tells_new_mail_and_what_sending_and_syncing_said(

@@ -65,6 +65,42 @@ def test_flags_counts_and_remove(tmp_path: Path) -> None:
     assert cache.counts("INBOX") == (3, 2)
 
 
+def test_counts_are_read_once_per_change_here_or_elsewhere(tmp_path: Path) -> None:
+    """The engine, the status line and the folder list each ask for the counts after one
+    change; at 1,000,000 messages a count costs ~50 ms, so it is read once until the file
+    changes, by this connection or another program."""
+    cache = Cache(tmp_path / "a.sqlite3")
+    cache.set_folders([FolderInfo("INBOX", "/", FolderRole.INBOX)])
+    cache.set_folder_state("INBOX", FolderState(7, 1, 1))
+    cache.put_summaries("INBOX", [summary(u) for u in range(1, 6)])
+    counted: list[str] = []
+    cache.db.set_trace_callback(lambda sql: counted.append(sql) if "count(" in sql else None)
+    for _ in range(3):
+        assert cache.counts("INBOX") == (5, 5)
+        assert [(f.total, f.unread) for f in cache.folders()] == [(5, 5)]
+    assert len(counted) == 2  # one for counts(), one for folders()
+    cache.set_flags("INBOX", {1: frozenset({SEEN})})
+    assert cache.counts("INBOX") == (5, 4)
+    assert [(f.total, f.unread) for f in cache.folders()] == [(5, 4)]
+    other = sqlite3.connect(tmp_path / "a.sqlite3")
+    with other:
+        other.execute("UPDATE messages SET seen=1, flags=? WHERE uid=2", (SEEN,))
+    other.close()
+    assert cache.counts("INBOX") == (5, 3)
+    assert [(f.total, f.unread) for f in cache.folders()] == [(5, 3)]
+    assert len(counted) == 6
+
+
+def test_folder_roles_name_every_folder_without_counting(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "a.sqlite3")
+    cache.set_folders([FolderInfo("INBOX", "/", FolderRole.INBOX), FolderInfo("Lists/py", "/")])
+    cache.put_summaries("INBOX", [summary(1)])
+    counted: list[str] = []
+    cache.db.set_trace_callback(lambda sql: counted.append(sql) if "count(" in sql else None)
+    assert cache.folder_roles() == {"INBOX": FolderRole.INBOX, "Lists/py": None}
+    assert counted == []
+
+
 def test_folder_state_reset_and_bodies(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "a.sqlite3")
     cache.set_folders(
