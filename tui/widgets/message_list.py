@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -178,6 +179,7 @@ class MessageList(ScrollView, can_focus=True):
         self._labels: dict[int, str] = {}
         """Gmail labels shown before the subject, read with each row (``_load``)."""
         self._pending_reload = False
+        self._reloaded_at = 0.0  # when live changes were last taken in (``time.monotonic``)
         self._pending_refresh = False
         self._pending_changed: set[int] = set()
         self._styles: dict[tuple[bool, bool, bool, bool], tuple[Style, Style, Style]] = {}
@@ -279,20 +281,42 @@ class MessageList(ScrollView, can_focus=True):
             case MessagesExpunged(uids=uids):
                 self._pending_changed.update(uids)
             case FlagsChanged(flags=flags):
+                if self.limit is None and self.order.key != "unread":
+                    # The same rows in the same order: only the changed ones are read again
+                    # and redrawn, now (re-reading the index costs ms at 100,000).
+                    self._redraw(flags.keys())
+                    return
                 self._pending_changed.update(flags)
         self._schedule_reload()
 
+    def _redraw(self, uids: Iterable[int]) -> None:
+        """Forget the rows of ``uids`` and repaint those on screen (read again when drawn)."""
+        changed = set(uids)
+        for uid in changed:
+            self._rows.pop(uid, None)
+        top = self.scroll_offset.y
+        for y, uid in enumerate(self.index[top : top + self.size.height]):
+            if uid in changed:
+                self.refresh_line(y)
+        self.post_message(self.Reloaded())
+
     def _schedule_reload(self) -> None:
-        """Coalesce bursts (a first sync sends a batch every few milliseconds)."""
+        """Coalesce bursts (a first sync sends a batch every few milliseconds): a change
+        after a quiet moment is shown at once, the rest of a burst at most every 50 ms."""
         if not self._pending_reload:
             self._pending_reload = True
             # Another order than the default, or a limit, reads more than the index: less
             # often while a sync adds batches.
             costly = self.limit is not None or not self.order.is_default
-            self.set_timer(0.5 if costly else 0.05, self._reload_now)
+            wait = self._reloaded_at + (0.5 if costly else 0.05) - time.monotonic()
+            if wait > 0:
+                self.set_timer(wait, self._reload_now)
+            else:
+                self._reload_now()
 
     def _reload_now(self) -> None:
         self._pending_reload = False
+        self._reloaded_at = time.monotonic()
         self.reload(forget=frozenset(self._pending_changed), forget_all=self._pending_refresh)
         self._pending_refresh = False
         self._pending_changed.clear()
