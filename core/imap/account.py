@@ -48,7 +48,7 @@ from kittiwake.core.events import (
     SyncProgress,
 )
 from kittiwake.core.imap import codes, deliver, gmail
-from kittiwake.core.imap.client import ImapClient, SelectInfo
+from kittiwake.core.imap.client import RECENT, ImapClient, SelectInfo
 from kittiwake.core.imap.connection import ImapConnection
 from kittiwake.core.imap.lazy import decode_pass
 from kittiwake.core.imap.parser import (
@@ -446,7 +446,7 @@ class ImapAccount:
     # -- connecting ---------------------------------------------------------------------
 
     async def _connect(
-        self, on_unsolicited: Callable[[str | None, Untagged], None] | None
+        self, on_unsolicited: Callable[[ImapClient, str | None, Untagged], None] | None
     ) -> ImapClient:
         at = f"accounts.{self.name}.imap"
         conn = await imap_session(
@@ -456,7 +456,10 @@ class ImapAccount:
             forget=self._forget_credential,
         )
         try:
-            client = ImapClient(conn, on_unsolicited)
+            client = ImapClient(conn)
+            if on_unsolicited is not None:
+                listen = on_unsolicited  # (bound for the closure, for mypy)
+                client.on_unsolicited = lambda folder, item: listen(client, folder, item)
             client.on_notice = self._notice
             for text in client.early_notices():
                 # Every connection hears the greeting: told once per connection attempt.
@@ -831,9 +834,13 @@ class ImapAccount:
 
     # -- live updates -------------------------------------------------------------------
 
-    def _on_unsolicited(self, folder: str | None, item: Untagged) -> None:
-        """Another device changed something: have the folder resynced."""
+    def _on_unsolicited(self, client: ImapClient, folder: str | None, item: Untagged) -> None:
+        """Another device changed something: have the folder resynced. A flag change is
+        shown at once from the response itself (``_flags_heard``); the resync still follows
+        (it keeps the folder's mod-sequence and corrects anything the response left out)."""
         log.debug("%s: unsolicited in %s: %r", self.name, folder, item)
+        if isinstance(item, Fetch) and folder is not None:
+            self._flags_heard(client, folder, item)
         if isinstance(item, Exists | Expunge | Vanished | Fetch):
             self._dirty.mark(folder)
         elif isinstance(item, Status):
@@ -846,6 +853,24 @@ class ImapAccount:
             self._suspect.add(item.name_decoded)
             self._dirty.mark(item.name_decoded)
             self._dirty.mark_list()
+
+    def _flags_heard(self, client: ImapClient, folder: str, item: Fetch) -> None:
+        """Apply the FLAGS of an unsolicited FETCH to the cache now: a round trip on the
+        command connection (behind whatever it is doing) sooner than the resync could. Only
+        with the UID in it (QRESYNC makes the server send it), from a connection whose
+        folder has the cached UIDVALIDITY, and with no action of the user's waiting to be
+        sent (the server has not seen it yet: the resync after the flush decides)."""
+        uid, flags = item.uid, item.flags
+        if uid is None or flags is None or self.triage.has_pending():
+            return
+        state = self.cache.folder_state(folder)
+        if (
+            state is None
+            or state.uidvalidity is None
+            or client.selected_uidvalidity != state.uidvalidity
+        ):
+            return
+        self._apply_flags(folder, {uid: flags - {RECENT}})  # \Recent: per session
 
     async def _process_dirty_forever(self) -> None:
         while True:

@@ -436,6 +436,32 @@ async def test_two_devices_live(engine: EngineFactory, dovecot: Dovecot, user: U
     assert list(ev.flags.values()) == [frozenset({SEEN, FLAGGED})]
 
 
+async def test_a_flag_change_elsewhere_is_shown_from_the_notification_itself(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    """The watch connection's FETCH carries the new flags (and, with QRESYNC, the UID): they
+    reach the event stream without waiting for a resync on the command connection, which
+    here cannot run (its lock is held)."""
+    device = imap_device(dovecot, user)
+    append_many(device, 3)
+    account, events = await engine(user)
+    account.start()
+    await account.wait_online(5)
+    await account.wait_synced(10)
+    events.pending()
+    device.select("INBOX")
+    async with account._lock:  # no resync, no command at all, until released
+        device.uid("STORE", "2", "+FLAGS", "(\\Seen)")
+        ev = await wait_event(events, FlagsChanged, timeout=5, folder="INBOX")
+        assert ev.flags == {2: frozenset({SEEN})}
+        assert account.cache.flags("INBOX", [2]) == {2: frozenset({SEEN})}
+    # The resync that follows finds the cache in step: no second event for the same change.
+    device.uid("STORE", "3", "+FLAGS", "(\\Flagged)")
+    ev = await wait_event(events, FlagsChanged, timeout=5, folder="INBOX")
+    assert ev.flags == {3: frozenset({FLAGGED})}
+    device.logout()
+
+
 async def test_server_restart_during_idle_reconnects_and_catches_up(
     engine: EngineFactory, dovecot_factory: Callable[..., Dovecot]
 ) -> None:
