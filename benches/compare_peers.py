@@ -45,7 +45,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benches"))
 
 MARKER = "Kwbench newest marker"
-SESSION = "kwpeers"
+# Per process: two runs at once (several people on one machine) never share a tmux server.
+SESSION = f"kwpeers{os.getpid()}"
 KEYS = ("j", "PageDown", "end", "home")
 
 
