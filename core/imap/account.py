@@ -713,7 +713,12 @@ class ImapAccount:
         # cost the server a pass over the folder's mod-sequences (tens of ms at 100,000).
         # Not from the answer below either: Dovecot leaves out of it messages this session
         # had not been told of yet (their EXISTS comes with it), and the modseq stored below
-        # would then move past them for good. This command sees them.
+        # would then move past them for good. A FETCH does not show them either (the
+        # server brings a session up to date after a command, not before): the NOOP does,
+        # its EXISTS taken here (the FETCH is its answer; flag changes and expunges it
+        # brings go on to ``_on_unsolicited``). Without it the new message came one whole
+        # resync later (measured: +35 ms at 10,000 messages).
+        await self.client.run("NOOP", claim=lambda r: isinstance(r, Exists))
         fresh = await self._fetch_new(folder, state.uidnext)
         fetched = len(fresh)
         flags, modseqs, vanished = await self.client.uid_fetch_changed(state.highestmodseq)

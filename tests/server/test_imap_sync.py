@@ -467,7 +467,7 @@ async def test_a_flag_change_elsewhere_is_shown_from_the_notification_itself(
 async def test_new_mail_is_published_before_the_folder_is_scanned_for_flag_changes(
     engine: EngineFactory, dovecot: Dovecot, user: User
 ) -> None:
-    """A live resync of the selected folder fetches the new message first (what the user
+    """A live resync of the selected folder fetches the new message at once (what the user
     waits for), then asks what else changed (a pass over every mod-sequence of the folder)."""
     device = imap_device(dovecot, user)
     append_many(device, 3)
@@ -524,8 +524,9 @@ async def test_new_mail_is_published_before_the_folder_is_scanned_for_flag_chang
     ev = await wait_event(events, MessagesAdded, timeout=5, folder="INBOX")
     assert [s.uid for s in ev.summaries] == [4]
     await wait_event(events, FolderCountsChanged, timeout=5, folder="INBOX")  # resync done
-    brought = [r for r in resyncs if ("new", True) in r]
-    assert brought == [[("new", True), ("changed", False)]], resyncs
+    # The first resync after the notification brings it (a FETCH alone would not see it:
+    # the server tells a session of new mail after a command), before asking what changed.
+    assert resyncs[0] == [("new", True), ("changed", False)], resyncs
     device.logout()
 
 
