@@ -716,8 +716,9 @@ class Cache:
         ).fetchone()
         return _row_summary(row) if row else None
 
-    def ordered_uids(self, folder: str) -> list[int]:
-        """Every UID of ``folder``, newest first: the position index of the message list.
+    def ordered_uids(self, folder: str, first: int | None = None) -> list[int]:
+        """Every UID of ``folder``, newest first: the position index of the message list
+        (only the ``first`` ones when given: the head, where new mail lands).
 
         100,000 ints cost under 1 MB, and turn "row i" into one indexed lookup.
         """
@@ -727,8 +728,9 @@ class Cache:
         return [
             r[0]
             for r in self._db.execute(
-                "SELECT uid FROM messages WHERE folder_id=? ORDER BY sort_date DESC, uid DESC",
-                (fid,),
+                "SELECT uid FROM messages WHERE folder_id=? ORDER BY sort_date DESC, uid DESC"
+                " LIMIT ?",
+                (fid, -1 if first is None else first),
             )
         ]
 
