@@ -175,6 +175,9 @@ class ImapAccount:
         self.cache.on_decode_wanted(self._want_decoded)
         self._watchers: list[asyncio.Task[None]] = []
         self._open_changed: asyncio.Event | None = None
+        #: The folder the NOTIFY connection has examined while it idles (None otherwise):
+        #: that folder's changes come as they are, the rest as STATUS.
+        self.notify_examines: str | None = None
         self._idling: dict[str, asyncio.Event] = {}
         self._watching = asyncio.Event()
         self._lost = asyncio.Event()
@@ -1015,16 +1018,41 @@ class ImapAccount:
         if client is None:
             await self._poll_instead("*")
             return
-        # INBOX is examined, so its changes arrive as EXISTS/FETCH/VANISHED at once; other
-        # folders' come as STATUS, which the server must compute first (~50 ms at 100,000).
-        await client.select("INBOX", readonly=True)
+        # The open folder (INBOX until another is opened) is examined, so its changes arrive
+        # as EXISTS/FETCH/VANISHED at once (a flag change shown from the FETCH itself); other
+        # folders' come as STATUS, which the server must compute first (~50 ms at 100,000)
+        # and which only has the folder resynced.
+        watched = self.open_folder or "INBOX"
+        await client.select(watched, readonly=True)
         events = "(MessageNew MessageExpunge FlagChange)"
         await client.conn.command(
             "NOTIFY",
             f"SET (selected {events}) (inboxes {events}) (subscribed {events})"
             " (personal (MailboxName SubscriptionChange))",
         )
-        await self._idle_loop(client, "*")
+        conn = client.conn
+        if not conn.has_capability("IDLE"):
+            await self._idle_loop(client, "*")
+            return
+        self._open_changed = changed = asyncio.Event()
+        while True:
+            self.notify_examines = None
+            await conn.idle_start()
+            self.notify_examines = watched
+            self._watching.set()
+            self._idling.setdefault("*", asyncio.Event()).set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), self.tuning.idle_renew)
+            await conn.idle_done(timeout=self.tuning.dead_after)
+            changed.clear()
+            wanted = self.open_folder or "INBOX"
+            if wanted != watched:
+                try:
+                    await client.select(wanted, readonly=True)
+                except CommandFailed:  # gone meanwhile: INBOX, which always exists
+                    wanted = "INBOX"
+                    await client.select(wanted, readonly=True)
+                watched = wanted
 
     async def _watch_idle(self, folder: str) -> None:
         client = await self._watch_connection(folder)

@@ -464,6 +464,36 @@ async def test_a_flag_change_elsewhere_is_shown_from_the_notification_itself(
     device.logout()
 
 
+async def test_with_notify_the_open_folder_is_examined_and_its_flags_come_at_once(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    """NOTIFY tells of a folder that is not selected with STATUS only (the folder is then
+    resynced); the watch connection examines the folder the user has open instead, so its
+    flag changes come as FETCH and are shown at once, as INBOX's are."""
+    device = imap_device(dovecot, user)
+    device.create("Work")
+    device.subscribe("Work")
+    append_many(device, 2, "Work", start=10)
+    account, events = await engine(user)
+    account.start()
+    await account.wait_synced(10)
+    assert account.client.has("NOTIFY")
+    assert account.notify_examines == "INBOX"
+    await account.watch_folder("Work")
+    await wait_for_async(lambda: account.notify_examines == "Work", message="Work examined")
+    events.pending()
+    device.select("Work")
+    async with account._lock:  # no resync until released: the FETCH alone must show it
+        device.uid("STORE", "1", "+FLAGS", "(\\Flagged)")
+        ev = await wait_event(events, FlagsChanged, timeout=5, folder="Work")
+        assert ev.flags == {1: frozenset({FLAGGED})}
+    # INBOX, no longer examined, is still followed (by STATUS, then a resync).
+    device.append("INBOX", "", None, message(1, "Still heard"))
+    ev = await wait_event(events, MessagesAdded, timeout=5, folder="INBOX")
+    assert [s.envelope.subject for s in ev.summaries] == ["Still heard"]
+    device.logout()
+
+
 async def test_new_mail_is_published_before_the_folder_is_scanned_for_flag_changes(
     engine: EngineFactory, dovecot: Dovecot, user: User
 ) -> None:
