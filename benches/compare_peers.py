@@ -90,8 +90,10 @@ def base_env(home: Path) -> dict[str, str]:
     return env
 
 
-def kittiwake_client(top: Path, dovecot: Any, user: Any) -> Client:
-    home = top / "kittiwake"
+def kittiwake_client(
+    top: Path, dovecot: Any, user: Any, checkout: Path = ROOT, name: str = "Kittiwake"
+) -> Client:
+    home = top / name.replace(" ", "-").lower()
     home.mkdir()
     config = home / "config.toml"
     config.write_text(
@@ -100,7 +102,7 @@ def kittiwake_client(top: Path, dovecot: Any, user: Any) -> Client:
         f'password = "{user.password}"\nca_file = "{dovecot.ca_file}"\n'
     )
     config.chmod(0o600)
-    exe = ROOT / ".venv" / "bin" / "kittiwake"
+    exe = checkout / ".venv" / "bin" / "kittiwake"
     env = base_env(home)
 
     def fill() -> None:
@@ -109,7 +111,7 @@ def kittiwake_client(top: Path, dovecot: Any, user: Any) -> Client:
         )
 
     return Client(
-        "Kittiwake",
+        name,
         home,
         f"{exe} --config {config}",
         env,
@@ -607,7 +609,12 @@ def live_table(count: int, clients: list[Client], modes: dict[str, tuple[float, 
 
 
 def run_size(
-    count: int, runs: int, key_reps: int, live_runs: int = 0, live_rounds_n: int = 5
+    count: int,
+    runs: int,
+    key_reps: int,
+    live_runs: int = 0,
+    live_rounds_n: int = 5,
+    against: Path | None = None,
 ) -> tuple[list[Client], dict[str, tuple[float, float]]]:
     from bench_imap_sync import fill_maildir  # type: ignore[import-not-found]
     from harness import Dovecot, ServerRoot, make_test_ca
@@ -638,6 +645,8 @@ def run_size(
             aerc_client(top, dovecot, user),
             neomutt_client(top, dovecot, user),
         ]
+        if against is not None:  # another checkout's Kittiwake (its .venv), A/B in one run
+            clients.insert(1, kittiwake_client(top, dovecot, user, against, "Kittiwake other"))
         # Warm-up: every client once (page cache, Dovecot's cache), and the caches filled.
         for c in clients:
             c.clear_cache()
@@ -647,7 +656,7 @@ def run_size(
             stop()
         for mode in ("warm", "cold"):
             for r in range(runs):
-                order = clients[r % 3 :] + clients[: r % 3]
+                order = clients[r % len(clients) :] + clients[: r % len(clients)]
                 for c in order:
                     if mode == "cold":
                         c.clear_cache()
@@ -665,6 +674,9 @@ def run_size(
                         c.fill_cache()  # leave a full cache for the next warm start
                 log(f"{count:,} {mode} round {r + 1}/{runs} done")
         modes = run_live(clients, dovecot, user, live_runs, live_rounds_n) if live_runs else {}
+        if live_runs:  # now: removing 100,000 message files afterwards takes minutes
+            print(live_table(count, clients, modes), flush=True)
+            print(flush=True)
         dovecot.close()
         return clients, modes
     finally:
@@ -744,6 +756,11 @@ def main() -> None:
         help="warm starts per client for the live rows (new mail, \\Seen); 0: none",
     )
     parser.add_argument("--live-rounds", type=int, default=5, help="changes per live run")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout (with its .venv): its Kittiwake runs too, as 'Kittiwake other'",
+    )
     parser.add_argument("--raw-listener", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_listener:
@@ -752,12 +769,11 @@ def main() -> None:
         return
     ensure_peers()
     for count in args.messages or [10_000, 100_000]:
-        clients, modes = run_size(count, args.runs, args.key_reps, args.live_runs, args.live_rounds)
+        clients, _modes = run_size(
+            count, args.runs, args.key_reps, args.live_runs, args.live_rounds, args.against
+        )
         if args.runs:
             print(table(count, clients), flush=True)
-            print(flush=True)
-        if args.live_runs:
-            print(live_table(count, clients, modes), flush=True)
             print(flush=True)
 
 
