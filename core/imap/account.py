@@ -1041,8 +1041,14 @@ class ImapAccount:
             self.notify_examines = watched
             self._watching.set()
             self._idling.setdefault("*", asyncio.Event()).set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), self.tuning.idle_renew)
+            # asyncio.wait, not wait_for: Python 3.11's wait_for loses a cancellation that
+            # comes as the event is set (stop() right after the user opened a folder), and
+            # this loop then never ended.
+            waiter = asyncio.ensure_future(changed.wait())
+            try:
+                await asyncio.wait([waiter], timeout=self.tuning.idle_renew)
+            finally:
+                waiter.cancel()
             await conn.idle_done(timeout=self.tuning.dead_after)
             changed.clear()
             wanted = self.open_folder or "INBOX"
