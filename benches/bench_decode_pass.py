@@ -48,8 +48,7 @@ def child_sync(p: dict[str, Any]) -> dict[str, Any]:
 
     async def run() -> dict[str, Any]:
         account = _make_account(p, _timed_bus(), p["cache"])
-        # Tuning.decode_after_sync (the default: the pass at once) or not (when wanted).
-        account._decode_wanted = p["eager"]
+        account._decode_wanted = False  # connect_once + sync_all: no decode pass
         started = time.monotonic()
         await account.connect_once()
         await account.sync_all()

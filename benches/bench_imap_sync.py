@@ -60,7 +60,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,13 @@ def now() -> float:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """This process's peak RSS: VmHWM, not ``ru_maxrss``, which after fork and exec carries
+    the parent's RSS at the fork (a parent that had held a 1M-message FETCH showed 892 MB)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024.0  # type: ignore[union-attr]
+    except (OSError, AttributeError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def cpu_seconds() -> float:
@@ -208,8 +214,9 @@ def _fold(name: str, value: str) -> str:
 class MailFactory:
     """Deterministic generator of realistic messages (LF line ends, as Maildir stores them)."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, sizes: tuple[int, int] = (1000, 20000)) -> None:
         self.rng = rng = random.Random(seed)
+        self.sizes = sizes  # (smallest, largest) target size in bytes, log-uniform
         self.senders: list[tuple[str, str]] = []  # (From header value, addr)
         for i in range(400):
             domain = rng.choice(_DOMAINS)
@@ -321,8 +328,9 @@ class MailFactory:
                 f"\tb={self.b64[:76]}\n\t {self.b64[77:153]}"
             )
         headers += ["MIME-Version: 1.0", f"X-Mailer: Bench/{n % 7}.0"]
-        # Size: log-uniform over 1-20 KB, headers included.
-        target = int(math.exp(rng.uniform(math.log(1000), math.log(20000))))
+        # Size: log-uniform over 1-20 KB by default, headers included.
+        low, high = self.sizes
+        target = int(math.exp(rng.uniform(math.log(low), math.log(high))))
         kind = rng.random()
         head_len = sum(len(h) + 1 for h in headers)
         budget = target - head_len - 60
@@ -454,6 +462,114 @@ def verify_fill(dovecot: Any, user: Any, count: int) -> dict[str, Any]:
     if len(stamps) != 4 or not (stamps[0] < stamps[1] and stamps[2] < stamps[3]):
         raise RuntimeError(f"UIDs are not in date order: {data!r}")
     return {"select_seconds": took}
+
+
+BENCH_DATA = Path(os.environ.get("KITTIWAKE_BENCH_DATA", "/work/bench-data"))
+SMALL_SIZES = (1000, 4000)  # bytes: large folders are about count, not bytes (1M: ~2.3 GB)
+
+
+def _write_folder(
+    folder: Path, count: int, factory: MailFactory, end: int, marker: bytes | None
+) -> int:
+    """``count`` messages (then ``marker``, the newest) into a new Maildir folder; bytes."""
+    mail_uid = pwd.getpwnam("mail").pw_uid
+    mail_gid = grp.getgrnam("mail").gr_gid
+    for sub in ("cur", "new", "tmp"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+        os.chown(folder / sub, mail_uid, mail_gid)
+    os.chown(folder, mail_uid, mail_gid)
+    cur = folder / "cur"
+    span = min(3 * 365 * 86400, count * 600)  # at most one message per 10 minutes on average
+    start = end - span
+    step = span / max(count, 1)
+    prev = start - 1
+    total = 0
+    items = count + (marker is not None)
+    for i in range(items):
+        ts = max(prev + 1, start + int(i * step + factory.rng.random() * step * 0.5))
+        prev = ts
+        if i == count and marker is not None:
+            raw, flags = (
+                marker.replace(
+                    b"@DATE@",
+                    format_datetime(datetime.fromtimestamp(end + 60, UTC)).encode(),
+                ),
+                "",
+            )
+            ts = end + 60
+        else:
+            raw, flags = factory.message(i + 1, ts)
+        vsize = len(raw) + raw.count(b"\n")
+        name = f"{ts}.M{i}P0Q{i}.kittiwake-bench,S={len(raw)},W={vsize}:2,{flags}"
+        fd = os.open(cur / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, raw)
+            os.fchown(fd, mail_uid, mail_gid)
+            os.utime(fd, (ts, ts))
+        finally:
+            os.close(fd)
+        total += len(raw)
+        if (i + 1) % 100_000 == 0:
+            log(f"  {folder.name}: wrote {i + 1:,} messages ({total / 1e6:.0f} MB)")
+    return total
+
+
+def persistent_maildir(
+    name: str, folders: dict[str, int], seed: int = 1, marker: bytes | None = None
+) -> Path:
+    """A Maildir++ tree under ``BENCH_DATA/name`` holding ``folders`` (IMAP name: count),
+    built once and reused: a 1M-message folder takes minutes to write and Dovecot minutes
+    more to index the first time, and both stay (Dovecot keeps its index inside).
+
+    ``marker`` (a message with ``@DATE@`` for its Date) is added to INBOX as its newest
+    message. Rebuilt when the recipe (``folders``, seed, sizes) changes; a half-built tree
+    (no ``recipe.json``) is deleted first.
+    """
+    top = BENCH_DATA / name
+    recipe = json.dumps(
+        {
+            "folders": folders,
+            "seed": seed,
+            "sizes": SMALL_SIZES,
+            "marker": marker.decode() if marker else None,
+        },
+        sort_keys=True,
+    )
+    done = top / "recipe.json"
+    if done.exists() and done.read_text() == recipe:
+        return top / "Maildir"
+    shutil.rmtree(top, ignore_errors=True)
+    top.mkdir(parents=True)
+    os.chmod(top, 0o755)
+    started = now()
+    factory = MailFactory(seed, SMALL_SIZES)
+    end = int(time.time()) - 3600
+    total = 0
+    for folder, count in folders.items():
+        path = top / "Maildir"
+        if folder != "INBOX":  # Maildir++: .Lists.python for Lists/python
+            path = path / ("." + folder.replace("/", "."))
+        total += _write_folder(path, count, factory, end, marker if folder == "INBOX" else None)
+    subscribed = "\n".join(f for f in folders if f != "INBOX") + "\n"
+    (top / "Maildir" / "subscriptions").write_text(subscribed)
+    os.chown(
+        top / "Maildir" / "subscriptions", pwd.getpwnam("mail").pw_uid, grp.getgrnam("mail").gr_gid
+    )
+    log(
+        f"built {top}: {sum(folders.values()):,} messages, {total / 1e6:.0f} MB "
+        f"in {now() - started:.0f} s"
+    )
+    done.write_text(recipe)
+    return top / "Maildir"
+
+
+def adopt_maildir(dovecot: Any, user: Any, maildir: Path) -> None:
+    """Make ``maildir`` the home of ``user`` (who has not logged in yet): a symlink, so the
+    mail and Dovecot's index survive the instance."""
+    home = dovecot.maildir(user)
+    home.parent.mkdir(parents=True, exist_ok=True)
+    os.chown(home.parent, pwd.getpwnam("mail").pw_uid, grp.getgrnam("mail").gr_gid)
+    home.symlink_to(maildir)
 
 
 # =========================================================================================
@@ -1093,7 +1209,68 @@ def _pyinstrument_report(prof: Any) -> dict[str, Any]:
     }
 
 
+def child_plain_folders(p: dict[str, Any]) -> dict[str, Any]:
+    """The plain fetch of a whole account: login, then per folder EXAMINE and one
+    ``UID FETCH 1:* (items)`` with imaplib; what a full index of every folder is held to."""
+    cpu0 = cpu_seconds()
+    t0 = now()
+    imap = _imaplib_connect(p)
+    count = 0
+    first = re.compile(rb"\d+ \(")
+    for folder in p["folders"]:
+        typ, data = imap.select(f'"{folder}"', readonly=True)
+        assert typ == "OK", data
+        typ, data = imap.uid("FETCH", "1:*", f"({p['items']})")
+        assert typ == "OK", data
+        for d in data:
+            head = d[0] if isinstance(d, tuple) else d
+            if isinstance(head, bytes) and first.match(head):
+                count += 1
+        del data
+    total = now() - t0
+    cpu = cpu_seconds() - cpu0
+    imap.logout()
+    return {"total": total, "cpu": cpu, "count": count, "rss": peak_rss_mb()}
+
+
+def child_search(p: dict[str, Any]) -> dict[str, Any]:
+    """Search and conversations of one folder on a filled cache, as the app runs them
+    (``local_hits_off_loop``, ``thread_folder``): seconds and CPU seconds each."""
+    from kittiwake.core.cache import Cache
+    from kittiwake.core.imap.lazy import decode_raw
+    from kittiwake.core.search.service import local_hits_off_loop, thread_folder
+
+    t = now()
+    cache = Cache(Path(p["cache"]), raw_decoder=decode_raw)  # as the engine opens it
+    out: dict[str, Any] = {"open": now() - t, "queries": {}}
+    undecoded = "SELECT count(*) FROM messages WHERE raw IS NOT NULL"
+    out["undecoded"] = cache.db.execute(undecoded).fetchone()[0]  # left by the decode pass
+
+    async def run() -> None:
+        for query in p["queries"]:
+            for attempt in ("first", "again"):
+                t, c = now(), cpu_seconds()
+                hits = await local_hits_off_loop(cache, [p["folder"]], query)
+                row = {"seconds": now() - t, "cpu": cpu_seconds() - c, "hits": len(hits)}
+                out["queries"][f"{query} ({attempt})"] = row
+        for attempt in ("first", "again"):
+            t, c = now(), cpu_seconds()
+            threading_, _names = await thread_folder(cache, p["folder"], None)
+            out[f"threads ({attempt})"] = {
+                "seconds": now() - t,
+                "cpu": cpu_seconds() - c,
+                "threads": len(threading_),
+            }
+
+    asyncio.run(run())
+    cache.close()
+    out["rss"] = peak_rss_mb()
+    return out
+
+
 CHILDREN: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {
+    "plainall": child_plain_folders,
+    "search": child_search,
     "plain": child_plain,
     "cold": child_cold,
     "warm": child_warm,

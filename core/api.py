@@ -12,6 +12,7 @@ import hashlib
 import logging
 import sqlite3
 import time
+from array import array
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kittiwake.core import gmailids
-from kittiwake.core.cache import LazySummaries
+from kittiwake.core.cache import LazySummaries, uid_array
 from kittiwake.core.compose.draft import Draft
 from kittiwake.core.compose.drafts import LocalDraft
 from kittiwake.core.compose.service import Composer, OutboxStatus, RefusedItem
@@ -268,10 +269,11 @@ class MailApi:
         folder: str,
         order: SortOrder | None = None,
         limit: str | None = None,
-    ) -> list[int]:
+    ) -> array[int]:
         """UIDs in ``order`` (newest first by default): row ``i`` of the list is
         ``index[i]``; with ``limit`` (a search query), only the messages matching it (mutt's
-        limit). A malformed query raises ``QueryError``."""
+        limit). A malformed query raises ``QueryError``. A compact array (four bytes a
+        message), not a list: a view keeps it for as long as the folder is shown."""
         cache = self._store(account).cache
         key = (account, folder, self.uidvalidity(account, folder))
         memo = self._sort_texts.setdefault(key, {})
@@ -282,8 +284,14 @@ class MailApi:
             from kittiwake.core.search.service import local_hits
 
             keep = {hit.uid for hit in local_hits(cache, [folder], limit)}
-            uids = [uid for uid in uids if uid in keep]
+            uids = uid_array(uid for uid in uids if uid in keep)
         return uids
+
+    def message_index_head(self, account: str, folder: str, count: int) -> array[int]:
+        """The first ``count`` UIDs of the default order (newest first): where new mail
+        lands, so the list can take it in without reading the whole index again (tens of
+        ms at 100,000)."""
+        return self._store(account).cache.ordered_uids(folder, first=count)
 
     def sort_order(self, account: str, folder: str) -> SortOrder:
         """The order the user chose for ``folder`` (remembered across runs)."""
@@ -296,7 +304,9 @@ class MailApi:
         """The unread messages of ``folder`` as cached ("mark all read" names them)."""
         return self._store(account).cache.unseen_uids(folder)
 
-    def summaries(self, account: str, folder: str, uids: list[int]) -> dict[int, MessageSummary]:
+    def summaries(
+        self, account: str, folder: str, uids: Sequence[int]
+    ) -> dict[int, MessageSummary]:
         return self._store(account).cache.summaries(folder, uids)
 
     def conversation(self, account: str, folder: str, uid: int) -> list[int]:

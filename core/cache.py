@@ -17,8 +17,7 @@ of a whole folder; ``raw`` is NULL once a row is decoded. The decoder lives with
 parser (the only writer of raw rows) and is imported on first use. The pass runs after a
 first sync (``Tuning.decode_after_sync``), else once something needs every row of a folder (a
 search, the conversations, a conversation, the order by sender or subject: ``want_decoded``):
-decoding and indexing 100,000 rows costs some 15 s of CPU, which a user who only reads never
-needs, but a first search would otherwise pay.
+decoding and indexing 100,000 rows costs a few seconds of CPU (``benches/bench_decode_pass.py``).
 
 Search index (schema 4): ``core.search.index``'s FTS5 table holds the words of every decoded
 summary and of every cached body, written in the transaction that writes the row
@@ -33,6 +32,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,9 +49,26 @@ from kittiwake.core.models import SEEN, Envelope, FolderInfo, FolderRole, Messag
 from kittiwake.core.search import index as searchindex
 from kittiwake.core.sqltx import transaction
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
+
+
+def uid_array(uids: Iterable[int] = ()) -> array[int]:
+    """UIDs as a compact array (four bytes each, as IMAP's are 32-bit): what views hold one
+    of per message, a folder of a million included."""
+    return array("I", uids)
+
 
 log = logging.getLogger(__name__)
+
+#: The list's default order (``ordered_uids``): newest first, ties by UID.
+NEWEST_FIRST = "sort_date DESC, uid DESC"
+
+#: SQLite's page cache of the connection, in KiB (its default is 2,000). The open's quick
+#: check and the list's index read walk more pages than that, so the cache fills whatever
+#: its size; the pages read again (b-tree tops, a screenful's rows) fit in this, and a page
+#: missed is read again from the OS's cache (no CPU or write difference seen filling 50,000
+#: summaries). 1.5 MB less peak memory with 100,000 messages open.
+PAGE_CACHE_KIB = 512
 
 #: Rows changed since the last checkpoint that start the next one (about 5-10 MB of WAL).
 CHECKPOINT_EVERY = 10_000
@@ -138,6 +155,8 @@ _MIGRATIONS: dict[int, str] = {
     6: """
     ALTER TABLE messages ADD COLUMN degraded INTEGER NOT NULL DEFAULT 0;
     """,
+    # 7: the search index merges its segments 16 at a time, not 4 (``searchindex.AUTOMERGE``).
+    7: searchindex.SET_AUTOMERGE,
 }
 
 #: One summary stored with its envelope undecoded, in column order: uid, sort_date, flags
@@ -277,6 +296,11 @@ class Cache:
         self._checkpoints = _Checkpointer(path, self._db)
         self._data_version = self._read_data_version()
         self._decode_wanted: Callable[[], None] | None = None
+        self._counted: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
+        self._listed: tuple[tuple[int, int], list[FolderInfo]] | None = None
+        """Counts by folder id, and ``folders()``, with the ``_stamp`` they were read under:
+        a count reads an index entry per message (~50 ms at 1,000,000), and one change is
+        asked about by the engine, the status line and the folder list in turn."""
 
     def on_decode_wanted(self, hook: Callable[[], None] | None) -> None:
         """``hook()`` when ``want_decoded`` is called (the account starts its decode pass)."""
@@ -291,6 +315,11 @@ class Cache:
 
     def _read_data_version(self) -> int:
         return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def _stamp(self) -> tuple[int, int]:
+        """Moves with every row this connection changes and every commit of another one (the
+        decode pass, ``kittiwake sync``): what was counted under a stamp holds while it does."""
+        return (self._db.total_changes, self._read_data_version())
 
     def changed_elsewhere(self) -> bool:
         """Whether another connection (another process: ``kittiwake sync``) committed to the
@@ -309,6 +338,7 @@ class Cache:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
             self._migrate()
         except BaseException:
             self._db.close()
@@ -409,6 +439,11 @@ class Cache:
         """Row id -> folder name, for every cached folder."""
         return {int(i): n for i, n in self._db.execute("SELECT id, name FROM folders")}
 
+    def folder_roles(self) -> dict[str, FolderRole | None]:
+        """Folder name -> role, for every cached folder: ``folders()`` without its counts."""
+        rows = self._db.execute("SELECT name, role FROM folders")
+        return {n: FolderRole(r) if r else None for n, r in rows}
+
     def _require(self, folder: str) -> int:
         fid = self._fid(folder, create=True)
         assert fid is not None
@@ -438,6 +473,14 @@ class Cache:
 
     def folders(self) -> list[FolderInfo]:
         """Folders with counts from the cache (or the server's STATUS where nothing is cached)."""
+        stamp = self._stamp()
+        if self._listed is not None and self._listed[0] == stamp:
+            return list(self._listed[1])
+        out = self._read_folders()
+        self._listed = (stamp, out)
+        return list(out)
+
+    def _read_folders(self) -> list[FolderInfo]:
         rows = self._db.execute(
             "SELECT f.name, f.delimiter, f.role, f.attributes, f.subscribed,"
             " f.server_total, f.server_unread,"
@@ -596,18 +639,27 @@ class Cache:
         fid = self._fid(folder)
         if fid is None or not decoded:
             return []
-        written: list[int] = []
-        envelopes: list[tuple[int, Envelope]] = []
+        params = [
+            (_ENCODE(envelope), " ".join(refs), int(attachments), fid, uid, raw)
+            for uid, raw, (envelope, refs, attachments) in decoded
+        ]
         with self._tx():
-            for uid, raw, (envelope, refs, attachments) in decoded:
-                cur = self._db.execute(
-                    "UPDATE messages SET envelope=?, refs=?, has_attachments=?, raw=NULL"
-                    " WHERE folder_id=? AND uid=? AND raw=?",
-                    (_ENCODE(envelope), " ".join(refs), int(attachments), fid, uid, raw),
-                )
-                if cur.rowcount:
-                    written.append(uid)
-                    envelopes.append((uid, envelope))
+            # One executemany for the usual case (every row still holds the raw it was
+            # decoded from); if one changed meanwhile, undone and done a row at a time, to
+            # know which.
+            self._db.execute("SAVEPOINT set_decoded")
+            if self._db.executemany(_SET_DECODED, params).rowcount == len(params):
+                rows = list(decoded)
+            else:
+                self._db.execute("ROLLBACK TO set_decoded")
+                rows = [
+                    d
+                    for d, p in zip(decoded, params, strict=True)
+                    if self._db.execute(_SET_DECODED, p).rowcount
+                ]
+            self._db.execute("RELEASE set_decoded")
+            written = [r[0] for r in rows]
+            envelopes = [(r[0], r[2][0]) for r in rows]
             searchindex.index_envelopes(self._db, fid, envelopes)
         return written
 
@@ -629,10 +681,9 @@ class Cache:
         fid = self._fid(folder)
         if fid is None:
             return {}
-        if uids is None:
-            rows = self._db.execute(
-                "SELECT uid, flags FROM messages WHERE folder_id=?", (fid,)
-            ).fetchall()
+        rows: Iterable[tuple[int, str]]
+        if uids is None:  # row by row: no list of every row beside the answer
+            rows = self._db.execute("SELECT uid, flags FROM messages WHERE folder_id=?", (fid,))
         else:
             wanted = list(uids)
             rows = []
@@ -643,7 +694,14 @@ class Cache:
                     f" ({','.join('?' * len(chunk))})",
                     (fid, *chunk),
                 ).fetchall()
-        return {uid: frozenset(f.split()) if f else frozenset() for uid, f in rows}
+        sets: dict[str, frozenset[str]] = {}  # one object per distinct set, not per message
+        out: dict[int, frozenset[str]] = {}
+        for uid, f in rows:
+            got = sets.get(f)
+            if got is None:
+                got = sets[f] = frozenset(f.split()) if f else frozenset()
+            out[uid] = got
+        return out
 
     def remove(self, folder: str, uids: Iterable[int]) -> list[int]:
         """Delete ``uids``; return the ones that were cached."""
@@ -677,10 +735,16 @@ class Cache:
         fid = self._fid(folder)
         if fid is None:
             return (0, 0)
+        stamp = self._stamp()
+        known = self._counted.get(fid)
+        if known is not None and known[0] == stamp:
+            return known[1]
         row = self._db.execute(
             "SELECT count(*), coalesce(sum(1 - seen), 0) FROM messages WHERE folder_id=?", (fid,)
         ).fetchone()
-        return (int(row[0]), int(row[1]))
+        counts = (int(row[0]), int(row[1]))
+        self._counted[fid] = (stamp, counts)
+        return counts
 
     def page(
         self, folder: str, limit: int, after: PageKey | None = None
@@ -716,21 +780,30 @@ class Cache:
         ).fetchone()
         return _row_summary(row) if row else None
 
-    def ordered_uids(self, folder: str) -> list[int]:
-        """Every UID of ``folder``, newest first: the position index of the message list.
+    def ordered_uids(
+        self, folder: str, order_by: str = NEWEST_FIRST, first: int | None = None
+    ) -> array[int]:
+        """Every UID of ``folder``, newest first (or by ``order_by``, one of the SQL orders of
+        ``core/search/order.py``): the position index of the message list; only the ``first``
+        ones when given (the head, where new mail lands).
 
-        100,000 ints cost under 1 MB, and turn "row i" into one indexed lookup.
+        Four bytes a message (UIDs are 32-bit), filled row by row: a list of Python ints
+        costs 36 bytes a message, 36 MB for a million, and twice that while it is built.
+        SQLite sorts what is not the index's order (its sorter spills to a temporary file
+        beyond the page cache), not a list of a tuple per message.
         """
+        uids = uid_array()
         fid = self._fid(folder)
-        if fid is None:
-            return []
-        return [
-            r[0]
-            for r in self._db.execute(
-                "SELECT uid FROM messages WHERE folder_id=? ORDER BY sort_date DESC, uid DESC",
-                (fid,),
+        if fid is not None:
+            uids.extend(
+                r[0]
+                for r in self._db.execute(
+                    f"SELECT uid FROM messages WHERE folder_id=? ORDER BY {order_by}"  # noqa: S608
+                    " LIMIT ?",
+                    (fid, -1 if first is None else first),
+                )
             )
-        ]
+        return uids
 
     def sort_columns(self, folder: str) -> list[tuple[int, float, float | None, int, int]]:
         """(uid, sort_date, internal_date, size, seen) of every message of ``folder``: what
@@ -932,6 +1005,11 @@ class _Checkpointer:
         if self._thread is not None:
             self._thread.join()
 
+
+_SET_DECODED = (
+    "UPDATE messages SET envelope=?, refs=?, has_attachments=?, raw=NULL"
+    " WHERE folder_id=? AND uid=? AND raw=?"
+)
 
 _SUMMARY_COLUMNS = (
     "uid, flags, internal_date, size, envelope, refs, has_attachments, modseq, sort_date, raw,"

@@ -6,6 +6,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+_FLAG_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+
+def shared_flags(flags: frozenset[str]) -> frozenset[str]:
+    """The one frozenset for these flags: a folder of 100,000 messages has a handful of
+    distinct flag sets, and a frozenset costs 216 bytes (22 MB when each message had its
+    own, as the answer to a UID FETCH 1:* FLAGS had). The first 4,096 distinct sets are
+    kept (keywords could make more)."""
+    known = _FLAG_SETS.get(flags)
+    if known is not None:
+        return known
+    if len(_FLAG_SETS) < 4096:
+        _FLAG_SETS[flags] = flags
+    return flags
+
+
 SEEN = "\\Seen"
 ANSWERED = "\\Answered"
 FLAGGED = "\\Flagged"

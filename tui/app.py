@@ -15,6 +15,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.dom import DOMNode
+from textual.driver import Driver
 from textual.markup import escape
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
@@ -45,6 +46,7 @@ from kittiwake.tui.themes import (
 )
 from kittiwake.tui.tools import private_files
 from kittiwake.tui.triage import TriageCommands
+from kittiwake.tui.type_ahead import KeyGate
 from kittiwake.tui.widgets.plain import highlight
 
 if TYPE_CHECKING:
@@ -167,12 +169,22 @@ class KittiwakeApp(App[None]):
         self._fresh_mail: list[MessageSummary] = []
         self._engine_started = False
         self.engine_events = EngineEvents()
+        self.key_gate = KeyGate(self)
         self._setup_theme()
         # Without [keys] nothing is checked, so no screen is imported for it.
         known = binding_ids([*keymap_classes(), type(self)]) if config.keys else set()
         keymap, warnings = check_keymap(config.keys, known, str(config.path or "config"))
         self.startup_warnings += warnings
         self.set_keymap(keymap)
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's Linux driver writing small frames at once (``tui/driver.py``)."""
+        driver = super().get_driver_class()
+        if driver.__name__ == "LinuxDriver" and driver.__module__ == "textual.drivers.linux_driver":
+            from kittiwake.tui.driver import FrameDriver
+
+            return FrameDriver
+        return driver
 
     def _setup_theme(self) -> None:
         themes, warnings = load_themes()
@@ -211,6 +223,11 @@ class KittiwakeApp(App[None]):
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key) and not event.is_forwarded:
             self.api.user_input()  # background work waits while keys are drawn
+            if not self.key_gate.admit(event):  # typed ahead: after the keys before it
+                return
+            await super().on_event(event)
+            self.key_gate.sent(event, (self.focused or self.screen) if event.is_forwarded else None)
+            return
         await super().on_event(event)
 
     async def on_unmount(self) -> None:

@@ -48,7 +48,7 @@ from kittiwake.core.events import (
     SyncProgress,
 )
 from kittiwake.core.imap import codes, deliver, gmail
-from kittiwake.core.imap.client import ImapClient, SelectInfo
+from kittiwake.core.imap.client import RECENT, ImapClient, SelectInfo
 from kittiwake.core.imap.connection import ImapConnection
 from kittiwake.core.imap.lazy import decode_pass
 from kittiwake.core.imap.parser import (
@@ -112,10 +112,10 @@ class Tuning:
     dead_after: float = 30.0
     decode_after_sync: bool = True
     """Decode and index the rows a first sync left raw right after it (the background pass:
-    ~15 s of CPU at 100,000 messages, once, while the user reads), so that the first search,
+    ~4 s of CPU at 100,000 messages, once, while the user reads), so that the first search,
     the conversations or a sort by sender are as quick as any later one. False leaves the
     machine quiet until one of those asks (``Cache.want_decoded``); the first of them then
-    pays the pass (~10 s of CPU at 100,000: benches/bench_decode_pass.py compares both)."""
+    pays the pass (benches/bench_decode_pass.py compares both)."""
     limit_backoff_min: float = LIMIT_BACKOFF_MIN
     limit_backoff_max: float = LIMIT_BACKOFF_MAX
 
@@ -138,9 +138,15 @@ class _Dirty:
     folder_list: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
+    marks: int = 0
+    marked_at: dict[str, int] = field(default_factory=dict)
+    """When each folder was last marked, counted in marks: a STATUS read before is stale."""
+
     def mark(self, folder: str | None) -> None:
         if folder is not None:
             self.folders.add(folder)
+            self.marks += 1
+            self.marked_at[folder] = self.marks
             self.wake.set()
 
     def mark_list(self) -> None:
@@ -187,6 +193,9 @@ class ImapAccount:
         self.cache.on_decode_wanted(self._want_decoded)
         self._watchers: list[asyncio.Task[None]] = []
         self._open_changed: asyncio.Event | None = None
+        #: The folder the NOTIFY connection has examined while it idles (None otherwise):
+        #: that folder's changes come as they are, the rest as STATUS.
+        self.notify_examines: str | None = None
         self._idling: dict[str, asyncio.Event] = {}
         self._watching = asyncio.Event()
         self._lost = asyncio.Event()
@@ -243,14 +252,14 @@ class ImapAccount:
     def _start_decoding(self) -> None:
         """Decode, in the background, the summaries a first sync stored raw (see
         ``core/imap/lazy.py``): conversation, search and threads then read decoded rows
-        instead of decoding each at ~65 µs. Cache work only, so it outlives reconnects."""
+        instead of decoding each at ~18 µs. Cache work only, so it outlives reconnects."""
         if self._decoder is None or self._decoder.done():
             self._decoder = asyncio.create_task(self._decode_all(), name=f"decode:{self.name}")
 
     def _want_decoded(self) -> None:
         """A search, the conversations or a sort by sender or subject read every row: the
         raw ones are decoded from now on (after the sync in progress), never before, so a
-        first start that is only read leaves the machine quiet (issue 19: ~15 s of CPU at
+        first start that is only read leaves the machine quiet (issue 19: ~4 s of CPU at
         100,000 messages otherwise)."""
         try:
             here = asyncio.get_running_loop()
@@ -469,7 +478,7 @@ class ImapAccount:
     # -- connecting ---------------------------------------------------------------------
 
     async def _connect(
-        self, on_unsolicited: Callable[[str | None, Untagged], None] | None
+        self, on_unsolicited: Callable[[ImapClient, str | None, Untagged], None] | None
     ) -> ImapClient:
         at = f"accounts.{self.name}.imap"
         conn = await imap_session(
@@ -479,7 +488,10 @@ class ImapAccount:
             forget=self._forget_credential,
         )
         try:
-            client = ImapClient(conn, on_unsolicited)
+            client = ImapClient(conn)
+            if on_unsolicited is not None:
+                listen = on_unsolicited  # (bound for the closure, for mypy)
+                client.on_unsolicited = lambda folder, item: listen(client, folder, item)
             client.on_notice = self._notice
             for text in client.early_notices():
                 # Every connection hears the greeting: told once per connection attempt.
@@ -564,7 +576,7 @@ class ImapAccount:
         self._publish_outside_changes()
         folders, statuses = await self.sync_folder_list()
         order = sorted(
-            (f for f in folders if f.selectable and not self._waits_until_opened(f)),
+            (f for f in folders if f.selectable and not self._waits_until_opened(f.name, f.role)),
             key=lambda f: (
                 f.name not in self._first_pages,  # goes on where its first page left off
                 f.role is not FolderRole.INBOX,
@@ -643,14 +655,14 @@ class ImapAccount:
             self._dirty.mark(folder)
         return fetched
 
-    def _waits_until_opened(self, folder: FolderInfo) -> bool:
+    def _waits_until_opened(self, folder: str, role: FolderRole | None) -> bool:
         """Gmail's All Mail (``\\All``) holds every message again, and is often the biggest
         folder of all: it is first fetched when the user opens it (or searches it), not with
         the others. Once cached, it is kept up to date like any folder."""
         return (
-            folder.role is FolderRole.ALL
-            and folder.name != self.open_folder
-            and self.cache.folder_state(folder.name) is None
+            role is FolderRole.ALL
+            and folder != self.open_folder
+            and self.cache.folder_state(folder) is None
         )
 
     async def sync_folder_list(self) -> tuple[list[FolderInfo], dict[str, Status]]:
@@ -659,7 +671,7 @@ class ImapAccount:
         async with self._lock:
             client = self.client
             folders, statuses = await client.list_folders()
-        before = {f.name for f in self.cache.folders()}
+        before = set(self.cache.folder_roles())  # names only: folders() counts every message
         self.cache.set_folders(folders)
         for name, st in statuses.items():
             state = self.cache.folder_state(name)
@@ -667,9 +679,8 @@ class ImapAccount:
                 self._reset_folder(name)
             if st.messages is not None:
                 self.cache.set_server_counts(name, st.messages, st.unseen or 0)
-        now = self.cache.folders()
-        if {f.name for f in now} != before or not before:
-            self.bus.publish(FolderListChanged(self.name, tuple(now)))
+        if set(self.cache.folder_roles()) != before or not before:
+            self.bus.publish(FolderListChanged(self.name, tuple(self.cache.folders())))
         return folders, statuses
 
     async def sync_folder(self, folder: str, status: Status | None = None) -> int:
@@ -684,7 +695,7 @@ class ImapAccount:
         """Gmail: each message's X-GM-MSGID and labels, so the copies of one message under
         several labels are seen as one (``core/gmailids.py``). Fetched again whenever the
         folder gained or lost messages (a cheap FETCH: no headers)."""
-        cached = set(self.cache.flags(folder))
+        cached = set(self.cache.uids(folder))  # not flags: a frozenset each, 1M in All Mail
         db = self.cache.db
         if not changed and cached == gmailids.known_uids(db, folder):
             return
@@ -804,15 +815,22 @@ class ImapAccount:
 
     async def _quick_resync(self, folder: str, state: FolderState) -> int:
         assert state.highestmodseq is not None and state.uidnext is not None
+        # New mail first, by UID range: it is what the user waits for, and the changes below
+        # cost the server a pass over the folder's mod-sequences (tens of ms at 100,000).
+        # Not from the answer below either: Dovecot leaves out of it messages this session
+        # had not been told of yet (their EXISTS comes with it), and the modseq stored below
+        # would then move past them for good. A FETCH does not show them either (the
+        # server brings a session up to date after a command, not before): the NOOP does,
+        # its EXISTS taken here (the FETCH is its answer; flag changes and expunges it
+        # brings go on to ``_on_unsolicited``). Without it the new message came one whole
+        # resync later (measured: +35 ms at 10,000 messages).
+        await self.client.run("NOOP", claim=lambda r: isinstance(r, Exists))
+        fresh = await self._fetch_new(folder, state.uidnext)
+        fetched = len(fresh)
         flags, modseqs, vanished = await self.client.uid_fetch_changed(state.highestmodseq)
         self._expunge(folder, list(vanished))
         cached = self.cache.flags(folder, flags.keys())
         self._apply_flags(folder, {u: f for u, f in flags.items() if u in cached})
-        # New mail by UID range, not from the answer above: Dovecot leaves out of it messages
-        # this session had not been told of yet (their EXISTS comes with it), and the modseq
-        # stored below would then move past them for good. This command sees them.
-        fresh = await self._fetch_new(folder, state.uidnext)
-        fetched = len(fresh)
         highest = max([state.highestmodseq, *modseqs.values()])
         uidnext = max([state.uidnext, *(s.uid + 1 for s in fresh)])
         self.cache.set_folder_state(folder, FolderState(state.uidvalidity, uidnext, highest))
@@ -828,10 +846,13 @@ class ImapAccount:
         cached = self.cache.uids(folder)
         fetched = 0
         if not cached:
+            # The small first window is for a screenful on screen at once: a folder nobody
+            # looks at yet comes in bulk batches only, stored raw (200 folders' windows were
+            # 20,000 messages decoded in full, and 200 more round trips).
+            shown = folder.upper() == "INBOX" or folder == self.open_folder
+            first = self.tuning.first_window if shown else self.tuning.batch
             # Pipelined: the next batch is on the wire while this one is stored.
-            batches = client.fetch_summaries_newest_first(
-                sel.exists, self.tuning.first_window, self.tuning.batch
-            )
+            batches = client.fetch_summaries_newest_first(sel.exists, first, self.tuning.batch)
             async with contextlib.aclosing(batches):
                 async for batch in batches:
                     self._store_new(folder, batch)
@@ -929,9 +950,13 @@ class ImapAccount:
 
     # -- live updates -------------------------------------------------------------------
 
-    def _on_unsolicited(self, folder: str | None, item: Untagged) -> None:
-        """Another device changed something: have the folder resynced."""
+    def _on_unsolicited(self, client: ImapClient, folder: str | None, item: Untagged) -> None:
+        """Another device changed something: have the folder resynced. A flag change is
+        shown at once from the response itself (``_flags_heard``); the resync still follows
+        (it keeps the folder's mod-sequence and corrects anything the response left out)."""
         log.debug("%s: unsolicited in %s: %r", self.name, folder, item)
+        if isinstance(item, Fetch) and folder is not None:
+            self._flags_heard(client, folder, item)
         if isinstance(item, Exists | Expunge | Vanished | Fetch):
             if isinstance(item, Expunge | Vanished) and folder is not None:
                 # Sequence numbers moved: the rest is not fetched below the first page's.
@@ -948,6 +973,24 @@ class ImapAccount:
             self._dirty.mark(item.name_decoded)
             self._dirty.mark_list()
 
+    def _flags_heard(self, client: ImapClient, folder: str, item: Fetch) -> None:
+        """Apply the FLAGS of an unsolicited FETCH to the cache now: a round trip on the
+        command connection (behind whatever it is doing) sooner than the resync could. Only
+        with the UID in it (QRESYNC makes the server send it), from a connection whose
+        folder has the cached UIDVALIDITY, and with no action of the user's waiting to be
+        sent (the server has not seen it yet: the resync after the flush decides)."""
+        uid, flags = item.uid, item.flags
+        if uid is None or flags is None or self.triage.has_pending():
+            return
+        state = self.cache.folder_state(folder)
+        if (
+            state is None
+            or state.uidvalidity is None
+            or client.selected_uidvalidity != state.uidvalidity
+        ):
+            return
+        self._apply_flags(folder, {uid: flags - {RECENT}})  # \Recent: per session
+
     async def _process_dirty_forever(self) -> None:
         while True:
             await self._dirty.wake.wait()
@@ -955,19 +998,28 @@ class ImapAccount:
             if self.triage.has_pending():
                 async with self._lock:
                     await self.triage.flush(self.client)
+            statuses: dict[str, Status] = {}
+            listed_at = 0
             if self._dirty.folder_list:
                 self._dirty.folder_list = False
-                known = {f.name for f in self.cache.folders()}
-                folders, _ = await self.sync_folder_list()
+                known = set(self.cache.folder_roles())
+                # With LIST-STATUS, the list brings every folder's STATUS: a poll of 200
+                # folders is then one command, not one STATUS each. Only for folders last
+                # marked before it was sent: a change reported since may be newer than it.
+                listed_at = self._dirty.marks
+                folders, statuses = await self.sync_folder_list()
                 for info in folders:  # created or renamed elsewhere: fill it now
                     if info.selectable and info.name not in known:
                         self._dirty.mark(info.name)
             while self._dirty.folders:
                 folder = self._dirty.folders.pop()
-                cached = {f.name: f for f in self.cache.folders()}
-                if folder in cached and not self._waits_until_opened(cached[folder]):
+                roles = self.cache.folder_roles()  # not folders(): that counts every message
+                if folder in roles and not self._waits_until_opened(folder, roles[folder]):
                     try:
-                        await self.sync_folder(folder)
+                        status = statuses.pop(folder, None)
+                        if self._dirty.marked_at.get(folder, 0) > listed_at:
+                            status = None
+                        await self.sync_folder(folder, status)
                     except CommandFailed as exc:
                         if codes.passing(exc.code, exc.text):
                             raise  # over the server's limits: the supervisor waits it out
@@ -1084,16 +1136,47 @@ class ImapAccount:
         if client is None:
             await self._poll_instead("*")
             return
-        # INBOX is examined, so its changes arrive as EXISTS/FETCH/VANISHED at once; other
-        # folders' come as STATUS, which the server must compute first (~50 ms at 100,000).
-        await client.select("INBOX", readonly=True)
+        # The open folder (INBOX until another is opened) is examined, so its changes arrive
+        # as EXISTS/FETCH/VANISHED at once (a flag change shown from the FETCH itself); other
+        # folders' come as STATUS, which the server must compute first (~50 ms at 100,000)
+        # and which only has the folder resynced.
+        watched = self.open_folder or "INBOX"
+        await client.select(watched, readonly=True)
         events = "(MessageNew MessageExpunge FlagChange)"
         await client.conn.command(
             "NOTIFY",
             f"SET (selected {events}) (inboxes {events}) (subscribed {events})"
             " (personal (MailboxName SubscriptionChange))",
         )
-        await self._idle_loop(client, "*")
+        conn = client.conn
+        if not conn.has_capability("IDLE"):
+            await self._idle_loop(client, "*")
+            return
+        self._open_changed = changed = asyncio.Event()
+        while True:
+            self.notify_examines = None
+            await conn.idle_start()
+            self.notify_examines = watched
+            self._watching.set()
+            self._idling.setdefault("*", asyncio.Event()).set()
+            # asyncio.wait, not wait_for: Python 3.11's wait_for loses a cancellation that
+            # comes as the event is set (stop() right after the user opened a folder), and
+            # this loop then never ended.
+            waiter = asyncio.ensure_future(changed.wait())
+            try:
+                await asyncio.wait([waiter], timeout=self.tuning.idle_renew)
+            finally:
+                waiter.cancel()
+            await conn.idle_done(timeout=self.tuning.dead_after)
+            changed.clear()
+            wanted = self.open_folder or "INBOX"
+            if wanted != watched:
+                try:
+                    await client.select(wanted, readonly=True)
+                except CommandFailed:  # gone meanwhile: INBOX, which always exists
+                    wanted = "INBOX"
+                    await client.select(wanted, readonly=True)
+                watched = wanted
 
     async def _watch_idle(self, folder: str) -> None:
         client = await self._watch_connection(folder)

@@ -35,6 +35,7 @@ __all__ = [
     "has_attachments",
     "parse_internaldate",
     "references_from_fetch",
+    "references_from_header",
     "summary_from_fetch",
 ]
 
@@ -381,7 +382,12 @@ def references_from_fetch(fetch: Fetch) -> tuple[str, ...]:
         if key.startswith("BODY[HEADER.FIELDS") and "REFERENCES" in key and isinstance(v, bytes):
             header = v
             break
-    if not header:
+    return references_from_header(header) if header else ()
+
+
+def references_from_header(header: bytes) -> tuple[str, ...]:
+    """The Message-IDs of a fetched References header block (see ``references_from_fetch``)."""
+    if len(header) <= 2:  # none, or only the blank line that ends the block
         return ()
     fields = b" ".join(m.group(1) for m in _REFERENCES_FIELD.finditer(header))
     return msgids(fields.decode("utf-8", "replace"))

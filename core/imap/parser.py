@@ -30,7 +30,7 @@ from kittiwake.core.imap.parseerror import DecodeError, ParseError
 from kittiwake.core.imap.uidset import UidSet, parse_ranges
 from kittiwake.core.message import utf7
 from kittiwake.core.message.dates import MONTHS, tz_for_offset
-from kittiwake.core.models import FolderInfo, FolderRole
+from kittiwake.core.models import FolderInfo, FolderRole, shared_flags
 
 __all__ = [
     "MAX_DEPTH",
@@ -353,7 +353,7 @@ def _flag_set(v: Value) -> frozenset[str]:
             s = _SYSTEM_FLAGS.get(s.lower(), s)
         if s:
             out.append(s)
-    return frozenset(out)
+    return shared_flags(frozenset(out))
 
 
 def _mailbox(v: Value, utf8: bool) -> tuple[str, str]:

@@ -14,12 +14,13 @@ cost of every reload of the default order).
 from __future__ import annotations
 
 import json
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kittiwake.core import paths
-from kittiwake.core.cache import Cache
+from kittiwake.core.cache import Cache, uid_array
 from kittiwake.core.files import PRIVATE_FILE, atomic_write, make_private_dirs
 from kittiwake.core.message.subjects import base_subject
 
@@ -79,40 +80,53 @@ def _texts(cache: Cache, folder: str, uids: list[int], memo: SortTexts) -> SortT
     missing = [uid for uid in uids if uid not in memo]
     if missing:
         cache.want_decoded()  # every envelope of a folder is read: decode the raw rows once
-    for uid, summary in cache.summaries(folder, missing).items():
-        env = summary.envelope
-        first = env.from_[0] if env.from_ else None
-        sender = ((first.name or first.addr) if first else "").casefold()
-        memo[uid] = (sender, base_subject(env.subject).casefold())
+    for start in range(0, len(missing), _TEXTS_BATCH):
+        # A batch of summaries at a time: all of a 100,000-message folder's at once held
+        # ~150 MB of envelopes for the two strings kept of each.
+        batch = cache.summaries(folder, missing[start : start + _TEXTS_BATCH])
+        for uid, summary in batch.items():
+            env = summary.envelope
+            first = env.from_[0] if env.from_ else None
+            sender = ((first.name or first.addr) if first else "").casefold()
+            memo[uid] = (sender, base_subject(env.subject).casefold())
     return memo
+
+
+_TEXTS_BATCH = 2000
+
+
+#: The orders SQLite sorts (``Cache.ordered_uids``), ties as in the default order: a
+#: (uid, date, size, seen) tuple per message sorted in Python costs ~170 bytes a message
+#: (170 MB for a million). Date and arrival have no ties; unread, oldest first, keeps the
+#: oldest first among equals.
+_SQL_ORDERS = {
+    ("date", False): "sort_date, uid",
+    ("arrival", True): "uid DESC",
+    ("arrival", False): "uid",
+    ("size", True): "size DESC, sort_date DESC, uid DESC",
+    ("size", False): "size, sort_date DESC, uid DESC",
+    ("unread", True): "seen, sort_date DESC, uid DESC",
+    ("unread", False): "seen, sort_date, uid",
+}
 
 
 def ordered_uids(
     cache: Cache, folder: str, order: SortOrder, memo: SortTexts | None = None
-) -> list[int]:
-    """The UIDs of ``folder`` in ``order`` (ties: newest first, then by UID); ``memo``
-    keeps the sender and subject keys of the folder (as it is now: UIDVALIDITY included)
-    between calls."""
+) -> array[int]:
+    """The UIDs of ``folder`` in ``order`` (ties: newest first, then by UID), compact
+    (``uid_array``); ``memo`` keeps the sender and subject keys of the folder (as it is
+    now: UIDVALIDITY included) between calls."""
     if order.is_default:
         return cache.ordered_uids(folder)
-    rows = cache.sort_columns(folder)
-    rows.sort(key=lambda r: (r[1], r[0]), reverse=True)  # the default order breaks ties
-    flip = order.descending
-    if order.key == "date":
-        return [r[0] for r in reversed(rows)]  # ascending (descending is the default)
-    if order.key == "arrival":
-        return sorted((r[0] for r in rows), reverse=flip)
-    if order.key == "size":
-        rows.sort(key=lambda r: r[3], reverse=flip)
-    elif order.key == "unread":
-        if not flip:
-            rows.reverse()
-        rows.sort(key=lambda r: r[4])
-    else:
-        texts = _texts(cache, folder, [r[0] for r in rows], {} if memo is None else memo)
-        column = 0 if order.key == "sender" else 1
-        rows.sort(key=lambda r: texts.get(r[0], ("", ""))[column], reverse=flip)
-    return [r[0] for r in rows]
+    by_sql = _SQL_ORDERS.get((order.key, order.descending))
+    if by_sql is not None:
+        return cache.ordered_uids(folder, by_sql)
+    # Sender or subject: keys from the envelopes, sorted here (newest first among equals).
+    uids = list(cache.ordered_uids(folder))
+    texts = _texts(cache, folder, uids, {} if memo is None else memo)
+    column = 0 if order.key == "sender" else 1
+    uids.sort(key=lambda uid: texts.get(uid, ("", ""))[column], reverse=order.descending)
+    return uid_array(uids)
 
 
 def ordered_threads(

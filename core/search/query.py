@@ -618,7 +618,7 @@ def search_cache(
 
     Rows a first sync stored undecoded (``messages.raw``, see ``core.cache``) are not in the
     index yet and have no attachment flag: with ``undecoded="decode"`` they are decoded here
-    and judged by :func:`evaluate` (exact, ~65 µs a row: only until the background decode
+    and judged by :func:`evaluate` (exact, ~18 µs a row: only until the background decode
     pass has run; ``searchindex.pending`` counts them); ``"skip"`` leaves them out.
     """
     params: list[object] = []
@@ -708,7 +708,7 @@ def _match_undecoded(
 
 def _may_match(node: Node, raw: bytes, body: str) -> bool:
     """False only when a row stored undecoded (``raw``: its ENVELOPE and BODYSTRUCTURE as the
-    server sent them) cannot match ``node``, told without decoding it (~65 µs): a first
+    server sent them) cannot match ``node``, told without decoding it (~18 µs): a first
     search after a first sync judges every such row.
 
     Told only for a plain ``raw`` (ASCII, no encoded word, no escape): its header texts are

@@ -62,7 +62,7 @@ async def local_hits_off_loop(
     cache: Cache, folders: Sequence[str] | None, query: Query | str
 ) -> list[Hit]:
     """``local_hits`` in a worker thread over a read-only connection of its own: while a
-    first sync's rows are still raw, each is decoded to be judged (~65 µs), which must not
+    first sync's rows are still raw, each is decoded to be judged (~18 µs), which must not
     hold the event loop."""
     parsed = parse_query(query) if isinstance(query, str) else query
     names = cache.folder_names()

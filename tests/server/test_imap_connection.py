@@ -26,7 +26,9 @@ from kittiwake.core.errors import (
     StartTlsUnavailable,
     TlsError,
 )
+from kittiwake.core.imap.client import ImapClient
 from kittiwake.core.imap.connection import ImapConnection
+from kittiwake.core.imap.parser import Exists
 
 DEADLINE = 10.0
 
@@ -284,6 +286,30 @@ async def test_uid_fetch_of_5000_messages(
     assert all(b"BODY[] {" in r for r in fetches)
     assert b"Subject: hello 4321\r\n" in b"".join(fetches)
     assert sum(1 for r in untagged.seen if b" FETCH " in r) >= count  # callback saw them all
+
+
+async def test_uid_fetch_flags_of_a_folder_taken_in_as_they_arrive(
+    dovecot: Dovecot, user: User, other_device: imaplib.IMAP4_SSL
+) -> None:
+    """``ImapClient.uid_fetch_flags`` reads each answer as it arrives (no list of them all):
+    the same flags (\\Recent left out), modseqs, equal sets shared; news of another device
+    that comes with the answers still reaches ``on_unsolicited``."""
+    bulk_append(other_device, [msg(i) for i in range(1, 301)])
+    other_device.select("INBOX")
+    other_device.uid("STORE", "1:100", "+FLAGS", "(\\Seen)")
+    other_device.uid("STORE", "7", "+FLAGS", "(\\Flagged $Work)")
+    news: list[object] = []
+    async with opened(dovecot, user) as conn:
+        client = ImapClient(conn, on_unsolicited=lambda _folder, r: news.append(r))
+        await client.select("INBOX")
+        await asyncio.to_thread(other_device.append, "INBOX", "", None, msg(301))
+        flags, modseqs = await client.uid_fetch_flags("1:300")
+    assert set(flags) == set(range(1, 301))
+    assert flags[1] == frozenset({"\\Seen"}) and flags[1] is flags[100]
+    assert flags[7] == frozenset({"\\Seen", "\\Flagged", "$Work"})
+    assert flags[101] == frozenset() and flags[101] is flags[300]  # \\Recent left out
+    assert set(modseqs) == (set(flags) if client.condstore else set())
+    assert any(isinstance(r, Exists) and r.count == 301 for r in news)
 
 
 # ---------------------------------------------------------------------------- unsolicited

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from harness.ui import screen_text, synced, until
-from textual.widgets import Input
+from textual.widgets import Input, OptionList
 
 from kittiwake.core.config import Config
 from kittiwake.core.message.mime import MAX_PARTS_READ, PART_SEPARATOR
@@ -127,6 +127,9 @@ async def test_10000_attachments_open_with_the_first_and_every_one_can_be_saved(
             f"{n}." for n in range(1, 10_001)
         ]
         assert picker.items[-1][0].startswith("10000. file10000.bin")
+        # Chosen once the picker shows its options (dismissing before its mount raced it).
+        shown = lambda: any(o.option_count == 10_000 for o in picker.query(OptionList))  # noqa: E731
+        await until(pilot, shown, timeout=60)
         picker.dismiss(picker.items[-1][1])
         # The picker lays out 10,000 options first: seconds on a busy machine.
         await until(pilot, lambda: isinstance(app.screen, PathPrompt), timeout=60)

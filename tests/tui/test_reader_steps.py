@@ -41,7 +41,7 @@ async def test_j_after_the_open_message_was_expunged_elsewhere(
         mailbox_screen = app.screen
         assert isinstance(mailbox_screen, MailboxScreen)
         messages = mailbox_screen.query_one(MessageList)
-        await until(pilot, lambda: messages.index == [5, 4, 3, 2, 1])
+        await until(pilot, lambda: list(messages.index) == [5, 4, 3, 2, 1])
         await pilot.press("j", "enter")
         await until(
             pilot, lambda: isinstance(app.screen, ReaderScreen) and app.screen.parsed is not None
@@ -49,13 +49,13 @@ async def test_j_after_the_open_message_was_expunged_elsewhere(
         reader = app.screen
         assert isinstance(reader, ReaderScreen) and reader.uid == 4
         expunge(dovecot, user, 4)
-        await until(pilot, lambda: messages.index == [5, 3, 2, 1])
+        await until(pilot, lambda: list(messages.index) == [5, 3, 2, 1])
         assert reader.uid == 4  # still on screen
         await pilot.press("J")  # the one after message 4
         await until(pilot, lambda: reader.parsed is not None and reader.uid == 3)
         assert reader.parsed.subject == "Message 3" and messages.current_uid == 3
         expunge(dovecot, user, 3)
-        await until(pilot, lambda: messages.index == [5, 2, 1])
+        await until(pilot, lambda: list(messages.index) == [5, 2, 1])
         await pilot.press("K")  # the one before message 3
         await until(pilot, lambda: reader.parsed is not None and reader.uid == 5)
         assert messages.current_uid == 5

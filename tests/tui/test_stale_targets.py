@@ -84,11 +84,11 @@ async def test_reader_keys_on_a_message_expunged_elsewhere_touch_nothing(
         await synced(app)
         imap = app.api.engine.imap["mine"]
         messages = list_of(app)
-        await until(pilot, lambda: messages.index == [5, 4, 3, 2, 1])
+        await until(pilot, lambda: list(messages.index) == [5, 4, 3, 2, 1])
         reader = await open_reader(app, pilot, "j")
         assert reader.uid == 4
         expunge_elsewhere(dovecot, user, 4)
-        await until(pilot, lambda: messages.index == [5, 3, 2, 1])  # the cursor row is 3 now
+        await until(pilot, lambda: list(messages.index) == [5, 3, 2, 1])  # the cursor row is 3 now
         await until(pilot, lambda: reader.gone)  # the reader says its message is gone
         assert str(reader.query_one("#gone").render()) == GONE
         assert reader.parsed is not None and reader.parsed.subject == "Message 4"
@@ -115,7 +115,7 @@ async def test_a_move_from_the_reader_after_the_picker_shows_the_next_message(
     async with app.run_test(size=(80, 24)) as pilot:
         await synced(app)
         messages = list_of(app)
-        await until(pilot, lambda: messages.index == [5, 4, 3, 2, 1])
+        await until(pilot, lambda: list(messages.index) == [5, 4, 3, 2, 1])
         reader = await open_reader(app, pilot, "j")
         await pilot.press("m", *"Work", "enter")
         await until(pilot, lambda: reader.uid == 3 and reader.parsed is not None)
@@ -142,13 +142,13 @@ async def test_a_folder_recreated_on_screen_shows_its_new_messages(
         assert isinstance(screen, MailboxScreen)
         screen.show_folder("mine", "Proj")
         messages = list_of(app)
-        await until(pilot, lambda: messages.index == [3, 2, 1])
+        await until(pilot, lambda: list(messages.index) == [3, 2, 1])
         reader = await open_reader(app, pilot)  # Old 3 read once: its body is kept
         assert reader.parsed is not None and reader.parsed.subject == "Old 3"
         await pilot.press("escape")
         recreate_elsewhere(dovecot, user, "Proj", 7)
         await until(pilot, lambda: "Other 9" in messages.render_line(0).text, timeout=10)
-        assert messages.index == [3, 2, 1]
+        assert list(messages.index) == [3, 2, 1]
         assert all("Old" not in messages.render_line(row).text for row in range(3))
         reader = await open_reader(app, pilot)
         assert reader.parsed is not None and reader.parsed.subject == "Other 9"
@@ -185,7 +185,7 @@ async def test_search_results_of_a_recreated_folder_go_and_keys_reach_nothing_ne
         screen = app.screen
         assert isinstance(screen, MailboxScreen)
         screen.show_folder("mine", "Proj")
-        await until(pilot, lambda: list_of(app).index == [3, 2, 1])
+        await until(pilot, lambda: list(list_of(app).index) == [3, 2, 1])
         await pilot.press("slash")
         await until(pilot, lambda: isinstance(app.screen, SearchPrompt))
         prompt = app.screen
@@ -243,17 +243,17 @@ async def test_offline_triage_in_a_folder_recreated_meanwhile_is_dropped_on_reco
         assert isinstance(screen, MailboxScreen)
         screen.show_folder("mine", "Proj")
         messages = list_of(app)
-        await until(pilot, lambda: messages.index == [3, 2, 1])
+        await until(pilot, lambda: list(messages.index) == [3, 2, 1])
         proxy.refuse_new_connections()
         proxy.kill_connections()
         await until(pilot, lambda: "offline" in str(screen.query_one("#status").render()))
         await pilot.press("s", "j", "u", "j", "d")  # flag 3, read 2, delete 1: all offline
-        await until(pilot, lambda: messages.index == [3, 2])
+        await until(pilot, lambda: list(messages.index) == [3, 2])
         assert messages.render_line(0).text[1] == "!"
         recreate_elsewhere(dovecot, user, "Proj", 7)
         proxy.accept_new_connections()
         await until(pilot, lambda: noticed(app, "recreated"), timeout=15)
-        await until(pilot, lambda: messages.index == [3, 2, 1], timeout=10)
+        await until(pilot, lambda: list(messages.index) == [3, 2, 1], timeout=10)
         await until(pilot, lambda: "Other 9" in messages.render_line(0).text)
         rows = [messages.render_line(row).text for row in range(3)]
         assert all("Old" not in row and row[1] == " " for row in rows)  # nothing flagged

@@ -65,6 +65,42 @@ def test_flags_counts_and_remove(tmp_path: Path) -> None:
     assert cache.counts("INBOX") == (3, 2)
 
 
+def test_counts_are_read_once_per_change_here_or_elsewhere(tmp_path: Path) -> None:
+    """The engine, the status line and the folder list each ask for the counts after one
+    change; at 1,000,000 messages a count costs ~50 ms, so it is read once until the file
+    changes, by this connection or another program."""
+    cache = Cache(tmp_path / "a.sqlite3")
+    cache.set_folders([FolderInfo("INBOX", "/", FolderRole.INBOX)])
+    cache.set_folder_state("INBOX", FolderState(7, 1, 1))
+    cache.put_summaries("INBOX", [summary(u) for u in range(1, 6)])
+    counted: list[str] = []
+    cache.db.set_trace_callback(lambda sql: counted.append(sql) if "count(" in sql else None)
+    for _ in range(3):
+        assert cache.counts("INBOX") == (5, 5)
+        assert [(f.total, f.unread) for f in cache.folders()] == [(5, 5)]
+    assert len(counted) == 2  # one for counts(), one for folders()
+    cache.set_flags("INBOX", {1: frozenset({SEEN})})
+    assert cache.counts("INBOX") == (5, 4)
+    assert [(f.total, f.unread) for f in cache.folders()] == [(5, 4)]
+    other = sqlite3.connect(tmp_path / "a.sqlite3")
+    with other:
+        other.execute("UPDATE messages SET seen=1, flags=? WHERE uid=2", (SEEN,))
+    other.close()
+    assert cache.counts("INBOX") == (5, 3)
+    assert [(f.total, f.unread) for f in cache.folders()] == [(5, 3)]
+    assert len(counted) == 6
+
+
+def test_folder_roles_name_every_folder_without_counting(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "a.sqlite3")
+    cache.set_folders([FolderInfo("INBOX", "/", FolderRole.INBOX), FolderInfo("Lists/py", "/")])
+    cache.put_summaries("INBOX", [summary(1)])
+    counted: list[str] = []
+    cache.db.set_trace_callback(lambda sql: counted.append(sql) if "count(" in sql else None)
+    assert cache.folder_roles() == {"INBOX": FolderRole.INBOX, "Lists/py": None}
+    assert counted == []
+
+
 def test_folder_state_reset_and_bodies(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "a.sqlite3")
     cache.set_folders(
@@ -129,12 +165,34 @@ def test_cache_from_a_newer_version_is_refused_and_kept(tmp_path: Path) -> None:
 def test_position_index_and_screenful_lookup(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "a.sqlite3")
     cache.put_summaries("INBOX", [summary(u, minutes=(u * 7) % 13) for u in range(1, 40)])
-    order = cache.ordered_uids("INBOX")
+    order = list(cache.ordered_uids("INBOX"))
     page, _ = cache.page("INBOX", 100)
     assert order == [s.uid for s in page]
     rows = cache.summaries("INBOX", [*order[5:10], 999])
     assert set(rows) == set(order[5:10])
     assert rows[order[5]] == summary(order[5], minutes=(order[5] * 7) % 13)
+
+
+def test_position_index_is_four_bytes_a_message_up_to_the_largest_uid(tmp_path: Path) -> None:
+    """The list keeps the index for as long as the folder is shown: a million messages in
+    4 MB, not a list of Python ints (36 MB); IMAP's largest UID (2**32 - 1) still fits."""
+    cache = Cache(tmp_path / "a.sqlite3")
+    top = 2**32 - 1
+    cache.put_summaries("INBOX", [summary(1), summary(2), summary(top, minutes=3)])
+    order = cache.ordered_uids("INBOX")
+    assert order.itemsize == 4 and list(order) == [top, 2, 1]
+    assert len(cache.ordered_uids("Nowhere")) == 0
+
+
+def test_flags_of_a_folder_share_one_set_per_distinct_value(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "a.sqlite3")
+    seen, none = frozenset({SEEN}), frozenset[str]()
+    cache.put_summaries("INBOX", [summary(u, flags=seen if u % 3 else none) for u in range(1, 10)])
+    every = cache.flags("INBOX")
+    assert every == {u: seen if u % 3 else none for u in range(1, 10)}
+    assert every[1] is every[2] and every[3] is every[6] and every[1] is not every[3]
+    some = cache.flags("INBOX", [1, 2, 3, 99])
+    assert set(some) == {1, 2, 3} and some[1] is some[2] and some[3] == none
 
 
 def test_conversation_links_by_references_and_in_reply_to(tmp_path: Path) -> None:

@@ -85,13 +85,15 @@ def test_v3_cache_gets_an_index_of_what_it_holds(tmp_path: Path) -> None:
         "Lunch plans",
         "Narwhal raw",
     ]
-    assert cache.ordered_uids("Old") == [1] and cache.body("INBOX", 2) is not None
+    assert list(cache.ordered_uids("Old")) == [1] and cache.body("INBOX", 2) is not None
     # v6: no message was degraded before; one stored so is read back so.
     assert not any(s.degraded for s in found.values())
     cache.put_summaries("INBOX", [dataclasses.replace(found[1], uid=9, degraded=True)])
     read = cache.summary("INBOX", 9)
     assert read is not None and read.degraded and read.envelope.subject == "Walrus census"
     assert cache.remove("INBOX", [9]) == [9]
+    # v7: the index merges its segments 16 at a time.
+    assert _automerge(db) == searchindex.AUTOMERGE == 16
     assert db.execute(f"SELECT count(*) FROM {searchindex.TABLE}").fetchone()[0] == 3
     assert sorted(local_hits(cache, None, "walrus")) == [("INBOX", 1), ("Old", 1)]
     assert [tuple(h) for h in local_hits(cache, ["INBOX"], "kumquat")] == [("INBOX", 2)]
@@ -139,8 +141,14 @@ def test_index_follows_removals_resets_and_deleted_folders(tmp_path: Path) -> No
     cache.close()
 
 
+def _automerge(db: sqlite3.Connection) -> int | None:
+    row = db.execute(f"SELECT v FROM {searchindex.TABLE}_config WHERE k='automerge'").fetchone()
+    return None if row is None else int(row[0])
+
+
 def test_new_cache_is_current_and_empty(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "new.sqlite3")
     assert cache.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert _automerge(cache.db) == searchindex.AUTOMERGE
     assert local_hits(cache, None, "anything") == []
     cache.close()

@@ -550,7 +550,7 @@ def test_lazy_batch_reads_back_decoded(tmp_path: Path) -> None:
     assert cache.summary("INBOX", 7) == want[7]
     page, _ = cache.page("INBOX", 100)
     assert {s.uid: s for s in page} == want
-    assert [s.uid for s in page] == cache.ordered_uids("INBOX")
+    assert [s.uid for s in page] == list(cache.ordered_uids("INBOX"))
     assert list(batch) == [want[u] for u in batch.uids]  # the event's view: decoded on access
     assert cache.counts("INBOX") == (len(want), 1)  # DOVECOT[2] is unread
     # Flags change on undecoded rows like on any other.

@@ -333,6 +333,14 @@ def test_fetch_body_literal_with_parens_quotes_and_crlf() -> None:
     assert f.flags == frozenset({"\\Seen", "\\Answered"})
 
 
+def test_equal_flag_sets_are_one_object() -> None:
+    """UID FETCH 1:* FLAGS of a big folder: a handful of distinct sets, not one per message."""
+    a = fetch(b"* 1 FETCH (UID 1 FLAGS (\\Seen $Junk))").flags
+    b = fetch(b"* 2 FETCH (UID 2 FLAGS ($Junk \\SEEN))").flags
+    assert a == frozenset({"\\Seen", "$Junk"}) and a is b
+    assert fetch(b"* 3 FETCH (UID 3 FLAGS ($Junk))").flags == frozenset({"$Junk"})
+
+
 def test_fetch_partial_and_binary() -> None:
     f = fetch(b"* 3 FETCH (UID 9 BODY[]<0> " + lit(b"abc") + b" BINARY[2] ~" + lit(b"\x00") + b")")
     assert f.section() == b"abc"

@@ -79,13 +79,15 @@ class Picker(ModalScreen[T | None], Generic[T]):
                 scored.append((score, label, value))
         if matcher:
             scored.sort(key=lambda s: -s[0])
+        # One add_options call: each add_option refreshes the list (10,000 attachments).
+        shown: list[Option] = []
         for _score, label, value in scored:
-            prompt = highlight(matcher, label) if matcher else Text(label)
-            options.add_option(Option(prompt))
+            shown.append(Option(highlight(matcher, label) if matcher else Text(label)))
             self._shown.append(value)
         for label, value in self.extra_items(query):
-            options.add_option(Option(Text(label, style="italic")))
+            shown.append(Option(Text(label, style="italic")))
             self._shown.append(value)
+        options.add_options(shown)
         if self._shown:
             options.highlighted = 0
 

@@ -10,6 +10,7 @@ scrolling, cursor, keys and styles; only the data and the drawing differ.
 
 from __future__ import annotations
 
+from array import array
 from collections import OrderedDict
 from typing import ClassVar
 
@@ -232,7 +233,7 @@ class ThreadList(MessageList):
             rows.append(i)
         self.spans = spans
         self.shown_rows = rows
-        self.index = list(range(len(rows)))
+        self.index = array("I", range(len(rows)))
         folders = {h.folder for h in self.hits if h is not None}
         self.show_folder_column = self.always_show_folder or len(folders) > 1
         self.virtual_size = Size(self.size.width, len(rows))
