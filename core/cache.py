@@ -32,6 +32,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -289,8 +290,13 @@ class Cache:
         self.notice: str | None = None
         self._folder_ids: dict[str, int] = {}
         self._checkpoints: _Checkpointer | None = None
+        trusted = cache_repair.take_mark(path)
+        #: Whether this open ran SQLite's full quick check (``cache_repair``: not when the
+        #: file is as the last clean close left it).
+        self.checked = trusted is None
+        self._last_check = trusted or cache_repair.Checked(time.time(), 0)
         try:
-            self._open()
+            self._open(trusted is not None)
         except sqlite3.DatabaseError as exc:
             self._recover(str(exc))
         self._checkpoints = _Checkpointer(path, self._db)
@@ -330,8 +336,9 @@ class Cache:
             self._folder_ids.clear()  # the other program may have dropped and added folders
         return changed
 
-    def _open(self) -> None:
-        """Connect, check the file (``cache_repair.check``) and bring its schema up to date."""
+    def _open(self, trusted: bool = False) -> None:
+        """Connect, check the file (``cache_repair.check``, unless ``trusted``: see
+        ``cache_repair.take_mark``) and bring its schema up to date."""
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             self._refuse_newer()  # before anything, even the journal mode, changes the file
@@ -339,7 +346,7 @@ class Cache:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
-            self._migrate()
+            self._migrate(trusted)
         except BaseException:
             self._db.close()
             raise
@@ -351,15 +358,19 @@ class Cache:
         log.warning("cache %s is damaged: %s", self.path, reason)
         journal = cache_repair.salvage_journal(self.path, reason)
         aside = cache_repair.set_aside(self.path)
+        self.checked, self._last_check = True, cache_repair.Checked(time.time(), 0)
         self._open()
         cache_repair.restore_journal(self._db, journal)
         self.notice = cache_repair.recovered_notice(self.path, aside, reason, len(journal))
         log.warning("%s", self.notice)
 
     def close(self) -> None:
+        """Close cleanly: SQLite checkpoints and removes the WAL as the last connection goes,
+        and the file is marked as left clean (``cache_repair.leave_mark``)."""
         if self._checkpoints is not None:
             self._checkpoints.close()
         self._db.close()
+        cache_repair.leave_mark(self.path, self._last_check)
 
     def _committed(self) -> None:
         if self._checkpoints is not None:
@@ -383,10 +394,11 @@ class Cache:
                 " untouched; upgrade Kittiwake"
             )
 
-    def _migrate(self) -> None:
+    def _migrate(self, trusted: bool) -> None:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version > 0:
+        if version > 0 and not trusted:
             cache_repair.check_at_open(self._db, self.path)
+            cache_repair.cleared(self.path)
         for target in range(version + 1, SCHEMA_VERSION + 1):
             # One transaction per step: the schema and its version number move together.
             if target == 4:
