@@ -112,7 +112,7 @@ def leave_mark(path: Path, checked: Checked) -> None:
         if not _wal_empty(path) or _sidecar(path, ".suspect").exists():
             return
         now = path.stat()
-        data = {"size": now.st_size, "mtime_ns": now.st_mtime_ns}
+        data: dict[str, float] = {"size": now.st_size, "mtime_ns": now.st_mtime_ns}
         data |= {"checked": checked.at, "opens": checked.opens}
         mark.write_text(json.dumps(data))
         deadline = time.monotonic() + 0.1
