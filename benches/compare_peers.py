@@ -46,7 +46,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benches"))
 
 MARKER = "Kwbench newest marker"
-SESSION = "kwpeers"
+# Per process: two runs at once (several people on one machine) never share a tmux server.
+SESSION = f"kwpeers{os.getpid()}"
 KEYS = ("j", "PageDown", "end", "home")
 
 
@@ -74,6 +75,7 @@ class Client:
     cold: list[float] = field(default_factory=list)
     latency: dict[str, list[float]] = field(default_factory=dict)
     rss_mb: list[float] = field(default_factory=list)
+    live: LiveFigures | None = None
 
 
 def base_env(home: Path) -> dict[str, str]:
@@ -89,8 +91,15 @@ def base_env(home: Path) -> dict[str, str]:
     return env
 
 
-def kittiwake_client(top: Path, dovecot: Any, user: Any, security: str = "tls") -> Client:
-    home = top / "kittiwake"
+def kittiwake_client(
+    top: Path,
+    dovecot: Any,
+    user: Any,
+    security: str = "tls",
+    checkout: Path = ROOT,
+    name: str = "Kittiwake",
+) -> Client:
+    home = top / name.replace(" ", "-").lower()
     home.mkdir()
     config = home / "config.toml"
     server = (
@@ -104,7 +113,7 @@ def kittiwake_client(top: Path, dovecot: Any, user: Any, security: str = "tls") 
         f'password = "{user.password}"\n{server}'
     )
     config.chmod(0o600)
-    exe = ROOT / ".venv" / "bin" / "kittiwake"
+    exe = checkout / ".venv" / "bin" / "kittiwake"
     env = base_env(home)
 
     def fill() -> None:
@@ -113,7 +122,7 @@ def kittiwake_client(top: Path, dovecot: Any, user: Any, security: str = "tls") 
         )
 
     return Client(
-        "Kittiwake",
+        name,
         home,
         f"{exe} --config {config}",
         env,
@@ -145,6 +154,9 @@ def neomutt_client(top: Path, dovecot: Any, user: Any, security: str = "tls") ->
         # connection using ...": every TLS start was 1 s longer than its work (the header
         # cache was warm: after SELECT only UID FETCH 1:N (UID FLAGS) went out).
         "set sleep_time=0\n"
+        # neomutt reads what IDLE brought only when a key wait times out (600 s by default):
+        # the live rows would never see it. One second, as a user wanting live mail sets.
+        "set timeout=1\n"
     )
     rc.chmod(0o600)
     env = base_env(home)
@@ -269,7 +281,367 @@ def stop() -> None:
     time.sleep(0.2)
 
 
-def run_size(count: int, runs: int, key_reps: int, security: str = "tls") -> list[Client]:
+# -- live updates: a change made on another device, on screen (issue 19) -------------------
+
+LIVE_PREFIX = "Kwlive"
+#: How a listening connection opens the folder and waits (the raw sockets; Kittiwake's own
+#: watch connection is whatever the engine does).
+LISTEN_MODES = ("select-idle", "examine-idle", "select-notify", "examine-notify")
+
+
+def raw_listener(host: str, port: int, login: str, password: str, ca: str, mode: str) -> None:
+    """A raw IMAPS connection that opens INBOX as ``mode`` says and prints ``ready`` once
+    waiting, then ``EXISTS <t>`` / ``FETCH <t>`` (``time.monotonic()``, which is one clock for
+    every process on Linux) for each untagged response of those kinds. Run in a process of its
+    own (``--raw-listener``), so it never waits for the bench's GIL."""
+    import socket
+    import ssl
+
+    opener, waiter = mode.split("-")
+    ctx = ssl.create_default_context(cafile=ca)
+    sock = ctx.wrap_socket(socket.create_connection((host, port)), server_hostname=host)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = b""
+
+    def line() -> bytes:
+        nonlocal buf
+        while b"\r\n" not in buf:
+            data = sock.recv(65536)
+            if not data:
+                raise SystemExit("connection closed")
+            buf += data
+        out, buf = buf.split(b"\r\n", 1)
+        return out
+
+    def command(tag: str, text: str) -> None:
+        sock.sendall(f"{tag} {text}\r\n".encode())
+        while not line().startswith(tag.encode() + b" "):
+            pass
+
+    line()  # greeting
+    command("a", f'LOGIN "{login}" "{password}"')
+    command("b", "ENABLE CONDSTORE")
+    command("c", f"{'EXAMINE' if opener == 'examine' else 'SELECT'} INBOX")
+    if waiter == "notify":
+        events = "(MessageNew MessageExpunge FlagChange)"
+        command("d", f"NOTIFY SET (selected {events})")
+    sock.sendall(b"e IDLE\r\n")
+    while not line().startswith(b"+"):
+        pass
+    print("ready", flush=True)
+    while True:
+        got = line()
+        t = time.monotonic()
+        found = re.match(rb"\* \d+ (EXISTS|FETCH)", got)
+        if found:
+            print(f"{found.group(1).decode()} {t:.6f}", flush=True)
+
+
+class Listener:
+    """A ``raw_listener`` process and the timestamps it has printed."""
+
+    def __init__(self, dovecot: Any, user: Any, mode: str) -> None:
+        import threading
+
+        self.mode = mode
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--raw-listener",
+                dovecot.host,
+                str(dovecot.ports.imaps),
+                user.login,
+                user.password,
+                str(dovecot.ca_file),
+                mode,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise SystemExit(f"raw listener ({mode}) did not start")
+        self.seen: list[tuple[str, float]] = []
+        self._cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for text in self.proc.stdout:
+            kind, t = text.split()
+            with self._cond:
+                self.seen.append((kind, float(t)))
+                self._cond.notify_all()
+
+    def first(self, kind: str, after: float, timeout: float = 10.0) -> float | None:
+        """When the first ``kind`` response came after ``after`` (monotonic), or None."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for k, t in self.seen:
+                    if k == kind and t >= after:
+                        return t
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def live_message(user: Any, subject: str) -> bytes:
+    return (
+        f"From: Live <live@example.org>\r\nTo: {user.email}\r\nSubject: {subject}\r\n"
+        f"Date: {format_datetime(datetime.now().astimezone())}\r\n"
+        f"Message-ID: <{subject.replace(' ', '.')}@example.org>\r\n\r\nNew mail.\r\n"
+    ).encode()
+
+
+def wait_settled(pid: int, timeout: float = 120.0) -> None:
+    """Until the client (and its children) use under 3% of a core over half a second: a
+    background pass after start (Kittiwake's decode pass) is not what live changes compete
+    with."""
+
+    def cpu() -> float:
+        total = 0
+        pids = [pid]
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        if children.exists():
+            pids += [int(p) for p in children.read_text().split()]
+        for p in pids:
+            try:
+                fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
+    began = time.monotonic()
+    before = cpu()
+    while time.monotonic() - began < timeout:
+        time.sleep(0.5)
+        now = cpu()
+        if now - before < 0.015:
+            return
+        before = now
+
+
+def row_of(screen: str, subject: str) -> str | None:
+    for text in screen.splitlines():
+        if subject in text:
+            return text
+    return None
+
+
+def screen_wait(done: Callable[[str], bool], timeout: float = 10.0) -> float | None:
+    """Poll the pane (every 2 ms, escapes included) until ``done``; the monotonic time."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if done(capture(True)):
+            return time.monotonic()
+        time.sleep(0.002)
+    return None
+
+
+@dataclass
+class LiveFigures:
+    """Seconds from the other device's command, per round: the raw socket's response and
+    the client's screen."""
+
+    new_raw: list[float] = field(default_factory=list)
+    new_screen: list[float] = field(default_factory=list)
+    seen_raw: list[float] = field(default_factory=list)
+    seen_screen: list[float] = field(default_factory=list)
+
+
+def live_rounds(
+    client: Client, dovecot: Any, user: Any, listener: Listener, rounds: int, tag: str
+) -> LiveFigures:
+    """With ``client`` showing INBOX: each round another device APPENDs a message with a new
+    subject (timed to that subject on screen), then sets ``\\Seen`` on the previous round's
+    message (timed to its row changing, colours included). Neither is under the cursor in
+    Kittiwake or neomutt: the cursor stays on the newest message or on the marker."""
+    from harness.clients import imap_device
+
+    figures = LiveFigures()
+    device = imap_device(dovecot, user)
+    device.select("INBOX")
+    previous: str | None = None
+    try:
+        for r in range(rounds + 1):
+            subject = f"{LIVE_PREFIX} {tag} {r}"
+            began = time.monotonic()
+            device.append("INBOX", "", None, live_message(user, subject))
+            shown = screen_wait(lambda screen, s=subject: s in screen)
+            raw = listener.first("EXISTS", began)
+            if r > 0 and shown is not None and raw is not None:
+                figures.new_raw.append(raw - began)
+                figures.new_screen.append(shown - began)
+            if shown is None:
+                log(f"{client.name}: {subject!r} not on screen within 10 s")
+            time.sleep(0.3)
+            if previous is not None:
+                _, data = device.uid("SEARCH", "HEADER", "Subject", f'"{previous}"')
+                uid = data[0].split()[-1].decode()
+                before = row_of(capture(True), previous)
+                began = time.monotonic()
+                device.uid("STORE", uid, "+FLAGS.SILENT", "(\\Seen)")
+                changed = screen_wait(
+                    lambda screen, s=previous, b=before: row_of(screen, s) not in (b, None)
+                )
+                raw = listener.first("FETCH", began)
+                if changed is not None and raw is not None:
+                    figures.seen_raw.append(raw - began)
+                    figures.seen_screen.append(changed - began)
+                elif changed is None:
+                    log(f"{client.name}: \\Seen on {previous!r} not on screen within 10 s")
+                time.sleep(0.3)
+            previous = subject
+    finally:
+        device.logout()
+    return figures
+
+
+def forget_live_mail(dovecot: Any, user: Any) -> None:
+    """Expunge what earlier live rounds appended: every start finds the marker on top."""
+    from harness.clients import imap_device
+
+    device = imap_device(dovecot, user)
+    device.select("INBOX")
+    _, data = device.uid("SEARCH", "HEADER", "Subject", LIVE_PREFIX)
+    if data[0]:
+        device.uid("STORE", b",".join(data[0].split()).decode(), "+FLAGS.SILENT", "(\\Deleted)")
+        device.expunge()
+    device.logout()
+
+
+def listen_modes(dovecot: Any, user: Any, rounds: int = 7) -> dict[str, tuple[float, float]]:
+    """Which way of listening the server tells first: one raw connection per mode
+    (``LISTEN_MODES``) at once, the device APPENDs and sets ``\\Seen``; medians in seconds
+    from the device's command, (new mail, flag)."""
+    from harness.clients import imap_device
+
+    listeners = [Listener(dovecot, user, mode) for mode in LISTEN_MODES]
+    new: dict[str, list[float]] = {m: [] for m in LISTEN_MODES}
+    flag: dict[str, list[float]] = {m: [] for m in LISTEN_MODES}
+    device = imap_device(dovecot, user)
+    device.select("INBOX")
+    try:
+        for r in range(rounds):
+            subject = f"{LIVE_PREFIX} modes {r}"
+            began = time.monotonic()
+            device.append("INBOX", "", None, live_message(user, subject))
+            for listener in listeners:
+                t = listener.first("EXISTS", began)
+                if t is not None:
+                    new[listener.mode].append(t - began)
+            _, data = device.uid("SEARCH", "HEADER", "Subject", f'"{subject}"')
+            began = time.monotonic()
+            device.uid("STORE", data[0].split()[-1].decode(), "+FLAGS.SILENT", "(\\Seen)")
+            for listener in listeners:
+                t = listener.first("FETCH", began)
+                if t is not None:
+                    flag[listener.mode].append(t - began)
+    finally:
+        device.logout()
+        for listener in listeners:
+            listener.close()
+    forget_live_mail(dovecot, user)
+    return {
+        m: (
+            statistics.median(new[m]) if new[m] else float("nan"),
+            statistics.median(flag[m]) if flag[m] else float("nan"),
+        )
+        for m in LISTEN_MODES
+    }
+
+
+def run_live(
+    clients: list[Client], dovecot: Any, user: Any, runs: int, rounds: int
+) -> dict[str, tuple[float, float]]:
+    """Live rounds for every client (warm start, then quiet), interleaved, against one raw
+    SELECT + IDLE socket; and first which way of listening the server tells first."""
+    modes = listen_modes(dovecot, user)
+    for r in range(runs):
+        order = clients[r % len(clients) :] + clients[: r % len(clients)]
+        for c in order:
+            forget_live_mail(dovecot, user)
+            listener = Listener(dovecot, user, "select-idle")
+            try:
+                _, pid = start(c, timeout=300)
+                wait_settled(pid)
+                time.sleep(1.0)
+                got = live_rounds(c, dovecot, user, listener, rounds, f"{c.name} {r}")
+            finally:
+                stop()
+                listener.close()
+            mine = c.live = c.live or LiveFigures()
+            mine.new_raw += got.new_raw
+            mine.new_screen += got.new_screen
+            mine.seen_raw += got.seen_raw
+            mine.seen_screen += got.seen_screen
+        log(f"live round {r + 1}/{runs} done")
+    forget_live_mail(dovecot, user)
+    return modes
+
+
+def live_table(count: int, clients: list[Client], modes: dict[str, tuple[float, float]]) -> str:
+    """Medians of the live rounds: from the device's command to the screen, the raw
+    SELECT + IDLE socket's response in the same rounds, screen minus raw per round, and
+    screen/raw; then the listening modes."""
+
+    def med(values: list[float]) -> str:
+        return f"{statistics.median(values) * 1000:.0f} ms" if values else "-"
+
+    def after(screen: list[float], raw: list[float]) -> list[float]:
+        return [s - r for s, r in zip(screen, raw, strict=True)]
+
+    def ratio(screen: list[float], raw: list[float]) -> str:
+        if not screen or not raw:
+            return "-"
+        return f"{statistics.median(screen) / statistics.median(raw):.2f}x"
+
+    lines = [
+        f"| {count:,} messages, live | " + " | ".join(c.name for c in clients) + " |",
+        "|---" * (1 + len(clients)) + "|",
+    ]
+    for label, screen_of, raw_of in (
+        ("new mail", lambda f: f.new_screen, lambda f: f.new_raw),
+        ("\\Seen set elsewhere", lambda f: f.seen_screen, lambda f: f.seen_raw),
+    ):
+        figs = [c.live or LiveFigures() for c in clients]
+        lines += [
+            f"| {label}: on screen after the device's command | "
+            + " | ".join(med(screen_of(f)) for f in figs)
+            + " |",
+            f"| {label}: raw SELECT+IDLE socket, same rounds | "
+            + " | ".join(med(raw_of(f)) for f in figs)
+            + " |",
+            f"| {label}: screen minus raw socket (per round) | "
+            + " | ".join(med(after(screen_of(f), raw_of(f))) for f in figs)
+            + " |",
+            f"| {label}: screen / raw socket | "
+            + " | ".join(ratio(screen_of(f), raw_of(f)) for f in figs)
+            + " |",
+        ]
+    lines += ["", "| raw listener (no client running) | new mail | \\Seen |", "|---|---|---|"]
+    for mode, (new, flag) in modes.items():
+        lines.append(f"| {mode} | {new * 1000:.0f} ms | {flag * 1000:.0f} ms |")
+    return "\n".join(lines)
+
+
+def run_size(
+    count: int,
+    runs: int,
+    key_reps: int,
+    security: str = "tls",
+    live_runs: int = 0,
+    live_rounds_n: int = 5,
+    against: Path | None = None,
+) -> tuple[list[Client], dict[str, tuple[float, float]]]:
     from bench_imap_sync import fill_maildir  # type: ignore[import-not-found]
     from harness import Dovecot, ServerRoot, make_test_ca
     from harness.clients import imap_device
@@ -303,6 +675,10 @@ def run_size(count: int, runs: int, key_reps: int, security: str = "tls") -> lis
             aerc_client(top, dovecot, user, security),
             neomutt_client(top, dovecot, user, security),
         ]
+        if against is not None:  # another checkout's Kittiwake (its .venv), A/B in one run
+            clients.insert(
+                1, kittiwake_client(top, dovecot, user, security, against, "Kittiwake other")
+            )
         # Warm-up: every client once (page cache, Dovecot's cache), and the caches filled.
         for c in clients:
             c.clear_cache()
@@ -312,7 +688,7 @@ def run_size(count: int, runs: int, key_reps: int, security: str = "tls") -> lis
             stop()
         for mode in ("warm", "cold"):
             for r in range(runs):
-                order = clients[r % 3 :] + clients[: r % 3]
+                order = clients[r % len(clients) :] + clients[: r % len(clients)]
                 for c in order:
                     if mode == "cold":
                         c.clear_cache()
@@ -329,8 +705,12 @@ def run_size(count: int, runs: int, key_reps: int, security: str = "tls") -> lis
                     if mode == "cold":
                         c.fill_cache()  # leave a full cache for the next warm start
                 log(f"{count:,} {mode} round {r + 1}/{runs} done")
+        modes = run_live(clients, dovecot, user, live_runs, live_rounds_n) if live_runs else {}
+        if live_runs:  # now: removing 100,000 message files afterwards takes minutes
+            print(live_table(count, clients, modes), flush=True)
+            print(flush=True)
         dovecot.close()
-        return clients
+        return clients, modes
     finally:
         stop()
         shutil.rmtree(top, ignore_errors=True)
@@ -684,7 +1064,24 @@ def main() -> None:
     parser.add_argument(
         "--peer-timeout", type=float, default=300, help="with --scale: cap on a peer's start"
     )
+    parser.add_argument(
+        "--live-runs",
+        type=int,
+        default=0,
+        help="warm starts per client for the live rows (new mail, \\Seen); 0: none",
+    )
+    parser.add_argument("--live-rounds", type=int, default=5, help="changes per live run")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout (with its .venv): its Kittiwake runs too, as 'Kittiwake other'",
+    )
+    parser.add_argument("--raw-listener", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.raw_listener:
+        host, port, login, password, ca, mode = args.raw_listener
+        raw_listener(host, int(port), login, password, ca, mode)
+        return
     ensure_peers()
     if args.scale or args.folders:
         global SESSION
@@ -696,8 +1093,17 @@ def main() -> None:
     securities = ("plain", "tls") if args.security == "both" else (args.security,)
     for count in args.messages or [10_000, 100_000]:
         for security in securities:
-            clients = run_size(count, args.runs, args.key_reps, security)
-            print(table(count, clients, security), flush=True)
+            clients, _modes = run_size(
+                count,
+                args.runs,
+                args.key_reps,
+                security,
+                args.live_runs,
+                args.live_rounds,
+                args.against,
+            )
+            if args.runs:
+                print(table(count, clients, security), flush=True)
             print(flush=True)
 
 

@@ -287,6 +287,12 @@ class MailApi:
             uids = uid_array(uid for uid in uids if uid in keep)
         return uids
 
+    def message_index_head(self, account: str, folder: str, count: int) -> array[int]:
+        """The first ``count`` UIDs of the default order (newest first): where new mail
+        lands, so the list can take it in without reading the whole index again (tens of
+        ms at 100,000)."""
+        return self._store(account).cache.ordered_uids(folder, first=count)
+
     def sort_order(self, account: str, folder: str) -> SortOrder:
         """The order the user chose for ``folder`` (remembered across runs)."""
         return self._sort_memory.get(account, folder)

@@ -800,9 +800,12 @@ class Cache:
         ).fetchone()
         return _row_summary(row) if row else None
 
-    def ordered_uids(self, folder: str, order_by: str = NEWEST_FIRST) -> array[int]:
+    def ordered_uids(
+        self, folder: str, order_by: str = NEWEST_FIRST, first: int | None = None
+    ) -> array[int]:
         """Every UID of ``folder``, newest first (or by ``order_by``, one of the SQL orders of
-        ``core/search/order.py``): the position index of the message list.
+        ``core/search/order.py``): the position index of the message list; only the ``first``
+        ones when given (the head, where new mail lands).
 
         Four bytes a message (UIDs are 32-bit), filled row by row: a list of Python ints
         costs 36 bytes a message, 36 MB for a million, and twice that while it is built.
@@ -815,8 +818,9 @@ class Cache:
             uids.extend(
                 r[0]
                 for r in self._db.execute(
-                    f"SELECT uid FROM messages WHERE folder_id=? ORDER BY {order_by}",  # noqa: S608
-                    (fid,),
+                    f"SELECT uid FROM messages WHERE folder_id=? ORDER BY {order_by}"  # noqa: S608
+                    " LIMIT ?",
+                    (fid, -1 if first is None else first),
                 )
             )
         return uids

@@ -7,10 +7,11 @@ import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import pytest
 from harness import Dovecot, User
-from harness.clients import imap_device
+from harness.clients import imap_device, wait_for_async
 from harness.mail import BARE_CAPS, append_many, message
 
 from kittiwake.core.cache import SCHEMA_VERSION, Cache, LazySummaries
@@ -20,6 +21,7 @@ from kittiwake.core.events import (
     ConnState,
     EventBus,
     FlagsChanged,
+    FolderCountsChanged,
     FolderListChanged,
     FolderReset,
     MessagesAdded,
@@ -29,7 +31,7 @@ from kittiwake.core.events import (
 from kittiwake.core.imap.account import ImapAccount, Tuning
 from kittiwake.core.imap.lazy import decode_pass
 from kittiwake.core.message.dates import sort_date
-from kittiwake.core.models import FLAGGED, SEEN, FolderRole
+from kittiwake.core.models import FLAGGED, SEEN, FolderRole, MessageSummary
 from kittiwake.core.search.service import local_hits
 
 LIVE = 1.0  # seconds: the issue's bound for another device's change to reach the event stream
@@ -459,6 +461,128 @@ async def test_two_devices_live(engine: EngineFactory, dovecot: Dovecot, user: U
     device.store("1", "+FLAGS", "(\\Flagged)")
     ev = await wait_event(events, FlagsChanged, folder="Work")
     assert list(ev.flags.values()) == [frozenset({SEEN, FLAGGED})]
+
+
+async def test_a_flag_change_elsewhere_is_shown_from_the_notification_itself(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    """The watch connection's FETCH carries the new flags (and, with QRESYNC, the UID): they
+    reach the event stream without waiting for a resync on the command connection, which
+    here cannot run (its lock is held)."""
+    device = imap_device(dovecot, user)
+    append_many(device, 3)
+    account, events = await engine(user)
+    account.start()
+    await account.wait_online(5)
+    await account.wait_synced(10)
+    events.pending()
+    device.select("INBOX")
+    async with account._lock:  # no resync, no command at all, until released
+        device.uid("STORE", "2", "+FLAGS", "(\\Seen)")
+        ev = await wait_event(events, FlagsChanged, timeout=5, folder="INBOX")
+        assert ev.flags == {2: frozenset({SEEN})}
+        assert account.cache.flags("INBOX", [2]) == {2: frozenset({SEEN})}
+    # The resync that follows finds the cache in step: no second event for the same change.
+    device.uid("STORE", "3", "+FLAGS", "(\\Flagged)")
+    ev = await wait_event(events, FlagsChanged, timeout=5, folder="INBOX")
+    assert ev.flags == {3: frozenset({FLAGGED})}
+    device.logout()
+
+
+async def test_with_notify_the_open_folder_is_examined_and_its_flags_come_at_once(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    """NOTIFY tells of a folder that is not selected with STATUS only (the folder is then
+    resynced); the watch connection examines the folder the user has open instead, so its
+    flag changes come as FETCH and are shown at once, as INBOX's are."""
+    device = imap_device(dovecot, user)
+    device.create("Work")
+    device.subscribe("Work")
+    append_many(device, 2, "Work", start=10)
+    account, events = await engine(user)
+    account.start()
+    await account.wait_synced(10)
+    assert account.client.has("NOTIFY")
+    assert account.notify_examines == "INBOX"
+    await account.watch_folder("Work")
+    await wait_for_async(lambda: account.notify_examines == "Work", message="Work examined")
+    events.pending()
+    device.select("Work")
+    async with account._lock:  # no resync until released: the FETCH alone must show it
+        device.uid("STORE", "1", "+FLAGS", "(\\Flagged)")
+        ev = await wait_event(events, FlagsChanged, timeout=5, folder="Work")
+        assert ev.flags == {1: frozenset({FLAGGED})}
+    # INBOX, no longer examined, is still followed (by STATUS, then a resync).
+    device.append("INBOX", "", None, message(1, "Still heard"))
+    ev = await wait_event(events, MessagesAdded, timeout=5, folder="INBOX")
+    assert [s.envelope.subject for s in ev.summaries] == ["Still heard"]
+    device.logout()
+
+
+async def test_new_mail_is_published_before_the_folder_is_scanned_for_flag_changes(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    """A live resync of the selected folder fetches the new message at once (what the user
+    waits for), then asks what else changed (a pass over every mod-sequence of the folder)."""
+    device = imap_device(dovecot, user)
+    append_many(device, 3)
+    first, _ = await engine(user)
+    first.start()
+    await first.wait_synced(10)
+    await first.stop()
+    # A warm start, as people have: the fresh user's special-use folders, made by Dovecot
+    # during the first one, are then settled (their LIST notifications had the folders
+    # resynced, leaving another one selected).
+    account, events = await engine(user)
+    account.start()
+    await account.wait_online(5)
+    await account.wait_synced(10)
+    await wait_for_async(
+        lambda: (
+            account.client.selected == "INBOX"
+            and not account._dirty.wake.is_set()
+            and not account._lock.locked()
+        ),
+        message="the account quiet, INBOX selected",
+    )
+    # The commands of each live resync, in order: "new" (the summaries of new UIDs, with
+    # whether the new message came) and "changed" (what else changed).
+    resyncs: list[list[tuple[str, bool]]] = []
+    client = account.client
+    quick, fetch_new, scan = account._quick_resync, account._fetch_new, client.uid_fetch_changed
+
+    inside: list[list[tuple[str, bool]]] = []  # the resync running now, if any
+
+    async def quick_recorded(*args: Any) -> int:
+        inside[:] = [[]]
+        resyncs.append(inside[0])
+        try:
+            return await quick(*args)
+        finally:
+            inside.clear()
+
+    async def new_recorded(*args: Any) -> list[MessageSummary]:
+        fresh = await fetch_new(*args)
+        for calls in inside:
+            calls.append(("new", any(s.uid == 4 for s in fresh)))
+        return fresh
+
+    async def scan_recorded(*args: Any, **kwargs: Any) -> Any:
+        for calls in inside:
+            calls.append(("changed", False))
+        return await scan(*args, **kwargs)
+
+    account._quick_resync = quick_recorded  # type: ignore[method-assign]
+    account._fetch_new = new_recorded  # type: ignore[method-assign]
+    client.uid_fetch_changed = scan_recorded  # type: ignore[method-assign]
+    device.append("INBOX", "", None, message(4, "Fresh news"))
+    ev = await wait_event(events, MessagesAdded, timeout=5, folder="INBOX")
+    assert [s.uid for s in ev.summaries] == [4]
+    await wait_event(events, FolderCountsChanged, timeout=5, folder="INBOX")  # resync done
+    # The first resync after the notification brings it (a FETCH alone would not see it:
+    # the server tells a session of new mail after a command), before asking what changed.
+    assert resyncs[0] == [("new", True), ("changed", False)], resyncs
+    device.logout()
 
 
 async def test_server_restart_during_idle_reconnects_and_catches_up(

@@ -39,7 +39,7 @@ async def test_keys_typed_ahead_across_a_push_and_a_pop(
         mailbox_screen = app.screen
         assert isinstance(mailbox_screen, MailboxScreen)
         messages = mailbox_screen.query_one(MessageList)
-        await until(pilot, lambda: messages.index == [6, 5, 4, 3, 2, 1])
+        await until(pilot, lambda: list(messages.index) == [6, 5, 4, 3, 2, 1])
         # Open the newest, scroll it, back to the list, two down, open that one.
         type_ahead(app, "enter", "j", "escape", "j", "j", "enter", "K")
         await until(
@@ -60,7 +60,7 @@ async def test_keys_typed_ahead_from_the_reader(xdg: Path, mailbox: Callable[...
     async with app.run_test(size=(100, 30)) as pilot:
         await synced(app)
         messages = app.screen.query_one(MessageList)
-        await until(pilot, lambda: messages.index == [6, 5, 4, 3, 2, 1])
+        await until(pilot, lambda: list(messages.index) == [6, 5, 4, 3, 2, 1])
         await pilot.press("enter")
         await until(
             pilot, lambda: isinstance(app.screen, ReaderScreen) and app.screen.parsed is not None

@@ -16,6 +16,7 @@ from kittiwake.core.imap import rawdecode
 from kittiwake.core.imap.decode import decoded_parts
 from kittiwake.core.imap.lazy import decode_raw, extract
 from kittiwake.core.imap.parser import Fetch, parse_untagged
+from kittiwake.core.message.dates import parse_date
 from kittiwake.core.models import Address, Envelope
 
 
@@ -176,3 +177,31 @@ def test_most_generated_rows_take_the_fast_path() -> None:
         for d in _DATES for s in _STRINGS for body in _BODIES
     )  # fmt: skip
     assert taken >= len(_DATES) * len(_STRINGS) * len(_BODIES) * 0.8
+
+
+def test_dates_of_the_usual_form_agree_with_parse_date_also_when_remembered() -> None:
+    # The day and zone of a usual Date are remembered; a second row with the same day and
+    # zone (or the same day spelled another way) must still get its own time, and values
+    # parse_date refuses or reads its own way (31 Feb, a 25th hour, a +2400 zone, an unknown
+    # month) must go to it.
+    dates = [
+        "Tue, 21 Apr 2026 21:14:22 +0530",
+        "Tue, 21 Apr 2026 08:01:59 +0530",
+        "21 Apr 2026 08:01:59 -0530",
+        "Tue, 21 apr 2026 23:59:59 -0000",
+        "Sat, 31 Feb 2026 10:00:00 +0000",
+        "Sat, 31 Feb 2026 11:00:00 +0000",
+        "Fri, 20 Feb 2026 25:00:00 +0000",
+        "Fri, 20 Feb 2026 10:00:00 +2400",
+        "Fri, 20 Feb 2026 10:00:00 +2359",
+        "Fri, 20 Foo 2026 10:00:00 +0100",
+        "Fri, 20 Feb 2026 10:00:61 +0100",
+        "1 Jan 1970 00:00:00 +0000",
+    ]
+    for _ in range(2):  # the second time from the remembered days and zones
+        for text in dates:
+            token = b'"' + text.encode() + b'"'
+            assert rawdecode._date(token) == parse_date(text), text
+            got = rawdecode._date(token)
+            want = parse_date(text)
+            assert (got.utcoffset() if got else None) == (want.utcoffset() if want else None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -229,8 +229,11 @@ class MessageList(ScrollView, can_focus=True):
         self._labels: dict[int, str] = {}
         """Gmail labels shown before the subject, read with each row (``_load``)."""
         self._pending_reload = False
+        self._reloaded_at = 0.0  # when live changes were last taken in (``time.monotonic``)
         self._pending_refresh = False
         self._pending_changed: set[int] = set()
+        self._pending_added: set[int] = set()
+        self._pending_other = False  # a pending change other than new mail
         self._styles: dict[tuple[bool, bool, bool, bool], tuple[Style, Style, Style]] = {}
         """(text, marker, date) style per (unread, flagged, cursor, selected): working them
         out walks the CSS of every ancestor, too slow to do for each row of each key."""
@@ -275,10 +278,16 @@ class MessageList(ScrollView, can_focus=True):
         self.cursor = 0
         self.refresh()
 
-    def reload(self, *, forget: frozenset[int] = frozenset(), forget_all: bool = False) -> None:
+    def reload(
+        self,
+        *,
+        forget: frozenset[int] = frozenset(),
+        forget_all: bool = False,
+        index: array[int] | None = None,
+    ) -> None:
         """Re-read the index after a change, keeping the cursor on the same message (or the
         one that took its place when it vanished); the rows of ``forget`` (every row with
-        ``forget_all``) are read again too."""
+        ``forget_all``) are read again too. ``index``: the new index, already known."""
         if self.account is None or self.folder is None:
             return
         current = self.current_uid
@@ -291,14 +300,15 @@ class MessageList(ScrollView, can_focus=True):
             self._rows.clear()
             self.selected.clear()
             current = None
-        self.index = self._read_index()
+            index = None
+        self.index = self._read_index() if index is None else index
         if forget_all:
             self._rows.clear()
         for uid in forget:
             self._rows.pop(uid, None)
         if self.selected:  # a set of the whole index is the size of a list of it: only then
             self.selected &= set(self.index)
-        self.virtual_size = Size(self.size.width, len(self.index))
+        self._set_row_count(len(self.index))
         if current is not None and current in self.index:
             position = self.index.index(current)
         else:
@@ -310,6 +320,22 @@ class MessageList(ScrollView, can_focus=True):
         if self._prepare_timer is not None:
             self._prepare_timer.stop()
         self._prepare_timer = self.set_timer(0.25, self._schedule_prepare)
+
+    def _set_row_count(self, rows: int) -> None:
+        """The list's height in rows after a live change. Setting ``virtual_size`` asks for a
+        layout pass, which repaints the whole screen (15-25 ms measured, ahead of the new
+        row): needed only when the scroll bar appears or goes; otherwise the scroll bar is
+        updated alone, as Textual does for a size change without layout."""
+        new = Size(self.size.width, rows)
+        old = self.virtual_size
+        height = self.size.height
+        if new == old:
+            return
+        if old.width == new.width and old.height > height + 1 and rows > height + 1:
+            self.set_reactive(ScrollView.virtual_size, new)
+            self._scroll_update(new)
+        else:
+            self.virtual_size = new
 
     def _read_index(self) -> array[int]:
         if self.account is None or self.folder is None:
@@ -338,29 +364,79 @@ class MessageList(ScrollView, can_focus=True):
         if event.account != self.account or getattr(event, "folder", None) != self.folder:
             return
         match event:
+            case MessagesAdded() as added:
+                self._pending_added.update(added.uids)
             case CacheRefreshed():  # another program wrote it: every row may differ
                 self._pending_refresh = True
             case MessagesExpunged(uids=uids):
                 self._pending_changed.update(uids)
             case FlagsChanged(flags=flags):
+                if self.limit is None and self.order.key != "unread":
+                    # The same rows in the same order: only the changed ones are read again
+                    # and redrawn, now (re-reading the index costs ms at 100,000).
+                    self._redraw(flags.keys())
+                    return
                 self._pending_changed.update(flags)
+        if not isinstance(event, MessagesAdded):
+            self._pending_other = True
         self._schedule_reload()
 
+    def _redraw(self, uids: Iterable[int]) -> None:
+        """Forget the rows of ``uids`` and repaint those on screen (read again when drawn)."""
+        changed = set(uids)
+        for uid in changed:
+            self._rows.pop(uid, None)
+        top = self.scroll_offset.y
+        for y, uid in enumerate(self.index[top : top + self.size.height]):
+            if uid in changed:
+                self.refresh_line(y)
+        self.post_message(self.Reloaded())
+
     def _schedule_reload(self) -> None:
-        """Coalesce bursts (a first sync sends a batch every few milliseconds)."""
+        """Coalesce bursts (a first sync sends a batch every few milliseconds): a change
+        after a quiet moment is shown at once, the rest of a burst at most every 50 ms."""
         if not self._pending_reload:
             self._pending_reload = True
             # Another order than the default, or a limit, reads more than the index: less
             # often while a sync adds batches.
             costly = self.limit is not None or not self.order.is_default
-            self.set_timer(0.5 if costly else 0.05, self._reload_now)
+            wait = self._reloaded_at + (0.5 if costly else 0.05) - time.monotonic()
+            if wait > 0:
+                self.set_timer(wait, self._reload_now)
+            else:
+                self._reload_now()
 
     def _reload_now(self) -> None:
         self._pending_reload = False
-        self.reload(forget=frozenset(self._pending_changed), forget_all=self._pending_refresh)
-        self._pending_refresh = False
+        self._reloaded_at = time.monotonic()
+        index = None if self._pending_other else self._index_with(self._pending_added)
+        self.reload(
+            forget=frozenset(self._pending_changed), forget_all=self._pending_refresh, index=index
+        )
+        self._pending_refresh = self._pending_other = False
         self._pending_changed.clear()
+        self._pending_added.clear()
         self.post_message(self.Reloaded())
+
+    def _index_with(self, added: set[int]) -> array[int] | None:
+        """The index with new mail that lands at its head (the usual case: it is the newest),
+        from the head of the cache's order alone, or None when that does not hold (another
+        order or a limit, mail dated earlier, other changes meanwhile): then the whole index
+        is read again (~30 ms at 100,000 messages)."""
+        if (
+            not added
+            or len(added) > 100
+            or self.account is None
+            or self.folder is None
+            or self.limit is not None
+            or not self.order.is_default
+        ):
+            return None
+        head = self.api.message_index_head(self.account, self.folder, len(added) + 32)
+        rest = array("I", (uid for uid in head if uid not in added))
+        if len(head) - len(rest) != len(added) or rest != self.index[: len(rest)]:
+            return None
+        return head + self.index[len(rest) :]
 
     def update_rows(self, uids: set[int]) -> None:
         """Some messages changed (flags): forget their cached rows and repaint."""

@@ -104,6 +104,11 @@ class StatusBar(PlainBar):
                 self._progress.pop(f"{event.account}/{folder}", None)
             case SyncProgress(folder=folder, done=done, total=total):
                 self._progress[f"{event.account}/{folder}"] = (done, total)
+            case MessagesAdded() | FlagsChanged() | MessagesExpunged():
+                # After the list has shown the change: the counts are a query over the
+                # whole folder (milliseconds at 100,000), the list's frame goes first.
+                self.call_after_refresh(self.refresh_status)
+                return
         self.refresh_status()
 
     def refresh_status(self) -> None:
