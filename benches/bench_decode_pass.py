@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,6 +114,10 @@ def child_decode(p: dict[str, Any]) -> dict[str, Any]:
     from kittiwake.core.cache import Cache
     from kittiwake.core.imap.lazy import decode_pass
 
+    if p.get("wal_limit"):
+        from kittiwake.core import cache as cache_module
+
+        cache_module.WAL_LIMIT = p["wal_limit"]
     cache = Cache(Path(p["cache"]))
     raw_before = _raw_rows(p["cache"])
 
@@ -128,9 +133,23 @@ def child_decode(p: dict[str, Any]) -> dict[str, Any]:
 
         profiler = cProfile.Profile()
         profiler.enable()
+    wal = Path(p["cache"] + "-wal")
+    peak = [0]
+    stop = threading.Event()
+
+    def sample() -> None:  # the WAL's size every 50 ms: what an open after a crash reads back
+        while not stop.wait(0.05):
+            with contextlib.suppress(FileNotFoundError):
+                peak[0] = max(peak[0], wal.stat().st_size)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     cpu, wall = time.process_time(), time.perf_counter()
     done = asyncio.run(run())
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    stop.set()
+    sampler.join()
+    wal_end = wal.stat().st_size if wal.exists() else 0
     if profiler is not None:
         import pstats
 
@@ -140,7 +159,8 @@ def child_decode(p: dict[str, Any]) -> dict[str, Any]:
         stats.sort_stats("tottime").print_stats(20)
     cache.close()
     return {"cpu": cpu, "wall": wall, "decoded": done, "raw_before": raw_before,
-            "raw_after": _raw_rows(p["cache"])}  # fmt: skip
+            "raw_after": _raw_rows(p["cache"]), "wal_peak": peak[0],
+            "wal_end": wal_end}  # fmt: skip
 
 
 def _raw_rows(path: str) -> int:
@@ -240,7 +260,9 @@ def synced_cache(base: dict[str, Any], into: Path) -> None:
     print(f"cold sync: {synced['seconds']:.1f} s, {synced['cached']:,} cached", file=sys.stderr)
 
 
-def decode_runs(template: Path, tmp: Path, runs: int, profile: bool) -> None:
+def decode_runs(
+    template: Path, tmp: Path, runs: int, profile: bool, wal_limit: int | None = None
+) -> None:
     results = []
     for i in range(runs + (1 if profile else 0)):
         copy = tmp / f"run{i}.sqlite3"
@@ -248,11 +270,12 @@ def decode_runs(template: Path, tmp: Path, runs: int, profile: bool) -> None:
             if Path(f"{template}{suffix}").exists():
                 shutil.copy(f"{template}{suffix}", f"{copy}{suffix}")
         profiled = profile and i == runs
-        r = run_child("decode", {"cache": str(copy), "profile": profiled})
+        r = run_child("decode", {"cache": str(copy), "profile": profiled, "wal_limit": wal_limit})
         if not profiled:
             results.append(r)
         print(f"decode pass {i + 1}: {r['cpu']:.2f} s CPU, {r['wall']:.2f} s wall, "
-              f"{r['decoded']:,} decoded; raw rows {r['raw_before']:,} -> {r['raw_after']:,}"
+              f"{r['decoded']:,} decoded; raw rows {r['raw_before']:,} -> {r['raw_after']:,};"
+              f" WAL peak {r['wal_peak'] / 2**20:.1f} MB, at the end {r['wal_end'] / 2**20:.1f} MB"
               + (" (profiled)" if profiled else ""), file=sys.stderr)  # fmt: skip
     cpu = [r["cpu"] for r in results]
     wall = [r["wall"] for r in results]
@@ -273,6 +296,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile one more decode pass")
     parser.add_argument("--window", type=float, default=600, help="longest wait for the pass")
     parser.add_argument("--quiet", type=float, default=5, help="idle seconds measured after")
+    parser.add_argument(
+        "--wal-limit-mb", type=int, default=0, help="the cache's WAL_LIMIT for the decode pass"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -289,7 +315,7 @@ def main() -> None:
                 synced_cache(base, template)
             if args.keep is not None:
                 shutil.copy(template, args.keep)
-        decode_runs(template, tmp, args.runs, args.profile)
+        decode_runs(template, tmp, args.runs, args.profile, args.wal_limit_mb << 20 or None)
     print(f"load average {os.getloadavg()[0]:.1f} (2 cores: anything above 2 inflates wall time)")
 
 

@@ -2,6 +2,11 @@
 
 The cache's connection runs in autocommit mode, so writers open their own transaction; one
 inside another must not BEGIN again (SQLite refuses) nor COMMIT the outer one early.
+
+Writers take the write lock at BEGIN (IMMEDIATE): a deferred transaction that read first and
+then finds the lock taken (another process, or the cache's checkpoint truncating the WAL)
+fails at once with "database is locked", where BEGIN IMMEDIATE waits for the lock (the
+connection's busy timeout).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ def transaction(
     if db.in_transaction:
         yield
         return
-    db.execute("BEGIN")
+    db.execute("BEGIN IMMEDIATE")
     try:
         yield
     except BaseException:

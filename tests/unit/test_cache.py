@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from kittiwake.core import cache as cache_module
 from kittiwake.core import cache_repair
 from kittiwake.core.cache import SCHEMA_VERSION, Cache, FolderState
 from kittiwake.core.errors import CacheError
@@ -320,12 +323,103 @@ def test_a_sound_early_check_spares_the_check_at_open_once(
     checked: list[object] = []
     check = cache_repair.check
     monkeypatch.setattr(cache_repair, "check", lambda db: checked.append(db) or check(db))
+    _unmark(path)
     cache_repair.check_early([path, tmp_path / "missing.sqlite3"])
     Cache(path).close()
     assert checked == []  # the early verdict, sound, was taken
+    _unmark(path)
     Cache(path).close()
     assert len(checked) == 1  # once: the next open checks for itself
     assert not (tmp_path / "missing.sqlite3").exists()  # nothing made for a missing file
+
+
+def _unmark(path: Path) -> None:
+    """As after a crash: no clean mark (``cache_repair.take_mark``)."""
+    path.with_name(path.name + ".clean").unlink()
+
+
+def test_a_clean_close_spares_the_next_open_its_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "a.sqlite3"
+    _cache_with_a_pending_action(path)
+    checked: list[object] = []
+    check = cache_repair.check
+    monkeypatch.setattr(cache_repair, "check", lambda db: checked.append(db) or check(db))
+    cache_repair.check_early([path])
+    cache = Cache(path)
+    assert not cache.checked and checked == []  # nor was an early check started
+    assert not path.with_name("a.sqlite3.clean").exists()  # taken: a crash now leaves none
+    assert len(cache.uids("INBOX")) == 3000
+    cache.close()
+    cache = Cache(path)
+    assert not cache.checked and checked == []
+    cache.close()
+
+
+def test_an_open_after_a_crash_checks(tmp_path: Path) -> None:
+    path = tmp_path / "a.sqlite3"
+    _cache_with_a_pending_action(path)
+    cache = Cache(path)
+    cache.put_summaries("INBOX", [summary(5000)])  # the WAL holds it; no close follows
+    crashed = Cache(path)  # what the next run finds (the first never closed)
+    assert crashed.checked and crashed.notice is None
+    crashed.close()  # not the last connection: the WAL stays, so it leaves no mark
+    assert not path.with_name("a.sqlite3.clean").exists()
+    cache.close()  # the last one: the WAL is moved into the file, which is left clean
+    cache = Cache(path)
+    assert not cache.checked and 5000 in cache.uids("INBOX")
+    cache.close()
+
+
+@pytest.mark.parametrize("how", ["truncated", "overwritten"])
+def test_damage_done_after_a_clean_close_is_found(tmp_path: Path, how: str) -> None:
+    path = tmp_path / "a.sqlite3"
+    action = _cache_with_a_pending_action(path)
+    assert path.with_name("a.sqlite3.clean").exists()
+    _damage(path, how)  # at once: in the same clock tick as the mark, if the clock allows
+    cache = Cache(path)
+    assert cache.checked
+    assert cache.notice is not None and "1 unsent action it held was kept" in cache.notice
+    assert cache.db.execute("SELECT created, action FROM journal").fetchall() == [(1.5, action)]
+    cache.close()
+
+
+def test_the_check_runs_anyway_every_so_often(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "a.sqlite3"
+    _cache_with_a_pending_action(path)
+    monkeypatch.setattr(cache_repair, "CHECK_EVERY_OPENS", 3)
+    seen = []
+    for _ in range(5):
+        cache = Cache(path)
+        seen.append(cache.checked)
+        cache.close()
+    assert seen == [False, False, True, False, False]
+    mark = path.with_name("a.sqlite3.clean")
+    data = json.loads(mark.read_bytes())
+    data["checked"] -= cache_repair.CHECK_EVERY_SECONDS + 1  # the last check a week ago
+    mark.write_text(json.dumps(data))
+    os.utime(mark, ns=(0, path.stat().st_mtime_ns + 10**9))
+    cache = Cache(path)
+    assert cache.checked
+    cache.close()
+
+
+def test_a_failure_while_running_has_the_next_open_check(tmp_path: Path) -> None:
+    """``runtime_failure`` (SQLite failed while running): the file is suspect until checked,
+    even if a clean close follows."""
+    path = tmp_path / "a.sqlite3"
+    _cache_with_a_pending_action(path)
+    cache = Cache(path)
+    assert not cache.checked
+    cache_repair.runtime_failure([path], sqlite3.DatabaseError("database disk image is malformed"))
+    cache.close()
+    cache = Cache(path)
+    assert cache.checked  # and found sound: no longer suspect
+    cache.close()
+    assert not Cache(path).checked
 
 
 def test_cache_whose_journal_cannot_be_read_is_left_alone(tmp_path: Path) -> None:
@@ -352,3 +446,40 @@ def test_changed_elsewhere_sees_commits_of_other_connections_only(tmp_path: Path
     assert app.changed_elsewhere()
     assert not app.changed_elsewhere()  # once
     assert app.uids("INBOX") == [1, 2]
+
+
+def test_the_wal_stays_bounded_while_two_writers_never_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PASSIVE checkpoint never lets the WAL start over while a writer keeps writing (the
+    decode pass after a first sync: 1.18 GB at a million messages); past ``WAL_LIMIT`` the
+    checkpoint truncates it, and neither this process's writer nor another's (``kittiwake
+    sync``), each reading before it writes, is refused with "database is locked"."""
+    monkeypatch.setattr(cache_module, "WAL_LIMIT", 256 << 10)
+    monkeypatch.setattr(cache_module, "CHECKPOINT_EVERY", 500)
+    path = tmp_path / "a.sqlite3"
+    wal = tmp_path / "a.sqlite3-wal"
+    cache, other = Cache(path), Cache(path)
+    failures: list[BaseException] = []
+
+    def write(into: Cache, folder: str, sizes: list[int] | None) -> None:
+        try:
+            for n in range(60):
+                into.uids(folder)  # a read first: a deferred BEGIN would fail on the lock
+                into.put_summaries(folder, [summary(n * 500 + i) for i in range(1, 501)])
+                if sizes is not None:
+                    sizes.append(wal.stat().st_size)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    sizes: list[int] = []
+    elsewhere = threading.Thread(target=write, args=(other, "Other", None))
+    elsewhere.start()
+    write(cache, "INBOX", sizes)
+    elsewhere.join(timeout=120)
+    assert not elsewhere.is_alive() and failures == []
+    assert max(sizes) < 8 << 20  # unbounded it reaches ~40 MB here
+    assert cache._checkpoints is not None and cache._checkpoints.truncated >= 1
+    assert sum(len(cache.uids(f)) for f in ("INBOX", "Other")) == 60_000
+    other.close()
+    cache.close()
