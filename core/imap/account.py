@@ -64,6 +64,7 @@ from kittiwake.core.imap.parser import (
 from kittiwake.core.imap.session import imap_session
 from kittiwake.core.imap.triage import Triage
 from kittiwake.core.imap.uidset import UidSet
+from kittiwake.core.memory import keep_heap_small
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.search.index import body_words
 from kittiwake.core.secrets import command_key
@@ -290,6 +291,7 @@ class ImapAccount:
             await asyncio.shield(self._decoder)
 
     async def _decode_all(self) -> None:
+        keep_heap_small()
         for folder in self.cache.folders():
             try:
                 await decode_pass(self.cache, folder.name, between=self._after_decode_slice)
@@ -739,6 +741,7 @@ class ImapAccount:
         client = self.client
         fetched = 0
         if not self.cache.counts(folder)[0]:
+            keep_heap_small()  # bulk batches: their buffers are not to pin the heap
             # The small first window is for a screenful on screen at once: a folder nobody
             # looks at yet comes in bulk batches only, stored raw (200 folders' windows were
             # 20,000 messages decoded in full, and 200 more round trips).
