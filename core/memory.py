@@ -5,8 +5,8 @@ with their own ``mmap``, given back whole when freed. The threshold starts at 12
 moves up (to 32 MiB at most) each time such a block is freed, so after the first socket
 buffer or response of a few hundred KiB every later one of that size comes from the heap,
 among small long-lived objects that then pin it: at 100,000 messages a first sync with its
-decode pass left 22 MB of the heap free but not returnable, VmHWM 80 MB (61.7 MB with the
-threshold fixed at 64 KiB; benches/README.md, "first sync"). ``mallopt`` fixes it, which
+decode pass left 19 MB of the heap free but not returnable: VmHWM 77 MB, 62 MB with the
+threshold fixed at 64 KiB (``benches/bench_memory.py --cold``). ``mallopt`` fixes it, which
 also stops the moving. Elsewhere (musl, macOS) nothing is done.
 """
 
