@@ -95,6 +95,7 @@ def with_server(
     checkouts: dict[str, Path],
     top: Path,
     points_args: list[str] | None = None,
+    cold: bool = False,
 ) -> None:
     """The same against a private Dovecot holding the messages, each checkout's cache filled
     by its ``kittiwake sync`` first: a warm start with its resync (QRESYNC, nothing changed)."""
@@ -106,19 +107,32 @@ def with_server(
     marker = "Kwbench newest marker"
     root = ServerRoot()
     try:
-        dovecot = Dovecot(root.instance_dir("dovecot"), make_test_ca(root.instance_dir("ca")))
+        dovecot = Dovecot(
+            root.instance_dir("dovecot"),
+            make_test_ca(root.instance_dir("ca")),
+            extra_conf="service imap {\n  vsz_limit = 4G\n}\n",  # a first look at 1M files
+        )
         dovecot.start()
         for count in counts:
             user = dovecot.add_user(f"bench{count}", "bench-password")
-            fill_maildir(dovecot, user, count, 1)
+            if count >= 1_000_000:  # compare_peers --scale's tree, as it is (never rebuilt)
+                from bench_imap_sync import BENCH_DATA, adopt_maildir
+
+                tree = BENCH_DATA / f"inbox-{count}"
+                if not (tree / "recipe.json").exists():
+                    raise SystemExit(f"no {tree}: build it with compare_peers.py --scale")
+                adopt_maildir(dovecot, user, tree / "Maildir")
+            else:
+                fill_maildir(dovecot, user, count, 1)
             device = imap_device(dovecot, user)
+            device.socket().settimeout(3600)
             device.select("INBOX")
-            newest = f"From: m@example.org\r\nSubject: {marker}\r\n\r\nNewest.\r\n".encode()
-            device.append("INBOX", "", None, newest)
-            device.select("INBOX")
-            device.uid(
-                "FETCH", "1:*", "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)"
-            )
+            if count < 1_000_000:  # the 1M tree is indexed once, when it is built
+                newest = f"From: m@example.org\r\nSubject: {marker}\r\n\r\nNewest.\r\n".encode()
+                device.append("INBOX", "", None, newest)
+                device.select("INBOX")
+                items = "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)"
+                device.uid("FETCH", "1:*", items)
             device.logout()
             homes = {}
             for name, checkout in checkouts.items():
@@ -132,10 +146,27 @@ def with_server(
                     f'ca_file = "{dovecot.ca_file}"\n'
                 )
                 config.chmod(0o600)
+                if cold:
+                    continue
                 sync = [str(checkout / ".venv" / "bin" / "kittiwake"), "--config", str(config)]
                 env = env_for(home)
                 subprocess.run([*sync, "sync"], env=env, check=True, capture_output=True)
                 real_app(home, checkout, marker)  # settles what a first start still does
+            if cold and points_args is not None:
+                order = [n for r in range(runs) for n in sorted(checkouts, reverse=bool(r % 2))]
+                for name in order:  # alternating, ``runs`` times
+                    checkout = checkouts[name]
+                    print(f"-- {count:,} messages, {name} ({checkout}), cold, Dovecot", flush=True)
+                    for sub in ("cache", "state", ".local"):
+                        shutil.rmtree(homes[name] / sub, ignore_errors=True)
+                    child = [str(checkout / ".venv" / "bin" / "python"), __file__]
+                    config = str(homes[name] / "config.toml")
+                    env = env_for(homes[name])
+                    subprocess.run([*child, "--child-cold", config, *points_args], env=env)
+                continue
+            if cold:
+                report_cold(count, runs, {n: (homes[n], c) for n, c in checkouts.items()}, marker)
+                continue
             if points_args is not None:
                 for name, checkout in checkouts.items():
                     print(f"-- {count:,} messages, {name} ({checkout}), Dovecot", flush=True)
@@ -146,6 +177,56 @@ def with_server(
             report(count, runs, {n: (homes[n], c) for n, c in checkouts.items()}, marker)
     finally:
         root.cleanup()
+
+
+def cold_app(home: Path, checkout: Path, marker: str) -> tuple[float, float, float]:
+    """(VmHWM in MB, CPU seconds, wall seconds) of ``checkout``'s kittiwake started on an
+    empty cache: its first sync and background decode pass, until its CPU stays under 2%
+    of a core for 3 s."""
+    from bench_tui import env_for
+    from compare_peers import cpu_of, wait_quiet
+
+    shutil.rmtree(home / "cache", ignore_errors=True)
+    shutil.rmtree(home / "data", ignore_errors=True)
+    shutil.rmtree(home / "state", ignore_errors=True)
+    shutil.rmtree(home / ".local", ignore_errors=True)
+    env = env_for(home)
+    cmd = " ".join(f"{k}={v}" for k, v in env.items() if k.startswith(("XDG_", "HOME")))
+    kittiwake = checkout / ".venv" / "bin" / "kittiwake"
+    tmux("kill-session", "-t", "=" + SESSION)
+    began = time.perf_counter()
+    tmux(
+        "new-session", "-d", "-s", SESSION, "-x", "100", "-y", "30",
+        f"exec env {cmd} TERM=xterm-256color {kittiwake} --config {home / 'config.toml'}",
+    )  # fmt: skip
+    while marker not in tmux("capture-pane", "-p", "-t", f"={SESSION}:"):
+        if time.perf_counter() - began > 600:
+            raise SystemExit(f"{checkout}: no list within 600 s")
+        time.sleep(0.05)
+    pid = int(tmux("display-message", "-p", "-t", f"={SESSION}:", "#{pane_pid}").strip())
+    wait_quiet(pid, limit=3600, still=10.0)
+    hwm, cpu = status_mb(pid)[0], cpu_of(pid)
+    tmux("kill-session", "-t", "=" + SESSION)
+    return hwm, cpu, time.perf_counter() - began
+
+
+def report_cold(count: int, runs: int, where: dict[str, tuple[Path, Path]], marker: str) -> None:
+    """Cold starts (first sync and decode pass), the checkouts alternating."""
+    got: dict[str, list[tuple[float, float, float]]] = {name: [] for name in where}
+    for round_ in range(runs):
+        for name in sorted(where, reverse=bool(round_ % 2)):
+            home, checkout = where[name]
+            got[name].append(cold_app(home, checkout, marker))
+            hwm, cpu, wall = got[name][-1]
+            print(f"   {name}: VmHWM {hwm:.1f} MB, CPU {cpu:.1f} s, {wall:.0f} s", flush=True)
+    for name, runs_ in got.items():
+        hwm = statistics.median(r[0] for r in runs_)
+        cpu = statistics.median(r[1] for r in runs_)
+        print(
+            f"{count:>9,} messages, {name:5s}: cold start, first sync + decode pass:"
+            f" VmHWM {hwm:.1f} MB, CPU {cpu:.1f} s (runs: {[round(r[0], 1) for r in runs_]})",
+            flush=True,
+        )
 
 
 def report(count: int, runs: int, where: dict[str, tuple[Path, Path]], marker: str) -> None:
@@ -212,6 +293,86 @@ def points(config: Path, trace: bool) -> None:
     asyncio.run(run())
 
 
+def sqlite_used() -> tuple[int, int]:
+    """SQLite's own heap in this process (``sqlite3_memory_used``/``_highwater``): what
+    tracemalloc does not see."""
+    import _sqlite3
+    import ctypes
+
+    lib = ctypes.CDLL(_sqlite3.__file__)
+    for name in ("sqlite3_memory_used", "sqlite3_memory_highwater"):
+        getattr(lib, name).restype = ctypes.c_int64
+    return lib.sqlite3_memory_used(), lib.sqlite3_memory_highwater(0)
+
+
+def malloc_mb() -> tuple[float, float, float]:
+    """glibc's heap: (in use, free inside the heap, mmapped) in MB (``mallinfo2``)."""
+    import ctypes
+
+    class Info(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost")]  # fmt: skip
+
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = Info
+    info = libc.mallinfo2()
+    return info.uordblks / 2**20, info.fordblks / 2**20, info.hblkhd / 2**20
+
+
+def cold_points(config: Path, trace: bool) -> None:
+    """A cold start in this process (headless) with a search wanted at once (the decode pass
+    follows the first sync): VmHWM every 2 s until the CPU is quiet, and
+    with ``trace`` the largest Python allocations (by traceback) at the traced peak."""
+    if trace:
+        tracemalloc.start(12)
+    from kittiwake.core.config import load_config
+    from kittiwake.tui.app import KittiwakeApp
+
+    best: list[object] = [0, None]
+
+    async def run() -> None:
+        app = KittiwakeApp(load_config(config))
+        async with app.run_test(size=(100, 30)) as pilot:
+            for account in app.api.engine.imap.values():
+                account.cache.want_decoded()  # as a search would: the decode pass follows
+            quiet = 0
+            last = time.process_time()
+            began = time.perf_counter()
+            while quiet < 8:
+                await pilot.pause(2.0)
+                cpu = time.process_time()
+                quiet = quiet + 1 if cpu - last < 0.04 else 0
+                last = cpu
+                hwm, rss = status_mb()
+                extra = ""
+                if trace:
+                    now, peak = tracemalloc.get_traced_memory()
+                    extra = f" heap {now / 2**20:6.1f} MB (peak {peak / 2**20:6.1f})"
+                    if now > best[0]:  # type: ignore[operator]
+                        best[:] = [now, tracemalloc.take_snapshot()]
+                        if len(best) == 2:
+                            best.append(best[1])  # the first: what the peak is compared to
+                wall = time.perf_counter() - began
+                used = sqlite_used()
+                extra += f" SQLite {used[0] / 2**20:5.1f} MB (peak {used[1] / 2**20:5.1f})"
+                extra += " malloc used {:5.1f} free {:5.1f} mmap {:5.1f}".format(*malloc_mb())
+                print(
+                    f"{wall:6.0f} s CPU {cpu:6.1f} VmHWM {hwm:6.1f} VmRSS {rss:6.1f}{extra}",
+                    flush=True,
+                )
+
+    asyncio.run(run())
+    if trace and best[1] is not None:
+        snap = best[1]
+        print(f"grown most by the sampled heap peak {best[0] / 2**20:.1f} MB:")  # type: ignore[operator]
+        diff = snap.compare_to(best[2], "traceback")  # type: ignore[attr-defined]
+        for stat in diff[:12]:
+            print(f"  {stat.size_diff / 2**20:+7.2f} MB {stat.count_diff:+8d} blocks")
+            for line in stat.traceback.format()[-14:]:
+                print("     ", line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", default="100000", help="sizes, comma-separated")
@@ -220,9 +381,14 @@ def main() -> None:
     parser.add_argument("--points", action="store_true", help="VmHWM at points, in-process")
     parser.add_argument("--trace", action="store_true", help="with --points: tracemalloc")
     parser.add_argument("--server", action="store_true", help="against a private Dovecot")
+    parser.add_argument("--cold", action="store_true", help="with --server: empty caches")
     parser.add_argument("--homes", type=Path, help="keep the filled caches here, to reuse")
     parser.add_argument("--child-points", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-cold", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_cold:
+        cold_points(args.child_cold, args.trace)
+        return
     if args.child_points:
         points(args.child_points, args.trace)
         return
@@ -237,7 +403,7 @@ def main() -> None:
             top = Path(tempfile.mkdtemp(prefix="kw-bench-mem-server-"))
             try:
                 points_args = (["--trace"] if args.trace else []) if args.points else None
-                with_server(counts, args.runs, checkouts, top, points_args)
+                with_server(counts, args.runs, checkouts, top, points_args, args.cold)
             finally:
                 shutil.rmtree(top, ignore_errors=True)
             return

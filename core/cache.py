@@ -740,15 +740,19 @@ class Cache:
         return present
 
     def uids(self, folder: str) -> list[int]:
+        return list(self.iter_uids(folder))
+
+    def iter_uids(self, folder: str) -> Iterator[int]:
+        """The UIDs of ``folder`` ascending, row by row: a million as a list of ints would be
+        ~36 MB (``UidSet.from_iterable`` takes them as ranges). Use it up before the next
+        write (it reads with this connection)."""
         fid = self._fid(folder)
         if fid is None:
-            return []
-        return [
-            r[0]
-            for r in self._db.execute(
-                "SELECT uid FROM messages WHERE folder_id=? ORDER BY uid", (fid,)
-            )
-        ]
+            return
+        for (uid,) in self._db.execute(
+            "SELECT uid FROM messages WHERE folder_id=? ORDER BY uid", (fid,)
+        ):
+            yield uid
 
     def counts(self, folder: str) -> tuple[int, int]:
         """(total, unread) of what is cached for ``folder``."""

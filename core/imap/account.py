@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import sqlite3
@@ -63,6 +64,7 @@ from kittiwake.core.imap.parser import (
 from kittiwake.core.imap.session import imap_session
 from kittiwake.core.imap.triage import Triage
 from kittiwake.core.imap.uidset import UidSet
+from kittiwake.core.memory import keep_heap_small
 from kittiwake.core.models import FolderInfo, FolderRole, MessageSummary
 from kittiwake.core.search.index import body_words
 from kittiwake.core.secrets import command_key
@@ -88,6 +90,9 @@ INPUT_HOLD = 1.0
 FIRST_WINDOW = 100
 #: Later batches: bounded so memory stays flat and user commands can get in between.
 BATCH = 2000
+#: Flags of a resumed first sync are compared and stored this many messages at a time
+#: (``Cache.set_flags`` reads the current ones of each slice: all at once, ~0.3 KB a message).
+FLAGS_SLICE = 10_000
 #: RFC 2177 asks for a new IDLE at least every 29 minutes. Renewing every 5 also proves the
 #: link alive (DONE must be answered within ``dead_after``), so a connection that died
 #: silently (suspend, NAT timeout) is noticed within minutes, not half an hour.
@@ -108,6 +113,7 @@ class Tuning:
     backoff_max: float = 300.0
     first_window: int = FIRST_WINDOW
     batch: int = BATCH
+    flags_slice: int = FLAGS_SLICE
     poll_every: float | None = None
     dead_after: float = 30.0
     decode_after_sync: bool = True
@@ -302,6 +308,7 @@ class ImapAccount:
             await asyncio.shield(self._decoder)
 
     async def _decode_all(self) -> None:
+        keep_heap_small()
         for folder in self.cache.folders():
             try:
                 await decode_pass(self.cache, folder.name, between=self._after_decode_slice)
@@ -843,9 +850,9 @@ class ImapAccount:
     async def _fill(self, folder: str, sel: SelectInfo) -> int:
         """First sync (or an interrupted one): newest first, in bounded batches."""
         client = self.client
-        cached = self.cache.uids(folder)
         fetched = 0
-        if not cached:
+        if not self.cache.counts(folder)[0]:
+            keep_heap_small()  # bulk batches: their buffers are not to pin the heap
             # The small first window is for a screenful on screen at once: a folder nobody
             # looks at yet comes in bulk batches only, stored raw (200 folders' windows were
             # 20,000 messages decoded in full, and 200 more round trips).
@@ -861,13 +868,19 @@ class ImapAccount:
         else:
             # The flags of what is cached may have changed since (another device, or a
             # cache from before this server's UIDNEXT was known): one FETCH says both.
+            # Memory (a first sync of 1M messages resumed): the UIDs as ranges, the flags
+            # dict the only thing per message, applied a slice at a time.
             flags, _ = await client.uid_fetch_flags("1:*")
             server = UidSet.from_iterable(flags)
-            missing = server.difference(UidSet.from_iterable(cached))
-            gone = UidSet.from_iterable(cached).difference(server)
-            self._expunge(folder, list(gone))
-            known = set(cached)
-            self._apply_flags(folder, {u: f for u, f in flags.items() if u in known})
+            cached = UidSet.from_iterable(self.cache.iter_uids(folder))
+            missing = server.difference(cached)
+            self._expunge(folder, list(cached.difference(server)))
+            for uid in missing:
+                flags.pop(uid, None)  # what is left: the flags of cached messages
+            items = iter(flags.items())
+            while some := dict(itertools.islice(items, self.tuning.flags_slice)):
+                self._apply_flags(folder, some)
+            del flags, items
             for chunk in _descending_chunks(missing, self.tuning.batch):
                 batch = await client.uid_fetch_summaries(chunk)
                 self._store_new(folder, batch)
@@ -919,10 +932,10 @@ class ImapAccount:
         if cached == exists:
             return
         server = await self.client.uid_search_all()
-        gone = [u for u in self.cache.uids(folder) if u not in server]
+        gone = [u for u in self.cache.iter_uids(folder) if u not in server]
         self._expunge(folder, gone)
         if self.cache.counts(folder)[0] < len(server):
-            missing = server.difference(UidSet.from_iterable(self.cache.uids(folder)))
+            missing = server.difference(UidSet.from_iterable(self.cache.iter_uids(folder)))
             for chunk in _descending_chunks(missing, self.tuning.batch):
                 self._store_new(folder, await self.client.uid_fetch_summaries(chunk))
 

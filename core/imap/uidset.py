@@ -65,6 +65,16 @@ def _normalise(ranges: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]
     return tuple(merged)
 
 
+def _ranges_of(ascending: Iterable[int]) -> list[tuple[int, int]]:
+    ranges: list[tuple[int, int]] = []
+    for n in ascending:
+        if ranges and n == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], n)
+        else:
+            ranges.append((n, n))
+    return ranges
+
+
 class UidSet:
     """An immutable set of positive integers kept as ranges (see the module docstring)."""
 
@@ -93,13 +103,20 @@ class UidSet:
 
     @classmethod
     def from_iterable(cls, numbers: Iterable[int]) -> UidSet:
-        """The compact set holding ``numbers`` (any order, duplicates allowed)."""
+        """The compact set holding ``numbers`` (any order, duplicates allowed).
+
+        Ascending input (a cache's UIDs, a server's answer to ``1:*``) is taken as it comes,
+        with no set or sorted copy of it: a million UIDs would be ~70 MB of them at once."""
         ranges: list[tuple[int, int]] = []
-        for n in sorted(set(numbers)):
-            if ranges and n == ranges[-1][1] + 1:
-                ranges[-1] = (ranges[-1][0], n)
-            else:
+        it = iter(numbers)
+        for n in it:
+            if not ranges or n > ranges[-1][1] + 1:
                 ranges.append((n, n))
+            elif n == ranges[-1][1] + 1:
+                ranges[-1] = (ranges[-1][0], n)
+            elif n < ranges[-1][0]:  # out of order: the rest the general way
+                ranges += _ranges_of(sorted({n, *it}))
+                break
         return cls(ranges)
 
     # --- reading ------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from kittiwake.core.imap.client import ImapClient
 from kittiwake.core.imap.search import server_search, to_imap_search
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.journal import Action
-from kittiwake.core.models import DRAFT, FLAGGED, JUNK, SEEN, FolderRole
+from kittiwake.core.models import ANSWERED, DRAFT, FLAGGED, JUNK, SEEN, FolderRole
 from kittiwake.core.search.query import parse_query
 
 Server = Any  # harness.Dovecot, .cyrus.Cyrus, .courier.Courier, .gmail.GmailProfile,
@@ -242,7 +242,7 @@ async def test_a_cache_without_uidnext_refetches_flags(
     """An interrupted first sync, or a cache filled before Courier's UIDNEXT was learned:
     the next sync fetches what is missing and brings the flags of what is cached up to date."""
     append_many(device, 8)
-    account = engine()
+    account = engine(_tuning(flags_slice=3))  # the flags stored in slices, the last one short
     await account.connect_once()
     await account.sync_all()
     state = account.cache.folder_state("INBOX")
@@ -252,9 +252,14 @@ async def test_a_cache_without_uidnext_refetches_flags(
     account.cache.remove("INBOX", [u[8]])
     device.select("INBOX")
     device.uid("STORE", str(u[1]), "+FLAGS", "(\\Flagged)")
+    device.uid("STORE", str(u[7]), "+FLAGS", "(\\Seen)")
+    device.uid("STORE", str(u[5]), "+FLAGS", "(\\Answered)")
     await account.sync_folder("INBOX")
     assert _cached_flags(account, "INBOX") == server_flags(device, "INBOX")
     assert FLAGGED in _cached_flags(account, "INBOX")[u[1]]
+    assert SEEN in _cached_flags(account, "INBOX")[u[7]]  # a later slice than u[1]'s
+    assert ANSWERED in _cached_flags(account, "INBOX")[u[5]]
+    assert account.cache.uids("INBOX") == sorted(u.values())
 
 
 async def test_flag_changes_made_elsewhere_arrive_while_running(

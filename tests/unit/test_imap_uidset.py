@@ -67,6 +67,21 @@ def test_from_iterable_compacts() -> None:
         UidSet.from_iterable([0])
 
 
+def test_from_iterable_takes_ascending_input_as_it_comes_and_any_other_order_too() -> None:
+    assert str(UidSet.from_iterable(iter([1, 2, 3, 3, 5, 6, 9]))) == "1:3,5:6,9"
+    # out of order after an ascending start: the rest (a one-shot iterator) is not lost
+    assert str(UidSet.from_iterable(iter([4, 5, 9, 2, 7, 5, 1, 10]))) == "1:2,4:5,7,9:10"
+    assert str(UidSet.from_iterable(x for x in [3, 3, 2])) == "2:3"
+
+
+@given(st.lists(st.integers(min_value=1, max_value=60)))
+def test_from_iterable_holds_exactly_its_numbers(numbers: list[int]) -> None:
+    got = UidSet.from_iterable(iter(numbers))
+    assert set(got) == set(numbers)
+    assert got == UidSet.from_iterable(sorted(numbers))
+    assert all(b + 1 < c for (_, b), (c, _) in zip(got.ranges, got.ranges[1:], strict=False))
+
+
 def test_set_algebra() -> None:
     a = UidSet.parse("1:10,20:30")
     b = UidSet.parse("5:25")
