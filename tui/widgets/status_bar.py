@@ -125,6 +125,8 @@ class StatusBar(PlainBar):
             self._counts[key] = api.counts(*key)
             self._counted[key] = time.monotonic()
         total, unread = self._counts[key]
+        if not self.messages.limit:  # a recount waits up to a second during a sync: never
+            total = max(total, len(self.messages.index))  # say fewer than the list shows
         state = api.connection(account)
         noun = "message" if total == 1 else "messages"
         # (text, shorter text, how long it stays when the line is short: highest last to go)
