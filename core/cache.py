@@ -1032,7 +1032,7 @@ class _Checkpointer:
             db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             try:
                 db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                if self._wal_size() > WAL_LIMIT:
+                if cache_repair.wal_size(self._path) > WAL_LIMIT:
                     db.execute(f"PRAGMA busy_timeout={TRUNCATE_WAIT_MS}")
                     busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
                     if not busy:
@@ -1041,12 +1041,6 @@ class _Checkpointer:
                 db.close()
         except sqlite3.Error as exc:
             log.info("checkpoint of %s failed: %s", self._path.name, exc)
-
-    def _wal_size(self) -> int:
-        try:
-            return self._path.with_name(self._path.name + "-wal").stat().st_size
-        except FileNotFoundError:
-            return 0
 
     def close(self) -> None:
         if self._thread is not None:
