@@ -7,9 +7,9 @@ for the interpreter's switch interval (5 ms) before it may take the GIL, and a k
 reached the terminal 3-5 ms after it was made. Here a frame is written on the loop itself
 when nothing is queued for the thread (so the order of writes holds) and it is small (a
 full screen of a 100x30 terminal is ~10 KB: a write that the pty takes at once); anything
-larger, written while the thread still has work, or meeting a terminal that takes nothing
-now (flow stopped with ^S, an SSH link stalled: the pty's buffer full) goes through the thread
-as before, so a stalled terminal never stops the event loop (IDLE, the outbox, timers).
+larger, written while the thread still has work, or meeting a terminal that takes nothing now
+(a stalled SSH link, a terminal that stopped reading: the pty's buffer full) goes through the
+thread as before, so a stalled terminal never stops the event loop (IDLE, the outbox, timers).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class _Writer(WriterThread):
 
     def ready(self) -> bool:
         """The terminal takes a write now: the pty (or pipe) reports room for one. A pty
-        whose output is stopped (^S) or whose reader is behind reports none."""
+        whose reader is behind (a stalled SSH link) reports none."""
         try:
             return bool(select.select([], [self._file], [], 0)[1])
         except (OSError, ValueError):  # no descriptor to ask: the thread, which may block

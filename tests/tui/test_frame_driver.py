@@ -65,8 +65,8 @@ async def test_a_small_frame_is_written_at_once() -> None:
 
 
 async def test_a_stalled_terminal_does_not_stop_the_loop() -> None:
-    """The terminal takes nothing (its buffer full: output stopped with ^S, a stalled SSH
-    link): a frame goes to the thread, and flush() returns at once instead of blocking the
+    """The terminal takes nothing (its buffer full: a stalled SSH link, a terminal that stopped
+    reading): a frame goes to the thread, and flush() returns at once instead of blocking the
     event loop until the terminal reads again."""
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
