@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kittiwake.core import paths
-from kittiwake.core.cache import Cache, uid_array
+from kittiwake.core.cache import NEWEST_FIRST, Cache, uid_array
 from kittiwake.core.files import PRIVATE_FILE, atomic_write, make_private_dirs
 from kittiwake.core.message.subjects import base_subject
 
@@ -127,6 +127,26 @@ def ordered_uids(
     column = 0 if order.key == "sender" else 1
     uids.sort(key=lambda uid: texts.get(uid, ("", ""))[column], reverse=order.descending)
     return uid_array(uids)
+
+
+#: The orders whose first rows SQLite reads straight from an index (``messages_by_date``,
+#: either way, or the primary key): the head of the list costs what a screenful does,
+#: whatever the folder's size. The others sort (or scan) the whole folder first.
+_INDEXED_ORDERS = {
+    ("date", True): NEWEST_FIRST,
+    ("date", False): "sort_date, uid",
+    ("arrival", True): "uid DESC",
+    ("arrival", False): "uid",
+}
+
+
+def head_uids(cache: Cache, folder: str, order: SortOrder, count: int) -> array[int] | None:
+    """The first ``count`` UIDs of ``folder`` in ``order`` (the first rows of
+    ``ordered_uids``), or None when ``order`` has no index to read them from cheaply."""
+    by_index = _INDEXED_ORDERS.get((order.key, order.descending))
+    if by_index is None:
+        return None
+    return cache.ordered_uids(folder, by_index, first=count)
 
 
 def ordered_threads(
