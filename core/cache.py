@@ -835,6 +835,26 @@ class Cache:
             )
         return uids
 
+    def ordered_uids_after(
+        self, folder: str, order_by: str, follows: str, uid: int, count: int
+    ) -> array[int]:
+        """The ``count`` UIDs of ``folder`` that come after ``uid`` in ``order_by``:
+        ``follows`` is the SQL condition of such a row (``:uid``, ``:fid``; the orders of
+        ``core/search/order.py`` that an index gives). Read from where ``uid`` is in the
+        index, not counted from the first row: each slice costs the same."""
+        uids = uid_array()
+        fid = self._fid(folder)
+        if fid is not None:
+            uids.extend(
+                r[0]
+                for r in self._db.execute(
+                    f"SELECT uid FROM messages WHERE folder_id=:fid AND {follows}"  # noqa: S608
+                    f" ORDER BY {order_by} LIMIT :count",
+                    {"fid": fid, "uid": uid, "count": count},
+                )
+            )
+        return uids
+
     def sort_columns(self, folder: str) -> list[tuple[int, float, float | None, int, int]]:
         """(uid, sort_date, internal_date, size, seen) of every message of ``folder``: what
         the list sorts by besides the envelope (``core/search/order.py``)."""
