@@ -48,11 +48,21 @@ async def test_the_first_frame_comes_from_the_head_and_the_index_follows(
         return strip
 
     monkeypatch.setattr(MessageList, "render_line", list_render_line)
+    monkeypatch.setattr(message_list, "INDEX_SLICE", 7)
+    slices: list[int] = []  # rows read when each slice is asked for
+    read_more = MessageList._read_more
+
+    def counting_read_more(self: MessageList, reads: int) -> None:
+        slices.append(len(self._index))
+        read_more(self, reads)
+
+    monkeypatch.setattr(MessageList, "_read_more", counting_read_more)
     async with app.run_test(size=(100, 30)) as pilot:
         messages = app.screen.query_one(MessageList)
         # No key: the rest of the index is read once the first frame is out.
         await until(pilot, lambda: messages.index_complete)
         assert first_frame == [(False, COUNT)]  # drawn from the head, the size from a count
+        assert slices == [60, 67, 74, 81, 88, 95]  # two screenfuls, then 7 at a time
         assert f"Message {COUNT}" in screen_text(app)
         assert messages.virtual_size.height == COUNT
         full = app.api.message_index("mine", "INBOX")
@@ -65,7 +75,7 @@ async def test_keys_before_the_index_is_read_act_on_the_whole_folder(
 ) -> None:
     config = await warm_config(mailbox, monkeypatch)
     # The background read never comes: only what a key needs reads the index.
-    monkeypatch.setattr(MessageList, "_complete_index_later", lambda self: None)
+    monkeypatch.setattr(MessageList, "_read_more_soon", lambda self, reads: None)
     app = KittiwakeApp(config)
     async with app.run_test(size=(100, 30)) as pilot:
         messages = app.screen.query_one(MessageList)
@@ -83,7 +93,7 @@ async def test_the_last_row_before_the_index_is_read_is_the_folders_last(
     xdg: Path, mailbox: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = await warm_config(mailbox, monkeypatch)
-    monkeypatch.setattr(MessageList, "_complete_index_later", lambda self: None)
+    monkeypatch.setattr(MessageList, "_read_more_soon", lambda self, reads: None)
     app = KittiwakeApp(config)
     async with app.run_test(size=(100, 30)) as pilot:
         messages = app.screen.query_one(MessageList)
@@ -99,7 +109,7 @@ async def test_paging_past_the_head_reads_the_index_and_keeps_the_selection(
     xdg: Path, mailbox: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = await warm_config(mailbox, monkeypatch)
-    monkeypatch.setattr(MessageList, "_complete_index_later", lambda self: None)
+    monkeypatch.setattr(MessageList, "_read_more_soon", lambda self, reads: None)
     app = KittiwakeApp(config)
     async with app.run_test(size=(100, 30)) as pilot:
         messages = app.screen.query_one(MessageList)

@@ -5,10 +5,11 @@ at a time. The list holds just the folder's position index (UIDs newest first, u
 100,000) and a small row cache; it never mounts a widget per message.
 
 A folder is first shown from its head (the first ``HEAD_ROWS`` UIDs, read from the sort
-index) and its size (a count), and the whole index is read once that first frame is drawn:
-at 1,000,000 messages the index costs ~0.3 s of CPU, the head under a millisecond. Whatever
-needs a row past the head before then (``G``, a selection, the reader, a live change) reads
-the index first, through ``index``: a key pressed early waits for it, and acts on all of it.
+index) and its size (a count); the rest of its index is read after that first frame, a slice
+(``INDEX_SLICE``) per turn of the event loop, so keys are handled in between: at 1,000,000
+messages the index costs ~0.35 s of CPU, the head under a millisecond. Whatever needs a row
+past what is read (``G``, select all, the reader, a live change) reads the rest at once,
+through ``index``: a key pressed early waits for it, and acts on the whole folder.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ _ROW_CACHE = 600
 HEAD_ROWS = 256
 """Rows read before a folder's first frame (at least two screenfuls: paging down a few times
 does not wait for the index)."""
+INDEX_SLICE = 50_000
+"""UIDs read per step after the first frame (~20 ms of CPU): a key waits for one step at most."""
 
 
 def compact_date(when: datetime | None, now: datetime | None = None) -> str:
@@ -229,8 +232,10 @@ class MessageList(ScrollView, can_focus=True):
         self._row_count = 0
         """Rows of the list: ``len(index)``, known from a count before the index is read."""
         self._partial = False
-        """``_index`` is the head of the folder's index; the rest is read after the first
-        frame (``_complete_index``), or at once when a row past the head is needed."""
+        """``_index`` is the first part of the folder's index; the rest is read a slice at a
+        time after the first frame (``_read_more``), or at once when a row past what is read
+        is needed (``_complete_index``)."""
+        self._index_reads = 0  # which show of a folder the slices being read belong to
         self.uidvalidity: int | None = None
         """The folder's UIDVALIDITY when ``index`` was read: actions name it with the UIDs."""
         self.selected: set[int] = set()
@@ -317,12 +322,36 @@ class MessageList(ScrollView, can_focus=True):
             self.index = head
             return
         self._index, self._row_count, self._partial = head, total, True
-        self.call_after_refresh(self._complete_index_later)
+        self._index_reads += 1
+        self.call_after_refresh(self._read_more_soon, self._index_reads)
 
-    def _complete_index_later(self) -> None:
-        """After the first frame: the rest of the index, once the queued messages (keys,
-        the engine's start) have been handled."""
-        self.call_later(self._complete_index)
+    def _read_more_soon(self, reads: int) -> None:
+        """The next slice after a turn of the event loop: keys (the list's messages) and the
+        engine's start go first. A timer, not ``call_later``: the list's queue is emptied
+        without yielding, so slices posted back to back would hold every key until the end."""
+        self.set_timer(0.001, lambda: self._read_more(reads))
+
+    def _read_more(self, reads: int) -> None:
+        """Append the next slice of the index (when this folder's head is still the list's);
+        after the last, the index is complete."""
+        if not self._partial or reads != self._index_reads:
+            return
+        if self.account is None or self.folder is None or not self._index:
+            return
+        more = self.api.message_index_after(
+            self.account, self.folder, self.order, self._index[-1], INDEX_SLICE
+        )
+        if more is None:
+            self._complete_index()
+            return
+        self._index.extend(more)
+        if len(more) == INDEX_SLICE and len(self._index) < self._row_count:
+            self._read_more_soon(reads)
+            return
+        counted = self._row_count
+        self.index = self._index  # all of it: the folder's rows as the slices found them
+        if self._row_count != counted:  # changed meanwhile: read again as any change is
+            self.call_later(self.reload)
 
     def _complete_index(self) -> None:
         """Read the whole index in place of the head. Rows added or removed since the count
