@@ -496,21 +496,25 @@ class Cache:
         stamp = self._stamp()
         if self._listed is not None and self._listed[0] == stamp:
             return list(self._listed[1])
-        out = self._read_folders()
+        out = self._read_folders(stamp)
         self._listed = (stamp, out)
         return list(out)
 
-    def _read_folders(self) -> list[FolderInfo]:
+    def _read_folders(self, stamp: tuple[int, int]) -> list[FolderInfo]:
+        """The folders with their counts; the cached ones are ``counts``' too under the same
+        ``stamp`` (a start asks both for the open folder: 28 ms a count at 1,000,000)."""
         rows = self._db.execute(
             "SELECT f.name, f.delimiter, f.role, f.attributes, f.subscribed,"
             " f.server_total, f.server_unread,"
             " (SELECT count(*) FROM messages m WHERE m.folder_id=f.id),"
             " (SELECT count(*) FROM messages m WHERE m.folder_id=f.id AND m.seen=0),"
-            " f.uidvalidity"
+            " f.uidvalidity, f.id"
             " FROM folders f ORDER BY f.name"
         ).fetchall()
         out = []
-        for name, delim, role, attrs, sub, stotal, sunread, total, unread, uidvalidity in rows:
+        for row in rows:
+            name, delim, role, attrs, sub, stotal, sunread, total, unread, uidvalidity, fid = row
+            self._counted[fid] = (stamp, (int(total), int(unread)))
             synced = uidvalidity is not None
             out.append(
                 FolderInfo(

@@ -93,6 +93,10 @@ def test_counts_are_read_once_per_change_here_or_elsewhere(tmp_path: Path) -> No
     assert cache.counts("INBOX") == (5, 3)
     assert [(f.total, f.unread) for f in cache.folders()] == [(5, 3)]
     assert len(counted) == 9
+    cache.set_flags("INBOX", {3: frozenset({SEEN})})
+    assert [(f.total, f.unread) for f in cache.folders()] == [(5, 2)]
+    assert cache.counts("INBOX") == (5, 2)
+    assert len(counted) == 10  # the folder list's counts are counts() too: one query
 
 
 def test_folder_roles_name_every_folder_without_counting(tmp_path: Path) -> None:
