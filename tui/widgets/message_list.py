@@ -290,7 +290,7 @@ class MessageList(ScrollView, can_focus=True):
         return not self._partial
 
     def _uid_at(self, row: int) -> int | None:
-        """The UID of ``row``, from the head when it is there (the index is not read)."""
+        """The UID of ``row``, from the rows read so far when it is among them."""
         if 0 <= row < len(self._index):
             return self._index[row]
         if not 0 <= row < self._row_count:
@@ -299,7 +299,8 @@ class MessageList(ScrollView, can_focus=True):
         return index[row] if row < len(index) else None
 
     def _uids(self, start: int, stop: int) -> array[int]:
-        """The UIDs of rows ``start`` to ``stop``, from the head when they are all in it."""
+        """The UIDs of rows ``start`` to ``stop``, from the rows read so far when they are
+        all among them."""
         if self._partial and stop > len(self._index):
             self._complete_index()
         return self._index[start:stop]
@@ -337,6 +338,7 @@ class MessageList(ScrollView, can_focus=True):
         if not self._partial or reads != self._index_reads:
             return
         if self.account is None or self.folder is None or not self._index:
+            self._complete_index()
             return
         more = self.api.message_index_after(
             self.account, self.folder, self.order, self._index[-1], INDEX_SLICE
