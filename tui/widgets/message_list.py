@@ -326,16 +326,22 @@ class MessageList(ScrollView, can_focus=True):
         self._index_reads += 1
         self.call_after_refresh(self._read_more_soon, self._index_reads)
 
-    def _read_more_soon(self, reads: int) -> None:
-        """The next slice after a turn of the event loop: keys (the list's messages) and the
-        engine's start go first. A timer, not ``call_later``: the list's queue is emptied
-        without yielding, so slices posted back to back would hold every key until the end."""
-        self.set_timer(0.001, lambda: self._read_more(reads))
+    def _read_more_soon(self, reads: int, waited: int = 0) -> None:
+        """The next slice after a turn of the event loop: keys and the engine's start go
+        first. A timer, not ``call_later``: the list's queue is emptied without yielding, so
+        slices posted back to back would hold every key until the end."""
+        self.set_timer(0.002 if waited else 0.001, lambda: self._read_more(reads, waited))
 
-    def _read_more(self, reads: int) -> None:
+    def _read_more(self, reads: int, waited: int = 0) -> None:
         """Append the next slice of the index (when this folder's head is still the list's);
-        after the last, the index is complete."""
+        after the last, the index is complete. Not while a message waits on the list or
+        above it (a key on its way down or back up for its binding: it takes a few turns of
+        the loop, and a slice between each would make it wait for several), unless that
+        has lasted ~0.2 s."""
         if not self._partial or reads != self._index_reads:
+            return
+        if waited < 100 and any(node.message_queue_size for node in self.ancestors_with_self):
+            self._read_more_soon(reads, waited + 1)
             return
         if self.account is None or self.folder is None or not self._index:
             self._complete_index()
