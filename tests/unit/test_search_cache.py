@@ -626,15 +626,17 @@ def test_undecoded_rows_skipped_without_decoding_are_the_ones_that_cannot_match(
 
 def test_deferred_rows_are_found_before_and_after_they_are_indexed(tmp_path: Path) -> None:
     """The decode pass of a first sync leaves the search index to the first search: the rows
-    it decoded are found all the same (judged from their envelopes), a search run for the UI
-    indexes them first (``local_hits_off_loop``), and the index then answers alone; a body
-    stored meanwhile keeps its words, a message removed leaves nothing behind."""
+    it decoded are found all the same by ``search_cache`` (judged from their envelopes), a
+    search of their folder indexes them first (``local_hits_off_loop``, ``local_hits``), and
+    the index then answers alone; a body stored meanwhile keeps its words, a message removed
+    leaves nothing behind."""
     cache = Cache(tmp_path / "c.sqlite3")
     rows = [
         extract(lazy_fetch(n, f"walrus {'party' if n % 2 else 'tusks'} {n}", "ann"))
         for n in range(1, 41)
     ]
     cache.put_summaries("INBOX", LazySummaries([r for r in rows if r is not None]))
+    cache.put_summaries("Sent", [])
     assert asyncio.run(decode_pass(cache, "INBOX", index=False)) == 40
     db, fid = cache.db, cache.folder_id("INBOX")
     assert fid is not None
@@ -655,6 +657,8 @@ def test_deferred_rows_are_found_before_and_after_they_are_indexed(tmp_path: Pat
     assert uids("zanzibar walrus") == [7]
     assert uids("from:ann -party") == [n for n in range(38, 0, -1) if n % 2 == 0]
 
+    # A search of another folder leaves this one's deferred rows as they are.
+    assert local_hits(cache, ["Sent"], "walrus") == [] and searchindex.deferred(db) == 39
     hits = asyncio.run(local_hits_off_loop(cache, ["INBOX"], "walrus party"))
     assert [h.uid for h in hits] == party
     assert searchindex.deferred(db) == 0 and searchindex.pending(db) == 0
