@@ -701,6 +701,11 @@ class Cache:
                 searchindex.defer(self._db, fid, written)
         return written
 
+    def deferred(self, folder: str) -> int:
+        """How many rows of ``folder`` wait for ``index_deferred``."""
+        fid = self._fid(folder)
+        return 0 if fid is None else searchindex.deferred(self._db, fid)
+
     def index_deferred(self, folder: str, limit: int) -> int:
         """Index up to ``limit`` of the rows of ``folder`` that ``set_decoded(index=False)``
         left out of the search index, in one transaction; return how many were taken (0:

@@ -659,8 +659,12 @@ def test_deferred_rows_are_found_before_and_after_they_are_indexed(tmp_path: Pat
 
     # A search of another folder leaves this one's deferred rows as they are.
     assert local_hits(cache, ["Sent"], "walrus") == [] and searchindex.deferred(db) == 39
-    hits = asyncio.run(local_hits_off_loop(cache, ["INBOX"], "walrus party"))
+    seen: list[tuple[int, int]] = []
+    hits = asyncio.run(
+        local_hits_off_loop(cache, ["INBOX"], "walrus party", lambda *p: seen.append(p))
+    )
     assert [h.uid for h in hits] == party
+    assert seen == [(39, 39)]  # what the search screen shows while it indexes
     assert searchindex.deferred(db) == 0 and searchindex.pending(db) == 0
     keys = {k for (k,) in db.execute(f"SELECT rowid FROM {searchindex.TABLE}")}
     assert keys == {searchindex.key(fid, n) for n in range(1, 40)}
