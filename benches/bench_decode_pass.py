@@ -3,6 +3,7 @@
     .venv/bin/python benches/bench_decode_pass.py --messages 10000           # ~1 min
     .venv/bin/python benches/bench_decode_pass.py --messages 100000 --keep /tmp/c100k.sqlite3
     .venv/bin/python benches/bench_decode_pass.py --cache /tmp/c100k.sqlite3 --profile
+    .venv/bin/python benches/bench_decode_pass.py --messages 100000 --against /work/main --at-once-only
 
 A first sync stores most summaries undecoded (``core/imap/lazy.py``); ``decode_pass`` decodes
 and indexes them, in the background. This fills a private Dovecot's INBOX with

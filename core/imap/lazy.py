@@ -468,8 +468,8 @@ async def decode_pass(
 
     Decodes in slices of ``slice_seconds`` (~200 rows at ~18 µs), yielding to the event loop
     after each, and writes every ``write_rows`` rows decoded in one transaction (search index
-    included; ~10 ms for 1,000): SQLite's FTS5 costs about half as much a row in
-    transactions of 1,000 rows as in ones of 60, and so does the WAL the commits write.
+    included unless ``index`` says no; ~10 ms for 1,000): SQLite's FTS5 costs about half as
+    much a row in transactions of 1,000 rows as in ones of 60, and so does the WAL.
     ``on_decoded(folder, summaries)`` sees each written batch. Rows that change meanwhile
     (expunged, refetched, decoded on the way) are left to ``set_decoded``. ``between()`` is
     awaited after each slice and write (the place to let more urgent work go first). Cancel
