@@ -894,16 +894,24 @@ class MailApi:
 
         return local_hits(self._store(account).cache, None if folder is None else [folder], query)
 
-    async def search_local(self, account: str, folder: str | None, query: str) -> list[Hit]:
+    async def search_local(
+        self,
+        account: str,
+        folder: str | None,
+        query: str,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Hit]:
         """``search_cached`` off the event loop (what the UI uses: rows a first sync left raw
-        are decoded to be judged, which takes time on a big folder)."""
+        are decoded to be judged, which takes time on a big folder). The first search after
+        a first sync indexes the rows the decode pass left unindexed: ``progress(done,
+        total)`` follows that."""
         from kittiwake.core.search.query import gmail_raw
         from kittiwake.core.search.service import local_hits_off_loop
 
         if gmail_raw(query) is not None:
             return []
         return await local_hits_off_loop(
-            self._store(account).cache, None if folder is None else [folder], query
+            self._store(account).cache, None if folder is None else [folder], query, progress
         )
 
     async def search_server(
