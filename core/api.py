@@ -894,6 +894,17 @@ class MailApi:
 
         return local_hits(self._store(account).cache, None if folder is None else [folder], query)
 
+    async def prepare_search(
+        self, account: str, folder: str, progress: Callable[[int, int], None] | None = None
+    ) -> None:
+        """Have ``folder``'s search index complete before a search that runs on the loop (a
+        list's limit): after a first sync the decode pass leaves the index to the first
+        search, and indexing 100,000 rows at once held the loop for ~2 s. In batches here,
+        the loop free between them; ``progress(done, total)`` follows them."""
+        from kittiwake.core.search.service import index_deferred
+
+        await index_deferred(self._store(account).cache, [folder], progress)
+
     async def search_local(
         self,
         account: str,

@@ -31,7 +31,14 @@ from kittiwake.core.store import MailStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Hit", "local_hits", "local_hits_off_loop", "server_hits", "thread_folder"]
+__all__ = [
+    "Hit",
+    "index_deferred",
+    "local_hits",
+    "local_hits_off_loop",
+    "server_hits",
+    "thread_folder",
+]
 
 #: Rows indexed a transaction when a search indexes what the decode pass deferred (~10 ms).
 INDEX_BATCH = 1000
@@ -68,6 +75,26 @@ def local_hits(cache: Cache, folders: Sequence[str] | None, query: Query | str) 
     return gmailids.once_each(hits, gmailids.msgids(cache.db))
 
 
+async def index_deferred(
+    cache: Cache,
+    folders: Sequence[str] | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Index the rows of ``folders`` (None: all) that the decode pass left out of the search
+    index, on the loop, a batch at a time with the loop free between batches (keys and live
+    changes are taken); ``progress(done, total)`` after each. Nothing to do: no cost but a
+    count."""
+    scope = list(folders) if folders is not None else list(cache.folder_names().values())
+    total = sum(cache.deferred(name) for name in scope)
+    done = 0
+    for name in scope if total else ():
+        while taken := cache.index_deferred(name, INDEX_BATCH):
+            done += taken
+            if progress is not None:
+                progress(min(done, total), total)
+            await asyncio.sleep(0)
+
+
 async def local_hits_off_loop(
     cache: Cache,
     folders: Sequence[str] | None,
@@ -86,15 +113,7 @@ async def local_hits_off_loop(
     if ids is not None and not ids:
         return []
     path = cache.path
-    scope = list(folders) if folders is not None else list(names.values())
-    total = sum(cache.deferred(name) for name in scope)
-    done = 0
-    for name in scope if total else ():
-        while taken := cache.index_deferred(name, INDEX_BATCH):
-            done += taken
-            if progress is not None:
-                progress(min(done, total), total)
-            await asyncio.sleep(0)  # keys and live changes between batches
+    await index_deferred(cache, folders, progress)
 
     def run() -> list[tuple[int, int]]:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)

@@ -735,3 +735,38 @@ def test_orders_sorted_by_sqlite_match_sorting_every_row_in_python(tmp_path: Pat
         assert list(ordered_uids(cache, "INBOX", order)) == python(order), order
         checked += 1
     assert checked == 7
+
+
+def test_deferred_rows_are_indexed_in_batches_with_the_loop_free_between(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``index_deferred`` (a list's limit awaits it before searching on the loop) indexes a
+    batch at a time and lets other tasks run between batches: at 100,000 rows one step held
+    the loop ~2 s. Another folder's deferred rows are left to their own search."""
+    from kittiwake.core.search import service
+
+    monkeypatch.setattr(service, "INDEX_BATCH", 4)
+    cache = Cache(tmp_path / "c.sqlite3")
+    for folder in ("INBOX", "Sent"):
+        rows = [extract(lazy_fetch(n, f"walrus {n}", "ann")) for n in range(1, 11)]
+        cache.put_summaries(folder, LazySummaries([r for r in rows if r is not None]))
+        asyncio.run(decode_pass(cache, folder, index=False))
+    seen: list[tuple[int, int]] = []
+    ticks: list[int] = []
+
+    async def run() -> None:
+        async def other() -> None:  # a key, a live change: runs while the index is built
+            while True:
+                ticks.append(len(seen))
+                await asyncio.sleep(0)
+
+        beside = asyncio.create_task(other())
+        await service.index_deferred(cache, ["INBOX"], lambda *p: seen.append(p))
+        beside.cancel()
+
+    asyncio.run(run())
+    assert seen == [(4, 10), (8, 10), (10, 10)]
+    assert {1, 2} <= set(ticks)  # the other task ran between the batches
+    assert searchindex.deferred(cache.db, cache.folder_id("INBOX")) == 0
+    assert searchindex.deferred(cache.db) == 10  # Sent's wait for a search of Sent
+    cache.close()

@@ -437,6 +437,29 @@ class MailboxScreen(TriageCommands):
             if query and (problem := self.kw.api.check_query(query)):
                 self.notify(clean_line(problem), severity="error")
                 return
+            if query and messages.folder is not None:
+                self.run_worker(limit_to(query), group="limit", exclusive=True)
+                return
+            apply(query)
+
+        async def limit_to(query: str) -> None:
+            # After a first sync the search index waits for the first search: built here in
+            # batches, the list still answering keys, not in one long step inside the limit.
+            told = False
+
+            def indexing(done: int, total: int) -> None:
+                nonlocal told
+                if not told:
+                    told = True
+                    self.notify(f"Indexing {total:,} messages for the search…", timeout=3)
+
+            shown = (messages.account, messages.folder)
+            assert shown[0] is not None and shown[1] is not None
+            await self.kw.api.prepare_search(shown[0], shown[1], indexing)
+            if (messages.account, messages.folder) == shown:  # not another folder by now
+                apply(query)
+
+        def apply(query: str | None) -> None:
             messages.set_limit(query)
             self._refresh_status()
             if query and not messages.row_count:
