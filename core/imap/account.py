@@ -979,12 +979,26 @@ class ImapAccount:
             state = self.cache.folder_state(item.mailbox)
             if state is not None and item.uidvalidity not in (None, state.uidvalidity):
                 self._suspect.add(item.mailbox)  # recreated: see _suspect
+            elif state is not None:
+                self._counts_heard(item)
             self._dirty.mark(item.mailbox)
         elif isinstance(item, ListItem):
             # Created, deleted or renamed: a folder of that name may be a new one now.
             self._suspect.add(item.name_decoded)
             self._dirty.mark(item.name_decoded)
             self._dirty.mark_list()
+
+    def _counts_heard(self, item: Status) -> None:
+        """A folder's counts from its STATUS notification (NOTIFY; Dovecot sends MESSAGES
+        and UNSEEN with it), published now: the folder list shows them without waiting for
+        the resync (a STATUS, a SELECT and the FETCH on the command connection, behind
+        whatever it is doing), whose own counts follow. Not while the user's actions wait
+        in the journal: the server has not seen them yet."""
+        total, unread = item.messages, item.unseen
+        if total is None or unread is None or self.triage.has_pending():
+            return
+        self.cache.set_server_counts(item.mailbox, total, unread)
+        self.bus.publish(FolderCountsChanged(self.name, item.mailbox, total, unread))
 
     def _flags_heard(self, client: ImapClient, folder: str, item: Fetch) -> None:
         """Apply the FLAGS of an unsolicited FETCH to the cache now: a round trip on the

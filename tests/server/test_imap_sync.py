@@ -584,6 +584,36 @@ async def test_the_open_folder_stays_selected_so_its_new_mail_needs_no_select(
     device.logout()
 
 
+async def test_with_notify_a_folder_not_open_has_its_counts_from_the_notification(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    """A folder nobody looks at is told of by STATUS (NOTIFY): its counts in it (Dovecot
+    sends MESSAGES and UNSEEN) are published at once, for the folder list, before the
+    resync on the command connection (held here) has fetched anything."""
+    device = imap_device(dovecot, user)
+    device.create("Work")
+    device.subscribe("Work")
+    append_many(device, 2, "Work", start=10)
+    account, events = await engine(user)
+    account.start()
+    await account.wait_synced(10)
+    assert account.client.has("NOTIFY")
+    await wait_for_async(
+        lambda: account.notify_examines == "INBOX" and not account._lock.locked(),
+        message="INBOX examined, the account quiet",
+    )
+    cached = account.cache.counts("Work")
+    events.pending()
+    async with account._lock:  # no resync until released: the STATUS alone must say it
+        device.append("Work", "", None, message(12, "Unread, in Work"))
+        ev = await wait_event(events, FolderCountsChanged, timeout=5, folder="Work")
+        assert (ev.total, ev.unread) == (cached[0] + 1, cached[1] + 1)
+        assert account.cache.counts("Work") == cached  # nothing fetched yet
+    ev = await wait_event(events, MessagesAdded, timeout=5, folder="Work")
+    assert [s.envelope.subject for s in ev.summaries] == ["Unread, in Work"]
+    device.logout()
+
+
 async def test_new_mail_is_published_before_the_folder_is_scanned_for_flag_changes(
     engine: EngineFactory, dovecot: Dovecot, user: User
 ) -> None:
