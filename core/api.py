@@ -43,8 +43,10 @@ from kittiwake.core.search.order import (
     SortMemory,
     SortOrder,
     SortTexts,
+    head_uids,
     ordered_threads,
     ordered_uids,
+    uids_after,
 )
 from kittiwake.core.store import MailStore
 
@@ -286,6 +288,22 @@ class MailApi:
             keep = {hit.uid for hit in local_hits(cache, [folder], limit)}
             uids = uid_array(uid for uid in uids if uid in keep)
         return uids
+
+    def message_index_start(
+        self, account: str, folder: str, order: SortOrder, count: int
+    ) -> array[int] | None:
+        """The first ``count`` rows of ``message_index`` (no limit), or None when ``order``
+        has to sort the whole folder to know them: the first screenful of a folder of a
+        million messages, before its whole index (~0.3 s of CPU)."""
+        return head_uids(self._store(account).cache, folder, order, count)
+
+    def message_index_after(
+        self, account: str, folder: str, order: SortOrder, uid: int, count: int
+    ) -> array[int] | None:
+        """The ``count`` rows of ``message_index`` (no limit) that follow ``uid``, or None
+        when ``order`` has to sort the whole folder: the rest of the index a slice at a
+        time after the first screenful, each slice a few tens of ms at most."""
+        return uids_after(self._store(account).cache, folder, order, uid, count)
 
     def message_index_head(self, account: str, folder: str, count: int) -> array[int]:
         """The first ``count`` UIDs of the default order (newest first): where new mail

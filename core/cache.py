@@ -496,21 +496,25 @@ class Cache:
         stamp = self._stamp()
         if self._listed is not None and self._listed[0] == stamp:
             return list(self._listed[1])
-        out = self._read_folders()
+        out = self._read_folders(stamp)
         self._listed = (stamp, out)
         return list(out)
 
-    def _read_folders(self) -> list[FolderInfo]:
+    def _read_folders(self, stamp: tuple[int, int]) -> list[FolderInfo]:
+        """The folders with their counts; the cached ones are ``counts``' too under the same
+        ``stamp`` (a start asks both for the open folder: 28 ms a count at 1,000,000)."""
         rows = self._db.execute(
             "SELECT f.name, f.delimiter, f.role, f.attributes, f.subscribed,"
             " f.server_total, f.server_unread,"
             " (SELECT count(*) FROM messages m WHERE m.folder_id=f.id),"
             " (SELECT count(*) FROM messages m WHERE m.folder_id=f.id AND m.seen=0),"
-            " f.uidvalidity"
+            " f.uidvalidity, f.id"
             " FROM folders f ORDER BY f.name"
         ).fetchall()
         out = []
-        for name, delim, role, attrs, sub, stotal, sunread, total, unread, uidvalidity in rows:
+        for row in rows:
+            name, delim, role, attrs, sub, stotal, sunread, total, unread, uidvalidity, fid = row
+            self._counted[fid] = (stamp, (int(total), int(unread)))
             synced = uidvalidity is not None
             out.append(
                 FolderInfo(
@@ -763,10 +767,16 @@ class Cache:
         known = self._counted.get(fid)
         if known is not None and known[0] == stamp:
             return known[1]
-        row = self._db.execute(
-            "SELECT count(*), coalesce(sum(1 - seen), 0) FROM messages WHERE folder_id=?", (fid,)
+        # Two queries: a count alone walks the (folder_id, seen) index without reading its
+        # rows, the unread ones are a range of it (28 ms at 1,000,000 messages, against 64-88
+        # ms for one query summing ``1 - seen`` over every row).
+        (total,) = self._db.execute(
+            "SELECT count(*) FROM messages WHERE folder_id=?", (fid,)
         ).fetchone()
-        counts = (int(row[0]), int(row[1]))
+        (unread,) = self._db.execute(
+            "SELECT count(*) FROM messages WHERE folder_id=? AND seen=0", (fid,)
+        ).fetchone()
+        counts = (int(total), int(unread))
         self._counted[fid] = (stamp, counts)
         return counts
 
@@ -825,6 +835,26 @@ class Cache:
                     f"SELECT uid FROM messages WHERE folder_id=? ORDER BY {order_by}"  # noqa: S608
                     " LIMIT ?",
                     (fid, -1 if first is None else first),
+                )
+            )
+        return uids
+
+    def ordered_uids_after(
+        self, folder: str, order_by: str, follows: str, uid: int, count: int
+    ) -> array[int]:
+        """The ``count`` UIDs of ``folder`` that come after ``uid`` in ``order_by``:
+        ``follows`` is the SQL condition of such a row (``:uid``, ``:fid``; the orders of
+        ``core/search/order.py`` that an index gives). Read from where ``uid`` is in the
+        index, not counted from the first row: each slice costs the same."""
+        uids = uid_array()
+        fid = self._fid(folder)
+        if fid is not None:
+            uids.extend(
+                r[0]
+                for r in self._db.execute(
+                    f"SELECT uid FROM messages WHERE folder_id=:fid AND {follows}"  # noqa: S608
+                    f" ORDER BY {order_by} LIMIT :count",
+                    {"fid": fid, "uid": uid, "count": count},
                 )
             )
         return uids
@@ -1032,7 +1062,7 @@ class _Checkpointer:
             db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             try:
                 db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                if self._wal_size() > WAL_LIMIT:
+                if cache_repair.wal_size(self._path) > WAL_LIMIT:
                     db.execute(f"PRAGMA busy_timeout={TRUNCATE_WAIT_MS}")
                     busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
                     if not busy:
@@ -1041,12 +1071,6 @@ class _Checkpointer:
                 db.close()
         except sqlite3.Error as exc:
             log.info("checkpoint of %s failed: %s", self._path.name, exc)
-
-    def _wal_size(self) -> int:
-        try:
-            return self._path.with_name(self._path.name + "-wal").stat().st_size
-        except FileNotFoundError:
-            return 0
 
     def close(self) -> None:
         if self._thread is not None:

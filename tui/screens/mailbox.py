@@ -110,7 +110,7 @@ class MailboxScreen(TriageCommands):
             self.show_folder(first[0].key, self._inbox_of(first[0].key))
         messages = self.query_one(MessageList)
         messages.focus()
-        if messages.index:
+        if messages.row_count:
             # A warm start: the cached rows are drawn first, then the engine connects. Its
             # TLS context alone (the system trust store) costs ~35 ms of CPU, and the
             # resync's replies would compete with the first frame for the event loop.
@@ -439,7 +439,7 @@ class MailboxScreen(TriageCommands):
                 return
             messages.set_limit(query)
             self._refresh_status()
-            if query and not messages.index:
+            if query and not messages.row_count:
                 self.notify("No message matches; l then enter shows all again.", timeout=5)
 
         ask = Prompt("Show only messages matching (empty: all):", messages.limit or "")
