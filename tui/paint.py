@@ -7,9 +7,12 @@ a new message from another device waited 2-10 ms between the list's change and t
 start, more on a loaded machine. ``draw_now`` hands the widgets' repaints to the screen and
 renders the frame there and then, as the timer would have (``Screen._on_timer_update``).
 
-Only when nothing else is pending that the timer must do in its order (a layout, a scroll, a
-batch of updates) and at most once per frame period, so a burst of changes costs no more
-frames than Textual's own pace: otherwise the usual path draws it.
+What else the screen has pending (another widget's layout or scroll: the status line's new
+count, say, when its handler ran first) is done in the same frame, as the timer would have
+done it. Not when the widget itself still has a layout or a scroll of its own to hand over
+(the frame would miss it), during a batch of updates, nor more than once per frame period,
+so a burst of changes costs no more frames than Textual's own pace: the usual path draws
+those.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from textual.widget import Widget
 
 def draw_now(widget: Widget, *also: Widget) -> bool:
     """Render the repaints ``widget`` (and ``also``: its scroll bar) asked for, now, when it
-    is on the screen on top and nothing asks for more than a repaint; True when drawn."""
+    is on the screen on top and asks for nothing more than a repaint; True when drawn."""
     if not widget.is_attached:
         return False
     screen, app = widget.screen, widget.app
@@ -30,9 +33,6 @@ def draw_now(widget: Widget, *also: Widget) -> bool:
     if (
         app.screen is not screen
         or app._batch_count
-        or screen._layout_required
-        or screen._scroll_required
-        or screen._recompose_required
         or widget._layout_required
         or widget._scroll_required
         or not widget._repaint_required
@@ -45,5 +45,6 @@ def draw_now(widget: Widget, *also: Widget) -> bool:
             dirty._repaint_required = False
             screen._dirty_widgets.add(dirty)
     screen._kw_drawn_at = now  # type: ignore[attr-defined]
-    screen._on_timer_update()
+    with screen._context():  # as the screen's own timer runs it
+        screen._on_timer_update()
     return True
