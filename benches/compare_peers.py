@@ -641,6 +641,7 @@ def run_size(
     live_runs: int = 0,
     live_rounds_n: int = 5,
     against: Path | None = None,
+    peers: bool = True,
 ) -> tuple[list[Client], dict[str, tuple[float, float]]]:
     from bench_imap_sync import fill_maildir  # type: ignore[import-not-found]
     from harness import Dovecot, ServerRoot, make_test_ca
@@ -670,11 +671,12 @@ def run_size(
         device.uid("FETCH", "1:*", "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)")
         device.logout()
         log(f"{count:,} messages + marker in {time.perf_counter() - t:.0f} s")
-        clients = [
-            kittiwake_client(top, dovecot, user, security),
-            aerc_client(top, dovecot, user, security),
-            neomutt_client(top, dovecot, user, security),
-        ]
+        clients = [kittiwake_client(top, dovecot, user, security)]
+        if peers:
+            clients += [
+                aerc_client(top, dovecot, user, security),
+                neomutt_client(top, dovecot, user, security),
+            ]
         if against is not None:  # another checkout's Kittiwake (its .venv), A/B in one run
             clients.insert(
                 1, kittiwake_client(top, dovecot, user, security, against, "Kittiwake other")
@@ -1076,6 +1078,11 @@ def main() -> None:
         type=Path,
         help="another checkout (with its .venv): its Kittiwake runs too, as 'Kittiwake other'",
     )
+    parser.add_argument(
+        "--no-peers",
+        action="store_true",
+        help="Kittiwake alone (and --against): no aerc or neomutt, for A/B runs",
+    )
     parser.add_argument("--raw-listener", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_listener:
@@ -1101,6 +1108,7 @@ def main() -> None:
                 args.live_runs,
                 args.live_rounds,
                 args.against,
+                not args.no_peers,
             )
             if args.runs:
                 print(table(count, clients, security), flush=True)

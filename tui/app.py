@@ -443,7 +443,8 @@ class KittiwakeApp(App[None]):
         """Tell the user about mail that arrives in an inbox after the first sync."""
         if not self.api.synced(event.account):
             return
-        inboxes = {f.name for f in self.api.folders(event.account) if f.role is FolderRole.INBOX}
+        roles = self.api.folder_roles(event.account)  # not folders(): no counts on this path
+        inboxes = {name for name, role in roles.items() if role is FolderRole.INBOX}
         # New means unread and just arrived: a message moved back by undo, or read elsewhere,
         # keeps its old INTERNALDATE or its \\Seen flag, and is not announced.
         recent = datetime.now(UTC) - timedelta(minutes=10)

@@ -535,6 +535,99 @@ async def test_with_notify_the_open_folder_is_examined_and_its_flags_come_at_onc
     device.logout()
 
 
+async def test_the_open_folder_stays_selected_so_its_new_mail_needs_no_select(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    """The folder the user has open (here not INBOX) is left selected on the command
+    connection, also after a change in another folder had that one selected: its new mail
+    then comes by the quick resync (NOOP, the new UIDs), with no STATUS or SELECT first."""
+    device = imap_device(dovecot, user)
+    device.create("Work")
+    device.subscribe("Work")
+    append_many(device, 2, "Work", start=10)
+    append_many(device, 2)
+    first, _ = await engine(user)  # a warm start: Dovecot's special-use folders settled
+    first.start()
+    await first.wait_synced(10)
+    await first.stop()
+    account, events = await engine(user)
+    account.start()
+    await account.wait_synced(10)
+    assert account.client.has("NOTIFY")
+
+    def quiet_on(folder: str) -> bool:
+        return (
+            account.client.selected == folder
+            and account.notify_examines == "Work"
+            and not account._dirty.wake.is_set()
+            and not account._lock.locked()
+        )
+
+    await account.watch_folder("Work")
+    await wait_for_async(lambda: quiet_on("Work"), message="Work selected and examined")
+    device.append("INBOX", "", None, message(3, "Elsewhere"))  # INBOX selected to fetch it
+    await wait_event(events, MessagesAdded, timeout=5, folder="INBOX")
+    await wait_for_async(lambda: quiet_on("Work"), message="Work selected again")
+    client = account.client
+    selected: list[str] = []
+    statused: list[str] = []
+    quick: list[str] = []
+    select, status, quick_resync = client.select, client.status, account._quick_resync
+
+    async def select_recorded(folder: str, *args: Any, **kwargs: Any) -> Any:
+        selected.append(folder)
+        return await select(folder, *args, **kwargs)
+
+    async def status_recorded(folder: str, *args: Any, **kwargs: Any) -> Any:
+        statused.append(folder)
+        return await status(folder, *args, **kwargs)
+
+    async def quick_recorded(folder: str, *args: Any) -> int:
+        quick.append(folder)
+        return await quick_resync(folder, *args)
+
+    client.select = select_recorded  # type: ignore[method-assign]
+    client.status = status_recorded  # type: ignore[method-assign]
+    account._quick_resync = quick_recorded  # type: ignore[method-assign]
+    events.pending()
+    device.append("Work", "", None, message(12, "For the open folder"))
+    ev = await wait_event(events, MessagesAdded, timeout=5, folder="Work")
+    assert [s.envelope.subject for s in ev.summaries] == ["For the open folder"]
+    assert quick == ["Work"]
+    assert "Work" not in selected and "Work" not in statused
+    device.logout()
+
+
+async def test_with_notify_a_folder_not_open_has_its_counts_from_the_notification(
+    engine: EngineFactory, dovecot: Dovecot, user: User
+) -> None:
+    """A folder nobody looks at is told of by STATUS (NOTIFY): its counts in it (Dovecot
+    sends MESSAGES and UNSEEN) are published at once, for the folder list, before the
+    resync on the command connection (held here) has fetched anything."""
+    device = imap_device(dovecot, user)
+    device.create("Work")
+    device.subscribe("Work")
+    append_many(device, 2, "Work", start=10)
+    account, events = await engine(user)
+    account.start()
+    await account.wait_synced(10)
+    assert account.client.has("NOTIFY")
+    await wait_for_async(
+        lambda: account.notify_examines == "INBOX" and not account._lock.locked(),
+        message="INBOX examined, the account quiet",
+    )
+    cached = account.cache.counts("Work")
+    events.pending()
+    async with account._lock:  # no resync until released: the STATUS alone must say it
+        device.append("Work", "", None, message(12, "Unread, in Work"))
+        ev = await wait_event(events, FolderCountsChanged, timeout=5, folder="Work")
+        assert (ev.total, ev.unread) == (cached[0] + 1, cached[1] + 1)
+        assert account.cache.counts("Work") == cached  # nothing fetched yet
+    ev = await wait_event(events, MessagesAdded, timeout=5, folder="Work")
+    assert [s.envelope.subject for s in ev.summaries] == ["Unread, in Work"]
+    device.logout()
+
+
 async def test_new_mail_is_published_before_the_folder_is_scanned_for_flag_changes(
     engine: EngineFactory, dovecot: Dovecot, user: User
 ) -> None:

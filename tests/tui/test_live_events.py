@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from harness import Dovecot, User
 from harness.clients import imap_device
 from harness.mail import message
@@ -171,6 +172,63 @@ async def test_new_mail_joins_the_head_of_the_list_without_reading_the_index_aga
         assert reads
         assert messages.index == app.api.message_index("mine", "INBOX")
         assert messages.index[-1] == 42
+
+
+@pytest.mark.parametrize("count", [12, 40])  # without a scroll bar, and with one
+async def test_a_live_change_is_drawn_by_the_list_itself_not_at_the_next_frame_tick(
+    xdg: Path, mailbox: Callable[..., Config], dovecot: Dovecot, user: User, count: int
+) -> None:
+    """New mail and a flag set on another device are on the terminal when the list has
+    taken them in (``tui/paint.py``): the frame holding the row is written inside the
+    list's own reload or redraw, not later at the screen's 60 fps tick."""
+    app = KittiwakeApp(mailbox(count))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        messages = _mailbox(app).query_one(MessageList)
+        await until(pilot, lambda: len(messages.index) == count and not messages._pending_reload)
+        frames: list[str] = []
+        inside: list[str] = []  # frames written while the list took a change in
+        display = app._display
+
+        def recorded(screen: Any, update: Any) -> None:
+            text = update.render_segments(app.console) if update is not None else ""
+            frames.append(text)
+            if taking:
+                inside.append(text)
+            display(screen, update)
+
+        taking: list[int] = []
+
+        def wrapped(method: Callable[..., None]) -> Callable[..., None]:
+            def call(*args: Any) -> None:
+                taking.append(1)
+                try:
+                    method(*args)
+                finally:
+                    taking.pop()
+
+            return call
+
+        app._display = recorded  # type: ignore[method-assign]
+        messages._reload_now = wrapped(messages._reload_now)  # type: ignore[method-assign]
+        messages._redraw = wrapped(messages._redraw)  # type: ignore[method-assign]
+        device = imap_device(dovecot, user)
+        device.select("INBOX")
+        device.append("INBOX", "", None, message(count + 1, "Fresh news"))
+        await until(pilot, lambda: any("Fresh news" in f for f in frames), timeout=10)
+        assert any("Fresh news" in f for f in inside)
+        first = next(f for f in frames if "Fresh news" in f)
+        assert first in inside
+        row = messages.index.index(count + 1)
+        assert messages.render_line(row).text.startswith("N")
+        frames.clear()
+        inside.clear()
+        device.uid("STORE", str(count + 1), "+FLAGS.SILENT", "(\\Seen)")
+        device.logout()
+        await until(pilot, lambda: any("Fresh news" in f for f in frames), timeout=10)
+        first = next(f for f in frames if "Fresh news" in f)
+        assert first in inside
+        assert not messages.render_line(row).text.startswith("N")
 
 
 async def test_the_status_bar_follows_connection_progress_and_counts(
