@@ -35,8 +35,8 @@ from kittiwake.core.events import (
     Event,
     EventBus,
     MessagesAdded,
-    MessagesExpunged,
     MessageSent,
+    MessagesExpunged,
 )
 from kittiwake.core.imap.account import ImapAccount, Tuning
 from kittiwake.core.maildir import Maildir
