@@ -78,8 +78,9 @@ def create_auto_folders(device: imaplib.IMAP4) -> None:
     """Dovecot creates a user's auto-subscribed folders (Drafts, Sent, ...) on disk only when
     first opened, and NOTIFY reports each as created ~0.5 s later. Left to the app's first
     sync, those reports came at any moment of a test and had the app resync the five
-    folders: the command connection then no longer had Proj selected (3 of 30 runs under load). Opened by
-    the other device first, as on any account used before, they are old news."""
+    folders: the command connection then no longer had Proj selected (3 of 30 runs under
+    load). Opened by the other device first, as on any account used before, they are old
+    news."""
     for name in SPECIAL_USE_MAILBOXES:
         device.status(name, "(UIDVALIDITY)")
 
