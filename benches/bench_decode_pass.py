@@ -3,6 +3,7 @@
     .venv/bin/python benches/bench_decode_pass.py --messages 10000           # ~1 min
     .venv/bin/python benches/bench_decode_pass.py --messages 100000 --keep /tmp/c100k.sqlite3
     .venv/bin/python benches/bench_decode_pass.py --cache /tmp/c100k.sqlite3 --profile
+    .venv/bin/python benches/bench_decode_pass.py --messages 100000 --against /work/main --at-once-only
 
 A first sync stores most summaries undecoded (``core/imap/lazy.py``); ``decode_pass`` decodes
 and indexes them, in the background. This fills a private Dovecot's INBOX with
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import shutil
@@ -87,12 +89,12 @@ def child_running(p: dict[str, Any]) -> dict[str, Any]:
         cpu = time.process_time() - cpu0
         raw = len(account.cache.undecoded("INBOX", 10**7))
         first, wall = time.process_time(), time.monotonic()
-        hits = await asyncio.to_thread(_search, account.cache)
+        hits = await _search(account.cache)
         search_cpu, search_wall = time.process_time() - first, time.monotonic() - wall
         await account.wait_decoded(p["window"])  # the pass the search asked for, if any
         until_quiet = time.process_time() - first
         again, wall = time.process_time(), time.monotonic()
-        await asyncio.to_thread(_search, account.cache)
+        await _search(account.cache)
         again, again_wall = time.process_time() - again, time.monotonic() - wall
         await account.stop()
         account.cache.close()
@@ -103,10 +105,11 @@ def child_running(p: dict[str, Any]) -> dict[str, Any]:
     return asyncio.run(run())
 
 
-def _search(cache: Any) -> int:
-    from kittiwake.core.search.service import local_hits
+async def _search(cache: Any) -> int:
+    """A search as the app's search screen runs it (``MailApi.search_local``)."""
+    from kittiwake.core.search.service import local_hits_off_loop
 
-    return len(local_hits(cache, ["INBOX"], "from:judy"))
+    return len(await local_hits_off_loop(cache, ["INBOX"], "from:judy"))
 
 
 def child_decode(p: dict[str, Any]) -> dict[str, Any]:
@@ -121,10 +124,17 @@ def child_decode(p: dict[str, Any]) -> dict[str, Any]:
     cache = Cache(Path(p["cache"]))
     raw_before = _raw_rows(p["cache"])
 
+    # As the account runs it after a first sync: the search index left to the first search
+    # where this checkout can (``--against`` an older one measures its pass as it was).
+    deferred = "index" in inspect.signature(decode_pass).parameters
+
     async def run() -> int:
         done = 0
         for folder in cache.folders():
-            done += await decode_pass(cache, folder.name)
+            if deferred:
+                done += await decode_pass(cache, folder.name, index=False)
+            else:
+                done += await decode_pass(cache, folder.name)
         return done
 
     profiler = None
@@ -177,9 +187,9 @@ def _raw_rows(path: str) -> int:
 CHILDREN = {"sync": child_sync, "decode": child_decode, "running": child_running}
 
 
-def run_child(mode: str, params: dict[str, Any]) -> dict[str, Any]:
+def run_child(mode: str, params: dict[str, Any], python: str = sys.executable) -> dict[str, Any]:
     proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", mode],
+        [python, str(Path(__file__).resolve()), "--child", mode],
         input=json.dumps(params) + "\n",
         stdout=subprocess.PIPE,
         text=True,
@@ -225,32 +235,44 @@ def server(n: int, seed: int) -> Iterator[dict[str, Any]]:
         root.cleanup()
 
 
-def running(base: dict[str, Any], tmp: Path, runs: int, window: float, quiet: float) -> None:
-    """Cold starts, the pass started at once (as before) and left until wanted (now),
-    interleaved."""
-    results: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+def running(
+    base: dict[str, Any],
+    tmp: Path,
+    runs: int,
+    window: float,
+    quiet: float,
+    pythons: dict[str, str],
+    modes: tuple[bool, ...] = (True, False),
+) -> None:
+    """Cold starts, the pass started at once (the default) and left until wanted,
+    interleaved, for each checkout of ``pythons`` (label -> its interpreter) in turn."""
+    results: dict[tuple[str, bool], list[dict[str, Any]]] = {}
     for i in range(runs):
-        for eager in (True, False):
-            cache = tmp / f"running-{i}-{eager}.sqlite3"
-            params = {**base, "cache": str(cache), "eager": eager, "window": window, "quiet": quiet}
-            r = run_child("running", params)
-            results[eager].append(r)
-            print(f"cold start {i + 1}, pass {'at once' if eager else 'when wanted'}: sync "
-                  f"{r['sync']:.2f} s, then {r['cpu']:.2f} s CPU ({r['busy']:.2f} s busy + "
-                  f"{quiet:.0f} s), {r['raw_left']:,} rows left raw; a first search "
-                  f"{r['search_cpu']:.2f} s CPU, {r['search_wall']:.2f} s wall ({r['hits']:,} "
-                  f"hits), {r['until_quiet']:.2f} s CPU from it until quiet; the next search "
-                  f"{r['again']:.2f} s CPU, {r['again_wall']:.2f} s wall", file=sys.stderr)  # fmt: skip
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{cache}{suffix}").unlink(missing_ok=True)
-    for eager, rows in results.items():
+        for eager in modes:
+            for label, python in pythons.items():
+                cache = tmp / f"running-{i}-{eager}-{label}.sqlite3"
+                params = {**base, "cache": str(cache), "eager": eager, "window": window,
+                          "quiet": quiet}  # fmt: skip
+                r = run_child("running", params, python)
+                results.setdefault((label, eager), []).append(r)
+                print(f"[{label}] cold start {i + 1}, pass {'at once' if eager else 'when wanted'}: sync "
+                      f"{r['sync']:.2f} s, then {r['cpu']:.2f} s CPU ({r['busy']:.2f} s busy + "
+                      f"{quiet:.0f} s), {r['raw_left']:,} rows left raw; a first search "
+                      f"{r['search_cpu']:.2f} s CPU, {r['search_wall']:.2f} s wall ({r['hits']:,} "
+                      f"hits), {r['until_quiet']:.2f} s CPU from it until quiet; the next search "
+                      f"{r['again']:.2f} s CPU, {r['again_wall']:.2f} s wall", file=sys.stderr)  # fmt: skip
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{cache}{suffix}").unlink(missing_ok=True)
+    for (label, eager), rows in results.items():
         cpu = statistics.median(r["cpu"] for r in rows)
         busy = statistics.median(r["busy"] for r in rows)
         search = statistics.median(r["search_cpu"] for r in rows)
         search_wall = statistics.median(r["search_wall"] for r in rows)
         quiet_cpu = statistics.median(r["until_quiet"] for r in rows)
-        print(f"after the first sync, pass {'at once (the default)' if eager else 'when wanted (decode_after_sync=False)'}:"
-              f" CPU median {cpu:.2f} s (busy {busy:.2f} s wall, then {quiet:.0f} s idle);"
+        each = ", ".join(f"{r['cpu']:.2f}" for r in rows)
+        print(f"[{label}] after the first sync, pass {'at once (the default)' if eager else 'when wanted (decode_after_sync=False)'}:"
+              f" CPU median {cpu:.2f} s (busy {busy:.2f} s wall, then {quiet:.0f} s idle; all:"
+              f" {each});"
               f" then a first search {search:.2f} s CPU, {search_wall:.2f} s wall;"
               f" {quiet_cpu:.2f} s CPU from it until quiet")  # fmt: skip
 
@@ -299,6 +321,14 @@ def main() -> None:
     parser.add_argument(
         "--wal-limit-mb", type=int, default=0, help="the cache's WAL_LIMIT for the decode pass"
     )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout (its .venv): its cold starts interleaved with this one's",
+    )
+    parser.add_argument(
+        "--at-once-only", action="store_true", help="cold starts with the default only"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -311,7 +341,11 @@ def main() -> None:
         if template is None:
             template = tmp / "synced.sqlite3"
             with server(args.messages, args.seed) as base:
-                running(base, tmp, args.runs, args.window, args.quiet)
+                pythons = {"this": sys.executable}
+                if args.against is not None:
+                    pythons[args.against.name] = str(args.against / ".venv/bin/python")
+                modes = (True,) if args.at_once_only else (True, False)
+                running(base, tmp, args.runs, args.window, args.quiet, pythons, modes)
                 synced_cache(base, template)
             if args.keep is not None:
                 shutil.copy(template, args.keep)

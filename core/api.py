@@ -43,8 +43,10 @@ from kittiwake.core.search.order import (
     SortMemory,
     SortOrder,
     SortTexts,
+    head_uids,
     ordered_threads,
     ordered_uids,
+    uids_after,
 )
 from kittiwake.core.store import MailStore
 
@@ -286,6 +288,22 @@ class MailApi:
             keep = {hit.uid for hit in local_hits(cache, [folder], limit)}
             uids = uid_array(uid for uid in uids if uid in keep)
         return uids
+
+    def message_index_start(
+        self, account: str, folder: str, order: SortOrder, count: int
+    ) -> array[int] | None:
+        """The first ``count`` rows of ``message_index`` (no limit), or None when ``order``
+        has to sort the whole folder to know them: the first screenful of a folder of a
+        million messages, before its whole index (~0.3 s of CPU)."""
+        return head_uids(self._store(account).cache, folder, order, count)
+
+    def message_index_after(
+        self, account: str, folder: str, order: SortOrder, uid: int, count: int
+    ) -> array[int] | None:
+        """The ``count`` rows of ``message_index`` (no limit) that follow ``uid``, or None
+        when ``order`` has to sort the whole folder: the rest of the index a slice at a
+        time after the first screenful, each slice a few tens of ms at most."""
+        return uids_after(self._store(account).cache, folder, order, uid, count)
 
     def message_index_head(self, account: str, folder: str, count: int) -> array[int]:
         """The first ``count`` UIDs of the default order (newest first): where new mail
@@ -876,16 +894,35 @@ class MailApi:
 
         return local_hits(self._store(account).cache, None if folder is None else [folder], query)
 
-    async def search_local(self, account: str, folder: str | None, query: str) -> list[Hit]:
+    async def prepare_search(
+        self, account: str, folder: str, progress: Callable[[int, int], None] | None = None
+    ) -> None:
+        """Have ``folder``'s search index complete before a search that runs on the loop (a
+        list's limit): after a first sync the decode pass leaves the index to the first
+        search, and indexing 100,000 rows at once held the loop for ~2 s. In batches here,
+        the loop free between them; ``progress(done, total)`` follows them."""
+        from kittiwake.core.search.service import index_deferred
+
+        await index_deferred(self._store(account).cache, [folder], progress)
+
+    async def search_local(
+        self,
+        account: str,
+        folder: str | None,
+        query: str,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Hit]:
         """``search_cached`` off the event loop (what the UI uses: rows a first sync left raw
-        are decoded to be judged, which takes time on a big folder)."""
+        are decoded to be judged, which takes time on a big folder). The first search after
+        a first sync indexes the rows the decode pass left unindexed: ``progress(done,
+        total)`` follows that."""
         from kittiwake.core.search.query import gmail_raw
         from kittiwake.core.search.service import local_hits_off_loop
 
         if gmail_raw(query) is not None:
             return []
         return await local_hits_off_loop(
-            self._store(account).cache, None if folder is None else [folder], query
+            self._store(account).cache, None if folder is None else [folder], query, progress
         )
 
     async def search_server(

@@ -63,11 +63,21 @@ def _sidecar(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
 
-def _wal_empty(path: Path) -> bool:
+def wal_path(path: Path) -> Path:
+    """SQLite's write-ahead log beside the database file at ``path``."""
+    return _sidecar(path, "-wal")
+
+
+def wal_size(path: Path) -> int:
+    """The size of ``path``'s write-ahead log; 0 when there is none."""
     try:
-        return _sidecar(path, "-wal").stat().st_size == 0
+        return wal_path(path).stat().st_size
     except FileNotFoundError:
-        return True
+        return 0
+
+
+def _wal_empty(path: Path) -> bool:
+    return wal_size(path) == 0
 
 
 def _trusted_mark(path: Path) -> Checked | None:
@@ -207,9 +217,9 @@ def salvage_journal(path: Path, reason: str) -> list[JournalRow]:
         copy = Path(scratch) / path.name
         try:
             shutil.copyfile(path, copy)
-            wal = path.with_name(path.name + "-wal")
+            wal = wal_path(path)
             if wal.exists():
-                shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+                shutil.copyfile(wal, wal_path(copy))
             _pad_to_header_size(copy)
             db = sqlite3.connect(copy, isolation_level=None)
             try:
@@ -248,9 +258,9 @@ def set_aside(path: Path) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     aside = path.with_name(f"{path.name}.damaged-{stamp}")
     os.replace(path, aside)
-    wal = path.with_name(path.name + "-wal")
+    wal = wal_path(path)
     if wal.exists():
-        os.replace(wal, aside.with_name(aside.name + "-wal"))
+        os.replace(wal, wal_path(aside))
     for gone in ("-shm", ".clean", ".suspect"):
         with contextlib.suppress(FileNotFoundError):
             _sidecar(path, gone).unlink()

@@ -7,11 +7,14 @@ for the interpreter's switch interval (5 ms) before it may take the GIL, and a k
 reached the terminal 3-5 ms after it was made. Here a frame is written on the loop itself
 when nothing is queued for the thread (so the order of writes holds) and it is small (a
 full screen of a 100x30 terminal is ~10 KB: a write that the pty takes at once); anything
-larger, or written while the thread still has work, goes through the thread as before.
+larger, written while the thread still has work, or meeting a terminal that takes nothing now
+(a stalled SSH link, a terminal that stopped reading: the pty's buffer full) goes through the
+thread as before, so a stalled terminal never stops the event loop (IDLE, the outbox, timers).
 """
 
 from __future__ import annotations
 
+import select
 import threading
 
 from textual.drivers._writer_thread import WriterThread
@@ -30,6 +33,14 @@ class _Writer(WriterThread):
     def idle(self) -> bool:
         """Nothing queued and nothing being written: the loop may write to the file."""
         return self._queue.unfinished_tasks == 0
+
+    def ready(self) -> bool:
+        """The terminal takes a write now: the pty (or pipe) reports room for one. A pty
+        whose reader is behind (a stalled SSH link) reports none."""
+        try:
+            return bool(select.select([], [self._file], [], 0)[1])
+        except (OSError, ValueError):  # no descriptor to ask: the thread, which may block
+            return False
 
     def write_now(self, text: str) -> None:
         self._file.write(text)
@@ -95,7 +106,7 @@ class FrameDriver(LinuxDriver):
             return
         text = "".join(self._pending)
         self._pending.clear()
-        if len(text) <= WRITE_AT_ONCE and writer.idle():
+        if len(text) <= WRITE_AT_ONCE and writer.idle() and writer.ready():
             writer.write_now(text)
         else:
             writer.write(text)

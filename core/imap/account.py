@@ -51,7 +51,7 @@ from kittiwake.core.events import (
 from kittiwake.core.imap import codes, deliver, gmail
 from kittiwake.core.imap.client import RECENT, ImapClient, SelectInfo
 from kittiwake.core.imap.connection import ImapConnection
-from kittiwake.core.imap.lazy import decode_pass
+from kittiwake.core.imap.lazy import decode_pass, index_pass
 from kittiwake.core.imap.parser import (
     Exists,
     Expunge,
@@ -117,9 +117,10 @@ class Tuning:
     poll_every: float | None = None
     dead_after: float = 30.0
     decode_after_sync: bool = True
-    """Decode and index the rows a first sync left raw right after it (the background pass:
-    ~4 s of CPU at 100,000 messages, once, while the user reads), so that the first search,
-    the conversations or a sort by sender are as quick as any later one. False leaves the
+    """Decode the rows a first sync left raw right after it (the background pass: ~3 s of
+    CPU at 100,000 messages, once, while the user reads), so that the conversations or a
+    sort by sender are as quick as any later one; their search index waits for a first
+    search (``Cache.want_decoded(index=True)``: ~1 s more at 100,000). False leaves the
     machine quiet until one of those asks (``Cache.want_decoded``); the first of them then
     pays the pass (benches/bench_decode_pass.py compares both)."""
     limit_backoff_min: float = LIMIT_BACKOFF_MIN
@@ -195,6 +196,9 @@ class ImapAccount:
         self.decode_held = asyncio.Event()
         #: Something read every row of a folder (``Cache.want_decoded``): decode the raw ones.
         self._decode_wanted = self.tuning.decode_after_sync
+        #: A search asked (``Cache.want_decoded(index=True)``): index what the pass decodes,
+        #: and what it decoded before without indexing.
+        self._index_wanted = False
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop ``start`` runs it on
         self.cache.on_decode_wanted(self._want_decoded)
         self._watchers: list[asyncio.Task[None]] = []
@@ -262,20 +266,22 @@ class ImapAccount:
         if self._decoder is None or self._decoder.done():
             self._decoder = asyncio.create_task(self._decode_all(), name=f"decode:{self.name}")
 
-    def _want_decoded(self) -> None:
+    def _want_decoded(self, index: bool = False) -> None:
         """A search, the conversations or a sort by sender or subject read every row: the
         raw ones are decoded from now on (after the sync in progress), never before, so a
         first start that is only read leaves the machine quiet (issue 19: ~4 s of CPU at
-        100,000 messages otherwise)."""
+        100,000 messages otherwise). ``index`` (a search): the search index too, which
+        the pass after a first sync leaves to the first search (~1 s at 100,000)."""
         try:
             here = asyncio.get_running_loop()
         except RuntimeError:  # a worker thread (a search run off the loop): tell the loop
             here = None
         if here is not self._loop:
             if self._loop is not None and not self._loop.is_closed():
-                self._loop.call_soon_threadsafe(self._want_decoded)
+                self._loop.call_soon_threadsafe(self._want_decoded, index)
             return
         self._decode_wanted = True
+        self._index_wanted = self._index_wanted or index
         if self._synced.is_set() and self._task is not None:
             self._start_decoding()
 
@@ -309,11 +315,24 @@ class ImapAccount:
 
     async def _decode_all(self) -> None:
         keep_heap_small()
+
+        def index() -> bool:  # read at each write: a search may ask meanwhile
+            return self._index_wanted
+
         for folder in self.cache.folders():
             try:
-                await decode_pass(self.cache, folder.name, between=self._after_decode_slice)
+                await decode_pass(
+                    self.cache, folder.name, between=self._after_decode_slice, index=index
+                )
             except Exception:
                 log.exception("decoding the cached summaries of %s failed", folder.name)
+        if not self._index_wanted:
+            return
+        for folder in self.cache.folders():
+            try:
+                await index_pass(self.cache, folder.name, between=self._after_decode_slice)
+            except Exception:
+                log.exception("indexing the cached summaries of %s failed", folder.name)
 
     async def wait_online(self, timeout: float) -> None:
         await asyncio.wait_for(self._online.wait(), timeout)

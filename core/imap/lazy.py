@@ -34,6 +34,8 @@ way) and :func:`decode_pass` fills the decoded columns of a whole folder and ind
 search, in the background, after a first sync (``Tuning.decode_after_sync``) or once something
 needs every message decoded (search, threading, the order by sender or subject:
 ``Cache.want_decoded``): ~30-40 µs a row in all, a few seconds of CPU at 100,000 messages.
+After a first sync the pass leaves the search index to :func:`index_pass`, which the first
+search starts (``Cache.want_decoded(index=True)``; ``core/search/index.py``).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from kittiwake.core.message.dates import _DATE_FAST as _DATE_FAST_TEXT
 from kittiwake.core.message.dates import parse_date, sort_key
 from kittiwake.core.models import SEEN, Envelope, MessageSummary
 
-__all__ = ["LAZY_MIN", "decode_pass", "decode_raw", "extract", "read_stream"]
+__all__ = ["LAZY_MIN", "decode_pass", "decode_raw", "extract", "index_pass", "read_stream"]
 
 log = logging.getLogger(__name__)
 
@@ -460,17 +462,22 @@ async def decode_pass(
     write_rows: int = 1000,
     on_decoded: Callable[[str, Sequence[MessageSummary]], None] | None = None,
     between: Callable[[], Awaitable[None]] | None = None,
+    index: bool | Callable[[], bool] = True,
 ) -> int:
     """Decode every row of ``folder`` stored undecoded, newest UID first; return how many.
 
     Decodes in slices of ``slice_seconds`` (~200 rows at ~18 µs), yielding to the event loop
     after each, and writes every ``write_rows`` rows decoded in one transaction (search index
-    included; ~10 ms for 1,000): SQLite's FTS5 costs about half as much a row in
-    transactions of 1,000 rows as in ones of 60, and so does the WAL the commits write.
+    included unless ``index`` says no; ~10 ms for 1,000): SQLite's FTS5 costs about half as
+    much a row in transactions of 1,000 rows as in ones of 60, and so does the WAL.
     ``on_decoded(folder, summaries)`` sees each written batch. Rows that change meanwhile
     (expunged, refetched, decoded on the way) are left to ``set_decoded``. ``between()`` is
     awaited after each slice and write (the place to let more urgent work go first). Cancel
     the task to stop; what was written stays decoded, and a later pass resumes.
+
+    ``index`` (or what it returns at each write): index the rows for search as they are
+    written, or leave that to :func:`index_pass` (``Cache.set_decoded``): ~10 µs a row, a
+    quarter of the pass, which a first sync's pass defers until a search wants it.
     """
     done = 0
     below: int | None = None
@@ -480,7 +487,7 @@ async def decode_pass(
     async def write() -> None:
         nonlocal done, ready
         chunk, ready = ready, []
-        written = cache.set_decoded(folder, chunk)
+        written = cache.set_decoded(folder, chunk, index=index() if callable(index) else index)
         done += len(written)
         if on_decoded is not None and written:
             found = cache.summaries(folder, written)
@@ -505,6 +512,26 @@ async def decode_pass(
             else:
                 await (between() if between is not None else asyncio.sleep(0))
         below = pending[-1][0]
+
+
+async def index_pass(
+    cache: Cache,
+    folder: str,
+    *,
+    batch: int = 1000,
+    between: Callable[[], Awaitable[None]] | None = None,
+) -> int:
+    """Index for search the rows of ``folder`` that :func:`decode_pass` decoded without
+    indexing (``Cache.index_deferred``), ``batch`` a transaction (~10 ms for 1,000: FTS5's
+    own cost a row halves in batches of 1,000 against ones of 60); return how many keys were
+    taken. ``between()`` is awaited after each batch, as in :func:`decode_pass`."""
+    done = 0
+    while True:
+        taken = cache.index_deferred(folder, batch)
+        if not taken:
+            return done
+        done += taken
+        await (between() if between is not None else asyncio.sleep(0))
 
 
 # The rows this module writes are read back by the cache with this module's own decoder.

@@ -65,16 +65,6 @@ def _normalise(ranges: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]
     return tuple(merged)
 
 
-def _ranges_of(ascending: Iterable[int]) -> list[tuple[int, int]]:
-    ranges: list[tuple[int, int]] = []
-    for n in ascending:
-        if ranges and n == ranges[-1][1] + 1:
-            ranges[-1] = (ranges[-1][0], n)
-        else:
-            ranges.append((n, n))
-    return ranges
-
-
 class UidSet:
     """An immutable set of positive integers kept as ranges (see the module docstring)."""
 
@@ -114,8 +104,8 @@ class UidSet:
                 ranges.append((n, n))
             elif n == ranges[-1][1] + 1:
                 ranges[-1] = (ranges[-1][0], n)
-            elif n < ranges[-1][0]:  # out of order: the rest the general way
-                ranges += _ranges_of(sorted({n, *it}))
+            elif n < ranges[-1][0]:  # out of order: the rest sorted, then as above
+                ranges += cls.from_iterable(sorted({n, *it})).ranges
                 break
         return cls(ranges)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kittiwake.core import paths
-from kittiwake.core.cache import Cache, uid_array
+from kittiwake.core.cache import NEWEST_FIRST, Cache, uid_array
 from kittiwake.core.files import PRIVATE_FILE, atomic_write, make_private_dirs
 from kittiwake.core.message.subjects import base_subject
 
@@ -127,6 +127,41 @@ def ordered_uids(
     column = 0 if order.key == "sender" else 1
     uids.sort(key=lambda uid: texts.get(uid, ("", ""))[column], reverse=order.descending)
     return uid_array(uids)
+
+
+#: The orders whose rows SQLite reads straight from an index (``messages_by_date``, either
+#: way, or the primary key), with the condition of a row that comes after the row of UID
+#: ``:uid`` in that order: the head of the list costs what a screenful does whatever the
+#: folder's size, and the rest is read a slice at a time from where the last one ended
+#: (never with OFFSET). The other orders sort (or scan) the whole folder first.
+_AT_UID = "(SELECT sort_date, uid FROM messages WHERE folder_id=:fid AND uid=:uid)"
+_INDEXED_ORDERS = {
+    ("date", True): (NEWEST_FIRST, f"(sort_date, uid) < {_AT_UID}"),
+    ("date", False): ("sort_date, uid", f"(sort_date, uid) > {_AT_UID}"),
+    ("arrival", True): ("uid DESC", "uid < :uid"),
+    ("arrival", False): ("uid", "uid > :uid"),
+}
+
+
+def head_uids(cache: Cache, folder: str, order: SortOrder, count: int) -> array[int] | None:
+    """The first ``count`` UIDs of ``folder`` in ``order`` (the first rows of
+    ``ordered_uids``), or None when ``order`` has no index to read them from cheaply."""
+    by_index = _INDEXED_ORDERS.get((order.key, order.descending))
+    if by_index is None:
+        return None
+    return cache.ordered_uids(folder, by_index[0], first=count)
+
+
+def uids_after(
+    cache: Cache, folder: str, order: SortOrder, uid: int, count: int
+) -> array[int] | None:
+    """The ``count`` UIDs that follow ``uid`` in ``order`` (the next rows of
+    ``ordered_uids``; none when ``uid`` is no longer in the folder), or None when ``order``
+    has no index to read them from."""
+    by_index = _INDEXED_ORDERS.get((order.key, order.descending))
+    if by_index is None:
+        return None
+    return cache.ordered_uids_after(folder, *by_index, uid, count)
 
 
 def ordered_threads(

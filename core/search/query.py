@@ -50,7 +50,7 @@ from typing import Literal as TypingLiteral
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.message.dates import sort_date
 from kittiwake.core.models import ANSWERED, DRAFT, FLAGGED, FORWARDED, SEEN, MessageSummary
-from kittiwake.core.search.index import TABLE, envelope_columns, normalize, tokens
+from kittiwake.core.search.index import PENDING, TABLE, envelope_columns, normalize, tokens
 
 __all__ = [
     "MAX_DEPTH",
@@ -619,7 +619,9 @@ def search_cache(
     Rows a first sync stored undecoded (``messages.raw``, see ``core.cache``) are not in the
     index yet and have no attachment flag: with ``undecoded="decode"`` they are decoded here
     and judged by :func:`evaluate` (exact, ~18 µs a row: only until the background decode
-    pass has run; ``searchindex.pending`` counts them); ``"skip"`` leaves them out.
+    pass has run; ``searchindex.pending`` counts them); ``"skip"`` leaves them out. Rows the
+    pass decoded without indexing them (``searchindex.defer``) are judged by
+    :func:`evaluate` from their envelope blobs, always (until ``index_deferred`` has run).
     """
     params: list[object] = []
     where = to_sql(query.root, params, tz)
@@ -630,6 +632,7 @@ def search_cache(
             return []
         scope = f"m.folder_id IN ({','.join(str(f) for f in ids)}) AND "
     lazy = _undecoded_rows(db, scope)
+    later = _deferred_rows(db, scope)
     sql = (
         f"SELECT m.sort_date, m.uid, m.folder_id FROM messages m WHERE {scope}({where})"  # noqa: S608
         # "+": sort the matches rather than walk messages_by_date in order, which costs a
@@ -637,15 +640,18 @@ def search_cache(
         # (100,000 messages: is:unread 170 ms that way, 60 ms so).
         " ORDER BY +m.sort_date DESC, +m.uid DESC, +m.folder_id DESC"
     )
-    if not lazy:
+    if not lazy and not later:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [(int(f), int(u)) for _, u, f in db.execute(sql, params)]
     skip = {(r[0], r[1]) for r in lazy}
+    skip.update((r[0], r[1]) for r in later)
     hits = [(d, u, f) for d, u, f in db.execute(sql, params) if (f, u) not in skip]
-    if undecoded == "decode":
+    if undecoded == "decode" and lazy:
         hits += _match_undecoded(db, lazy, query, tz)
-        hits.sort(reverse=True)
+    if later:
+        hits += _match_deferred(db, later, query, tz)
+    hits.sort(reverse=True)
     if limit is not None:
         hits = hits[: max(0, int(limit))]
     return [(int(f), int(u)) for _, u, f in hits]
@@ -666,6 +672,69 @@ def _undecoded_rows(db: sqlite3.Connection, scope: str) -> list[_LazyRow]:
         ).fetchall()
     except sqlite3.OperationalError:  # a cache schema without the raw column
         return []
+
+
+_DeferredRow = tuple[int, int, float, str, float | None, int, int | None, bytes, str, int]
+
+
+def _deferred_rows(db: sqlite3.Connection, scope: str) -> list[_DeferredRow]:
+    """The scope's rows decoded but not indexed yet (``searchindex.PENDING``; none in caches
+    older than schema 8)."""
+    try:
+        return db.execute(
+            "SELECT m.folder_id, m.uid, m.sort_date, m.flags, m.internal_date, m.size,"  # noqa: S608
+            f" m.modseq, m.envelope, m.refs, m.has_attachments FROM {PENDING} p"
+            " JOIN messages m ON m.folder_id = (p.key >> 32) AND m.uid = (p.key & 4294967295)"
+            f" WHERE {scope}m.raw IS NULL"
+        ).fetchall()
+    except sqlite3.OperationalError:  # a cache schema without the table
+        return []
+
+
+def _bodies(db: sqlite3.Connection, keys: Sequence[int]) -> dict[int, str]:
+    """The indexed body text of the given index rowids that have one."""
+    bodies: dict[int, str] = {}
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        bodies.update(
+            db.execute(
+                f"SELECT rowid, body FROM {TABLE} WHERE rowid IN"  # noqa: S608
+                f" ({','.join('?' * len(chunk))}) AND body != ''",
+                chunk,
+            ).fetchall()
+        )
+    return bodies
+
+
+def _match_deferred(
+    db: sqlite3.Connection, rows: list[_DeferredRow], query: Query, tz: tzinfo | None
+) -> list[tuple[float, int, int]]:
+    from kittiwake.core.cache import envelope_from_blob  # the cache imports this module
+
+    keys = [(f << 32) | u for f, u, *_ in rows]
+    bodies = _bodies(db, keys)
+    flag_sets: dict[str, frozenset[str]] = {}
+    out: list[tuple[float, int, int]] = []
+    for (fid, uid, when, flags, internal, size, modseq, blob, refs, att), k in zip(
+        rows, keys, strict=True
+    ):
+        flagset = flag_sets.get(flags)
+        if flagset is None:
+            flagset = flag_sets[flags] = frozenset(flags.split()) if flags else frozenset()
+        summary = MessageSummary(
+            uid,
+            flagset,
+            datetime.fromtimestamp(internal, UTC) if internal is not None else None,
+            size,
+            envelope_from_blob(blob),
+            tuple(refs.split()),
+            bool(att),
+            modseq,
+        )
+        # A body the index does not hold counts as empty, as it does in SQL.
+        if evaluate(query, summary, bodies.get(k, ""), tz=tz) is True:
+            out.append((when, uid, fid))
+    return out
 
 
 def _match_undecoded(

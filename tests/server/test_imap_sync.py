@@ -34,6 +34,7 @@ from kittiwake.core.imap.account import ImapAccount, Tuning
 from kittiwake.core.imap.lazy import decode_pass
 from kittiwake.core.message.dates import sort_date
 from kittiwake.core.models import FLAGGED, SEEN, FolderRole, MessageSummary
+from kittiwake.core.search import index as searchindex
 from kittiwake.core.search.service import local_hits
 
 LIVE = 1.0  # seconds: the issue's bound for another device's change to reach the event stream
@@ -224,14 +225,27 @@ async def test_a_folder_not_shown_is_fetched_in_bulk_batches_only(
 async def test_a_running_account_decodes_what_its_first_sync_stored_raw(
     engine: EngineFactory, dovecot: Dovecot, user: User
 ) -> None:
-    """By default the rows a first sync stored raw are decoded right after it, unasked."""
+    """By default the rows a first sync stored raw are decoded right after it, unasked; their
+    search index waits for a first search, which finds them all the same and has them
+    indexed."""
     append_many(imap_device(dovecot, user), 900)
     account, _ = await engine(user, tuning=Tuning(first_window=50, batch=600))
     account.start()
     await account.wait_synced(30)
     assert account._decoder is not None  # started with the end of the sync, nothing asked
     await account.wait_decoded(30)
+    db = account.cache.db
     assert account.cache.undecoded("INBOX", 10) == []
+    deferred = searchindex.deferred(db)
+    assert deferred >= 590  # the bulk batch, decoded and not indexed
+    indexed = db.execute(f"SELECT count(*) FROM {searchindex.TABLE}").fetchone()[0]
+    assert indexed == 900 - deferred
+    hits = local_hits(account.cache, ["INBOX"], "subject:message")
+    assert len(hits) == 900
+    await account.wait_decoded(30)  # the pass the search asked for: the index
+    assert searchindex.deferred(db) == 0
+    assert db.execute(f"SELECT count(*) FROM {searchindex.TABLE}").fetchone()[0] == 900
+    assert len(local_hits(account.cache, ["INBOX"], "subject:message")) == 900
     await account.stop()
 
 

@@ -5,7 +5,10 @@ write no flush follows (the bell) goes out too."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import os
+import threading
 
 from kittiwake.tui.driver import WRITE_AT_ONCE, FrameDriver
 
@@ -55,6 +58,55 @@ async def test_a_small_frame_is_written_at_once() -> None:
         # Written before flush() returned, on this thread: readable without a loop turn.
         os.set_blocking(read_end, False)
         assert os.read(read_end, 100) == b"\x1b[1;1Hframe"
+    finally:
+        driver.close()
+        driver._file.close()
+        os.close(read_end)
+
+
+async def test_a_stalled_terminal_does_not_stop_the_loop() -> None:
+    """The terminal takes nothing (its buffer full: a stalled SSH link, a terminal that stopped
+    reading): a frame goes to the thread, and flush() returns at once instead of blocking the
+    event loop until the terminal reads again."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    filled = 0
+    while True:
+        try:
+            filled += os.write(write_end, b"x" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.EAGAIN
+            break
+    os.set_blocking(write_end, True)
+    driver = FrameDriver(None)  # type: ignore[arg-type]
+    driver._file = os.fdopen(write_end, "w", encoding="utf-8")
+    driver._start_writer()
+    flushed = threading.Event()
+    rescued = threading.Event()
+
+    def rescue() -> None:
+        # Only if flush() blocked: drain the pipe so that the test ends (and fails).
+        if not flushed.wait(10):
+            rescued.set()
+            os.set_blocking(read_end, False)
+            while flushed.wait(0.01) is False:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(read_end, 65536)
+
+    helper = threading.Thread(target=rescue, daemon=True)
+    helper.start()
+    try:
+        driver.write("\x1b[1;1Hframe")
+        driver.flush()
+        flushed.set()
+        helper.join(10)
+        assert not rescued.is_set(), "flush() blocked on the stalled terminal"
+        # The terminal reads again: everything arrives, the frame after what was there.
+        got = b""
+        os.set_blocking(read_end, True)
+        while len(got) < filled + len(b"\x1b[1;1Hframe"):
+            got += os.read(read_end, 65536)
+        assert got.endswith(b"\x1b[1;1Hframe")
     finally:
         driver.close()
         driver._file.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from harness import Dovecot, User
 from harness.clients import imap_device
 from harness.ui import message, synced, until
@@ -14,6 +15,7 @@ from rich.cells import cell_len
 from textual.widgets import Input
 
 from kittiwake.core.config import Config
+from kittiwake.core.imap import client as imap_client
 from kittiwake.core.models import FLAGGED, SEEN
 from kittiwake.core.search.order import ALL_ORDERS, SortOrder
 from kittiwake.tui.app import KittiwakeApp
@@ -135,6 +137,46 @@ async def test_limit_then_triage_acts_only_on_shown_messages(
     _, data = device.uid("SEARCH", "FLAGGED")
     device.logout()
     assert {int(u) for u in data[0].split()} == apples
+
+
+async def test_a_limit_first_indexes_what_the_first_sync_left_unindexed(
+    xdg: Path,
+    mailbox: Callable[..., Config],
+    dovecot: Dovecot,
+    user: User,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A folder nobody looked at during the first sync comes in bulk, and the decode pass
+    leaves its search index to the first search: a limit there builds it first (in batches,
+    the list answering keys between them), then shows exactly the matches."""
+    monkeypatch.setattr(imap_client, "LAZY_MIN", 5)  # bulk batches from 5 messages on
+    config = mailbox(0)
+    device = imap_device(dovecot, user)
+    device.create("Lists")
+    device.subscribe("Lists")
+    for n, subject in enumerate(SUBJECTS * 2, start=1):
+        device.append("Lists", "", None, message(n, subject))
+    device.logout()
+    app = KittiwakeApp(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        account = app.api.engine.imap["mine"]
+        await account.wait_decoded(15)
+        assert account.cache.deferred("Lists") == 12
+        screen = next(s for s in app.screen_stack if isinstance(s, MailboxScreen))
+        screen.show_folder("mine", "Lists")
+        messages = the_list(app)
+        await until(pilot, lambda: messages.folder == "Lists" and len(messages.index) == 12)
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, Prompt) and bool(app.screen.query(Input)))
+        app.screen.query_one(Input).value = "subject:apple"
+        await pilot.press("enter")
+        await until(pilot, lambda: len(messages.index) == 4)
+        rows = app.api.summaries("mine", "Lists", list(messages.index))
+        assert all("apple" in s.envelope.subject for s in rows.values())
+        assert account.cache.deferred("Lists") == 0
+        told = [n.message for n in app._notifications]
+        assert "Indexing 12 messages for the search…" in told
 
 
 async def test_palette_sorts_and_offers_the_tools(

@@ -82,7 +82,7 @@ def test_counts_are_read_once_per_change_here_or_elsewhere(tmp_path: Path) -> No
     for _ in range(3):
         assert cache.counts("INBOX") == (5, 5)
         assert [(f.total, f.unread) for f in cache.folders()] == [(5, 5)]
-    assert len(counted) == 2  # one for counts(), one for folders()
+    assert len(counted) == 3  # two for counts() (total, unread), one for folders()
     cache.set_flags("INBOX", {1: frozenset({SEEN})})
     assert cache.counts("INBOX") == (5, 4)
     assert [(f.total, f.unread) for f in cache.folders()] == [(5, 4)]
@@ -92,7 +92,11 @@ def test_counts_are_read_once_per_change_here_or_elsewhere(tmp_path: Path) -> No
     other.close()
     assert cache.counts("INBOX") == (5, 3)
     assert [(f.total, f.unread) for f in cache.folders()] == [(5, 3)]
-    assert len(counted) == 6
+    assert len(counted) == 9
+    cache.set_flags("INBOX", {3: frozenset({SEEN})})
+    assert [(f.total, f.unread) for f in cache.folders()] == [(5, 2)]
+    assert cache.counts("INBOX") == (5, 2)
+    assert len(counted) == 10  # the folder list's counts are counts() too: one query
 
 
 def test_folder_roles_name_every_folder_without_counting(tmp_path: Path) -> None:

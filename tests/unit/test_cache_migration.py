@@ -103,8 +103,12 @@ def test_v3_cache_gets_an_index_of_what_it_holds(tmp_path: Path) -> None:
     # (the UI's path: the same search in a worker thread, on a connection of its own)
     off_loop = asyncio.run(local_hits_off_loop(cache, None, "narwhal OR walrus"))
     assert off_loop == local_hits(cache, None, "narwhal OR walrus") and len(off_loop) == 3
-    # ... and indexed when the decode pass decodes it.
-    assert asyncio.run(decode_pass(cache, "INBOX")) == 1
+    # ... and, v8, decoded by a first sync's pass, which leaves indexing it to a search ...
+    assert asyncio.run(decode_pass(cache, "INBOX", index=False)) == 1
+    assert searchindex.pending(db) == searchindex.deferred(db) == 1
+    assert db.execute(f"SELECT count(*) FROM {searchindex.TABLE}").fetchone()[0] == 3
+    # ... which indexes it first.
+    assert [tuple(h) for h in local_hits(cache, ["INBOX"], "narwhal")] == [("INBOX", 3)]
     assert searchindex.pending(db) == 0
     assert db.execute(f"SELECT count(*) FROM {searchindex.TABLE}").fetchone()[0] == 4
     cache.close()
@@ -146,9 +150,32 @@ def _automerge(db: sqlite3.Connection) -> int | None:
     return None if row is None else int(row[0])
 
 
+def test_v7_cache_gets_the_table_of_deferred_rows(tmp_path: Path) -> None:
+    """Schema 8 adds ``searchindex.PENDING``; a v7 cache's index is kept as it is."""
+    path = tmp_path / "acct.sqlite3"
+    _write_v3(path)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+    searchindex.ensure_schema(db)
+    searchindex.rebuild(db)
+    db.execute("PRAGMA user_version=4")
+    db.execute("COMMIT")
+    for version in (5, 6, 7):
+        db.executescript(f"BEGIN; {_MIGRATIONS[version]}; PRAGMA user_version={version}; COMMIT;")
+    tables = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert searchindex.PENDING not in tables
+    db.close()
+    cache = Cache(path)
+    assert cache.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+    assert searchindex.deferred(cache.db) == 0
+    assert sorted(local_hits(cache, None, "walrus")) == [("INBOX", 1), ("Old", 1)]
+    cache.close()
+
+
 def test_new_cache_is_current_and_empty(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "new.sqlite3")
     assert cache.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert searchindex.deferred(cache.db) == 0
     assert _automerge(cache.db) == searchindex.AUTOMERGE
     assert local_hits(cache, None, "anything") == []
     cache.close()

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kittiwake.core.cache import Cache, LazySummaries
-from kittiwake.core.imap.lazy import decode_pass, extract
+from kittiwake.core.imap.lazy import decode_pass, extract, index_pass
 from kittiwake.core.models import (
     ANSWERED,
     DRAFT,
@@ -526,7 +526,7 @@ def test_reading_every_row_asks_for_the_raw_ones_to_be_decoded(tmp_path: Path) -
     rows = [extract(lazy_fetch(2001 + n, f"tusk {n}", "ann")) for n in range(3)]
     f.cache.put_summaries("INBOX", LazySummaries([r for r in rows if r is not None]))
     asked: list[str] = []
-    f.cache.on_decode_wanted(lambda: asked.append("asked"))
+    f.cache.on_decode_wanted(lambda index: asked.append("index" if index else "asked"))
     f.cache.page("INBOX", 50)
     ordered_uids(f.cache, "INBOX", SortOrder())
     ordered_uids(f.cache, "INBOX", SortOrder("size"))
@@ -542,6 +542,8 @@ def test_reading_every_row_asks_for_the_raw_ones_to_be_decoded(tmp_path: Path) -
         before = len(asked)
         read()
         assert len(asked) == before + 1, why
+        # A search wants the search index too; the others only the decoded rows.
+        assert asked[-1] == ("index" if why.startswith("search") else "asked"), why
     assert len(local_hits(f.cache, ["INBOX"], "tusk")) == 3  # judged while still raw
     asyncio.run(decode_pass(f.cache, "INBOX"))
     asked.clear()
@@ -552,9 +554,12 @@ def test_reading_every_row_asks_for_the_raw_ones_to_be_decoded(tmp_path: Path) -
 
 
 @pytest.fixture(scope="module")
-def raw_and_decoded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cache, Cache]]:
-    """The same rows stored undecoded by a first sync, and after the decode pass: plain
-    ASCII subjects and names, encoded words (RFC 2047), 8-bit UTF-8, escapes."""
+def raw_and_decoded(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Cache, Cache, Cache]]:
+    """The same rows stored undecoded by a first sync, after the decode pass, and after the
+    decode pass of a first sync (decoded, not indexed yet): plain ASCII subjects and names,
+    encoded words (RFC 2047), 8-bit UTF-8, escapes."""
     rng = random.Random(11)
     subjects = [
         *(" ".join(rng.sample(VOCAB, 3)) for _ in range(30)),
@@ -569,16 +574,19 @@ def raw_and_decoded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
         for n, subject in enumerate(subjects * 8, 1)
     ]
     caches = []
-    for name in ("raw", "decoded"):
+    for name in ("raw", "decoded", "deferred"):
         cache = Cache(tmp_path_factory.mktemp(name) / "c.sqlite3")
         rows = [extract(fetch) for fetch in fetches]
         cache.put_summaries("INBOX", LazySummaries([r for r in rows if r is not None]))
-        if name == "decoded":
-            asyncio.run(decode_pass(cache, "INBOX"))
+        if name != "raw":
+            asyncio.run(decode_pass(cache, "INBOX", index=name == "decoded"))
         caches.append(cache)
     assert searchindex.pending(caches[0].db) == len(subjects) * 8
     assert searchindex.pending(caches[1].db) == 0
-    yield caches[0], caches[1]
+    assert searchindex.pending(caches[2].db) == len(subjects) * 8
+    assert searchindex.deferred(caches[2].db) == len(subjects) * 8
+    assert caches[2].db.execute(f"SELECT count(*) FROM {searchindex.TABLE}").fetchone() == (0,)
+    yield caches[0], caches[1], caches[2]
     for cache in caches:
         cache.close()
 
@@ -603,14 +611,92 @@ RAW_QUERIES = st.recursive(
 @settings(max_examples=150, deadline=None)
 @given(RAW_QUERIES)
 def test_undecoded_rows_skipped_without_decoding_are_the_ones_that_cannot_match(
-    raw_and_decoded: tuple[Cache, Cache], text: str
+    raw_and_decoded: tuple[Cache, Cache, Cache], text: str
 ) -> None:
     """A first search judges every raw row; plain ones (ASCII, no encoded word, no escape) are
-    passed over without decoding when a word the query needs is not in them. The answers
-    are those of the index after the decode pass."""
-    raw, decoded = raw_and_decoded
+    passed over without decoding when a word the query needs is not in them. Rows decoded
+    but not indexed yet are judged from their envelopes. The answers are those of the index
+    after the decode pass."""
+    raw, decoded, deferred = raw_and_decoded
     query = parse_query(text)
-    assert search_cache(raw.db, None, query) == search_cache(decoded.db, None, query)
+    indexed = search_cache(decoded.db, None, query)
+    assert search_cache(raw.db, None, query) == indexed
+    assert search_cache(deferred.db, None, query) == indexed
+
+
+def test_deferred_rows_are_found_before_and_after_they_are_indexed(tmp_path: Path) -> None:
+    """The decode pass of a first sync leaves the search index to the first search: the rows
+    it decoded are found all the same by ``search_cache`` (judged from their envelopes), a
+    search of their folder indexes them first (``local_hits_off_loop``, ``local_hits``), and
+    the index then answers alone; a body stored meanwhile keeps its words, a message removed
+    leaves nothing behind."""
+    cache = Cache(tmp_path / "c.sqlite3")
+    rows = [
+        extract(lazy_fetch(n, f"walrus {'party' if n % 2 else 'tusks'} {n}", "ann"))
+        for n in range(1, 41)
+    ]
+    cache.put_summaries("INBOX", LazySummaries([r for r in rows if r is not None]))
+    cache.put_summaries("Sent", [])
+    assert asyncio.run(decode_pass(cache, "INBOX", index=False)) == 40
+    db, fid = cache.db, cache.folder_id("INBOX")
+    assert fid is not None
+    assert searchindex.deferred(db, fid) == 40 and searchindex.pending(db, [fid]) == 40
+    assert db.execute(f"SELECT count(*) FROM {searchindex.TABLE}").fetchone() == (0,)
+    body = b"Subject: walrus\r\nContent-Type: text/plain\r\n\r\nthe zanzibar ledger\r\n"
+    cache.put_body("INBOX", 7, body)  # a body indexed before its headers
+    cache.remove("INBOX", [40])
+    assert searchindex.deferred(db, fid) == 39
+
+    def uids(text: str, undecoded: str = "decode") -> list[int]:
+        found = search_cache(db, [fid], parse_query(text), undecoded=undecoded)  # type: ignore[arg-type]
+        return [u for _, u in found]
+
+    party = [n for n in range(39, 0, -1) if n % 2]
+    assert uids("walrus party") == party
+    assert uids("walrus party", "skip") == party  # decoded rows are judged either way
+    assert uids("zanzibar walrus") == [7]
+    assert uids("from:ann -party") == [n for n in range(38, 0, -1) if n % 2 == 0]
+
+    # A search of another folder leaves this one's deferred rows as they are.
+    assert local_hits(cache, ["Sent"], "walrus") == [] and searchindex.deferred(db) == 39
+    seen: list[tuple[int, int]] = []
+    hits = asyncio.run(
+        local_hits_off_loop(cache, ["INBOX"], "walrus party", lambda *p: seen.append(p))
+    )
+    assert [h.uid for h in hits] == party
+    assert seen == [(39, 39)]  # what the search screen shows while it indexes
+    assert searchindex.deferred(db) == 0 and searchindex.pending(db) == 0
+    keys = {k for (k,) in db.execute(f"SELECT rowid FROM {searchindex.TABLE}")}
+    assert keys == {searchindex.key(fid, n) for n in range(1, 40)}
+    # The index alone now answers, and the body stored first is still searchable.
+    assert uids("zanzibar walrus") == [7]
+    assert uids("walrus party") == party
+    cache.close()
+
+
+def test_index_pass_indexes_only_what_was_deferred(tmp_path: Path) -> None:
+    """``index_pass`` indexes the deferred rows of a folder (those refetched raw since are
+    left to the decode pass) and stops when none are left."""
+    cache = Cache(tmp_path / "c.sqlite3")
+    rows = [extract(lazy_fetch(n, f"tusk {n}", "bob")) for n in range(1, 11)]
+    cache.put_summaries("INBOX", LazySummaries([r for r in rows if r is not None]))
+    asyncio.run(decode_pass(cache, "INBOX", index=False))
+    again = extract(lazy_fetch(3, "tusk refetched", "bob"))
+    assert again is not None
+    cache.put_summaries("INBOX", LazySummaries([again]))  # stored raw again
+    assert asyncio.run(index_pass(cache, "INBOX", batch=4)) == 10
+    fid = cache.folder_id("INBOX")
+    assert fid is not None
+    assert searchindex.deferred(cache.db) == 0
+    indexed = {
+        k & 0xFFFFFFFF for (k,) in cache.db.execute(f"SELECT rowid FROM {searchindex.TABLE}")
+    }
+    assert indexed == set(range(1, 11)) - {3}
+    assert searchindex.pending(cache.db) == 1  # the raw row, for the decode pass
+    asyncio.run(decode_pass(cache, "INBOX"))
+    found = search_cache(cache.db, [fid], parse_query("refetched"), undecoded="skip")
+    assert found == [(fid, 3)]
+    cache.close()
 
 
 def test_orders_sorted_by_sqlite_match_sorting_every_row_in_python(tmp_path: Path) -> None:
@@ -649,3 +735,38 @@ def test_orders_sorted_by_sqlite_match_sorting_every_row_in_python(tmp_path: Pat
         assert list(ordered_uids(cache, "INBOX", order)) == python(order), order
         checked += 1
     assert checked == 7
+
+
+def test_deferred_rows_are_indexed_in_batches_with_the_loop_free_between(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``index_deferred`` (a list's limit awaits it before searching on the loop) indexes a
+    batch at a time and lets other tasks run between batches: at 100,000 rows one step held
+    the loop ~2 s. Another folder's deferred rows are left to their own search."""
+    from kittiwake.core.search import service
+
+    monkeypatch.setattr(service, "INDEX_BATCH", 4)
+    cache = Cache(tmp_path / "c.sqlite3")
+    for folder in ("INBOX", "Sent"):
+        rows = [extract(lazy_fetch(n, f"walrus {n}", "ann")) for n in range(1, 11)]
+        cache.put_summaries(folder, LazySummaries([r for r in rows if r is not None]))
+        asyncio.run(decode_pass(cache, folder, index=False))
+    seen: list[tuple[int, int]] = []
+    ticks: list[int] = []
+
+    async def run() -> None:
+        async def other() -> None:  # a key, a live change: runs while the index is built
+            while True:
+                ticks.append(len(seen))
+                await asyncio.sleep(0)
+
+        beside = asyncio.create_task(other())
+        await service.index_deferred(cache, ["INBOX"], lambda *p: seen.append(p))
+        beside.cancel()
+
+    asyncio.run(run())
+    assert seen == [(4, 10), (8, 10), (10, 10)]
+    assert {1, 2} <= set(ticks)  # the other task ran between the batches
+    assert searchindex.deferred(cache.db, cache.folder_id("INBOX")) == 0
+    assert searchindex.deferred(cache.db) == 10  # Sent's wait for a search of Sent
+    cache.close()

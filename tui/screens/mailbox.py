@@ -110,7 +110,7 @@ class MailboxScreen(TriageCommands):
             self.show_folder(first[0].key, self._inbox_of(first[0].key))
         messages = self.query_one(MessageList)
         messages.focus()
-        if messages.index:
+        if messages.row_count:
             # A warm start: the cached rows are drawn first, then the engine connects. Its
             # TLS context alone (the system trust store) costs ~35 ms of CPU, and the
             # resync's replies would compete with the first frame for the event loop.
@@ -437,9 +437,32 @@ class MailboxScreen(TriageCommands):
             if query and (problem := self.kw.api.check_query(query)):
                 self.notify(clean_line(problem), severity="error")
                 return
+            if query and messages.folder is not None:
+                self.run_worker(limit_to(query), group="limit", exclusive=True)
+                return
+            apply(query)
+
+        async def limit_to(query: str) -> None:
+            # After a first sync the search index waits for the first search: built here in
+            # batches, the list still answering keys, not in one long step inside the limit.
+            told = False
+
+            def indexing(done: int, total: int) -> None:
+                nonlocal told
+                if not told:
+                    told = True
+                    self.notify(f"Indexing {total:,} messages for the search…", timeout=3)
+
+            shown = (messages.account, messages.folder)
+            assert shown[0] is not None and shown[1] is not None
+            await self.kw.api.prepare_search(shown[0], shown[1], indexing)
+            if (messages.account, messages.folder) == shown:  # not another folder by now
+                apply(query)
+
+        def apply(query: str | None) -> None:
             messages.set_limit(query)
             self._refresh_status()
-            if query and not messages.index:
+            if query and not messages.row_count:
                 self.notify("No message matches; l then enter shows all again.", timeout=5)
 
         ask = Prompt("Show only messages matching (empty: all):", messages.limit or "")

@@ -157,7 +157,9 @@ class SearchScreen(ResultsScreen):
         api = self.kw.api
         results = self.results()
         try:
-            hits = await api.search_local(self.account, self.folder, self.query_text)
+            hits = await api.search_local(
+                self.account, self.folder, self.query_text, self._indexing
+            )
         except KittiwakeError as exc:  # the prompt checked the query: a cache problem
             self.notify(exc.message, severity="error")
             hits = []
@@ -178,6 +180,11 @@ class SearchScreen(ResultsScreen):
         results.append_hits(extra)
         self.from_server = len(extra)
         self.server_state = ""
+        self._update_title()
+
+    def _indexing(self, done: int, total: int) -> None:
+        """The first search after a first sync indexes what the decode pass left: say so."""
+        self.server_state = f"indexing {done:,} of {total:,}…"
         self._update_title()
 
     def after_change(self) -> None:

@@ -3,6 +3,13 @@
 Only the visible rows are rendered, and their summaries are read from the cache a screenful
 at a time. The list holds just the folder's position index (UIDs newest first, under 1 MB at
 100,000) and a small row cache; it never mounts a widget per message.
+
+A folder is first shown from its head (the first ``HEAD_ROWS`` UIDs, read from the sort
+index) and its size (a count); the rest of its index is read after that first frame, a slice
+(``INDEX_SLICE``) per turn of the event loop, so keys are handled in between: at 1,000,000
+messages the index costs ~0.35 s of CPU, the head under a millisecond. Whatever needs a row
+past what is read (``G``, select all, the reader, a live change) reads the rest at once,
+through ``index``: a key pressed early waits for it, and acts on the whole folder.
 """
 
 from __future__ import annotations
@@ -40,6 +47,11 @@ from kittiwake.core.search.order import SortOrder
 from kittiwake.tui.events import EngineEvent, follow
 
 _ROW_CACHE = 600
+HEAD_ROWS = 256
+"""Rows read before a folder's first frame (at least two screenfuls: paging down a few times
+does not wait for the index)."""
+INDEX_SLICE = 50_000
+"""UIDs read per step after the first frame (~20 ms of CPU): a key waits for one step at most."""
 
 
 def compact_date(when: datetime | None, now: datetime | None = None) -> str:
@@ -215,8 +227,15 @@ class MessageList(ScrollView, can_focus=True):
         self.account: str | None = None
         self.folder: str | None = None
         self.show_recipients = False
-        self.index: array[int] = array("I")
-        """UIDs by row: four bytes a message (``MailApi.message_index``)."""
+        self._index: array[int] = array("I")
+        """UIDs by row (``index``), or only the first of them while ``_partial``."""
+        self._row_count = 0
+        """Rows of the list: ``len(index)``, known from a count before the index is read."""
+        self._partial = False
+        """``_index`` is the first part of the folder's index; the rest is read a slice at a
+        time after the first frame (``_read_more``), or at once when a row past what is read
+        is needed (``_complete_index``)."""
+        self._index_reads = 0  # which show of a folder the slices being read belong to
         self.uidvalidity: int | None = None
         """The folder's UIDVALIDITY when ``index`` was read: actions name it with the UIDs."""
         self.selected: set[int] = set()
@@ -247,6 +266,113 @@ class MessageList(ScrollView, can_focus=True):
         self._prepare_timer: Timer | None = None
 
     @property
+    def index(self) -> array[int]:
+        """UIDs by row: four bytes a message (``MailApi.message_index``). Read in full
+        here when only the head is known yet: what asks for it acts on the whole folder."""
+        if self._partial:
+            self._complete_index()
+        return self._index
+
+    @index.setter
+    def index(self, uids: array[int]) -> None:
+        self._index = uids
+        self._row_count = len(uids)
+        self._partial = False
+
+    @property
+    def row_count(self) -> int:
+        """How many rows the list has (``len(index)``, without waiting for the index)."""
+        return self._row_count
+
+    @property
+    def index_complete(self) -> bool:
+        """The whole index is read (not only the rows of the first screenfuls)."""
+        return not self._partial
+
+    def _uid_at(self, row: int) -> int | None:
+        """The UID of ``row``, from the rows read so far when it is among them."""
+        if 0 <= row < len(self._index):
+            return self._index[row]
+        if not 0 <= row < self._row_count:
+            return None
+        index = self.index
+        return index[row] if row < len(index) else None
+
+    def _uids(self, start: int, stop: int) -> array[int]:
+        """The UIDs of rows ``start`` to ``stop``, from the rows read so far when they are
+        all among them."""
+        if self._partial and stop > len(self._index):
+            self._complete_index()
+        return self._index[start:stop]
+
+    def _start_index(self) -> None:
+        """The head of the folder's index and its size, or the whole index when that is as
+        cheap (a small folder; an order or limit that sorts the whole folder anyway)."""
+        if self.account is None or self.folder is None:
+            self.index = array("I")
+            return
+        head = None
+        if self.limit is None:
+            rows = max(HEAD_ROWS, 2 * self.app.size.height)  # the first page and the next
+            head = self.api.message_index_start(self.account, self.folder, self.order, rows)
+        if head is None:
+            self.index = self._read_index()
+            return
+        total = self.api.counts(self.account, self.folder)[0] if len(head) == rows else 0
+        if total <= len(head):
+            self.index = head
+            return
+        self._index, self._row_count, self._partial = head, total, True
+        self._index_reads += 1
+        self.call_after_refresh(self._read_more_soon, self._index_reads)
+
+    def _read_more_soon(self, reads: int, waited: int = 0) -> None:
+        """The next slice after a turn of the event loop: keys and the engine's start go
+        first. A timer, not ``call_later``: the list's queue is emptied without yielding, so
+        slices posted back to back would hold every key until the end."""
+        self.set_timer(0.002 if waited else 0.001, lambda: self._read_more(reads, waited))
+
+    def _read_more(self, reads: int, waited: int = 0) -> None:
+        """Append the next slice of the index (when this folder's head is still the list's);
+        after the last, the index is complete. Not while a message waits on the list or
+        above it (a key on its way down or back up for its binding: it takes a few turns of
+        the loop, and a slice between each would make it wait for several), unless that
+        has lasted ~0.2 s."""
+        if not self._partial or reads != self._index_reads:
+            return
+        if waited < 100 and any(node.message_queue_size for node in self.ancestors_with_self):
+            self._read_more_soon(reads, waited + 1)
+            return
+        if self.account is None or self.folder is None or not self._index:
+            self._complete_index()
+            return
+        more = self.api.message_index_after(
+            self.account, self.folder, self.order, self._index[-1], INDEX_SLICE
+        )
+        if more is None:
+            self._complete_index()
+            return
+        self._index.extend(more)
+        if len(more) == INDEX_SLICE and len(self._index) < self._row_count:
+            self._read_more_soon(reads)
+            return
+        counted = self._row_count
+        self.index = self._index  # all of it: the folder's rows as the slices found them
+        if self._row_count != counted:  # changed meanwhile: read again as any change is
+            self.call_later(self.reload)
+
+    def _complete_index(self) -> None:
+        """Read the whole index in place of the head. Rows added or removed since the count
+        came with an engine event, which reloads the list anyway; a row count that differs
+        is set right after this (this may run while a line is drawn)."""
+        if not self._partial:
+            return
+        counted = self._row_count
+        self.index = self._read_index()
+        if self._row_count != counted:
+            self.call_later(self.reload)
+
+    @property
     def vertical_scrollbar(self) -> ScrollBar:
         """Textual's, as a ``ListScrollBar`` (made as Textual makes its own)."""
         if self._vertical_scrollbar is None:
@@ -271,8 +397,8 @@ class MessageList(ScrollView, can_focus=True):
         self.uidvalidity = self.api.uidvalidity(account, folder)
         self.order = self.api.sort_order(account, folder)
         self.limit = None
-        self.index = self._read_index()
-        self.virtual_size = Size(self.size.width, len(self.index))
+        self._start_index()
+        self.virtual_size = Size(self.size.width, self._row_count)
         self.scroll_to(y=0, animate=False)
         self._moved = False
         self.cursor = 0
@@ -387,7 +513,7 @@ class MessageList(ScrollView, can_focus=True):
         for uid in changed:
             self._rows.pop(uid, None)
         top = self.scroll_offset.y
-        for y, uid in enumerate(self.index[top : top + self.size.height]):
+        for y, uid in enumerate(self._uids(top, top + self.size.height)):
             if uid in changed:
                 self.refresh_line(y)
         self.post_message(self.Reloaded())
@@ -473,9 +599,7 @@ class MessageList(ScrollView, can_focus=True):
 
     @property
     def current_uid(self) -> int | None:
-        if 0 <= self.cursor < len(self.index):
-            return self.index[self.cursor]
-        return None
+        return self._uid_at(self.cursor)
 
     def summary(self, uid: int) -> MessageSummary | None:
         return self._load([uid]).get(uid)
@@ -500,7 +624,7 @@ class MessageList(ScrollView, can_focus=True):
     # -- rendering ------------------------------------------------------------------------
 
     def on_resize(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self.index))
+        self.virtual_size = Size(self.size.width, self._row_count)
 
     def notify_style_update(self) -> None:
         """The theme, the CSS or the focus changed: every row's colours may differ."""
@@ -512,20 +636,21 @@ class MessageList(ScrollView, can_focus=True):
         top = self.scroll_offset.y
         row = top + y
         width = self.scrollable_content_region.width
-        if row >= len(self.index):
+        uid = self._uid_at(row)
+        if uid is None:
             return Strip.blank(width, self.rich_style)
-        if self.index[row] not in self._rows:
+        if uid not in self._rows:
             # One query for the whole visible window, not one per line.
-            self._load(self.index[top : top + self.size.height + 1])
+            self._load(self._uids(top, top + self.size.height + 1))
         strip = self._strip(row, row == self.cursor, width)
         return strip if strip is not None else Strip.blank(width, self.rich_style)
 
     def _strip(self, row: int, is_cursor: bool, width: int) -> Strip | None:
         """Row ``row`` drawn (from the strips already drawn when it has not changed), or None
         when its summary is not loaded."""
-        uid = self.index[row]
-        summary = self._rows.get(uid)
-        if summary is None:
+        uid = self._uid_at(row)
+        summary = self._rows.get(uid) if uid is not None else None
+        if uid is None or summary is None:
             return None
         strips_key = (width, int(time.time() // 60))
         if strips_key != self._strips_key:
@@ -542,7 +667,7 @@ class MessageList(ScrollView, can_focus=True):
         shows (the pages above and below, the first and the last), so that key only has to
         paint: the summaries are read and the rows drawn while the user looks."""
         self._prepare_pending = False
-        count, height = len(self.index), self.size.height
+        count, height = self._row_count, self.size.height
         if not count or height <= 0 or self.account is None:
             return
         width = self.scrollable_content_region.width
@@ -555,8 +680,9 @@ class MessageList(ScrollView, can_focus=True):
         ]
         for start, cursor in pages:
             rows = range(min(start, count), min(start + height, count))
-            if rows:
-                self._load([self.index[r] for r in rows])
+            if rows and (not self._partial or rows.stop <= len(self._index)):
+                # (past the head while the index is read: not worth reading it early)
+                self._load(self._uids(rows.start, rows.stop))
                 for r in rows:
                     self._strip(r, False, width)
                 self._strip(cursor, True, width)
@@ -628,8 +754,8 @@ class MessageList(ScrollView, can_focus=True):
     # -- cursor ---------------------------------------------------------------------------
 
     def watch_cursor(self, old: int, new: int) -> None:
-        if self.index:
-            clamped = max(0, min(new, len(self.index) - 1))
+        if self._row_count:
+            clamped = max(0, min(new, self._row_count - 1))
             if clamped != new:
                 self.cursor = clamped
                 return
@@ -650,7 +776,7 @@ class MessageList(ScrollView, can_focus=True):
 
     def action_cursor_down(self) -> None:
         self._moved = True
-        if self.cursor < len(self.index) - 1:
+        if self.cursor < self._row_count - 1:
             self.cursor += 1
 
     def action_cursor_up(self) -> None:
@@ -664,13 +790,13 @@ class MessageList(ScrollView, can_focus=True):
 
     def action_last(self) -> None:
         self._moved = True
-        self.cursor = max(0, len(self.index) - 1)
+        self.cursor = max(0, self._row_count - 1)
 
     def action_page_down(self) -> None:
         self._moved = True
         step = max(1, self.size.height - 1)
         self.scroll_to(y=self.scroll_offset.y + step, animate=False, immediate=True)
-        self.cursor = min(len(self.index) - 1, self.cursor + step)
+        self.cursor = min(self._row_count - 1, self.cursor + step)
 
     def action_page_up(self) -> None:
         self._moved = True
@@ -687,7 +813,7 @@ class MessageList(ScrollView, can_focus=True):
         y = getattr(event, "y", None)
         if isinstance(y, int):
             row = self.scroll_offset.y + y
-            if 0 <= row < len(self.index):
+            if 0 <= row < self._row_count:
                 self.cursor = row
 
 

@@ -126,7 +126,7 @@ class StatusBar(PlainBar):
             self._counted[key] = time.monotonic()
         total, unread = self._counts[key]
         if not self.messages.limit:  # a recount waits up to a second during a sync: never
-            total = max(total, len(self.messages.index))  # say fewer than the list shows
+            total = max(total, self.messages.row_count)  # say fewer than the list shows
         state = api.connection(account)
         noun = "message" if total == 1 else "messages"
         # (text, shorter text, how long it stays when the line is short: highest last to go)
@@ -139,7 +139,7 @@ class StatusBar(PlainBar):
             parts.append((f"{unread:,} unread", f"{unread:,} unread", 30))
         if self.messages.limit:
             query = clean_line(self.messages.limit)
-            shown = f"{len(self.messages.index):,}"
+            shown = f"{self.messages.row_count:,}"
             parts.append((f"limit: {query} ({shown} shown)", f"limit: {_cut(query)} ({shown})", 80))
         order = self.messages.order
         if not order.is_default:
