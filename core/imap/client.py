@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from kittiwake.core.cache import LazySummaries, RawRow
-from kittiwake.core.errors import CommandFailed, ProtocolError
+from kittiwake.core.errors import CommandFailed, ConnectionLost, ProtocolError
 from kittiwake.core.imap import salvage
-from kittiwake.core.imap.codes import plain_words
+from kittiwake.core.imap.codes import plain_words, stale_mailbox
 from kittiwake.core.imap.connection import CommandResult, ImapConnection, internaldate_arg
 from kittiwake.core.imap.decode import header_fields_from_fetch, summary_from_fetch
 from kittiwake.core.imap.lazy import LAZY_MIN, extract, read_stream
@@ -378,7 +378,22 @@ class ImapClient:
         def claim(r: Untagged) -> bool:
             return True  # everything during SELECT describes the new mailbox
 
-        responses, tagged = await self.run(f"{verb} {self.mailbox_arg(folder)}{args}", claim=claim)
+        try:
+            responses, tagged = await self.run(
+                f"{verb} {self.mailbox_arg(folder)}{args}", claim=claim
+            )
+        except CommandFailed as exc:
+            if not stale_mailbox(exc.text):
+                raise
+            # Dovecot refuses a folder deleted and recreated by another session for the rest
+            # of this one (its FETCH gets BYE with the same words); a new session reads it.
+            # Left open, the connection failed every resync and body load of that folder.
+            lost = ConnectionLost(
+                f"Connection to {self.conn.label} ended: the server refused {folder} in this "
+                f"session ({exc.text})."
+            )
+            self.conn.drop(lost)
+            raise lost from exc
         self.selected = folder
         for r in responses:
             if isinstance(r, Exists):

@@ -21,6 +21,7 @@ __all__ = [
     "passing",
     "plain_words",
     "server_limit",
+    "stale_mailbox",
     "temporary",
 ]
 
@@ -79,6 +80,18 @@ def server_limit(text: str) -> Limit | None:
     if _BANDWIDTH_WORDS.search(text):
         return BANDWIDTH
     return None
+
+
+#: Dovecot's words when this session still holds the index of a mailbox that another session
+#: deleted (and maybe recreated): it refuses that mailbox so for the rest of the session, while
+#: a new session reads the folder as it now is. No response code comes with them.
+_STALE_WORDS = re.compile(r"mailbox was deleted under us", re.IGNORECASE)
+
+
+def stale_mailbox(text: str) -> bool:
+    """Whether a refusal's ``text`` says the session's view of the mailbox is stale (a new
+    session is needed, not a verdict on the command)."""
+    return _STALE_WORDS.search(text) is not None
 
 
 def limit_sentence(limit: Limit, label: str) -> str:

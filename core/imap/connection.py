@@ -427,6 +427,13 @@ class ImapConnection:
             except Exception:
                 log.exception("%s: on_lost callback failed", self.label)
 
+    def drop(self, exc: ConnectionLost) -> None:
+        """End the connection now as lost with ``exc``: pending commands fail with it and
+        on_lost hears it, as when the server says BYE."""
+        proto = self._protocol
+        if proto is not None:
+            proto.abort(exc)
+
     async def close(self) -> None:
         """Drop the connection now (no LOGOUT); on_lost is not called."""
         self._closing = True

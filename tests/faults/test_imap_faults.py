@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from harness import Dovecot, TcpProxy, User
+from harness import SPECIAL_USE_MAILBOXES, Dovecot, TcpProxy, User
 from harness.mail import append_many
 
 from kittiwake.core.api import MailApi
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.engine import Engine
-from kittiwake.core.errors import KittiwakeError
+from kittiwake.core.errors import ConnectionLost, KittiwakeError
 from kittiwake.core.events import ConnectionChanged, ConnState
 from kittiwake.core.imap.account import Tuning
 from kittiwake.core.journal import Action
@@ -160,3 +160,41 @@ async def test_one_byte_at_a_time_changes_nothing(
     await api.engine.imap["me"].flush_actions()
     assert flagged(other) == 2
     assert set(proxy.write_sizes["server"]) == {1}
+
+
+async def test_a_folder_refused_as_deleted_under_the_session_is_read_on_a_new_one(
+    plain: Dovecot,
+    api_via: Callable[[User, TcpProxy], MailApi],
+    proxy_factory: Callable[[str, int], TcpProxy],
+) -> None:
+    """Dovecot refuses, for the rest of a session, a folder that another session deleted and
+    recreated while this one had it open or cached ("NO Mailbox was deleted under us" to each
+    SELECT; a FETCH gets "BYE" with the same words), while a new session reads it. Here the
+    fault proxy gives the real Dovecot's SELECT that answer: the account drops the
+    connection as if it had said BYE, comes back on a new one, and the message loads."""
+    user = plain.add_user("stale")
+    other = device(plain, user)
+    other.create("Proj")
+    append_many(other, 2, "Proj")
+    for name in SPECIAL_USE_MAILBOXES:  # created on disk now, not reported later by NOTIFY
+        other.status(name, "(UIDVALIDITY)")
+    assert plain.ports.imap is not None
+    proxy = proxy_factory(plain.host, plain.ports.imap)
+    api = api_via(user, proxy)
+    events = api.subscribe()
+    api.start()
+    account = api.engine.imap["me"]
+    await account.wait_synced(15)
+    assert account.client.selected != "Proj"  # the body load SELECTs it
+    refused = proxy.rewrite_line(
+        b"Select completed",
+        lambda line: line.split(b" ", 1)[0] + b" NO Mailbox was deleted under us (0.001 secs).\r\n",
+    )
+    with pytest.raises(ConnectionLost, match="refused Proj"):
+        await api.message("me", "Proj", 1)
+    assert refused.is_set()
+    await events.wait_for(ConnectionChanged, 10, state=ConnState.OFFLINE)
+    await events.wait_for(ConnectionChanged, 10, state=ConnState.ONLINE)
+    await account.wait_synced(15)
+    again = await api.message("me", "Proj", 1)  # the second try, as the reader's
+    assert again is not None and again.subject == "Message 1"

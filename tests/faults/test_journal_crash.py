@@ -46,6 +46,7 @@ def every_point(lab: Lab, name: str, acts: list[dict[str, object]]) -> None:
     assert not bad, "\n".join(map(str, bad))
 
 
+@pytest.mark.timeout(360)  # 60 (draft) s of the default 120 on 2 cores with 2 busy loops
 @pytest.mark.parametrize("name", sorted(scenarios()))
 def test_kill_at_every_journal_step(lab: Lab, name: str) -> None:
     every_point(lab, name, scenarios()[name])  # type: ignore[arg-type]
@@ -69,6 +70,7 @@ QUICK_SEEDS = range(1, 21)
 """The quick form's random kill points (the long form: scripts/faults-long)."""
 
 
+@pytest.mark.timeout(360)  # 101 s of the default 120 on 2 cores with 2 busy loops
 def test_random_kills_with_connection_resets(lab: Lab) -> None:
     bad = []
     resets = 0

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from faults.leaks import outbox_cycles, pop3_cycles, reconnect_cycles
 from harness import Dovecot, Postfix, User
 
 
+@pytest.mark.timeout(360)  # 61 s of the default 120 on 2 cores with 2 busy loops, once over
 async def test_reconnect_cycles_leak_nothing(
     dovecot_factory: Callable[..., Dovecot], tmp_path: Path
 ) -> None:
@@ -23,6 +25,7 @@ async def test_reconnect_cycles_leak_nothing(
     assert report.warm.sqlite_files > 0  # the count sees the cache's files
 
 
+@pytest.mark.timeout(360)  # 44 s of the default 120 on 2 cores with 2 busy loops
 async def test_pop3_poller_cycles_leak_nothing(
     dovecot_factory: Callable[..., Dovecot], tmp_path: Path
 ) -> None:

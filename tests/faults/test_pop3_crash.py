@@ -23,6 +23,7 @@ def pop3_server(server_root: ServerRoot, tls_ca: TestCA) -> Iterator[Dovecot]:
     server.close()
 
 
+@pytest.mark.timeout(360)  # 108 s of the default 120 on 2 cores with 2 busy loops
 def test_kill_at_every_step_of_a_pop3_download(pop3_server: Dovecot) -> None:
     """With hostile unique-ids (the same steps as Dovecot's own; scripts/faults-long runs
     both, three times)."""

@@ -92,6 +92,7 @@ class Arrivals:
         self._task.cancel()
 
 
+@pytest.mark.timeout(360)  # 52 s of the default 120 on 2 cores with 2 busy loops
 async def test_demo_mailbox_syncs_whole(tmp_path: Path) -> None:
     """The full-size demo (3,000 in INBOX) through connect_once + sync_all: folders, roles,
     counts, flags, attachments, threads and hostile subjects all come through."""

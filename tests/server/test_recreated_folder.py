@@ -10,13 +10,14 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from harness import Dovecot, TcpProxy, User
+from harness import SPECIAL_USE_MAILBOXES, Dovecot, TcpProxy, User
 from harness.clients import imap_device
 from harness.mail import append_many
 
 from kittiwake.core.api import MailApi
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.engine import Engine
+from kittiwake.core.errors import ConnectionLost
 from kittiwake.core.events import (
     ConnectionChanged,
     ConnState,
@@ -73,9 +74,21 @@ def recreate(device: imaplib.IMAP4, folder: str, first: int) -> int:
     return int(data[0].split(b"UIDVALIDITY ")[1].rstrip(b")"))
 
 
+def create_auto_folders(device: imaplib.IMAP4) -> None:
+    """Dovecot creates a user's auto-subscribed folders (Drafts, Sent, ...) on disk only when
+    first opened, and NOTIFY reports each as created ~0.5 s later. Left to the app's first
+    sync, those reports came at any moment of a test and had the app resync the five
+    folders: the command connection then no longer had Proj selected (3 of 30 runs under
+    load). Opened by the other device first, as on any account used before, they are old
+    news."""
+    for name in SPECIAL_USE_MAILBOXES:
+        device.status(name, "(UIDVALIDITY)")
+
+
 def server_state(device: imaplib.IMAP4, folder: str) -> dict[str, set[str]]:
     """Subject -> flags of every message in ``folder``, as another device sees it."""
-    device.select(f'"{folder}"', readonly=True)
+    kind, said = device.select(f'"{folder}"', readonly=True)
+    assert kind == "OK", said
     _, data = device.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
     out: dict[str, set[str]] = {}
     for item in data:
@@ -163,6 +176,7 @@ async def test_the_open_folder_recreated_while_online_is_refetched_and_old_actio
     device.create("Proj")
     device.subscribe("Proj")
     append_many(device, 3, "Proj")
+    create_auto_folders(device)
     proxy = proxy_factory(dovecot.host, dovecot.ports.imaps)
     api = api_via(dovecot, user, proxy)
     api.start()
@@ -184,14 +198,25 @@ async def test_the_open_folder_recreated_while_online_is_refetched_and_old_actio
     await api.open_folder("me", "Proj")
     assert api.uidvalidity("me", "Proj") == fresh
     assert cached_subjects(api, "Proj") == {1: "Message 200", 2: "Message 201", 3: "Message 202"}
-    again = await api.message("me", "Proj", 2)  # the new folder's 2, not the body kept
+    reconnects = api.subscribe()
+    try:
+        again = await api.message("me", "Proj", 2)  # the new folder's 2, not the body kept
+    except ConnectionLost:
+        # Dovecot may refuse the new Proj to the command connection's session for good ("NO
+        # Mailbox was deleted under us", see tests/faults/test_imap_faults.py): the account
+        # drops that session and comes back on a new one, where the reader's second try works.
+        await reconnects.wait_for(ConnectionChanged, 15, state=ConnState.ONLINE)
+        again = await api.message("me", "Proj", 2)
     assert again is not None and again.subject == "Message 201"
     with pytest.raises(ActionRefused, match="recreated"):
         api.act(
             "me", Action(kind="flags", folder="Proj", uidvalidity=seen, uids=(2,), add=(FLAGGED,))
         )
     await account.flush_actions()
-    assert server_state(device, "Proj")["Message 201"] == set()
+    # A session of its own: Dovecot may have reset the recreating session's view of the new
+    # Proj ("Corrupted transaction log ... indexid changed" in its log, from the app's sessions
+    # that still had the old Proj open), and then refuses that session's SELECT.
+    assert server_state(imap_device(dovecot, user), "Proj")["Message 201"] == set()
 
 
 async def test_an_action_on_a_message_deleted_elsewhere_touches_nothing(

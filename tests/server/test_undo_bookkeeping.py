@@ -76,6 +76,7 @@ async def test_undo_records_are_bounded_by_the_undo_history(
     assert len(account.triage.done) <= 49
 
 
+@pytest.mark.timeout(360)  # 58 s of the default 120 on 2 cores with 2 busy loops
 async def test_undoing_a_move_of_10000_messages_moves_them_all_back(
     api: MailApi, dovecot: Dovecot, user: User
 ) -> None:
