@@ -88,6 +88,9 @@ INPUT_HOLD = 1.0
 
 #: Messages fetched in the first round trip of a folder never synced: one screenful and then some.
 FIRST_WINDOW = 100
+#: How long a message load that lost its connection waits for the next one (at least the
+#: account's timeout): the supervisor's first retry comes within ``Tuning.backoff_min``.
+RELOAD_WAIT = 10.0
 #: Later batches: bounded so memory stays flat and user commands can get in between.
 BATCH = 2000
 #: Flags of a resumed first sync are compared and stored this many messages at a time
@@ -226,6 +229,8 @@ class ImapAccount:
         self._stopping = False
         self._online = asyncio.Event()
         self._synced = asyncio.Event()
+        #: Set (and replaced) at every change of ``state``: ``_new_session`` waits on it.
+        self._state_changed = asyncio.Event()
         self.stats = SyncStats()
         self._bytes_done = 0
         self.triage = Triage(
@@ -349,6 +354,8 @@ class ImapAccount:
         self, state: ConnState, reason: str | None = None, retry: float | None = None
     ) -> None:
         self.state = state
+        self._state_changed.set()
+        self._state_changed = asyncio.Event()
         if state is ConnState.ONLINE:
             self._online.set()
         else:
@@ -1313,6 +1320,27 @@ class ImapAccount:
         cached = self.cache.body(folder, uid)
         if cached is not None:
             return cached
+        old = self._client if self.state is ConnState.ONLINE else None
+        try:
+            return await self._fetch_body_once(folder, uid)
+        except ConnectionLost:
+            if old is None:
+                raise  # offline from the start: say so at once, no wait
+            # The connection ended under the load (a network blip; Dovecot's BYE for a folder
+            # recreated by another session, which a new session reads): one more try on the
+            # supervisor's next connection, as a user pressing Enter again would.
+            log.info("%s: loading %s UID %d again on a new connection", self.name, folder, uid)
+            await self._new_session(old, max(self.cfg.timeout, RELOAD_WAIT))
+            return await self._fetch_body_once(folder, uid)
+
+    async def _new_session(self, old: ImapClient, timeout: float) -> None:
+        """Until the supervisor has a connection other than ``old`` online (TimeoutError
+        after ``timeout`` seconds)."""
+        async with asyncio.timeout(timeout):
+            while self.state is not ConnState.ONLINE or self._client in (None, old):
+                await self._state_changed.wait()
+
+    async def _fetch_body_once(self, folder: str, uid: int) -> bytes | None:
         async with self._lock:
             client = self.client
             if client.selected != folder:
