@@ -1320,25 +1320,36 @@ class ImapAccount:
         cached = self.cache.body(folder, uid)
         if cached is not None:
             return cached
-        old = self._client if self.state is ConnState.ONLINE else None
+        supervised = self._task is not None and not self._task.done()
+        old = self._client if self.state is ConnState.ONLINE and supervised else None
         try:
             return await self._fetch_body_once(folder, uid)
         except ConnectionLost:
-            if old is None:
-                raise  # offline from the start: say so at once, no wait
             # The connection ended under the load (a network blip; Dovecot's BYE for a folder
             # recreated by another session, which a new session reads): one more try on the
-            # supervisor's next connection, as a user pressing Enter again would.
+            # supervisor's next connection, as a user pressing Enter again would. Offline
+            # from the start, or when that connection cannot be made, the loss is the answer.
+            if old is None or not await self._new_session(old, max(self.cfg.timeout, RELOAD_WAIT)):
+                raise
             log.info("%s: loading %s UID %d again on a new connection", self.name, folder, uid)
-            await self._new_session(old, max(self.cfg.timeout, RELOAD_WAIT))
             return await self._fetch_body_once(folder, uid)
 
-    async def _new_session(self, old: ImapClient, timeout: float) -> None:
-        """Until the supervisor has a connection other than ``old`` online (TimeoutError
-        after ``timeout`` seconds)."""
-        async with asyncio.timeout(timeout):
-            while self.state is not ConnState.ONLINE or self._client in (None, old):
-                await self._state_changed.wait()
+    async def _new_session(self, old: ImapClient, timeout: float) -> bool:
+        """Whether the supervisor brings a connection other than ``old`` online: False as
+        soon as its first attempt after the loss fails, or after ``timeout`` seconds."""
+        tried = False
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    if self.state is ConnState.ONLINE and self._client not in (None, old):
+                        return True
+                    if self.state is ConnState.CONNECTING:
+                        tried = True
+                    elif tried:
+                        return False  # that attempt failed (offline, or refused)
+                    await self._state_changed.wait()
+        except TimeoutError:
+            return False
 
     async def _fetch_body_once(self, folder: str, uid: int) -> bytes | None:
         async with self._lock:

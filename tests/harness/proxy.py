@@ -457,10 +457,10 @@ class TcpProxy:
         for piece in pieces:
             if not conn.open:
                 return
+            with self._lock:  # before the write: its echo may reach the test before drain()
+                self.write_sizes[direction].append(len(piece))
             writer.write(piece)
             await writer.drain()
-            with self._lock:
-                self.write_sizes[direction].append(len(piece))
             if rate is not None:  # simulating a slow link, not waiting for something
                 await asyncio.sleep(len(piece) / rate)
 
