@@ -860,18 +860,13 @@ class Cache:
         SQLite sorts what is not the index's order (its sorter spills to a temporary file
         beyond the page cache), not a list of a tuple per message.
         """
-        uids = uid_array()
         fid = self._fid(folder)
-        if fid is not None:
-            uids.extend(
-                r[0]
-                for r in self._db.execute(
-                    f"SELECT uid FROM messages WHERE folder_id=? ORDER BY {order_by}"  # noqa: S608
-                    " LIMIT ?",
-                    (fid, -1 if first is None else first),
-                )
-            )
-        return uids
+        if fid is None:
+            return uid_array()
+        return self._uid_column(
+            f"SELECT uid FROM messages WHERE folder_id=? ORDER BY {order_by} LIMIT ?",  # noqa: S608
+            (fid, -1 if first is None else first),
+        )
 
     def ordered_uids_after(
         self, folder: str, order_by: str, follows: str, uid: int, count: int
@@ -880,17 +875,19 @@ class Cache:
         ``follows`` is the SQL condition of such a row (``:uid``, ``:fid``; the orders of
         ``core/search/order.py`` that an index gives). Read from where ``uid`` is in the
         index, not counted from the first row: each slice costs the same."""
-        uids = uid_array()
         fid = self._fid(folder)
-        if fid is not None:
-            uids.extend(
-                r[0]
-                for r in self._db.execute(
-                    f"SELECT uid FROM messages WHERE folder_id=:fid AND {follows}"  # noqa: S608
-                    f" ORDER BY {order_by} LIMIT :count",
-                    {"fid": fid, "uid": uid, "count": count},
-                )
-            )
+        if fid is None:
+            return uid_array()
+        return self._uid_column(
+            f"SELECT uid FROM messages WHERE folder_id=:fid AND {follows}"  # noqa: S608
+            f" ORDER BY {order_by} LIMIT :count",
+            {"fid": fid, "uid": uid, "count": count},
+        )
+
+    def _uid_column(self, sql: str, params: Sequence[object] | dict[str, object]) -> array[int]:
+        """The first column of ``sql``'s rows, UIDs, into a compact array row by row."""
+        uids = uid_array()
+        uids.extend(r[0] for r in self._db.execute(sql, params))
         return uids
 
     def sort_columns(self, folder: str) -> list[tuple[int, float, float | None, int, int]]:

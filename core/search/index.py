@@ -50,6 +50,7 @@ import sqlite3
 import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import msgspec
 
@@ -185,12 +186,17 @@ def _address_words(a: Address) -> str:
     """``normalize`` of one address's name and addr, remembered: correspondents repeat, and
     a list's words are its addresses' words joined (``normalize`` works a character at a
     time and splits at blanks)."""
-    words = _ADDRESS_WORDS.get(a)
+    return _remembered(_ADDRESS_WORDS, a, a.name, a.addr)
+
+
+def _remembered(memo: dict[Any, str], key: object, name: str, addr: str) -> str:
+    """``normalize`` of an address's name and addr, from ``memo`` when seen (bounded)."""
+    words = memo.get(key)
     if words is None:
-        words = normalize(f"{a.name} {a.addr}")
-        if len(_ADDRESS_WORDS) > _MEMO_MAX:
-            _ADDRESS_WORDS.clear()
-        _ADDRESS_WORDS[a] = words
+        words = normalize(f"{name} {addr}")
+        if len(memo) > _MEMO_MAX:
+            memo.clear()
+        memo[key] = words
     return words
 
 
@@ -519,12 +525,7 @@ def _blob_addresses(addrs: tuple[_BlobAddress, ...]) -> str:
     """``_addresses`` of a blob's addresses (the same words, remembered the same way)."""
     out = []
     for a in addrs:
-        words = _BLOB_WORDS.get(a)
-        if words is None:
-            words = normalize(f"{a.name} {a.addr}")
-            if len(_BLOB_WORDS) > _MEMO_MAX:
-                _BLOB_WORDS.clear()
-            _BLOB_WORDS[a] = words
+        words = _remembered(_BLOB_WORDS, a, a.name, a.addr)
         if words:
             out.append(words)
     return " ".join(out)

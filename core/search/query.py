@@ -742,17 +742,8 @@ def _match_undecoded(
 ) -> list[tuple[float, int, int]]:
     from kittiwake.core.cache import decode_raw  # the cache imports this module
 
-    bodies: dict[int, str] = {}
     keys = [(f << 32) | u for f, u, *_ in rows]
-    for i in range(0, len(keys), 500):
-        chunk = keys[i : i + 500]
-        bodies.update(
-            db.execute(
-                f"SELECT rowid, body FROM {TABLE} WHERE rowid IN"  # noqa: S608
-                f" ({','.join('?' * len(chunk))})",
-                chunk,
-            ).fetchall()
-        )
+    bodies = _bodies(db, keys)  # a missing body and an empty one are judged alike below
     out: list[tuple[float, int, int]] = []
     for (fid, uid, when, flags, internal, size, modseq, raw), k in zip(rows, keys, strict=True):
         raw = bytes(raw)
