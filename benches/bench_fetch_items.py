@@ -10,6 +10,11 @@ order rotates, runs ``UID FETCH 1:* (ITEMS)`` for each item list in a fresh chil
 "first" fetch Dovecot's ``dovecot.index.cache`` is removed, so it reads the message files
 as on a user's first sync; the "again" fetch right after reads its cache. Reported per item
 list: wall time, Dovecot's imap process CPU, bytes; medians of the rounds.
+
+``--engine``: the engine's full index (a cold sync, ``client.SUMMARY_ITEMS`` replaced by each
+list: a prototype that times the sync only) against imaplib's plain fetch, client CPU too.
+``--sizes LOW HIGH``: the messages' size range (log-uniform; 1-20 KB by default). Figures and
+how to read them: benches/README.md.
 """
 
 from __future__ import annotations
