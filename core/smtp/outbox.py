@@ -47,11 +47,9 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from email.parser import HeaderParser
-from email.policy import compat32
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kittiwake.core import paths
 from kittiwake.core.config import Account
@@ -64,17 +62,13 @@ from kittiwake.core.events import (
 )
 from kittiwake.core.files import make_durable_dirs
 from kittiwake.core.message.headers import header_text
-from kittiwake.core.smtp.client import (
-    Capabilities,
-    SmtpError,
-    SmtpOutcomeUnknown,
-    SmtpPermanentError,
-    SmtpRecipientsDeferred,
-    SmtpSession,
-    SubmitResult,
-    words,
-)
 from kittiwake.core.tasks import reap
+
+# SMTP itself (aiosmtplib, and the email package it and the header parser below pull in,
+# ~13 ms of imports) loads when a message is first sent or named, not with the runner that
+# every account with an [smtp] section has from the start.
+if TYPE_CHECKING:
+    from kittiwake.core.smtp.client import Capabilities, SmtpSession, SubmitResult
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +117,8 @@ class Refusal:
 
     @property
     def words(self) -> str:
+        from kittiwake.core.smtp.client import words
+
         return words(self.code, self.text)
 
 
@@ -385,6 +381,8 @@ class Outbox:
     def capabilities(self) -> Capabilities | None:
         """SMTPUTF8/8BITMIME/SIZE as the server offered them at the last connection, so a
         message can be built before the first attempt; None before any connection."""
+        from kittiwake.core.smtp.client import Capabilities
+
         try:
             data = json.loads((self.dir / "capabilities.json").read_bytes())
             size = data.get("size")
@@ -494,6 +492,9 @@ def item_subject(outbox: Outbox, item_id: str) -> str:
         raw = outbox.sent_copy(item_id)
     except OSError:
         return ""
+    from email.parser import HeaderParser
+    from email.policy import compat32
+
     head = HeaderParser(policy=compat32).parsestr(raw.decode("utf-8", "replace"), headersonly=True)
     return header_text(str(head.get("Subject", "") or ""))
 
@@ -584,6 +585,13 @@ class Outcome:
     """Accepted, but the Sent copy is still to be made."""
 
 
+def _smtp_session(account: Account) -> SmtpSession:
+    """The runner's default connection (aiosmtplib's), loaded when a first one is opened."""
+    from kittiwake.core.smtp.client import SmtpSession
+
+    return SmtpSession(account)
+
+
 class _SessionHolder:
     """One SMTP connection shared by the items of a pass, opened on first need."""
 
@@ -623,7 +631,7 @@ class OutboxRunner:
         publish: Publish | None = None,
         on_sent: OnSent | None = None,
         backoff: Backoff | None = None,
-        session_factory: Callable[[Account], SmtpSession] = SmtpSession,
+        session_factory: Callable[[Account], SmtpSession] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if account.smtp is None:
@@ -633,7 +641,7 @@ class OutboxRunner:
         self.publish = publish or (lambda event: None)
         self.on_sent = on_sent
         self.backoff = backoff or Backoff()
-        self.session_factory = session_factory
+        self.session_factory = session_factory or _smtp_session
         self.clock = clock
         self.last_error: str | None = None
         self._lock = asyncio.Lock()
@@ -814,6 +822,14 @@ class OutboxRunner:
     async def _deliver(
         self, item: OutboxItem, holder: _SessionHolder
     ) -> tuple[OutboxItem, Outcome]:
+        from kittiwake.core.smtp.client import (
+            SmtpError,
+            SmtpOutcomeUnknown,
+            SmtpPermanentError,
+            SmtpRecipientsDeferred,
+            SubmitResult,
+        )
+
         done = self.outbox.sent_recipients(item.message_id)
         todo = tuple(r for r in item.recipients if r.lower() not in done)
         if not todo:
@@ -872,6 +888,8 @@ class OutboxRunner:
         self, item: OutboxItem, result: SubmitResult, message: str
     ) -> tuple[OutboxItem, Outcome]:
         """Apply a submission's result: accepted ones, refused for good, refused for now."""
+        from kittiwake.core.smtp.client import words
+
         permanent = tuple(
             Refusal(r, code, text) for r, (code, text) in result.refused.items() if code >= 500
         )
