@@ -6,8 +6,9 @@ setup and the doctor load when first used, and the bulk path's grammars are comp
 imported everything already), syncs a real mailbox until the list shows it, and reports which
 modules it loaded; then the reader is opened, to show the check can see a module arrive.
 A warm start (cached rows drawn before the engine connects) does not load the IMAP protocol
-either (the parser, the connection and client, aioimaplib, the raw rows' decoder), nor SMTP
-for an account that sends (aiosmtplib, the email package): only its outbox runner."""
+either (the parser, the connection and client, aioimaplib, the raw rows' decoder), nor the
+compose service, nor SMTP for an account that sends (aiosmtplib, the email package): only its
+outbox runner."""
 
 from __future__ import annotations
 
@@ -130,8 +131,14 @@ def test_first_screen_loads_no_heavy_module(
 
 
 #: What a warm start's first screen does without: the IMAP protocol (~30 ms of imports) loads
-#: when the engine connects, right after that screen is drawn (``core/imap/account.py``).
+#: when the engine connects, right after that screen is drawn (``core/imap/account.py``), and
+#: the compose service (drafts, the address book, OpenPGP) with the engine's first event.
 WARM = (
+    "kittiwake.core.compose.service",
+    "kittiwake.core.compose.draft",
+    "kittiwake.core.compose.drafts",
+    "kittiwake.core.compose.addressbook",
+    "kittiwake.core.crypto",
     "aioimaplib",
     "kittiwake.core.imap.parser",
     "kittiwake.core.imap.protocol",
