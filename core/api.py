@@ -8,7 +8,6 @@ Everything that may touch a server is async. The UI never sees a protocol object
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import sqlite3
 import time
@@ -354,6 +353,8 @@ class MailApi:
             return parsed.text, []
         if parsed.html is None:
             return "", []
+        import hashlib  # (OpenSSL's digests: not needed before the first HTML message)
+
         key = hashlib.sha256(parsed.html.encode("utf-8", "surrogatepass")).digest()
         cached = self._html.get(key)
         if cached is None:

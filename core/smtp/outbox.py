@@ -42,7 +42,6 @@ import json
 import logging
 import os
 import random
-import secrets
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -241,7 +240,7 @@ class Outbox:
         account's setting: whether a copy goes to Sent once the server accepted it."""
         if not recipients:
             raise ValueError("an outbox item needs at least one recipient")
-        item_id = f"{time.time_ns():x}-{secrets.token_hex(4)}"
+        item_id = f"{time.time_ns():x}-{os.urandom(4).hex()}"
         item = OutboxItem(
             id=item_id,
             account=self.account,
@@ -306,7 +305,7 @@ class Outbox:
         directory = self.items_dir / item.id
         if not directory.is_dir():
             raise FileNotFoundError(f"outbox item {item.id} is gone")
-        tmp = directory / f"meta.json.{secrets.token_hex(4)}"
+        tmp = directory / f"meta.json.{os.urandom(4).hex()}"
         _write_durably(tmp, _dump(item))
         os.replace(tmp, directory / "meta.json")
         _fsync_dir(directory)
@@ -396,7 +395,7 @@ class Outbox:
         if caps == self.capabilities():
             return
         data = {"smtputf8": caps.smtputf8, "eightbitmime": caps.eightbitmime, "size": caps.size}
-        tmp = self.dir / f"capabilities.json.{secrets.token_hex(4)}"
+        tmp = self.dir / f"capabilities.json.{os.urandom(4).hex()}"
         _write_durably(tmp, json.dumps(data).encode())
         os.replace(tmp, self.dir / "capabilities.json")
 
@@ -459,7 +458,7 @@ class Outbox:
                 stamp = line.split("\t", 1)[0]
                 if not stamp.isdigit() or int(stamp) >= cutoff:
                     kept.append(line)
-            tmp = self.dir / f"sent.journal.{secrets.token_hex(4)}"
+            tmp = self.dir / f"sent.journal.{os.urandom(4).hex()}"
             _write_durably(tmp, "".join(kept).encode("utf-8"))
             os.replace(tmp, self.journal_path)
             _fsync_dir(self.dir)

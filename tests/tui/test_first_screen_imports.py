@@ -139,6 +139,15 @@ WARM = (
     "kittiwake.core.compose.drafts",
     "kittiwake.core.compose.addressbook",
     "kittiwake.core.crypto",
+    # Smaller, loaded where used (date and address fallbacks, HTML bodies, the pipe, digests
+    # for HTML text and secrets, importlib.resources' zip reader, Rich's emoji table).
+    "email.utils",
+    "html",
+    "hashlib",
+    "zipfile",
+    "rich._emoji_codes",
+    "kittiwake.core.external.pipe",
+    "kittiwake.core.message.mbox",
     "aioimaplib",
     "kittiwake.core.imap.parser",
     "kittiwake.core.imap.protocol",
