@@ -8,7 +8,6 @@ Everything that may touch a server is async. The UI never sees a protocol object
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import sqlite3
 import time
@@ -22,9 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from kittiwake.core import gmailids
 from kittiwake.core.cache import LazySummaries, uid_array
-from kittiwake.core.compose.draft import Draft
-from kittiwake.core.compose.drafts import LocalDraft
-from kittiwake.core.compose.service import Composer, OutboxStatus, RefusedItem
+from kittiwake.core.compose.status import OutboxStatus, OutboxTally
 from kittiwake.core.config import Account, Config
 from kittiwake.core.engine import Engine
 from kittiwake.core.errors import KittiwakeError
@@ -51,8 +48,12 @@ from kittiwake.core.search.order import (
 from kittiwake.core.store import MailStore
 
 # Loaded when first used, not at start (the first screen needs none of them): HTML
-# conversion (lxml), MIME parsing, OAuth2, search and threads, the doctor's checks.
+# conversion (lxml), MIME parsing, OAuth2, search and threads, the doctor's checks, and the
+# compose service (drafts, MIME, the address book, OpenPGP: made with the engine's first event).
 if TYPE_CHECKING:
+    from kittiwake.core.compose.draft import Draft
+    from kittiwake.core.compose.drafts import LocalDraft
+    from kittiwake.core.compose.service import Composer, RefusedItem
     from kittiwake.core.message.mime import ParsedMessage
     from kittiwake.core.oauth2.endpoint import DeviceStart
     from kittiwake.core.oauth2.flow import BrowserPrompt, LoopbackReceiver
@@ -150,10 +151,11 @@ class MailApi:
         #: Message-ID (careless or forged) must not share a body.
         self._html: dict[bytes, tuple[str, list[str]]] = {}
         self._moved_ids: deque[str] = deque(maxlen=2000)
-        #: Compose and send: drafts, the Drafts folder, the outbox (``core/compose/service.py``).
-        self._composer = Composer(engine, self.message)
-        #: What the UI may call of it (see ``ComposeFace``).
-        self.compose: ComposeFace = self._composer
+        #: Compose and send: drafts, the Drafts folder, the outbox (``core/compose/service.py``),
+        #: made when first asked for or at the engine's first event (it follows them from then on).
+        self._composer_made: Composer | None = None
+        #: What waits in the outboxes: the status bar asks before the first frame.
+        self._tally = OutboxTally(engine.outboxes)
         self._sort_memory = SortMemory()
         self._sort_texts: dict[tuple[str, str, int | None], SortTexts] = {}
         #: Autocrypt updates from new mail, one at a time (the peer state is read, then
@@ -163,6 +165,19 @@ class MailApi:
     @classmethod
     def from_config(cls, config: Config) -> MailApi:
         return cls(Engine(config))
+
+    @property
+    def _composer(self) -> Composer:
+        if self._composer_made is None:
+            from kittiwake.core.compose.service import Composer
+
+            self._composer_made = Composer(self.engine, self.message, tally=self._tally)
+        return self._composer_made
+
+    @property
+    def compose(self) -> ComposeFace:
+        """What the UI may call of the compose service (see ``ComposeFace``)."""
+        return self._composer
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -181,7 +196,8 @@ class MailApi:
             await asyncio.gather(self._learning, return_exceptions=True)
 
     def _note(self, event: Event) -> None:
-        self._composer.note(event)
+        self._tally.note(event)
+        self._composer.note(event)  # made now if not yet: drafts go up once a server answers
         if isinstance(event, ConnectionChanged):
             self._state[event.account] = event
             self._state_at[event.account] = time.monotonic()
@@ -337,6 +353,8 @@ class MailApi:
             return parsed.text, []
         if parsed.html is None:
             return "", []
+        import hashlib  # (OpenSSL's digests: not needed before the first HTML message)
+
         key = hashlib.sha256(parsed.html.encode("utf-8", "surrogatepass")).digest()
         cached = self._html.get(key)
         if cached is None:
@@ -996,7 +1014,7 @@ class MailApi:
         return await self._composer.reopen(account, folder, uid)
 
     def outbox_status(self) -> OutboxStatus:
-        return self._composer.outbox_status()
+        return self._tally.status()
 
     def complete_addresses(self, prefix: str, exclude: list[str] | None = None) -> list[Address]:
         return self._composer.complete(prefix, exclude or [])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -50,7 +49,8 @@ def atomic_write(
     the new one, never a mix, and a crash leaves the old one. ``check`` is called with the
     complete temporary file before the rename; if it raises, ``path`` is left untouched."""
     directory = path.parent
-    tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # os.urandom as secrets.token_hex does, without loading secrets (hmac, hashlib) at start.
+    tmp = directory / f".{path.name}.{os.urandom(6).hex()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(tmp, flags | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE)
     try:

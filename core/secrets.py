@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shlex
 import signal
 import stat
 import subprocess
@@ -100,6 +99,8 @@ async def _kill(proc: asyncio.subprocess.Process) -> None:
 
 
 def _argv(command: str | list[str], at: str) -> list[str]:
+    import shlex  # a password command: run when the account connects
+
     argv = shlex.split(command) if isinstance(command, str) else list(command)
     if not argv:
         raise SecretError(f"{at}: the command is empty")

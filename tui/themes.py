@@ -74,7 +74,6 @@ import tomllib
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +86,7 @@ from textual.filter import Monochrome
 from textual.theme import BUILTIN_THEMES as TEXTUAL_THEMES
 from textual.theme import Theme
 
+import kittiwake.themes
 from kittiwake.core.paths import user_themes_dir
 
 DEFAULT_THEME = "kittiwake-dark"
@@ -196,7 +196,8 @@ def load_themes(user_dir: Path | None = None) -> tuple[dict[str, Theme], list[st
 
 def _load_builtins() -> dict[str, Theme]:
     specs: dict[str, _Spec] = {}
-    root = resources.files("kittiwake.themes")
+    # The package's folder (importlib.resources' readers load zipfile: ~2 ms at every start).
+    root = Path(kittiwake.themes.__file__).parent
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".toml") or not entry.is_file():
             continue

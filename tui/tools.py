@@ -30,12 +30,13 @@ from textual.widgets import Input, Static
 from kittiwake.core import paths
 from kittiwake.core.errors import KittiwakeError
 from kittiwake.core.external.opener import PrivateFiles, Viewer, start_beside, viewer_for
-from kittiwake.core.external.pipe import PipeHistory, PipeResult, run_pipe
-from kittiwake.core.message.mbox import mbox_stream
 from kittiwake.core.sanitize import clean_line
 from kittiwake.tui.context import app_context
 
+# The pipe (a pty relay, termios) and mbox streams load when a message is first piped: the
+# list screen imports this module for its key bindings, before its first frame.
 if TYPE_CHECKING:
+    from kittiwake.core.external.pipe import PipeResult
     from kittiwake.core.message.mime import Attachment, ParsedMessage
     from kittiwake.tui.triage import Targets
 
@@ -110,6 +111,8 @@ def run_in_terminal(app: App[Any], command: str, data: bytes) -> PipeResult:
     a line of output once it ended (not the screen of a full-screen program such as
     ``less``, read and put away already; not nothing, as from ``cat > FILE``), or a failure,
     whose words went to stderr, which is not kept."""
+    from kittiwake.core.external.pipe import run_pipe
+
     try:
         with app.suspend():
             out = sys.stdout
@@ -146,6 +149,8 @@ def pipe_targets(
     if account is None or not aim or not command.strip():
         return
 
+    from kittiwake.core.message.mbox import mbox_stream
+
     async def run() -> None:
         messages = await gather_raw(screen, account, aim)
         if not messages:
@@ -166,6 +171,7 @@ def ask_pipe(screen: Screen[Any], account: str | None, aim: list[Targets]) -> No
         return
     count = sum(len(t.uids) for t in aim)
     what = "this message" if count == 1 else f"{count:,} messages (as an mbox stream)"
+    from kittiwake.core.external.pipe import PipeHistory
 
     def answered(command: str | None) -> None:
         if command:

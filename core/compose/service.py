@@ -27,6 +27,7 @@ from kittiwake.core.compose.draft import ComposeError, Draft, parse_addresses
 from kittiwake.core.compose.drafts import LocalDraft, LocalDrafts
 from kittiwake.core.compose.query import run_query
 from kittiwake.core.compose.signature import identity_for, sign, signature_text, swap
+from kittiwake.core.compose.status import OutboxStatus, OutboxTally
 from kittiwake.core.config import Account
 from kittiwake.core.crypto import autocrypt
 from kittiwake.core.crypto.gpg import GnuPG
@@ -38,8 +39,6 @@ from kittiwake.core.events import (
     DraftsRecovered,
     Event,
     FolderListChanged,
-    OutboxChanged,
-    SendFailed,
 )
 from kittiwake.core.journal import Action
 from kittiwake.core.message.ids import make_message_id
@@ -62,36 +61,6 @@ CAPS_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
-class OutboxStatus:
-    """Every account's outbox together, for the status bar."""
-
-    queued: int = 0
-    failed: int = 0
-    saving: int = 0
-    reason: str | None = None
-    """Why queued mail waits, or the server's words for a refused one."""
-    uncertain: int = 0
-    """Sent but never confirmed: may have been delivered; the user decides."""
-
-    def describe(self) -> str:
-        """ "1 in outbox (cannot reach ...)", "1 not sent: 550 ...", "1 may have been
-        delivered", or "" when empty."""
-        parts = []
-        if self.queued:
-            parts.append(f"{self.queued} in outbox")
-        if self.failed:
-            parts.append(f"{self.failed} not sent")
-        if self.uncertain:
-            parts.append(f"{self.uncertain} may have been delivered")
-        if self.saving and not parts:
-            parts.append(f"{self.saving} being saved to Sent")
-        text = ", ".join(parts)
-        if text and self.reason and (self.queued or self.failed):
-            text += f": {self.reason}"
-        return text
-
-
-@dataclass(frozen=True)
 class RefusedItem:
     """A message the server refused for good, kept in the outbox to edit or delete."""
 
@@ -110,15 +79,22 @@ class RefusedItem:
 
 
 class Composer:
-    def __init__(self, engine: Engine, load: LoadMessage, drafts_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        load: LoadMessage,
+        drafts_root: Path | None = None,
+        tally: OutboxTally | None = None,
+    ) -> None:
         self.engine = engine
         self.config = engine.config
         self._load = load
         self.local = LocalDrafts(drafts_root)
         self.open_ids: set[str] = set()
         """Drafts open in the composer now (recovery leaves them alone)."""
-        self._outbox: dict[str, OutboxChanged] = {}
-        self._failed_words: dict[str, str] = {}
+        #: What waits in the outboxes (``MailApi`` keeps it from the start and notes the
+        #: events into it: this composer is made when first used).
+        self.tally = tally or OutboxTally(engine.outboxes)
         self._seen: tuple[float, list[Seen]] | None = None
         self._queried: dict[str, tuple[float, list[Address]]] = {}
         self._recovering: set[str] = set()
@@ -545,7 +521,7 @@ class Composer:
         item = await asyncio.to_thread(runner.outbox.retry, item_id)
         if item is None:
             raise KittiwakeError("that message is no longer in the outbox (or is being sent)")
-        self._outbox.pop(account, None)  # recount from disk
+        self.tally.recount(account)
         runner._publish_counts()
         runner.wake()
 
@@ -557,7 +533,7 @@ class Composer:
         item = await asyncio.to_thread(runner.outbox.settle_uncertain, item_id)
         if item is None:
             raise KittiwakeError("that message is no longer in the outbox (or is being sent)")
-        self._outbox.pop(account, None)  # recount from disk
+        self.tally.recount(account)
         runner._publish_counts()
         runner.wake()
 
@@ -565,7 +541,7 @@ class Composer:
         """A refused message the user gives up on: gone from the outbox, for good."""
         runner = self.engine.outboxes[account]
         await asyncio.to_thread(runner.outbox.remove, item_id)
-        self._outbox.pop(account, None)  # recount from disk
+        self.tally.recount(account)
         runner._publish_counts()
 
     async def edit_refused(self, account: str, item_id: str) -> LocalDraft:
@@ -584,7 +560,7 @@ class Composer:
         local = LocalDraft(LocalDrafts.new_id(), account, draft, dict(item.context))
         local = await self.keep(local)
         await asyncio.to_thread(outbox.remove, item_id)
-        self._outbox.pop(account, None)  # recount from disk
+        self.tally.recount(account)
         self.engine.outboxes[account]._publish_counts()
         return local
 
@@ -592,11 +568,7 @@ class Composer:
 
     def note(self, event: Event) -> None:
         """Follow the events that matter here (called by ``MailApi``'s tracker)."""
-        if isinstance(event, OutboxChanged):
-            self._outbox[event.account] = event
-        elif isinstance(event, SendFailed):
-            self._failed_words[event.account] = event.message
-        elif isinstance(event, ConnectionChanged) and event.state is ConnState.ONLINE:
+        if isinstance(event, ConnectionChanged) and event.state is ConnState.ONLINE:
             runner = self.engine.outboxes.get(event.account)
             if runner is not None:
                 runner.wake()  # a Sent copy that waited for the server goes now
@@ -614,37 +586,8 @@ class Composer:
         task.add_done_callback(self._tasks.discard)
 
     def outbox_status(self) -> OutboxStatus:
-        """What waits in every outbox, and why (read from disk once, then from events)."""
-        queued = failed = saving = uncertain = 0
-        reasons: list[str] = []
-        for key, runner in self.engine.outboxes.items():
-            event = self._outbox.get(key)
-            if event is None:
-                from kittiwake.core.smtp.outbox import ItemState  # loaded with the runner
-
-                items = runner.outbox.items()
-                waiting = [i for i in items if i.state is ItemState.QUEUED]
-                refused = [i for i in items if i.state is ItemState.FAILED]
-                event = OutboxChanged(
-                    key,
-                    len(waiting),
-                    len(refused),
-                    sum(1 for i in items if i.state is ItemState.DELIVERED and not i.finished),
-                    next((i.error for i in waiting if i.error), None),
-                    uncertain=sum(1 for i in items if i.state is ItemState.UNCERTAIN),
-                )
-                self._outbox[key] = event
-                if refused and refused[-1].error:
-                    self._failed_words[key] = refused[-1].error
-            queued += event.queued
-            failed += event.failed
-            saving += event.saving
-            uncertain += event.uncertain
-            if event.failed and key in self._failed_words:
-                reasons.append(self._failed_words[key])
-            elif event.queued and event.reason:
-                reasons.append(event.reason)
-        return OutboxStatus(queued, failed, saving, reasons[0] if reasons else None, uncertain)
+        """What waits in every outbox, and why (``OutboxTally.status``)."""
+        return self.tally.status()
 
     # -- addresses ------------------------------------------------------------------------
 

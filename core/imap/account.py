@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from kittiwake.core import cache_repair, gmailids
 from kittiwake.core.cache import Cache, FolderState, LazySummaries
@@ -48,20 +48,7 @@ from kittiwake.core.events import (
     SyncError,
     SyncProgress,
 )
-from kittiwake.core.imap import codes, deliver, gmail
-from kittiwake.core.imap.client import RECENT, ImapClient, SelectInfo
-from kittiwake.core.imap.connection import ImapConnection
-from kittiwake.core.imap.lazy import decode_pass, index_pass
-from kittiwake.core.imap.parser import (
-    Exists,
-    Expunge,
-    Fetch,
-    ListItem,
-    Status,
-    Untagged,
-    Vanished,
-)
-from kittiwake.core.imap.session import imap_session
+from kittiwake.core.imap import codes
 from kittiwake.core.imap.triage import Triage
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.memory import keep_heap_small
@@ -71,6 +58,15 @@ from kittiwake.core.secrets import command_key
 from kittiwake.core.store import SyncStats
 from kittiwake.core.tasks import reap
 from kittiwake.core.transport import Credential, credential
+
+# The protocol itself (the parser, the connection and client, aioimaplib, the raw rows'
+# decoder) is imported when the account first connects or decodes, not with the account: a
+# warm start draws the cached list before the engine connects, and those imports cost ~30 ms
+# of CPU (tests/unit/test_start_imports.py holds the line).
+if TYPE_CHECKING:
+    from kittiwake.core.imap.client import ImapClient, SelectInfo
+    from kittiwake.core.imap.connection import ImapConnection
+    from kittiwake.core.imap.parser import Fetch, Status, Untagged
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +315,8 @@ class ImapAccount:
             await asyncio.shield(self._decoder)
 
     async def _decode_all(self) -> None:
+        from kittiwake.core.imap.lazy import decode_pass, index_pass
+
         keep_heap_small()
 
         def index() -> bool:  # read at each write: a search may ask meanwhile
@@ -513,6 +511,9 @@ class ImapAccount:
     async def _connect(
         self, on_unsolicited: Callable[[ImapClient, str | None, Untagged], None] | None
     ) -> ImapClient:
+        from kittiwake.core.imap.client import ImapClient
+        from kittiwake.core.imap.session import imap_session
+
         at = f"accounts.{self.name}.imap"
         conn = await imap_session(
             self.account,
@@ -569,7 +570,9 @@ class ImapAccount:
         """Gmail (``X-GM-EXT-1``): from the connected server, else from what the cache kept
         of an earlier connection (the app may start offline)."""
         if self._client is not None:
-            return self._client.has(gmail.GMAIL)
+            from kittiwake.core.imap.gmail import GMAIL
+
+            return self._client.has(GMAIL)
         return gmailids.present(self.cache.db)
 
     def signed_in(self) -> None:
@@ -718,6 +721,8 @@ class ImapAccount:
 
     async def sync_folder(self, folder: str, status: Status | None = None) -> int:
         """Bring ``folder``'s cache in step with the server; return how many summaries came."""
+        from kittiwake.core.imap import gmail
+
         async with self._lock:
             fetched = await self._sync_folder_locked(folder, status)
             if self._client is not None and self.client.has(gmail.GMAIL):
@@ -728,6 +733,8 @@ class ImapAccount:
         """Gmail: each message's X-GM-MSGID and labels, so the copies of one message under
         several labels are seen as one (``core/gmailids.py``). Fetched again whenever the
         folder gained or lost messages (a cheap FETCH: no headers)."""
+        from kittiwake.core.imap import gmail
+
         cached = set(self.cache.uids(folder))  # not flags: a frozenset each, 1M in All Mail
         db = self.cache.db
         if not changed and cached == gmailids.known_uids(db, folder):
@@ -857,6 +864,8 @@ class ImapAccount:
         # its EXISTS taken here (the FETCH is its answer; flag changes and expunges it
         # brings go on to ``_on_unsolicited``). Without it the new message came one whole
         # resync later (measured: +35 ms at 10,000 messages).
+        from kittiwake.core.imap.parser import Exists
+
         await self.client.run("NOOP", claim=lambda r: isinstance(r, Exists))
         fresh = await self._fetch_new(folder, state.uidnext)
         fetched = len(fresh)
@@ -993,6 +1002,8 @@ class ImapAccount:
         """Another device changed something: have the folder resynced. A flag change is
         shown at once from the response itself (``_flags_heard``); the resync still follows
         (it keeps the folder's mod-sequence and corrects anything the response left out)."""
+        from kittiwake.core.imap.parser import Exists, Expunge, Fetch, ListItem, Status, Vanished
+
         log.debug("%s: unsolicited in %s: %r", self.name, folder, item)
         if isinstance(item, Fetch) and folder is not None:
             self._flags_heard(client, folder, item)
@@ -1042,6 +1053,8 @@ class ImapAccount:
             or client.selected_uidvalidity != state.uidvalidity
         ):
             return
+        from kittiwake.core.imap.client import RECENT
+
         self._apply_flags(folder, {uid: flags - {RECENT}})  # \Recent: per session
 
     async def _process_dirty_forever(self) -> None:
@@ -1402,6 +1415,9 @@ class ImapAccount:
         if online or self.state is ConnState.AUTH_FAILED:
             async with self._lock:
                 return await action(self.client)
+        from kittiwake.core.imap.client import ImapClient
+        from kittiwake.core.imap.session import imap_session
+
         conn = await imap_session(self.account)
         try:
             return await action(ImapClient(conn, None))
@@ -1432,11 +1448,15 @@ class ImapAccount:
             await self.sync_folder(folder)
 
     async def append_mark(self, folder: str) -> str:
+        from kittiwake.core.imap import deliver
+
         return await self._on_a_connection(lambda client: deliver.append_mark(client, folder))
 
     async def find_appended(
         self, folder: str, mark: str, sizes: Collection[int], matches: Callable[[bytes], bool]
     ) -> str | None:
+        from kittiwake.core.imap import deliver
+
         return await self._on_a_connection(
             lambda client: deliver.find_appended(client, folder, mark, sizes, matches)
         )
@@ -1465,6 +1485,7 @@ class ImapAccount:
         of UIDs the cache lacks are stored and published like a sync's, so every hit can be
         shown. Nothing when IMAP SEARCH cannot narrow the query down (``has:attachment``
         alone would return the whole folder)."""
+        from kittiwake.core.imap import gmail
         from kittiwake.core.imap.search import search_and_fetch, to_imap_search
         from kittiwake.core.search.query import gmail_raw, parse_query
 

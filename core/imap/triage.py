@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -26,13 +27,16 @@ from kittiwake.core.events import (
     MessagesExpunged,
     SyncError,
 )
-from kittiwake.core.imap import gmail
-from kittiwake.core.imap.client import ImapClient
 from kittiwake.core.imap.codes import passing
-from kittiwake.core.imap.parser import CopyUid
 from kittiwake.core.imap.uidset import UidSet
 from kittiwake.core.journal import Action, Journal, UidTrail, UndoRecords, flags_inverse
 from kittiwake.core.models import DELETED, MessageSummary
+
+# The protocol is loaded when an action is first sent, not with the account (see
+# ``account.py``): a warm start draws the list without it.
+if TYPE_CHECKING:
+    from kittiwake.core.imap.client import ImapClient
+    from kittiwake.core.imap.parser import CopyUid
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +268,8 @@ class Triage:
             await client.uid_store(uids, "+FLAGS", [DELETED])
             await client.uid_expunge(uids)
         elif action.kind == "labels":
+            from kittiwake.core.imap import gmail
+
             await gmail.store_labels(client, UidSet.from_iterable(uids), action.add, action.remove)
             self._mark_dirty(action.folder)  # removing this folder's own label takes it out
             if action.add:
@@ -397,6 +403,8 @@ def match_copies(
 
 def copyuid_of(uidvalidity: int, pairs: Sequence[tuple[int, int]]) -> CopyUid:
     """A COPYUID mapping for ``pairs`` (source UID, destination UID), in that order."""
+    from kittiwake.core.imap.parser import CopyUid
+
     return CopyUid(
         uidvalidity,
         UidSet.from_iterable(src for src, _ in pairs),

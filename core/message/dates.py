@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 
 from kittiwake.core.message.headers import raw_text
 from kittiwake.core.models import MessageSummary
@@ -64,6 +63,8 @@ def parse_date(v: object) -> datetime | None:
                     pass
     if len(s) > 200:
         return None
+    from email.utils import parsedate_to_datetime  # the rare shapes: loaded when first met
+
     try:
         d = parsedate_to_datetime(s)
     except Exception:  # the stdlib raises TypeError/ValueError/IndexError/... on junk

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import binascii
 import re
-from email.utils import getaddresses
 
 from kittiwake.core.message.charset import decode_bytes, from_8bit, unescape
 from kittiwake.core.models import Address
@@ -109,6 +108,8 @@ def header_text(raw: str) -> str:
 def addresses(raw: str | None) -> tuple[Address, ...]:
     if not raw:
         return ()
+    from email.utils import getaddresses  # raw headers: not what the first screen reads
+
     raw = from_8bit(raw)
     try:
         pairs = getaddresses([FOLD.sub(" ", raw)])

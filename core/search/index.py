@@ -44,7 +44,6 @@ Design:
 
 from __future__ import annotations
 
-import html
 import re
 import sqlite3
 import sys
@@ -217,6 +216,8 @@ _TAG = re.compile(r"<[^>]*>")
 
 
 def _strip_html(markup: str) -> str:
+    import html  # indexing bodies: after the first screen
+
     text = _COMMENT.sub(" ", markup)
     text = _SCRIPT_STYLE.sub(" ", text)
     text = _TAG.sub(" ", text)

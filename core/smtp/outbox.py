@@ -42,16 +42,13 @@ import json
 import logging
 import os
 import random
-import secrets
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from email.parser import HeaderParser
-from email.policy import compat32
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kittiwake.core import paths
 from kittiwake.core.config import Account
@@ -64,17 +61,13 @@ from kittiwake.core.events import (
 )
 from kittiwake.core.files import make_durable_dirs
 from kittiwake.core.message.headers import header_text
-from kittiwake.core.smtp.client import (
-    Capabilities,
-    SmtpError,
-    SmtpOutcomeUnknown,
-    SmtpPermanentError,
-    SmtpRecipientsDeferred,
-    SmtpSession,
-    SubmitResult,
-    words,
-)
 from kittiwake.core.tasks import reap
+
+# SMTP itself (aiosmtplib, and the email package it and the header parser below pull in,
+# ~13 ms of imports) loads when a message is first sent or named, not with the runner that
+# every account with an [smtp] section has from the start.
+if TYPE_CHECKING:
+    from kittiwake.core.smtp.client import Capabilities, SmtpSession, SubmitResult
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +116,8 @@ class Refusal:
 
     @property
     def words(self) -> str:
+        from kittiwake.core.smtp.client import words
+
         return words(self.code, self.text)
 
 
@@ -245,7 +240,7 @@ class Outbox:
         account's setting: whether a copy goes to Sent once the server accepted it."""
         if not recipients:
             raise ValueError("an outbox item needs at least one recipient")
-        item_id = f"{time.time_ns():x}-{secrets.token_hex(4)}"
+        item_id = f"{time.time_ns():x}-{os.urandom(4).hex()}"
         item = OutboxItem(
             id=item_id,
             account=self.account,
@@ -310,7 +305,7 @@ class Outbox:
         directory = self.items_dir / item.id
         if not directory.is_dir():
             raise FileNotFoundError(f"outbox item {item.id} is gone")
-        tmp = directory / f"meta.json.{secrets.token_hex(4)}"
+        tmp = directory / f"meta.json.{os.urandom(4).hex()}"
         _write_durably(tmp, _dump(item))
         os.replace(tmp, directory / "meta.json")
         _fsync_dir(directory)
@@ -385,6 +380,8 @@ class Outbox:
     def capabilities(self) -> Capabilities | None:
         """SMTPUTF8/8BITMIME/SIZE as the server offered them at the last connection, so a
         message can be built before the first attempt; None before any connection."""
+        from kittiwake.core.smtp.client import Capabilities
+
         try:
             data = json.loads((self.dir / "capabilities.json").read_bytes())
             size = data.get("size")
@@ -398,7 +395,7 @@ class Outbox:
         if caps == self.capabilities():
             return
         data = {"smtputf8": caps.smtputf8, "eightbitmime": caps.eightbitmime, "size": caps.size}
-        tmp = self.dir / f"capabilities.json.{secrets.token_hex(4)}"
+        tmp = self.dir / f"capabilities.json.{os.urandom(4).hex()}"
         _write_durably(tmp, json.dumps(data).encode())
         os.replace(tmp, self.dir / "capabilities.json")
 
@@ -461,7 +458,7 @@ class Outbox:
                 stamp = line.split("\t", 1)[0]
                 if not stamp.isdigit() or int(stamp) >= cutoff:
                     kept.append(line)
-            tmp = self.dir / f"sent.journal.{secrets.token_hex(4)}"
+            tmp = self.dir / f"sent.journal.{os.urandom(4).hex()}"
             _write_durably(tmp, "".join(kept).encode("utf-8"))
             os.replace(tmp, self.journal_path)
             _fsync_dir(self.dir)
@@ -494,6 +491,9 @@ def item_subject(outbox: Outbox, item_id: str) -> str:
         raw = outbox.sent_copy(item_id)
     except OSError:
         return ""
+    from email.parser import HeaderParser
+    from email.policy import compat32
+
     head = HeaderParser(policy=compat32).parsestr(raw.decode("utf-8", "replace"), headersonly=True)
     return header_text(str(head.get("Subject", "") or ""))
 
@@ -584,6 +584,13 @@ class Outcome:
     """Accepted, but the Sent copy is still to be made."""
 
 
+def _smtp_session(account: Account) -> SmtpSession:
+    """The runner's default connection (aiosmtplib's), loaded when a first one is opened."""
+    from kittiwake.core.smtp.client import SmtpSession
+
+    return SmtpSession(account)
+
+
 class _SessionHolder:
     """One SMTP connection shared by the items of a pass, opened on first need."""
 
@@ -623,7 +630,7 @@ class OutboxRunner:
         publish: Publish | None = None,
         on_sent: OnSent | None = None,
         backoff: Backoff | None = None,
-        session_factory: Callable[[Account], SmtpSession] = SmtpSession,
+        session_factory: Callable[[Account], SmtpSession] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if account.smtp is None:
@@ -633,7 +640,7 @@ class OutboxRunner:
         self.publish = publish or (lambda event: None)
         self.on_sent = on_sent
         self.backoff = backoff or Backoff()
-        self.session_factory = session_factory
+        self.session_factory = session_factory or _smtp_session
         self.clock = clock
         self.last_error: str | None = None
         self._lock = asyncio.Lock()
@@ -814,6 +821,14 @@ class OutboxRunner:
     async def _deliver(
         self, item: OutboxItem, holder: _SessionHolder
     ) -> tuple[OutboxItem, Outcome]:
+        from kittiwake.core.smtp.client import (
+            SmtpError,
+            SmtpOutcomeUnknown,
+            SmtpPermanentError,
+            SmtpRecipientsDeferred,
+            SubmitResult,
+        )
+
         done = self.outbox.sent_recipients(item.message_id)
         todo = tuple(r for r in item.recipients if r.lower() not in done)
         if not todo:
@@ -872,6 +887,8 @@ class OutboxRunner:
         self, item: OutboxItem, result: SubmitResult, message: str
     ) -> tuple[OutboxItem, Outcome]:
         """Apply a submission's result: accepted ones, refused for good, refused for now."""
+        from kittiwake.core.smtp.client import words
+
         permanent = tuple(
             Refusal(r, code, text) for r, (code, text) in result.refused.items() if code >= 500
         )

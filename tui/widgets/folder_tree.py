@@ -75,7 +75,9 @@ class FolderTree(Tree[FolderRef]):
             self.account = account
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__("Accounts", id=id)
+        # Text, not markup: a str label is parsed as markup, which loads Rich's emoji table
+        # (~3 ms) before the first frame; the root is hidden anyway.
+        super().__init__(Text("Accounts"), id=id)
         self.show_root = False
         self.guide_depth = 2
         self._folder_nodes: dict[tuple[str, str], TreeNode[FolderRef]] = {}
