@@ -129,3 +129,32 @@ def test_the_demo_checks_for_exactly_the_packages_of_its_extra() -> None:
     extra = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]["demo"]
     assert set(SERVER_PACKAGES) == {re.split(r"[<>=!~;\[ ]", req)[0] for req in extra}
     check_servers_installed()  # raises ModuleNotFoundError if one is missing
+
+
+def test_the_app_runs_with_the_collector_on_and_the_loaded_modules_frozen(tmp_path: Path) -> None:
+    """The app's modules load with the cyclic collector paused (``run_app``): it must be on
+    again when the app runs, with what was loaded frozen out of its scans."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[accounts.me]\nemail = "me@example.org"\n[accounts.me.imap]\nhost = "127.0.0.1"\n'
+        'port = 1\npassword = "x"\n'
+    )
+    config.chmod(0o600)
+    probe = (
+        "import gc, sys\n"
+        "from kittiwake.cli.main import main\n"
+        "from kittiwake.tui.app import KittiwakeApp\n"
+        "KittiwakeApp.run = lambda self: print(gc.isenabled(), gc.get_freeze_count() > 1000)\n"
+        "sys.exit(main(['--config', sys.argv[1]]))\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "KITTIWAKE"))}
+    environ.update(HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(config)],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True"]
