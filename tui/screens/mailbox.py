@@ -87,6 +87,9 @@ class MailboxScreen(TriageCommands):
         super().__init__()
         self.account: str | None = None
         self.folder: str | None = None
+        # Classed before its first styling: classed at its mount, the whole screen (each row's
+        # component styles too) was styled a second time before the first frame.
+        self._apply_width(self.app.size.width, update=False)
 
     @property
     def kw(self) -> AppContext:
@@ -129,9 +132,9 @@ class MailboxScreen(TriageCommands):
     def on_resize(self) -> None:
         self._apply_width(self.app.size.width)
 
-    def _apply_width(self, width: int) -> None:
-        self.set_class(width < NARROW, "-narrow")
-        self.set_class(width >= NARROW, "-wide")
+    def _apply_width(self, width: int, update: bool = True) -> None:
+        self.set_class(width < NARROW, "-narrow", update=update)
+        self.set_class(width >= NARROW, "-wide", update=update)
 
     def action_toggle_sidebar(self) -> None:
         if self.has_class("-narrow"):
