@@ -517,9 +517,9 @@ class MessageList(ScrollView, can_focus=True):
         for uid in changed:
             self._rows.pop(uid, None)
         top = self.scroll_offset.y
-        for y, uid in enumerate(self._uids(top, top + self.size.height)):
+        for row, uid in enumerate(self._uids(top, top + self.size.height), top):
             if uid in changed:
-                self.refresh_line(y)
+                self.refresh_line(row)  # (rows of the folder: ScrollView subtracts the scroll)
         self._draw_now()
         self.post_message(self.Reloaded())
 
@@ -775,8 +775,9 @@ class MessageList(ScrollView, can_focus=True):
         self._follow_cursor()
         if self.scroll_offset.y == top:
             # Only two rows changed: repaint just those (a key costs a few ms, not a screen).
-            self.refresh_line(old - top)
-            self.refresh_line(new - top)
+            # Rows of the folder: ScrollView.refresh_line subtracts the scroll itself.
+            self.refresh_line(old)
+            self.refresh_line(new)
         else:
             self.refresh()
         self._schedule_prepare()

@@ -1,0 +1,52 @@
+"""The list repaints exactly the rows that changed, and the terminal ends up showing what
+the list draws (``harness.ui.Terminal`` keeps the cells from the frames the app writes).
+A row left out of a repaint stays wrong on screen until something else repaints it: the
+cursor after a scroll was, when rows were named on screen instead of in the folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from harness import Dovecot, User
+from harness.clients import imap_device
+from harness.ui import Terminal, synced, until
+
+from kittiwake.core.config import Config
+from kittiwake.tui.app import KittiwakeApp
+from kittiwake.tui.widgets.message_list import MessageList
+
+
+async def test_keys_and_live_flags_leave_the_terminal_showing_the_list(
+    xdg: Path, mailbox: Callable[..., Config], dovecot: Dovecot, user: User
+) -> None:
+    app = KittiwakeApp(mailbox(80))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        messages = app.screen.query_one(MessageList)
+        await until(pilot, lambda: len(messages.index) == 80 and not messages._pending_reload)
+        await pilot.pause()
+        terminal = Terminal(app)
+        top = messages.region.y
+        for key in ("j", "pagedown", "j", "j", "k", "pagedown", "j", "G", "k", "pageup", "j"):
+            await pilot.press(key)
+            await until(pilot, terminal.shows, timeout=2)
+            assert messages.scroll_offset.y > 0 or key == "j"
+            # The cursor's row on the terminal is the one the list highlights.
+            row = top + messages.cursor - messages.scroll_offset.y
+            cursor_cells = terminal.rows[row][messages.region.x + 5 :][:40]
+            other = terminal.rows[row + 1 if row == top else row - 1][messages.region.x + 5 :][:40]
+            assert {style for _, style in cursor_cells} != {style for _, style in other}
+        # A flag set on another device, on a row of a scrolled list (not the cursor's).
+        assert messages.scroll_offset.y > 0
+        screen_row = 3
+        uid = messages.index[messages.scroll_offset.y + screen_row]
+        assert uid != messages.current_uid
+        x = messages.region.x
+        assert terminal.text(top + screen_row)[x + 1] == " "
+        device = imap_device(dovecot, user)
+        device.select("INBOX")
+        device.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Flagged)")
+        device.logout()
+        await until(pilot, lambda: terminal.text(top + screen_row)[x + 1] == "!", timeout=10)
+        await until(pilot, terminal.shows, timeout=2)
