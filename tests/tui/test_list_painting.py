@@ -11,6 +11,8 @@ from pathlib import Path
 from harness import Dovecot, User
 from harness.clients import imap_device
 from harness.ui import Terminal, synced, until
+from textual.geometry import Region
+from textual.widget import Widget
 
 from kittiwake.core.config import Config
 from kittiwake.tui.app import KittiwakeApp
@@ -50,3 +52,25 @@ async def test_keys_and_live_flags_leave_the_terminal_showing_the_list(
         device.logout()
         await until(pilot, lambda: terminal.text(top + screen_row)[x + 1] == "!", timeout=10)
         await until(pilot, terminal.shows, timeout=2)
+
+
+async def test_the_list_draws_its_lines_as_textual_would(
+    xdg: Path, mailbox: Callable[..., Config]
+) -> None:
+    """``MessageList.render_lines`` hands over the rows it keeps drawn, without Textual's
+    line cache: the same cells as Textual's own ``render_lines`` (padding, colour filter)."""
+    app = KittiwakeApp(mailbox(40))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        messages = app.screen.query_one(MessageList)
+        await until(pilot, lambda: len(messages.index) == 40 and not messages._pending_reload)
+        for key in ("j", "pagedown", "G"):
+            await pilot.press(key)
+            await pilot.pause()
+            width = messages.size.width
+            for crop in (messages.size.region, Region(3, 2, width - 10, 5)):
+                ours = [list(strip) for strip in messages.render_lines(crop)]
+                messages._styles_cache.clear()  # Textual's drawing, not its cached lines
+                textual = [list(strip) for strip in Widget.render_lines(messages, crop)]
+                assert ours == textual
+            assert messages.render_lines(crop)[0] is messages.render_lines(crop)[0]
