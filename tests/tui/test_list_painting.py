@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from harness import Dovecot, User
 from harness.clients import imap_device
@@ -74,3 +75,42 @@ async def test_the_list_draws_its_lines_as_textual_would(
                 textual = [list(strip) for strip in Widget.render_lines(messages, crop)]
                 assert ours == textual
             assert messages.render_lines(crop)[0] is messages.render_lines(crop)[0]
+
+
+async def test_a_cursor_move_is_drawn_as_the_key_moves_it(
+    xdg: Path, mailbox: Callable[..., Config]
+) -> None:
+    """A key that moves the cursor has its frame written inside the move (``tui/paint.py``),
+    not after the list's repaint has gone to the screen as a message and waited for the
+    screen's 60 fps timer."""
+    app = KittiwakeApp(mailbox(80))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await synced(app)
+        messages = app.screen.query_one(MessageList)
+        await until(pilot, lambda: len(messages.index) == 80 and not messages._pending_reload)
+        await pilot.pause(0.1)
+        inside: list[int] = []  # frames written while the cursor moved
+        moving: list[int] = []
+        display = app._display
+
+        def recorded(screen: Any, update: Any) -> None:
+            if moving and update is not None:
+                inside.append(len(update.render_segments(app.console)))
+            display(screen, update)
+
+        watch = messages.watch_cursor
+
+        def watch_cursor(old: int, new: int) -> None:
+            moving.append(1)
+            try:
+                watch(old, new)
+            finally:
+                moving.pop()
+
+        app._display = recorded  # type: ignore[method-assign]
+        messages.watch_cursor = watch_cursor  # type: ignore[method-assign]
+        for key in ("j", "pagedown", "G", "k", "g"):
+            inside.clear()
+            await pilot.pause(0.05)  # (one frame per frame period: not at key-repeat pace)
+            await pilot.press(key)
+            assert inside, key

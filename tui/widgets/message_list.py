@@ -552,8 +552,9 @@ class MessageList(ScrollView, can_focus=True):
         self.post_message(self.Reloaded())
 
     def _draw_now(self) -> None:
-        """A live change is drawn now, not at the screen's next frame tick (``tui/paint.py``):
-        the 60 fps timer was 0-16 ms of new mail's way to the screen."""
+        """A live change or a cursor move is drawn now, not at the screen's next frame tick
+        (``tui/paint.py``): the 60 fps timer was 0-16 ms of new mail's way to the screen,
+        and a key's repaint went to the screen as a message and waited for that timer."""
         bar = self._vertical_scrollbar
         draw_now(self, *([bar] if bar is not None else []))
 
@@ -830,6 +831,7 @@ class MessageList(ScrollView, can_focus=True):
             self.refresh_line(new)
         else:
             self.refresh()
+        self._draw_now()  # not two message hops and the screen's timer later
         self._schedule_prepare()
         self.post_message(self.Highlighted(self.current_uid))
 
