@@ -13,8 +13,10 @@ cost of every reload of the default order) into a table SQLite sorts by (``SortT
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import sqlite3
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,6 @@ from kittiwake.core.files import PRIVATE_FILE, atomic_write, make_private_dirs
 from kittiwake.core.message.subjects import base_subject
 
 if TYPE_CHECKING:  # threading is loaded when the conversations are first shown
-    import sqlite3
     from collections.abc import Sequence
 
     from kittiwake.core.models import MessageSummary
@@ -192,9 +193,11 @@ class SortTexts:
         )
 
     def drop(self) -> None:
-        """Forget the keys (the folder left the memory of recent ones)."""
+        """Forget the keys (the folder left the memory of recent ones). Nothing to do when
+        the cache was closed meanwhile: its TEMP table went with its connection."""
         if self._used:
-            self._db().execute("DELETE FROM temp.sort_texts WHERE memo=?", (self.id,))
+            with contextlib.suppress(sqlite3.ProgrammingError):  # a closed connection
+                self._db().execute("DELETE FROM temp.sort_texts WHERE memo=?", (self.id,))
 
 
 def _texts(

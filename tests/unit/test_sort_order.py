@@ -133,3 +133,5 @@ def test_sender_and_subject_orders_sort_as_python_does_and_follow_changes(tmp_pa
     assert list(ordered_uids(cache, "INBOX", orders[0], memo)) == python_order(
         cache, "sender", True
     )  # read again after a drop
+    cache.close()
+    memo.drop()  # the table went with the connection: nothing left to forget, no error
