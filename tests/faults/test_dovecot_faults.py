@@ -69,10 +69,18 @@ async def api_for(
         await api.stop()
 
 
+#: Every lock file of the restarted Dovecot names its owner from the moment it exists (made
+#: whole, then linked): with O_EXCL (the default) a kill between creating it and writing the
+#: owner's pid leaves one Dovecot cannot tell is stale, so it waits two minutes for it to age
+#: (see test_a_folder_left_locked_by_a_killed_dovecot_is_retried_backing_off). A kill
+#: anywhere else leaves a lock whose owner is seen dead within seconds.
+NAMED_LOCKS = "dotlock_use_excl = no\n"
+
+
 async def test_a_dovecot_restart_mid_sync_loses_nothing_and_applies_the_copy_once(
     dovecot_factory: Callable[..., Dovecot], api_for: Callable[[Dovecot, User], MailApi]
 ) -> None:
-    server = dovecot_factory(tls=False)
+    server = dovecot_factory(tls=False, extra_conf=NAMED_LOCKS)
     user = server.add_user("restart")
     other = device(server, user)
     append_many(other, 400)
