@@ -17,12 +17,15 @@ start with its resync. ``--homes DIR`` keeps the generated caches there for the 
 (a million summaries take 1.5 minutes to generate).
 
     .venv/bin/python benches/bench_memory.py --messages 10000,100000 --runs 3 --against /work/main
+
+``--order sender-asc`` (any order's code) opens the folder in that order, as ``O`` leaves it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -383,6 +386,7 @@ def main() -> None:
     parser.add_argument("--server", action="store_true", help="against a private Dovecot")
     parser.add_argument("--cold", action="store_true", help="with --server: empty caches")
     parser.add_argument("--homes", type=Path, help="keep the filled caches here, to reuse")
+    parser.add_argument("--order", help="the folder's remembered order, e.g. sender-asc")
     parser.add_argument("--child-points", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-cold", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -417,6 +421,11 @@ def main() -> None:
                     (home / "cache" / "kittiwake").mkdir(parents=True, exist_ok=True)
                     write_config(home / "config.toml")
                     fill_cache(home / "cache" / "kittiwake" / "bench.sqlite3", count)
+                orders = home / "state" / "kittiwake" / "sort-orders.json"
+                orders.unlink(missing_ok=True)
+                if args.order:  # as ``O`` leaves it (core/search/order.py: SortMemory)
+                    orders.parent.mkdir(parents=True, exist_ok=True)
+                    orders.write_text(json.dumps({"bench": {"INBOX": args.order}}))
                 if args.points:
                     for name, checkout in checkouts.items():
                         print(f"-- {count:,} messages, {name} ({checkout})", flush=True)
@@ -430,6 +439,8 @@ def main() -> None:
             finally:
                 if not args.homes:
                     shutil.rmtree(home, ignore_errors=True)
+                else:
+                    (home / "state" / "kittiwake" / "sort-orders.json").unlink(missing_ok=True)
     finally:
         tmux("kill-session", "-t", "=" + SESSION)
         tmux("kill-session", "-t", "=" + SESSION + "-keep")

@@ -26,44 +26,61 @@ from pathlib import Path
 from typing import Any
 
 DRIVER = "textual.drivers.linux_driver"
+#: Kittiwake's own driver (``FrameDriver``) writes frames through its ``_Writer``, not
+#: through ``LinuxDriver.write``: both are watched, whichever the checkout has.
+FRAME_DRIVER = "kittiwake.tui.driver"
 
 
 def install(out: Path, marker: str, profiler: Any, profile_out: str | None) -> None:
     done = False
 
-    def patch(module: Any) -> None:
-        cls = module.LinuxDriver
-        original = cls.write
+    def saw(data: str) -> None:
+        nonlocal done
+        if done or marker not in data:
+            return
+        done = True
+        now = time.monotonic()
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_out)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        out.write_text(
+            json.dumps(
+                {
+                    "monotonic": now,
+                    "cpu": usage.ru_utime + usage.ru_stime,
+                    "rss_mb": usage.ru_maxrss / 1024,
+                    "modules": len(sys.modules),
+                }
+            )
+        )
+
+    def wrap(cls: Any, name: str) -> None:
+        original = getattr(cls, name)
 
         def write(self: Any, data: str) -> None:
-            nonlocal done
             original(self, data)
-            if done or marker not in data:
-                return
-            done = True
-            now = time.monotonic()
-            if profiler is not None:
-                profiler.disable()
-                profiler.dump_stats(profile_out)
-            usage = resource.getrusage(resource.RUSAGE_SELF)
-            out.write_text(
-                json.dumps(
-                    {
-                        "monotonic": now,
-                        "cpu": usage.ru_utime + usage.ru_stime,
-                        "rss_mb": usage.ru_maxrss / 1024,
-                        "modules": len(sys.modules),
-                    }
-                )
-            )
+            saw(data)
 
-        cls.write = write
+        setattr(cls, name, write)
+
+    def patch(module: Any) -> None:
+        if module.__name__ == DRIVER:
+            wrap(module.LinuxDriver, "write")
+        else:
+            wrap(module._Writer, "write")
+            wrap(module._Writer, "write_now")
 
     class Finder(importlib.abc.MetaPathFinder):
+        def __init__(self) -> None:
+            self.pending = {DRIVER, FRAME_DRIVER}
+
         def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
-            if name != DRIVER:
+            if name not in self.pending:
                 return None
-            sys.meta_path.remove(self)
+            self.pending.discard(name)
+            if not self.pending:
+                sys.meta_path.remove(self)
             spec = importlib.machinery.PathFinder.find_spec(name, path)
             if spec is None or spec.loader is None:
                 return spec

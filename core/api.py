@@ -293,11 +293,7 @@ class MailApi:
         limit). A malformed query raises ``QueryError``. A compact array (four bytes a
         message), not a list: a view keeps it for as long as the folder is shown."""
         cache = self._store(account).cache
-        key = (account, folder, self.uidvalidity(account, folder))
-        memo = self._sort_texts.setdefault(key, {})
-        if len(self._sort_texts) > 8:  # the folders seen lately
-            del self._sort_texts[next(iter(self._sort_texts))]
-        uids = ordered_uids(cache, folder, order or SortOrder(), memo)
+        uids = ordered_uids(cache, folder, order or SortOrder(), self._sort_memo(account, folder))
         if limit:
             from kittiwake.core.search.service import local_hits
 
@@ -993,8 +989,19 @@ class MailApi:
         cache = self._store(account).cache
         threading, names = await thread_folder(cache, folder, sent)
         chosen = order or self.sort_order(account, folder)
-        memo = self._sort_texts.setdefault((account, folder, self.uidvalidity(account, folder)), {})
+        memo = self._sort_memo(account, folder)
         return ordered_threads(cache, threading, names, folder, chosen, memo), names
+
+    def _sort_memo(self, account: str, folder: str) -> SortTexts:
+        """The sender and subject keys kept for ``folder`` as it is now (its UIDVALIDITY), for
+        the folders seen lately."""
+        key = (account, folder, self.uidvalidity(account, folder))
+        memo = self._sort_texts.get(key)
+        if memo is None:
+            memo = self._sort_texts[key] = SortTexts(self._store(account).cache)
+            if len(self._sort_texts) > 8:
+                self._sort_texts.pop(next(iter(self._sort_texts))).drop()
+        return memo
 
     # -- compose and send (the logic is in ``core/compose/service.py``) ------------------------
 

@@ -399,7 +399,8 @@ class Cache:
 
     @property
     def db(self) -> sqlite3.Connection:
-        """For the journal, which shares the file (and so the transactions) of the cache."""
+        """For the journal, which shares the file (and so the transactions) of the cache, and
+        the list's sort keys (a TEMP table of this connection: ``core/search/order.py``)."""
         return self._db
 
     # -- schema -------------------------------------------------------------------------

@@ -215,6 +215,11 @@ class ImapAccount:
         #: Retries in a row refused for the server's bandwidth or command limits (reset by
         #: a full sync): their backoff is in minutes (``Tuning.limit_backoff_min``).
         self._limited = 0
+        #: Attempts in a row that failed before a full sync (reset by one, not by a login):
+        #: a server that lets us in and then stalls (a folder still locked by a Dovecot
+        #: killed mid-write) keeps every session we give up on, so retrying at the first
+        #: backoff filled its cap on connections per user in 30 s (CI).
+        self._failures = 0
         self._secret: Credential | None = None
         #: The greeting's and login's notices told since this connection attempt began.
         self._told: set[str] = set()
@@ -363,7 +368,6 @@ class ImapAccount:
 
     async def _supervise(self) -> None:
         """Connect, sync, watch; on any loss, go offline, back off with jitter, and retry."""
-        failures = 0
         while not self._stopping:
             try:
                 self._set_state(ConnState.CONNECTING)
@@ -373,7 +377,6 @@ class ImapAccount:
                 self._lost_reason = None
                 self._client = await self._connect(self._on_unsolicited)
                 self._set_state(ConnState.ONLINE)
-                failures = 0
                 await self._run_until_failure()
             except asyncio.CancelledError:
                 raise
@@ -394,8 +397,8 @@ class ImapAccount:
                 self.sign_in_needed = None
             except AuthFailed as exc:
                 if exc.temporary:  # [UNAVAILABLE], a connection cap: not now, not "not you"
-                    failures += 1
-                    await self._retry_later(exc.message, failures, exc.text)
+                    self._failures += 1
+                    await self._retry_later(exc.message, self._failures, exc.text)
                     continue
                 # Retrying a wrong password only locks the account; wait for a long while.
                 self._set_state(ConnState.AUTH_FAILED, exc.message, self.tuning.backoff_max)
@@ -412,8 +415,8 @@ class ImapAccount:
                         return
                 else:  # (a busy file, "database is locked", is retried like the network)
                     reason = exc.message if isinstance(exc, KittiwakeError) else str(exc)
-                failures += 1
-                await self._retry_later(reason, failures, getattr(exc, "text", ""))
+                self._failures += 1
+                await self._retry_later(reason, self._failures, getattr(exc, "text", ""))
 
     async def _retry_later(self, reason: str, failures: int, text: str = "") -> None:
         """Offline with ``reason``, then back off exponentially with jitter (many clients
@@ -463,6 +466,7 @@ class ImapAccount:
             await self.sync_all()
             self._synced.set()
             self._limited = 0
+            self._failures = 0
             if self._decode_wanted:
                 self._start_decoding()
             resync = asyncio.create_task(self._process_dirty_forever(), name=f"resync:{self.name}")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import os
+import pwd
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -38,24 +40,26 @@ def count(imap: imaplib.IMAP4, folder: str, criteria: str = "ALL") -> int:
 @pytest.fixture
 async def api_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Callable[[Dovecot, User], MailApi]]:
+) -> AsyncIterator[Callable[..., MailApi]]:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     made: list[MailApi] = []
 
-    def make(server: Dovecot, user: User) -> MailApi:
+    def make(
+        server: Dovecot, user: User, timeout: float = 3, tuning: Tuning | None = None
+    ) -> MailApi:
         imap = {
             "host": server.host,
             "port": server.ports.imap,
             "security": "none",
             "user": user.login,
             "password": user.password,
-            "timeout": 3,
+            "timeout": timeout,
         }
         smtp = {"host": server.host, "port": 1, "security": "none"}
         config = config_from_dict(
             {"accounts": {"me": {"email": user.email, "imap": imap, "smtp": smtp}}}
         )
-        tuning = Tuning(backoff_min=0.05, backoff_max=0.3, dead_after=2.0, poll_every=0.5)
+        tuning = tuning or Tuning(backoff_min=0.05, backoff_max=0.3, dead_after=2.0, poll_every=0.5)
         api = MailApi(Engine(config, tmp_path / "cache", tuning))
         made.append(api)
         return api
@@ -65,10 +69,18 @@ async def api_for(
         await api.stop()
 
 
+#: Every lock file of the restarted Dovecot names its owner from the moment it exists (made
+#: whole, then linked): with O_EXCL (the default) a kill between creating it and writing the
+#: owner's pid leaves one Dovecot cannot tell is stale, so it waits two minutes for it to age
+#: (see test_a_folder_left_locked_by_a_killed_dovecot_is_retried_backing_off). A kill
+#: anywhere else leaves a lock whose owner is seen dead within seconds.
+NAMED_LOCKS = "dotlock_use_excl = no\n"
+
+
 async def test_a_dovecot_restart_mid_sync_loses_nothing_and_applies_the_copy_once(
     dovecot_factory: Callable[..., Dovecot], api_for: Callable[[Dovecot, User], MailApi]
 ) -> None:
-    server = dovecot_factory(tls=False)
+    server = dovecot_factory(tls=False, extra_conf=NAMED_LOCKS)
     user = server.add_user("restart")
     other = device(server, user)
     append_many(other, 400)
@@ -149,3 +161,45 @@ async def test_every_connection_taken_is_retried_as_busy_not_a_wrong_password(
     assert len(api.message_index("me", "INBOX")) == 3
     states = [e.state for e in events.pending() if isinstance(e, ConnectionChanged)]
     assert ConnState.AUTH_FAILED not in states, states
+
+
+def lock_left_by_a_kill(server: Dovecot, user: User, folder: str) -> Path:
+    """The Maildir lock of ``folder`` as a Dovecot killed between creating it and writing its
+    pid into it leaves it: empty, so whoever finds it waits for it to age (two minutes)."""
+    mail = pwd.getpwnam("mail")
+    lock = server.maildir(user) / f".{folder}" / "dovecot-uidlist.lock"
+    lock.touch(mode=0o600)
+    os.chown(lock, mail.pw_uid, mail.pw_gid)
+    return lock
+
+
+async def test_a_folder_left_locked_by_a_killed_dovecot_is_retried_backing_off(
+    dovecot_factory: Callable[..., Dovecot], api_for: Callable[..., MailApi]
+) -> None:
+    """Every session that reads the locked folder (the watcher's NOTIFY covers it) stalls
+    until the lock ages, and Dovecot keeps each session given up on: it never reads our side
+    closing. Each login reset the backoff, so the account came back every timeout + 50 ms
+    and filled the cap on connections per user within 30 s (CI: the restart test above timed
+    out, its watcher refused for "too many connections"). The backoff now grows until a
+    sync completes, and the account syncs as soon as the lock has gone."""
+    server = dovecot_factory(tls=False)
+    user = server.add_user("stalled")
+    other = device(server, user)
+    append_many(other, 3)
+    other.select("Archive")  # made on disk
+    other.logout()
+    lock = lock_left_by_a_kill(server, user, "Archive")
+    tuning = Tuning(backoff_min=0.2, backoff_max=30.0, dead_after=2.0, poll_every=0.5)
+    api = api_for(server, user, timeout=1, tuning=tuning)
+    events = api.subscribe()
+    api.start()
+    delays: list[float] = []
+    while len(delays) < 4:  # each one a login, then a command unanswered for a second
+        lost = await events.wait_for(ConnectionChanged, 15, state=ConnState.OFFLINE)
+        assert lost.retry_in is not None
+        delays.append(lost.retry_in)
+    assert delays[3] >= 0.2 * 2**3 / 2, delays  # (before: every one under 0.2 s)
+    lock.unlink()
+    account = api.engine.imap["me"]
+    await account.wait_synced(30)
+    assert len(api.message_index("me", "INBOX")) == 3

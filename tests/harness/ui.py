@@ -82,3 +82,68 @@ async def synced(app: Any, timeout: float = 15.0) -> None:
 def screen_text(app: Any) -> str:
     """What the terminal shows now, as plain text (one line per row)."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+class Terminal:
+    """The cells a terminal shows, kept from the frames the app hands it (``App._display``):
+    starts as the screen is now, then takes each update as a terminal would. A widget that
+    changes without asking for the right rows to be repainted leaves this behind what
+    ``expected()`` (the whole screen drawn afresh) shows."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.rows = [self._cells(strip) for strip in app.screen._compositor.render_strips()]
+        display = app._display
+
+        def recorded(screen: Any, update: Any) -> None:
+            if update is not None and screen is app.screen:
+                self._apply(update)
+            display(screen, update)
+
+        app._display = recorded
+
+    @staticmethod
+    def _cells(segments: Any) -> list[tuple[str, Any]]:
+        from rich.cells import cell_len
+
+        cells: list[tuple[str, Any]] = []
+        for segment in segments:
+            if segment.control:
+                continue
+            for char in segment.text:
+                cells += [(char, segment.style)] + [("", segment.style)] * (cell_len(char) - 1)
+        return cells
+
+    def _apply(self, update: Any) -> None:
+        from rich.segment import ControlType
+
+        console = self.app.console
+        x = y = 0
+        for segment in update.__rich_console__(console, console.options):
+            if segment.control:
+                for code in segment.control:
+                    if code[0] == ControlType.CURSOR_MOVE_TO:
+                        x, y = code[1], code[2]
+                continue
+            if segment.text == "\n":
+                continue
+            cells = self._cells([segment])
+            while len(self.rows) <= y:
+                self.rows.append([])
+            row = self.rows[y]
+            row.extend([(" ", None)] * (x + len(cells) - len(row)))
+            row[x : x + len(cells)] = cells
+            x += len(cells)
+
+    def expected(self) -> list[list[tuple[str, Any]]]:
+        """The screen drawn afresh from every widget, as the same cells."""
+        for widget in self.app.screen._compositor.visible_widgets:
+            widget._styles_cache.clear()  # (Textual's lines kept from earlier frames)
+        return [self._cells(strip) for strip in self.app.screen._compositor.render_strips()]
+
+    def shows(self) -> bool:
+        """The terminal shows what the app's widgets draw now."""
+        return self.rows[: len(self.expected())] == self.expected()
+
+    def text(self, y: int) -> str:
+        return "".join(char for char, _ in self.rows[y])

@@ -39,15 +39,15 @@ async def test_the_first_frame_comes_from_the_head_and_the_index_follows(
     config = await warm_config(mailbox, monkeypatch)
     app = KittiwakeApp(config)
     first_frame: list[tuple[bool, int]] = []  # (index read in full?, rows known)
-    render_line = MessageList.render_line
+    line = MessageList._line  # (render_line's, and render_lines' for each of its lines)
 
-    def list_render_line(self: MessageList, y: int):  # type: ignore[no-untyped-def]
-        strip = render_line(self, y)
+    def list_line(self: MessageList, y: int, *args: object):  # type: ignore[no-untyped-def]
+        strip = line(self, y, *args)
         if self.row_count and y == self.size.height - 1 and not first_frame:
             first_frame.append((self.index_complete, self.row_count))  # its last line drawn
         return strip
 
-    monkeypatch.setattr(MessageList, "render_line", list_render_line)
+    monkeypatch.setattr(MessageList, "_line", list_line)
     monkeypatch.setattr(message_list, "INDEX_SLICE", 7)
     slices: list[int] = []  # rows read when each slice is asked for
     read_more = MessageList._read_more

@@ -3,6 +3,7 @@ the engine's bus, as the engine does after writing its cache, and reads what the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -283,6 +284,41 @@ async def test_the_status_bar_counts_a_syncing_folder_at_most_once_a_second(
         _publish(app, FolderCountsChanged("mine", "INBOX", 5008, 7))
         await until(pilot, lambda: "5,008 messages · 7 unread" in str(bar.render()))
         assert len(counted) <= 1
+
+
+async def test_the_status_bar_leaves_new_mail_to_the_engines_count(
+    xdg: Path, mailbox: Callable[..., Config]
+) -> None:
+    """New mail from another device is counted by the engine right after it is stored
+    (``FolderCountsChanged``): the status bar shows that count instead of counting the
+    folder again itself (~10 ms at 100,000 messages, which delayed a next change). Mail
+    whose count never comes is counted by the status bar a second later."""
+    app = KittiwakeApp(mailbox(8))
+    async with app.run_test(size=(160, 30)) as pilot:
+        await synced(app)
+        bar = _mailbox(app).query_one(StatusBar)
+        await until(pilot, lambda: str(bar.render()).startswith("mine · INBOX · 8 messages"))
+        counted: list[tuple[str, str]] = []
+        real = app.api.counts
+
+        def counts(account: str, folder: str) -> tuple[int, int]:
+            counted.append((account, folder))
+            return real(account, folder)
+
+        app.api.counts = counts  # type: ignore[method-assign]
+        # (the last count a second old or more: before, new mail was counted again at once)
+        await until(pilot, lambda: time.monotonic() - bar._counted[("mine", "INBOX")] >= 1.1)
+        _publish(app, MessagesAdded("mine", "INBOX", ()))
+        await until(pilot, lambda: ("mine", "INBOX") in bar._stale)
+        await pilot.pause()  # the list's frame and what follows it, before the engine counts
+        _publish(app, FolderCountsChanged("mine", "INBOX", 9, 6))
+        await until(pilot, lambda: "9 messages · 6 unread" in str(bar.render()))
+        assert counted == []
+        _cache(app).set_flags("INBOX", {2: frozenset()})  # its count never comes
+        _publish(app, MessagesAdded("mine", "INBOX", ()))
+        await until(pilot, lambda: "9 messages · 6 unread" not in str(bar.render()), timeout=3)
+        assert counted == [("mine", "INBOX")]
+        assert "8 messages · 6 unread" in str(bar.render())
 
 
 async def test_the_app_tells_new_mail_and_what_sending_and_syncing_said(

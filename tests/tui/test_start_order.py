@@ -23,7 +23,7 @@ def record_order(app: KittiwakeApp, monkeypatch: pytest.MonkeyPatch) -> list[str
     draws a message's row, and "start" when the engine is started."""
     order: list[str] = []
     start, compose = app.api.start, MailboxScreen.compose
-    render_line = MessageList.render_line
+    line = MessageList._line  # (render_line's, and render_lines' for each of its lines)
 
     def api_start() -> None:
         order.append("start")
@@ -33,14 +33,14 @@ def record_order(app: KittiwakeApp, monkeypatch: pytest.MonkeyPatch) -> list[str
         order.append("compose")
         return compose(self)
 
-    def list_render_line(self: MessageList, y: int):  # type: ignore[no-untyped-def]
+    def list_line(self: MessageList, y: int, *args: object):  # type: ignore[no-untyped-def]
         if self.scroll_offset.y + y < len(self.index) and "row" not in order:
             order.append("row")
-        return render_line(self, y)
+        return line(self, y, *args)
 
     monkeypatch.setattr(app.api, "start", api_start)
     monkeypatch.setattr(MailboxScreen, "compose", screen_compose)
-    monkeypatch.setattr(MessageList, "render_line", list_render_line)
+    monkeypatch.setattr(MessageList, "_line", list_line)
     return order
 
 
