@@ -171,7 +171,7 @@ class MailApi:
         if self._composer_made is None:
             from kittiwake.core.compose.service import Composer
 
-            self._composer_made = Composer(self.engine, self.message, tally=self._tally)
+            self._composer_made = Composer(self.engine, self.message, self._tally)
         return self._composer_made
 
     @property

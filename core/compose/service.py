@@ -27,7 +27,7 @@ from kittiwake.core.compose.draft import ComposeError, Draft, parse_addresses
 from kittiwake.core.compose.drafts import LocalDraft, LocalDrafts
 from kittiwake.core.compose.query import run_query
 from kittiwake.core.compose.signature import identity_for, sign, signature_text, swap
-from kittiwake.core.compose.status import OutboxStatus, OutboxTally
+from kittiwake.core.compose.status import OutboxTally
 from kittiwake.core.config import Account
 from kittiwake.core.crypto import autocrypt
 from kittiwake.core.crypto.gpg import GnuPG
@@ -83,8 +83,8 @@ class Composer:
         self,
         engine: Engine,
         load: LoadMessage,
+        tally: OutboxTally,
         drafts_root: Path | None = None,
-        tally: OutboxTally | None = None,
     ) -> None:
         self.engine = engine
         self.config = engine.config
@@ -94,7 +94,7 @@ class Composer:
         """Drafts open in the composer now (recovery leaves them alone)."""
         #: What waits in the outboxes (``MailApi`` keeps it from the start and notes the
         #: events into it: this composer is made when first used).
-        self.tally = tally or OutboxTally(engine.outboxes)
+        self.tally = tally
         self._seen: tuple[float, list[Seen]] | None = None
         self._queried: dict[str, tuple[float, list[Address]]] = {}
         self._recovering: set[str] = set()
@@ -584,10 +584,6 @@ class Composer:
         task = asyncio.get_running_loop().create_task(self.recover(account))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def outbox_status(self) -> OutboxStatus:
-        """What waits in every outbox, and why (``OutboxTally.status``)."""
-        return self.tally.status()
 
     # -- addresses ------------------------------------------------------------------------
 

@@ -62,7 +62,7 @@ from kittiwake.core.transport import Credential, credential
 # The protocol itself (the parser, the connection and client, aioimaplib, the raw rows'
 # decoder) is imported when the account first connects or decodes, not with the account: a
 # warm start draws the cached list before the engine connects, and those imports cost ~30 ms
-# of CPU (tests/unit/test_start_imports.py holds the line).
+# of CPU (tests/tui/test_first_screen_imports.py holds the line).
 if TYPE_CHECKING:
     from kittiwake.core.imap.client import ImapClient, SelectInfo
     from kittiwake.core.imap.connection import ImapConnection

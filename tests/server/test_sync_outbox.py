@@ -30,7 +30,7 @@ from harness import (
     wait_for_messages,
 )
 
-from kittiwake.core.compose.service import OutboxStatus
+from kittiwake.core.compose.status import OutboxStatus
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.events import DeliveryUncertain, Event, OutboxChanged
 from kittiwake.core.smtp.outbox import Backoff, ItemState, Outbox, OutboxRunner

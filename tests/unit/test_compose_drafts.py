@@ -12,7 +12,7 @@ from kittiwake.core.compose.draft import DataAttachment, Draft
 from kittiwake.core.compose.drafts import LocalDraft, LocalDrafts
 from kittiwake.core.compose.mime import draft_bytes
 from kittiwake.core.compose.reply import draft_from_message
-from kittiwake.core.compose.service import OutboxStatus
+from kittiwake.core.compose.status import OutboxStatus
 from kittiwake.core.config import config_from_dict
 from kittiwake.core.message.mime import parse_message
 from kittiwake.core.models import Address
