@@ -57,7 +57,8 @@ HEAVY = (
     "kittiwake.tui.screens.help",
 )
 
-CHILD = """
+#: What both children start with: the app's imports, and which of ``HEAVY`` are loaded.
+PRELUDE = """
 import asyncio, json, sys
 from pathlib import Path
 from kittiwake.core.config import load_config
@@ -68,7 +69,11 @@ HEAVY = tuple(json.loads(sys.argv[2]))
 
 def loaded():
     return sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+"""
 
+CHILD = (
+    PRELUDE
+    + """
 async def main():
     app = KittiwakeApp(load_config(Path(sys.argv[1])))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -90,6 +95,7 @@ async def main():
 
 asyncio.run(main())
 """
+)
 
 
 def write_config(path: Path, dovecot: Dovecot, user: User, postfix: Postfix | None = None) -> None:
@@ -162,18 +168,9 @@ WARM = (
     "kittiwake.core.imap.deliver",
 )
 
-WARM_CHILD = """
-import asyncio, json, sys
-from pathlib import Path
-from kittiwake.core.config import load_config
-from kittiwake.tui.app import KittiwakeApp
-from kittiwake.tui.widgets.message_list import MessageList
-
-HEAVY = tuple(json.loads(sys.argv[2]))
-
-def loaded():
-    return sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
-
+WARM_CHILD = (
+    PRELUDE
+    + """
 at_engine = []
 start_engine = KittiwakeApp.start_engine
 
@@ -200,6 +197,7 @@ async def main():
 
 asyncio.run(main())
 """
+)
 
 
 def test_warm_first_screen_loads_no_imap_protocol(

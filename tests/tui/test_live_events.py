@@ -48,6 +48,19 @@ def _cache(app: KittiwakeApp) -> Cache:
     return app.api.engine.imap["mine"].cache
 
 
+def _count_calls(app: KittiwakeApp) -> list[tuple[str, str]]:
+    """The (account, folder) of each ``api.counts`` call from now on."""
+    counted: list[tuple[str, str]] = []
+    real = app.api.counts
+
+    def counts(account: str, folder: str) -> tuple[int, int]:
+        counted.append((account, folder))
+        return real(account, folder)
+
+    app.api.counts = counts  # type: ignore[method-assign]
+    return counted
+
+
 def _publish(app: KittiwakeApp, *events: Any) -> None:
     for event in events:
         app.api.engine.bus.publish(event)
@@ -265,14 +278,7 @@ async def test_the_status_bar_counts_a_syncing_folder_at_most_once_a_second(
         await synced(app)
         bar = _mailbox(app).query_one(StatusBar)
         await until(pilot, lambda: str(bar.render()).startswith("mine · INBOX · 8 messages"))
-        counted: list[tuple[str, str]] = []
-        real = app.api.counts
-
-        def counts(account: str, folder: str) -> tuple[int, int]:
-            counted.append((account, folder))
-            return real(account, folder)
-
-        app.api.counts = counts  # type: ignore[method-assign]
+        counted = _count_calls(app)
         for done in range(100, 5100, 100):
             _publish(
                 app,
@@ -298,14 +304,7 @@ async def test_the_status_bar_leaves_new_mail_to_the_engines_count(
         await synced(app)
         bar = _mailbox(app).query_one(StatusBar)
         await until(pilot, lambda: str(bar.render()).startswith("mine · INBOX · 8 messages"))
-        counted: list[tuple[str, str]] = []
-        real = app.api.counts
-
-        def counts(account: str, folder: str) -> tuple[int, int]:
-            counted.append((account, folder))
-            return real(account, folder)
-
-        app.api.counts = counts  # type: ignore[method-assign]
+        counted = _count_calls(app)
         # (the last count a second old or more: before, new mail was counted again at once)
         await until(pilot, lambda: time.monotonic() - bar._counted[("mine", "INBOX")] >= 1.1)
         _publish(app, MessagesAdded("mine", "INBOX", ()))
